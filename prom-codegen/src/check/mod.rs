@@ -1,0 +1,69 @@
+//! Lint: every rule over a loaded spec, all problems reported in one pass.
+
+mod fields;
+mod names;
+mod refs;
+mod schemas;
+mod versions;
+
+pub use fields::{FieldError, resolve as resolve_field};
+pub use names::{RESERVED_HEADERS, is_header_name, is_topic_name, topic_name_error};
+pub use refs::derived_topics;
+
+use crate::diag::{self, Diagnostic};
+use crate::spec::{self, Spec};
+use std::path::PathBuf;
+
+/// Runs every lint rule on a loaded spec.
+pub fn check(spec: &Spec) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    names::check(spec, &mut out);
+    schemas::check(spec, &mut out);
+    versions::check(spec, &mut out);
+    refs::check(spec, &mut out);
+    diag::sort(&mut out);
+    out
+}
+
+/// A spec with all its diagnostics: load problems and lint findings, sorted.
+#[derive(Debug, Clone)]
+pub struct Linted {
+    /// The spec (usable for generation only when there are no errors).
+    pub spec: Spec,
+    /// Every problem, sorted by location.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Linted {
+    /// Whether any diagnostic is an error.
+    pub fn has_errors(&self) -> bool {
+        diag::has_errors(&self.diagnostics)
+    }
+
+    /// All diagnostics rendered for a terminal, followed by a summary line.
+    pub fn render(&self) -> String {
+        let mut text: String =
+            self.diagnostics.iter().map(|d| diag::render(d, &self.spec.sources) + "\n").collect();
+        let errors = self.diagnostics.iter().filter(|d| d.severity == diag::Severity::Error).count();
+        let warnings = self.diagnostics.len() - errors;
+        text.push_str(&format!("{errors} error(s), {warnings} warning(s)\n"));
+        text
+    }
+}
+
+/// Loads spec files or directories and lints them.
+pub fn lint_paths(paths: &[PathBuf]) -> Linted {
+    finish(spec::load_paths(paths))
+}
+
+/// Loads a spec from text (for tests, fuzzing and editors) and lints it.
+pub fn lint_str(name: &str, text: &str) -> Linted {
+    finish(spec::load_str(std::path::Path::new(name), text, std::path::Path::new(".")))
+}
+
+fn finish(loaded: spec::Loaded) -> Linted {
+    let mut diagnostics = loaded.diagnostics;
+    diagnostics.extend(check(&loaded.spec));
+    diag::sort(&mut diagnostics);
+    Linted { spec: loaded.spec, diagnostics }
+}

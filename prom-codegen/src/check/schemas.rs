@@ -1,0 +1,152 @@
+//! Payload schemas must be valid JSON Schemas with an object root.
+
+use crate::diag::{Code, Diagnostic};
+use crate::spec::{Schema, Spec};
+use serde_json::Value;
+
+/// Checks every version's schema; returns whether all of them are usable by later rules.
+pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
+    for topic in spec.topics.values() {
+        for version in &topic.versions {
+            check_schema(&version.schema, out);
+        }
+    }
+}
+
+/// Whether a schema passed [`check_schema`] with no errors (later rules skip broken ones).
+pub fn is_usable(schema: &Schema) -> bool {
+    let mut out = Vec::new();
+    check_schema(schema, &mut out);
+    out.is_empty()
+}
+
+fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
+    let json = &schema.json;
+    let meta = match meta_validator(json) {
+        Ok(meta) => meta,
+        Err(uri) => {
+            out.push(
+                Diagnostic::error(
+                    Code::InvalidSchema,
+                    schema.span_at("/$schema"),
+                    format!("unknown `$schema` `{uri}`"),
+                )
+                .with_help("use draft 2020-12 (the default), 2019-09, 7, 6 or 4"),
+            );
+            return;
+        }
+    };
+    let before = out.len();
+    for error in meta.iter_errors(json) {
+        let pointer = error.instance_path().as_str().to_owned();
+        let span = schema.span_at(&pointer);
+        let location = if pointer.is_empty() { "the schema root".to_owned() } else { format!("`{pointer}`") };
+        out.push(
+            Diagnostic::error(
+                Code::InvalidSchema,
+                span,
+                format!("invalid JSON Schema at {location}: {error}"),
+            )
+            .with_help(help_for(json.pointer(&pointer))),
+        );
+    }
+    if out.len() > before {
+        return;
+    }
+    for pointer in external_refs(json, String::new()) {
+        out.push(
+            Diagnostic::error(
+                Code::InvalidSchema,
+                schema.span_at(&pointer),
+                "`$ref` inside a schema must be local (`#/$defs/...`)",
+            )
+            .with_help(
+                "reference whole files at `schema: { $ref: file.json }`; move shared parts into `$defs`",
+            ),
+        );
+    }
+    if out.len() > before {
+        return;
+    }
+    // The meta-schema does not check regexes or that local refs resolve; compiling does.
+    if let Err(error) = jsonschema::options().build(json) {
+        let pointer = error.schema_path().as_str().to_owned();
+        out.push(
+            Diagnostic::error(
+                Code::InvalidSchema,
+                schema.span_at(&pointer),
+                format!("invalid JSON Schema: {error}"),
+            )
+            .with_help("fix the keyword so the schema compiles (regexes use ECMA-262 syntax)"),
+        );
+        return;
+    }
+    let is_object = match json.get("type") {
+        Some(Value::String(t)) => t == "object",
+        Some(Value::Array(ts)) => ts.len() == 1 && ts[0] == "object",
+        _ => false,
+    };
+    if !is_object {
+        let span = schema.node.key_span("/type").unwrap_or(&schema.span);
+        out.push(
+            Diagnostic::error(
+                Code::SchemaRootNotObject,
+                span,
+                "a payload schema's root must be `type: object`",
+            )
+            .with_help(
+                "event payloads are JSON objects; add `type: object` and describe fields under `properties`",
+            ),
+        );
+    }
+}
+
+fn meta_validator(json: &Value) -> Result<jsonschema::meta::MetaValidator<'static>, String> {
+    let uri = match json.get("$schema") {
+        None => return Ok(jsonschema::draft202012::meta::validator()),
+        Some(Value::String(uri)) => uri.trim_end_matches('#'),
+        Some(other) => return Err(other.to_string()),
+    };
+    let uri = uri.replace("https://", "http://");
+    Ok(match uri.as_str() {
+        "http://json-schema.org/draft-04/schema" => jsonschema::draft4::meta::validator(),
+        "http://json-schema.org/draft-06/schema" => jsonschema::draft6::meta::validator(),
+        "http://json-schema.org/draft-07/schema" => jsonschema::draft7::meta::validator(),
+        "http://json-schema.org/draft/2019-09/schema" => jsonschema::draft201909::meta::validator(),
+        "http://json-schema.org/draft/2020-12/schema" => jsonschema::draft202012::meta::validator(),
+        _ => return Err(uri),
+    })
+}
+
+/// Pointers of `$ref`s that leave the document.
+fn external_refs(json: &Value, at: String) -> Vec<String> {
+    match json {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                match (k.as_str(), v) {
+                    ("$ref", Value::String(r)) if !r.starts_with('#') => vec![here],
+                    // `const`, `enum`, `default` and `examples` hold data, not schemas.
+                    ("const" | "enum" | "default" | "examples", _) => Vec::new(),
+                    _ => external_refs(v, here),
+                }
+            })
+            .collect(),
+        Value::Array(items) => {
+            items.iter().enumerate().flat_map(|(i, v)| external_refs(v, format!("{at}/{i}"))).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn help_for(value: Option<&Value>) -> String {
+    const TYPES: &[&str] = &["string", "integer", "number", "boolean", "object", "array", "null"];
+    if let Some(Value::String(s)) = value {
+        let hint = crate::suggest::did_you_mean(s, TYPES.iter().copied());
+        if !hint.is_empty() {
+            return hint;
+        }
+    }
+    "check the keyword's allowed values in JSON Schema draft 2020-12".to_owned()
+}

@@ -1,0 +1,352 @@
+//! Version numbering, compatibility between versions, and upcast blocks.
+
+use super::fields::property_names;
+use super::schemas::is_usable;
+use crate::compat::{self, PairMode, Report};
+use crate::diag::{Code, Diagnostic};
+use crate::source::Located;
+use crate::spec::{CompatMode, Spec, Topic, Upcast, Version};
+use crate::suggest::did_you_mean;
+use serde_json::{Value, json};
+
+/// Checks every topic's versions.
+pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
+    for topic in spec.topics.values() {
+        numbering(topic, out);
+        let usable: Vec<bool> = topic.versions.iter().map(|v| is_usable(&v.schema)).collect();
+        for (j, version) in topic.versions.iter().enumerate() {
+            let Some(upcast) = &version.upcast else { continue };
+            if j == 0 {
+                out.push(
+                    Diagnostic::error(
+                        Code::UpcastMisplaced,
+                        &upcast.span,
+                        format!("version {} has no earlier version to upcast from", version.number.value),
+                    )
+                    .with_help("move the `upcast` block to the version it produces (v2 upcasts from v1)"),
+                );
+                continue;
+            }
+            let declarative =
+                !upcast.rename.is_empty() || !upcast.remove.is_empty() || !upcast.set_default.is_empty();
+            if let (Some(with), true) = (&upcast.with, declarative) {
+                out.push(
+                    Diagnostic::error(Code::UpcastMisplaced, &with.span, "`with` cannot be combined with declarative steps")
+                        .with_help("do the whole conversion in the `with` function, or only use rename/remove/set_default"),
+                );
+            } else if usable[j - 1] && usable[j] && upcast.with.is_none() {
+                check_upcast(topic, &topic.versions[j - 1], version, upcast, out);
+            }
+        }
+        compatibility(topic, &usable, out);
+    }
+}
+
+fn numbering(topic: &Topic, out: &mut Vec<Diagnostic>) {
+    if topic.versions_incomplete {
+        return;
+    }
+    if topic.versions.is_empty() {
+        out.push(
+            Diagnostic::error(
+                Code::VersionNumbering,
+                &topic.versions_span,
+                format!("topic `{}` declares no versions", topic.name.value),
+            )
+            .with_help("declare `versions: { 1: { schema: ... } }`"),
+        );
+        return;
+    }
+    let mut expected = 1;
+    for version in &topic.versions {
+        let n = version.number.value;
+        if n != expected {
+            let message = if expected == 1 {
+                format!("versions start at 1, but the first is {n}")
+            } else {
+                format!("version {n} follows version {}: version {expected} is missing", expected - 1)
+            };
+            out.push(
+                Diagnostic::error(Code::VersionNumbering, &version.number.span, message)
+                    .with_help("number versions 1, 2, 3, ... without gaps; never delete a published version"),
+            );
+        }
+        expected = n + 1;
+    }
+}
+
+fn compatibility(topic: &Topic, usable: &[bool], out: &mut Vec<Diagnostic>) {
+    let (pair_mode, transitive) = match topic.compat_mode() {
+        CompatMode::None => return,
+        CompatMode::Backward => (PairMode::Backward, false),
+        CompatMode::Forward => (PairMode::Forward, false),
+        CompatMode::Full => (PairMode::Full, false),
+        CompatMode::BackwardTransitive => (PairMode::Backward, true),
+        CompatMode::ForwardTransitive => (PairMode::Forward, true),
+        CompatMode::FullTransitive => (PairMode::Full, true),
+    };
+    let versions = &topic.versions;
+    for j in 1..versions.len() {
+        let first = if transitive { 0 } else { j - 1 };
+        for k in first..j {
+            // An upcast between the two means readers never see the older shape.
+            let upcast_between = versions[k + 1..=j].iter().any(|v| v.upcast.is_some());
+            if upcast_between || !usable[k] || !usable[j] {
+                continue;
+            }
+            match compat::check(&versions[k].schema.json, &versions[j].schema.json, pair_mode) {
+                Ok(report) => report_pair(topic, &versions[k], &versions[j], pair_mode, &report, out),
+                Err(error) => out.push(Diagnostic::error(
+                    Code::InvalidSchema,
+                    versions[j].schema.span_at(&error.path),
+                    format!("cannot compare schemas: {}", error.message),
+                )),
+            }
+        }
+    }
+}
+
+fn report_pair(
+    topic: &Topic,
+    old: &Version,
+    new: &Version,
+    mode: PairMode,
+    report: &Report,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mode_name = match mode {
+        PairMode::Backward => "backward",
+        PairMode::Forward => "forward",
+        PairMode::Full => "fully",
+    };
+    let (name, o, n) = (&topic.name.value, old.number.value, new.number.value);
+    let help = format!(
+        "make the change compatible, add an `upcast` block to version {n} that converts v{o} payloads, or change `compat` (now `{}`)",
+        serde_json::to_value(topic.compat_mode())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    for violation in &report.violations {
+        let span =
+            new.schema.node.key_span(&violation.path).unwrap_or_else(|| new.schema.span_at(&violation.path));
+        out.push(
+            Diagnostic::error(
+                Code::IncompatibleChange,
+                span,
+                format!("`{name}` v{n} is not {mode_name} compatible with v{o}: {}", violation.message),
+            )
+            .with_label(violation.rule.as_str())
+            .with_help(help.clone()),
+        );
+    }
+    for undecided in &report.undecided {
+        out.push(
+            Diagnostic::warning(
+                Code::CompatUndecided,
+                new.schema.span_at(&undecided.path),
+                format!(
+                    "cannot decide whether `{name}` v{n} is {mode_name} compatible with v{o}: {}",
+                    undecided.message
+                ),
+            )
+            .with_label(undecided.rule.as_str())
+            .with_help("simplify the construct, or add an `upcast` block so compatibility is not needed"),
+        );
+    }
+}
+
+fn check_upcast(topic: &Topic, from: &Version, to: &Version, upcast: &Upcast, out: &mut Vec<Diagnostic>) {
+    let (src, tgt) = (&from.schema.json, &to.schema.json);
+    let src_fields = property_names(src);
+    let tgt_fields = property_names(tgt);
+    let (f, t) = (from.number.value, to.number.value);
+    let steps_checked_from = out.len();
+    let unknown = |field: &Located<String>, step: &str| {
+        let hint = did_you_mean(&field.value, src_fields.iter().copied());
+        Diagnostic::error(
+            Code::UpcastUnknownField,
+            &field.span,
+            format!("`{step}` names `{}`, which `{}` v{f} does not have", field.value, topic.name.value),
+        )
+        .with_help(if hint.is_empty() {
+            format!("v{f} fields: {}", src_fields.join(", "))
+        } else {
+            hint
+        })
+    };
+    for (old, new) in &upcast.rename {
+        if !src_fields.contains(&old.as_str()) {
+            out.push(unknown(old, "rename"));
+        }
+        if !tgt_fields.contains(&new.as_str()) {
+            let hint = did_you_mean(&new.value, tgt_fields.iter().copied());
+            out.push(
+                Diagnostic::error(
+                    Code::UpcastOutput,
+                    &new.span,
+                    format!("renamed field `{}` is not declared in v{t}", new.value),
+                )
+                .with_help(if hint.is_empty() {
+                    format!("v{t} fields: {}", tgt_fields.join(", "))
+                } else {
+                    hint
+                }),
+            );
+        }
+    }
+    for field in &upcast.remove {
+        if !src_fields.contains(&field.as_str()) {
+            out.push(unknown(field, "remove"));
+        }
+    }
+    for (field, value) in &upcast.set_default {
+        check_default(topic, to, field, value, out);
+    }
+    // A broken step already explains why the output is wrong; don't repeat it as P206.
+    if out.len() > steps_checked_from {
+        return;
+    }
+    let output = upcast_output(src, upcast);
+    match compat::subset(&output, tgt) {
+        Ok(report) => {
+            for violation in &report.violations {
+                out.push(
+                    Diagnostic::error(
+                        Code::UpcastOutput,
+                        &upcast.span,
+                        format!("upcast output from v{f} does not satisfy v{t}: {}", violation.message),
+                    )
+                    .with_label(format!("at `{}`", violation.path))
+                    .with_help(format!(
+                        "add `rename`, `remove` or `set_default` steps so every v{f} payload becomes a valid v{t} payload, or use `with:`"
+                    )),
+                );
+            }
+            for undecided in &report.undecided {
+                out.push(
+                    Diagnostic::warning(
+                        Code::CompatUndecided,
+                        &upcast.span,
+                        format!(
+                            "cannot decide whether the upcast output from v{f} satisfies v{t}: {}",
+                            undecided.message
+                        ),
+                    )
+                    .with_help("test this upcast with a fixture"),
+                );
+            }
+        }
+        Err(error) => out.push(Diagnostic::error(
+            Code::InvalidSchema,
+            to.schema.span_at(&error.path),
+            format!("cannot compare schemas: {}", error.message),
+        )),
+    }
+}
+
+fn check_default(
+    topic: &Topic,
+    to: &Version,
+    field: &Located<String>,
+    value: &crate::yaml::Node,
+    out: &mut Vec<Diagnostic>,
+) {
+    let tgt = &to.schema.json;
+    let t = to.number.value;
+    let Some(prop) = tgt.get("properties").and_then(|p| p.get(&field.value)) else {
+        let hint = did_you_mean(&field.value, property_names(tgt));
+        out.push(
+            Diagnostic::error(
+                Code::UpcastDefaultType,
+                &field.span,
+                format!(
+                    "`set_default` names `{}`, which `{}` v{t} does not declare",
+                    field.value, topic.name.value
+                ),
+            )
+            .with_help(if hint.is_empty() {
+                format!("declare `{}` in v{t}'s properties", field.value)
+            } else {
+                hint
+            }),
+        );
+        return;
+    };
+    let Ok(value_json) = value.to_json() else {
+        out.push(Diagnostic::error(
+            Code::UpcastDefaultType,
+            &value.span,
+            "defaults cannot be NaN or infinite",
+        ));
+        return;
+    };
+    // The property schema may use `#/$defs/...`; validate it with the root's definitions in scope.
+    let mut wrapper = match prop {
+        Value::Object(map) => Value::Object(map.clone()),
+        other => other.clone(),
+    };
+    if let Value::Object(map) = &mut wrapper {
+        for defs in ["$defs", "definitions"] {
+            if let Some(d) = tgt.get(defs) {
+                map.entry(defs).or_insert_with(|| d.clone());
+            }
+        }
+    }
+    let Ok(validator) = jsonschema::validator_for(&wrapper) else { return };
+    if let Err(error) = validator.validate(&value_json) {
+        out.push(
+            Diagnostic::error(
+                Code::UpcastDefaultType,
+                &value.span,
+                format!("default for `{}` does not fit its v{t} schema: {error}", field.value),
+            )
+            .with_label(format!("v{t} declares {}", json_short(prop)))
+            .with_help("give a default of the field's type that satisfies its constraints"),
+        );
+    }
+}
+
+/// The schema of what the declarative steps produce from a source-version payload.
+fn upcast_output(src: &Value, upcast: &Upcast) -> Value {
+    let mut out = src.clone();
+    let Value::Object(root) = &mut out else { return out };
+    let mut props = root.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let mut required: Vec<String> = root
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    for (old, new) in &upcast.rename {
+        if let Some(schema) = props.remove(&old.value) {
+            props.insert(new.value.clone(), schema);
+        }
+        for r in required.iter_mut().filter(|r| **r == old.value) {
+            r.clone_from(&new.value);
+        }
+    }
+    for field in &upcast.remove {
+        props.remove(&field.value);
+        required.retain(|r| *r != field.value);
+    }
+    for (field, value) in &upcast.set_default {
+        let Ok(value) = value.to_json() else { continue };
+        // Present fields keep their value; absent ones get the default.
+        let schema = match props.remove(&field.value) {
+            Some(existing) => json!({ "anyOf": [existing, { "const": value }] }),
+            None => json!({ "const": value }),
+        };
+        props.insert(field.value.clone(), schema);
+        if !required.contains(&field.value) {
+            required.push(field.value.clone());
+        }
+    }
+    root.insert("properties".to_owned(), Value::Object(props));
+    root.insert("required".to_owned(), Value::from(required));
+    out
+}
+
+fn json_short(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 { format!("{}…", text.chars().take(60).collect::<String>()) } else { text }
+}

@@ -1,0 +1,56 @@
+//! `prom-codegen build` and `prom-codegen check`.
+
+use crate::generate::{Generated, generate, write_if_changed};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+fn lint_and_generate(specs: &[PathBuf]) -> Option<Generated> {
+    let base = std::env::current_dir().ok();
+    match generate(specs, base.as_deref()) {
+        Ok(generated) => {
+            if !generated.linted.diagnostics.is_empty() {
+                eprint!("{}", generated.linted.render());
+            }
+            Some(generated)
+        }
+        Err(linted) => {
+            eprint!("{}", linted.render());
+            eprintln!("error: not generating code: fix the errors above first");
+            None
+        }
+    }
+}
+
+pub fn build(specs: &[PathBuf], out: &Path) -> ExitCode {
+    let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
+    match write_if_changed(out, &generated.source) {
+        Ok(true) => eprintln!("wrote {}", out.display()),
+        Ok(false) => eprintln!("{} is up to date", out.display()),
+        Err(error) => {
+            eprintln!("error: cannot write `{}`: {error}", out.display());
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {
+    let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
+    let current = std::fs::read_to_string(out).unwrap_or_default();
+    if current == generated.source {
+        eprintln!("{} is up to date", out.display());
+        return ExitCode::SUCCESS;
+    }
+    let first_difference = current
+        .lines()
+        .zip(generated.source.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or_else(|| current.lines().count().min(generated.source.lines().count()));
+    eprintln!(
+        "error: {} is stale (first difference at line {}); run `prom-codegen build --out {}`",
+        out.display(),
+        first_difference + 1,
+        out.display()
+    );
+    ExitCode::from(1)
+}

@@ -1,0 +1,29 @@
+//! `prom-codegen lint`.
+
+use super::Format;
+use crate::diag::Severity;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn run(mut paths: Vec<PathBuf>, format: Format, deny_warnings: bool) -> ExitCode {
+    if paths.is_empty() {
+        paths.push(PathBuf::from("specs"));
+    }
+    let linted = crate::lint_paths(&paths);
+    match format {
+        Format::Human => eprint!("{}", linted.render()),
+        Format::Json => {
+            let items: Vec<_> = linted.diagnostics.iter().map(|d| d.to_json()).collect();
+            match serde_json::to_string_pretty(&items) {
+                Ok(text) => println!("{text}"),
+                Err(error) => {
+                    eprintln!("error: cannot serialise diagnostics: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    let failed = linted.has_errors()
+        || (deny_warnings && linted.diagnostics.iter().any(|d| d.severity == Severity::Warning));
+    if failed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}

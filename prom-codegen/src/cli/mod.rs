@@ -1,0 +1,95 @@
+//! The `prom-codegen` command line: thin wrappers over the library.
+
+mod build;
+mod compat;
+mod lint;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Prom code generator: lint specs, check schema compatibility, generate code.
+#[derive(Debug, Parser)]
+#[command(name = "prom-codegen", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Lint the specs, then write the generated Rust code (only if it changed).
+    Build {
+        /// Spec file or directory.
+        #[arg(long, default_value = "specs")]
+        specs: Vec<PathBuf>,
+        /// Output file.
+        #[arg(long, default_value = "src/prom_generated.rs")]
+        out: PathBuf,
+    },
+    /// Exit 1 when the generated file on disk is stale (for CI), 0 when it is current.
+    Check {
+        /// Spec file or directory.
+        #[arg(long, default_value = "specs")]
+        specs: Vec<PathBuf>,
+        /// The generated file to compare.
+        #[arg(long, default_value = "src/prom_generated.rs")]
+        out: PathBuf,
+    },
+    /// Lint spec files or directories (default `specs/`); exit 1 on errors.
+    Lint {
+        /// Spec files or directories.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        deny_warnings: bool,
+    },
+    /// Compare two JSON Schemas under a compatibility mode; exit 1 if incompatible, 2 on bad input.
+    Compat {
+        /// The old (earlier) schema, JSON or YAML.
+        old: PathBuf,
+        /// The new schema, JSON or YAML.
+        new: PathBuf,
+        /// none, backward, forward, full or a *_transitive mode.
+        #[arg(long, default_value = "backward")]
+        mode: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print the JSON Schema of the spec format (for editor completion and checks).
+    Schema,
+}
+
+/// Output format of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Rendered for people.
+    Human,
+    /// Machine-readable JSON.
+    Json,
+}
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
+
+/// Runs a parsed command and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Build { specs, out } => build::build(&specs, &out),
+        Command::Check { specs, out } => build::check(&specs, &out),
+        Command::Lint { paths, format, deny_warnings } => lint::run(paths, format, deny_warnings),
+        Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
+        Command::Schema => {
+            println!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
+            ExitCode::SUCCESS
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Arrays: `items`/`prefixItems` (and draft-07 array `items` + `additionalItems`),
+//! `minItems`, `maxItems`, `uniqueItems`, `contains`.
+
+use serde_json::Value;
+
+use super::merge::{Merged, WRef, conj_false};
+use super::model::{Doc, NodeId};
+use super::rule::Rule;
+use super::subset::{Checker, Loc, Outcome};
+
+/// Whether a node spells its tuple the draft-07 way (`items: [...]` + `additionalItems`).
+fn legacy_tuple(doc: &Doc, id: NodeId) -> bool {
+    doc.raw(id).and_then(|v| v.get("items")).is_some_and(Value::is_array)
+}
+
+/// Pointer segment for item `i` (`None` = the items after the tuple).
+fn seg(legacy: bool, i: Option<usize>) -> String {
+    match (legacy, i) {
+        (true, Some(i)) => format!("/items/{i}"),
+        (false, Some(i)) => format!("/prefixItems/{i}"),
+        (true, None) => "/additionalItems".into(),
+        (false, None) => "/items".into(),
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn check_array(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.w, self.r);
+        let kw = rdoc.kw(r);
+        let mut out = Outcome::default();
+        let wlegacy = w.parts.iter().any(|p| legacy_tuple(wdoc, *p));
+        let rlegacy = legacy_tuple(rdoc, r);
+        let wmax = self.max_items_eff(w);
+        let n = w.prefix.len().max(kw.prefix_items.len());
+        let mut closed_reported = false;
+        let closed = |this: &Self, count: usize, out: &mut Outcome| {
+            let rule = this.pick(Rule::AdditionalItemsNarrowed, Rule::AdditionalItemsWidened);
+            let msg = format!(
+                "{} accepts at most {count} item(s) here, but {} may have more",
+                this.rschema(),
+                this.wdata()
+            );
+            let keyword = if rlegacy { "additionalItems" } else { "items" };
+            out.extend(this.violation(loc, keyword, rule, msg));
+        };
+        for i in 0..n {
+            if wmax.is_some_and(|m| (i as u64) >= m) || conj_false(wdoc, w.item(i)) {
+                break;
+            }
+            let (ri, rseg) = match kw.prefix_items.get(i) {
+                Some(id) => (Some(*id), seg(rlegacy, Some(i))),
+                None => (kw.items, seg(rlegacy, None)),
+            };
+            let Some(ri) = ri else { continue };
+            if rdoc.is_false(ri) {
+                closed(self, i, &mut out);
+                closed_reported = true;
+                break;
+            }
+            let wseg = seg(wlegacy, (i < w.prefix.len()).then_some(i));
+            let child = WRef { parts: w.item(i).to_vec() };
+            out.extend(self.sub(&child, ri, &loc.child(&wseg, &rseg)));
+        }
+        let longer = wmax.is_none_or(|m| m > n as u64) && !conj_false(wdoc, &w.rest);
+        if longer
+            && !closed_reported
+            && let Some(rr) = kw.items
+        {
+            if rdoc.is_false(rr) {
+                closed(self, n, &mut out);
+            } else {
+                let wseg = seg(wlegacy, None);
+                let child = WRef { parts: w.rest.clone() };
+                out.extend(self.sub(&child, rr, &loc.child(&wseg, &seg(rlegacy, None))));
+            }
+        }
+        if let Some(rm) = kw.min_items
+            && rm > w.min_items
+        {
+            let (old, new) = self.old_new(w.min_items, rm);
+            out.extend(self.violation(
+                loc,
+                "minItems",
+                self.pick(Rule::MinItemsRaised, Rule::MinItemsLowered),
+                format!(
+                    "minItems {} from {old} to {new}: {} with {} item(s) is rejected by {}",
+                    self.verb("raised", "lowered"),
+                    self.wdata(),
+                    w.min_items,
+                    self.rschema()
+                ),
+            ));
+        }
+        if let Some(rmax) = kw.max_items
+            && wmax.is_none_or(|m| m > rmax)
+        {
+            let wdesc = wmax.map_or("none".to_string(), |m| m.to_string());
+            let (old, new) = self.old_new(wdesc, rmax.to_string());
+            out.extend(self.violation(
+                loc,
+                "maxItems",
+                self.pick(Rule::MaxItemsLowered, Rule::MaxItemsRaised),
+                format!(
+                    "maxItems {} from {old} to {new}: {} with more than {rmax} item(s) is rejected by {}",
+                    self.verb("lowered", "raised"),
+                    self.wdata(),
+                    self.rschema()
+                ),
+            ));
+        }
+        if kw.unique_items
+            && !w.unique
+            && wmax.is_none_or(|m| m >= 2)
+            && !conj_false(wdoc, w.item(0))
+            && !conj_false(wdoc, w.item(1))
+        {
+            let rule = self.pick(Rule::UniqueItemsAdded, Rule::UniqueItemsRemoved);
+            let msg = format!(
+                "uniqueItems {}: {} may repeat an item, which {} rejects",
+                self.verb("added", "removed"),
+                self.wdata(),
+                self.rschema()
+            );
+            // Equal neighbours need one value fitting both positions; with identical
+            // position schemas any value does.
+            out.extend(if w.item(0) == w.item(1) {
+                self.violation(loc, "uniqueItems", rule, msg)
+            } else {
+                self.undecided(loc, "uniqueItems", rule, msg)
+            });
+        }
+        if let Some(rc) = kw.contains
+            && !rdoc.is_true(rc)
+        {
+            out.extend(self.check_contains(w, r, rc, loc));
+        }
+        out
+    }
+
+    fn check_contains(&mut self, w: &Merged, r: NodeId, rc: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.w, self.r);
+        let kw = rdoc.kw(r);
+        let rmin = kw.min_contains.unwrap_or(1);
+        let cloc = loc.child("/contains", "/contains");
+        if kw.max_contains.is_some() {
+            let same = w.contains.iter().any(|(c, mn, mx)| {
+                *mn == kw.min_contains
+                    && *mx == kw.max_contains
+                    && wdoc.raw(*c).is_some_and(|x| Some(x) == rdoc.raw(rc))
+                    && !super::model::mentions_ref(x_or_null(wdoc.raw(*c)))
+            });
+            if same {
+                return Outcome::default();
+            }
+            return self.undecided(
+                loc,
+                "maxContains",
+                Rule::ContainsChanged,
+                format!("{} bounds how many items match `contains`; the checker only accepts an identical constraint", self.rschema()),
+            );
+        }
+        if rmin == 0 {
+            return Outcome::default();
+        }
+        let candidates: Vec<(NodeId, u64)> =
+            w.contains.iter().map(|(c, mn, _)| (*c, mn.unwrap_or(1))).collect();
+        for (c, wmin) in candidates {
+            if wmin >= rmin {
+                let child = WRef { parts: vec![c] };
+                if self.sub(&child, rc, &cloc).is_clean() {
+                    return Outcome::default();
+                }
+            }
+        }
+        if w.prefix.is_empty() && w.min_items >= rmin {
+            let child = WRef { parts: w.rest.clone() };
+            if self.sub(&child, rc, &cloc).is_clean() {
+                return Outcome::default();
+            }
+        }
+        if w.contains.is_empty() && w.min_items == 0 {
+            return self.violation(
+                loc,
+                "contains",
+                Rule::ContainsChanged,
+                format!(
+                    "{} requires an item matching `contains`, but {} may be an empty array",
+                    self.rschema(),
+                    self.wdata()
+                ),
+            );
+        }
+        self.undecided(
+            loc,
+            "contains",
+            Rule::ContainsChanged,
+            format!(
+                "the checker cannot decide whether arrays {} allows always contain an item matching the `contains` of {}",
+                self.wschema(),
+                self.rschema()
+            ),
+        )
+    }
+}
+
+fn x_or_null(v: Option<&Value>) -> &Value {
+    v.unwrap_or(&Value::Null)
+}

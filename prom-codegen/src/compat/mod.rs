@@ -1,0 +1,162 @@
+//! JSON Schema compatibility checking of the kind a schema registry runs.
+//!
+//! The core relation is [`subset`]: every instance valid under the writer schema is valid
+//! under the reader schema. [`check`] applies it per [`PairMode`]. Findings are split into
+//! proven incompatibilities (`violations`) and places where the checker cannot decide
+//! (`undecided`); it never guesses.
+
+mod array;
+mod combinators;
+mod decimal;
+mod error;
+mod merge;
+mod model;
+mod numeric;
+mod object;
+mod oracle;
+mod rule;
+mod string;
+mod subset;
+
+pub use error::SchemaError;
+pub use rule::Rule;
+
+use serde_json::Value;
+
+use merge::WRef;
+use model::Doc;
+use subset::{Checker, Loc, Perspective};
+
+/// Pairwise compatibility mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairMode {
+    /// Every instance valid under the old schema is valid under the new one.
+    Backward,
+    /// Every instance valid under the new schema is valid under the old one.
+    Forward,
+    /// Both backward and forward.
+    Full,
+}
+
+/// Which directed check produced a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Old data read with the new schema.
+    Backward,
+    /// New data read with the old schema.
+    Forward,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Violation {
+    /// JSON pointer into the new schema ("" = root).
+    pub path: String,
+    /// Stable rule id.
+    pub rule: Rule,
+    /// Human sentence naming old/new and the values.
+    pub message: String,
+    /// Which check found it.
+    pub direction: Direction,
+}
+
+/// Result of a compatibility check.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Report {
+    /// Proven incompatibilities.
+    pub violations: Vec<Violation>,
+    /// Places where the checker cannot decide (it says so instead of guessing).
+    pub undecided: Vec<Violation>,
+}
+
+impl Report {
+    /// No violations and nothing undecided.
+    pub fn is_compatible(&self) -> bool {
+        self.violations.is_empty() && self.undecided.is_empty()
+    }
+
+    fn push_unique(list: &mut Vec<Violation>, v: Violation) {
+        if !list.contains(&v) {
+            list.push(v);
+        }
+    }
+
+    fn absorb(&mut self, o: subset::Outcome) {
+        for v in o.violations {
+            Report::push_unique(&mut self.violations, v);
+        }
+        for v in o.undecided {
+            Report::push_unique(&mut self.undecided, v);
+        }
+    }
+}
+
+/// Stack for the comparison thread: the analysis recurses with schema depth, and the
+/// caller's stack size is unknown (2 MiB on test threads).
+const STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Runs `f` on a scoped thread with a known, generous stack.
+fn with_stack<T: Send>(f: impl FnOnce() -> Result<T, SchemaError> + Send) -> Result<T, SchemaError> {
+    std::thread::scope(|scope| {
+        let handle = std::thread::Builder::new()
+            .name("prom-compat".into())
+            .stack_size(STACK_BYTES)
+            .spawn_scoped(scope, f);
+        match handle {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(SchemaError::new("", "internal error while comparing the schemas"))),
+            Err(_) => Err(SchemaError::new("", "could not start the comparison thread")),
+        }
+    })
+}
+
+fn run(writer: &Doc, reader: &Doc, persp: Perspective) -> subset::Outcome {
+    let mut checker = Checker::new(writer, reader, persp);
+    let root = WRef { parts: vec![0] };
+    checker.sub(&root, 0, &Loc { w: String::new(), r: String::new() })
+}
+
+/// Checks `new` against `old` under `mode`:
+/// backward = every instance valid under `old` is valid under `new` (new readers read old data);
+/// forward  = every instance valid under `new` is valid under `old` (old readers read new data);
+/// full = both.
+pub fn check(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
+    with_stack(|| check_inline(old, new, mode))
+}
+
+fn check_inline(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
+    let old_doc =
+        Doc::parse(old).map_err(|e| SchemaError { message: format!("old schema: {}", e.message), ..e })?;
+    let new_doc =
+        Doc::parse(new).map_err(|e| SchemaError { message: format!("new schema: {}", e.message), ..e })?;
+    let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
+    if matches!(mode, PairMode::Backward | PairMode::Full) {
+        report.absorb(run(&old_doc, &new_doc, Perspective::Backward));
+    }
+    if matches!(mode, PairMode::Forward | PairMode::Full) {
+        report.absorb(run(&new_doc, &old_doc, Perspective::Forward));
+    }
+    Ok(report)
+}
+
+/// Every instance valid under `writer` is valid under `reader` (the core relation; also used to
+/// check that an upcaster's output schema satisfies the target version).
+pub fn subset(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
+    with_stack(|| subset_inline(writer, reader))
+}
+
+fn subset_inline(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
+    let w = Doc::parse(writer)
+        .map_err(|e| SchemaError { message: format!("writer schema: {}", e.message), ..e })?;
+    let r = Doc::parse(reader)
+        .map_err(|e| SchemaError { message: format!("reader schema: {}", e.message), ..e })?;
+    let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
+    report.absorb(run(&w, &r, Perspective::Subset));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! Objects: `required`, `properties` under open and closed content models,
+//! `additionalProperties`, `patternProperties`, `minProperties`/`maxProperties`,
+//! `propertyNames`, `dependentRequired`.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::merge::{Merged, WRef, conj_false, conj_true};
+use super::model::{NodeId, escape, json_eq};
+use super::rule::Rule;
+use super::subset::{Checker, Loc, Outcome};
+
+/// Where the writer's schema for one property name comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Declared,
+    Pattern,
+    Additional,
+    /// Nothing constrains the name: any value may appear under it.
+    Open,
+}
+
+impl Checker<'_> {
+    fn writer_prop(&mut self, w: &Merged, name: &str) -> (Vec<NodeId>, Source) {
+        if let Some(c) = w.props.get(name) {
+            return (c.clone(), Source::Declared);
+        }
+        let mut matched = Vec::new();
+        for (pat, id) in &w.pattern_props {
+            match self.wo.matches(pat, name) {
+                Some(true) => matched.push(*id),
+                Some(false) => {}
+                // Unknown: dropping every constraint over-approximates the writer soundly.
+                None => return (Vec::new(), Source::Open),
+            }
+        }
+        if !matched.is_empty() {
+            return (matched, Source::Pattern);
+        }
+        if w.addl.is_empty() || conj_true(self.w, &w.addl) {
+            (Vec::new(), Source::Open)
+        } else {
+            (w.addl.clone(), Source::Additional)
+        }
+    }
+
+    /// Reader schemas applying to a property name (empty = unconstrained); `None` when a
+    /// pattern could not be evaluated.
+    fn reader_prop(&mut self, r: NodeId, name: &str) -> Option<(Vec<(NodeId, String)>, bool)> {
+        let rdoc = self.r;
+        let kw = rdoc.kw(r);
+        let mut out = Vec::new();
+        let mut declared = false;
+        if let Some(id) = kw.property(name) {
+            out.push((id, format!("/properties/{}", escape(name))));
+            declared = true;
+        }
+        for (pat, id) in &kw.pattern_properties {
+            if self.ro.matches(pat, name)? {
+                out.push((*id, format!("/patternProperties/{}", escape(pat))));
+            }
+        }
+        if out.is_empty()
+            && let Some(a) = kw.additional_properties
+        {
+            out.push((a, "/additionalProperties".to_string()));
+        }
+        Some((out, declared))
+    }
+
+    pub(super) fn check_object(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.w, self.r);
+        let kw = rdoc.kw(r);
+        let mut out = Outcome::default();
+        for name in &kw.required {
+            if w.required.contains(name) {
+                continue;
+            }
+            let rule = self.pick(Rule::RequiredAdded, Rule::RequiredRemoved);
+            let msg = if self.persp == super::subset::Perspective::Forward {
+                format!(
+                    "required property `{name}` removed: new data may lack it, but the old schema requires it"
+                )
+            } else {
+                format!(
+                    "required property `{name}` added: {} may lack it, but {} requires it",
+                    self.wdata(),
+                    self.rschema()
+                )
+            };
+            out.extend(self.violation(loc, "required", rule, msg));
+        }
+        let names: BTreeSet<String> =
+            w.props.keys().cloned().chain(kw.properties.iter().map(|(n, _)| n.clone())).collect();
+        for name in &names {
+            out.extend(self.check_property(w, r, name, loc));
+        }
+        out.extend(self.check_other_names(w, r, loc));
+        // Counts.
+        let wmin = w.min_props.max(w.required.len() as u64);
+        if let Some(rmin) = kw.min_properties
+            && rmin > wmin
+        {
+            let (old, new) = self.old_new(wmin, rmin);
+            out.extend(self.violation(
+                loc,
+                "minProperties",
+                self.pick(Rule::MinPropertiesRaised, Rule::MinPropertiesLowered),
+                format!(
+                    "minProperties {} from {old} to {new}: {} with {wmin} properties is rejected by {}",
+                    self.verb("raised", "lowered"),
+                    self.wdata(),
+                    self.rschema()
+                ),
+            ));
+        }
+        let wmax = if self.object_closed(w) {
+            let declared = w.props.values().filter(|c| !conj_false(wdoc, c)).count() as u64;
+            Some(w.max_props.map_or(declared, |m| m.min(declared)))
+        } else {
+            w.max_props
+        };
+        if let Some(rmax) = kw.max_properties
+            && wmax.is_none_or(|m| m > rmax)
+        {
+            let (old, new) = self.old_new(wmax.map_or("none".into(), |m| m.to_string()), rmax.to_string());
+            out.extend(self.violation(
+                loc,
+                "maxProperties",
+                self.pick(Rule::MaxPropertiesLowered, Rule::MaxPropertiesRaised),
+                format!(
+                    "maxProperties {} from {old} to {new}: {} with more than {rmax} properties is rejected by {}",
+                    self.verb("lowered", "raised"),
+                    self.wdata(),
+                    self.rschema()
+                ),
+            ));
+        }
+        if let Some(pn) = kw.property_names
+            && !rdoc.is_true(pn)
+        {
+            out.extend(self.check_property_names(w, pn, loc));
+        }
+        if let Some(dr) = &kw.dependent_required
+            && !w.dependent_required.iter().any(|v| json_eq(v, dr))
+        {
+            out.extend(self.check_dependent_required(w, dr, loc));
+        }
+        out
+    }
+
+    fn check_property(&mut self, w: &Merged, r: NodeId, name: &str, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.w, self.r);
+        let (wconj, source) = self.writer_prop(w, name);
+        if conj_false(wdoc, &wconj) {
+            return Outcome::default();
+        }
+        let Some((rschemas, declared)) = self.reader_prop(r, name) else {
+            return self.undecided(
+                loc,
+                "patternProperties",
+                Rule::PatternPropertiesChanged,
+                format!(
+                    "a patternProperties regex of {} could not be evaluated against `{name}`",
+                    self.rschema()
+                ),
+            );
+        };
+        let pseg = format!("/properties/{}", escape(name));
+        let mut out = Outcome::default();
+        for (rid, rseg) in rschemas {
+            if rdoc.is_true(rid) {
+                continue;
+            }
+            let ploc = loc.child(&pseg, &rseg);
+            if rdoc.is_false(rid) {
+                let rule = self.pick(Rule::PropertyRemovedClosedModel, Rule::PropertyAddedClosedModel);
+                let msg = if self.persp == super::subset::Perspective::Forward {
+                    format!(
+                        "property `{name}` added, but the old schema does not allow it (closed content model), so old readers reject new data carrying it"
+                    )
+                } else {
+                    format!(
+                        "property `{name}` is not allowed by {} (closed content model), but {} may carry it",
+                        self.rschema(),
+                        self.wdata()
+                    )
+                };
+                out.extend(self.violation(&ploc, "", rule, msg));
+                continue;
+            }
+            let child = WRef { parts: wconj.clone() };
+            let sub = self.sub(&child, rid, &ploc);
+            if source == Source::Open && declared && !sub.violations.is_empty() {
+                let rule = self.pick(Rule::PropertyAddedOpenModel, Rule::PropertyRemovedOpenModel);
+                let msg = format!(
+                    "property `{name}` {} while {} is open: {} may carry `{name}` with any value, but {} constrains it",
+                    self.verb("added", "removed"),
+                    if self.persp == super::subset::Perspective::Forward {
+                        "the new schema"
+                    } else {
+                        self.wschema()
+                    },
+                    self.wdata(),
+                    self.rschema()
+                );
+                let mut o = self.violation(&ploc, "", rule, msg);
+                o.undecided.extend(sub.undecided);
+                out.extend(o);
+            } else {
+                out.extend(sub);
+            }
+        }
+        out
+    }
+
+    /// Names declared on neither side.
+    fn check_other_names(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.w, self.r);
+        let kw = rdoc.kw(r);
+        let mut out = Outcome::default();
+        let writer_open = !conj_false(wdoc, &w.addl);
+        if !writer_open && w.pattern_props.is_empty() {
+            return out;
+        }
+        let same_patterns = {
+            let a: BTreeSet<&str> = w.pattern_props.iter().map(|(p, _)| p.as_str()).collect();
+            let b: BTreeSet<&str> = kw.pattern_properties.iter().map(|(p, _)| p.as_str()).collect();
+            a == b
+        };
+        if !kw.pattern_properties.is_empty() {
+            if !same_patterns {
+                return self.undecided(
+                    loc,
+                    "patternProperties",
+                    Rule::PatternPropertiesChanged,
+                    format!(
+                        "{} constrains undeclared properties with patternProperties that differ from {}; the checker does not compare regex languages",
+                        self.rschema(),
+                        self.wschema()
+                    ),
+                );
+            }
+            for (pat, rid) in &kw.pattern_properties {
+                let parts: Vec<NodeId> =
+                    w.pattern_props.iter().filter(|(p, _)| p == pat).map(|(_, id)| *id).collect();
+                let seg = format!("/patternProperties/{}", escape(pat));
+                let child = WRef { parts };
+                out.extend(self.sub(&child, *rid, &loc.child(&seg, &seg)));
+            }
+        }
+        let Some(ra) = kw.additional_properties else {
+            return out;
+        };
+        if rdoc.is_true(ra) {
+            return out;
+        }
+        // Writer pattern schemas reach the reader's additionalProperties when the reader has
+        // no patterns of its own.
+        let mut sources: Vec<(Vec<NodeId>, String)> = Vec::new();
+        if kw.pattern_properties.is_empty() {
+            for (pat, id) in &w.pattern_props {
+                sources.push((vec![*id], format!("/patternProperties/{}", escape(pat))));
+            }
+        }
+        if writer_open {
+            sources.push((w.addl.clone(), "/additionalProperties".into()));
+        }
+        for (parts, wseg) in sources {
+            if conj_false(wdoc, &parts) {
+                continue;
+            }
+            if rdoc.is_false(ra) {
+                let rule = self.pick(Rule::AdditionalPropertiesNarrowed, Rule::AdditionalPropertiesWidened);
+                let msg = format!(
+                    "additionalProperties {}: {} may carry undeclared properties, which {} rejects",
+                    self.verb("narrowed to false", "widened"),
+                    self.wdata(),
+                    self.rschema()
+                );
+                out.extend(self.violation(loc, "additionalProperties", rule, msg));
+                break;
+            }
+            let child = WRef { parts };
+            out.extend(self.sub(&child, ra, &loc.child(&wseg, "/additionalProperties")));
+        }
+        out
+    }
+
+    fn check_property_names(&mut self, w: &Merged, pn: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.w, self.r);
+        let ploc = loc.child("/propertyNames", "/propertyNames");
+        for c in w.property_names.clone() {
+            let child = WRef { parts: vec![c] };
+            if self.sub(&child, pn, &ploc).is_clean() {
+                return Outcome::default();
+            }
+        }
+        if self.object_closed(w) {
+            let rptr = rdoc.node(pn).ptr.clone();
+            let mut out = Outcome::default();
+            let names: Vec<String> =
+                w.props.iter().filter(|(_, c)| !conj_false(wdoc, c)).map(|(n, _)| n.clone()).collect();
+            for n in names {
+                match self.ro.check(&rptr, &Value::String(n.clone())) {
+                    Some(None) => {}
+                    Some(Some(_)) => out.extend(self.violation(
+                        loc,
+                        "propertyNames",
+                        Rule::PropertyNamesChanged,
+                        format!(
+                            "property name `{n}` is allowed by {} but rejected by the propertyNames of {}",
+                            self.wschema(),
+                            self.rschema()
+                        ),
+                    )),
+                    None => out.extend(self.undecided(
+                        loc,
+                        "propertyNames",
+                        Rule::PropertyNamesChanged,
+                        "propertyNames could not be evaluated".into(),
+                    )),
+                }
+            }
+            return out;
+        }
+        self.undecided(
+            loc,
+            "propertyNames",
+            Rule::PropertyNamesChanged,
+            format!(
+                "{} restricts property names and {} does not carry a propertyNames it can be compared with",
+                self.rschema(),
+                self.wschema()
+            ),
+        )
+    }
+
+    fn check_dependent_required(&mut self, w: &Merged, dr: &Value, loc: &Loc) -> Outcome {
+        let wdoc = self.w;
+        let Some(map) = dr.as_object() else {
+            return Outcome::default();
+        };
+        let closed = self.object_closed(w);
+        for (trigger, deps) in map {
+            let never = match w.props.get(trigger) {
+                Some(c) => conj_false(wdoc, c),
+                None => closed,
+            };
+            let satisfied = deps
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .all(|d| w.required.contains(d));
+            if !never && !satisfied {
+                return self.undecided(
+                    loc,
+                    "dependentRequired",
+                    Rule::DependentRequiredChanged,
+                    format!(
+                        "dependentRequired differs: {} requires {deps} whenever `{trigger}` is present, which the checker cannot confirm for {}",
+                        self.rschema(),
+                        self.wdata()
+                    ),
+                );
+            }
+        }
+        Outcome::default()
+    }
+}

@@ -1,0 +1,643 @@
+//! The core relation "every instance valid under the writer is valid under the reader".
+//!
+//! The writer is expanded into a union of conjunctions ([`super::merge`]) and each conjunction
+//! is compared against the reader node. Reader combinators are decomposed exactly where
+//! possible; recursion through `$ref` is coinductive (a pair already under comparison is
+//! assumed to hold), which is the standard sound treatment of recursive subtyping.
+
+use std::collections::HashSet;
+use std::fmt::Display;
+
+use serde_json::Value;
+
+use super::merge::{Merged, WRef};
+use super::model::{Doc, Draft, Kinds, NodeId, RefTarget, json_eq, mentions_ref};
+use super::oracle::Oracle;
+use super::rule::Rule;
+use super::{Direction, Violation};
+
+/// Work budget: node comparisons before giving up with an undecided finding.
+const STEP_BUDGET: usize = 20_000;
+/// Recursion depth of the comparison itself.
+const MAX_CHECK_DEPTH: usize = 400;
+
+/// Spec keywords the structural comparison does not model; on a writer they shrink the
+/// instance set in unmodelled ways.
+pub(super) const SPEC_UNSUPPORTED: &[&str] = &[
+    "if",
+    "then",
+    "else",
+    "dependentSchemas",
+    "dependencies",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "$dynamicRef",
+    "$recursiveRef",
+];
+
+/// Whether the exact validator enforces `keyword` in documents of `draft`.
+fn oracle_enforces(draft: Draft, keyword: &str) -> bool {
+    let modern = matches!(draft, Draft::Draft201909 | Draft::Draft202012);
+    match keyword {
+        "if" | "then" | "else" => draft != Draft::Draft4 && draft != Draft::Draft6,
+        "dependentSchemas" | "unevaluatedProperties" | "unevaluatedItems" => modern,
+        "$recursiveRef" => draft == Draft::Draft201909,
+        "$dynamicRef" => draft == Draft::Draft202012,
+        "dependencies" => !modern,
+        _ => false,
+    }
+}
+
+/// Findings of one comparison.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Outcome {
+    pub violations: Vec<Violation>,
+    pub undecided: Vec<Violation>,
+}
+
+impl Outcome {
+    pub(super) fn is_clean(&self) -> bool {
+        self.violations.is_empty() && self.undecided.is_empty()
+    }
+    pub(super) fn extend(&mut self, o: Outcome) {
+        self.violations.extend(o.violations);
+        self.undecided.extend(o.undecided);
+    }
+    /// Turns proven violations into undecided ones, explaining why the proof does not hold.
+    pub(super) fn downgrade(&mut self, why: &str) {
+        for mut v in self.violations.drain(..) {
+            v.message = format!("{} (not proven: {why})", v.message);
+            self.undecided.push(v);
+        }
+    }
+}
+
+/// Who is the writer and who the reader, for wording and rule choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Perspective {
+    /// writer = old, reader = new.
+    Backward,
+    /// writer = new, reader = old.
+    Forward,
+    /// writer/reader with no history (the `subset` entry point).
+    Subset,
+}
+
+/// Location of the comparison on each side: `w` is a logical pointer into the writer, `r` a
+/// pointer into the reader.
+#[derive(Debug, Clone)]
+pub(super) struct Loc {
+    pub w: String,
+    pub r: String,
+}
+
+impl Loc {
+    pub(super) fn child(&self, wseg: &str, rseg: &str) -> Loc {
+        Loc { w: format!("{}{wseg}", self.w), r: format!("{}{rseg}", self.r) }
+    }
+    pub(super) fn with_r(&self, r: &str) -> Loc {
+        Loc { w: self.w.clone(), r: r.to_string() }
+    }
+}
+
+/// State of one directed comparison.
+pub(super) struct Checker<'a> {
+    pub w: &'a Doc,
+    pub r: &'a Doc,
+    pub wo: Oracle,
+    pub ro: Oracle,
+    pub persp: Perspective,
+    stack: HashSet<(Vec<NodeId>, u8, NodeId)>,
+    steps: usize,
+    depth: usize,
+    budget_reported: bool,
+    /// Same document on both sides: textually equal subschemas are then equal even with `$ref`s.
+    same_document: bool,
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn new(w: &'a Doc, r: &'a Doc, persp: Perspective) -> Self {
+        Checker {
+            w,
+            r,
+            wo: Oracle::new(w),
+            ro: Oracle::new(r),
+            persp,
+            stack: HashSet::new(),
+            steps: 0,
+            depth: 0,
+            budget_reported: false,
+            same_document: w.root == r.root,
+        }
+    }
+
+    // ---- wording helpers -------------------------------------------------------------
+
+    pub(super) fn direction(&self) -> Direction {
+        match self.persp {
+            Perspective::Forward => Direction::Forward,
+            _ => Direction::Backward,
+        }
+    }
+    /// Rule for the backward reading (writer = old) or the forward one (writer = new).
+    pub(super) fn pick(&self, backward: Rule, forward: Rule) -> Rule {
+        if self.persp == Perspective::Forward { forward } else { backward }
+    }
+    /// Orders a (writer, reader) pair as (old, new).
+    pub(super) fn old_new<T: Display>(&self, w: T, r: T) -> (String, String) {
+        if self.persp == Perspective::Forward {
+            (r.to_string(), w.to_string())
+        } else {
+            (w.to_string(), r.to_string())
+        }
+    }
+    pub(super) fn wdata(&self) -> &'static str {
+        match self.persp {
+            Perspective::Backward => "old data",
+            Perspective::Forward => "new data",
+            Perspective::Subset => "writer data",
+        }
+    }
+    pub(super) fn rschema(&self) -> &'static str {
+        match self.persp {
+            Perspective::Backward => "the new schema",
+            Perspective::Forward => "the old schema",
+            Perspective::Subset => "the reader schema",
+        }
+    }
+    pub(super) fn wschema(&self) -> &'static str {
+        match self.persp {
+            Perspective::Backward => "the old schema",
+            Perspective::Forward => "the new schema",
+            Perspective::Subset => "the writer schema",
+        }
+    }
+    /// Pointer into the new schema (the reader for backward/subset, the writer for forward).
+    pub(super) fn path(&self, loc: &Loc, keyword: &str) -> String {
+        let base = if self.persp == Perspective::Forward { &loc.w } else { &loc.r };
+        if keyword.is_empty() { base.clone() } else { format!("{base}/{}", super::model::escape(keyword)) }
+    }
+    pub(super) fn finding(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Violation {
+        Violation { path: self.path(loc, keyword), rule, message, direction: self.direction() }
+    }
+    pub(super) fn violation(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
+        Outcome { violations: vec![self.finding(loc, keyword, rule, message)], undecided: Vec::new() }
+    }
+    pub(super) fn undecided(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
+        Outcome { violations: Vec::new(), undecided: vec![self.finding(loc, keyword, rule, message)] }
+    }
+
+    // ---- core recursion --------------------------------------------------------------
+
+    /// A writer part textually equal to the reader node (and free of `$ref`s whose targets
+    /// could differ) makes the comparison trivially hold.
+    fn identical(&self, wp: NodeId, r: NodeId) -> bool {
+        match (self.w.raw(wp), self.r.raw(r)) {
+            (Some(a), Some(b)) => a == b && (self.same_document || !mentions_ref(a)),
+            _ => false,
+        }
+    }
+
+    /// Writer conjunction ⊆ reader node.
+    pub(super) fn sub(&mut self, w: &WRef, r: NodeId, loc: &Loc) -> Outcome {
+        if self.r.is_true(r) || w.parts.iter().any(|p| self.identical(*p, r)) {
+            return Outcome::default();
+        }
+        if let Some(o) = self.enter(loc) {
+            return o;
+        }
+        let mut out = Outcome::default();
+        for term in self.expand(w) {
+            let merged = self.merge(&term);
+            out.extend(self.sub_merged(&merged, r, loc));
+        }
+        self.depth -= 1;
+        out
+    }
+
+    fn enter(&mut self, loc: &Loc) -> Option<Outcome> {
+        self.steps += 1;
+        if self.steps > STEP_BUDGET || self.depth >= MAX_CHECK_DEPTH {
+            if self.budget_reported {
+                return Some(Outcome::default());
+            }
+            self.budget_reported = true;
+            return Some(self.undecided(
+                loc,
+                "",
+                Rule::ComplexityLimit,
+                "the comparison exceeded the checker's depth/work budget here and was not finished".into(),
+            ));
+        }
+        self.depth += 1;
+        None
+    }
+
+    /// One merged writer alternative ⊆ reader node.
+    pub(super) fn sub_merged(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
+        if w.kinds.is_empty() || self.r.is_true(r) {
+            return Outcome::default();
+        }
+        // Only an exact expansion guarantees the alternative lies inside each of its parts.
+        if w.approx.is_empty() && w.parts.iter().any(|p| self.identical(*p, r)) {
+            return Outcome::default();
+        }
+        let mut parts = w.parts.clone();
+        parts.sort_unstable();
+        parts.dedup();
+        let key = (parts, w.kinds.0, r);
+        if self.stack.contains(&key) {
+            return Outcome::default();
+        }
+        if let Some(o) = self.enter(loc) {
+            return o;
+        }
+        self.stack.insert(key.clone());
+        let mut out = self.sub_merged_inner(w, r, loc);
+        self.stack.remove(&key);
+        self.depth -= 1;
+        if let Some(why) = w.approx.first() {
+            out.downgrade(why);
+        }
+        out
+    }
+
+    fn sub_merged_inner(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.r;
+        let kw = rdoc.kw(r);
+        if kw.boolean == Some(false) {
+            return self.type_violation(w.kinds, Kinds::NONE, loc);
+        }
+        if let Some(values) = self.writer_values(w, r) {
+            return self.check_values(w, &values, r, loc);
+        }
+        let mut out = Outcome::default();
+        match &kw.reference {
+            Some(RefTarget::Local(t)) => {
+                let tloc = loc.with_r(&rdoc.node(*t).ptr);
+                out.extend(self.sub_merged(w, *t, &tloc));
+            }
+            Some(RefTarget::Remote(s)) => {
+                let carried =
+                    w.parts.iter().any(|p| self.w.kw(*p).reference == Some(RefTarget::Remote(s.clone())));
+                if !carried {
+                    out.extend(self.undecided(
+                        loc,
+                        "$ref",
+                        Rule::RefUnresolved,
+                        format!(
+                            "{} refers to {s:?} in another document, which the checker cannot fetch",
+                            self.rschema()
+                        ),
+                    ));
+                }
+            }
+            None => {}
+        }
+        for (i, b) in kw.all_of.iter().enumerate() {
+            let bloc = loc.with_r(&format!("{}/allOf/{i}", loc.r));
+            out.extend(self.sub_merged(w, *b, &bloc));
+        }
+        if let Some(branches) = &kw.any_of {
+            out.extend(self.reader_union(w, branches, loc, false));
+        }
+        if let Some(branches) = &kw.one_of {
+            out.extend(self.reader_union(w, branches, loc, true));
+        }
+        if let Some(n) = kw.not {
+            out.extend(self.reader_not(w, n, loc));
+        }
+        out.extend(self.check_base(w, r, loc));
+        out
+    }
+
+    /// Reports a writer type set the reader does not fully admit.
+    pub(super) fn type_violation(&self, wk: Kinds, rk: Kinds, loc: &Loc) -> Outcome {
+        let missing = wk.minus(rk);
+        if missing.is_empty() {
+            return Outcome::default();
+        }
+        let (old, new) = self.old_new(wk.describe(), rk.describe());
+        let (rule, msg) = if wk.and(rk).is_empty() {
+            (
+                Rule::TypeChanged,
+                format!(
+                    "type changed from {old} to {new}: {} of type {} is rejected by {}",
+                    self.wdata(),
+                    missing.describe(),
+                    self.rschema()
+                ),
+            )
+        } else if missing == Kinds::FRAC {
+            (
+                self.pick(Rule::TypeNarrowed, Rule::TypeWidened),
+                format!(
+                    "type {} from {old} to {new}: {} may contain non-integer numbers, which {} rejects",
+                    self.verb("narrowed", "widened"),
+                    self.wdata(),
+                    self.rschema()
+                ),
+            )
+        } else {
+            (
+                self.pick(Rule::TypeNarrowed, Rule::TypeWidened),
+                format!(
+                    "type {} from {old} to {new}: {} of type {} is rejected by {}",
+                    self.verb("narrowed", "widened"),
+                    self.wdata(),
+                    missing.describe(),
+                    self.rschema()
+                ),
+            )
+        };
+        self.violation(loc, "type", rule, msg)
+    }
+
+    pub(super) fn verb(&self, backward: &'static str, forward: &'static str) -> &'static str {
+        if self.persp == Perspective::Forward { forward } else { backward }
+    }
+
+    /// The reader node's own (non-combinator) keywords.
+    fn check_base(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.r;
+        let kw = rdoc.kw(r);
+        let mut out = Outcome::default();
+        for (k, v) in &kw.unknown {
+            let carried = !mentions_ref(v) && w.unknown.iter().any(|(wk, wv)| wk == k && json_eq(wv, v));
+            if !carried {
+                out.extend(self.undecided(
+                    loc,
+                    k,
+                    Rule::UnknownKeyword,
+                    format!(
+                        "{} uses keyword `{k}`, which the checker does not analyse, and {} does not carry it identically",
+                        self.rschema(),
+                        self.wschema()
+                    ),
+                ));
+            }
+        }
+        out.extend(self.type_violation(w.kinds, kw.kinds, loc));
+        let common = w.kinds.and(kw.kinds);
+        if common.is_empty() {
+            return out;
+        }
+        let wc = w.restrict(common);
+        if let Some(values) = &kw.values {
+            out.extend(self.reader_enum(&wc, values, kw.has_const, loc));
+            return out;
+        }
+        if common.has(Kinds::NUM) {
+            out.extend(self.check_numeric(&wc.restrict(common.and(Kinds::NUM)), kw, loc));
+        }
+        if common.has(Kinds::STR) {
+            out.extend(self.check_string(&wc.restrict(Kinds::STR), r, loc));
+        }
+        if common.has(Kinds::ARR) {
+            out.extend(self.check_array(&wc.restrict(Kinds::ARR), r, loc));
+        }
+        if common.has(Kinds::OBJ) {
+            out.extend(self.check_object(&wc.restrict(Kinds::OBJ), r, loc));
+        }
+        out
+    }
+
+    // ---- enumerations ----------------------------------------------------------------
+
+    /// Whether a value is valid under every writer part; `None` if the validator is unavailable.
+    pub(super) fn writer_accepts(&mut self, w: &Merged, v: &Value) -> Option<bool> {
+        if !w.kinds.has(Kinds::of_value(v)) {
+            return Some(false);
+        }
+        let wdoc = self.w;
+        for p in &w.parts {
+            let ptr = &wdoc.node(*p).ptr;
+            if !self.wo.valid_upper(ptr, v)? {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// The writer's values when it is a finite enumeration (its own `enum`/`const`, or a
+    /// small null/boolean/integer domain when the reader enumerates); each flagged certain
+    /// when the writer's validity was confirmed.
+    fn writer_values(&mut self, w: &Merged, r: NodeId) -> Option<Vec<(Value, bool)>> {
+        let candidates: Vec<Value> = match &w.values {
+            Some(v) => v.clone(),
+            None => {
+                let small = Kinds::NULL.or(Kinds::BOOL).or(Kinds::INT);
+                if self.r.kw(r).values.is_none() || !w.kinds.minus(small).is_empty() {
+                    return None;
+                }
+                let mut vals = Vec::new();
+                if w.kinds.has(Kinds::NULL) {
+                    vals.push(Value::Null);
+                }
+                if w.kinds.has(Kinds::BOOL) {
+                    vals.push(Value::Bool(false));
+                    vals.push(Value::Bool(true));
+                }
+                if w.kinds.has(Kinds::INT) {
+                    vals.extend(self.small_integer_domain(w, 64)?);
+                }
+                vals
+            }
+        };
+        let mut out = Vec::new();
+        for v in candidates {
+            match self.writer_accepts(w, &v) {
+                Some(true) => out.push((v, true)),
+                Some(false) => {}
+                None => out.push((v, false)),
+            }
+        }
+        Some(out)
+    }
+
+    fn check_values(&mut self, w: &Merged, values: &[(Value, bool)], r: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.r;
+        let rptr = rdoc.node(r).ptr.clone();
+        let mut out = Outcome::default();
+        for (v, certain) in values {
+            match self.ro.check(&rptr, v) {
+                Some(None) => {}
+                Some(Some(keyword)) => {
+                    let (rule, msg) = self.value_rule(w, &keyword, v, r);
+                    let f = self.finding(loc, "", rule, msg);
+                    if *certain {
+                        out.violations.push(f);
+                    } else {
+                        out.undecided.push(f);
+                    }
+                }
+                None if self.ro.has_remote() => out.extend(self.undecided(
+                    loc,
+                    "",
+                    Rule::RefUnresolved,
+                    format!(
+                        "whether {} accepts the value {v} depends on a schema in another document, which the checker cannot fetch",
+                        self.rschema()
+                    ),
+                )),
+                None => out.extend(self.undecided(
+                    loc,
+                    "",
+                    Rule::ValueRejected,
+                    format!(
+                        "the exact validator could not compile {}, so the value {v} could not be checked",
+                        self.rschema()
+                    ),
+                )),
+            }
+        }
+        for (ptr, k) in custom_keywords(rdoc, r) {
+            let carried = w.unknown.iter().any(|(wk, _)| *wk == k);
+            if !carried {
+                out.undecided.push(Violation {
+                    path: if self.persp == Perspective::Forward {
+                        self.path(loc, &k)
+                    } else {
+                        format!("{ptr}/{}", super::model::escape(&k))
+                    },
+                    rule: Rule::UnknownKeyword,
+                    message: format!(
+                        "{} uses keyword `{k}`, which the checker does not analyse",
+                        self.rschema()
+                    ),
+                    direction: self.direction(),
+                });
+            }
+        }
+        out
+    }
+
+    fn value_rule(&self, w: &Merged, keyword: &str, v: &Value, r: NodeId) -> (Rule, String) {
+        let rkw = self.r.kw(r);
+        let generic = format!(
+            "{} allows the value {v} but {} rejects it (`{keyword}`)",
+            self.wschema(),
+            self.rschema()
+        );
+        let writer_enum = w.values.is_some();
+        let rule = match keyword {
+            "enum" if writer_enum => {
+                let msg = format!(
+                    "enum value {v} {}: {} may contain it, but {} rejects it",
+                    self.verb("removed", "added"),
+                    self.wdata(),
+                    self.rschema()
+                );
+                return (self.pick(Rule::EnumNarrowed, Rule::EnumWidened), msg);
+            }
+            "enum" => self.pick(Rule::EnumAdded, Rule::EnumRemoved),
+            "const" if w.has_const => {
+                let msg = format!(
+                    "const changed: {} may contain {v}, but {} requires {}",
+                    self.wdata(),
+                    self.rschema(),
+                    rkw.values
+                        .as_ref()
+                        .and_then(|vs| vs.first())
+                        .map(Value::to_string)
+                        .unwrap_or_else(|| "another value".into())
+                );
+                return (Rule::ConstChanged, msg);
+            }
+            "const" if writer_enum => self.pick(Rule::EnumNarrowed, Rule::EnumWidened),
+            "const" => self.pick(Rule::ConstAdded, Rule::ConstRemoved),
+            "type" | "falseSchema" => self.pick(Rule::TypeNarrowed, Rule::TypeWidened),
+            "minimum" => self.pick(Rule::MinimumRaised, Rule::MinimumLowered),
+            "maximum" => self.pick(Rule::MaximumLowered, Rule::MaximumRaised),
+            "exclusiveMinimum" => self.pick(Rule::ExclusiveMinimumRaised, Rule::ExclusiveMinimumLowered),
+            "exclusiveMaximum" => self.pick(Rule::ExclusiveMaximumLowered, Rule::ExclusiveMaximumRaised),
+            "multipleOf" => Rule::MultipleOfChanged,
+            "minLength" => self.pick(Rule::MinLengthRaised, Rule::MinLengthLowered),
+            "maxLength" => self.pick(Rule::MaxLengthLowered, Rule::MaxLengthRaised),
+            "pattern" if w.patterns.is_empty() => self.pick(Rule::PatternAdded, Rule::PatternRemoved),
+            "pattern" => Rule::PatternChanged,
+            "format" if w.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
+            "format" => Rule::FormatChanged,
+            "minItems" => self.pick(Rule::MinItemsRaised, Rule::MinItemsLowered),
+            "maxItems" => self.pick(Rule::MaxItemsLowered, Rule::MaxItemsRaised),
+            "uniqueItems" => self.pick(Rule::UniqueItemsAdded, Rule::UniqueItemsRemoved),
+            "additionalItems" | "items" => {
+                self.pick(Rule::AdditionalItemsNarrowed, Rule::AdditionalItemsWidened)
+            }
+            "contains" => Rule::ContainsChanged,
+            "minProperties" => self.pick(Rule::MinPropertiesRaised, Rule::MinPropertiesLowered),
+            "maxProperties" => self.pick(Rule::MaxPropertiesLowered, Rule::MaxPropertiesRaised),
+            "required" => self.pick(Rule::RequiredAdded, Rule::RequiredRemoved),
+            "additionalProperties" => {
+                self.pick(Rule::AdditionalPropertiesNarrowed, Rule::AdditionalPropertiesWidened)
+            }
+            "propertyNames" => Rule::PropertyNamesChanged,
+            "anyOf" => self.pick(Rule::AnyOfBranchRemoved, Rule::AnyOfBranchAdded),
+            "oneOf" => Rule::OneOfAmbiguous,
+            "not" => Rule::NotChanged,
+            _ => Rule::ValueRejected,
+        };
+        (rule, generic)
+    }
+
+    /// Reader restricts to an enumeration but the writer is not a (small) enumeration.
+    fn reader_enum(&mut self, w: &Merged, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
+        let keyword = if is_const { "const" } else { "enum" };
+        let rule = if is_const {
+            self.pick(Rule::ConstAdded, Rule::ConstRemoved)
+        } else {
+            self.pick(Rule::EnumAdded, Rule::EnumRemoved)
+        };
+        let list = Value::Array(values.to_vec());
+        if self.writer_has_more_values_than(w, values.len()) {
+            let msg = format!(
+                "{keyword} {}: {} only accepts {list}, but {} may be any {}",
+                self.verb("added", "removed"),
+                self.rschema(),
+                self.wdata(),
+                w.kinds.describe()
+            );
+            return self.violation(loc, keyword, rule, msg);
+        }
+        let msg = format!(
+            "{} only accepts {list}; the checker cannot tell whether every value {} allows is among them",
+            self.rschema(),
+            self.wschema()
+        );
+        self.undecided(loc, keyword, rule, msg)
+    }
+}
+
+/// Keywords the exact validator ignores, reachable from a reader node.
+fn custom_keywords(doc: &Doc, start: NodeId) -> Vec<(String, String)> {
+    let mut seen = HashSet::new();
+    let mut todo = vec![start];
+    let mut out = Vec::new();
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) || seen.len() > 10_000 {
+            continue;
+        }
+        let node = doc.node(id);
+        let kw = &node.kw;
+        for (k, _) in &kw.unknown {
+            if !oracle_enforces(doc.draft, k) {
+                out.push((node.ptr.clone(), k.clone()));
+            }
+        }
+        todo.extend(kw.prefix_items.iter().copied());
+        todo.extend(kw.items);
+        todo.extend(kw.contains);
+        todo.extend(kw.properties.iter().map(|(_, id)| *id));
+        todo.extend(kw.pattern_properties.iter().map(|(_, id)| *id));
+        todo.extend(kw.additional_properties);
+        todo.extend(kw.property_names);
+        todo.extend(kw.all_of.iter().copied());
+        todo.extend(kw.any_of.iter().flatten().copied());
+        todo.extend(kw.one_of.iter().flatten().copied());
+        todo.extend(kw.not);
+        if let Some(RefTarget::Local(t)) = kw.reference {
+            todo.push(t);
+        }
+    }
+    out
+}

@@ -1,0 +1,213 @@
+//! One module per topic: constants, schemas, payload types, the version enum, upcasters,
+//! event impls and the typed topic handle.
+
+use super::{docs, ident, rt, types, upcast};
+use crate::ir::Topic;
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+
+/// The `pub mod <topic> { ... }` item.
+pub fn module(topic: &Topic) -> TokenStream {
+    let rt = rt();
+    let module = ident(&topic.module);
+    let name = &topic.name;
+    let doc = docs(topic.description.as_deref());
+    let topic_doc = format!(" Topic `{name}`.");
+    let Some(latest) = topic.versions.last() else { return TokenStream::new() };
+    let latest_number = Literal::u32_unsuffixed(latest.number);
+    let latest_ty = root(topic, latest);
+    let partitions = Literal::u32_unsuffixed(u32::try_from(topic.partitions).unwrap_or(u32::MAX));
+    let key = match &topic.key {
+        Some(k) => quote!(::std::option::Option::Some(#k)),
+        None => quote!(::std::option::Option::None),
+    };
+    let dual_write = topic.dual_write.then(|| {
+        let target = format!("{name}.v{}", latest.number);
+        quote! {
+            /// Publishes are also written, in the same batch, to this topic.
+            pub const DUAL_WRITE_TOPIC: &str = #target;
+        }
+    });
+    let headers = topic.headers.iter().map(|(constant, header)| {
+        let constant = ident(constant);
+        let doc = format!(" `{header}`");
+        quote!(#[doc = #doc] pub const #constant: &str = #header;)
+    });
+    let schemas = topic.versions.iter().map(|v| {
+        let constant = format_ident!("V{}", v.number);
+        let schema = raw_string(&v.schema);
+        let doc = format!(" The JSON Schema of version {}.", v.number);
+        quote!(#[doc = #doc] pub const #constant: &str = #schema;)
+    });
+    let definitions = topic.types.defs().iter().enumerate().map(|(id, d)| {
+        let fallback = match topic.versions.iter().find(|v| v.root == id) {
+            Some(v) => format!("Version {} of the `{name}` payload.", v.number),
+            None => format!("`{}` in the `{name}` payload.", d.name),
+        };
+        types::definition(&topic.types, d, &fallback)
+    });
+    let events = topic.versions.iter().map(|v| {
+        let ty = root(topic, v);
+        let number = Literal::u32_unsuffixed(v.number);
+        let schema = format_ident!("V{}", v.number);
+        quote! {
+            impl #rt::Event for #ty {
+                const TOPIC: &'static str = NAME;
+                const VERSION: u32 = #number;
+                const SCHEMA: &'static str = schemas::#schema;
+            }
+        }
+    });
+    let variants = topic.versions.iter().map(|v| {
+        let variant = format_ident!("V{}", v.number);
+        let ty = root(topic, v);
+        let doc = format!(" A version {} payload.", v.number);
+        quote!(#[doc = #doc] #variant(#ty),)
+    });
+    let decode_arms = topic.versions.iter().map(|v| {
+        let variant = format_ident!("V{}", v.number);
+        let number = Literal::u32_unsuffixed(v.number);
+        quote!(#number => #rt::__private::serde_json::from_value(payload).map(AnyVersion::#variant),)
+    });
+    let version_arms = topic.versions.iter().map(|v| {
+        let variant = format_ident!("V{}", v.number);
+        let number = Literal::u32_unsuffixed(v.number);
+        quote!(AnyVersion::#variant(_) => #number,)
+    });
+    let hops: Vec<TokenStream> =
+        topic.versions.windows(2).map(|pair| upcast::hop(topic, &pair[0], &pair[1])).collect();
+    let chain_arms = topic.versions.windows(2).map(|pair| {
+        let (from, to) = (format_ident!("V{}", pair[0].number), format_ident!("V{}", pair[1].number));
+        let hop = format_ident!("v{}_to_v{}", pair[0].number, pair[1].number);
+        quote!(AnyVersion::#from(v) => AnyVersion::#to(upcast::#hop(v)?),)
+    });
+    let latest_variant = format_ident!("V{}", latest.number);
+    let into_latest = if topic.versions.len() == 1 {
+        quote!(match self { AnyVersion::#latest_variant(latest) => ::std::result::Result::Ok(latest) })
+    } else {
+        quote! {
+            let mut current = self;
+            loop {
+                current = match current {
+                    #(#chain_arms)*
+                    AnyVersion::#latest_variant(latest) => return ::std::result::Result::Ok(latest),
+                };
+            }
+        }
+    };
+    let upcast_module = (!hops.is_empty()).then(|| {
+        quote! {
+            /// Upcasters, one per version hop.
+            pub mod upcast {
+                use super::*;
+                #(#hops)*
+            }
+        }
+    });
+    quote! {
+        #doc
+        #[doc = #topic_doc]
+        #[allow(clippy::all, dead_code)]
+        pub mod #module {
+            /// The topic's name.
+            pub const NAME: &str = #name;
+            /// The newest payload version; readers always see it.
+            pub const LATEST_VERSION: u32 = #latest_number;
+            /// Number of partitions.
+            pub const PARTITIONS: u32 = #partitions;
+            /// JSON pointer to the partition key in the payload.
+            pub const KEY: ::std::option::Option<&str> = #key;
+            #dual_write
+
+            /// Custom header names.
+            pub mod headers {
+                #(#headers)*
+            }
+
+            /// The JSON Schema of each version, used to validate on publish and after upcasting.
+            pub mod schemas {
+                #(#schemas)*
+            }
+
+            #(#definitions)*
+
+            /// The payload type readers see.
+            pub type Latest = #latest_ty;
+
+            /// A payload of any declared version.
+            #[derive(Debug, Clone, PartialEq)]
+            pub enum AnyVersion {
+                #(#variants)*
+            }
+
+            impl AnyVersion {
+                /// Decodes a stored payload of `version`.
+                pub fn decode(
+                    version: u32,
+                    payload: #rt::__private::serde_json::Value,
+                ) -> ::std::result::Result<Self, #rt::DecodeError> {
+                    let decoded = match version {
+                        #(#decode_arms)*
+                        other => return ::std::result::Result::Err(#rt::DecodeError::UnknownVersion { topic: NAME, version: other }),
+                    };
+                    decoded.map_err(|source| #rt::DecodeError::Payload { topic: NAME, version, source })
+                }
+
+                /// The version of this payload.
+                pub fn version(&self) -> u32 {
+                    match self {
+                        #(#version_arms)*
+                    }
+                }
+
+                /// Walks the upcast chain to the latest version.
+                pub fn into_latest(self) -> ::std::result::Result<Latest, #rt::UpcastError> {
+                    #into_latest
+                }
+            }
+
+            impl #rt::Versioned for AnyVersion {
+                type Latest = Latest;
+                const TOPIC: &'static str = NAME;
+                const LATEST_VERSION: u32 = LATEST_VERSION;
+
+                fn decode(
+                    version: u32,
+                    payload: #rt::__private::serde_json::Value,
+                ) -> ::std::result::Result<Self, #rt::DecodeError> {
+                    AnyVersion::decode(version, payload)
+                }
+
+                fn version(&self) -> u32 {
+                    AnyVersion::version(self)
+                }
+
+                fn into_latest(self) -> ::std::result::Result<Latest, #rt::UpcastError> {
+                    AnyVersion::into_latest(self)
+                }
+            }
+
+            #(#events)*
+
+            #upcast_module
+
+            /// The typed handle: publishes take [`Latest`], subscribers receive it.
+            pub const TOPIC: #rt::Topic<AnyVersion> = #rt::Topic::new();
+        }
+    }
+}
+
+fn root(topic: &Topic, version: &crate::ir::Version) -> TokenStream {
+    let name = topic.types.get(version.root).map_or("UnknownType", |d| d.name.as_str());
+    let name = ident(name);
+    quote!(#name)
+}
+
+/// A raw string literal (`r#"..."#`), so schemas read as JSON in the generated file.
+fn raw_string(text: &str) -> TokenStream {
+    let mut hashes = String::from("#");
+    while text.contains(&format!("\"{hashes}")) {
+        hashes.push('#');
+    }
+    format!("r{hashes}\"{text}\"{hashes}").parse().unwrap_or_else(|_| quote!(#text))
+}

@@ -1,0 +1,176 @@
+//! Typed upcasters: one function per hop `vN → vN+1`, from declarative steps or a user function.
+
+use super::{ident, rt};
+use crate::ir::{Field, Topic, Ty, TypeKind, TypeSpace, Upcast, Version};
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::Value;
+
+/// `fn vN_to_vM(v: VN) -> Result<VM, UpcastError>` for the hop into `to`.
+pub fn hop(topic: &Topic, from: &Version, to: &Version) -> TokenStream {
+    let rt = rt();
+    let name = format_ident!("v{}_to_v{}", from.number, to.number);
+    let from_ty = root_name(&topic.types, from);
+    let to_ty = root_name(&topic.types, to);
+    let doc = format!(" Upcasts a v{} payload to v{}.", from.number, to.number);
+    let body = match &to.upcast {
+        Some(Upcast::With(path)) => {
+            let path: syn::Path =
+                syn::parse_str(path).unwrap_or_else(|_| syn::parse_quote!(missing_upcast_fn));
+            quote!(#path(v))
+        }
+        Some(Upcast::Steps { rename, remove: _, set_default }) => {
+            fields(topic, from, to, rename, set_default)
+        }
+        None => fields(topic, from, to, &[], &[]),
+    };
+    quote! {
+        #[doc = #doc]
+        pub fn #name(v: #from_ty) -> ::std::result::Result<#to_ty, #rt::UpcastError> {
+            #body
+        }
+    }
+}
+
+fn root_name(space: &TypeSpace, version: &Version) -> TokenStream {
+    let name = space.get(version.root).map_or("UnknownType", |d| d.name.as_str());
+    let name = ident(name);
+    quote!(#name)
+}
+
+fn root_fields<'a>(space: &'a TypeSpace, version: &Version) -> &'a [Field] {
+    match space.get(version.root).map(|d| &d.kind) {
+        Some(TypeKind::Struct { fields, .. }) => fields,
+        _ => &[],
+    }
+}
+
+/// Builds the target struct field by field.
+fn fields(
+    topic: &Topic,
+    from: &Version,
+    to: &Version,
+    rename: &[(String, String)],
+    set_default: &[(String, Value)],
+) -> TokenStream {
+    let rt = rt();
+    let space = &topic.types;
+    let source = root_fields(space, from);
+    let to_ty = root_name(space, to);
+    let inits = root_fields(space, to).iter().map(|target| {
+        let field = ident(&target.ident);
+        // A renamed field takes the old name's value; a field renamed away is gone.
+        let source_name =
+            rename.iter().find(|(_, new)| *new == target.json_name).map(|(old, _)| old.as_str()).or_else(
+                || {
+                    let renamed_away = rename.iter().any(|(old, _)| *old == target.json_name);
+                    (!renamed_away).then_some(target.json_name.as_str())
+                },
+            );
+        let source_field = source_name.and_then(|n| source.iter().find(|f| f.json_name == n));
+        let default = set_default.iter().find(|(f, _)| *f == target.json_name).map(|(_, v)| v);
+        let value = match (source_field, default) {
+            (Some(src), None) => convert(&src.ident, &src.ty, &target.ty, &target.json_name),
+            (Some(src), Some(default)) => with_default(space, src, &target.ty, default, &target.json_name),
+            (None, Some(default)) => literal(space, &target.ty, default),
+            (None, None) if matches!(target.ty, Ty::Option(_)) => quote!(::std::option::Option::None),
+            (None, None) => {
+                let message = format!("no value for required field `{}`", target.json_name);
+                quote!(return ::std::result::Result::Err(#rt::UpcastError::new(#message)))
+            }
+        };
+        quote!(#field: #value,)
+    });
+    quote!(::std::result::Result::Ok(#to_ty { #(#inits)* }))
+}
+
+/// Converts `v.<field>` from one field type to another.
+fn convert(field: &str, from: &Ty, to: &Ty, json_name: &str) -> TokenStream {
+    let rt = rt();
+    let f = ident(field);
+    let value = quote!(v.#f);
+    if from == to {
+        return value;
+    }
+    match (from, to) {
+        (_, Ty::Option(inner)) if **inner == *from => quote!(::std::option::Option::Some(#value)),
+        (Ty::Int, Ty::Float) => quote!(#value as f64),
+        (Ty::Option(a), Ty::Option(b)) if **a == Ty::Int && **b == Ty::Float => {
+            quote!(#value.map(|x| x as f64))
+        }
+        (Ty::Option(inner), _) if **inner == *to => {
+            let message = format!("field `{json_name}` is absent");
+            quote!(#value.ok_or_else(|| #rt::UpcastError::new(#message))?)
+        }
+        // Different generated types of the same data: convert through JSON.
+        _ => quote!(#rt::codegen::convert(#value)?),
+    }
+}
+
+/// A source field that may be absent, filled with `default` when it is.
+fn with_default(
+    space: &TypeSpace,
+    src: &crate::ir::Field,
+    to: &Ty,
+    default: &Value,
+    json_name: &str,
+) -> TokenStream {
+    let f = ident(&src.ident);
+    match (&src.ty, to) {
+        (Ty::Option(inner), Ty::Option(target)) if inner == target => {
+            let lit = literal(space, to, default);
+            quote!(v.#f.or(#lit))
+        }
+        (Ty::Option(inner), target) if **inner == *target => {
+            let lit = literal(space, target, default);
+            quote!(v.#f.unwrap_or_else(|| #lit))
+        }
+        _ => convert(&src.ident, &src.ty, to, json_name),
+    }
+}
+
+/// A Rust expression of type `ty` for a JSON default value.
+fn literal(space: &TypeSpace, ty: &Ty, value: &Value) -> TokenStream {
+    match (ty, value) {
+        (Ty::Option(_), Value::Null) => quote!(::std::option::Option::None),
+        (Ty::Option(inner), v) => {
+            let inner = literal(space, inner, v);
+            quote!(::std::option::Option::Some(#inner))
+        }
+        (Ty::Str, Value::String(s)) => quote!(::std::string::String::from(#s)),
+        (Ty::Int, Value::Number(n)) if n.is_i64() => {
+            let lit = Literal::i64_suffixed(n.as_i64().unwrap_or_default());
+            quote!(#lit)
+        }
+        (Ty::Float, Value::Number(n)) => {
+            let lit = Literal::f64_suffixed(n.as_f64().unwrap_or_default());
+            quote!(#lit)
+        }
+        (Ty::Bool, Value::Bool(b)) => quote!(#b),
+        (Ty::Vec(inner), Value::Array(items)) => {
+            let items = items.iter().map(|item| literal(space, inner, item));
+            quote!(::std::vec![#(#items),*])
+        }
+        (Ty::Named(id), Value::String(s)) => match space.get(*id) {
+            Some(def) => match &def.kind {
+                TypeKind::Enum { variants } => match variants.iter().find(|v| v.value == *s) {
+                    Some(variant) => {
+                        let (ty, variant) = (ident(&def.name), ident(&variant.ident));
+                        quote!(#ty::#variant)
+                    }
+                    None => from_json(value),
+                },
+                TypeKind::Struct { .. } => from_json(value),
+            },
+            None => from_json(value),
+        },
+        _ => from_json(value),
+    }
+}
+
+/// Decodes a default from its JSON text (arrays, objects, timestamps).
+fn from_json(value: &Value) -> TokenStream {
+    let rt = rt();
+    let text = value.to_string();
+    quote!(#rt::codegen::from_json(#text)?)
+}

@@ -1,0 +1,59 @@
+//! The one entry point every front end calls: lint, lower, emit.
+
+use crate::check::{Linted, lint_paths};
+use crate::{emit, ir};
+use proc_macro2::TokenStream;
+use std::path::{Path, PathBuf};
+
+/// Generated code for a spec that linted clean.
+#[derive(Debug)]
+pub struct Generated {
+    /// The items, for proc-macros.
+    pub tokens: TokenStream,
+    /// Formatted source with the `@generated` header, for files.
+    pub source: String,
+    /// The lint result (warnings may be present).
+    pub linted: Linted,
+}
+
+/// Lints the specs at `paths` and generates code; on lint errors returns the lint result.
+/// `base` makes the source paths in the header relative, so output is identical on every machine.
+pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box<Linted>> {
+    let linted = lint_paths(paths);
+    if linted.has_errors() {
+        return Err(Box::new(linted));
+    }
+    let model = ir::lower(&linted.spec);
+    let tokens = emit::tokens(&model);
+    let inputs: Vec<String> = linted
+        .spec
+        .sources
+        .files()
+        .iter()
+        .map(|f| relative(&f.path, base).display().to_string().replace('\\', "/"))
+        .collect();
+    let source = match emit::source(&model, &inputs) {
+        Ok(source) => source,
+        // The emitter builds its tokens from valid identifiers, so this is a bug in Prom itself.
+        Err(error) => {
+            format!("compile_error!({:?});\n", format!("prom-codegen emitted invalid Rust: {error}"))
+        }
+    };
+    Ok(Generated { tokens, source, linted })
+}
+
+fn relative<'a>(path: &'a Path, base: Option<&Path>) -> &'a Path {
+    base.and_then(|b| path.strip_prefix(b).ok()).unwrap_or(path)
+}
+
+/// Writes `text` to `path` unless it already holds exactly that; returns whether it wrote.
+pub fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)?;
+    Ok(true)
+}

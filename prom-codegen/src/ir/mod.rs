@@ -1,0 +1,146 @@
+//! The resolved model code is generated from: names made valid, types laid out, upcast chains
+//! ordered. Built only from a spec that linted clean.
+
+pub mod names;
+mod types;
+
+pub use types::{Field, Ty, TypeDef, TypeId, TypeKind, TypeSpace, Variant};
+
+use crate::spec::{self, CompatMode, Spec};
+use serde_json::Value;
+
+/// Everything the emitter needs, in a deterministic order.
+#[derive(Debug)]
+pub struct Model {
+    /// Topics sorted by name.
+    pub topics: Vec<Topic>,
+}
+
+/// One topic's generated module.
+#[derive(Debug)]
+pub struct Topic {
+    /// The topic name (`heartbeat.received`).
+    pub name: String,
+    /// The module name (`heartbeat_received`).
+    pub module: String,
+    /// The `SHOUTY_CASE` constant name for the topic.
+    pub constant: String,
+    /// Description from the spec.
+    pub description: Option<String>,
+    /// Partition key pointer.
+    pub key: Option<String>,
+    /// Number of partitions.
+    pub partitions: u64,
+    /// Custom headers: (constant name, header name).
+    pub headers: Vec<(String, String)>,
+    /// Whether publishes also go to `<name>.v<latest>`.
+    pub dual_write: bool,
+    /// Compatibility mode, as written in specs.
+    pub compat: &'static str,
+    /// Versions in ascending order.
+    pub versions: Vec<Version>,
+    /// The module's named types.
+    pub types: TypeSpace,
+}
+
+/// One version of a topic.
+#[derive(Debug)]
+pub struct Version {
+    /// The version number.
+    pub number: u32,
+    /// The root struct.
+    pub root: TypeId,
+    /// The JSON Schema, as compact JSON text.
+    pub schema: String,
+    /// How the previous version becomes this one.
+    pub upcast: Option<Upcast>,
+}
+
+/// An upcast hop into a version.
+#[derive(Debug, Clone)]
+pub enum Upcast {
+    /// Declarative steps.
+    Steps {
+        /// `old → new` field renames.
+        rename: Vec<(String, String)>,
+        /// Dropped fields.
+        remove: Vec<String>,
+        /// Defaults for absent fields.
+        set_default: Vec<(String, Value)>,
+    },
+    /// A user function `fn(Vn) -> Result<Vn+1, UpcastError>`.
+    With(String),
+}
+
+/// Lowers a lint-clean spec.
+pub fn lower(spec: &Spec) -> Model {
+    let mut modules = names::Scope::default();
+    let mut constants = names::Scope::default();
+    let topics = spec
+        .topics
+        .values()
+        .map(|t| {
+            let mut types = TypeSpace::default();
+            for reserved in ["Latest", "AnyVersion"] {
+                types.reserve(reserved);
+            }
+            let versions = t
+                .versions
+                .iter()
+                .map(|v| Version {
+                    number: v.number.value,
+                    root: types.add_root(&format!("V{}", v.number.value), &v.schema.json),
+                    schema: v.schema.json.to_string(),
+                    upcast: v.upcast.as_ref().map(lower_upcast),
+                })
+                .collect();
+            let mut header_scope = names::Scope::default();
+            Topic {
+                name: t.name.value.clone(),
+                module: modules.claim(names::module(&t.name.value)),
+                constant: constants.claim(names::constant(&t.name.value)),
+                description: t.description.as_ref().map(|d| d.value.clone()),
+                key: t.key.as_ref().map(|k| k.value.clone()),
+                partitions: t.partitions.as_ref().map_or(1, |p| p.value),
+                headers: t
+                    .headers
+                    .iter()
+                    .map(|h| (header_scope.claim(names::constant(&h.value)), h.value.clone()))
+                    .collect(),
+                dual_write: t.dual_write(),
+                compat: compat_name(t.compat_mode()),
+                versions,
+                types,
+            }
+        })
+        .collect();
+    Model { topics }
+}
+
+fn lower_upcast(upcast: &spec::Upcast) -> Upcast {
+    if let Some(with) = &upcast.with {
+        return Upcast::With(with.value.clone());
+    }
+    Upcast::Steps {
+        rename: upcast.rename.iter().map(|(a, b)| (a.value.clone(), b.value.clone())).collect(),
+        remove: upcast.remove.iter().map(|f| f.value.clone()).collect(),
+        set_default: upcast
+            .set_default
+            .iter()
+            .filter_map(|(f, v)| Some((f.value.clone(), v.to_json().ok()?)))
+            .collect(),
+    }
+}
+
+/// The spec spelling of a compat mode.
+pub fn compat_name(mode: CompatMode) -> &'static str {
+    match mode {
+        CompatMode::None => "none",
+        CompatMode::Backward => "backward",
+        CompatMode::Forward => "forward",
+        CompatMode::Full => "full",
+        CompatMode::BackwardTransitive => "backward_transitive",
+        CompatMode::ForwardTransitive => "forward_transitive",
+        CompatMode::FullTransitive => "full_transitive",
+    }
+}
