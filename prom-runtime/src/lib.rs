@@ -1,9 +1,30 @@
 //! Prom's runtime: the typed surface generated code targets, the event bus and its stores.
 #![deny(missing_docs)]
 
+pub mod bus;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod codegen;
+pub mod consumer;
+pub mod dlq;
+pub mod error;
+pub mod partition;
+pub mod publish;
+pub mod record;
+pub mod registry;
+pub mod retry;
+pub mod runner;
 mod typed;
+pub mod upcast;
+pub mod validate;
 
+pub use bus::{AnyBus, EventBus, GroupId, MemoryBus, SqliteBus};
+pub use error::{Error, Result};
+/// Compile-time checks against the specs: `#[derive(Event)]`, `topic!`, `include_specs!`.
+pub use prom_macros::{Event, include_specs, topic};
+pub use publish::{Producer, PublishOptions};
+pub use record::{EventRecord, Headers, NewEvent, Receipt};
+pub use registry::Registry;
 pub use typed::{DecodeError, Event, Timestamp, Topic, UpcastError, Versioned};
 
 /// Re-exports for generated code, so user crates need no direct serde or chrono dependency.

@@ -1,0 +1,254 @@
+//! What JSON a Rust field type (de)serialises as, and whether that fits a property's schema.
+
+use serde_json::Value;
+use syn::{GenericArgument, PathArguments, Type};
+
+/// The JSON shape of a Rust type, as far as its syntax tells.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// Any Rust integer type.
+    Integer,
+    /// `f32` or `f64`.
+    Number,
+    /// `String`, `str`, `Cow<str>`, `char`.
+    String,
+    /// `bool`.
+    Bool,
+    /// A timestamp type that serialises as an RFC 3339 string.
+    Timestamp,
+    /// `Vec<T>`, sets, arrays and slices.
+    Array(Box<Shape>),
+    /// `HashMap<String, T>`, `BTreeMap<String, T>`.
+    Map(Box<Shape>),
+    /// `Option<T>`.
+    Option(Box<Shape>),
+    /// `serde_json::Value`: anything.
+    Any,
+    /// A user type (struct, enum, newtype): its shape is not visible here.
+    Named(String),
+    /// Something that cannot be a payload field (fn pointers, trait objects, ...).
+    Unsupported,
+}
+
+/// Classifies a field type.
+pub fn of(ty: &Type) -> Shape {
+    match ty {
+        Type::Paren(p) => of(&p.elem),
+        Type::Group(g) => of(&g.elem),
+        Type::Reference(r) => of(&r.elem),
+        Type::Array(a) => Shape::Array(Box::new(of(&a.elem))),
+        Type::Slice(s) => Shape::Array(Box::new(of(&s.elem))),
+        Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else { return Shape::Unsupported };
+            let args: Vec<&Type> = match &last.arguments {
+                PathArguments::AngleBracketed(a) => a
+                    .args
+                    .iter()
+                    .filter_map(|arg| match arg {
+                        GenericArgument::Type(t) => Some(t),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let name = last.ident.to_string();
+            match (name.as_str(), args.as_slice()) {
+                (
+                    "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "u8" | "u16" | "u32" | "u64" | "u128"
+                    | "usize" | "NonZeroU32" | "NonZeroU64" | "NonZeroI64",
+                    [],
+                ) => Shape::Integer,
+                ("f32" | "f64", []) => Shape::Number,
+                ("Cow", [inner]) => of(inner),
+                ("String" | "str" | "char", []) => Shape::String,
+                ("bool", []) => Shape::Bool,
+                ("DateTime" | "Timestamp" | "OffsetDateTime" | "SystemTime", _) => Shape::Timestamp,
+                ("Option", [inner]) => Shape::Option(Box::new(of(inner))),
+                ("Box" | "Arc" | "Rc", [inner]) => of(inner),
+                ("Vec" | "VecDeque" | "HashSet" | "BTreeSet" | "IndexSet" | "SmallVec", [inner, ..]) => {
+                    Shape::Array(Box::new(of(inner)))
+                }
+                ("HashMap" | "BTreeMap" | "IndexMap", [_, value, ..]) => Shape::Map(Box::new(of(value))),
+                ("Value", []) => Shape::Any,
+                _ => Shape::Named(name),
+            }
+        }
+        _ => Shape::Unsupported,
+    }
+}
+
+/// The `T` of `Option<T>` (else the type itself), so errors about `T` point at it.
+pub fn unwrap_option(ty: &Type) -> &Type {
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Option"
+        && let PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(GenericArgument::Type(inner)) = args.args.first()
+    {
+        return inner;
+    }
+    ty
+}
+
+/// The JSON types a schema allows (empty = any) and whether null is among them.
+pub fn schema_types(schema: &Value) -> (Vec<String>, bool) {
+    let mut types: Vec<String> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+        _ if schema.get("properties").is_some() => vec!["object".to_owned()],
+        _ => match schema.get("enum").or(schema.get("const")) {
+            Some(v) if v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) => {
+                vec!["string".to_owned()]
+            }
+            _ => Vec::new(),
+        },
+    };
+    let nullable = types.iter().any(|t| t == "null");
+    types.retain(|t| t != "null");
+    (types, nullable)
+}
+
+/// A short name for a shape in messages.
+pub fn describe(shape: &Shape) -> String {
+    match shape {
+        Shape::Integer => "an integer type".to_owned(),
+        Shape::Number => "a float type".to_owned(),
+        Shape::String => "a string type".to_owned(),
+        Shape::Bool => "`bool`".to_owned(),
+        Shape::Timestamp => "a timestamp".to_owned(),
+        Shape::Array(_) => "a sequence".to_owned(),
+        Shape::Map(_) => "a map".to_owned(),
+        Shape::Option(inner) => format!("`Option` of {}", describe(inner)),
+        Shape::Any => "`serde_json::Value`".to_owned(),
+        Shape::Named(name) => format!("`{name}`"),
+        Shape::Unsupported => "an unsupported type".to_owned(),
+    }
+}
+
+/// Checks a (non-`Option`) shape against a schema; `Err` says what the schema wants instead.
+pub fn fits(shape: &Shape, schema: &Value, root: &Value) -> Result<(), String> {
+    let schema = deref(root, schema);
+    let (types, _) = schema_types(schema);
+    if types.is_empty() {
+        return Ok(());
+    }
+    let wants = |t: &str| types.iter().any(|x| x == t);
+    let expected = || {
+        let rust = types.iter().map(|t| rust_for(t, schema)).collect::<Vec<_>>().join(" or ");
+        format!("the schema declares {}: use {rust}", types.join(" or "))
+    };
+    let ok = match shape {
+        Shape::Any | Shape::Named(_) => true,
+        Shape::Integer => wants("integer"),
+        Shape::Number => wants("number"),
+        Shape::String => wants("string"),
+        Shape::Timestamp => wants("string"),
+        Shape::Bool => wants("boolean"),
+        Shape::Array(inner) => {
+            if !wants("array") {
+                false
+            } else {
+                return match schema.get("items") {
+                    Some(items) if items.is_object() => {
+                        item_fits(inner, items, root).map_err(|e| format!("array items: {e}"))
+                    }
+                    _ => Ok(()),
+                };
+            }
+        }
+        Shape::Map(value) => {
+            if !wants("object") {
+                false
+            } else {
+                return match schema.get("additionalProperties") {
+                    Some(extra) if extra.is_object() => {
+                        item_fits(value, extra, root).map_err(|e| format!("map values: {e}"))
+                    }
+                    _ => Ok(()),
+                };
+            }
+        }
+        Shape::Option(_) | Shape::Unsupported => false,
+    };
+    if ok { Ok(()) } else { Err(expected()) }
+}
+
+/// Items and map values may be `Option` only where the schema allows null.
+fn item_fits(shape: &Shape, schema: &Value, root: &Value) -> Result<(), String> {
+    match shape {
+        Shape::Option(inner) => {
+            let (_, nullable) = schema_types(deref(root, schema));
+            if nullable {
+                fits(inner, schema, root)
+            } else {
+                Err("`Option` but the schema does not allow null".into())
+            }
+        }
+        other => fits(other, schema, root),
+    }
+}
+
+fn rust_for(json_type: &str, schema: &Value) -> &'static str {
+    match json_type {
+        "integer" => "an integer type (`i64`, `u32`, ...)",
+        "number" => "`f64` or `f32`",
+        "string" if schema.get("format").and_then(Value::as_str) == Some("date-time") => {
+            "`prom_runtime::Timestamp` or `String`"
+        }
+        "string" => "`String`",
+        "boolean" => "`bool`",
+        "array" => "`Vec<_>`",
+        "object" => "a struct or a map",
+        _ => "`serde_json::Value`",
+    }
+}
+
+/// Follows local `$ref`s a bounded number of times.
+pub fn deref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        let Some(target) = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|p| root.pointer(p))
+        else {
+            break;
+        };
+        schema = target;
+    }
+    schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn shape(src: &str) -> Shape {
+        of(&syn::parse_str::<Type>(src).expect("type"))
+    }
+
+    #[test]
+    fn classifies_types() {
+        assert_eq!(shape("u32"), Shape::Integer);
+        assert_eq!(shape("std::string::String"), Shape::String);
+        assert_eq!(shape("Option<Vec<f64>>"), Shape::Option(Box::new(Shape::Array(Box::new(Shape::Number)))));
+        assert_eq!(shape("BTreeMap<String, bool>"), Shape::Map(Box::new(Shape::Bool)));
+        assert_eq!(shape("Cow<'static, str>"), Shape::String);
+        assert_eq!(shape("Address"), Shape::Named("Address".into()));
+        assert_eq!(shape("fn()"), Shape::Unsupported);
+    }
+
+    #[test]
+    fn checks_against_schemas() {
+        let root = json!({});
+        assert!(fits(&Shape::Integer, &json!({ "type": "integer" }), &root).is_ok());
+        assert!(fits(&Shape::Number, &json!({ "type": "integer" }), &root).is_err());
+        assert!(fits(&Shape::Integer, &json!({ "type": "number" }), &root).is_err());
+        let tags = json!({ "type": "array", "items": { "type": "string" } });
+        assert!(fits(&Shape::Array(Box::new(Shape::String)), &tags, &root).is_ok());
+        assert!(fits(&Shape::Array(Box::new(Shape::Integer)), &tags, &root).is_err());
+        assert!(fits(&Shape::Named("Addr".into()), &json!({ "type": "object" }), &root).is_ok());
+        assert!(fits(&Shape::String, &json!({ "enum": ["a", "b"] }), &root).is_ok());
+    }
+}

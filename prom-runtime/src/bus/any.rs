@@ -1,0 +1,114 @@
+//! A bus whose backend is chosen at run time (the CLI's `--store`, tests' backend matrix).
+
+use super::{EventBus, GroupId, MemoryBus, SqliteBus};
+use crate::error::Result;
+use crate::record::{EventRecord, NewEvent, Receipt};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// One of the built-in backends.
+#[derive(Debug, Clone)]
+pub enum AnyBus {
+    /// In memory.
+    Memory(MemoryBus),
+    /// The embedded on-disk store.
+    Sqlite(SqliteBus),
+}
+
+impl From<MemoryBus> for AnyBus {
+    fn from(bus: MemoryBus) -> AnyBus {
+        AnyBus::Memory(bus)
+    }
+}
+
+impl From<SqliteBus> for AnyBus {
+    fn from(bus: SqliteBus) -> AnyBus {
+        AnyBus::Sqlite(bus)
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $bus:ident => $call:expr) => {
+        match $self {
+            AnyBus::Memory($bus) => $call.await,
+            AnyBus::Sqlite($bus) => $call.await,
+        }
+    };
+}
+
+impl EventBus for AnyBus {
+    async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
+        delegate!(self, b => b.publish(events))
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        delegate!(self, b => b.read(topic, partition, after, limit))
+    }
+
+    async fn head(&self, topic: &str) -> Result<i64> {
+        delegate!(self, b => b.head(topic))
+    }
+
+    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
+        delegate!(self, b => b.offset_before_time(topic, at_ms))
+    }
+
+    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
+        delegate!(self, b => b.offset_of(topic, id))
+    }
+
+    async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
+        delegate!(self, b => b.count_after(topic, partition, after))
+    }
+
+    async fn existing_dedup(&self, topic: &str, keys: Vec<String>) -> Result<Vec<String>> {
+        delegate!(self, b => b.existing_dedup(topic, keys))
+    }
+
+    async fn cursors(&self, group: &GroupId) -> Result<BTreeMap<u32, i64>> {
+        delegate!(self, b => b.cursors(group))
+    }
+
+    async fn init_cursors(
+        &self,
+        group: &GroupId,
+        partitions: Vec<u32>,
+        offset: i64,
+    ) -> Result<BTreeMap<u32, i64>> {
+        delegate!(self, b => b.init_cursors(group, partitions, offset))
+    }
+
+    async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
+        delegate!(self, b => b.commit(group, member, cursors))
+    }
+
+    async fn heartbeat(&self, group: &GroupId, member: &str, ttl: Duration) -> Result<Vec<String>> {
+        delegate!(self, b => b.heartbeat(group, member, ttl))
+    }
+
+    async fn claim(
+        &self,
+        group: &GroupId,
+        member: &str,
+        want: Vec<u32>,
+        release: Vec<u32>,
+        ttl: Duration,
+    ) -> Result<Vec<u32>> {
+        delegate!(self, b => b.claim(group, member, want, release, ttl))
+    }
+
+    async fn leave(&self, group: &GroupId, member: &str) -> Result<()> {
+        delegate!(self, b => b.leave(group, member))
+    }
+
+    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
+        delegate!(self, b => b.wait(topic, seen, timeout))
+    }
+}

@@ -1,0 +1,271 @@
+//! The in-memory backend: the same contract as the on-disk store, for tests and the dev harness.
+
+use super::{EventBus, GroupId};
+use crate::error::Result;
+use crate::record::{EventRecord, NewEvent, Receipt, now_ms};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// An event bus held in memory (lost when the process exits).
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    published: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<String, Log>,
+    cursors: HashMap<GroupId, BTreeMap<u32, i64>>,
+    members: HashMap<GroupId, BTreeMap<String, i64>>,
+    leases: HashMap<GroupId, BTreeMap<u32, (String, i64)>>,
+}
+
+#[derive(Default)]
+struct Log {
+    /// `events[i]` has offset `i + 1`.
+    events: Vec<EventRecord>,
+    dedup: HashMap<String, usize>,
+    by_id: HashMap<Uuid, usize>,
+}
+
+impl std::fmt::Debug for MemoryBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryBus")
+    }
+}
+
+impl MemoryBus {
+    /// An empty bus.
+    pub fn new() -> MemoryBus {
+        MemoryBus::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind, still consistent per
+        // operation (each one finishes its mutation before anything can panic), so keep going.
+        self.inner.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn offset_of(index: usize) -> i64 {
+    i64::try_from(index).unwrap_or(i64::MAX - 1) + 1
+}
+
+fn index_after(after: i64) -> usize {
+    usize::try_from(after.max(0)).unwrap_or(usize::MAX)
+}
+
+impl EventBus for MemoryBus {
+    async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
+        let mut state = self.state();
+        let mut receipts = Vec::with_capacity(events.len());
+        // Dedup keys may repeat inside one batch too; the first one wins.
+        let mut batch_dedup: HashMap<(String, String), Receipt> = HashMap::new();
+        for event in events {
+            let log = state.topics.entry(event.topic.clone()).or_default();
+            if let Some(key) = &event.dedup {
+                if let Some(&i) = log.dedup.get(key) {
+                    let e = &log.events[i];
+                    receipts.push(Receipt {
+                        id: e.id,
+                        offset: e.offset,
+                        partition: e.partition,
+                        duplicate: true,
+                    });
+                    continue;
+                }
+                if let Some(r) = batch_dedup.get(&(event.topic.clone(), key.clone())) {
+                    receipts.push(Receipt { duplicate: true, ..*r });
+                    continue;
+                }
+            }
+            let index = log.events.len();
+            let record = event.clone().into_record(offset_of(index));
+            let receipt = Receipt {
+                id: record.id,
+                offset: record.offset,
+                partition: record.partition,
+                duplicate: false,
+            };
+            if let Some(key) = event.dedup {
+                log.dedup.insert(key.clone(), index);
+                batch_dedup.insert((event.topic, key), receipt);
+            }
+            log.by_id.insert(record.id, index);
+            log.events.push(record);
+            receipts.push(receipt);
+        }
+        drop(state);
+        self.inner.published.notify_waiters();
+        Ok(receipts)
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let state = self.state();
+        let Some(log) = state.topics.get(topic) else { return Ok(Vec::new()) };
+        let start = index_after(after).min(log.events.len());
+        Ok(log.events[start..]
+            .iter()
+            .filter(|e| partition.is_none_or(|p| e.partition == p))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn head(&self, topic: &str) -> Result<i64> {
+        Ok(self.state().topics.get(topic).map_or(0, |log| offset_of(log.events.len()) - 1))
+    }
+
+    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
+        let state = self.state();
+        let Some(log) = state.topics.get(topic) else { return Ok(0) };
+        Ok(log
+            .events
+            .iter()
+            .find(|e| e.ts >= at_ms)
+            .map_or(offset_of(log.events.len()) - 1, |e| e.offset - 1))
+    }
+
+    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
+        Ok(self.state().topics.get(topic).and_then(|log| log.by_id.get(&id)).map(|&i| offset_of(i)))
+    }
+
+    async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
+        let state = self.state();
+        let Some(log) = state.topics.get(topic) else { return Ok(0) };
+        let start = index_after(after).min(log.events.len());
+        Ok(log.events[start..].iter().filter(|e| e.partition == partition).count() as u64)
+    }
+
+    async fn existing_dedup(&self, topic: &str, keys: Vec<String>) -> Result<Vec<String>> {
+        let state = self.state();
+        let Some(log) = state.topics.get(topic) else { return Ok(Vec::new()) };
+        Ok(keys.into_iter().filter(|k| log.dedup.contains_key(k)).collect())
+    }
+
+    async fn cursors(&self, group: &GroupId) -> Result<BTreeMap<u32, i64>> {
+        Ok(self.state().cursors.get(group).cloned().unwrap_or_default())
+    }
+
+    async fn init_cursors(
+        &self,
+        group: &GroupId,
+        partitions: Vec<u32>,
+        offset: i64,
+    ) -> Result<BTreeMap<u32, i64>> {
+        let mut state = self.state();
+        let cursors = state.cursors.entry(group.clone()).or_default();
+        Ok(partitions.into_iter().map(|p| (p, *cursors.entry(p).or_insert(offset))).collect())
+    }
+
+    async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
+        let mut state = self.state();
+        if let Some(member) = member {
+            let leases = state.leases.get(group);
+            for (partition, _) in &cursors {
+                let held = leases.and_then(|l| l.get(partition)).is_some_and(|(m, _)| m == member);
+                if !held {
+                    return Err(crate::Error::LeaseLost {
+                        topic: group.topic.clone(),
+                        group: group.group.clone(),
+                        partition: *partition,
+                    });
+                }
+            }
+        }
+        let stored = state.cursors.entry(group.clone()).or_default();
+        for (partition, offset) in cursors {
+            let cursor = stored.entry(partition).or_insert(offset);
+            *cursor = if member.is_some() { (*cursor).max(offset) } else { offset };
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&self, group: &GroupId, member: &str, ttl: Duration) -> Result<Vec<String>> {
+        let mut state = self.state();
+        let now = now_ms();
+        let members = state.members.entry(group.clone()).or_default();
+        members.insert(member.to_string(), now + ttl_ms(ttl));
+        members.retain(|_, expires| *expires > now);
+        let live: Vec<String> = members.keys().cloned().collect();
+        if let Some(leases) = state.leases.get_mut(group) {
+            leases.retain(|_, (holder, _)| live.contains(holder));
+        }
+        Ok(live)
+    }
+
+    async fn claim(
+        &self,
+        group: &GroupId,
+        member: &str,
+        want: Vec<u32>,
+        release: Vec<u32>,
+        ttl: Duration,
+    ) -> Result<Vec<u32>> {
+        let mut state = self.state();
+        let now = now_ms();
+        let expires = now + ttl_ms(ttl);
+        let leases = state.leases.entry(group.clone()).or_default();
+        leases.retain(|p, (holder, _)| !(holder == member && release.contains(p)));
+        for (holder, until) in leases.values_mut() {
+            if holder == member {
+                *until = expires;
+            }
+        }
+        for p in want {
+            let free = leases.get(&p).is_none_or(|(holder, until)| holder == member || *until <= now);
+            if free {
+                leases.insert(p, (member.to_string(), expires));
+            }
+        }
+        Ok(leases.iter().filter(|(_, (holder, _))| holder == member).map(|(p, _)| *p).collect())
+    }
+
+    async fn leave(&self, group: &GroupId, member: &str) -> Result<()> {
+        let mut state = self.state();
+        if let Some(members) = state.members.get_mut(group) {
+            members.remove(member);
+        }
+        if let Some(leases) = state.leases.get_mut(group) {
+            leases.retain(|_, (holder, _)| holder != member);
+        }
+        Ok(())
+    }
+
+    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.published.notified();
+            tokio::pin!(notified);
+            // Registering before checking closes the race with a publish in between.
+            notified.as_mut().enable();
+            if self.head(topic).await.unwrap_or(0) > seen {
+                return;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+}
+
+/// A TTL in ms, at least 1.
+pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2).max(1)
+}

@@ -1,0 +1,134 @@
+//! The event bus: durable topics, consumer-group cursors, group membership and leases.
+//!
+//! The trait is the storage contract only; delivery semantics (per-key order, in-flight limits,
+//! acks, rebalancing) live in [`crate::consumer`] on top of it, so every backend gets them for
+//! free. Nothing here assumes one process owns a topic: offsets are assigned inside the
+//! store's transaction, cursors are committed only by the member holding the partition's lease,
+//! and membership expires by time, so a MongoDB backend can implement the same contract.
+
+mod any;
+pub mod memory;
+pub mod sqlite;
+
+pub use any::AnyBus;
+pub use memory::MemoryBus;
+pub use sqlite::SqliteBus;
+
+use crate::error::Result;
+use crate::record::{EventRecord, NewEvent, Receipt};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Identifies a consumer group on a topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId {
+    /// Topic name.
+    pub topic: String,
+    /// Group name.
+    pub group: String,
+}
+
+impl GroupId {
+    /// A group on a topic.
+    pub fn new(topic: impl Into<String>, group: impl Into<String>) -> GroupId {
+        GroupId { topic: topic.into(), group: group.into() }
+    }
+}
+
+/// Storage operations every backend provides.
+///
+/// Offsets are per topic, start at 1 and increase strictly; a cursor `c` for a partition means
+/// every event of that partition with offset `<= c` is done.
+pub trait EventBus: Clone + Send + Sync + 'static {
+    /// Stores `events` atomically (all or none) and returns after they are durable.
+    ///
+    /// An event whose `dedup` key was already stored on its topic is not written again; its
+    /// receipt points at the earlier event and says `duplicate`.
+    fn publish(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<Vec<Receipt>>> + Send;
+
+    /// Events of `topic` (of one partition, or all) with offset `> after`, in offset order.
+    fn read(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventRecord>>> + Send;
+
+    /// The highest offset of `topic` (0 when empty).
+    fn head(&self, topic: &str) -> impl Future<Output = Result<i64>> + Send;
+
+    /// The cursor position just before the first event with `ts >= at_ms`.
+    fn offset_before_time(&self, topic: &str, at_ms: i64) -> impl Future<Output = Result<i64>> + Send;
+
+    /// The offset of the event with `id` on `topic`, if stored.
+    fn offset_of(&self, topic: &str, id: Uuid) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// How many events of `partition` have offset `> after` (for lag).
+    fn count_after(
+        &self,
+        topic: &str,
+        partition: u32,
+        after: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Which of `keys` are already stored as dedup keys on `topic`.
+    fn existing_dedup(
+        &self,
+        topic: &str,
+        keys: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// The group's committed cursors by partition.
+    fn cursors(&self, group: &GroupId) -> impl Future<Output = Result<BTreeMap<u32, i64>>> + Send;
+
+    /// Sets the cursor of each of `partitions` to `offset` unless it exists; returns the
+    /// cursors in effect for them.
+    ///
+    /// Two members starting at once both get the first one's position, and a restarted
+    /// `from: latest` group keeps its original start instead of skipping what arrived meanwhile.
+    fn init_cursors(
+        &self,
+        group: &GroupId,
+        partitions: Vec<u32>,
+        offset: i64,
+    ) -> impl Future<Output = Result<BTreeMap<u32, i64>>> + Send;
+
+    /// Commits cursors. With `member`, only partitions whose lease that member holds are
+    /// committed (fails with `LeaseLost` otherwise) and cursors never move backwards; without,
+    /// the cursors are set as given (an operator's `cursor set`).
+    fn commit(
+        &self,
+        group: &GroupId,
+        member: Option<&str>,
+        cursors: Vec<(u32, i64)>,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records that `member` is alive for `ttl`, removes members (and their leases) whose time
+    /// ran out, and returns the live members, sorted.
+    fn heartbeat(
+        &self,
+        group: &GroupId,
+        member: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Renews `member`'s leases, releases `release`, takes each of `want` that is free or
+    /// expired, and returns the partitions `member` now holds, sorted.
+    fn claim(
+        &self,
+        group: &GroupId,
+        member: &str,
+        want: Vec<u32>,
+        release: Vec<u32>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Vec<u32>>> + Send;
+
+    /// Removes `member` and releases its leases at once (a clean shutdown).
+    fn leave(&self, group: &GroupId, member: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Returns when `topic`'s head passes `seen` or `timeout` elapses.
+    fn wait(&self, topic: &str, seen: i64, timeout: Duration) -> impl Future<Output = ()> + Send;
+}

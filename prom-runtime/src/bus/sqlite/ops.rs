@@ -1,0 +1,232 @@
+//! The writes, each run by the committer inside one job's savepoint.
+
+use super::writer::Tx;
+use crate::bus::GroupId;
+use crate::error::{Error, Result};
+use crate::record::{NewEvent, Receipt};
+use rusqlite::{OptionalExtension, params};
+use std::collections::BTreeMap;
+
+/// An event with its JSON columns serialized by the publisher's task, so the single committer
+/// thread spends its time on SQLite only.
+pub struct Row {
+    event: NewEvent,
+    headers: String,
+    payload: String,
+}
+
+/// Serializes the JSON columns of `events`.
+pub fn rows(events: Vec<NewEvent>) -> Result<Vec<Row>> {
+    events
+        .into_iter()
+        .map(|event| {
+            let headers = serde_json::to_string(&event.headers).map_err(|e| unserializable(&event, e))?;
+            let payload = serde_json::to_string(&event.payload).map_err(|e| unserializable(&event, e))?;
+            Ok(Row { event, headers, payload })
+        })
+        .collect()
+}
+
+/// Appends events, skipping those whose dedup key is already stored.
+pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
+    let mut receipts = Vec::with_capacity(rows.len());
+    for Row { event, headers, payload } in rows {
+        if let Some(dedup) = &event.dedup {
+            let existing = tx
+                .conn
+                .prepare_cached("SELECT id, off, part FROM events WHERE topic = ?1 AND dedup = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![event.topic, dedup], |r| {
+                        Ok(Receipt {
+                            id: super::rows::uuid_at(r, 0)?,
+                            offset: r.get(1)?,
+                            partition: r.get(2)?,
+                            duplicate: true,
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(|e| tx.err(e))?;
+            if let Some(receipt) = existing {
+                receipts.push(receipt);
+                continue;
+            }
+        }
+        let offset = tx.next_offset(&event.topic)?;
+        tx.conn
+            .prepare_cached(
+                "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    event.topic,
+                    offset,
+                    event.id.as_bytes().as_slice(),
+                    event.key,
+                    event.partition,
+                    event.ts,
+                    headers,
+                    payload,
+                    event.caused_by.as_ref().map(|id| id.as_bytes().to_vec()),
+                    event.sid,
+                    event.dedup,
+                ])
+            })
+            .map_err(|e| tx.err(e))?;
+        receipts.push(Receipt { id: event.id, offset, partition: event.partition, duplicate: false });
+    }
+    Ok(receipts)
+}
+
+/// Sets cursors unless they exist; returns the cursors in effect.
+pub fn init_cursors(
+    tx: &mut Tx<'_>,
+    group: &GroupId,
+    partitions: &[u32],
+    offset: i64,
+) -> Result<BTreeMap<u32, i64>> {
+    let conn = tx.conn;
+    let run = || -> rusqlite::Result<BTreeMap<u32, i64>> {
+        let mut out = BTreeMap::new();
+        for &partition in partitions {
+            conn.execute(
+                "INSERT INTO cursors (topic, grp, part, off) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![group.topic, group.group, partition, offset],
+            )?;
+            let cursor = conn.query_row(
+                "SELECT off FROM cursors WHERE topic = ?1 AND grp = ?2 AND part = ?3",
+                params![group.topic, group.group, partition],
+                |r| r.get(0),
+            )?;
+            out.insert(partition, cursor);
+        }
+        Ok(out)
+    };
+    run().map_err(|e| tx.err(e))
+}
+
+/// Commits cursors, fenced by the member's leases when `member` is given.
+pub fn commit(tx: &mut Tx<'_>, group: &GroupId, member: Option<&str>, cursors: &[(u32, i64)]) -> Result<()> {
+    let conn = tx.conn;
+    for &(partition, offset) in cursors {
+        if let Some(member) = member {
+            let holder: Option<String> = conn
+                .query_row(
+                    "SELECT member FROM leases WHERE topic = ?1 AND grp = ?2 AND part = ?3",
+                    params![group.topic, group.group, partition],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| tx.err(e))?;
+            if holder.as_deref() != Some(member) {
+                return Err(Error::LeaseLost {
+                    topic: group.topic.clone(),
+                    group: group.group.clone(),
+                    partition,
+                });
+            }
+        }
+        let sql = if member.is_some() {
+            "INSERT INTO cursors (topic, grp, part, off) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT DO UPDATE SET off = max(off, excluded.off)"
+        } else {
+            "INSERT INTO cursors (topic, grp, part, off) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT DO UPDATE SET off = excluded.off"
+        };
+        conn.execute(sql, params![group.topic, group.group, partition, offset]).map_err(|e| tx.err(e))?;
+    }
+    Ok(())
+}
+
+/// Refreshes a member, sweeps expired members and their leases, returns the live members.
+pub fn heartbeat(
+    tx: &mut Tx<'_>,
+    group: &GroupId,
+    member: &str,
+    now: i64,
+    expires: i64,
+) -> Result<Vec<String>> {
+    let conn = tx.conn;
+    let run = || -> rusqlite::Result<Vec<String>> {
+        conn.execute(
+            "INSERT INTO members (topic, grp, member, expires) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT DO UPDATE SET expires = excluded.expires",
+            params![group.topic, group.group, member, expires],
+        )?;
+        conn.execute(
+            "DELETE FROM members WHERE topic = ?1 AND grp = ?2 AND expires <= ?3",
+            params![group.topic, group.group, now],
+        )?;
+        conn.execute(
+            "DELETE FROM leases WHERE topic = ?1 AND grp = ?2 AND member NOT IN \
+             (SELECT member FROM members WHERE topic = ?1 AND grp = ?2)",
+            params![group.topic, group.group],
+        )?;
+        let mut stmt =
+            conn.prepare_cached("SELECT member FROM members WHERE topic = ?1 AND grp = ?2 ORDER BY member")?;
+        let rows = stmt.query_map(params![group.topic, group.group], |r| r.get(0))?;
+        rows.collect()
+    };
+    run().map_err(|e| tx.err(e))
+}
+
+/// Renews, releases and acquires leases; returns the partitions held.
+pub fn claim(
+    tx: &mut Tx<'_>,
+    group: &GroupId,
+    member: &str,
+    want: &[u32],
+    release: &[u32],
+    now: i64,
+    expires: i64,
+) -> Result<Vec<u32>> {
+    let conn = tx.conn;
+    let run = || -> rusqlite::Result<Vec<u32>> {
+        for p in release {
+            conn.execute(
+                "DELETE FROM leases WHERE topic = ?1 AND grp = ?2 AND part = ?3 AND member = ?4",
+                params![group.topic, group.group, p, member],
+            )?;
+        }
+        conn.execute(
+            "UPDATE leases SET expires = ?4 WHERE topic = ?1 AND grp = ?2 AND member = ?3",
+            params![group.topic, group.group, member, expires],
+        )?;
+        for p in want {
+            conn.execute(
+                "INSERT INTO leases (topic, grp, part, member, expires) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT DO UPDATE SET member = excluded.member, expires = excluded.expires \
+                 WHERE leases.expires <= ?6 OR leases.member = excluded.member",
+                params![group.topic, group.group, p, member, expires, now],
+            )?;
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT part FROM leases WHERE topic = ?1 AND grp = ?2 AND member = ?3 ORDER BY part",
+        )?;
+        let rows = stmt.query_map(params![group.topic, group.group, member], |r| r.get(0))?;
+        rows.collect()
+    };
+    run().map_err(|e| tx.err(e))
+}
+
+/// Removes a member and its leases.
+pub fn leave(tx: &mut Tx<'_>, group: &GroupId, member: &str) -> Result<()> {
+    let conn = tx.conn;
+    conn.execute(
+        "DELETE FROM members WHERE topic = ?1 AND grp = ?2 AND member = ?3",
+        params![group.topic, group.group, member],
+    )
+    .and_then(|_| {
+        conn.execute(
+            "DELETE FROM leases WHERE topic = ?1 AND grp = ?2 AND member = ?3",
+            params![group.topic, group.group, member],
+        )
+    })
+    .map(|_| ())
+    .map_err(|e| tx.err(e))
+}
+
+fn unserializable(event: &NewEvent, e: serde_json::Error) -> Error {
+    Error::Config(format!("event {} for `{}` cannot be serialized: {e}", event.id, event.topic))
+}

@@ -1,0 +1,90 @@
+//! The on-disk layout and connection settings.
+
+use rusqlite::Connection;
+use std::time::Duration;
+
+/// The layout version stored in `PRAGMA user_version`.
+pub const VERSION: i64 = 1;
+
+/// Tables and indexes. Offsets are per topic; `topics.head` is the last assigned one, read and
+/// bumped inside the writer's transaction so several processes never hand out the same offset.
+pub const DDL: &str = "
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    head INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    off INTEGER NOT NULL,
+    id BLOB NOT NULL,
+    key TEXT,
+    part INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    headers TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    caused_by BLOB,
+    sid TEXT,
+    dedup TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_topic_off ON events (topic, off);
+CREATE INDEX IF NOT EXISTS events_topic_part_off ON events (topic, part, off);
+CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
+CREATE UNIQUE INDEX IF NOT EXISTS events_dedup ON events (topic, dedup) WHERE dedup IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cursors (
+    topic TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    off INTEGER NOT NULL,
+    PRIMARY KEY (topic, grp, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS members (
+    topic TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    member TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (topic, grp, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    topic TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    member TEXT NOT NULL,
+    expires INTEGER NOT NULL,
+    PRIMARY KEY (topic, grp, part)
+) WITHOUT ROWID;
+";
+
+/// How long a connection waits for another process's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Applies the per-connection settings: WAL (readers never block the writer, and several
+/// processes can share the file) and `synchronous=FULL` (a commit is on disk when it returns, so
+/// a kill -9 or power loss never loses an acknowledged publish).
+pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Creates the layout on a fresh store; refuses a store written by a newer layout.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let current: i64 =
+        conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| e.to_string())?;
+    if current == VERSION {
+        return Ok(());
+    }
+    if current > VERSION {
+        return Err(format!(
+            "the store has layout version {current}, but this prom understands up to {VERSION}; \
+             upgrade prom or point --store at another directory"
+        ));
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    tx.execute_batch(DDL).map_err(|e| e.to_string())?;
+    tx.pragma_update(None, "user_version", VERSION).map_err(|e| e.to_string())?;
+    tx.commit().map_err(|e| e.to_string())
+}

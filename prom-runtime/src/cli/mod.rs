@@ -1,0 +1,138 @@
+//! The `prom` CLI: argument parsing, spec loading and store opening shared by the commands.
+
+mod dlq;
+mod publish;
+mod run;
+mod tail;
+
+use crate::bus::SqliteBus;
+use crate::consumer::Start;
+use crate::error::Error;
+use crate::publish::Producer;
+use crate::registry::Registry;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Prom's runtime CLI.
+#[derive(Debug, Parser)]
+#[command(name = "prom", version, about = "Publish, tail and consume events on Prom's embedded store")]
+pub struct Cli {
+    /// Store directory (created if missing).
+    #[arg(long, global = true, default_value = ".prom", value_name = "DIR")]
+    pub store: PathBuf,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// A `prom` command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a JSON payload against the topic's latest schema and publish it; prints the id.
+    Publish(publish::Args),
+    /// Print a topic's events as JSON lines, upcast to the latest version.
+    Tail(tail::Args),
+    /// Inspect or replay dead letters.
+    #[command(subcommand)]
+    Dlq(dlq::Command),
+    /// Run every declared consumer that needs no user code until Ctrl-C.
+    Run(run::Args),
+}
+
+/// Where the spec is.
+#[derive(Debug, clap::Args)]
+pub struct SpecArgs {
+    /// A spec file or directory (repeatable).
+    #[arg(long = "specs", value_name = "PATH", default_value = "specs")]
+    pub specs: Vec<PathBuf>,
+}
+
+/// Why a command stopped.
+#[derive(Debug)]
+pub enum Failure {
+    /// The spec has errors (exit 2); the rendered diagnostics were already printed.
+    Spec,
+    /// Anything else (exit 1).
+    Runtime(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Runtime(e.to_string())
+    }
+}
+
+/// The result of a command.
+pub type Outcome = Result<(), Failure>;
+
+/// Parses the arguments, runs the command, and maps the outcome to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Spec) => ExitCode::from(2),
+        Err(Failure::Runtime(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Outcome {
+    match cli.command {
+        Command::Publish(args) => publish::run(&cli.store, args).await,
+        Command::Tail(args) => tail::run(&cli.store, args).await,
+        Command::Dlq(command) => dlq::run(&cli.store, command).await,
+        Command::Run(args) => run::run(&cli.store, args).await,
+    }
+}
+
+/// Lints the spec (printing diagnostics; errors stop the command) and builds the registry.
+pub fn load(specs: &SpecArgs) -> Result<(prom_codegen::spec::Spec, Arc<Registry>), Failure> {
+    let linted = prom_codegen::lint_paths(&specs.specs);
+    if linted.has_errors() {
+        eprint!("{}", linted.render());
+        return Err(Failure::Spec);
+    }
+    if !linted.diagnostics.is_empty() {
+        eprint!("{}", linted.render());
+    }
+    let registry = Registry::from_spec(&linted.spec)?;
+    Ok((linted.spec, Arc::new(registry)))
+}
+
+/// Opens the store and a producer over it.
+pub fn open(store: &std::path::Path, registry: Arc<Registry>) -> Result<Producer<SqliteBus>, Failure> {
+    Ok(Producer::new(SqliteBus::open(store)?, registry))
+}
+
+/// Parses `--from`: `earliest`, `latest`, an event id, or a time.
+pub fn parse_start(text: &str) -> Result<Start, String> {
+    match text {
+        "earliest" => Ok(Start::Earliest),
+        "latest" => Ok(Start::Latest),
+        _ => match uuid::Uuid::parse_str(text) {
+            Ok(id) => Ok(Start::After(id)),
+            Err(_) => crate::record::parse_ts(text)
+                .map(Start::Time)
+                .map_err(|e| format!("{e}; --from also takes `earliest`, `latest` or an event id")),
+        },
+    }
+}
+
+/// Prints one JSON line to stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Outcome {
+    let line =
+        serde_json::to_string(value).map_err(|e| Failure::Runtime(format!("cannot print JSON: {e}")))?;
+    println!("{line}");
+    Ok(())
+}

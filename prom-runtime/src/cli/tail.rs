@@ -1,0 +1,126 @@
+//! `prom tail`.
+
+use super::{Failure, Outcome, SpecArgs};
+use crate::bus::{EventBus, SqliteBus};
+use crate::consumer::{Start, SubscribeOptions, Subscription};
+use crate::record::EventRecord;
+use crate::registry::{Registry, Route};
+use std::path::Path;
+use std::time::Duration;
+
+/// Arguments of `prom tail`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Topic to print (declared, `dlq.<topic>` or `<topic>.v<N>`).
+    topic: String,
+    /// Where to start: earliest, latest, an RFC 3339 time, ms since the epoch, or an event id.
+    #[arg(long, default_value = "earliest", value_parser = super::parse_start)]
+    from: Start,
+    /// Print at most N events.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Read as consumer group G: progress is committed, so the next tail continues after it.
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+    /// Keep waiting for new events (until Ctrl-C) instead of stopping when caught up.
+    #[arg(long)]
+    follow: bool,
+}
+
+/// Prints events as JSON lines.
+pub async fn run(store: &Path, args: Args) -> Outcome {
+    let (_, registry) = super::load(&args.spec)?;
+    let partitions = match registry.route(&args.topic)? {
+        Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
+    };
+    let bus = SqliteBus::open(store)?;
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut printer = Printer { registry: &registry, printed: 0, failed: 0 };
+    match &args.group {
+        Some(group) => {
+            let opts = SubscribeOptions {
+                start: args.from,
+                partitions,
+                batch_size: limit.clamp(1, 100),
+                poll_timeout: Duration::from_millis(200),
+                ..SubscribeOptions::default()
+            };
+            let mut sub = Subscription::new(bus, &args.topic, group, opts)?;
+            while printer.printed < limit {
+                let batch = tokio::select! {
+                    batch = sub.poll() => batch?,
+                    _ = tokio::signal::ctrl_c() => break,
+                };
+                if batch.is_empty() && !args.follow {
+                    break;
+                }
+                for delivery in batch {
+                    // Unprinted events stay unacked, so the group's next reader gets them.
+                    if printer.printed >= limit {
+                        break;
+                    }
+                    printer.print(delivery.record.clone())?;
+                    sub.ack(&delivery);
+                }
+            }
+            sub.close().await?;
+        }
+        None => {
+            let mut after = match args.from {
+                Start::Earliest => 0,
+                Start::Latest => bus.head(&args.topic).await?,
+                Start::Time(ms) => bus.offset_before_time(&args.topic, ms).await?,
+                Start::After(id) => bus
+                    .offset_of(&args.topic, id)
+                    .await?
+                    .ok_or_else(|| Failure::Runtime(format!("no event {id} on `{}`", args.topic)))?,
+            };
+            while printer.printed < limit {
+                let page = bus.read(&args.topic, None, after, (limit - printer.printed).min(500)).await?;
+                let Some(last) = page.last() else {
+                    if !args.follow {
+                        break;
+                    }
+                    tokio::select! {
+                        () = bus.wait(&args.topic, after, Duration::from_secs(1)) => continue,
+                        _ = tokio::signal::ctrl_c() => break,
+                    }
+                };
+                after = last.offset;
+                for record in page {
+                    printer.print(record)?;
+                }
+            }
+        }
+    }
+    if printer.failed > 0 {
+        return Err(Failure::Runtime(format!(
+            "{} event(s) could not be decoded (see above)",
+            printer.failed
+        )));
+    }
+    Ok(())
+}
+
+struct Printer<'a> {
+    registry: &'a Registry,
+    printed: usize,
+    failed: usize,
+}
+
+impl Printer<'_> {
+    fn print(&mut self, record: EventRecord) -> Outcome {
+        self.printed += 1;
+        let (id, offset) = (record.id, record.offset);
+        match self.registry.decode(record) {
+            Ok(event) => super::print_json(&event),
+            Err(e) => {
+                self.failed += 1;
+                eprintln!("error: event {id} (offset {offset}): {e}");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! Consumer groups on any [`EventBus`]: at-least-once delivery with per-key order, bounded
+//! in-flight events, manual or automatic acks, and partitions split between live members.
+//!
+//! A [`Subscription`] is one member of a group. [`Subscription::poll`] keeps the membership
+//! fresh, commits acknowledged progress, and hands out events. The committed cursor never
+//! passes an event that was handed out and not acked, so after a crash everything from the
+//! first unacked event on is delivered again.
+
+mod membership;
+mod state;
+
+pub use state::Token;
+
+use crate::bus::{EventBus, GroupId};
+use crate::error::{Error, Result};
+use crate::record::EventRecord;
+use state::Part;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Where a group starts on partitions it has no cursor for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From the first event.
+    Earliest,
+    /// After the newest event present when the group first starts.
+    Latest,
+    /// From the first event published at or after this time (ms since the epoch).
+    Time(i64),
+    /// After the event with this id.
+    After(Uuid),
+}
+
+/// How deliveries are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckMode {
+    /// The caller acks (or nacks) each delivery.
+    Manual,
+    /// Everything handed out by one `poll` is acked by the next `poll` (or `commit`).
+    Auto,
+}
+
+/// Which events a subscription hands out; the others are skipped (and count as done).
+pub type Filter = Arc<dyn Fn(&EventRecord) -> bool + Send + Sync>;
+
+/// How a subscription behaves.
+#[derive(Clone)]
+pub struct SubscribeOptions {
+    /// Start position without a cursor.
+    pub start: Start,
+    /// Most events handed out per poll.
+    pub batch_size: usize,
+    /// Most events read and not yet acked (buffered or handed out).
+    pub max_in_flight: usize,
+    /// Manual or automatic acks.
+    pub ack: AckMode,
+    /// Optional event filter.
+    pub filter: Option<Filter>,
+    /// The topic's partition count.
+    pub partitions: u32,
+    /// Whether members split partitions (otherwise one member takes them all).
+    pub partitioned: bool,
+    /// This member's id (default: random). Reusing an id after a crash resumes its leases at
+    /// once instead of waiting for them to expire.
+    pub member: Option<String>,
+    /// How long a silent member keeps its membership and leases.
+    pub member_ttl: Duration,
+    /// How long `poll` waits for events before returning an empty batch.
+    pub poll_timeout: Duration,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        SubscribeOptions {
+            start: Start::Earliest,
+            batch_size: 100,
+            max_in_flight: 1000,
+            ack: AckMode::Manual,
+            filter: None,
+            partitions: 1,
+            partitioned: false,
+            member: None,
+            member_ttl: Duration::from_secs(10),
+            poll_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One handed-out event.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event as stored.
+    pub record: EventRecord,
+    /// 1 on first delivery in this process, then 2, 3, ... after nacks.
+    pub attempt: u32,
+    /// What to ack or nack it by.
+    pub token: Token,
+}
+
+/// Acknowledges deliveries from any task.
+#[derive(Clone)]
+pub struct Acker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    parts: BTreeMap<u32, Part>,
+    revoking: BTreeSet<u32>,
+    epochs: u64,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Bookkeeping mutations finish before anything can panic; a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Acker {
+    /// Marks a delivery done; the cursor may move past it at the next commit.
+    pub fn ack(&self, delivery: &Delivery) {
+        self.ack_token(&delivery.token);
+    }
+
+    /// Marks an event done by its token.
+    pub fn ack_token(&self, token: &Token) {
+        let acked = self.shared.lock().parts.get_mut(&token.partition).is_some_and(|p| p.ack(token));
+        if acked {
+            self.shared.changed.notify_waiters();
+        }
+    }
+
+    /// Asks for a delivery again after `delay`; later events of its key wait for it.
+    pub fn nack(&self, delivery: &Delivery, delay: Duration) {
+        let due = Instant::now() + delay;
+        let token = &delivery.token;
+        let nacked = self
+            .shared
+            .lock()
+            .parts
+            .get_mut(&token.partition)
+            .is_some_and(|p| p.nack(token, delivery.record.clone(), due));
+        if nacked {
+            self.shared.changed.notify_waiters();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refill {
+    Read,
+    Nothing,
+    Full,
+}
+
+/// A member of a consumer group.
+pub struct Subscription<B: EventBus> {
+    bus: B,
+    group: GroupId,
+    member: String,
+    opts: SubscribeOptions,
+    shared: Arc<Shared>,
+    auto_pending: Vec<Token>,
+    start_offset: Option<i64>,
+    next_tick: Instant,
+    seen_head: i64,
+    rotate: usize,
+}
+
+impl<B: EventBus> Subscription<B> {
+    /// Joins `group` on `topic`. Nothing is read until the first `poll`.
+    pub fn new(bus: B, topic: &str, group: &str, opts: SubscribeOptions) -> Result<Subscription<B>> {
+        if opts.batch_size == 0 || opts.max_in_flight == 0 || opts.partitions == 0 {
+            return Err(Error::Config(format!(
+                "subscription to `{topic}` (group `{group}`): batch_size, max_in_flight and partitions \
+                 must be at least 1 (got {}, {}, {})",
+                opts.batch_size, opts.max_in_flight, opts.partitions
+            )));
+        }
+        let member =
+            opts.member.clone().unwrap_or_else(|| format!("{}-{}", std::process::id(), Uuid::now_v7()));
+        Ok(Subscription {
+            bus,
+            group: GroupId::new(topic, group),
+            member,
+            opts,
+            shared: Arc::new(Shared { state: Mutex::new(State::default()), changed: Notify::new() }),
+            auto_pending: Vec::new(),
+            start_offset: None,
+            next_tick: Instant::now(),
+            seen_head: -1,
+            rotate: 0,
+        })
+    }
+
+    /// The group.
+    pub fn group(&self) -> &GroupId {
+        &self.group
+    }
+
+    /// This member's id.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SubscribeOptions {
+        &self.opts
+    }
+
+    /// A handle for acking from other tasks.
+    pub fn acker(&self) -> Acker {
+        Acker { shared: self.shared.clone() }
+    }
+
+    /// Marks a delivery done.
+    pub fn ack(&self, delivery: &Delivery) {
+        self.acker().ack(delivery);
+    }
+
+    /// Asks for a delivery again after `delay`.
+    pub fn nack(&self, delivery: &Delivery, delay: Duration) {
+        self.acker().nack(delivery, delay);
+    }
+
+    /// The partitions this member holds now.
+    pub fn partitions(&self) -> Vec<u32> {
+        self.shared.lock().parts.keys().copied().collect()
+    }
+
+    /// Events handed out and not yet acked or nacked.
+    pub fn in_flight(&self) -> usize {
+        self.shared.lock().parts.values().map(|p| p.in_flight).sum()
+    }
+
+    /// Waits up to the poll timeout for events and hands out at most `batch_size` of them.
+    ///
+    /// Cancel-safe: every await leaves the bookkeeping consistent, so dropping the future (for
+    /// example in a `select!` on shutdown) loses nothing.
+    pub async fn poll(&mut self) -> Result<Vec<Delivery>> {
+        let deadline = Instant::now() + self.opts.poll_timeout;
+        if self.opts.ack == AckMode::Auto {
+            let acker = self.acker();
+            for token in std::mem::take(&mut self.auto_pending) {
+                acker.ack_token(&token);
+            }
+        }
+        let shared = self.shared.clone();
+        loop {
+            let changed = shared.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            self.maintain().await?;
+            self.commit().await?;
+            let (batch, next_due) = self.take_ready();
+            if !batch.is_empty() {
+                if self.opts.ack == AckMode::Auto {
+                    self.auto_pending.extend(batch.iter().map(|d| d.token.clone()));
+                }
+                return Ok(batch);
+            }
+            let refill = self.refill().await?;
+            if refill == Refill::Read {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let until = [Some(deadline), next_due, Some(self.next_tick)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(deadline);
+            let timeout = until.saturating_duration_since(now);
+            if refill == Refill::Full {
+                // Nothing more may be read until something is acked.
+                tokio::select! {
+                    () = tokio::time::sleep(timeout) => {}
+                    () = changed => {}
+                }
+            } else {
+                tokio::select! {
+                    () = self.bus.wait(&self.group.topic, self.seen_head, timeout) => {}
+                    () = changed => {}
+                }
+            }
+        }
+    }
+
+    fn take_ready(&mut self) -> (Vec<Delivery>, Option<Instant>) {
+        let now = Instant::now();
+        let mut state = self.shared.lock();
+        let State { parts, revoking, .. } = &mut *state;
+        let mut taken = Vec::new();
+        let ids: Vec<u32> = parts.keys().copied().filter(|p| !revoking.contains(p)).collect();
+        if !ids.is_empty() {
+            // Rotating the starting partition keeps one busy partition from starving the rest.
+            self.rotate = self.rotate.wrapping_add(1);
+            for i in 0..ids.len() {
+                let p = ids[(i + self.rotate) % ids.len()];
+                if let Some(part) = parts.get_mut(&p) {
+                    part.take(p, self.opts.batch_size, now, &mut taken);
+                }
+            }
+        }
+        let next_due = parts.values().filter_map(Part::next_due).min();
+        let batch =
+            taken.into_iter().map(|(record, attempt, token)| Delivery { record, attempt, token }).collect();
+        (batch, next_due)
+    }
+
+    /// Reads more events into the buffers of held partitions.
+    async fn refill(&mut self) -> Result<Refill> {
+        let head = self.bus.head(&self.group.topic).await?;
+        let plan: Vec<(u32, i64)> = {
+            let state = self.shared.lock();
+            state
+                .parts
+                .iter()
+                .filter(|(p, part)| !state.revoking.contains(p) && (part.more || head > self.seen_head))
+                .filter(|(_, part)| part.read_upto < head)
+                .map(|(&p, part)| (p, part.read_upto))
+                .collect()
+        };
+        let mut read_any = false;
+        for (p, after) in plan {
+            let room = self.room();
+            if room == 0 {
+                return Ok(if read_any { Refill::Read } else { Refill::Full });
+            }
+            let limit = room.min(self.opts.batch_size);
+            let events = self.bus.read(&self.group.topic, Some(p), after, limit).await?;
+            let filter = self.opts.filter.clone();
+            let mut state = self.shared.lock();
+            // The partition may have been dropped or re-acquired while reading.
+            let Some(part) = state.parts.get_mut(&p).filter(|part| part.read_upto == after) else { continue };
+            read_any |= !events.is_empty();
+            let limit_hit = events.len() >= limit;
+            part.add(events, limit_hit, |e| filter.as_ref().is_none_or(|f| f(e)));
+        }
+        if read_any {
+            return Ok(Refill::Read);
+        }
+        // Every held partition was read up to `head`, so waiting for `head` to move is exact.
+        self.seen_head = head;
+        Ok(if self.room() == 0 { Refill::Full } else { Refill::Nothing })
+    }
+
+    fn room(&self) -> usize {
+        let outstanding: usize = self.shared.lock().parts.values().map(Part::outstanding).sum();
+        self.opts.max_in_flight.saturating_sub(outstanding)
+    }
+
+    /// Commits the progress acked so far (fenced by this member's leases).
+    pub async fn commit(&mut self) -> Result<()> {
+        if self.opts.ack == AckMode::Auto {
+            let acker = self.acker();
+            for token in std::mem::take(&mut self.auto_pending) {
+                acker.ack_token(&token);
+            }
+        }
+        let cursors: Vec<(u32, i64)> = {
+            let state = self.shared.lock();
+            state
+                .parts
+                .iter()
+                .filter(|(_, part)| part.candidate() > part.committed)
+                .map(|(&p, part)| (p, part.candidate()))
+                .collect()
+        };
+        self.commit_cursors(cursors).await
+    }
+
+    async fn commit_cursors(&mut self, cursors: Vec<(u32, i64)>) -> Result<()> {
+        if cursors.is_empty() {
+            return Ok(());
+        }
+        match self.bus.commit(&self.group, Some(&self.member), cursors.clone()).await {
+            Ok(()) => {
+                let mut state = self.shared.lock();
+                for (p, offset) in cursors {
+                    if let Some(part) = state.parts.get_mut(&p) {
+                        part.committed = part.committed.max(offset);
+                    }
+                }
+                Ok(())
+            }
+            Err(Error::LeaseLost { partition, .. }) => {
+                // Another member owns it now and redelivers from the stored cursor; drop ours.
+                let mut state = self.shared.lock();
+                state.parts.remove(&partition);
+                state.revoking.remove(&partition);
+                self.next_tick = Instant::now();
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits, then leaves the group so other members take over at once.
+    pub async fn close(mut self) -> Result<()> {
+        self.commit().await?;
+        self.bus.leave(&self.group, &self.member).await
+    }
+}
+
+/// Events of `group` not yet consumed, over all partitions.
+pub async fn lag<B: EventBus>(bus: &B, group: &GroupId, partitions: u32) -> Result<u64> {
+    let cursors = bus.cursors(group).await?;
+    let mut total = 0;
+    for p in 0..partitions {
+        total += bus.count_after(&group.topic, p, cursors.get(&p).copied().unwrap_or(0)).await?;
+    }
+    Ok(total)
+}

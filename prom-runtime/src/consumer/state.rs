@@ -1,0 +1,215 @@
+//! Per-partition delivery bookkeeping: what was read, handed out, acked, and how far the
+//! cursor may move.
+//!
+//! Invariants: every event read from the store and not yet acked is in `outstanding` (buffered,
+//! handed out, or waiting for redelivery), so the commit candidate — just before the smallest
+//! outstanding offset — never passes an unacked event; and at most one event per key is handed
+//! out at a time, which gives per-key order even when a handler fails and is retried.
+
+use crate::record::EventRecord;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use tokio::time::Instant;
+
+/// Identifies one handed-out event, for ack and nack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub(crate) partition: u32,
+    pub(crate) offset: i64,
+    /// Which tenure of the partition the event was handed out under; acks from an earlier
+    /// tenure (before the lease was lost and regained) are ignored.
+    pub(crate) epoch: u64,
+    pub(crate) lane: String,
+}
+
+/// An event waiting for redelivery after a nack.
+struct Redelivery {
+    due: Instant,
+    record: EventRecord,
+    attempt: u32,
+}
+
+/// One partition this member holds.
+pub(crate) struct Part {
+    pub epoch: u64,
+    /// The cursor as committed in the store.
+    pub committed: i64,
+    /// The highest offset read from the store.
+    pub read_upto: i64,
+    /// Whether the last read hit its limit (more may be waiting).
+    pub more: bool,
+    buffer: VecDeque<EventRecord>,
+    outstanding: BTreeSet<i64>,
+    busy: HashSet<String>,
+    redeliver: Vec<Redelivery>,
+    attempts: BTreeMap<i64, u32>,
+    pub in_flight: usize,
+}
+
+impl Part {
+    pub fn new(epoch: u64, cursor: i64) -> Part {
+        Part {
+            epoch,
+            committed: cursor,
+            read_upto: cursor,
+            more: true,
+            buffer: VecDeque::new(),
+            outstanding: BTreeSet::new(),
+            busy: HashSet::new(),
+            redeliver: Vec::new(),
+            attempts: BTreeMap::new(),
+            in_flight: 0,
+        }
+    }
+
+    /// Events read but not acked (buffered, handed out or waiting for redelivery).
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Adds freshly read events; `kept` says which pass the filter (the others count as done).
+    pub fn add(&mut self, events: Vec<EventRecord>, limit_hit: bool, kept: impl Fn(&EventRecord) -> bool) {
+        self.more = limit_hit;
+        for event in events {
+            self.read_upto = self.read_upto.max(event.offset);
+            if kept(&event) {
+                self.outstanding.insert(event.offset);
+                self.buffer.push_back(event);
+            }
+        }
+    }
+
+    /// Where the cursor may move: just before the oldest unacked event, or to the read position.
+    pub fn candidate(&self) -> i64 {
+        self.outstanding.first().map_or(self.read_upto, |&first| first - 1)
+    }
+
+    /// Hands out up to `room` events: due redeliveries first, then buffered events whose key has
+    /// nothing else out. Returns them with their attempt numbers.
+    pub fn take(
+        &mut self,
+        partition: u32,
+        room: usize,
+        now: Instant,
+        out: &mut Vec<(EventRecord, u32, Token)>,
+    ) {
+        let mut i = 0;
+        while i < self.redeliver.len() && out.len() < room {
+            if self.redeliver[i].due <= now {
+                let r = self.redeliver.swap_remove(i);
+                let token = self.token(partition, &r.record);
+                self.in_flight += 1;
+                out.push((r.record, r.attempt, token));
+            } else {
+                i += 1;
+            }
+        }
+        let mut i = 0;
+        while i < self.buffer.len() && out.len() < room {
+            let lane = lane(&self.buffer[i]);
+            if self.busy.contains(&lane) {
+                i += 1;
+                continue;
+            }
+            let Some(record) = self.buffer.remove(i) else { break };
+            self.busy.insert(lane);
+            let attempt = *self.attempts.entry(record.offset).or_insert(1);
+            let token = self.token(partition, &record);
+            self.in_flight += 1;
+            out.push((record, attempt, token));
+        }
+    }
+
+    fn token(&self, partition: u32, record: &EventRecord) -> Token {
+        Token { partition, offset: record.offset, epoch: self.epoch, lane: lane(record) }
+    }
+
+    /// Marks a handed-out event done.
+    pub fn ack(&mut self, token: &Token) -> bool {
+        if token.epoch != self.epoch || !self.outstanding.remove(&token.offset) {
+            return false;
+        }
+        self.busy.remove(&token.lane);
+        self.attempts.remove(&token.offset);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        true
+    }
+
+    /// Schedules a handed-out event for redelivery; its key stays blocked until then.
+    pub fn nack(&mut self, token: &Token, record: EventRecord, due: Instant) -> bool {
+        if token.epoch != self.epoch || !self.outstanding.contains(&token.offset) {
+            return false;
+        }
+        let attempt = self.attempts.entry(token.offset).or_insert(1);
+        *attempt += 1;
+        let attempt = *attempt;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.redeliver.push(Redelivery { due, record, attempt });
+        true
+    }
+
+    /// The earliest pending redelivery.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.redeliver.iter().map(|r| r.due).min()
+    }
+}
+
+/// The ordering lane of an event: its key (keyless events share one lane, so they keep
+/// their partition's order too).
+fn lane(record: &EventRecord) -> String {
+    record.key.clone().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::NewEvent;
+    use serde_json::json;
+
+    fn event(offset: i64, key: &str) -> EventRecord {
+        NewEvent::new("t", json!({})).keyed(key, 0).into_record(offset)
+    }
+
+    #[test]
+    fn cursor_stops_before_the_first_unacked_event() {
+        let mut part = Part::new(1, 0);
+        part.add(vec![event(1, "a"), event(2, "b"), event(3, "c")], false, |_| true);
+        let mut out = Vec::new();
+        part.take(0, 10, Instant::now(), &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(part.ack(&out[1].2));
+        assert!(part.ack(&out[2].2));
+        assert_eq!(part.candidate(), 0, "event 1 is unacked, so the cursor cannot pass it");
+        assert!(part.ack(&out[0].2));
+        assert_eq!(part.candidate(), 3);
+    }
+
+    #[test]
+    fn one_event_per_key_is_out_at_a_time() {
+        let mut part = Part::new(1, 0);
+        part.add(vec![event(1, "a"), event(2, "a"), event(3, "b")], false, |_| true);
+        let mut out = Vec::new();
+        part.take(0, 10, Instant::now(), &mut out);
+        let offsets: Vec<i64> = out.iter().map(|d| d.0.offset).collect();
+        assert_eq!(offsets, [1, 3]);
+        let now = Instant::now();
+        assert!(part.nack(&out[0].2, out[0].0.clone(), now));
+        let mut again = Vec::new();
+        part.take(0, 10, now, &mut again);
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].0.offset, again[0].1), (1, 2), "the nacked event comes back before offset 2");
+    }
+
+    #[test]
+    fn filtered_events_count_as_done_and_stale_acks_are_ignored() {
+        let mut part = Part::new(7, 0);
+        part.add(vec![event(1, "a"), event(2, "b")], false, |e| e.offset == 2);
+        assert_eq!(part.candidate(), 1);
+        let mut out = Vec::new();
+        part.take(0, 10, Instant::now(), &mut out);
+        let mut stale = out[0].2.clone();
+        stale.epoch = 6;
+        assert!(!part.ack(&stale));
+        assert!(part.ack(&out[0].2));
+        assert_eq!(part.candidate(), 2);
+    }
+}

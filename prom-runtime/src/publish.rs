@@ -1,0 +1,161 @@
+//! The publish middleware: validate against the schema, stamp the version, compute key and
+//! partition, and dual-write, all in one atomic batch.
+
+use crate::bus::EventBus;
+use crate::error::{Error, Result};
+use crate::partition::partition_for;
+use crate::record::{Headers, NewEvent, Receipt, SCHEMA_VERSION};
+use crate::registry::{Registry, Route, TopicSchema, is_runtime_header};
+use serde_json::Value;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Options for one publish.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Custom headers (declared in the topic's `headers:`).
+    pub headers: Headers,
+    /// The event that caused this one.
+    pub caused_by: Option<Uuid>,
+    /// Session / stream id.
+    pub sid: Option<String>,
+    /// Publish as an older version (a producer not yet migrated); default the latest.
+    pub version: Option<u32>,
+    /// Idempotency key: republishing with the same key stores nothing new.
+    pub dedup: Option<String>,
+}
+
+/// Publishes validated, stamped events on any bus.
+#[derive(Debug, Clone)]
+pub struct Producer<B> {
+    bus: B,
+    registry: Arc<Registry>,
+}
+
+impl<B: EventBus> Producer<B> {
+    /// A producer for the registry's topics.
+    pub fn new(bus: B, registry: Arc<Registry>) -> Producer<B> {
+        Producer { bus, registry }
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &B {
+        &self.bus
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Publishes one payload; returns the receipt of the event on `topic`.
+    pub async fn publish(&self, topic: &str, payload: Value, opts: PublishOptions) -> Result<Receipt> {
+        let events = prepare(&self.registry, topic, payload, &opts)?;
+        let receipts = self.bus.publish(events).await?;
+        receipts.into_iter().next().ok_or(Error::Closed)
+    }
+
+    /// Publishes several payloads atomically; returns the receipts of the events on their
+    /// topics (dual-write copies are written but not returned).
+    pub async fn publish_all(&self, items: Vec<(String, Value, PublishOptions)>) -> Result<Vec<Receipt>> {
+        let mut events = Vec::new();
+        let mut primary = Vec::with_capacity(items.len());
+        for (topic, payload, opts) in items {
+            primary.push(events.len());
+            events.extend(prepare(&self.registry, &topic, payload, &opts)?);
+        }
+        let receipts = self.bus.publish(events).await?;
+        Ok(primary.into_iter().filter_map(|i| receipts.get(i).copied()).collect())
+    }
+}
+
+/// The events one publish writes: the event itself and, with dual-write, its copy on
+/// `<topic>.v<latest>` (both go into the same durable batch).
+pub fn prepare(
+    registry: &Registry,
+    topic: &str,
+    payload: Value,
+    opts: &PublishOptions,
+) -> Result<Vec<NewEvent>> {
+    let schema = match registry.route(topic)? {
+        Route::Topic(t) => t,
+        Route::Versioned(t, _) => {
+            return Err(Error::Config(format!(
+                "`{topic}` is written by dual-write; publish to `{}` instead",
+                t.name
+            )));
+        }
+        Route::DeadLetters(t) => {
+            return Err(Error::Config(format!(
+                "`{topic}` holds dead letters of `{}` and is written by consumers, not publishers",
+                t.name
+            )));
+        }
+    };
+    let latest = schema.latest();
+    let version = opts.version.unwrap_or(latest);
+    let compiled = schema.schema(version).ok_or_else(|| {
+        Error::Config(format!("`{topic}` has no version {version}; the spec declares v1..v{latest}"))
+    })?;
+    compiled.check(topic, version, &payload)?;
+    check_headers(schema, &opts.headers)?;
+    let key = schema.key_of(&payload);
+    let partition = partition_for(key.as_deref(), schema.partitions);
+    let mut headers = opts.headers.clone();
+    headers.insert(SCHEMA_VERSION.to_string(), version.to_string());
+    let mut main = NewEvent::new(topic, payload);
+    main.key = key;
+    main.partition = partition;
+    main.caused_by = opts.caused_by;
+    main.sid = opts.sid.clone();
+    main.dedup = opts.dedup.clone();
+    let mut events = Vec::with_capacity(2);
+    if schema.dual_write {
+        let id = crate::record::new_id();
+        let payload = if version < latest {
+            let upcast = registry.upcast(schema, version, main.payload.clone(), main.id)?;
+            if let Some(s) = schema.schema(latest) {
+                s.check(topic, latest, &upcast)?;
+            }
+            upcast
+        } else {
+            main.payload.clone()
+        };
+        let mut copy_headers = headers.clone();
+        copy_headers.insert(SCHEMA_VERSION.to_string(), latest.to_string());
+        main.headers = headers;
+        let copy = NewEvent {
+            id,
+            topic: schema.versioned_name(latest),
+            payload,
+            headers: copy_headers,
+            ..main.clone()
+        };
+        events.push(main);
+        events.push(copy);
+    } else {
+        main.headers = headers;
+        events.push(main);
+    }
+    Ok(events)
+}
+
+fn check_headers(schema: &TopicSchema, headers: &Headers) -> Result<()> {
+    for name in headers.keys() {
+        if is_runtime_header(name) {
+            return Err(Error::Config(format!(
+                "header `{name}` is set by the runtime; remove it from the publish"
+            )));
+        }
+        if !schema.headers.iter().any(|h| h == name) {
+            let declared =
+                if schema.headers.is_empty() { "none".to_string() } else { schema.headers.join(", ") };
+            return Err(Error::Config(format!(
+                "header `{name}` is not declared for `{}` (declared: {declared}); add it to the topic's \
+                 `headers:` in the spec",
+                schema.name
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Events as stored and delivered, and events about to be published.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Event headers: `x-schema-version`, `x-upcasted-from` and the topic's declared custom headers.
+pub type Headers = BTreeMap<String, String>;
+
+/// Header stamped on publish: the payload's schema version.
+pub const SCHEMA_VERSION: &str = "x-schema-version";
+/// Header stamped on read when a payload was upcast: the version it was stored at.
+pub const UPCASTED_FROM: &str = "x-upcasted-from";
+/// Header on dead letters: why the event failed.
+pub const DLQ_ERROR: &str = "x-dlq-error";
+/// Header on replayed events: the id of the dead letter they came from.
+pub const REPLAY_OF: &str = "x-replay-of";
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Time-ordered unique id (UUIDv7).
+    pub id: Uuid,
+    /// Topic name.
+    pub topic: String,
+    /// Partition key (the value at the topic's `key` pointer), if any.
+    pub key: Option<String>,
+    /// Partition the key hashes to.
+    pub partition: u32,
+    /// Publish time, milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// Headers.
+    pub headers: Headers,
+    /// The payload.
+    pub payload: Value,
+    /// The event that caused this one, if any.
+    pub caused_by: Option<Uuid>,
+    /// Session / stream id the producer attached, if any.
+    pub sid: Option<String>,
+    /// Position in the topic: strictly increasing per topic, starting at 1.
+    pub offset: i64,
+}
+
+impl EventRecord {
+    /// The payload's schema version from its header, if present and numeric.
+    pub fn schema_version(&self) -> Option<u32> {
+        self.headers.get(SCHEMA_VERSION).and_then(|v| v.parse().ok())
+    }
+}
+
+/// An event to publish; the store assigns its offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Id (set at construction so the caller can chain `caused_by`).
+    pub id: Uuid,
+    /// Topic name.
+    pub topic: String,
+    /// Partition key.
+    pub key: Option<String>,
+    /// Partition.
+    pub partition: u32,
+    /// Publish time, ms since the epoch.
+    pub ts: i64,
+    /// Headers.
+    pub headers: Headers,
+    /// The payload.
+    pub payload: Value,
+    /// The causing event.
+    pub caused_by: Option<Uuid>,
+    /// Session / stream id.
+    pub sid: Option<String>,
+    /// Idempotency key: a second event with the same key on the same topic is not stored.
+    pub dedup: Option<String>,
+}
+
+impl NewEvent {
+    /// A new event on partition 0 with a fresh id and the current time.
+    pub fn new(topic: impl Into<String>, payload: Value) -> NewEvent {
+        NewEvent {
+            id: new_id(),
+            topic: topic.into(),
+            key: None,
+            partition: 0,
+            ts: now_ms(),
+            headers: Headers::new(),
+            payload,
+            caused_by: None,
+            sid: None,
+            dedup: None,
+        }
+    }
+
+    /// Sets the key and partition.
+    pub fn keyed(mut self, key: impl Into<String>, partition: u32) -> NewEvent {
+        self.key = Some(key.into());
+        self.partition = partition;
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> NewEvent {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn dedup(mut self, key: impl Into<String>) -> NewEvent {
+        self.dedup = Some(key.into());
+        self
+    }
+
+    /// The stored record this event becomes at `offset`.
+    pub fn into_record(self, offset: i64) -> EventRecord {
+        EventRecord {
+            id: self.id,
+            topic: self.topic,
+            key: self.key,
+            partition: self.partition,
+            ts: self.ts,
+            headers: self.headers,
+            payload: self.payload,
+            caused_by: self.caused_by,
+            sid: self.sid,
+            offset,
+        }
+    }
+}
+
+/// What a publish did with one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The stored event's id (the earlier event's id for a duplicate).
+    pub id: Uuid,
+    /// Its offset.
+    pub offset: i64,
+    /// Its partition.
+    pub partition: u32,
+    /// Whether an event with the same dedup key was already stored (nothing was written).
+    pub duplicate: bool,
+}
+
+/// A fresh time-ordered id.
+pub fn new_id() -> Uuid {
+    // The uuid crate's v7 context keeps ids monotonic within a process, even within one ms.
+    Uuid::now_v7()
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Formats a ms timestamp as RFC 3339 (UTC, milliseconds).
+pub fn format_ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map_or_else(|| ms.to_string(), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// Parses an RFC 3339 timestamp or a number of ms since the epoch.
+pub fn parse_ts(text: &str) -> Result<i64, String> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).map_err(|e| {
+        format!("`{text}` is not a timestamp ({e}); write RFC 3339 like 2026-11-24T13:00:00Z or ms since the epoch")
+    })
+}

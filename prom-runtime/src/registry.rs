@@ -1,0 +1,321 @@
+//! The runtime view of a spec: per topic its compiled schemas, key, partitions and upcast
+//! chain, plus the user functions for `with:` hops. Built once at startup.
+
+use crate::error::{Error, Result};
+use crate::record::{EventRecord, SCHEMA_VERSION, UPCASTED_FROM};
+use crate::upcast::{Hop, Steps, UpcastFn};
+use crate::validate::CompiledSchema;
+use prom_codegen::spec::{Spec, Topic};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Topic prefix of dead-letter topics.
+pub const DLQ_PREFIX: &str = "dlq.";
+
+/// A declared topic, ready for publish and decode.
+#[derive(Debug)]
+pub struct TopicSchema {
+    /// Name.
+    pub name: String,
+    /// JSON pointer to the key inside the payload.
+    pub key: Option<String>,
+    /// Partition count (≥ 1).
+    pub partitions: u32,
+    /// Whether publishes also go to `<name>.v<latest>`.
+    pub dual_write: bool,
+    /// Declared custom headers.
+    pub headers: Vec<String>,
+    versions: Vec<VersionSchema>,
+}
+
+#[derive(Debug)]
+struct VersionSchema {
+    schema: CompiledSchema,
+    /// How the previous version becomes this one (version 1 has none).
+    hop: Hop,
+}
+
+impl TopicSchema {
+    /// The latest version number.
+    pub fn latest(&self) -> u32 {
+        u32::try_from(self.versions.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The compiled schema of `version`.
+    pub fn schema(&self, version: u32) -> Option<&CompiledSchema> {
+        self.version(version).map(|v| &v.schema)
+    }
+
+    fn version(&self, version: u32) -> Option<&VersionSchema> {
+        let index = usize::try_from(version).ok()?.checked_sub(1)?;
+        self.versions.get(index)
+    }
+
+    /// The key of a payload: strings as they are, other values as JSON text.
+    pub fn key_of(&self, payload: &Value) -> Option<String> {
+        match payload.pointer(self.key.as_deref()?)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// The dual-write topic name for `version`.
+    pub fn versioned_name(&self, version: u32) -> String {
+        format!("{}.v{version}", self.name)
+    }
+
+    /// The dead-letter topic name.
+    pub fn dlq_name(&self) -> String {
+        format!("{DLQ_PREFIX}{}", self.name)
+    }
+}
+
+/// What a topic name refers to.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'a> {
+    /// A declared topic (payloads of any version, read as the latest).
+    Topic(&'a TopicSchema),
+    /// `<topic>.v<N>`: payloads fixed at version N.
+    Versioned(&'a TopicSchema, u32),
+    /// `dlq.<topic>`: dead-letter envelopes.
+    DeadLetters(&'a TopicSchema),
+}
+
+/// The runtime registry.
+#[derive(Default)]
+pub struct Registry {
+    topics: BTreeMap<String, TopicSchema>,
+    functions: HashMap<String, UpcastFn>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("topics", &self.topics.keys().collect::<Vec<_>>())
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// Builds the registry from a linted spec (compiling every version's schema once).
+    pub fn from_spec(spec: &Spec) -> Result<Registry> {
+        let mut topics = BTreeMap::new();
+        for (name, topic) in &spec.topics {
+            topics.insert(name.clone(), topic_schema(topic)?);
+        }
+        Ok(Registry { topics, functions: HashMap::new() })
+    }
+
+    /// Registers the function a `with:` hop names (e.g. `crate::upcast::heartbeat_v1_to_v2`).
+    pub fn with_upcaster<F, E>(mut self, path: &str, f: F) -> Registry
+    where
+        F: Fn(Value) -> Result<Value, E> + Send + Sync + 'static,
+        E: std::fmt::Display,
+    {
+        self.functions.insert(path.to_string(), Arc::new(move |v| f(v).map_err(|e| e.to_string())));
+        self
+    }
+
+    /// Fails if a `with:` hop names a function that is not registered (call at startup).
+    pub fn check_upcasters(&self) -> Result<()> {
+        let missing: Vec<String> = self
+            .topics
+            .values()
+            .flat_map(|t| t.versions.iter().enumerate().map(move |(i, v)| (t, i + 1, &v.hop)))
+            .filter_map(|(t, n, hop)| match hop {
+                Hop::With(path) if !self.functions.contains_key(path) => {
+                    Some(format!("`{}` v{} needs `{path}`", t.name, n))
+                }
+                _ => None,
+            })
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Config(format!(
+            "upcast functions are not registered: {}; register each with Registry::with_upcaster",
+            missing.join(", ")
+        )))
+    }
+
+    /// Declared topics by name.
+    pub fn topics(&self) -> impl Iterator<Item = &TopicSchema> {
+        self.topics.values()
+    }
+
+    /// A declared topic.
+    pub fn topic(&self, name: &str) -> Result<&TopicSchema> {
+        self.topics.get(name).ok_or_else(|| self.unknown(name))
+    }
+
+    /// Resolves a declared or derived topic name.
+    pub fn route(&self, name: &str) -> Result<Route<'_>> {
+        if let Some(topic) = self.topics.get(name) {
+            return Ok(Route::Topic(topic));
+        }
+        if let Some(topic) = name.strip_prefix(DLQ_PREFIX).and_then(|base| self.topics.get(base)) {
+            return Ok(Route::DeadLetters(topic));
+        }
+        if let Some((base, v)) = name.rsplit_once(".v")
+            && let (Some(topic), Ok(version)) = (self.topics.get(base), v.parse::<u32>())
+            && topic.dual_write
+            && topic.version(version).is_some()
+        {
+            return Ok(Route::Versioned(topic, version));
+        }
+        Err(self.unknown(name))
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        let candidates: Vec<&str> = self.topics.keys().map(String::as_str).collect();
+        let hint = prom_codegen::suggest::closest(name, candidates.iter().copied())
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_else(|| format!(" (declared: {})", candidates.join(", ")));
+        Error::UnknownTopic { topic: name.to_string(), hint }
+    }
+
+    /// Brings `payload`, stored at `from`, to `topic`'s latest version.
+    pub fn upcast(&self, topic: &TopicSchema, from: u32, payload: Value, id: uuid::Uuid) -> Result<Value> {
+        let mut payload = payload;
+        for to in from.saturating_add(1)..=topic.latest() {
+            let fail =
+                |reason: String| Error::Upcast { id, topic: topic.name.clone(), from: to - 1, to, reason };
+            let hop = &topic.version(to).ok_or_else(|| fail("the version is not declared".into()))?.hop;
+            payload = match hop {
+                Hop::Identity => payload,
+                Hop::Steps(steps) => steps.apply(payload).map_err(fail)?,
+                Hop::With(path) => {
+                    let f = self.functions.get(path).ok_or_else(|| {
+                        fail(format!(
+                            "the hop uses `with: {path}`, but no function is registered under that name; \
+                             call Registry::with_upcaster(\"{path}\", f) at startup"
+                        ))
+                    })?;
+                    f(payload).map_err(fail)?
+                }
+            };
+        }
+        Ok(payload)
+    }
+
+    /// Turns a stored event into what handlers see: upcast to the latest version (stamping
+    /// `x-upcasted-from`) and validated. Dead letters pass through; `<topic>.vN` events are
+    /// validated against version N.
+    pub fn decode(&self, mut record: EventRecord) -> Result<EventRecord> {
+        let topic = match self.route(&record.topic)? {
+            Route::DeadLetters(_) => return Ok(record),
+            Route::Versioned(topic, n) => {
+                let schema = topic.schema(n).ok_or(Error::Closed)?;
+                schema.check(&record.topic, n, &record.payload)?;
+                return Ok(record);
+            }
+            Route::Topic(topic) => topic,
+        };
+        let latest = topic.latest();
+        let version = stored_version(&record)?;
+        if version == 0 || version > latest {
+            return Err(Error::Version {
+                id: record.id,
+                topic: record.topic,
+                reason: format!(
+                    "it was written as v{version}, but the spec declares v1..v{latest}; \
+                     update the spec to the writer's version"
+                ),
+            });
+        }
+        if version < latest {
+            let payload = std::mem::take(&mut record.payload);
+            record.payload = self.upcast(topic, version, payload, record.id)?;
+            record.headers.insert(UPCASTED_FROM.to_string(), version.to_string());
+            record.headers.insert(SCHEMA_VERSION.to_string(), latest.to_string());
+        }
+        if let Some(schema) = topic.schema(latest) {
+            schema.check(&topic.name, latest, &record.payload)?;
+        }
+        Ok(record)
+    }
+}
+
+fn stored_version(record: &EventRecord) -> Result<u32> {
+    let Some(text) = record.headers.get(SCHEMA_VERSION) else {
+        return Err(Error::Version {
+            id: record.id,
+            topic: record.topic.clone(),
+            reason: format!(
+                "it has no `{SCHEMA_VERSION}` header, so its payload version is unknown; \
+                 publish through prom_runtime::Producer (or `prom publish`), which stamps it"
+            ),
+        });
+    };
+    text.parse().map_err(|_| Error::Version {
+        id: record.id,
+        topic: record.topic.clone(),
+        reason: format!("its `{SCHEMA_VERSION}` header is `{text}`, not a version number"),
+    })
+}
+
+fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
+    let name = topic.name.value.clone();
+    let mut versions = Vec::with_capacity(topic.versions.len());
+    for (i, version) in topic.versions.iter().enumerate() {
+        let n = version.number.value;
+        if usize::try_from(n).ok() != Some(i + 1) {
+            return Err(Error::Config(format!(
+                "{}: topic `{name}` has version {n} where version {} belongs; run `prom-codegen lint`",
+                version.number.span,
+                i + 1
+            )));
+        }
+        let schema = CompiledSchema::compile(&version.schema.json).map_err(|e| {
+            Error::Config(format!(
+                "{}: the schema of `{name}` v{n} does not compile: {e}",
+                version.schema.span
+            ))
+        })?;
+        let hop = match &version.upcast {
+            None => Hop::Identity,
+            Some(up) => match &up.with {
+                Some(path) => Hop::With(path.value.clone()),
+                None => {
+                    let mut set_default = Vec::new();
+                    for (field, node) in &up.set_default {
+                        let value = node.to_json().map_err(|span| {
+                            Error::Config(format!(
+                                "{span}: the default for `{}` is not a JSON value",
+                                field.value
+                            ))
+                        })?;
+                        set_default.push((field.value.clone(), value));
+                    }
+                    Hop::Steps(Steps {
+                        rename: up.rename.iter().map(|(a, b)| (a.value.clone(), b.value.clone())).collect(),
+                        remove: up.remove.iter().map(|f| f.value.clone()).collect(),
+                        set_default,
+                    })
+                }
+            },
+        };
+        versions.push(VersionSchema { schema, hop });
+    }
+    if versions.is_empty() {
+        return Err(Error::Config(format!("{}: topic `{name}` declares no versions", topic.versions_span)));
+    }
+    let partitions =
+        topic.partitions.as_ref().map_or(1, |p| u32::try_from(p.value).unwrap_or(u32::MAX).max(1));
+    Ok(TopicSchema {
+        name,
+        key: topic.key.as_ref().map(|k| k.value.clone()),
+        partitions,
+        dual_write: topic.dual_write(),
+        headers: topic.headers.iter().map(|h| h.value.clone()).collect(),
+        versions,
+    })
+}
+
+/// Header values of a stored event that the runtime sets (never copied from user input).
+pub fn is_runtime_header(name: &str) -> bool {
+    prom_codegen::check::RESERVED_HEADERS.contains(&name) || name == crate::record::REPLAY_OF
+}

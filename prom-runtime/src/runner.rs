@@ -1,0 +1,256 @@
+//! Runs a handler over a consumer group: decode (upcast + validate), retry with backoff, dead-
+//! letter after `max_attempts`, ack. Events of different keys are handled concurrently; one
+//! key's events strictly in order.
+//!
+//! A poison event costs only its own key: its retries sleep on timers (no spinning), other keys
+//! keep flowing, and after the last attempt it goes to `dlq.<topic>` so its key moves on too.
+//! Without a DLQ the event is redelivered every `max_backoff`, never dropped.
+
+use crate::bus::EventBus;
+use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription};
+use crate::dlq;
+use crate::error::{Error, Result};
+use crate::publish::Producer;
+use crate::record::EventRecord;
+use crate::registry::Route;
+use crate::retry::RetryPolicy;
+use prom_codegen::spec::{Consumer, StartFrom};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::task::JoinSet;
+
+/// A boxed handler future.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// Handles one decoded event; an error asks for a retry.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles `event` (already upcast to the latest version and validated).
+    fn handle(&self, event: EventRecord) -> HandlerFuture;
+}
+
+impl<F, Fut, E> Handler for F
+where
+    F: Fn(EventRecord) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    fn handle(&self, event: EventRecord) -> HandlerFuture {
+        let fut = self(event);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// Counters of a running consumer.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events handled successfully.
+    pub handled: AtomicU64,
+    /// Retries made.
+    pub retried: AtomicU64,
+    /// Events sent to the DLQ.
+    pub dead_lettered: AtomicU64,
+    /// Events that exhausted their attempts with no DLQ (redelivered later).
+    pub failed: AtomicU64,
+    /// The latest failure, for progress output.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Stats {
+    fn note_error(&self, error: &str) {
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
+
+    /// `(handled, retried, dead_lettered, failed)`.
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.handled.load(Ordering::Relaxed),
+            self.retried.load(Ordering::Relaxed),
+            self.dead_lettered.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What a runner does with events that keep failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailurePolicy {
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// Whether exhausted events go to `dlq.<topic>`.
+    pub dlq: bool,
+}
+
+/// Drives one group member.
+pub struct Runner<B: EventBus> {
+    sub: Subscription<B>,
+    producer: Producer<B>,
+    policy: FailurePolicy,
+    stats: Arc<Stats>,
+}
+
+impl<B: EventBus> Runner<B> {
+    /// A runner over an existing subscription.
+    pub fn new(sub: Subscription<B>, producer: Producer<B>, policy: FailurePolicy) -> Runner<B> {
+        Runner { sub, producer, policy, stats: Arc::default() }
+    }
+
+    /// A runner for a consumer declared in the spec (`opts` supplies what the spec does not
+    /// say: member id, TTL, poll timeout).
+    pub fn for_consumer(
+        producer: Producer<B>,
+        consumer: &Consumer,
+        opts: SubscribeOptions,
+    ) -> Result<Runner<B>> {
+        let topic = consumer.topic.value.as_str();
+        let partitions = match producer.registry().route(topic)? {
+            Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
+        };
+        let group = consumer.group.as_ref().map_or(&consumer.name.value, |g| &g.value);
+        let to_usize = |v: &Option<prom_codegen::source::Located<u64>>, default: usize| {
+            v.as_ref().map_or(default, |v| usize::try_from(v.value).unwrap_or(usize::MAX).max(1))
+        };
+        let opts = SubscribeOptions {
+            start: match consumer.from.as_ref().map(|f| f.value) {
+                Some(StartFrom::Latest) => Start::Latest,
+                Some(StartFrom::Earliest) | None => Start::Earliest,
+            },
+            batch_size: to_usize(&consumer.batch_size, opts.batch_size),
+            max_in_flight: to_usize(&consumer.max_in_flight, opts.max_in_flight),
+            partitions,
+            partitioned: consumer.partitioned.as_ref().is_some_and(|p| p.value),
+            ..opts
+        };
+        let sub = Subscription::new(producer.bus().clone(), topic, group, opts)?;
+        let policy = FailurePolicy {
+            retry: RetryPolicy::from_spec(consumer.retry.as_ref()),
+            dlq: consumer.dlq.as_ref().is_some_and(|d| d.value),
+        };
+        Ok(Runner::new(sub, producer, policy))
+    }
+
+    /// The counters (shared; readable while running).
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// The subscription's group.
+    pub fn group(&self) -> &crate::bus::GroupId {
+        self.sub.group()
+    }
+
+    /// Runs until `shutdown` completes, then stops handlers, commits what was acked and leaves
+    /// the group (events in progress are redelivered to whoever takes over).
+    pub async fn run<H: Handler>(mut self, handler: H, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let ctx = Arc::new(Ctx {
+            handler: Arc::new(handler),
+            producer: self.producer.clone(),
+            acker: self.sub.acker(),
+            policy: self.policy,
+            stats: self.stats.clone(),
+            group: self.sub.group().group.clone(),
+        });
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                batch = self.sub.poll() => match batch {
+                    Ok(batch) => {
+                        for delivery in batch {
+                            tasks.spawn(process(delivery, ctx.clone()));
+                        }
+                    }
+                    Err(e) => break Err(e),
+                },
+            }
+            // Reap finished tasks so the set does not grow; `process` never panics (handler
+            // panics are caught in their own task), so the results carry nothing.
+            while tasks.try_join_next().is_some() {}
+        };
+        tasks.shutdown().await;
+        let closed = self.sub.close().await;
+        outcome.and(closed)
+    }
+}
+
+struct Ctx<B: EventBus> {
+    handler: Arc<dyn Handler>,
+    producer: Producer<B>,
+    acker: Acker,
+    policy: FailurePolicy,
+    stats: Arc<Stats>,
+    group: String,
+}
+
+async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
+    let (error, attempts) = match ctx.producer.registry().decode(delivery.record.clone()) {
+        Err(e) => (format!("cannot decode: {e}"), 0),
+        Ok(event) => match attempt_all(&ctx, event).await {
+            None => {
+                ctx.stats.handled.fetch_add(1, Ordering::Relaxed);
+                ctx.acker.ack(&delivery);
+                return;
+            }
+            Some(failure) => failure,
+        },
+    };
+    ctx.stats.note_error(&error);
+    if ctx.policy.dlq {
+        // Without a durable dead letter the event stays unacked and comes back after a restart.
+        if dead_letter(&ctx, &delivery.record, &error, attempts).await {
+            ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            ctx.acker.ack(&delivery);
+        }
+    } else {
+        ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
+        ctx.acker.nack(&delivery, ctx.policy.retry.max_backoff);
+    }
+}
+
+/// Runs the handler up to `max_attempts` times; `None` on success, else the last error.
+async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, event: EventRecord) -> Option<(String, u32)> {
+    let max = ctx.policy.retry.max_attempts.max(1);
+    let mut attempt = 1;
+    loop {
+        // A separate task turns a handler panic into an error instead of losing the event.
+        let outcome = match tokio::spawn(ctx.handler.handle(event.clone())).await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(format!("the handler panicked: {e}")),
+        };
+        match outcome {
+            Ok(()) => return None,
+            Err(e) if attempt >= max => return Some((e, attempt)),
+            Err(e) => {
+                ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.note_error(&e);
+                tokio::time::sleep(ctx.policy.retry.delay(attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// Writes the dead letter, retrying until the store takes it; `false` only if the bus closed.
+/// The event is acked only after its dead letter is durable, so it is never lost.
+async fn dead_letter<B: EventBus>(ctx: &Ctx<B>, original: &EventRecord, error: &str, attempts: u32) -> bool {
+    let mut failures = 0;
+    loop {
+        let event = dlq::dead_letter(original, &ctx.group, error, attempts);
+        match ctx.producer.bus().publish(vec![event]).await {
+            Ok(_) => return true,
+            Err(e) => {
+                failures += 1;
+                ctx.stats.note_error(&format!("cannot write the dead letter of {}: {e}", original.id));
+                if matches!(e, Error::Closed) {
+                    return false;
+                }
+                tokio::time::sleep(ctx.policy.retry.delay(failures)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+mod prom {
+    prom_runtime::include_specs!("bad-specs");
+}
+
+fn main() {}

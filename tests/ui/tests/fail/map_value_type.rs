@@ -1,0 +1,13 @@
+use std::collections::BTreeMap;
+
+#[derive(serde::Deserialize, serde::Serialize, prom_runtime::Event)]
+#[prom(topic = "heartbeat.received", version = 2)]
+struct Heartbeat {
+    pid: i64,
+    name: String,
+    mem_mib: f64,
+    region: String,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+fn main() {}

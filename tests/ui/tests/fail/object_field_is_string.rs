@@ -1,0 +1,11 @@
+#[derive(serde::Deserialize, serde::Serialize, prom_runtime::Event)]
+#[prom(topic = "heartbeat.received", version = 2)]
+struct Heartbeat {
+    pid: i64,
+    name: String,
+    mem_mib: f64,
+    region: String,
+    address: Option<String>,
+}
+
+fn main() {}

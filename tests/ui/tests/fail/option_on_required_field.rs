@@ -1,0 +1,9 @@
+#[derive(serde::Deserialize, serde::Serialize, prom_runtime::Event)]
+#[prom(topic = "heartbeat.received", version = 1)]
+struct Heartbeat {
+    pid: Option<i64>,
+    name: String,
+    mem_mb: f64,
+}
+
+fn main() {}

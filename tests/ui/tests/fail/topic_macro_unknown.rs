@@ -1,0 +1,7 @@
+mod prom {
+    prom_runtime::include_specs!("specs");
+}
+
+fn main() {
+    let _ = prom_runtime::topic!("order.plased");
+}
