@@ -23,7 +23,7 @@ pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box
     if linted.has_errors() {
         return Err(Box::new(linted));
     }
-    let model = ir::lower(&linted.spec);
+    let model = ir::lower(&linted.spec, base);
     let tokens = emit::tokens(&model);
     let inputs: Vec<String> = linted
         .spec

@@ -19,5 +19,5 @@ pub mod yaml;
 pub mod cli;
 
 pub use builder::{BuildError, Builder};
-pub use check::{Linted, lint_paths, lint_str};
+pub use check::{Linted, lint_embedded, lint_paths, lint_str};
 pub use generate::{Generated, generate, write_if_changed};

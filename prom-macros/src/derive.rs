@@ -213,7 +213,20 @@ fn check_struct(input: &DeriveInput, specs: &Specs, topic: &Topic, version: &Ver
                 }
                 inner.as_ref().clone()
             }
-            (Shape::Option(inner), false) => inner.as_ref().clone(),
+            (Shape::Option(inner), false) => {
+                let (_, nullable) = shape::schema_types(shape::deref(root, schema));
+                if !nullable && !attrs.skip_serializing_if {
+                    errors.push(
+                        field.ty.span(),
+                        format!(
+                            "field `{json_name}` is `Option`, but {what} does not allow null for `{json_name}` ({}): \
+                             `None` would be written as null; add `#[serde(skip_serializing_if = \"Option::is_none\")]`",
+                            at(&pointer)
+                        ),
+                    );
+                }
+                inner.as_ref().clone()
+            }
             (other, false) if !has_default => {
                 errors.push(
                     field.ty.span(),

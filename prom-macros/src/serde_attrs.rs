@@ -23,6 +23,8 @@ pub struct FieldAttrs {
     pub skip: bool,
     /// `flatten`: the field's own fields are inlined; its contents cannot be checked here.
     pub flatten: bool,
+    /// `skip_serializing_if = "..."` or `skip_serializing`: `None` need not be written as null.
+    pub skip_serializing_if: bool,
 }
 
 /// Reads `#[serde(...)]` on a struct.
@@ -58,6 +60,9 @@ pub fn field(attrs: &[Attribute]) -> syn::Result<FieldAttrs> {
                 out.skip = true;
             } else if meta.path.is_ident("flatten") {
                 out.flatten = true;
+            } else if meta.path.is_ident("skip_serializing_if") || meta.path.is_ident("skip_serializing") {
+                out.skip_serializing_if = true;
+                skip_value(&meta)?;
             } else {
                 skip_value(&meta)?;
             }

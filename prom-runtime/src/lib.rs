@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod error;
 pub mod partition;
+pub mod pipeline;
 pub mod publish;
 pub mod record;
 pub mod registry;
@@ -20,6 +21,7 @@ pub mod validate;
 
 pub use bus::{AnyBus, EventBus, GroupId, MemoryBus, SqliteBus};
 pub use error::{Error, Result};
+pub use pipeline::Pipeline;
 /// Compile-time checks against the specs: `#[derive(Event)]`, `topic!`, `include_specs!`.
 pub use prom_macros::{Event, include_specs, topic};
 pub use publish::{Producer, PublishOptions};

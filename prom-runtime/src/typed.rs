@@ -69,6 +69,30 @@ impl<V: Versioned> Topic<V> {
     }
 }
 
+impl<V: Versioned> Topic<V> {
+    /// Publishes a latest-version payload: validated, stamped, partitioned and dual-written as
+    /// the spec declares.
+    pub async fn publish<B: crate::bus::EventBus>(
+        &self,
+        producer: &crate::publish::Producer<B>,
+        payload: &V::Latest,
+    ) -> crate::Result<crate::record::Receipt> {
+        self.publish_with(producer, payload, crate::publish::PublishOptions::default()).await
+    }
+
+    /// [`Topic::publish`] with headers, a causation id or a session id.
+    pub async fn publish_with<B: crate::bus::EventBus>(
+        &self,
+        producer: &crate::publish::Producer<B>,
+        payload: &V::Latest,
+        options: crate::publish::PublishOptions,
+    ) -> crate::Result<crate::record::Receipt> {
+        let value = serde_json::to_value(payload)
+            .map_err(|e| crate::Error::Config(format!("cannot serialise a `{}` payload: {e}", V::TOPIC)))?;
+        producer.publish(V::TOPIC, value, options).await
+    }
+}
+
 impl<V: Versioned> Default for Topic<V> {
     fn default() -> Self {
         Topic::new()

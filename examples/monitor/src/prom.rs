@@ -559,3 +559,198 @@ pub mod processes_changed {
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
 }
+/// The spec this code was generated from, embedded so the runtime needs no spec files.
+#[allow(dead_code)]
+pub mod spec {
+    /// The spec documents, in load order.
+    pub const DOCUMENTS: &[&str] = &["specs/heartbeat.yaml", "specs/process.yaml"];
+    /// Every file the spec reads (documents and referenced schemas), by path.
+    pub const FILES: &[(&str, &str)] = &[
+        (
+            "specs/heartbeat.yaml",
+            r#"# Heartbeats from monitored processes. Version 2 renamed `mem_mb` and added `region`;
+# version 3 added optional tags. Readers always see version 3.
+topics:
+  heartbeat.received:
+    description: A process reported that it is alive.
+    key: /pid
+    partitions: 8
+    headers: [x-source]
+    compat: backward
+    dual_write: true
+    versions:
+      1:
+        schema:
+          type: object
+          additionalProperties: false
+          required: [pid, name, host, cpu_pct, mem_mb]
+          properties:
+            pid: { type: integer, minimum: 1 }
+            name: { type: string }
+            host: { type: string }
+            cpu_pct: { type: number, minimum: 0 }
+            mem_mb: { type: number, minimum: 0 }
+            sid: { type: string }
+      2:
+        schema: { $ref: schemas/heartbeat.v2.json }
+        upcast:
+          rename: { mem_mb: mem_mib }
+          set_default: { region: unknown }
+      3:
+        description: Adds optional free-form tags.
+        schema:
+          type: object
+          additionalProperties: false
+          required: [pid, name, host, cpu_pct, mem_mib, region]
+          properties:
+            pid: { type: integer, minimum: 1 }
+            name: { type: string }
+            host: { type: string }
+            cpu_pct: { type: number, minimum: 0 }
+            mem_mib: { type: number, minimum: 0 }
+            region: { type: string }
+            sid: { type: string }
+            tags: { type: array, items: { type: string } }
+
+consumers:
+  hb-analyzers:
+    description: Turns heartbeats into process state.
+    topic: heartbeat.received
+    from: earliest
+    retry: { max_attempts: 3, backoff: 100ms, max_backoff: 2s }
+    dlq: true
+    partitioned: true
+"#,
+        ),
+        (
+            "specs/schemas/heartbeat.v2.json",
+            r#"{
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["pid", "name", "host", "cpu_pct", "mem_mib", "region"],
+  "properties": {
+    "pid": { "type": "integer", "minimum": 1 },
+    "name": { "type": "string" },
+    "host": { "type": "string" },
+    "cpu_pct": { "type": "number", "minimum": 0 },
+    "mem_mib": { "type": "number", "minimum": 0 },
+    "region": { "type": "string" },
+    "sid": { "type": "string" }
+  }
+}
+"#,
+        ),
+        (
+            "specs/process.yaml",
+            r#"# The state of each monitored process, projected into MongoDB and watched for changes.
+topics:
+  process.state:
+    description: The latest known state of one process.
+    key: /processId
+    partitions: 4
+    versions:
+      1:
+        schema:
+          type: object
+          additionalProperties: false
+          required: [processId, host, name, status, seq]
+          properties:
+            processId: { type: string, description: "host:pid" }
+            host: { type: string }
+            name: { type: string }
+            status: { type: string, enum: [running, stopped, unknown] }
+            cpu_pct: { type: number, minimum: 0 }
+            mem_mib: { type: number, minimum: 0 }
+            last_seen: { type: string, format: date-time }
+            seq: { type: integer, minimum: 0, description: Monotonic per process. }
+
+  processes.changed:
+    description: A document of the processes collection changed.
+    key: /key
+    versions:
+      1:
+        schema:
+          type: object
+          required: [operation, key]
+          properties:
+            operation: { type: string, enum: [insert, update, replace, delete] }
+            key: { type: string }
+            document: { type: [object, "null"] }
+
+projectors:
+  processes:
+    kind: changelog
+    topic: process.state
+    collection: processes
+    key: /processId
+    version: /seq
+    indexes:
+      - { keys: { host: 1, name: 1 } }
+      - { keys: { status: 1 } }
+    snapshot_api: { path: /processes, filters: [status, host], max_age: 5s, max_limit: 500 }
+  process-stats:
+    kind: transactional
+    topic: process.state
+    handler: crate::projectors::process_stats
+
+changefeeds:
+  processes-changed:
+    collection: processes
+    topic: processes.changed
+    full_document: updateLookup
+    on_lost_resume: fail
+"#,
+        ),
+    ];
+}
+/// Registers everything the spec declares with the runtime — schemas, upcasters
+/// (`with:` functions included) and every consumer with its retry, DLQ and
+/// partitioning — over `bus`. Give each consumer its handler, then `run`.
+#[allow(dead_code)]
+pub fn wire<B: ::prom_runtime::bus::EventBus>(
+    bus: B,
+) -> ::std::result::Result<Wiring<B>, ::prom_runtime::Error> {
+    let pipeline = ::prom_runtime::Pipeline::embedded(
+        bus,
+        spec::DOCUMENTS,
+        spec::FILES,
+        |registry| { registry },
+    )?;
+    ::std::result::Result::Ok(Wiring { pipeline })
+}
+/// The declared pipeline: one method per consumer sets its handler; `run` starts them all.
+#[allow(dead_code)]
+pub struct Wiring<B: ::prom_runtime::bus::EventBus> {
+    pipeline: ::prom_runtime::Pipeline<B>,
+}
+#[allow(dead_code)]
+impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
+    /// Sets the handler of consumer `hb-analyzers` on `heartbeat.received` (group `hb-analyzers`, up to 3 attempts, dead letters to `dlq.heartbeat.received`, partitioned).
+    pub fn hb_analyzers<F, Fut, E>(
+        self,
+        handler: F,
+    ) -> ::std::result::Result<Self, ::prom_runtime::Error>
+    where
+        F: Fn(heartbeat_received::Latest, ::prom_runtime::EventRecord) -> Fut + Send
+            + Sync + 'static,
+        Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send
+            + 'static,
+        E: ::std::fmt::Display,
+    {
+        ::std::result::Result::Ok(Wiring {
+            pipeline: self.pipeline.handle_typed("hb-analyzers", handler)?,
+        })
+    }
+    /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).
+    pub fn producer(&self) -> &::prom_runtime::Producer<B> {
+        self.pipeline.producer()
+    }
+    /// Runs every declared consumer until `shutdown` completes or one fails; fails at
+    /// once if a consumer has no handler.
+    pub async fn run(
+        self,
+        shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,
+    ) -> ::std::result::Result<(), ::prom_runtime::Error> {
+        self.pipeline.run(shutdown).await
+    }
+}

@@ -61,6 +61,11 @@ pub fn lint_str(name: &str, text: &str) -> Linted {
     finish(spec::load_str(std::path::Path::new(name), text, std::path::Path::new(".")))
 }
 
+/// Loads and lints a spec embedded as text (see [`spec::load_embedded`]).
+pub fn lint_embedded(documents: &[&str], files: &[(&str, &str)]) -> Linted {
+    finish(spec::load_embedded(documents, files))
+}
+
 fn finish(loaded: spec::Loaded) -> Linted {
     let mut diagnostics = loaded.diagnostics;
     diagnostics.extend(check(&loaded.spec));

@@ -3,6 +3,7 @@
 mod topic;
 mod types;
 mod upcast;
+mod wire;
 
 use crate::ir::Model;
 use proc_macro2::{Ident, Span, TokenStream};
@@ -37,6 +38,7 @@ pub fn tokens(model: &Model) -> TokenStream {
         quote!(#[doc = #doc] pub const #constant: &str = #name;)
     });
     let modules = model.topics.iter().map(topic::module);
+    let wiring = wire::items(model);
     quote! {
         /// The names of every declared topic.
         #[allow(dead_code)]
@@ -44,6 +46,7 @@ pub fn tokens(model: &Model) -> TokenStream {
             #(#names)*
         }
         #(#modules)*
+        #wiring
     }
 }
 

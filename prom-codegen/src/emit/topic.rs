@@ -204,7 +204,7 @@ fn root(topic: &Topic, version: &crate::ir::Version) -> TokenStream {
 }
 
 /// A raw string literal (`r#"..."#`), so schemas read as JSON in the generated file.
-fn raw_string(text: &str) -> TokenStream {
+pub(crate) fn raw_string(text: &str) -> TokenStream {
     let mut hashes = String::from("#");
     while text.contains(&format!("\"{hashes}")) {
         hashes.push('#');

@@ -24,11 +24,25 @@ pub fn hop(topic: &Topic, from: &Version, to: &Version) -> TokenStream {
         }
         None => fields(topic, from, to, &[], &[]),
     };
+    let json = matches!(to.upcast, Some(Upcast::With(_))).then(|| {
+        let json_name = format_ident!("json_v{}_to_v{}", from.number, to.number);
+        let doc = format!(" [`{name}`] over JSON, for the runtime's registry.");
+        quote! {
+            #[doc = #doc]
+            pub fn #json_name(
+                payload: #rt::__private::serde_json::Value,
+            ) -> ::std::result::Result<#rt::__private::serde_json::Value, #rt::UpcastError> {
+                let from: #from_ty = #rt::__private::serde_json::from_value(payload)?;
+                ::std::result::Result::Ok(#rt::__private::serde_json::to_value(#name(from)?)?)
+            }
+        }
+    });
     quote! {
         #[doc = #doc]
         pub fn #name(v: #from_ty) -> ::std::result::Result<#to_ty, #rt::UpcastError> {
             #body
         }
+        #json
     }
 }
 

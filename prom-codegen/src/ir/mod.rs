@@ -14,6 +14,27 @@ use serde_json::Value;
 pub struct Model {
     /// Topics sorted by name.
     pub topics: Vec<Topic>,
+    /// Consumers sorted by name.
+    pub consumers: Vec<Consumer>,
+    /// Spec documents, as paths relative to the generation base.
+    pub documents: Vec<String>,
+    /// Every source file (documents and `$ref`'d schemas): relative path and text.
+    pub files: Vec<(String, String)>,
+}
+
+/// A consumer group the spec declares; its handler is the user's.
+#[derive(Debug)]
+pub struct Consumer {
+    /// The consumer's name in the spec.
+    pub name: String,
+    /// The method name on the generated wiring (`hb_analyzers`).
+    pub method: String,
+    /// The topic it reads.
+    pub topic: String,
+    /// The generated module of that topic, when it is a declared topic (not `dlq.*`/`*.vN`).
+    pub topic_module: Option<String>,
+    /// A one-line summary of its policy, for docs.
+    pub summary: String,
 }
 
 /// One topic's generated module.
@@ -72,8 +93,8 @@ pub enum Upcast {
     With(String),
 }
 
-/// Lowers a lint-clean spec.
-pub fn lower(spec: &Spec) -> Model {
+/// Lowers a lint-clean spec; `base` makes embedded file paths relative (deterministic output).
+pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
     let mut modules = names::Scope::default();
     let mut constants = names::Scope::default();
     let topics = spec
@@ -113,8 +134,45 @@ pub fn lower(spec: &Spec) -> Model {
                 types,
             }
         })
+        .collect::<Vec<Topic>>();
+    let relative = |p: &std::path::Path| {
+        base.and_then(|b| p.strip_prefix(b).ok()).unwrap_or(p).display().to_string().replace('\\', "/")
+    };
+    let mut methods = names::Scope::default();
+    for reserved in ["new", "run", "bus", "registry", "spec"] {
+        methods.claim(reserved.to_owned());
+    }
+    let consumers = spec
+        .consumers
+        .values()
+        .map(|c| Consumer {
+            name: c.name.value.clone(),
+            method: methods.claim(names::field(&c.name.value)),
+            topic: c.topic.value.clone(),
+            topic_module: topics.iter().find(|t| t.name == c.topic.value).map(|t| t.module.clone()),
+            summary: consumer_summary(c),
+        })
         .collect();
-    Model { topics }
+    Model {
+        topics,
+        consumers,
+        documents: spec.documents.iter().map(|d| relative(d)).collect(),
+        files: spec.sources.files().iter().map(|f| (relative(&f.path), f.text.to_string())).collect(),
+    }
+}
+
+fn consumer_summary(c: &spec::Consumer) -> String {
+    let mut parts = vec![format!("group `{}`", c.group.as_ref().map_or(&c.name.value, |g| &g.value))];
+    if let Some(retry) = &c.retry {
+        parts.push(format!("up to {} attempts", retry.max_attempts.value));
+    }
+    if c.dlq.as_ref().is_some_and(|d| d.value) {
+        parts.push(format!("dead letters to `dlq.{}`", c.topic.value));
+    }
+    if c.partitioned.as_ref().is_some_and(|p| p.value) {
+        parts.push("partitioned".to_owned());
+    }
+    parts.join(", ")
 }
 
 fn lower_upcast(upcast: &spec::Upcast) -> Upcast {

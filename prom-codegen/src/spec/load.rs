@@ -62,6 +62,39 @@ pub fn load_str(name: &Path, text: &str, dir: &Path) -> Loaded {
     finish(r, spec)
 }
 
+/// Loads a spec embedded as text: `documents` are the spec files (in order) and `files` holds
+/// every file by path, spec files and `$ref`'d schemas alike (what generated code embeds).
+pub fn load_embedded(documents: &[&str], files: &[(&str, &str)]) -> Loaded {
+    let memory = files.iter().map(|(path, text)| (normalize(Path::new(path)), Arc::from(*text))).collect();
+    let mut r = Reader { memory: Some(memory), ..Reader::default() };
+    let mut spec = Spec::default();
+    for document in documents {
+        let path = Path::new(document);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Some(text) = r.read_file(path, None) {
+            load_text(&mut r, path, &text, &dir, &mut spec);
+        }
+    }
+    finish(r, spec)
+}
+
+/// `a/./b/../c` → `a/c`, so embedded `$ref` targets match however they were spelt.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 fn finish(r: Reader, mut spec: Spec) -> Loaded {
     let mut diagnostics = r.diagnostics;
     diag::sort(&mut diagnostics);
@@ -70,6 +103,7 @@ fn finish(r: Reader, mut spec: Spec) -> Loaded {
 }
 
 fn load_text(r: &mut Reader, file: &Path, text: &str, dir: &Path, spec: &mut Spec) {
+    spec.documents.push(file.to_path_buf());
     let shared: Arc<Path> = Arc::from(file);
     let (root, diagnostics) = yaml::load(text, &shared);
     r.diagnostics.extend(diagnostics);
@@ -108,7 +142,13 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, r: &mut Reader) {
 impl Reader {
     /// Reads a file into the source map; `referenced_at` is the `$ref` that named it.
     fn read_file(&mut self, path: &Path, referenced_at: Option<&Span>) -> Option<Arc<str>> {
-        match read_regular_file(path) {
+        let read = match &self.memory {
+            Some(files) => files.get(&normalize(path)).map(|text| text.to_string()).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, "not among the embedded files")
+            }),
+            None => read_regular_file(path),
+        };
+        match read {
             Ok(text) => {
                 let text: Arc<str> = Arc::from(text);
                 self.sources.add(path.to_path_buf(), text.clone());

@@ -6,7 +6,7 @@ mod model;
 mod parse;
 mod read;
 
-pub use load::{Loaded, load_paths, load_str};
+pub use load::{Loaded, load_embedded, load_paths, load_str};
 pub use model::*;
 pub use parse::OPERATIONS;
 pub use read::parse_duration;

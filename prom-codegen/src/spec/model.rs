@@ -18,6 +18,8 @@ pub struct Spec {
     pub changefeeds: BTreeMap<String, Changefeed>,
     /// Every file read, for rendering diagnostics.
     pub sources: SourceMap,
+    /// The spec documents, in load order (the other sources are `$ref`'d schemas).
+    pub documents: Vec<std::path::PathBuf>,
 }
 
 /// A topic and the versions of its payload schema.

@@ -13,6 +13,8 @@ pub struct Reader {
     pub diagnostics: Vec<Diagnostic>,
     /// Every file read so far.
     pub sources: SourceMap,
+    /// When set, files are read from here instead of the file system (embedded specs).
+    pub memory: Option<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<str>>>,
 }
 
 /// A mapping whose keys were checked against the allowed set.

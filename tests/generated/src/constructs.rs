@@ -342,6 +342,18 @@ pub mod order_placed {
         ) -> ::std::result::Result<V3, ::prom_runtime::UpcastError> {
             crate::upcasters::order_v2_to_v3(v)
         }
+        /// [`v2_to_v3`] over JSON, for the runtime's registry.
+        pub fn json_v2_to_v3(
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<
+            ::prom_runtime::__private::serde_json::Value,
+            ::prom_runtime::UpcastError,
+        > {
+            let from: V2 = ::prom_runtime::__private::serde_json::from_value(payload)?;
+            ::std::result::Result::Ok(
+                ::prom_runtime::__private::serde_json::to_value(v2_to_v3(from)?)?,
+            )
+        }
     }
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
@@ -490,4 +502,176 @@ pub mod tree_node {
     }
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
+}
+/// The spec this code was generated from, embedded so the runtime needs no spec files.
+#[allow(dead_code)]
+pub mod spec {
+    /// The spec documents, in load order.
+    pub const DOCUMENTS: &[&str] = &["tests/corpus/codegen/constructs.yaml"];
+    /// Every file the spec reads (documents and referenced schemas), by path.
+    pub const FILES: &[(&str, &str)] = &[
+        (
+            "tests/corpus/codegen/constructs.yaml",
+            r##"# Every construct the generator supports, for the snapshot and compile tests.
+topics:
+  order.placed:
+    description: |
+      A customer placed an order.
+      Versions exercise every upcast step and a user function.
+    key: /order_id
+    partitions: 3
+    headers: [x-tenant, x-request-id]
+    compat: none
+    versions:
+      1:
+        schema:
+          type: object
+          additionalProperties: false
+          required: [order_id, customer, lines, total]
+          properties:
+            order_id: { type: string }
+            customer: { $ref: "#/$defs/customer" }
+            lines:
+              type: array
+              items:
+                type: object
+                required: [sku, qty]
+                properties:
+                  sku: { type: string }
+                  qty: { type: integer, minimum: 1 }
+            total: { type: integer, description: Total in cents. }
+            legacy_flag: { type: boolean }
+            placedAt: { type: string, format: date-time }
+          $defs:
+            customer:
+              type: object
+              required: [id]
+              properties:
+                id: { type: string }
+                type: { type: string, enum: [person, company, "self-employed"] }
+      2:
+        schema:
+          type: object
+          additionalProperties: false
+          required: [order_id, customer, lines, total_cents, currency, priority, express, weight, notes]
+          properties:
+            order_id: { type: string }
+            customer: { $ref: "#/$defs/customer" }
+            lines:
+              type: array
+              items:
+                type: object
+                required: [sku, qty]
+                properties:
+                  sku: { type: string }
+                  qty: { type: integer, minimum: 1 }
+            total_cents: { type: integer }
+            currency: { type: string, enum: [EUR, USD] }
+            priority: { type: integer }
+            express: { type: boolean }
+            weight: { type: number }
+            notes: { type: array, items: { type: string } }
+            coupon: { type: [string, "null"] }
+            placedAt: { type: string, format: date-time }
+            attributes: { type: object, additionalProperties: { type: string } }
+          $defs:
+            customer:
+              type: object
+              required: [id]
+              properties:
+                id: { type: string }
+                type: { type: string, enum: [person, company, "self-employed"] }
+        upcast:
+          rename: { total: total_cents }
+          remove: [legacy_flag]
+          set_default: { currency: EUR, priority: 3, express: false, weight: 0.5, notes: [], coupon: null }
+      3:
+        description: Splits the customer into id and kind; needs a function.
+        schema:
+          type: object
+          additionalProperties: false
+          required: [order_id, customer_id, lines, total_cents, currency]
+          properties:
+            order_id: { type: string }
+            customer_id: { type: string }
+            customer_kind: { type: string, enum: [person, company, "self-employed"] }
+            lines:
+              type: array
+              items:
+                type: object
+                required: [sku, qty]
+                properties:
+                  sku: { type: string }
+                  qty: { type: integer, minimum: 1 }
+            total_cents: { type: integer }
+            currency: { type: string, enum: [EUR, USD] }
+        upcast:
+          with: crate::upcasters::order_v2_to_v3
+
+  tree.node:
+    description: A recursive structure and keyword-named fields.
+    versions:
+      1:
+        schema:
+          type: object
+          required: [root]
+          properties:
+            root: { $ref: "#/$defs/node" }
+            match: { type: string }
+            self: { type: integer }
+            2fa: { type: boolean }
+            anything: {}
+            scores: { type: [integer, number] }
+          $defs:
+            node:
+              type: object
+              required: [label]
+              properties:
+                label: { type: string }
+                children: { type: array, items: { $ref: "#/$defs/node" } }
+                parent: { $ref: "#/$defs/node" }
+"##,
+        ),
+    ];
+}
+/// Registers everything the spec declares with the runtime — schemas, upcasters
+/// (`with:` functions included) and every consumer with its retry, DLQ and
+/// partitioning — over `bus`. Give each consumer its handler, then `run`.
+#[allow(dead_code)]
+pub fn wire<B: ::prom_runtime::bus::EventBus>(
+    bus: B,
+) -> ::std::result::Result<Wiring<B>, ::prom_runtime::Error> {
+    let pipeline = ::prom_runtime::Pipeline::embedded(
+        bus,
+        spec::DOCUMENTS,
+        spec::FILES,
+        |registry| {
+            registry
+                .with_upcaster(
+                    "crate::upcasters::order_v2_to_v3",
+                    order_placed::upcast::json_v2_to_v3,
+                )
+        },
+    )?;
+    ::std::result::Result::Ok(Wiring { pipeline })
+}
+/// The declared pipeline: one method per consumer sets its handler; `run` starts them all.
+#[allow(dead_code)]
+pub struct Wiring<B: ::prom_runtime::bus::EventBus> {
+    pipeline: ::prom_runtime::Pipeline<B>,
+}
+#[allow(dead_code)]
+impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
+    /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).
+    pub fn producer(&self) -> &::prom_runtime::Producer<B> {
+        self.pipeline.producer()
+    }
+    /// Runs every declared consumer until `shutdown` completes or one fails; fails at
+    /// once if a consumer has no handler.
+    pub async fn run(
+        self,
+        shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,
+    ) -> ::std::result::Result<(), ::prom_runtime::Error> {
+        self.pipeline.run(shutdown).await
+    }
 }

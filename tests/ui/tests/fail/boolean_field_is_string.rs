@@ -4,6 +4,7 @@
 struct Order {
     order_id: String,
     total_cents: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     express: Option<String>,
 }
 

@@ -5,6 +5,7 @@ struct Heartbeat {
     name: String,
     mem_mib: f64,
     region: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<String>,
 }
 

@@ -11,6 +11,7 @@ struct HeartbeatV1 {
     pid: i64,
     name: String,
     mem_mb: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<String>,
 }
 
@@ -24,8 +25,11 @@ struct HeartbeatV2 {
     region: String,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     seen_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     address: Option<Address>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<BTreeMap<String, i64>>,
     note: Option<String>,
     #[serde(skip)]
@@ -34,6 +38,7 @@ struct HeartbeatV2 {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Address {
+    #[serde(skip_serializing_if = "Option::is_none")]
     city: Option<String>,
 }
 

@@ -1,0 +1,107 @@
+//! The embedded spec and `wire()`: the whole declared pipeline, started with one call plus the
+//! user's handlers (one typed method per consumer, so a misspelt consumer does not compile).
+
+use super::{ident, rt};
+use crate::ir::{Model, Upcast};
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+/// `pub mod spec { DOCUMENTS, FILES }`, `wire()` and `Wiring`.
+pub fn items(model: &Model) -> TokenStream {
+    let rt = rt();
+    let documents = &model.documents;
+    let files = model.files.iter().map(|(path, text)| {
+        let text = super::topic::raw_string(text);
+        quote!((#path, #text))
+    });
+    let upcasters = model.topics.iter().flat_map(|topic| {
+        let module = ident(&topic.module);
+        topic.versions.windows(2).filter_map(move |pair| match &pair[1].upcast {
+            Some(Upcast::With(path)) => {
+                let json = format_ident!("json_v{}_to_v{}", pair[0].number, pair[1].number);
+                let module = module.clone();
+                Some(quote!(.with_upcaster(#path, #module::upcast::#json)))
+            }
+            _ => None,
+        })
+    });
+    let methods = model.consumers.iter().map(|c| {
+        let method = ident(&c.method);
+        let (name, topic) = (&c.name, &c.topic);
+        let doc = format!(" Sets the handler of consumer `{name}` on `{topic}` ({}).", c.summary);
+        match &c.topic_module {
+            Some(module) => {
+                let module = ident(module);
+                quote! {
+                    #[doc = #doc]
+                    pub fn #method<F, Fut, E>(self, handler: F) -> ::std::result::Result<Self, #rt::Error>
+                    where
+                        F: Fn(#module::Latest, #rt::EventRecord) -> Fut + Send + Sync + 'static,
+                        Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send + 'static,
+                        E: ::std::fmt::Display,
+                    {
+                        ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.handle_typed(#name, handler)? })
+                    }
+                }
+            }
+            // Dead-letter and dual-write topics carry runtime envelopes: hand over the record.
+            None => quote! {
+                #[doc = #doc]
+                pub fn #method<F, Fut, E>(self, handler: F) -> ::std::result::Result<Self, #rt::Error>
+                where
+                    F: Fn(#rt::EventRecord) -> Fut + Send + Sync + 'static,
+                    Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send + 'static,
+                    E: ::std::fmt::Display,
+                {
+                    ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.handle(#name, handler)? })
+                }
+            },
+        }
+    });
+    quote! {
+        /// The spec this code was generated from, embedded so the runtime needs no spec files.
+        #[allow(dead_code)]
+        pub mod spec {
+            /// The spec documents, in load order.
+            pub const DOCUMENTS: &[&str] = &[#(#documents),*];
+            /// Every file the spec reads (documents and referenced schemas), by path.
+            pub const FILES: &[(&str, &str)] = &[#(#files),*];
+        }
+
+        /// Registers everything the spec declares with the runtime — schemas, upcasters
+        /// (`with:` functions included) and every consumer with its retry, DLQ and
+        /// partitioning — over `bus`. Give each consumer its handler, then `run`.
+        #[allow(dead_code)]
+        pub fn wire<B: #rt::bus::EventBus>(bus: B) -> ::std::result::Result<Wiring<B>, #rt::Error> {
+            let pipeline = #rt::Pipeline::embedded(bus, spec::DOCUMENTS, spec::FILES, |registry| {
+                registry #(#upcasters)*
+            })?;
+            ::std::result::Result::Ok(Wiring { pipeline })
+        }
+
+        /// The declared pipeline: one method per consumer sets its handler; `run` starts them all.
+        #[allow(dead_code)]
+        pub struct Wiring<B: #rt::bus::EventBus> {
+            pipeline: #rt::Pipeline<B>,
+        }
+
+        #[allow(dead_code)]
+        impl<B: #rt::bus::EventBus> Wiring<B> {
+            #(#methods)*
+
+            /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).
+            pub fn producer(&self) -> &#rt::Producer<B> {
+                self.pipeline.producer()
+            }
+
+            /// Runs every declared consumer until `shutdown` completes or one fails; fails at
+            /// once if a consumer has no handler.
+            pub async fn run(
+                self,
+                shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,
+            ) -> ::std::result::Result<(), #rt::Error> {
+                self.pipeline.run(shutdown).await
+            }
+        }
+    }
+}
