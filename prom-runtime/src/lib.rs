@@ -10,6 +10,8 @@ pub mod dlq;
 pub mod error;
 pub mod partition;
 pub mod pipeline;
+#[cfg(feature = "mongo")]
+pub mod project;
 pub mod publish;
 pub mod record;
 pub mod registry;

@@ -280,3 +280,14 @@ async fn members_split_partitions_and_take_over_when_one_stops(store: &Store) {
     }
     assert_eq!(a.partitions(), [0, 1, 2, 3]);
 }
+
+/// A run that promised a MongoDB server must test it, so a build without the backend fails.
+#[cfg(not(feature = "mongo"))]
+#[test]
+fn mongo_backend_is_built_when_a_server_was_promised() {
+    assert!(
+        std::env::var("PROM_REQUIRE_MONGO").as_deref() != Ok("1"),
+        "PROM_REQUIRE_MONGO=1, but prom-runtime was built without the `mongo` feature; \
+         run `cargo test --features prom-runtime/mongo`"
+    );
+}

@@ -14,6 +14,9 @@ pub enum AnyBus {
     Memory(MemoryBus),
     /// The embedded on-disk store.
     Sqlite(SqliteBus),
+    /// A MongoDB replica set.
+    #[cfg(feature = "mongo")]
+    Mongo(super::MongoBus),
 }
 
 impl From<MemoryBus> for AnyBus {
@@ -28,11 +31,20 @@ impl From<SqliteBus> for AnyBus {
     }
 }
 
+#[cfg(feature = "mongo")]
+impl From<super::MongoBus> for AnyBus {
+    fn from(bus: super::MongoBus) -> AnyBus {
+        AnyBus::Mongo(bus)
+    }
+}
+
 macro_rules! delegate {
     ($self:ident, $bus:ident => $call:expr) => {
         match $self {
             AnyBus::Memory($bus) => $call.await,
             AnyBus::Sqlite($bus) => $call.await,
+            #[cfg(feature = "mongo")]
+            AnyBus::Mongo($bus) => $call.await,
         }
     };
 }

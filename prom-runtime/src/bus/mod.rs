@@ -8,10 +8,14 @@
 
 mod any;
 pub mod memory;
+#[cfg(feature = "mongo")]
+pub mod mongo;
 pub mod sqlite;
 
 pub use any::AnyBus;
 pub use memory::MemoryBus;
+#[cfg(feature = "mongo")]
+pub use mongo::MongoBus;
 pub use sqlite::SqliteBus;
 
 use crate::error::Result;

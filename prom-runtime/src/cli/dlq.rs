@@ -3,7 +3,6 @@
 use super::{Failure, Outcome, SpecArgs};
 use crate::dlq::{self, ReplayOptions};
 use serde_json::json;
-use std::path::Path;
 
 /// `prom dlq` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -45,11 +44,11 @@ pub struct ReplayArgs {
 }
 
 /// Runs a `prom dlq` subcommand.
-pub async fn run(store: &Path, command: Command) -> Outcome {
+pub async fn run(target: &super::Target, command: Command) -> Outcome {
     match command {
         Command::List(args) => {
             let (_, registry) = super::load(&args.spec)?;
-            let producer = super::open(store, registry)?;
+            let producer = super::open(target, registry).await?;
             for entry in dlq::list(&producer, &args.topic, args.limit).await? {
                 super::print_json(&json!({
                     "id": entry.event.id,
@@ -66,7 +65,7 @@ pub async fn run(store: &Path, command: Command) -> Outcome {
         }
         Command::Replay(args) => {
             let (_, registry) = super::load(&args.spec)?;
-            let producer = super::open(store, registry)?;
+            let producer = super::open(target, registry).await?;
             let opts =
                 ReplayOptions { limit: args.limit, since: args.since, until: args.until, transform: None };
             let report = dlq::replay(&producer, &args.topic, &opts).await?;

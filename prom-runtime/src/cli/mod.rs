@@ -5,7 +5,7 @@ mod publish;
 mod run;
 mod tail;
 
-use crate::bus::SqliteBus;
+use crate::bus::{AnyBus, SqliteBus};
 use crate::consumer::Start;
 use crate::error::Error;
 use crate::publish::Producer;
@@ -17,11 +17,19 @@ use std::sync::Arc;
 
 /// Prom's runtime CLI.
 #[derive(Debug, Parser)]
-#[command(name = "prom", version, about = "Publish, tail and consume events on Prom's embedded store")]
+#[command(
+    name = "prom",
+    version,
+    about = "Publish, tail and consume events on Prom's embedded store or on MongoDB"
+)]
 pub struct Cli {
     /// Store directory (created if missing).
     #[arg(long, global = true, default_value = ".prom", value_name = "DIR")]
     pub store: PathBuf,
+    /// Use the MongoDB replica set at URL instead of the embedded store (default: the
+    /// PROM_MONGO_URL environment variable, when set).
+    #[arg(long, global = true, value_name = "URL")]
+    pub mongo: Option<String>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -88,12 +96,47 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Outcome {
+    let mongo = cli.mongo.or_else(|| std::env::var("PROM_MONGO_URL").ok().filter(|u| !u.trim().is_empty()));
+    let target = Target { store: cli.store, mongo };
     match cli.command {
-        Command::Publish(args) => publish::run(&cli.store, args).await,
-        Command::Tail(args) => tail::run(&cli.store, args).await,
-        Command::Dlq(command) => dlq::run(&cli.store, command).await,
-        Command::Run(args) => run::run(&cli.store, args).await,
+        Command::Publish(args) => publish::run(&target, args).await,
+        Command::Tail(args) => tail::run(&target, args).await,
+        Command::Dlq(command) => dlq::run(&target, command).await,
+        Command::Run(args) => run::run(&target, args).await,
     }
+}
+
+/// Where the events are: the embedded store, or MongoDB when a URL was given.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The embedded store's directory.
+    pub store: PathBuf,
+    /// The MongoDB URL (`--mongo` or PROM_MONGO_URL), which wins over the store.
+    pub mongo: Option<String>,
+}
+
+impl Target {
+    /// Opens the bus.
+    pub async fn open(&self) -> Result<AnyBus, Failure> {
+        match &self.mongo {
+            None => Ok(SqliteBus::open(&self.store)?.into()),
+            Some(url) => open_mongo(url).await,
+        }
+    }
+}
+
+#[cfg(feature = "mongo")]
+async fn open_mongo(url: &str) -> Result<AnyBus, Failure> {
+    Ok(crate::bus::MongoBus::open(url).await?.into())
+}
+
+#[cfg(not(feature = "mongo"))]
+async fn open_mongo(_url: &str) -> Result<AnyBus, Failure> {
+    Err(Failure::Runtime(
+        "this prom was built without MongoDB support, but --mongo or PROM_MONGO_URL asks for it; \
+         rebuild with `cargo install prom-runtime --features mongo` or unset PROM_MONGO_URL"
+            .into(),
+    ))
 }
 
 /// Lints the spec (printing diagnostics; errors stop the command) and builds the registry.
@@ -110,9 +153,9 @@ pub fn load(specs: &SpecArgs) -> Result<(prom_codegen::spec::Spec, Arc<Registry>
     Ok((linted.spec, Arc::new(registry)))
 }
 
-/// Opens the store and a producer over it.
-pub fn open(store: &std::path::Path, registry: Arc<Registry>) -> Result<Producer<SqliteBus>, Failure> {
-    Ok(Producer::new(SqliteBus::open(store)?, registry))
+/// Opens the bus and a producer over it.
+pub async fn open(target: &Target, registry: Arc<Registry>) -> Result<Producer<AnyBus>, Failure> {
+    Ok(Producer::new(target.open().await?, registry))
 }
 
 /// Parses `--from`: `earliest`, `latest`, an event id, or a time.

@@ -2,7 +2,6 @@
 
 use super::{Failure, Outcome, SpecArgs};
 use crate::publish::PublishOptions;
-use std::path::Path;
 
 /// Arguments of `prom publish`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +18,7 @@ pub struct Args {
 }
 
 /// Lints, validates and publishes; prints the event id.
-pub async fn run(store: &Path, args: Args) -> Outcome {
+pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (_, registry) = super::load(&args.spec)?;
     let payload: serde_json::Value = serde_json::from_str(&args.json).map_err(|e| {
         Failure::Runtime(format!(
@@ -35,7 +34,7 @@ pub async fn run(store: &Path, args: Args) -> Outcome {
     }
     // Validate before touching the store, so a bad payload leaves no trace at all.
     crate::publish::prepare(&registry, &args.topic, payload.clone(), &opts)?;
-    let producer = super::open(store, registry)?;
+    let producer = super::open(target, registry).await?;
     let receipt = producer.publish(&args.topic, payload, opts).await?;
     println!("{}", receipt.id);
     Ok(())

@@ -5,12 +5,11 @@
 //! Projectors and changefeeds need MongoDB and are reported as skipped.
 
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::SqliteBus;
+use crate::bus::AnyBus;
 use crate::consumer::{self, SubscribeOptions};
 use crate::record::EventRecord;
 use crate::runner::{Runner, Stats};
 use serde_json::json;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -33,9 +32,9 @@ struct Running {
 }
 
 /// Runs the consumers until Ctrl-C (or SIGTERM).
-pub async fn run(store: &Path, args: Args) -> Outcome {
+pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
-    let producer = super::open(store, registry.clone())?;
+    let producer = super::open(target, registry.clone()).await?;
     for name in spec.projectors.keys() {
         eprintln!("skipping projector `{name}`: projectors write to MongoDB, which the embedded store lacks");
     }
@@ -85,7 +84,7 @@ pub async fn run(store: &Path, args: Args) -> Outcome {
     }
     let every = Duration::from_secs_f64(args.progress.max(0.05));
     let mut ticker = tokio::time::interval(every);
-    let bus: SqliteBus = producer.bus().clone();
+    let bus: AnyBus = producer.bus().clone();
     let outcome = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
@@ -110,7 +109,7 @@ pub async fn run(store: &Path, args: Args) -> Outcome {
     outcome
 }
 
-async fn report(bus: &SqliteBus, running: &[Running]) {
+async fn report(bus: &AnyBus, running: &[Running]) {
     for r in running {
         let (handled, retried, dead, failed) = r.stats.snapshot();
         let lag = match consumer::lag(bus, &r.group, r.partitions).await {

@@ -1,11 +1,10 @@
 //! `prom tail`.
 
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::{EventBus, SqliteBus};
+use crate::bus::EventBus;
 use crate::consumer::{Start, SubscribeOptions, Subscription};
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
-use std::path::Path;
 use std::time::Duration;
 
 /// Arguments of `prom tail`.
@@ -30,12 +29,12 @@ pub struct Args {
 }
 
 /// Prints events as JSON lines.
-pub async fn run(store: &Path, args: Args) -> Outcome {
+pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (_, registry) = super::load(&args.spec)?;
     let partitions = match registry.route(&args.topic)? {
         Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
     };
-    let bus = SqliteBus::open(store)?;
+    let bus = target.open().await?;
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut printer = Printer { registry: &registry, printed: 0, failed: 0 };
     match &args.group {

@@ -8,22 +8,108 @@ use prom_runtime::{AnyBus, MemoryBus, SqliteBus};
 pub struct Store {
     mem: Option<MemoryBus>,
     dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "mongo")]
+    mongo: Option<mongo::Target>,
 }
 
 impl Store {
     pub fn memory() -> Store {
-        Store { mem: Some(MemoryBus::new()), dir: None }
+        Store {
+            mem: Some(MemoryBus::new()),
+            dir: None,
+            #[cfg(feature = "mongo")]
+            mongo: None,
+        }
     }
 
     pub fn sqlite() -> Store {
-        Store { mem: None, dir: Some(tempfile::tempdir().expect("tempdir")) }
+        Store {
+            mem: None,
+            dir: Some(tempfile::tempdir().expect("tempdir")),
+            #[cfg(feature = "mongo")]
+            mongo: None,
+        }
+    }
+
+    /// A fresh database on the server `PROM_MONGO_URL` names, or `None` (the test is skipped)
+    /// when no server was given and none was promised (`PROM_REQUIRE_MONGO=1` makes it fail).
+    #[cfg(feature = "mongo")]
+    pub fn mongo() -> Option<Store> {
+        let target = mongo::Target::from_env()?;
+        Some(Store { mem: None, dir: None, mongo: Some(target) })
+    }
+
+    /// Drops the test's MongoDB database (a no-op for the other backends).
+    pub async fn cleanup(&self) {
+        #[cfg(feature = "mongo")]
+        if let Some(target) = &self.mongo {
+            target.drop_database().await;
+        }
     }
 
     pub fn handle(&self) -> AnyBus {
+        #[cfg(feature = "mongo")]
+        if let Some(target) = &self.mongo {
+            return target.open().into();
+        }
         match (&self.mem, &self.dir) {
             (Some(mem), _) => mem.clone().into(),
             (None, Some(dir)) => SqliteBus::open(dir.path()).expect("open store").into(),
             (None, None) => unreachable!("a store is memory or sqlite"),
+        }
+    }
+}
+
+#[cfg(feature = "mongo")]
+pub mod mongo {
+    use prom_runtime::bus::mongo::MongoBus;
+
+    /// A per-test database on the MongoDB server of `PROM_MONGO_URL`.
+    pub struct Target {
+        pub url: String,
+        pub database: String,
+    }
+
+    /// Whether the test run promised a server (scripts/test.sh sets `PROM_REQUIRE_MONGO=1`).
+    pub fn required() -> bool {
+        std::env::var("PROM_REQUIRE_MONGO").is_ok_and(|v| v == "1")
+    }
+
+    impl Target {
+        pub fn from_env() -> Option<Target> {
+            match std::env::var("PROM_MONGO_URL") {
+                Ok(url) if !url.trim().is_empty() => {
+                    let database = format!("prom_test_{}", uuid::Uuid::now_v7().simple());
+                    Some(Target { url, database })
+                }
+                _ => {
+                    assert!(
+                        !required(),
+                        "PROM_REQUIRE_MONGO=1, but PROM_MONGO_URL is not set: run `scripts/mongo.sh start` \
+                         and export the URL it prints (scripts/test.sh does both)"
+                    );
+                    eprintln!("skipped: PROM_MONGO_URL is not set (scripts/mongo.sh start prints one)");
+                    None
+                }
+            }
+        }
+
+        /// Opens a new client (as another process would).
+        pub async fn open_async(&self) -> MongoBus {
+            match MongoBus::open_database(&self.url, Some(&self.database)).await {
+                Ok(bus) => bus,
+                Err(e) => panic!("cannot open MongoDB at PROM_MONGO_URL: {e}"),
+            }
+        }
+
+        /// Opens a new client from synchronous test code (needs the multi-thread runtime).
+        pub fn open(&self) -> MongoBus {
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.open_async()))
+        }
+
+        pub async fn drop_database(&self) {
+            let bus = self.open_async().await;
+            bus.database().drop().await.expect("drop the test database");
         }
     }
 }
@@ -45,6 +131,17 @@ macro_rules! backend_suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(&super::common::Store::sqlite()).await;
+                }
+            )*
+        }
+        #[cfg(feature = "mongo")]
+        mod mongo {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(store) = super::common::Store::mongo() else { return };
+                    super::$name(&store).await;
+                    store.cleanup().await;
                 }
             )*
         }

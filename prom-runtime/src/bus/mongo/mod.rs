@@ -1,0 +1,282 @@
+//! The MongoDB backend: the same contract as the embedded store, shared by any number of
+//! processes and machines.
+//!
+//! Layout (one database; see [`layout`]): `events` (one document per event, `_id` = event id),
+//! `topics` (per-topic offset counters), `cursors`, `members` and `leases`. Dead letters are
+//! events on `dlq.<topic>` like any other.
+//!
+//! Every write that must be atomic runs in a multi-document transaction (which is why MongoDB
+//! must run as a replica set): a publish reads the batch's dedup keys, bumps the topic counter
+//! with `$inc` and inserts the events in one transaction. Two publishers to one topic conflict on
+//! the counter document, so one of them retries; offsets therefore stay gap-free and become
+//! visible in order, whatever the number of processes. Membership and lease expiry use the
+//! server's clock (`$$NOW`), so clock skew between machines cannot hand a partition to two
+//! members.
+
+mod docs;
+mod groups;
+pub mod layout;
+mod publish;
+mod txn;
+
+pub use mongodb;
+
+use super::{EventBus, GroupId};
+use crate::error::{Error, Result};
+use crate::record::{EventRecord, NewEvent, Receipt};
+use docs::EventDoc;
+use futures_util::TryStreamExt;
+use mongodb::bson::{Document, doc};
+use mongodb::options::{ClientOptions, ReadConcern, TransactionOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// The database used when the URL names none.
+pub const DEFAULT_DATABASE: &str = "prom";
+
+/// How often a waiting reader looks for events other processes published.
+const CROSS_PROCESS_POLL: Duration = Duration::from_millis(20);
+
+/// How long to look for a server before an operation fails (unless the URL says otherwise).
+const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An event bus stored in a MongoDB replica set (or sharded cluster).
+#[derive(Clone)]
+pub struct MongoBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    db: Database,
+    display: String,
+    published: Notify,
+}
+
+impl std::fmt::Debug for MongoBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MongoBus({})", self.inner.display)
+    }
+}
+
+impl MongoBus {
+    /// Connects to `url` (a `mongodb://` or `mongodb+srv://` URL), using the database the URL
+    /// names or [`DEFAULT_DATABASE`], and creates the collections' indexes.
+    pub async fn open(url: &str) -> Result<MongoBus> {
+        MongoBus::open_database(url, None).await
+    }
+
+    /// Like [`MongoBus::open`], in database `database` whatever the URL says.
+    pub async fn open_database(url: &str, database: Option<&str>) -> Result<MongoBus> {
+        let mut options = ClientOptions::parse(url).await.map_err(|e| {
+            Error::store(
+                "mongodb",
+                format!("`--mongo`/PROM_MONGO_URL is not a usable MongoDB URL: {e}; write it like mongodb://127.0.0.1:27017/?replicaSet=rs0"),
+            )
+        })?;
+        let name = database.map(str::to_string).or_else(|| options.default_database.clone());
+        let name = name.unwrap_or_else(|| DEFAULT_DATABASE.to_string());
+        let hosts: Vec<String> = options.hosts.iter().map(ToString::to_string).collect();
+        // Never print credentials: the display names hosts and database only.
+        let display = format!("mongodb://{}/{name}", hosts.join(","));
+        options.app_name.get_or_insert_with(|| "prom".to_string());
+        options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
+        // An acknowledged publish must survive a failover: majority, journaled.
+        options.write_concern.get_or_insert_with(durable);
+        let client = Client::with_options(options).map_err(|e| Error::store(&display, e))?;
+        let db = client.database(&name);
+        layout::check_server(&db, &display).await?;
+        layout::create_indexes(&db).await.map_err(|e| {
+            Error::store(&display, format!("cannot create the indexes of database `{name}`: {e}"))
+        })?;
+        Ok(MongoBus { inner: Arc::new(Inner { client, db, display, published: Notify::new() }) })
+    }
+
+    /// The database holding the bus's collections (projections may live next to them).
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// The client (for other databases on the same deployment).
+    pub fn client(&self) -> &Client {
+        &self.inner.client
+    }
+
+    fn err(&self, e: impl std::fmt::Display) -> Error {
+        Error::store(&self.inner.display, e)
+    }
+
+    fn abort(&self, abort: txn::Abort) -> Error {
+        match abort {
+            txn::Abort::Db(e) => self.err(e),
+            txn::Abort::Fail(e) => e,
+        }
+    }
+
+    fn events(&self) -> Collection<EventDoc> {
+        self.inner.db.collection(layout::EVENTS)
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.inner.db.collection(name)
+    }
+
+    /// A session whose transactions read a snapshot and commit durably.
+    async fn session(&self) -> Result<ClientSession> {
+        let options = TransactionOptions::builder()
+            .read_concern(ReadConcern::snapshot())
+            .write_concern(durable())
+            .build();
+        self.inner
+            .client
+            .start_session()
+            .default_transaction_options(options)
+            .await
+            .map_err(|e| self.err(format!("cannot start a session: {e}")))
+    }
+
+    async fn find_events(&self, filter: Document, limit: usize) -> Result<Vec<EventRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let cursor =
+            self.events().find(filter).sort(doc! { "off": 1 }).limit(limit).await.map_err(|e| self.err(e))?;
+        let docs: Vec<EventDoc> = cursor.try_collect().await.map_err(|e| self.err(e))?;
+        docs.into_iter().map(|d| d.into_record().map_err(|e| self.err(e))).collect()
+    }
+}
+
+/// Majority-acknowledged and journaled.
+fn durable() -> WriteConcern {
+    WriteConcern::builder().w(mongodb::options::Acknowledgment::Majority).journal(true).build()
+}
+
+impl EventBus for MongoBus {
+    async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = docs::rows(&events)?;
+        let receipts = publish::publish(self, rows).await?;
+        self.inner.published.notify_waiters();
+        Ok(receipts)
+    }
+
+    async fn read(
+        &self,
+        topic: &str,
+        partition: Option<u32>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut filter = doc! { "topic": topic, "off": { "$gt": after } };
+        if let Some(p) = partition {
+            filter.insert("part", i64::from(p));
+        }
+        self.find_events(filter, limit).await
+    }
+
+    async fn head(&self, topic: &str) -> Result<i64> {
+        let counter =
+            self.coll(layout::TOPICS).find_one(doc! { "_id": topic }).await.map_err(|e| self.err(e))?;
+        Ok(counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(0))
+    }
+
+    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
+        let first = self.find_events(doc! { "topic": topic, "ts": { "$gte": at_ms } }, 1).await?;
+        match first.first() {
+            Some(event) => Ok(event.offset - 1),
+            None => self.head(topic).await,
+        }
+    }
+
+    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
+        let found = self
+            .events()
+            .find_one(doc! { "_id": docs::bson_uuid(id), "topic": topic })
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(found.map(|d| d.off))
+    }
+
+    async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
+        self.events()
+            .count_documents(doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } })
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn existing_dedup(&self, topic: &str, keys: Vec<String>) -> Result<Vec<String>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = publish::stored_dedup(self, None, topic, &keys).await.map_err(|e| self.err(e))?;
+        Ok(keys.into_iter().filter(|k| found.contains_key(k)).collect())
+    }
+
+    async fn cursors(&self, group: &GroupId) -> Result<BTreeMap<u32, i64>> {
+        groups::cursors(self, group).await
+    }
+
+    async fn init_cursors(
+        &self,
+        group: &GroupId,
+        partitions: Vec<u32>,
+        offset: i64,
+    ) -> Result<BTreeMap<u32, i64>> {
+        groups::init_cursors(self, group, &partitions, offset).await
+    }
+
+    async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
+        if cursors.is_empty() {
+            return Ok(());
+        }
+        groups::commit(self, group, member, &cursors).await
+    }
+
+    async fn heartbeat(&self, group: &GroupId, member: &str, ttl: Duration) -> Result<Vec<String>> {
+        groups::heartbeat(self, group, member, super::memory::ttl_ms(ttl)).await
+    }
+
+    async fn claim(
+        &self,
+        group: &GroupId,
+        member: &str,
+        want: Vec<u32>,
+        release: Vec<u32>,
+        ttl: Duration,
+    ) -> Result<Vec<u32>> {
+        groups::claim(self, group, member, &want, &release, super::memory::ttl_ms(ttl)).await
+    }
+
+    async fn leave(&self, group: &GroupId, member: &str) -> Result<()> {
+        groups::leave(self, group, member).await
+    }
+
+    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.published.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // A failing read is retried on the next round; the caller reads (and reports) anyway.
+            if self.head(topic).await.unwrap_or(0) > seen {
+                return;
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let nap = (deadline - now).min(CROSS_PROCESS_POLL);
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(nap) => {}
+            }
+        }
+    }
+}

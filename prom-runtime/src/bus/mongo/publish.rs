@@ -1,0 +1,144 @@
+//! Publishing: dedup check, offset allocation and insert in one transaction.
+
+use super::MongoBus;
+use super::docs::{EventDoc, Row};
+use super::layout::{EVENTS, TOPICS};
+use super::txn::{TxResult, transaction};
+use crate::error::Result;
+use crate::record::Receipt;
+use futures_util::TryStreamExt;
+use mongodb::ClientSession;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::ReturnDocument;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Stores `rows` atomically; events whose dedup key is stored get the earlier event's receipt.
+pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
+    transaction!(bus, |bus, s| attempt(bus, s, &rows))
+}
+
+/// What one event of the batch becomes.
+enum Plan {
+    /// Already stored (dedup key seen before this batch).
+    Stored(Receipt),
+    /// A duplicate of the batch's event at this index.
+    SameAs(usize),
+    /// Written at the next offset of its topic.
+    New,
+}
+
+async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row]) -> TxResult<Vec<Receipt>> {
+    // Dedup keys of the batch, per topic, checked against what is stored (in this snapshot).
+    let mut wanted: Vec<(&str, Vec<String>)> = Vec::new();
+    for row in rows {
+        if let Some(key) = &row.doc.dedup {
+            match wanted.iter_mut().find(|(t, _)| *t == row.doc.topic) {
+                Some((_, keys)) => keys.push(key.clone()),
+                None => wanted.push((&row.doc.topic, vec![key.clone()])),
+            }
+        }
+    }
+    let mut stored: HashMap<(&str, String), Receipt> = HashMap::new();
+    for (topic, keys) in &wanted {
+        for (key, receipt) in stored_dedup(bus, Some(&mut *s), topic, keys).await? {
+            stored.insert((topic, key), receipt);
+        }
+    }
+    // Which events are new, and how many offsets each topic needs.
+    let mut first: HashMap<(&str, &str), usize> = HashMap::new();
+    let mut needed: Vec<(&str, i64)> = Vec::new();
+    let mut plans = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let topic = row.doc.topic.as_str();
+        if let Some(key) = row.doc.dedup.as_deref() {
+            if let Some(receipt) = stored.get(&(topic, key.to_string())) {
+                plans.push(Plan::Stored(*receipt));
+                continue;
+            }
+            if let Some(&earlier) = first.get(&(topic, key)) {
+                plans.push(Plan::SameAs(earlier));
+                continue;
+            }
+            first.insert((topic, key), i);
+        }
+        match needed.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, n)) => *n += 1,
+            None => needed.push((topic, 1)),
+        }
+        plans.push(Plan::New);
+    }
+    // Reserve each topic's offsets. Writing the counter makes concurrent publishers to the topic
+    // conflict, so exactly one of them commits and the others retry on a newer snapshot.
+    let mut next: HashMap<&str, i64> = HashMap::new();
+    for (topic, n) in needed {
+        let counter = bus
+            .coll(TOPICS)
+            .find_one_and_update(doc! { "_id": topic }, doc! { "$inc": { "head": n } })
+            .upsert(true)
+            .return_document(ReturnDocument::After)
+            .session(&mut *s)
+            .await?;
+        let head = counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(n);
+        next.insert(topic, head - n + 1);
+    }
+    let mut docs: Vec<EventDoc> = Vec::new();
+    let mut receipts: Vec<Receipt> = Vec::with_capacity(rows.len());
+    for (row, plan) in rows.iter().zip(plans) {
+        let receipt = match plan {
+            Plan::Stored(receipt) => receipt,
+            Plan::SameAs(earlier) => Receipt { duplicate: true, ..receipts[earlier] },
+            Plan::New => {
+                let offset = next.get_mut(row.doc.topic.as_str()).map_or(0, |o| {
+                    *o += 1;
+                    *o - 1
+                });
+                docs.push(EventDoc { off: offset, ..row.doc.clone() });
+                Receipt { id: row.id, offset, partition: row.partition, duplicate: false }
+            }
+        };
+        receipts.push(receipt);
+    }
+    if !docs.is_empty() {
+        bus.events().insert_many(docs).session(&mut *s).await?;
+    }
+    Ok(receipts)
+}
+
+/// The stored events of `topic` carrying one of `keys` as dedup key, by key.
+pub async fn stored_dedup(
+    bus: &MongoBus,
+    session: Option<&mut ClientSession>,
+    topic: &str,
+    keys: &[String],
+) -> mongodb::error::Result<HashMap<String, Receipt>> {
+    let filter = doc! { "topic": topic, "dedup": { "$in": keys } };
+    let projection = doc! { "_id": 1, "off": 1, "part": 1, "dedup": 1 };
+    let coll = bus.coll(EVENTS);
+    let docs: Vec<Document> = match session {
+        Some(s) => {
+            let mut cursor = coll.find(filter).projection(projection).session(&mut *s).await?;
+            cursor.stream(s).try_collect().await?
+        }
+        None => coll.find(filter).projection(projection).await?.try_collect().await?,
+    };
+    Ok(docs
+        .iter()
+        .filter_map(|d| {
+            let receipt = Receipt {
+                id: uuid_of(d.get("_id")?)?,
+                offset: d.get_i64("off").ok()?,
+                partition: u32::try_from(d.get_i64("part").ok()?).ok()?,
+                duplicate: true,
+            };
+            Some((d.get_str("dedup").ok()?.to_string(), receipt))
+        })
+        .collect())
+}
+
+fn uuid_of(value: &Bson) -> Option<Uuid> {
+    match value {
+        Bson::Binary(b) => Uuid::from_slice(&b.bytes).ok(),
+        _ => None,
+    }
+}

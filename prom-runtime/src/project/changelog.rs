@@ -1,0 +1,265 @@
+//! The changelog projector: a topic mirrored into a collection, one document per key.
+//!
+//! It is a consumer group (`projector.<name>`) on any bus: members split partitions, and after
+//! a crash everything from the last committed cursor is applied again, which is harmless because
+//! every write is idempotent (replace by key, version-guarded). Per poll batch it decodes the
+//! events (upcast + validate), collapses them to one change per key, writes them in bulk, and
+//! only after the server acknowledged the writes acks the events and commits the cursor.
+//! Events that can never be projected (no key, a non-numeric version, a document the server
+//! refuses) go to `dlq.<topic>` instead of blocking their partition.
+
+use super::plan::{self, Change, Pointers};
+use super::write::{self, Outcome};
+use crate::bus::EventBus;
+use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
+use crate::dlq;
+use crate::error::{Error, Result};
+use crate::publish::Producer;
+use crate::record::EventRecord;
+use crate::registry::Route;
+use mongodb::bson::Document;
+use mongodb::options::IndexOptions;
+use mongodb::{Database, IndexModel};
+use prom_codegen::spec::Projector;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Attempts at one batch's bulk write before the projector stops with the error.
+const WRITE_ATTEMPTS: u32 = 8;
+
+/// A changelog projector's declaration, resolved against the registry.
+#[derive(Debug, Clone)]
+pub struct ChangelogSpec {
+    /// Projector name (its consumer group is `projector.<name>`).
+    pub name: String,
+    /// Source topic.
+    pub topic: String,
+    /// Target collection.
+    pub collection: String,
+    /// Where key and version are.
+    pub pointers: Pointers,
+    /// Indexes created at start.
+    pub indexes: Vec<IndexModel>,
+}
+
+impl ChangelogSpec {
+    /// Resolves a `kind: changelog` projector of the spec (default key: the topic's key).
+    pub fn from_spec(projector: &Projector, registry: &crate::registry::Registry) -> Result<ChangelogSpec> {
+        let name = projector.name.value.clone();
+        let fail = |what: String| Error::Config(format!("projector `{name}`: {what}"));
+        let topic = registry.topic(&projector.topic.value)?;
+        let collection = projector
+            .collection
+            .as_ref()
+            .map(|c| c.value.clone())
+            .ok_or_else(|| fail("a changelog projector needs `collection:`".into()))?;
+        let key = projector
+            .key
+            .as_ref()
+            .map(|k| k.value.clone())
+            .or_else(|| topic.key.clone())
+            .ok_or_else(|| fail(format!("no `key:`, and topic `{}` declares none either", topic.name)))?;
+        let version = projector.version.as_ref().map(|v| v.value.clone());
+        if let Some(version) = &version {
+            plan::dotted_path(version).map_err(|e| fail(format!("version {e}")))?;
+        }
+        let indexes = projector
+            .indexes
+            .iter()
+            .map(|index| {
+                let mut keys = Document::new();
+                for (field, direction) in &index.keys {
+                    keys.insert(field.value.clone(), direction.value);
+                }
+                let options = IndexOptions::builder()
+                    .unique(index.unique)
+                    .name(index.name.as_ref().map(|n| n.value.clone()))
+                    .build();
+                IndexModel::builder().keys(keys).options(options).build()
+            })
+            .collect();
+        let key_is_event_key = topic.key.as_deref() == Some(key.as_str());
+        Ok(ChangelogSpec {
+            name: name.clone(),
+            topic: topic.name.clone(),
+            collection,
+            pointers: Pointers { key, version, key_is_event_key },
+            indexes,
+        })
+    }
+
+    /// The consumer group the projector reads with.
+    pub fn group(&self) -> String {
+        format!("projector.{}", self.name)
+    }
+}
+
+/// Counters of a running projector.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    /// Events consumed.
+    pub events: AtomicU64,
+    /// Documents inserted or replaced.
+    pub upserted: AtomicU64,
+    /// Documents deleted.
+    pub deleted: AtomicU64,
+    /// Events not written: superseded by a newer one of their key in the batch, or older than
+    /// the stored document.
+    pub skipped: AtomicU64,
+    /// Events sent to the DLQ.
+    pub dead_lettered: AtomicU64,
+}
+
+/// Keeps a collection in step with a topic.
+pub struct ChangelogProjector<B: EventBus> {
+    producer: Producer<B>,
+    db: Database,
+    spec: ChangelogSpec,
+    version_path: Option<String>,
+    opts: SubscribeOptions,
+    stats: Arc<ProjectorStats>,
+}
+
+impl<B: EventBus> ChangelogProjector<B> {
+    /// A projector writing into `db`; `opts` gives member id, TTL, batch size and poll timeout
+    /// (partitions come from the registry, acks are manual).
+    pub fn new(
+        producer: Producer<B>,
+        db: Database,
+        spec: ChangelogSpec,
+        opts: SubscribeOptions,
+    ) -> Result<ChangelogProjector<B>> {
+        let partitions = match producer.registry().route(&spec.topic)? {
+            Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
+        };
+        let version_path = spec.pointers.version.as_deref().map(plan::dotted_path).transpose();
+        let version_path =
+            version_path.map_err(|e| Error::Config(format!("projector `{}`: {e}", spec.name)))?;
+        let opts = SubscribeOptions { partitions, partitioned: true, ack: AckMode::Manual, ..opts };
+        Ok(ChangelogProjector { producer, db, spec, version_path, opts, stats: Arc::default() })
+    }
+
+    /// The counters (shared; readable while running).
+    pub fn stats(&self) -> Arc<ProjectorStats> {
+        self.stats.clone()
+    }
+
+    /// Creates the declared indexes (idempotent).
+    pub async fn create_indexes(&self) -> Result<()> {
+        if self.spec.indexes.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .collection::<Document>(&self.spec.collection)
+            .create_indexes(self.spec.indexes.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.fail(format!("cannot create its indexes on `{}`: {e}", self.spec.collection)))
+    }
+
+    /// Creates the indexes, then projects until `shutdown` completes; commits and leaves the
+    /// group on the way out.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        self.create_indexes().await?;
+        let mut sub = Subscription::new(
+            self.producer.bus().clone(),
+            &self.spec.topic,
+            &self.spec.group(),
+            self.opts.clone(),
+        )?;
+        tokio::pin!(shutdown);
+        let outcome = loop {
+            let batch = tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                batch = sub.poll() => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => break Err(e),
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            // Not raced against shutdown: a batch is written, acked and committed as a whole.
+            if let Err(e) = self.project(&batch).await {
+                break Err(e);
+            }
+            for delivery in &batch {
+                sub.ack(delivery);
+            }
+            if let Err(e) = sub.commit().await {
+                break Err(e);
+            }
+        };
+        let closed = sub.close().await;
+        outcome.and(closed)
+    }
+
+    /// Projects one batch: decode, dead-letter what cannot be projected, write the rest.
+    async fn project(&self, batch: &[Delivery]) -> Result<()> {
+        self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let mut changes = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            match self.change_of(delivery.record.clone()) {
+                Ok(change) => changes.push(change),
+                Err(reason) => self.dead_letter(&delivery.record, &reason).await?,
+            }
+        }
+        let outcome = self.apply(changes).await?;
+        for (offset, reason) in &outcome.rejected {
+            if let Some(delivery) = batch.iter().find(|d| d.record.offset == *offset) {
+                self.dead_letter(&delivery.record, reason).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn change_of(&self, record: EventRecord) -> std::result::Result<Change, String> {
+        // A null tombstone has no payload to upcast or validate.
+        let record = if record.payload.is_null() {
+            record
+        } else {
+            self.producer.registry().decode(record).map_err(|e| format!("cannot decode: {e}"))?
+        };
+        plan::change_of(&record, &self.spec.pointers)
+    }
+
+    /// Collapses `changes` to one per key and writes them (retrying transient failures); the
+    /// result is acknowledged by a majority when this returns.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<Outcome> {
+        let collapsed_away = changes.len();
+        let changes = plan::collapse(changes);
+        let collapsed_away = (collapsed_away - changes.len()) as u64;
+        let mut attempt = 0;
+        let outcome = loop {
+            attempt += 1;
+            match write::apply(&self.db, &self.spec.collection, self.version_path.as_deref(), &changes).await
+            {
+                Ok(outcome) => break outcome,
+                Err(e) if attempt >= WRITE_ATTEMPTS => {
+                    return Err(self.fail(format!("cannot write to `{}`: {e}", self.spec.collection)));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50 << attempt)).await,
+            }
+        };
+        self.stats.upserted.fetch_add(outcome.upserted, Ordering::Relaxed);
+        self.stats.deleted.fetch_add(outcome.deleted, Ordering::Relaxed);
+        self.stats.skipped.fetch_add(outcome.skipped + collapsed_away, Ordering::Relaxed);
+        Ok(outcome)
+    }
+
+    /// Writes a dead letter (durably) so the event's partition can move on.
+    async fn dead_letter(&self, record: &EventRecord, reason: &str) -> Result<()> {
+        let letter = dlq::dead_letter(record, &self.spec.group(), reason, 0);
+        self.producer.bus().publish(vec![letter]).await?;
+        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn fail(&self, what: String) -> Error {
+        Error::Store { path: format!("projector `{}`", self.spec.name), message: what }
+    }
+}

