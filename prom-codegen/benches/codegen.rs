@@ -7,9 +7,10 @@
 //! 1. A synthetic system of 200 topics × 3 versions, written as YAML specs (one file per domain)
 //!    and as one JSON Schema holding all 600 payload schemas under `$defs` (typify's input).
 //! 2. Prom: `prom_codegen::generate` in-process, and `prom-codegen build` as a subprocess.
-//! 3. `cargo typify` on the combined schema.
+//! 3. `cargo typify` on the combined schema, with its default builder interface and without.
 //! 4. Compile time of Prom's output, of a hand-written equivalent (generated here as text) and of
-//!    typify's output, as three crates of one throwaway workspace sharing one target directory.
+//!    typify's `--no-builder` output, as three crates of one throwaway workspace sharing one target
+//!    directory. (With builders typify's output is ~4× larger and takes too long to compile here.)
 //!
 //! Environment: `PROM_BENCH_INSTALL=1` installs a missing `cargo-typify`; `PROM_BENCH_KEEP=1`
 //! keeps the scratch directory for inspection; `PROM_BENCH_SKIP_COMPILE=1` skips step 4.
@@ -599,7 +600,8 @@ fn time_prom_in_process(spec_dir: &Path) -> PromRun {
         let start = Instant::now();
         generate()?;
         Ok(start.elapsed())
-    })?;
+    })
+    .inspect_err(|e| eprintln!("error: {e}"))?;
     let median = report_median("prom_codegen::generate", &samples);
     Ok((median, first.source))
 }
@@ -649,17 +651,34 @@ fn prom_cli() -> Result<PathBuf, String> {
     sibling().ok_or_else(|| "built prom-codegen, but cannot find it next to the bench executable".into())
 }
 
-fn time_typify(inputs: &Inputs) -> Result<(Duration, PathBuf), String> {
+/// `cargo typify` both ways: as `cargo typify <schema> -o out.rs` runs by default (with a builder
+/// interface for every type) and with `--no-builder`, which generates what Prom and the
+/// hand-written code have.
+struct TypifyRun {
+    default: Duration,
+    no_builder: Duration,
+    /// The `--no-builder` output, compiled in step 4.
+    no_builder_out: PathBuf,
+}
+
+fn time_typify(inputs: &Inputs) -> Result<TypifyRun, String> {
     eprintln!("\n[3/4] cargo typify");
     ensure_typify(&inputs.dir).inspect_err(|e| eprintln!("{e}"))?;
-    let out = inputs.dir.join("typify-out.rs");
+    let default = typify_once(inputs, &[], "typify-out.rs")?;
+    let no_builder_out = inputs.dir.join("typify-no-builder.rs");
+    let no_builder = typify_once(inputs, &["--no-builder"], "typify-no-builder.rs")?;
+    Ok(TypifyRun { default, no_builder, no_builder_out })
+}
+
+fn typify_once(inputs: &Inputs, flags: &[&str], out: &str) -> Measured {
     let samples = sample(3, 5, Duration::from_secs(60), || {
         let mut command = Command::new("cargo");
-        command.arg("typify").arg(&inputs.combined).arg("-o").arg(&out).current_dir(&inputs.dir);
+        command.arg("typify").args(flags).arg(&inputs.combined).arg("-o").arg(out).current_dir(&inputs.dir);
         run_timed(&mut command)
     })
     .inspect_err(|e| eprintln!("error: {e}"))?;
-    Ok((report_median("cargo typify", &samples), out))
+    let label = std::iter::once("cargo typify").chain(flags.iter().copied()).collect::<Vec<_>>().join(" ");
+    Ok(report_median(&label, &samples))
 }
 
 /// Checks that `cargo typify` runs; installs it only when asked to (it takes minutes).
@@ -699,18 +718,22 @@ struct BenchCrate {
     source: String,
 }
 
-/// A crate's median rebuild time (or why there is none) and its source size.
+/// One build's wall time, and the CPU time of Cargo and rustc where the OS reports it: on a
+/// shared machine CPU time is far less disturbed by other work than wall time.
+#[derive(Debug, Clone, Copy)]
+struct BuildTime {
+    wall: Duration,
+    cpu: Option<Duration>,
+}
+
+/// A crate's median build time (or why there is none) and its source size.
 struct CompileResult {
     label: &'static str,
     lines: usize,
-    time: Measured,
+    time: Result<BuildTime, String>,
 }
 
-fn bench_crates(
-    topics: &[Topic],
-    prom: &PromRun,
-    typify: &Result<(Duration, PathBuf), String>,
-) -> Vec<BenchCrate> {
+fn bench_crates(topics: &[Topic], prom: &PromRun, typify: &Result<TypifyRun, String>) -> Vec<BenchCrate> {
     let mut crates = vec![BenchCrate {
         package: "bench-handwritten",
         label: "hand-written",
@@ -723,8 +746,10 @@ fn bench_crates(
             source: source.clone(),
         });
     }
-    match typify.as_ref().map(|(_, out)| std::fs::read_to_string(out)) {
-        Ok(Ok(source)) => crates.push(BenchCrate { package: "bench-typify", label: "typify", source }),
+    match typify.as_ref().map(|run| std::fs::read_to_string(&run.no_builder_out)) {
+        Ok(Ok(source)) => {
+            crates.push(BenchCrate { package: "bench-typify", label: "typify (no builder)", source })
+        }
         Ok(Err(error)) => eprintln!("error: cannot read typify's output: {error}"),
         Err(_) => {}
     }
@@ -732,55 +757,70 @@ fn bench_crates(
 }
 
 fn compile_times(scratch: &Path, crates: Vec<BenchCrate>) -> Vec<CompileResult> {
-    eprintln!("\n[4/4] compile time: one rebuild of each crate's own code, median of {COMPILE_ROUNDS}");
+    eprintln!("\n[4/4] compile time: one build of each crate's own code, median of {COMPILE_ROUNDS}");
     let workspace = scratch.join("compile");
     if let Err(error) = write_workspace(&workspace, &crates) {
         eprintln!("error: cannot write the throwaway workspace: {error}");
         return Vec::new();
     }
     let target = compile_target_dir(scratch);
-    let mut results = Vec::new();
-    let mut ready = Vec::new();
-    // The first build of each crate also builds the shared dependencies (once, in one target
-    // directory), so the timed rebuilds below compile only the crate's own code.
-    for krate in crates {
-        eprintln!("first build of {} (dependencies included)", krate.package);
-        let lines = krate.source.lines().count();
-        match cargo_build(&workspace, &target, krate.package) {
-            Ok(elapsed) => {
-                eprintln!("  done in {:.1} s", elapsed.as_secs_f64());
-                ready.push((krate, Vec::new()));
-            }
-            Err(error) => {
-                eprintln!("error: {error}");
-                results.push(CompileResult { label: krate.label, lines, time: Err(error) });
-            }
-        }
-    }
-    timed_rebuilds(&workspace, &target, &mut ready);
-    results.extend(ready.into_iter().map(|(krate, samples)| CompileResult {
+    let result = |krate: &BenchCrate, time| CompileResult {
         label: krate.label,
         lines: krate.source.lines().count(),
-        time: samples.into_iter().collect::<Result<Vec<_>, _>>().map(median),
-    }));
-    results
-}
-
-/// Rounds of touch-and-rebuild; interleaved so a noisy phase of the machine hits every crate alike.
-fn timed_rebuilds(workspace: &Path, target: &Path, crates: &mut [(BenchCrate, Vec<Measured>)]) {
-    for round in 1..=COMPILE_ROUNDS {
-        for (krate, samples) in crates.iter_mut() {
-            let lib = workspace.join(krate.package).join("src/lib.rs");
-            let sample = touch(&lib).and_then(|()| cargo_build(workspace, target, krate.package));
-            match &sample {
-                Ok(elapsed) => {
-                    eprintln!("  round {round}: {:<16} {:.2} s", krate.label, elapsed.as_secs_f64())
-                }
-                Err(error) => eprintln!("error: {error}"),
-            }
-            samples.push(sample);
+        time,
+    };
+    // The first crate (the hand-written one, the smallest) builds the shared dependencies once, in
+    // one target directory, so every timed build after it compiles only one crate's own code.
+    let Some(first) = crates.first() else { return Vec::new() };
+    eprintln!("building the shared dependencies (with {}) into {}", first.package, target.display());
+    match cargo_build(&workspace, &target, first.package) {
+        Ok(time) => eprintln!("  done in {:.1} s", time.wall.as_secs_f64()),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return crates.iter().map(|krate| result(krate, Err(error.clone()))).collect();
         }
     }
+    let samples = timed_builds(&workspace, &target, &crates);
+    crates.iter().zip(samples).map(|(krate, samples)| result(krate, samples.map(median_build))).collect()
+}
+
+/// Rounds of touch-and-build, interleaved so that a noisy phase of the machine hits every crate
+/// alike. A crate's first build in round 1 is the same work as a rebuild (its dependencies are
+/// built already), so it counts.
+fn timed_builds(
+    workspace: &Path,
+    target: &Path,
+    crates: &[BenchCrate],
+) -> Vec<Result<Vec<BuildTime>, String>> {
+    let mut samples: Vec<Result<Vec<BuildTime>, String>> = crates.iter().map(|_| Ok(Vec::new())).collect();
+    for round in 1..=COMPILE_ROUNDS {
+        for (krate, samples) in crates.iter().zip(&mut samples) {
+            // A crate that failed to build is not tried again.
+            let Ok(done) = samples else { continue };
+            let lib = workspace.join(krate.package).join("src/lib.rs");
+            match touch(&lib).and_then(|()| cargo_build(workspace, target, krate.package)) {
+                Ok(time) => {
+                    eprintln!("  round {round}: {:<20} {}", krate.label, format_build(time));
+                    done.push(time);
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    *samples = Err(error);
+                }
+            }
+        }
+    }
+    samples
+}
+
+fn median_build(samples: Vec<BuildTime>) -> BuildTime {
+    let cpu: Option<Vec<Duration>> = samples.iter().map(|s| s.cpu).collect();
+    BuildTime { wall: median(samples.iter().map(|s| s.wall).collect()), cpu: cpu.map(median) }
+}
+
+fn format_build(time: BuildTime) -> String {
+    let cpu = time.cpu.map_or_else(String::new, |cpu| format!("   {:>6.2} s CPU", cpu.as_secs_f64()));
+    format!("{:>6.2} s wall{cpu}", time.wall.as_secs_f64())
 }
 
 fn write_workspace(dir: &Path, crates: &[BenchCrate]) -> Result<(), String> {
@@ -825,14 +865,28 @@ fn compile_target_dir(scratch: &Path) -> PathBuf {
     target_root().map_or_else(|| scratch.join("target"), |root| root.join("prom-codegen-bench"))
 }
 
-fn cargo_build(workspace: &Path, target: &Path, package: &str) -> Measured {
+fn cargo_build(workspace: &Path, target: &Path, package: &str) -> Result<BuildTime, String> {
     let mut command = Command::new("cargo");
     command.args(["build", "-p", package]).current_dir(workspace);
     command.env("CARGO_TARGET_DIR", target).env_remove("CARGO_BUILD_TARGET_DIR");
     // Without this, a touched-but-unchanged crate is served from the incremental cache and the
     // rebuild measures almost nothing.
     command.env("CARGO_INCREMENTAL", "0").env("CARGO_TERM_COLOR", "never");
-    run_timed(&mut command)
+    let cpu_before = children_cpu_time();
+    let wall = run_timed(&mut command)?;
+    let cpu = children_cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    Ok(BuildTime { wall, cpu })
+}
+
+/// User + system CPU time of this process's finished children (and theirs: Cargo waits for
+/// rustc), from `/proc/self/stat` on Linux; `None` elsewhere.
+fn children_cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name start at field 3; cutime and cstime are 16, 17.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?;
+    // The kernel reports them in USER_HZ, which is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Bumps the modification time so Cargo rebuilds the crate.
@@ -850,7 +904,7 @@ struct Figures<'a> {
     schemas: usize,
     prom: &'a PromRun,
     cli: &'a Measured,
-    typify: &'a Result<(Duration, PathBuf), String>,
+    typify: &'a Result<TypifyRun, String>,
     compile: &'a [CompileResult],
 }
 
@@ -866,7 +920,21 @@ impl Figures<'_> {
             Ok(time) => println!("  prom-codegen build (CLI)    {}", self.per_schema(*time)),
             Err(_) => println!("  prom-codegen build (CLI)    failed (see above)"),
         }
-        println!("  cargo typify                {}", self.typify_line());
+        match self.typify {
+            Ok(typify) => {
+                println!(
+                    "  cargo typify                {}",
+                    self.versus_typify(typify.default, "target ≥ 10×")
+                );
+                println!(
+                    "  cargo typify --no-builder   {}",
+                    self.versus_typify(typify.no_builder, "same output shape")
+                );
+            }
+            Err(_) => {
+                println!("  cargo typify                not measured (`{TYPIFY_INSTALL}`, or see above)")
+            }
+        }
         println!("  compile: {}", self.compile_line());
     }
 
@@ -875,17 +943,13 @@ impl Figures<'_> {
         format!("{:>8.1} ms   ({per_schema:.0} µs/schema)", time.as_secs_f64() * 1e3)
     }
 
-    fn typify_line(&self) -> String {
-        let Ok((typify, _)) = self.typify else {
-            return format!("not measured (install with `{TYPIFY_INSTALL}`, or see the error above)");
-        };
-        let mut line = self.per_schema(*typify);
+    fn versus_typify(&self, typify: Duration, note: &str) -> String {
+        let mut line = self.per_schema(typify);
         if let Ok(cli) = self.cli {
-            line +=
-                &format!("   → prom (CLI) is {:.1}× faster per schema (target ≥ 10×)", ratio(*typify, *cli));
+            line += &format!("   → prom (CLI) is {} per schema ({note})", speed(ratio(typify, *cli)));
         }
         if let Ok((in_process, _)) = self.prom {
-            line += &format!(", in-process {:.1}×", ratio(*typify, *in_process));
+            line += &format!("; in-process {}", speed(ratio(typify, *in_process)));
         }
         line
     }
@@ -896,14 +960,18 @@ impl Figures<'_> {
         let Some(handwritten) = time("hand-written") else {
             return "not measured (see above)".into();
         };
-        let versus = |label: &str| match time(label) {
-            Some(t) => format!("{:.2}×", ratio(t, handwritten)),
-            None => "n/a".into(),
+        let versus = |label: &str| {
+            let Some(t) = time(label) else { return "n/a".to_owned() };
+            let cpu = t
+                .cpu
+                .zip(handwritten.cpu)
+                .map_or_else(String::new, |(cpu, base)| format!(" (CPU {:.2}×)", ratio(cpu, base)));
+            format!("{:.2}×{cpu}", ratio(t.wall, handwritten.wall))
         };
         format!(
-            "generated / hand-written = {} (target ≤ 1.2×)   typify / hand-written = {}",
+            "generated / hand-written = {} [target ≤ 1.2×]   typify --no-builder / hand-written = {}",
             versus("prom generated"),
-            versus("typify")
+            versus("typify (no builder)")
         )
     }
 
@@ -915,19 +983,16 @@ impl Figures<'_> {
             "\ncompile time of each crate's own code (debug, non-incremental, median of {COMPILE_ROUNDS}):"
         );
         for result in self.compile {
-            match &result.time {
-                Ok(time) => {
-                    println!(
-                        "  {:<16} {:>7} lines   {:>6.2} s",
-                        result.label,
-                        result.lines,
-                        time.as_secs_f64()
-                    )
-                }
-                Err(_) => println!("  {:<16} {:>7} lines   failed (see above)", result.label, result.lines),
-            }
+            let time =
+                result.time.as_ref().map_or_else(|_| "failed (see above)".into(), |t| format_build(*t));
+            println!("  {:<20} {:>7} lines   {time}", result.label, result.lines);
         }
     }
+}
+
+/// `3.2× faster` or, below 1, `1.3× slower` (never "0.8× faster").
+fn speed(ratio: f64) -> String {
+    if ratio >= 1.0 { format!("{ratio:.1}× faster") } else { format!("{:.1}× slower", 1.0 / ratio) }
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {

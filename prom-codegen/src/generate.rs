@@ -32,7 +32,7 @@ pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box
         .iter()
         .map(|f| relative(&f.path, base).display().to_string().replace('\\', "/"))
         .collect();
-    let source = match emit::source(&model, &inputs) {
+    let source = match emit::source(tokens.clone(), &inputs) {
         Ok(source) => source,
         // The emitter builds its tokens from valid identifiers, so this is a bug in Prom itself.
         Err(error) => {

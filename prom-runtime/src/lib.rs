@@ -2,6 +2,8 @@
 #![deny(missing_docs)]
 
 pub mod bus;
+#[cfg(feature = "mongo")]
+pub mod changefeed;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod codegen;

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 pub fn check(spec: &Spec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     names::check(spec, &mut out);
-    schemas::check(spec, &mut out);
-    versions::check(spec, &mut out);
-    refs::check(spec, &mut out);
+    let usable = schemas::check(spec, &mut out);
+    versions::check(spec, &usable, &mut out);
+    refs::check(spec, &usable, &mut out);
     diag::sort(&mut out);
     out
 }

@@ -6,7 +6,14 @@ use crate::spec::Spec;
 use std::collections::HashMap;
 
 /// Headers the runtime stamps itself; users cannot declare them.
-pub const RESERVED_HEADERS: &[&str] = &["x-schema-version", "x-upcasted-from", "x-partition", "x-dlq-error"];
+pub const RESERVED_HEADERS: &[&str] = &[
+    "x-schema-version",
+    "x-upcasted-from",
+    "x-partition",
+    "x-dlq-error",
+    "x-change-operation",
+    "x-cluster-time",
+];
 
 /// Whether `name` matches `^[a-z0-9]+(\.[a-z0-9]+)*(\.v\d+)?$`.
 pub fn is_topic_name(name: &str) -> bool {

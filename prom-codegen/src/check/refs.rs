@@ -1,7 +1,7 @@
 //! Cross-references: topics named by pipelines, key pointers, derived topic names, projector kinds.
 
 use super::fields::{self, FieldError};
-use super::schemas::is_usable;
+use super::schemas::Usable;
 use crate::diag::{Code, Diagnostic};
 use crate::source::{Located, Span};
 use crate::spec::{ProjectorKind, Spec, Topic};
@@ -25,7 +25,7 @@ pub fn derived_topics(spec: &Spec) -> BTreeSet<String> {
 }
 
 /// Checks every reference between spec elements.
-pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
+pub fn check(spec: &Spec, usable: &Usable, out: &mut Vec<Diagnostic>) {
     let derived = derived_topics(spec);
     check_derived_collisions(spec, out);
     let known = || spec.topics.keys().chain(derived.iter()).map(String::as_str);
@@ -53,7 +53,7 @@ pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
 
     for topic in spec.topics.values() {
         if let Some(key) = &topic.key {
-            check_pointer(topic, key, "key", out);
+            check_pointer(topic, key, "key", usable, out);
         }
     }
     for consumer in spec.consumers.values() {
@@ -76,10 +76,10 @@ pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
         check_projector_kind(projector, topic, out);
         let Some(topic) = topic else { continue };
         if let Some(key) = &projector.key {
-            check_pointer(topic, key, "key", out);
+            check_pointer(topic, key, "key", usable, out);
         }
         if let Some(version) = &projector.version {
-            check_pointer(topic, version, "version", out);
+            check_pointer(topic, version, "version", usable, out);
         }
         let fields = projector
             .snapshot_api
@@ -88,7 +88,7 @@ pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
             .chain(projector.indexes.iter().flat_map(|i| i.keys.iter().map(|(f, _)| (f, "index field"))));
         for (field, what) in fields {
             let pointer = format!("/{}", field.value.replace('~', "~0").replace('/', "~1").replace('.', "/"));
-            check_field(topic, field, &pointer, what, out);
+            check_field(topic, field, &pointer, what, usable, out);
         }
     }
 }
@@ -182,7 +182,13 @@ fn check_projector_kind(
 }
 
 /// Checks that a JSON pointer names a field of the topic's latest schema.
-fn check_pointer(topic: &Topic, pointer: &Located<String>, what: &str, out: &mut Vec<Diagnostic>) {
+fn check_pointer(
+    topic: &Topic,
+    pointer: &Located<String>,
+    what: &str,
+    usable: &Usable,
+    out: &mut Vec<Diagnostic>,
+) {
     if !pointer.value.starts_with('/') {
         out.push(
             Diagnostic::error(
@@ -194,11 +200,20 @@ fn check_pointer(topic: &Topic, pointer: &Located<String>, what: &str, out: &mut
         );
         return;
     }
-    check_field(topic, pointer, &pointer.value, what, out);
+    check_field(topic, pointer, &pointer.value, what, usable, out);
 }
 
-fn check_field(topic: &Topic, at: &Located<String>, pointer: &str, what: &str, out: &mut Vec<Diagnostic>) {
-    let Some(latest) = topic.latest().filter(|v| is_usable(&v.schema)) else { return };
+fn check_field(
+    topic: &Topic,
+    at: &Located<String>,
+    pointer: &str,
+    what: &str,
+    usable: &Usable,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(latest) = topic.latest().filter(|v| usable.contains(&topic.name.value, v.number.value)) else {
+        return;
+    };
     let code = if what == "key" || what == "version" { Code::KeyPointer } else { Code::UnknownField };
     let v = latest.number.value;
     match fields::resolve(&latest.schema.json, pointer) {

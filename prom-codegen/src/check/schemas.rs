@@ -3,21 +3,33 @@
 use crate::diag::{Code, Diagnostic};
 use crate::spec::{Schema, Spec};
 use serde_json::Value;
+use std::collections::BTreeSet;
 
-/// Checks every version's schema; returns whether all of them are usable by later rules.
-pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
-    for topic in spec.topics.values() {
-        for version in &topic.versions {
-            check_schema(&version.schema, out);
-        }
+/// The payload schemas that passed every schema rule; later rules skip the others, so one
+/// broken schema does not cascade into compatibility or pointer errors.
+#[derive(Debug, Default)]
+pub struct Usable(BTreeSet<(String, u32)>);
+
+impl Usable {
+    /// Whether `topic` version `version` has a valid schema.
+    pub fn contains(&self, topic: &str, version: u32) -> bool {
+        self.0.contains(&(topic.to_owned(), version))
     }
 }
 
-/// Whether a schema passed [`check_schema`] with no errors (later rules skip broken ones).
-pub fn is_usable(schema: &Schema) -> bool {
-    let mut out = Vec::new();
-    check_schema(schema, &mut out);
-    out.is_empty()
+/// Checks every version's schema once and returns which are usable.
+pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) -> Usable {
+    let mut usable = Usable::default();
+    for topic in spec.topics.values() {
+        for version in &topic.versions {
+            let before = out.len();
+            check_schema(&version.schema, out);
+            if out.len() == before {
+                usable.0.insert((topic.name.value.clone(), version.number.value));
+            }
+        }
+    }
+    usable
 }
 
 fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
@@ -37,7 +49,9 @@ fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
         }
     };
     let before = out.len();
-    for error in meta.iter_errors(json) {
+    // Collecting errors costs far more than a yes/no answer; most schemas are valid.
+    let meta_valid = meta.is_valid(json);
+    for error in meta.iter_errors(json).take(if meta_valid { 0 } else { usize::MAX }) {
         let pointer = error.instance_path().as_str().to_owned();
         let span = schema.span_at(&pointer);
         let location = if pointer.is_empty() { "the schema root".to_owned() } else { format!("`{pointer}`") };
@@ -68,8 +82,11 @@ fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
     if out.len() > before {
         return;
     }
-    // The meta-schema does not check regexes or that local refs resolve; compiling does.
-    if let Err(error) = jsonschema::options().build(json) {
+    // The meta-schema does not check regexes or that local refs resolve; compiling does (and
+    // is only needed when the schema has one of those).
+    if needs_compile(json)
+        && let Err(error) = jsonschema::options().build(json)
+    {
         let pointer = error.schema_path().as_str().to_owned();
         out.push(
             Diagnostic::error(
@@ -149,4 +166,15 @@ fn help_for(value: Option<&Value>) -> String {
         }
     }
     "check the keyword's allowed values in JSON Schema draft 2020-12".to_owned()
+}
+
+/// Whether a schema holds anything the meta-schema cannot vouch for: regexes or references.
+fn needs_compile(json: &Value) -> bool {
+    match json {
+        Value::Object(map) => map.iter().any(|(k, v)| {
+            matches!(k.as_str(), "pattern" | "patternProperties" | "$ref" | "$dynamicRef") || needs_compile(v)
+        }),
+        Value::Array(items) => items.iter().any(needs_compile),
+        _ => false,
+    }
 }

@@ -1,7 +1,7 @@
 //! Version numbering, compatibility between versions, and upcast blocks.
 
 use super::fields::property_names;
-use super::schemas::is_usable;
+use super::schemas::Usable;
 use crate::compat::{self, PairMode, Report};
 use crate::diag::{Code, Diagnostic};
 use crate::source::Located;
@@ -10,10 +10,11 @@ use crate::suggest::did_you_mean;
 use serde_json::{Value, json};
 
 /// Checks every topic's versions.
-pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
+pub fn check(spec: &Spec, valid: &Usable, out: &mut Vec<Diagnostic>) {
     for topic in spec.topics.values() {
         numbering(topic, out);
-        let usable: Vec<bool> = topic.versions.iter().map(|v| is_usable(&v.schema)).collect();
+        let usable: Vec<bool> =
+            topic.versions.iter().map(|v| valid.contains(&topic.name.value, v.number.value)).collect();
         for (j, version) in topic.versions.iter().enumerate() {
             let Some(upcast) = &version.upcast else { continue };
             if j == 0 {

@@ -1,0 +1,151 @@
+//! One event applied in one MongoDB transaction together with its group's cursor.
+//!
+//! The cursor document (`cursors`, shared with the consumer groups) is read in the
+//! transaction's snapshot: an event at or below the stored cursor was applied already (before a
+//! crash, or by another member) and is skipped. Otherwise the handler runs in the session and
+//! the cursor moves to the event, in the same commit. Two members racing on one event both
+//! write the cursor document, so one of them conflicts, retries on a fresh snapshot and skips.
+
+use super::transactional::{HandlerError, TxHandler};
+use crate::bus::GroupId;
+use crate::bus::mongo::layout::CURSORS;
+use crate::record::EventRecord;
+use mongodb::bson::{Document, doc};
+use mongodb::error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
+use mongodb::{ClientSession, Database};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+/// How long transient transaction errors are retried before the projector gives up.
+const TRANSIENT_BUDGET: Duration = Duration::from_secs(60);
+
+/// What one attempt at an event did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The handler's writes and the cursor committed together.
+    Committed,
+    /// The cursor was already at or past the event: its effects are stored.
+    AlreadyApplied,
+}
+
+/// Why an attempt failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The handler failed (counted against the retry policy, then dead-lettered).
+    Handler(String),
+    /// The store failed in a way retrying will not fix; the projector stops.
+    Store(String),
+}
+
+/// Where one group's cursor for one partition lives.
+fn cursor_key(group: &GroupId, partition: u32) -> Document {
+    doc! { "topic": &group.topic, "grp": &group.group, "part": i64::from(partition) }
+}
+
+/// Runs the handler for `event` and moves the cursor, in one transaction, retrying transient
+/// errors (write conflicts, failovers, unknown commit results) with backoff.
+pub async fn apply_once(
+    db: &Database,
+    session: &mut ClientSession,
+    group: &GroupId,
+    handler: &dyn TxHandler,
+    event: &EventRecord,
+) -> Result<Applied, Failure> {
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt = attempt.saturating_add(1);
+        let retry = |e: &mongodb::error::Error| transient(e) && started.elapsed() < TRANSIENT_BUDGET;
+        session
+            .start_transaction()
+            .await
+            .map_err(|e| Failure::Store(format!("cannot start a transaction: {e}")))?;
+        let outcome = body(db, session, group, handler, event).await;
+        match outcome {
+            Ok(applied) => match commit(session, started).await {
+                Ok(()) => return Ok(applied),
+                Err(e) if retry(&e) => {}
+                Err(e) => return Err(Failure::Store(format!("cannot commit: {e}"))),
+            },
+            Err(error) => {
+                // Best effort: after most server errors the server has aborted it already.
+                let _ = session.abort_transaction().await;
+                match error {
+                    Step::Db(e) if retry(&e) => {}
+                    Step::Db(e) => return Err(Failure::Store(e.to_string())),
+                    Step::Handler(HandlerError::Db(e)) if retry(&e) => {}
+                    Step::Handler(e) => return Err(Failure::Handler(e.to_string())),
+                }
+            }
+        }
+        backoff(attempt).await;
+    }
+}
+
+/// Why a transaction body stopped: the projector's own reads and writes, or the handler.
+enum Step {
+    Db(mongodb::error::Error),
+    Handler(HandlerError),
+}
+
+async fn body(
+    db: &Database,
+    session: &mut ClientSession,
+    group: &GroupId,
+    handler: &dyn TxHandler,
+    event: &EventRecord,
+) -> Result<Applied, Step> {
+    let cursors = db.collection::<Document>(CURSORS);
+    let key = cursor_key(group, event.partition);
+    let stored = cursors.find_one(key.clone()).session(&mut *session).await.map_err(Step::Db)?;
+    let at = stored.and_then(|d| d.get_i64("off").ok()).unwrap_or(0);
+    if at >= event.offset {
+        return Ok(Applied::AlreadyApplied);
+    }
+    // A panicking handler fails its event (and is retried) instead of taking the projector down.
+    let handled = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(handler.handle(event, session)))
+        .await
+        .unwrap_or_else(|_| Err(HandlerError::Failed("the handler panicked".into())));
+    handled.map_err(Step::Handler)?;
+    cursors
+        .update_one(key, doc! { "$max": { "off": event.offset } })
+        .upsert(true)
+        .session(&mut *session)
+        .await
+        .map_err(Step::Db)?;
+    Ok(Applied::Committed)
+}
+
+/// Commits; an unknown commit result is committed again (the server remembers the outcome).
+async fn commit(session: &mut ClientSession, started: Instant) -> mongodb::error::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match session.commit_transaction().await {
+            Err(e)
+                if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && started.elapsed() < TRANSIENT_BUDGET =>
+            {
+                attempt += 1;
+                backoff(attempt).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether running the transaction again may succeed.
+fn transient(e: &mongodb::error::Error) -> bool {
+    const WRITE_CONFLICT: i32 = 112;
+    e.contains_label(TRANSIENT_TRANSACTION_ERROR)
+        || matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == WRITE_CONFLICT)
+}
+
+/// Exponential backoff with jitter, 1 ms up to 200 ms.
+async fn backoff(attempt: u32) {
+    // The clock's nanoseconds spread out members that conflicted on one document; no RNG needed.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let ceiling_us = 1000u64.saturating_mul(1 << attempt.min(8)).min(200_000);
+    tokio::time::sleep(Duration::from_micros(ceiling_us / 2 + nanos % (ceiling_us / 2))).await;
+}

@@ -1,0 +1,269 @@
+//! The transactional projector: a user handler whose MongoDB writes commit in one transaction
+//! with the consumer group's cursor, so every event's effects are applied exactly once — a
+//! crash before the commit leaves neither, and after it the cursor says the event is done.
+//!
+//! It is a consumer group (`projector.<name>`) on a [`MongoBus`]: members split partitions and
+//! apply their events one by one, in offset order. A failing handler is retried per the
+//! [`FailurePolicy`]; after the last attempt the event goes to `dlq.<topic>` (its dead letter
+//! carries a dedup key, so a crash cannot dead-letter it twice), or without a DLQ it is retried
+//! every `max_backoff` and its member makes no progress until it succeeds — skipping it would
+//! lose it, because the cursor of later events would pass it.
+//!
+//! After a crash mid-transaction the server keeps that transaction open until its lifetime
+//! (`transactionLifetimeLimitSeconds`, 60 s by default) ends; the next member's transactions on
+//! the same documents conflict and retry with backoff until then.
+
+use super::checkpoint::{self, Applied, Failure};
+use crate::bus::EventBus;
+use crate::bus::mongo::MongoBus;
+use crate::consumer::{Delivery, SubscribeOptions, Subscription};
+use crate::dlq;
+use crate::error::{Error, Result};
+use crate::publish::Producer;
+use crate::record::EventRecord;
+use crate::registry::{Registry, Route};
+use crate::runner::FailurePolicy;
+use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
+use mongodb::{ClientSession, Database};
+use prom_codegen::spec::{Projector, ProjectorKind};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a handler failed: `Db` keeps MongoDB's error labels, so transient errors are retried
+/// without counting as a failed attempt.
+#[derive(Debug)]
+pub enum HandlerError {
+    /// A MongoDB operation failed.
+    Db(mongodb::error::Error),
+    /// The handler refused the event.
+    Failed(String),
+}
+
+impl HandlerError {
+    /// A handler failure with this message.
+    pub fn failed(message: impl fmt::Display) -> HandlerError {
+        HandlerError::Failed(message.to_string())
+    }
+}
+
+impl From<mongodb::error::Error> for HandlerError {
+    fn from(e: mongodb::error::Error) -> HandlerError {
+        HandlerError::Db(e)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerError::Db(e) => write!(f, "MongoDB: {e}"),
+            HandlerError::Failed(message) => f.write_str(message),
+        }
+    }
+}
+
+/// The future a transactional handler returns.
+pub type TxFuture<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), HandlerError>> + Send + 'a>>;
+
+/// Applies one decoded event; every write must pass `session` to join the transaction.
+pub trait TxHandler: Send + Sync {
+    /// Applies `event` (upcast to the latest version and validated) inside the transaction.
+    fn handle<'a>(&'a self, event: &'a EventRecord, session: &'a mut ClientSession) -> TxFuture<'a>;
+}
+
+impl<F> TxHandler for F
+where
+    F: for<'a> Fn(&'a EventRecord, &'a mut ClientSession) -> TxFuture<'a> + Send + Sync,
+{
+    fn handle<'a>(&'a self, event: &'a EventRecord, session: &'a mut ClientSession) -> TxFuture<'a> {
+        self(event, session)
+    }
+}
+
+/// A transactional projector's declaration, resolved against the registry.
+#[derive(Debug, Clone)]
+pub struct TransactionalSpec {
+    /// Projector name (its consumer group is `projector.<name>`).
+    pub name: String,
+    /// Source topic.
+    pub topic: String,
+    /// The topic's partition count.
+    pub partitions: u32,
+}
+
+impl TransactionalSpec {
+    /// Resolves a `kind: transactional` projector of the spec.
+    pub fn from_spec(projector: &Projector, registry: &Registry) -> Result<TransactionalSpec> {
+        let name = projector.name.value.clone();
+        if projector.kind.value != ProjectorKind::Transactional {
+            return Err(Error::Config(format!(
+                "projector `{name}` is not `kind: transactional`; run it with the changelog projector"
+            )));
+        }
+        let topic = match registry.route(&projector.topic.value)? {
+            Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t,
+        };
+        Ok(TransactionalSpec { name, topic: projector.topic.value.clone(), partitions: topic.partitions })
+    }
+
+    /// The consumer group the projector reads with.
+    pub fn group(&self) -> String {
+        format!("projector.{}", self.name)
+    }
+}
+
+/// Counters of a running transactional projector.
+#[derive(Debug, Default)]
+pub struct TxStats {
+    /// Events whose effects committed.
+    pub applied: AtomicU64,
+    /// Events found already applied (redelivered after a crash or a rebalance).
+    pub already_applied: AtomicU64,
+    /// Handler attempts that failed and were retried.
+    pub retried: AtomicU64,
+    /// Events sent to the DLQ.
+    pub dead_lettered: AtomicU64,
+}
+
+/// Runs a [`TxHandler`] over a topic with exactly-once effects.
+pub struct TransactionalProjector {
+    producer: Producer<MongoBus>,
+    spec: TransactionalSpec,
+    opts: SubscribeOptions,
+    policy: FailurePolicy,
+    stats: Arc<TxStats>,
+}
+
+impl TransactionalProjector {
+    /// A projector; `opts` gives member id, TTL, batch size and poll timeout (partitions come
+    /// from the spec, acks are manual), `policy` the retries and whether to dead-letter.
+    pub fn new(
+        producer: Producer<MongoBus>,
+        spec: TransactionalSpec,
+        opts: SubscribeOptions,
+        policy: FailurePolicy,
+    ) -> TransactionalProjector {
+        let opts =
+            SubscribeOptions { partitions: spec.partitions, ack: crate::consumer::AckMode::Manual, ..opts };
+        TransactionalProjector { producer, spec, opts, policy, stats: Arc::default() }
+    }
+
+    /// The counters (shared; readable while running).
+    pub fn stats(&self) -> Arc<TxStats> {
+        self.stats.clone()
+    }
+
+    /// Projects until `shutdown` completes (an event in progress is rolled back and redelivered
+    /// later), then leaves the group.
+    pub async fn run(self, handler: impl TxHandler, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let bus = self.producer.bus().clone();
+        let mut session = self.session(&bus).await?;
+        let mut sub =
+            Subscription::new(bus.clone(), &self.spec.topic, &self.spec.group(), self.opts.clone())?;
+        let group = sub.group().clone();
+        tokio::pin!(shutdown);
+        let outcome = 'run: loop {
+            let batch = tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                batch = sub.poll() => batch,
+            };
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => break Err(e),
+            };
+            for delivery in &batch {
+                // Dropping `process` mid-transaction leaves it open in the session, which is
+                // aborted when the session is dropped below; nothing is committed half.
+                let done = tokio::select! {
+                    biased;
+                    () = &mut shutdown => break 'run Ok(()),
+                    done = self.process(bus.database(), &mut session, &group, &handler, delivery) => done,
+                };
+                match done {
+                    Ok(()) => sub.ack(delivery),
+                    Err(e) => break 'run Err(e),
+                }
+            }
+        };
+        drop(session);
+        let closed = sub.close().await;
+        outcome.and(closed)
+    }
+
+    async fn session(&self, bus: &MongoBus) -> Result<ClientSession> {
+        // Snapshot reads make the cursor check and the handler's reads one consistent view;
+        // majority + journal makes a committed event survive a failover.
+        let durable = WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build();
+        let options = TransactionOptions::builder()
+            .read_concern(ReadConcern::snapshot())
+            .write_concern(durable)
+            .build();
+        bus.client()
+            .start_session()
+            .default_transaction_options(options)
+            .await
+            .map_err(|e| self.fail(format!("cannot start a MongoDB session: {e}")))
+    }
+
+    /// Applies one delivery: decode, attempts per the policy, then dead letter (or keep trying).
+    async fn process(
+        &self,
+        db: &Database,
+        session: &mut ClientSession,
+        group: &crate::bus::GroupId,
+        handler: &dyn TxHandler,
+        delivery: &Delivery,
+    ) -> Result<()> {
+        let event = match self.producer.registry().decode(delivery.record.clone()) {
+            Ok(event) => event,
+            Err(e) => return self.dead_letter(&delivery.record, &format!("cannot decode: {e}"), 0).await,
+        };
+        let max = self.policy.retry.max_attempts.max(1);
+        let mut attempt = 1;
+        loop {
+            match checkpoint::apply_once(db, session, group, handler, &event).await {
+                Ok(Applied::Committed) => {
+                    self.stats.applied.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(Applied::AlreadyApplied) => {
+                    self.stats.already_applied.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(Failure::Store(e)) => {
+                    return Err(
+                        self.fail(format!("cannot apply event {} at offset {}: {e}", event.id, event.offset))
+                    );
+                }
+                Err(Failure::Handler(e)) if attempt >= max && self.policy.dlq => {
+                    return self.dead_letter(&delivery.record, &e, attempt).await;
+                }
+                Err(Failure::Handler(_)) => {
+                    self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    let delay = if attempt >= max {
+                        self.policy.retry.max_backoff
+                    } else {
+                        self.policy.retry.delay(attempt)
+                    };
+                    tokio::time::sleep(delay).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Writes the dead letter durably (its dedup key makes a repeat after a crash a no-op).
+    async fn dead_letter(&self, record: &EventRecord, reason: &str, attempts: u32) -> Result<()> {
+        let letter = dlq::dead_letter(record, &self.spec.group(), reason, attempts);
+        self.producer.bus().publish(vec![letter]).await?;
+        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn fail(&self, what: String) -> Error {
+        Error::Store { path: format!("transactional projector `{}`", self.spec.name), message: what }
+    }
+}
