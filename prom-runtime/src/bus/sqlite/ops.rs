@@ -1,4 +1,4 @@
-//! The writes, each run by the committer inside one job's savepoint.
+//! The writes, each run by the committer as one job (in a savepoint when jobs share a commit).
 
 use super::writer::Tx;
 use crate::bus::GroupId;
@@ -29,11 +29,19 @@ pub fn rows(events: Vec<NewEvent>) -> Result<Vec<Row>> {
 
 /// Appends events, skipping those whose dedup key is already stored.
 pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
+    // `conn` is a copy of the shared reference, so the statements below do not borrow `tx`
+    // (whose offsets `next_offset` updates); both are prepared once per job, not per event.
+    let conn = tx.conn;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .map_err(|e| tx.err(e))?;
     let mut receipts = Vec::with_capacity(rows.len());
     for Row { event, headers, payload } in rows {
         if let Some(dedup) = &event.dedup {
-            let existing = tx
-                .conn
+            let existing = conn
                 .prepare_cached("SELECT id, off, part FROM events WHERE topic = ?1 AND dedup = ?2")
                 .and_then(|mut s| {
                     s.query_row(params![event.topic, dedup], |r| {
@@ -53,26 +61,20 @@ pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
             }
         }
         let offset = tx.next_offset(&event.topic)?;
-        tx.conn
-            .prepare_cached(
-                "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    event.topic,
-                    offset,
-                    event.id.as_bytes().as_slice(),
-                    event.key,
-                    event.partition,
-                    event.ts,
-                    headers,
-                    payload,
-                    event.caused_by.as_ref().map(|id| id.as_bytes().to_vec()),
-                    event.sid,
-                    event.dedup,
-                ])
-            })
+        insert
+            .execute(params![
+                event.topic,
+                offset,
+                event.id.as_bytes().as_slice(),
+                event.key,
+                event.partition,
+                event.ts,
+                headers,
+                payload,
+                event.caused_by.as_ref().map(|id| id.as_bytes().as_slice()),
+                event.sid,
+                event.dedup,
+            ])
             .map_err(|e| tx.err(e))?;
         receipts.push(Receipt { id: event.id, offset, partition: event.partition, duplicate: false });
     }

@@ -65,6 +65,11 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Savepoints (one per job when several share a commit) journal the pages they touch; in
+    // memory that costs no temp-file writes. A transaction is bounded by MAX_JOBS_PER_COMMIT.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The committer reuses a few dozen distinct statements; keep all of them prepared.
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
 
