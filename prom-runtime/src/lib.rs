@@ -19,6 +19,10 @@ pub mod record;
 pub mod registry;
 pub mod retry;
 pub mod runner;
+#[cfg(feature = "mongo")]
+pub mod snapshot;
+#[cfg(feature = "mongo")]
+pub mod timetravel;
 mod typed;
 pub mod upcast;
 pub mod validate;

@@ -123,10 +123,7 @@ fn report_pair(
     let (name, o, n) = (&topic.name.value, old.number.value, new.number.value);
     let help = format!(
         "make the change compatible, add an `upcast` block to version {n} that converts v{o} payloads, or change `compat` (now `{}`)",
-        serde_json::to_value(topic.compat_mode())
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
+        crate::ir::compat_name(topic.compat_mode())
     );
     for violation in &report.violations {
         let span =

@@ -136,3 +136,37 @@ pub trait EventBus: Clone + Send + Sync + 'static {
     /// Returns when `topic`'s head passes `seen` or `timeout` elapses.
     fn wait(&self, topic: &str, seen: i64, timeout: Duration) -> impl Future<Output = ()> + Send;
 }
+
+/// How often a waiting reader looks for events other processes published.
+pub(crate) const CROSS_PROCESS_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Waits until `head()` passes `seen`, this process publishes (`published` fires), or `timeout`
+/// elapses; publishes by other processes are noticed by polling every [`CROSS_PROCESS_POLL`].
+pub(crate) async fn wait_for_head<F, Fut>(
+    published: &tokio::sync::Notify,
+    seen: i64,
+    timeout: std::time::Duration,
+    head: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = published.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if head().await > seen {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let nap = (deadline - now).min(CROSS_PROCESS_POLL);
+        tokio::select! {
+            () = notified => {}
+            () = tokio::time::sleep(nap) => {}
+        }
+    }
+}

@@ -3,7 +3,11 @@
 mod dlq;
 mod publish;
 mod run;
+#[cfg(feature = "mongo")]
+mod serve;
 mod tail;
+#[cfg(feature = "mongo")]
+mod timetravel;
 
 use crate::bus::{AnyBus, SqliteBus};
 use crate::consumer::Start;
@@ -47,6 +51,12 @@ pub enum Command {
     Dlq(dlq::Command),
     /// Run every declared consumer that needs no user code until Ctrl-C.
     Run(run::Args),
+    /// Print the state of one key of a topic at a past time as JSON (`null` when absent).
+    #[cfg(feature = "mongo")]
+    TimeTravel(timetravel::Args),
+    /// Run the declared changelog projectors and serve their snapshot APIs until Ctrl-C.
+    #[cfg(feature = "mongo")]
+    Serve(serve::Args),
 }
 
 /// Where the spec is.
@@ -103,6 +113,10 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Tail(args) => tail::run(&target, args).await,
         Command::Dlq(command) => dlq::run(&target, command).await,
         Command::Run(args) => run::run(&target, args).await,
+        #[cfg(feature = "mongo")]
+        Command::TimeTravel(args) => timetravel::run(&target, args).await,
+        #[cfg(feature = "mongo")]
+        Command::Serve(args) => serve::run(&target, args).await,
     }
 }
 

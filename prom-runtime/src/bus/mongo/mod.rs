@@ -38,9 +38,6 @@ use uuid::Uuid;
 /// The database used when the URL names none.
 pub const DEFAULT_DATABASE: &str = "prom";
 
-/// How often a waiting reader looks for events other processes published.
-const CROSS_PROCESS_POLL: Duration = Duration::from_millis(20);
-
 /// How long to look for a server before an operation fails (unless the URL says otherwise).
 const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -259,24 +256,10 @@ impl EventBus for MongoBus {
     }
 
     async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.inner.published.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // A failing read is retried on the next round; the caller reads (and reports) anyway.
-            if self.head(topic).await.unwrap_or(0) > seen {
-                return;
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return;
-            }
-            let nap = (deadline - now).min(CROSS_PROCESS_POLL);
-            tokio::select! {
-                () = notified => {}
-                () = tokio::time::sleep(nap) => {}
-            }
-        }
+        // A failing read is retried on the next round; the caller reads (and reports) anyway.
+        super::wait_for_head(&self.inner.published, seen, timeout, || async {
+            self.head(topic).await.unwrap_or(0)
+        })
+        .await;
     }
 }

@@ -29,9 +29,6 @@ pub const FILE_NAME: &str = "events.db";
 /// Read connections kept for reuse.
 const POOL_SIZE: usize = 4;
 
-/// How often a waiting reader looks for events other processes published.
-const CROSS_PROCESS_POLL: Duration = Duration::from_millis(20);
-
 /// An event bus stored in `<dir>/events.db`.
 #[derive(Clone)]
 pub struct SqliteBus {
@@ -292,24 +289,10 @@ impl EventBus for SqliteBus {
     }
 
     async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.inner.published.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // A failing read is retried on the next round; the caller reads (and reports) anyway.
-            if self.head(topic).await.unwrap_or(0) > seen {
-                return;
-            }
-            let now = tokio::time::Instant::now();
-            if now >= deadline {
-                return;
-            }
-            let nap = (deadline - now).min(CROSS_PROCESS_POLL);
-            tokio::select! {
-                () = notified => {}
-                () = tokio::time::sleep(nap) => {}
-            }
-        }
+        // A failing read is retried on the next round; the caller reads (and reports) anyway.
+        super::wait_for_head(&self.inner.published, seen, timeout, || async {
+            self.head(topic).await.unwrap_or(0)
+        })
+        .await;
     }
 }

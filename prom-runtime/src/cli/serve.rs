@@ -1,0 +1,94 @@
+//! `prom serve`: the declared changelog projectors and their snapshot APIs, until Ctrl-C.
+
+use super::{Failure, Outcome, SpecArgs};
+use crate::bus::MongoBus;
+use crate::consumer::SubscribeOptions;
+use crate::project::{ChangelogProjector, ChangelogSpec};
+use crate::publish::Producer;
+use crate::snapshot::{self, SnapshotSpec};
+use prom_codegen::spec::ProjectorKind;
+use tokio::sync::watch;
+
+/// Arguments of `prom serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Address the snapshot APIs listen on (port 0: any free port, printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+}
+
+/// Runs the projectors and serves the snapshot APIs until Ctrl-C (or SIGTERM).
+pub async fn run(target: &super::Target, args: Args) -> Outcome {
+    let (spec, registry) = super::load(&args.spec)?;
+    let url = target.mongo.as_deref().ok_or_else(|| {
+        Failure::Runtime("prom serve runs on MongoDB: pass --mongo URL or set PROM_MONGO_URL".into())
+    })?;
+    let bus = MongoBus::open(url).await?;
+    let db = bus.database().clone();
+    let producer = Producer::new(bus, registry.clone());
+    let apis = SnapshotSpec::all(&spec)?;
+    let router = snapshot::router(&db, &apis)?;
+    let (stop, stopped) = watch::channel(false);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for projector in spec.projectors.values().filter(|p| p.kind.value == ProjectorKind::Changelog) {
+        let resolved = ChangelogSpec::from_spec(projector, &registry)?;
+        eprintln!("running projector `{}`: `{}` → `{}`", resolved.name, resolved.topic, resolved.collection);
+        let projector =
+            ChangelogProjector::new(producer.clone(), db.clone(), resolved, SubscribeOptions::default())?;
+        tasks.spawn(projector.run(shutdown()));
+    }
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| Failure::Runtime(format!("cannot listen on `{}`: {e}", args.listen)))?;
+    let address = listener.local_addr().map_err(|e| Failure::Runtime(format!("no local address: {e}")))?;
+    for api in &apis {
+        eprintln!("serving `{}` at http://{address}{}/ (snap, list, openapi.json)", api.projector, api.path);
+    }
+    // Tools and tests wait for this line before sending requests.
+    eprintln!("listening on {address}");
+    tasks.spawn(snapshot::serve(listener, router, shutdown()));
+    let outcome = loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+            () = terminated() => break Ok(()),
+            done = tasks.join_next() => match done {
+                Some(Ok(Err(e))) => break Err(Failure::from(e)),
+                Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),
+                Some(Ok(Ok(()))) => {}
+                None => break Ok(()),
+            },
+        }
+    };
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            eprintln!("error while stopping: {e}");
+        }
+    }
+    eprintln!("stopped");
+    outcome
+}
+
+#[cfg(unix)]
+async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated() {
+    std::future::pending().await
+}

@@ -1,0 +1,139 @@
+//! The snapshot HTTP API: a read-only JSON view of the collections changelog projectors keep.
+//!
+//! For every changelog projector with `snapshot_api`, under its `path`: `GET|HEAD
+//! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304), `GET {path}/list`
+//! (pages in `_id` order, filtered only by the declared fields) and `GET {path}/openapi.json`.
+//! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description and
+//! [`handlers`] the MongoDB reads.
+
+mod handlers;
+pub mod openapi;
+pub mod query;
+
+use crate::error::{Error, Result};
+use axum::Router;
+use mongodb::Database;
+use prom_codegen::spec::{Projector, ProjectorKind, Spec};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::Duration;
+
+/// The page size limit when the spec sets no `max_limit`.
+pub const DEFAULT_MAX_LIMIT: u64 = 100;
+
+/// One projector's snapshot API, resolved from the spec.
+#[derive(Debug, Clone)]
+pub struct SnapshotSpec {
+    /// The projector's name.
+    pub projector: String,
+    /// The collection it serves.
+    pub collection: String,
+    /// Mount path without a trailing slash (`/processes`).
+    pub path: String,
+    /// Fields `GET {path}/list` may filter on, in declaration order.
+    pub filters: Vec<String>,
+    /// `Cache-Control: max-age` (zero when the spec sets none).
+    pub max_age: Duration,
+    /// The largest page `GET {path}/list` returns.
+    pub max_limit: u64,
+}
+
+impl SnapshotSpec {
+    /// The snapshot API of `projector`, or `None` when it declares none.
+    pub fn from_projector(projector: &Projector) -> Result<Option<SnapshotSpec>> {
+        let Some(api) = &projector.snapshot_api else { return Ok(None) };
+        let name = &projector.name.value;
+        let fail = |what: String| Error::Config(format!("projector `{name}`: snapshot_api {what}"));
+        if projector.kind.value != ProjectorKind::Changelog {
+            return Err(fail("needs `kind: changelog` (only those keep one document per key)".into()));
+        }
+        let collection = projector
+            .collection
+            .as_ref()
+            .map(|c| c.value.clone())
+            .ok_or_else(|| fail("needs the projector's `collection:`".into()))?;
+        let path = mount_path(&api.path.value).map_err(&fail)?;
+        let mut filters = Vec::new();
+        for filter in &api.filters {
+            query::check_field_name(&filter.value).map_err(&fail)?;
+            if !filters.contains(&filter.value) {
+                filters.push(filter.value.clone());
+            }
+        }
+        let max_limit = api.max_limit.as_ref().map_or(DEFAULT_MAX_LIMIT, |m| m.value);
+        if max_limit == 0 {
+            return Err(fail("`max_limit` is 0, so no page could hold a document".into()));
+        }
+        let max_age = api.max_age.as_ref().map_or(Duration::ZERO, |d| d.value);
+        Ok(Some(SnapshotSpec { projector: name.clone(), collection, path, filters, max_age, max_limit }))
+    }
+
+    /// Every snapshot API the spec declares, in projector-name order.
+    pub fn all(spec: &Spec) -> Result<Vec<SnapshotSpec>> {
+        let mut out = Vec::new();
+        for projector in spec.projectors.values() {
+            out.extend(SnapshotSpec::from_projector(projector)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Checks a mount path and drops a trailing slash; the router panics on paths it cannot parse,
+/// so anything outside plain segments is refused here.
+fn mount_path(path: &str) -> std::result::Result<String, String> {
+    let trimmed = path.trim_end_matches('/');
+    let plain = |segment: &str| {
+        !segment.is_empty()
+            && segment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~'))
+    };
+    match trimmed.strip_prefix('/') {
+        Some(rest) if rest.split('/').all(plain) => Ok(trimmed.to_string()),
+        _ => Err(format!(
+            "`path: {path}` must be `/` followed by segments of letters, digits, `-`, `_`, `.` or `~` \
+             (like /processes), and not the root"
+        )),
+    }
+}
+
+/// The routes of `specs`, reading from `db`; two APIs on one path are refused.
+pub fn router(db: &Database, specs: &[SnapshotSpec]) -> Result<Router> {
+    let mut seen = BTreeSet::new();
+    let mut router = Router::new();
+    for spec in specs {
+        if !seen.insert(spec.path.as_str()) {
+            return Err(Error::Config(format!(
+                "projector `{}`: snapshot_api path `{}` is already served by another projector",
+                spec.projector, spec.path
+            )));
+        }
+        router = router.merge(handlers::routes(db, spec));
+    }
+    Ok(router)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes (requests in flight finish).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let address = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Config(format!("the snapshot API on {address} stopped: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mount_path;
+
+    #[test]
+    fn mount_paths_are_plain_segments() {
+        assert_eq!(mount_path("/processes/").as_deref(), Ok("/processes"));
+        assert_eq!(mount_path("/a/b-c").as_deref(), Ok("/a/b-c"));
+        for bad in ["", "/", "processes", "/a//b", "/{key}", "/a/*rest", "/a b"] {
+            assert!(mount_path(bad).is_err(), "{bad}");
+        }
+    }
+}

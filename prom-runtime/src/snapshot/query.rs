@@ -1,0 +1,134 @@
+//! The pure part of the snapshot API: list parameters, cursors and ETags.
+//!
+//! Query parameters never reach MongoDB as operators: a filter is accepted only when its name is
+//! one of the declared fields, and its value is compared with `$eq`, so `status[$ne]=x`,
+//! `$where=...` or `a.b=c` cannot change what the query means.
+
+use sha2::{Digest, Sha256};
+
+/// A validated `GET {path}/list` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Documents per page (1..=`max_limit`).
+    pub limit: u64,
+    /// Return documents whose `_id` sorts after this one (from the cursor).
+    pub after: Option<String>,
+    /// Exact-match filters, `(field, value)`, each field at most once.
+    pub filters: Vec<(String, String)>,
+}
+
+/// Checks that a declared filter is a plain top-level field name MongoDB reads literally.
+pub fn check_field_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.chars().any(|c| matches!(c, '$' | '.' | '[' | ']' | '\0')) {
+        return Err(format!(
+            "filter `{name}` must be a top-level field name without `$`, `.`, brackets or NUL"
+        ));
+    }
+    Ok(())
+}
+
+/// Validates the parameters of a list request against the declared filters.
+pub fn parse_list(
+    pairs: &[(String, String)],
+    allowed: &[String],
+    max_limit: u64,
+) -> Result<ListQuery, String> {
+    let mut query = ListQuery { limit: max_limit, after: None, filters: Vec::new() };
+    let mut seen: Vec<&str> = Vec::new();
+    for (name, value) in pairs {
+        if seen.contains(&name.as_str()) {
+            return Err(format!("the parameter `{name}` is given twice"));
+        }
+        seen.push(name);
+        match name.as_str() {
+            "limit" => query.limit = parse_limit(value, max_limit)?,
+            "cursor" => query.after = Some(decode_cursor(value)?),
+            _ if check_field_name(name).is_err() => {
+                return Err(format!("`{name}` is not a field name; query operators are not accepted"));
+            }
+            _ if allowed.contains(name) => query.filters.push((name.clone(), value.clone())),
+            _ => return Err(format!("`{name}` is not a filter of this collection")),
+        }
+    }
+    Ok(query)
+}
+
+fn parse_limit(text: &str, max_limit: u64) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(0) | Err(_) => Err(format!("`limit={text}` must be a whole number from 1 to {max_limit}")),
+        Ok(n) => Ok(n.min(max_limit)),
+    }
+}
+
+/// The cursor that continues after the document `id` (opaque to clients).
+pub fn encode_cursor(id: &str) -> String {
+    id.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `_id` a cursor continues after.
+pub fn decode_cursor(cursor: &str) -> Result<String, String> {
+    let invalid = || format!("`cursor={cursor}` is not a cursor this API returned");
+    if cursor.is_empty() || !cursor.len().is_multiple_of(2) {
+        return Err(invalid());
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(invalid)?;
+    String::from_utf8(bytes).map_err(|_| invalid())
+}
+
+/// A strong ETag: the SHA-256 of the stored document's bytes, quoted.
+pub fn etag(document_bytes: &[u8]) -> String {
+    let digest = Sha256::digest(document_bytes);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` header value matches `etag` (weak comparison, as RFC 9110 says
+/// for this header; `*` matches any existing document).
+pub fn none_match(header: &str, etag: &str) -> bool {
+    header.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn only_declared_filters_and_no_operators() {
+        let allowed = vec!["status".to_string(), "host".to_string()];
+        let ok = parse_list(&pairs(&[("status", "up"), ("limit", "900")]), &allowed, 500).expect("ok");
+        assert_eq!(ok, ListQuery { limit: 500, after: None, filters: pairs(&[("status", "up")]) });
+        for bad in [
+            &[("status[$ne]", "x")][..],
+            &[("$where", "1")],
+            &[("name", "x")],
+            &[("host.x", "y")],
+            &[("status", "a"), ("status", "b")],
+            &[("limit", "0")],
+            &[("limit", "-1")],
+            &[("cursor", "zz")],
+        ] {
+            assert!(parse_list(&pairs(bad), &allowed, 500).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_etags_compare() {
+        let id = "proc/é 1";
+        assert_eq!(decode_cursor(&encode_cursor(id)).as_deref(), Ok(id));
+        assert!(decode_cursor("ff").is_err(), "not UTF-8");
+        let tag = etag(b"doc");
+        assert!(tag.starts_with('"') && tag.len() == 66);
+        assert!(none_match(&tag, &tag));
+        assert!(none_match(&format!("\"x\", W/{tag}"), &tag));
+        assert!(none_match("*", &tag));
+        assert!(!none_match("\"other\"", &tag));
+    }
+}

@@ -1,0 +1,191 @@
+//! Time travel against a real MongoDB: the state of a key at a time through upserts, stale
+//! versions and tombstones, snapshots reused without changing answers (also when publish times
+//! are out of offset order), and `prom time-travel` end to end.
+#![cfg(feature = "mongo")]
+
+mod common;
+
+use common::mongo::Target;
+use prom_runtime::bus::mongo::MongoBus;
+use prom_runtime::record::{SCHEMA_VERSION, format_ts};
+use prom_runtime::timetravel::{FoldSpec, TimeTravel, Travelled};
+use prom_runtime::{EventBus, NewEvent, Registry};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::sync::Arc;
+
+const SPEC: &str = r#"
+topics:
+  process.state:
+    key: /processId
+    versions:
+      1:
+        schema:
+          type: object
+          required: [processId, seq]
+          properties:
+            processId: { type: string }
+            seq: { type: integer }
+            status: { type: string }
+            _deleted: { type: boolean }
+projectors:
+  processes:
+    kind: changelog
+    topic: process.state
+    collection: processes
+    version: /seq
+"#;
+
+/// A base time, so the events sit at readable offsets from it.
+const T0: i64 = 1_800_000_000_000;
+
+struct Fixture {
+    target: Target,
+    bus: MongoBus,
+    registry: Arc<Registry>,
+    fold: FoldSpec,
+}
+
+async fn fixture() -> Option<Fixture> {
+    let target = Target::from_env()?;
+    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    assert!(!linted.has_errors(), "{}", linted.render());
+    let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
+    let fold = FoldSpec::for_topic(&linted.spec, &registry, "process.state").expect("fold");
+    let bus = target.open_async().await;
+    Some(Fixture { target, bus, registry, fold })
+}
+
+impl Fixture {
+    /// Publishes one event of `key` stamped at `T0 + at` (the store keeps the given time).
+    async fn publish(&self, key: &str, at: i64, payload: Value) {
+        let mut event = NewEvent::new("process.state", payload).keyed(key, 0).header(SCHEMA_VERSION, "1");
+        event.ts = T0 + at;
+        self.bus.publish(vec![event]).await.expect("publish");
+    }
+
+    async fn travel(&self, every: u64) -> TimeTravel {
+        let db = self.bus.database().clone();
+        TimeTravel::new(db, self.registry.clone(), self.fold.clone())
+            .await
+            .expect("time travel")
+            .snapshot_every(every)
+    }
+}
+
+fn state(seq: i64, status: &str) -> Value {
+    json!({ "processId": "p1", "seq": seq, "status": status, "_id": "p1" })
+}
+
+async fn at(travel: &TimeTravel, key: &str, t: i64) -> Travelled {
+    travel.state_at(key, T0 + t).await.expect("state at")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_at_a_time_follows_the_changelog_rules_and_snapshots_keep_it() {
+    let Some(f) = fixture().await else { return };
+    f.publish("p1", 1000, json!({ "processId": "p1", "seq": 1, "status": "up" })).await;
+    f.publish("p2", 1500, json!({ "processId": "p2", "seq": 9, "status": "other key" })).await;
+    f.publish("p1", 2000, json!({ "processId": "p1", "seq": 2, "status": "down" })).await;
+    f.publish("p1", 3000, json!({ "processId": "p1", "seq": 1, "status": "stale" })).await;
+    f.publish("p1", 3500, json!({ "processId": "p1", "seq": "not a number" })).await; // dead-lettered
+    f.publish("p1", 4000, json!({ "processId": "p1", "seq": 3, "_deleted": true })).await;
+    f.publish("p1", 5000, json!({ "processId": "p1", "seq": 4, "status": "back" })).await;
+    f.publish("p1", 6000, Value::Null).await;
+
+    let expected = [
+        (500, None),
+        (1000, Some(state(1, "up"))),
+        (2500, Some(state(2, "down"))),
+        (3999, Some(state(2, "down"))),
+        (4000, None),
+        (5500, Some(state(4, "back"))),
+        (7000, None),
+    ];
+    let plain = f.travel(0).await;
+    for (t, want) in &expected {
+        let got = at(&plain, "p1", *t).await;
+        assert_eq!(&got.state, want, "at T0+{t}");
+        assert_eq!((got.from_snapshot, got.snapshots_written), (None, 0));
+    }
+    assert_eq!(at(&plain, "nobody", 7000).await.state, None);
+
+    // Every 2 events: the latest answer stores snapshots, and then every answer is the same,
+    // starting from the nearest snapshot at or before its time.
+    let snapshotting = f.travel(2).await;
+    let first = at(&snapshotting, "p1", 7000).await;
+    assert_eq!((first.state, first.events, first.snapshots_written), (None, 7, 3));
+    for (t, want) in &expected {
+        let got = at(&snapshotting, "p1", *t).await;
+        assert_eq!(&got.state, want, "at T0+{t} with snapshots");
+        assert_eq!(got.snapshots_written, 0, "already stored");
+        if *t >= 2000 {
+            assert!(got.from_snapshot.is_some(), "at T0+{t}: {got:?}");
+        }
+    }
+    let last = at(&snapshotting, "p1", 7000).await;
+    assert_eq!((last.events, last.from_snapshot.is_some()), (1, true), "{last:?}");
+    f.target.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_stay_right_when_publish_times_are_out_of_offset_order() {
+    let Some(f) = fixture().await else { return };
+    f.publish("p1", 1000, json!({ "processId": "p1", "seq": 1, "status": "one" })).await;
+    f.publish("p1", 3000, json!({ "processId": "p1", "seq": 2, "status": "two" })).await;
+    // Published after seq 2 but stamped earlier (a skewed clock).
+    f.publish("p1", 2000, json!({ "processId": "p1", "seq": 3, "status": "three" })).await;
+    let travel = f.travel(1).await;
+    let early = at(&travel, "p1", 2500).await;
+    assert_eq!(early.state, Some(state(3, "three")));
+    // Only the snapshot before the left-out event (seq 2) covers every event up to its offset.
+    assert_eq!(early.snapshots_written, 1);
+    let later = at(&travel, "p1", 3500).await;
+    assert_eq!(later.state, Some(state(3, "three")));
+    let again = at(&travel, "p1", 2500).await;
+    assert_eq!(again.state, Some(state(3, "three")), "{again:?}");
+    assert_eq!(at(&travel, "p1", 1500).await.state, Some(state(1, "one")));
+    f.target.drop_database().await;
+}
+
+/// The server's URL with the test's own database in its path.
+fn url_with_database(target: &Target) -> String {
+    let url = target.url.trim();
+    match url.split_once("/?") {
+        Some((hosts, query)) => format!("{hosts}/{}?{query}", target.database),
+        None if !url.contains('?') => format!("{}/{}", url.trim_end_matches('/'), target.database),
+        None => panic!("write PROM_MONGO_URL as mongodb://HOST:PORT/?OPTIONS for this test: {url}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prom_time_travel_prints_the_state_as_json() {
+    let Some(f) = fixture().await else { return };
+    f.publish("p1", 1000, json!({ "processId": "p1", "seq": 1, "status": "up" })).await;
+    f.publish("p1", 2000, json!({ "processId": "p1", "seq": 2, "_deleted": true })).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = dir.path().join("spec.yaml");
+    std::fs::write(&specs, SPEC).expect("write spec");
+    let url = url_with_database(&f.target);
+    let run = |at: String| {
+        let output = Command::new(env!("CARGO_BIN_EXE_prom"))
+            .env_remove("PROM_MONGO_URL")
+            .arg("time-travel")
+            .arg("--specs")
+            .arg(&specs)
+            .args(["--mongo", &url, "process.state", "p1", "--at", &at])
+            .output()
+            .expect("run prom");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), String::from_utf8_lossy(&output.stdout).into_owned(), stderr)
+    };
+    let (code, stdout, stderr) = run(format_ts(T0 + 1500));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).expect("JSON"), state(1, "up"));
+    let (code, stdout, stderr) = run(format_ts(T0 + 2500));
+    assert_eq!((code, stdout.trim()), (Some(0), "null"), "{stderr}");
+    let (code, _, stderr) = run("yesterday".into());
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("RFC 3339"), "{stderr}");
+    f.target.drop_database().await;
+}
