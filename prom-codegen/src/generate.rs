@@ -2,14 +2,11 @@
 
 use crate::check::{Linted, lint_paths};
 use crate::{emit, ir};
-use proc_macro2::TokenStream;
 use std::path::{Path, PathBuf};
 
 /// Generated code for a spec that linted clean.
 #[derive(Debug)]
 pub struct Generated {
-    /// The items, for proc-macros.
-    pub tokens: TokenStream,
     /// Formatted source with the `@generated` header, for files.
     pub source: String,
     /// The lint result (warnings may be present).
@@ -24,7 +21,6 @@ pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box
         return Err(Box::new(linted));
     }
     let model = ir::lower(&linted.spec, base);
-    let tokens = emit::tokens(&model);
     let inputs: Vec<String> = linted
         .spec
         .sources
@@ -32,14 +28,14 @@ pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box
         .iter()
         .map(|f| relative(&f.path, base).display().to_string().replace('\\', "/"))
         .collect();
-    let source = match emit::source(tokens.clone(), &inputs) {
+    let source = match emit::source(&model, &inputs) {
         Ok(source) => source,
         // The emitter builds its tokens from valid identifiers, so this is a bug in Prom itself.
         Err(error) => {
             format!("compile_error!({:?});\n", format!("prom-codegen emitted invalid Rust: {error}"))
         }
     };
-    Ok(Generated { tokens, source, linted })
+    Ok(Generated { source, linted })
 }
 
 fn relative<'a>(path: &'a Path, base: Option<&Path>) -> &'a Path {

@@ -54,7 +54,7 @@ pub enum Command {
     /// Print the state of one key of a topic at a past time as JSON (`null` when absent).
     #[cfg(feature = "mongo")]
     TimeTravel(timetravel::Args),
-    /// Run the declared changelog projectors and serve their snapshot APIs until Ctrl-C.
+    /// Run the declared changelog projectors and changefeeds and serve the snapshot APIs until Ctrl-C.
     #[cfg(feature = "mongo")]
     Serve(serve::Args),
 }

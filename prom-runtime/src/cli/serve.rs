@@ -1,7 +1,9 @@
-//! `prom serve`: the declared changelog projectors and their snapshot APIs, until Ctrl-C.
+//! `prom serve`: the declared changelog projectors, their snapshot APIs and the declared
+//! changefeeds, until Ctrl-C or SIGTERM.
 
 use super::{Failure, Outcome, SpecArgs};
 use crate::bus::MongoBus;
+use crate::changefeed::{ChangefeedRunner, ChangefeedSpec};
 use crate::consumer::SubscribeOptions;
 use crate::project::{ChangelogProjector, ChangelogSpec};
 use crate::publish::Producer;
@@ -19,7 +21,8 @@ pub struct Args {
     listen: String,
 }
 
-/// Runs the projectors and serves the snapshot APIs until Ctrl-C (or SIGTERM).
+/// Runs the projectors and changefeeds and serves the snapshot APIs until Ctrl-C (or SIGTERM);
+/// on the way out every task finishes its current batch or change and stops cleanly.
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
     let url = target.mongo.as_deref().ok_or_else(|| {
@@ -45,6 +48,17 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         let projector =
             ChangelogProjector::new(producer.clone(), db.clone(), resolved, SubscribeOptions::default())?;
         tasks.spawn(projector.run(shutdown()));
+    }
+    // Each changefeed resumes from its stored token, so stopping and restarting the server loses
+    // and repeats nothing.
+    for feed in spec.changefeeds.values() {
+        let resolved = ChangefeedSpec::from_spec(feed, &registry)?;
+        let watched = resolved.database.as_deref().map_or_else(String::new, |d| format!("{d}."));
+        eprintln!(
+            "running changefeed `{}`: `{watched}{}` → `{}`",
+            resolved.name, resolved.collection, resolved.topic
+        );
+        tasks.spawn(ChangefeedRunner::new(producer.clone(), resolved).run(shutdown()));
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

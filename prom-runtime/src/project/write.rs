@@ -8,7 +8,7 @@
 
 use super::plan::{Change, Op, version_bson};
 use mongodb::Database;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, Document, RawArrayBuf, RawDocumentBuf, doc, rawdoc};
 
 /// Statements per command at most (the server accepts 100,000; smaller keeps latency even).
 const MAX_STATEMENTS: usize = 1000;
@@ -41,27 +41,49 @@ pub async fn apply(
     let mut outcome = Outcome::default();
     let (upserts, deletes): (Vec<&Change>, Vec<&Change>) =
         changes.iter().partition(|c| matches!(c.op, Op::Upsert(_)));
-    for chunk in chunks(&upserts) {
-        let statements: Vec<Document> = chunk
-            .iter()
-            .filter_map(|c| match &c.op {
-                Op::Upsert(doc) => {
-                    Some(doc! { "q": filter(c, version_path, "$lt"), "u": doc, "upsert": true })
-                }
-                Op::Delete => None,
-            })
-            .collect();
-        let command = doc! { "update": collection, "updates": statements, "ordered": false };
+    // Each document is encoded once, here: its encoding gives the chunk sizes and goes into the
+    // command as it is (the driver does not encode it again).
+    let mut encoded: Vec<(&Change, RawDocumentBuf)> = Vec::with_capacity(upserts.len());
+    for change in upserts {
+        let Op::Upsert(doc) = &change.op else { continue };
+        match RawDocumentBuf::from_document(doc) {
+            Ok(raw) => encoded.push((change, raw)),
+            Err(e) => outcome.rejected.push((change.offset, format!("the document cannot be encoded: {e}"))),
+        }
+    }
+    for chunk in chunks(encoded, |(_, raw)| raw.as_bytes().len()) {
+        let mut statements = RawArrayBuf::new();
+        let mut changes = Vec::with_capacity(chunk.len());
+        for (change, raw) in chunk {
+            let mut statement = RawDocumentBuf::new();
+            statement.append("q", raw_filter(change, version_path, "$lt")?);
+            statement.append("u", raw);
+            statement.append("upsert", true);
+            statements.push(statement);
+            changes.push(change);
+        }
+        let mut command = RawDocumentBuf::new();
+        command.append("update", collection);
+        command.append("updates", statements);
+        command.append("ordered", false);
         let reply = run(db, command).await?;
         let n = count(&reply, "n");
-        let errors = write_errors(&reply, &chunk, version_path.is_some(), &mut outcome)?;
+        let errors = write_errors(&reply, &changes, version_path.is_some(), &mut outcome)?;
         outcome.upserted += n;
-        outcome.skipped += (chunk.len() as u64).saturating_sub(n + errors);
+        outcome.skipped += (changes.len() as u64).saturating_sub(n + errors);
     }
-    for chunk in chunks(&deletes) {
-        let statements: Vec<Document> =
-            chunk.iter().map(|c| doc! { "q": filter(c, version_path, "$lte"), "limit": 1 }).collect();
-        let command = doc! { "delete": collection, "deletes": statements, "ordered": false };
+    for chunk in chunks(deletes, |c| c.key.len()) {
+        let mut statements = RawArrayBuf::new();
+        for change in &chunk {
+            let mut statement = RawDocumentBuf::new();
+            statement.append("q", raw_filter(change, version_path, "$lte")?);
+            statement.append("limit", 1);
+            statements.push(statement);
+        }
+        let mut command = RawDocumentBuf::new();
+        command.append("delete", collection);
+        command.append("deletes", statements);
+        command.append("ordered", false);
         let reply = run(db, command).await?;
         let n = count(&reply, "n");
         let errors = write_errors(&reply, &chunk, false, &mut outcome)?;
@@ -69,6 +91,11 @@ pub async fn apply(
         outcome.skipped += (chunk.len() as u64).saturating_sub(n + errors);
     }
     Ok(outcome)
+}
+
+fn raw_filter(change: &Change, version_path: Option<&str>, op: &str) -> Result<RawDocumentBuf, String> {
+    RawDocumentBuf::from_document(&filter(change, version_path, op))
+        .map_err(|e| format!("the filter of key `{}` cannot be encoded: {e}", change.key))
 }
 
 /// `{_id: key}`, plus "stored version `op` this one, or none stored" when guarded.
@@ -84,14 +111,13 @@ fn filter(change: &Change, version_path: Option<&str>, op: &str) -> Document {
     filter
 }
 
-fn chunks<'a>(changes: &[&'a Change]) -> Vec<Vec<&'a Change>> {
-    let mut out: Vec<Vec<&Change>> = Vec::new();
+/// Splits `items` into commands of at most [`MAX_STATEMENTS`] statements and about
+/// [`MAX_BYTES`] bytes (by `size`), in order.
+fn chunks<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut out: Vec<Vec<T>> = Vec::new();
     let mut bytes = 0;
-    for &change in changes {
-        let size = match &change.op {
-            Op::Upsert(doc) => mongodb::bson::to_vec(doc).map_or(0, |v| v.len()),
-            Op::Delete => change.key.len(),
-        };
+    for item in items {
+        let size = size(&item);
         let full = out.last().is_none_or(|c| c.len() >= MAX_STATEMENTS || bytes + size > MAX_BYTES);
         if full {
             out.push(Vec::new());
@@ -99,16 +125,16 @@ fn chunks<'a>(changes: &[&'a Change]) -> Vec<Vec<&'a Change>> {
         }
         bytes += size;
         if let Some(chunk) = out.last_mut() {
-            chunk.push(change);
+            chunk.push(item);
         }
     }
     out
 }
 
-async fn run(db: &Database, mut command: Document) -> Result<Document, String> {
+async fn run(db: &Database, mut command: RawDocumentBuf) -> Result<Document, String> {
     // Acknowledged by a majority, journaled: the cursor moves only after this returns.
-    command.insert("writeConcern", doc! { "w": "majority", "j": true });
-    let reply = db.run_command(command).await.map_err(|e| e.to_string())?;
+    command.append("writeConcern", rawdoc! { "w": "majority", "j": true });
+    let reply = db.run_raw_command(command).await.map_err(|e| e.to_string())?;
     if let Ok(wce) = reply.get_document("writeConcernError") {
         return Err(format!("the write was not acknowledged by a majority: {wce}"));
     }

@@ -1,0 +1,411 @@
+//! MongoDB benchmarks: `MongoBus::publish` and the changelog projector's bulk write, each
+//! printed as a ratio to a raw driver baseline measured in the same run.
+//!
+//! `PROM_MONGO_URL=... cargo bench -p prom-runtime --features mongo --bench mongo [-- SECTION...]`,
+//! sections `publish` and `project` (default: both). Start a server with
+//! `PROM_MONGO_STATE=$(mktemp -d) scripts/mongo.sh start` (it prints the URL).
+//!
+//! Method (as in `runtime.rs`): the sides run in alternating rounds, the order rotated every
+//! round, after an untimed warm-up, and each side reports its fastest round. Every round of
+//! every side gets a fresh database (created, indexed and connected untimed, dropped after),
+//! the same prepared inputs, the same indexes and the same write concern (majority, journaled).
+
+use prom_runtime::NewEvent;
+use prom_runtime::bus::mongo::mongodb::bson::{self, Bson, Document, doc};
+use prom_runtime::bus::mongo::mongodb::options::{
+    Acknowledgment, ClientOptions, ReadConcern, TransactionOptions, WriteConcern,
+};
+use prom_runtime::bus::mongo::mongodb::{Client, Database, IndexModel};
+use prom_runtime::bus::mongo::{MongoBus, layout};
+use prom_runtime::project::plan::{self, Pointers};
+use prom_runtime::project::write;
+use prom_runtime::{EventBus, EventRecord};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Events per publish batch.
+const PUBLISH_BATCH: usize = 500;
+/// Events published per round (per side).
+const PUBLISH_EVENTS: usize = 10_000;
+/// Events per projector batch (distinct keys within a batch, so nothing collapses away).
+const PROJECT_BATCH: usize = 1000;
+/// Projector batches per round: the first `KEYS / PROJECT_BATCH` insert, the rest replace.
+const PROJECT_BATCHES: usize = 10;
+/// Distinct keys of the projected collection.
+const KEYS: usize = 5000;
+const ROUNDS: usize = 7;
+
+fn main() {
+    let Ok(url) = std::env::var("PROM_MONGO_URL") else {
+        println!(
+            "mongo benchmarks skipped: PROM_MONGO_URL is not set.\n\
+             Start a one-node replica set and run them against it:\n  \
+             export PROM_MONGO_STATE=$(mktemp -d)\n  \
+             export PROM_MONGO_URL=$(scripts/mongo.sh start)\n  \
+             cargo bench -p prom-runtime --features mongo --bench mongo\n  \
+             scripts/mongo.sh stop"
+        );
+        return;
+    };
+    let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let run = |name: &str| sections.is_empty() || sections.iter().any(|s| s == name);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    println!("prom-runtime MongoDB benchmarks (w: majority, j: true everywhere)\n");
+    let mut bench = Bench { url, round: 0 };
+    if run("publish") {
+        runtime.block_on(bench.publish());
+    }
+    if run("project") {
+        runtime.block_on(bench.project());
+    }
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn fastest(samples: &[Duration]) -> Duration {
+    samples.iter().copied().min().unwrap_or_default()
+}
+
+fn durable() -> WriteConcern {
+    WriteConcern::builder().w(Acknowledgment::Majority).journal(true).build()
+}
+
+struct Bench {
+    url: String,
+    round: usize,
+}
+
+impl Bench {
+    /// A fresh database name (dropped by the caller after the round).
+    fn fresh(&mut self) -> String {
+        self.round += 1;
+        format!("prom_bench_{}_{}", std::process::id(), self.round)
+    }
+
+    /// A raw driver client with the bus's write concern (majority, journaled).
+    async fn raw_client(&self) -> Client {
+        let mut options = ClientOptions::parse(&self.url).await.expect("PROM_MONGO_URL is a MongoDB URL");
+        options.app_name = Some("prom-bench-raw".into());
+        options.write_concern = Some(durable());
+        Client::with_options(options).expect("MongoDB client")
+    }
+
+    /// A raw database with the bus's collections and indexes (which also connects the client).
+    async fn raw_database(&mut self) -> (Client, Database) {
+        let client = self.raw_client().await;
+        let db = client.database(&self.fresh());
+        layout::create_indexes(&db).await.expect("create the bus's indexes");
+        (client, db)
+    }
+
+    async fn publish(&mut self) {
+        let batches = || publish_batches(PUBLISH_EVENTS / PUBLISH_BATCH);
+        // Warm-up (untimed): each side once.
+        {
+            let (_c, db) = self.raw_database().await;
+            raw_insert(&db, batches()).await;
+            db.drop().await.expect("drop");
+            let name = self.fresh();
+            let bus = MongoBus::open_database(&self.url, Some(&name)).await.expect("open MongoBus");
+            bus_publish(&bus, batches()).await;
+            bus.database().drop().await.expect("drop");
+        }
+        let (mut raw, mut raw_tx, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+        for r in 0..ROUNDS {
+            for side in 0..3 {
+                let input = batches();
+                match (side + r) % 3 {
+                    0 => {
+                        let (_c, db) = self.raw_database().await;
+                        raw.push(raw_insert(&db, input).await);
+                        db.drop().await.expect("drop");
+                    }
+                    1 => {
+                        let (client, db) = self.raw_database().await;
+                        raw_tx.push(raw_insert_in_transaction(&client, &db, input).await);
+                        db.drop().await.expect("drop");
+                    }
+                    _ => {
+                        let name = self.fresh();
+                        let bus =
+                            MongoBus::open_database(&self.url, Some(&name)).await.expect("open MongoBus");
+                        ours.push(bus_publish(&bus, input).await);
+                        bus.database().drop().await.expect("drop");
+                    }
+                }
+            }
+        }
+        let (raw, raw_tx, ours) = (fastest(&raw), fastest(&raw_tx), fastest(&ours));
+        let n = PUBLISH_EVENTS;
+        println!(
+            "publish ({n} events per round in batches of {PUBLISH_BATCH}, the `events` collection's \
+             indexes, fastest of {ROUNDS} rounds)"
+        );
+        println!(
+            "  raw insert_many (builds the same documents, one command per batch)      : {:>9.0} ev/s (baseline)",
+            rate(n, raw)
+        );
+        println!(
+            "  raw transaction: counter $inc + insert_many + commit (for reference)    : {:>9.0} ev/s   {:.2}x",
+            rate(n, raw_tx),
+            raw.as_secs_f64() / raw_tx.as_secs_f64()
+        );
+        println!(
+            "  MongoBus::publish (offsets, dedup check, one transaction per batch)     : {:>9.0} ev/s   {:.2}x \
+             the baseline's rate (target >= 0.8x); {:.2}x the raw transaction's\n",
+            rate(n, ours),
+            raw.as_secs_f64() / ours.as_secs_f64(),
+            raw_tx.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+
+    async fn project(&mut self) {
+        let guarded =
+            Pointers { key: "/processId".into(), version: Some("/seq".into()), key_is_event_key: true };
+        let unguarded = Pointers { version: None, ..guarded.clone() };
+        let batches = project_batches();
+        // Warm-up (untimed): each side once.
+        for side in 0..4 {
+            let (_c, db) = self.projection_database().await;
+            self.project_side(side, &db, &guarded, &unguarded, &batches).await;
+            db.drop().await.expect("drop");
+        }
+        let mut times: [Vec<Duration>; 4] = Default::default();
+        for r in 0..ROUNDS {
+            for side in 0..4 {
+                let side = (side + r) % 4;
+                let (_c, db) = self.projection_database().await;
+                times[side].push(self.project_side(side, &db, &guarded, &unguarded, &batches).await);
+                db.drop().await.expect("drop");
+            }
+        }
+        let [raw, raw_guarded, ours, ours_unguarded] = times.map(|t| fastest(&t));
+        let ratio = |d: Duration| raw.as_secs_f64() / d.as_secs_f64();
+        let n = PROJECT_BATCHES * PROJECT_BATCH;
+        println!(
+            "changelog projection ({n} events per round in batches of {PROJECT_BATCH} over {KEYS} keys, \
+             versioned; an index on `status`; fastest of {ROUNDS} rounds)"
+        );
+        println!(
+            "  raw bulk write: one unordered `update` of replace-upserts by _id         : {:>9.0} ev/s (baseline)",
+            rate(n, raw)
+        );
+        println!(
+            "  raw bulk write with the projector's version guard in each filter        : {:>9.0} ev/s   {:.2}x \
+             (for reference)",
+            rate(n, raw_guarded),
+            ratio(raw_guarded)
+        );
+        println!(
+            "  projector write path without a version (change_of + collapse + apply)   : {:>9.0} ev/s   {:.2}x \
+             (for reference)",
+            rate(n, ours_unguarded),
+            ratio(ours_unguarded)
+        );
+        println!(
+            "  projector: change_of + collapse + project::write::apply, version-guarded: {:>9.0} ev/s   {:.2}x \
+             the baseline's rate (target >= 0.7x)\n",
+            rate(n, ours),
+            ratio(ours)
+        );
+    }
+
+    async fn project_side(
+        &self,
+        side: usize,
+        db: &Database,
+        guarded: &Pointers,
+        unguarded: &Pointers,
+        batches: &[Vec<EventRecord>],
+    ) -> Duration {
+        match side {
+            0 => raw_upserts(db, batches, false).await,
+            1 => raw_upserts(db, batches, true).await,
+            2 => projector_write(db, guarded, batches).await,
+            _ => projector_write(db, unguarded, batches).await,
+        }
+    }
+
+    /// A fresh database with the projected collection and its declared index.
+    async fn projection_database(&mut self) -> (Client, Database) {
+        let client = self.raw_client().await;
+        let db = client.database(&self.fresh());
+        let index = IndexModel::builder().keys(doc! { "status": 1 }).build();
+        db.collection::<Document>(PROJECTION).create_index(index).await.expect("create the index");
+        (client, db)
+    }
+}
+
+const TOPIC: &str = "bench";
+const PROJECTION: &str = "processes";
+
+fn payload(n: usize) -> Value {
+    json!({ "pid": n % 5000 + 1, "name": "api", "host": "host-1", "cpu_pct": 12.5, "mem_mib": 256.0, "region": "eu-west" })
+}
+
+fn publish_batches(batches: usize) -> Vec<Vec<NewEvent>> {
+    (0..batches)
+        .map(|b| {
+            (b * PUBLISH_BATCH..(b + 1) * PUBLISH_BATCH)
+                .map(|n| {
+                    let mut e =
+                        NewEvent::new(TOPIC, payload(n)).keyed(format!("{}", n % 5000), (n % 8) as u32);
+                    e.headers.insert("x-schema-version".into(), "3".into());
+                    e
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The document `MongoBus` stores for `e` at `offset` (same fields, same types).
+fn event_doc(e: &NewEvent, offset: i64) -> Document {
+    let mut d = doc! {
+        "_id": bson::Uuid::from_bytes(e.id.into_bytes()),
+        "topic": &e.topic,
+        "off": offset,
+    };
+    if let Some(key) = &e.key {
+        d.insert("key", key);
+    }
+    d.insert("part", i64::from(e.partition));
+    d.insert("ts", e.ts);
+    d.insert("headers", serde_json::to_string(&e.headers).expect("headers as JSON"));
+    d.insert("payload", serde_json::to_string(&e.payload).expect("payload as JSON"));
+    d
+}
+
+async fn bus_publish(bus: &MongoBus, batches: Vec<Vec<NewEvent>>) -> Duration {
+    let start = Instant::now();
+    for batch in batches {
+        let receipts = bus.publish(batch).await.expect("MongoBus::publish");
+        assert_eq!(receipts.len(), PUBLISH_BATCH);
+    }
+    start.elapsed()
+}
+
+async fn raw_insert(db: &Database, batches: Vec<Vec<NewEvent>>) -> Duration {
+    let events = db.collection::<Document>(layout::EVENTS);
+    let start = Instant::now();
+    let mut offset = 0;
+    for batch in batches {
+        let docs: Vec<Document> = batch
+            .iter()
+            .map(|e| {
+                offset += 1;
+                event_doc(e, offset)
+            })
+            .collect();
+        let done = events.insert_many(docs).await.expect("insert_many");
+        assert_eq!(done.inserted_ids.len(), PUBLISH_BATCH);
+    }
+    start.elapsed()
+}
+
+async fn raw_insert_in_transaction(client: &Client, db: &Database, batches: Vec<Vec<NewEvent>>) -> Duration {
+    let events = db.collection::<Document>(layout::EVENTS);
+    let topics = db.collection::<Document>(layout::TOPICS);
+    let options =
+        TransactionOptions::builder().read_concern(ReadConcern::snapshot()).write_concern(durable()).build();
+    let start = Instant::now();
+    let mut session = client.start_session().default_transaction_options(options).await.expect("session");
+    let mut offset = 0;
+    for batch in batches {
+        session.start_transaction().await.expect("start transaction");
+        let n = batch.len() as i64;
+        topics
+            .update_one(doc! { "_id": TOPIC }, doc! { "$inc": { "head": n } })
+            .upsert(true)
+            .session(&mut session)
+            .await
+            .expect("counter");
+        let docs: Vec<Document> = batch
+            .iter()
+            .map(|e| {
+                offset += 1;
+                event_doc(e, offset)
+            })
+            .collect();
+        events.insert_many(docs).session(&mut session).await.expect("insert_many");
+        session.commit_transaction().await.expect("commit");
+    }
+    start.elapsed()
+}
+
+/// Batches of records over distinct keys; batch `b` carries version `b + 1`.
+fn project_batches() -> Vec<Vec<EventRecord>> {
+    let mut offset = 0;
+    (0..PROJECT_BATCHES)
+        .map(|b| {
+            (0..PROJECT_BATCH)
+                .map(|i| {
+                    offset += 1;
+                    let key = format!("p{}", (b * PROJECT_BATCH + i) % KEYS);
+                    let status = if (b + i) % 3 == 0 { "down" } else { "up" };
+                    let payload = json!({
+                        "processId": key, "seq": b + 1, "status": status, "host": "host-1",
+                        "cpu_pct": 12.5, "mem_mib": 256.0, "region": "eu-west",
+                    });
+                    EventRecord {
+                        id: uuid::Uuid::now_v7(),
+                        topic: "process.state".into(),
+                        key: Some(key),
+                        partition: (i % 8) as u32,
+                        ts: 0,
+                        headers: Default::default(),
+                        payload,
+                        caused_by: None,
+                        sid: None,
+                        offset,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+async fn projector_write(db: &Database, pointers: &Pointers, batches: &[Vec<EventRecord>]) -> Duration {
+    let start = Instant::now();
+    for batch in batches {
+        let changes: Vec<_> =
+            batch.iter().map(|r| plan::change_of(r, pointers).expect("a projectable event")).collect();
+        let changes = plan::collapse(changes);
+        let outcome =
+            write::apply(db, PROJECTION, Some("seq"), &changes).await.expect("project::write::apply");
+        assert_eq!(outcome.upserted, PROJECT_BATCH as u64, "{outcome:?}");
+    }
+    start.elapsed()
+}
+
+/// Replace-upserts by `_id`; `guarded` adds the projector's filter (stored `seq` lower, or none).
+async fn raw_upserts(db: &Database, batches: &[Vec<EventRecord>], guarded: bool) -> Duration {
+    let start = Instant::now();
+    for batch in batches {
+        let statements: Vec<Document> = batch
+            .iter()
+            .map(|r| {
+                let key = r.payload["processId"].as_str().expect("a string key");
+                let mut u = bson::to_document(&r.payload).expect("payload as BSON");
+                u.insert("_id", key);
+                let mut q = doc! { "_id": key };
+                if guarded {
+                    let seq = r.payload["seq"].as_i64().expect("a numeric version");
+                    q.insert(
+                        "$or",
+                        vec![doc! { "seq": { "$lt": seq } }, doc! { "seq": { "$exists": false } }],
+                    );
+                }
+                doc! { "q": q, "u": u, "upsert": true }
+            })
+            .collect();
+        let command = doc! {
+            "update": PROJECTION, "updates": statements, "ordered": false,
+            "writeConcern": { "w": "majority", "j": true },
+        };
+        let reply = db.run_command(command).await.expect("update command");
+        assert_eq!(reply.get("n"), Some(&Bson::Int32(PROJECT_BATCH as i32)), "{reply}");
+    }
+    start.elapsed()
+}
