@@ -5,13 +5,12 @@
 mod common;
 
 use common::mongo::Target;
+use common::serve::Server;
 use prom_runtime::EventBus;
 use prom_runtime::bus::mongo::mongodb::bson::{Document, doc};
 use prom_runtime::changefeed::resume::STATES;
 use prom_runtime::changefeed::{CHANGE_OPERATION, CLUSTER_TIME};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SPEC: &str = r#"
@@ -35,66 +34,16 @@ changefeeds:
     on_lost_resume: fail
 "#;
 
-/// Kills the server if the test fails before stopping it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn url_with_database(target: &Target) -> String {
-    let url = target.url.trim();
-    match url.split_once("/?") {
-        Some((hosts, query)) => format!("{hosts}/{}?{query}", target.database),
-        None if !url.contains('?') => format!("{}/{}", url.trim_end_matches('/'), target.database),
-        None => panic!("write PROM_MONGO_URL as mongodb://HOST:PORT/?OPTIONS for this test: {url}"),
-    }
-}
-
-/// Waits for a stderr line starting with `prefix`; returns the rest of it.
-fn wait_for_line(lines: &Receiver<String>, prefix: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines.recv_timeout(left).unwrap_or_else(|_| panic!("prom serve printed no `{prefix}`"));
-        if let Some(rest) = line.strip_prefix(prefix) {
-            return rest.to_string();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prom_serve_republishes_changes_until_sigterm() {
     let Some(target) = Target::from_env() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let specs = dir.path().join("spec.yaml");
     std::fs::write(&specs, SPEC).expect("write spec");
-    let child = Command::new(env!("CARGO_BIN_EXE_prom"))
-        .env_remove("PROM_MONGO_URL")
-        .arg("serve")
-        .arg("--specs")
-        .arg(&specs)
-        .args(["--mongo", &url_with_database(&target), "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start prom serve");
-    let mut server = Server(child);
-    let stderr = server.0.stderr.take().expect("stderr");
-    let (lines, from_server) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let announced = wait_for_line(&from_server, "running changefeed `processes-changed`");
+    let mut server = Server::start(&specs, &target);
+    let announced = server.wait_for_line("running changefeed `processes-changed`");
     assert!(announced.contains("`processes` → `processes.changed`"), "{announced}");
-    wait_for_line(&from_server, "listening on ");
+    server.wait_for_line("listening on ");
 
     // The feed watches from the cluster time it stores at start; a change after that is seen.
     let bus = target.open_async().await;
@@ -131,19 +80,19 @@ async fn prom_serve_republishes_changes_until_sigterm() {
     assert_eq!(event.headers.get(CHANGE_OPERATION).map(String::as_str), Some("insert"));
     assert!(event.headers.contains_key(CLUSTER_TIME), "{:?}", event.headers);
 
-    let pid = server.0.id().to_string();
+    let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = server.0.try_wait().expect("wait") {
+        if let Some(status) = server.child.try_wait().expect("wait") {
             break status;
         }
         assert!(Instant::now() < deadline, "prom serve did not stop on SIGTERM");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
-    wait_for_line(&from_server, "stopped");
+    server.wait_for_line("stopped");
     // Exactly one event: the change was published once, and the stored token is past it.
     let events = bus.read("processes.changed", None, 0, 10).await.expect("read the topic");
     assert_eq!(events.len(), 1, "{events:?}");

@@ -5,10 +5,10 @@
 mod common;
 
 use common::mongo::Target;
+use common::serve::Server;
 use prom_runtime::{Producer, PublishOptions, Registry};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,57 +34,14 @@ projectors:
     snapshot_api: { path: /processes, filters: [status], max_age: 2s }
 "#;
 
-/// Kills the server if the test fails before stopping it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn url_with_database(target: &Target) -> String {
-    let url = target.url.trim();
-    match url.split_once("/?") {
-        Some((hosts, query)) => format!("{hosts}/{}?{query}", target.database),
-        None if !url.contains('?') => format!("{}/{}", url.trim_end_matches('/'), target.database),
-        None => panic!("write PROM_MONGO_URL as mongodb://HOST:PORT/?OPTIONS for this test: {url}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prom_serve_projects_and_serves_until_sigterm() {
     let Some(target) = Target::from_env() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let specs = dir.path().join("spec.yaml");
     std::fs::write(&specs, SPEC).expect("write spec");
-    let child = Command::new(env!("CARGO_BIN_EXE_prom"))
-        .env_remove("PROM_MONGO_URL")
-        .arg("serve")
-        .arg("--specs")
-        .arg(&specs)
-        .args(["--mongo", &url_with_database(&target), "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start prom serve");
-    let mut server = Server(child);
-    let stderr = server.0.stderr.take().expect("stderr");
-    let (lines, from_server) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let address = loop {
-        let line = from_server.recv_timeout(Duration::from_secs(20)).expect("prom serve starts");
-        if let Some(address) = line.strip_prefix("listening on ") {
-            break address.to_string();
-        }
-    };
+    let mut server = Server::start(&specs, &target);
+    let address = server.wait_for_line("listening on ");
 
     let linted = prom_codegen::lint_str("inline.yaml", SPEC);
     let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
@@ -114,12 +71,12 @@ async fn prom_serve_projects_and_serves_until_sigterm() {
     let list: Value = serde_json::from_str(&list.text().await.expect("body")).expect("JSON");
     assert_eq!(list["items"][0]["_id"], "p1");
 
-    let pid = server.0.id().to_string();
+    let pid = server.child.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
     assert!(killed.success());
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
-        if let Some(status) = server.0.try_wait().expect("wait") {
+        if let Some(status) = server.child.try_wait().expect("wait") {
             break status;
         }
         assert!(Instant::now() < deadline, "prom serve did not stop on SIGTERM");

@@ -193,3 +193,21 @@ pub fn print_json(value: &impl serde::Serialize) -> Outcome {
     println!("{line}");
     Ok(())
 }
+
+/// Completes when the process receives SIGTERM (never on platforms without it), so long-running
+/// commands stop as cleanly on `kill` as on Ctrl-C.
+#[cfg(unix)]
+pub(crate) async fn terminated() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// Never completes: there is no SIGTERM here.
+#[cfg(not(unix))]
+pub(crate) async fn terminated() {
+    std::future::pending().await
+}

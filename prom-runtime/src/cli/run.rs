@@ -88,7 +88,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let outcome = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
-            () = terminated() => break Ok(()),
+            () = super::terminated() => break Ok(()),
             _ = ticker.tick() => report(&bus, &running).await,
             done = tasks.join_next() => match done {
                 Some(Ok(Err(e))) => break Err(Failure::from(e)),
@@ -121,19 +121,4 @@ async fn report(bus: &AnyBus, running: &[Running]) {
             r.name
         );
     }
-}
-
-#[cfg(unix)]
-async fn terminated() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn terminated() {
-    std::future::pending().await
 }

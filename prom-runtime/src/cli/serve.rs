@@ -73,7 +73,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let outcome = loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break Ok(()),
-            () = terminated() => break Ok(()),
+            () = super::terminated() => break Ok(()),
             done = tasks.join_next() => match done {
                 Some(Ok(Err(e))) => break Err(Failure::from(e)),
                 Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),
@@ -90,19 +90,4 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     }
     eprintln!("stopped");
     outcome
-}
-
-#[cfg(unix)]
-async fn terminated() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn terminated() {
-    std::future::pending().await
 }

@@ -61,6 +61,9 @@ impl Store {
 }
 
 #[cfg(feature = "mongo")]
+#[cfg(all(feature = "mongo", unix))]
+pub mod serve;
+
 pub mod mongo {
     use prom_runtime::bus::mongo::MongoBus;
 
