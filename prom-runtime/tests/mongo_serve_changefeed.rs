@@ -10,7 +10,6 @@ use prom_runtime::EventBus;
 use prom_runtime::bus::mongo::mongodb::bson::{Document, doc};
 use prom_runtime::changefeed::resume::STATES;
 use prom_runtime::changefeed::{CHANGE_OPERATION, CLUSTER_TIME};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SPEC: &str = r#"
@@ -80,18 +79,7 @@ async fn prom_serve_republishes_changes_until_sigterm() {
     assert_eq!(event.headers.get(CHANGE_OPERATION).map(String::as_str), Some("insert"));
     assert!(event.headers.contains_key(CLUSTER_TIME), "{:?}", event.headers);
 
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "prom serve did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "{status}");
+    server.terminate().await;
     server.wait_for_line("stopped");
     // Exactly one event: the change was published once, and the stored token is past it.
     let events = bus.read("processes.changed", None, 0, 10).await.expect("read the topic");

@@ -8,7 +8,6 @@ use common::mongo::Target;
 use common::serve::Server;
 use prom_runtime::{Producer, PublishOptions, Registry};
 use serde_json::{Value, json};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,17 +70,6 @@ async fn prom_serve_projects_and_serves_until_sigterm() {
     let list: Value = serde_json::from_str(&list.text().await.expect("body")).expect("JSON");
     assert_eq!(list["items"][0]["_id"], "p1");
 
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "prom serve did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success(), "{status}");
+    server.terminate().await;
     target.drop_database().await;
 }

@@ -47,6 +47,22 @@ impl Server {
         Server { child, lines }
     }
 
+    /// Sends SIGTERM by pid and waits (at most 20 s) for a clean exit with status 0.
+    pub async fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "prom serve did not stop on SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(status.success(), "{status}");
+    }
+
     /// Waits for a stderr line starting with `prefix`; returns the rest of it.
     pub fn wait_for_line(&self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
