@@ -1,5 +1,6 @@
 //! The generated code for the example specs and the constructs corpus matches the checked-in
-//! files, which other workspace crates compile (`examples/monitor`, `tests/generated`).
+//! files, which other workspace crates compile (`examples/monitor`, `tests/generated`, the
+//! runtime's read-path benchmark).
 //! Run with `PROM_BLESS=1` to rewrite them after an intended change.
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,11 @@ fn example_specs_snapshot() {
 #[test]
 fn constructs_snapshot() {
     check_snapshot("tests/corpus/codegen/constructs.yaml", "tests/generated/src/constructs.rs");
+}
+
+#[test]
+fn read_path_benchmark_snapshot() {
+    check_snapshot("prom-runtime/benches/support/four.yaml", "prom-runtime/benches/support/four.rs");
 }
 
 #[test]

@@ -3,11 +3,14 @@
 
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, SCHEMA_VERSION, UPCASTED_FROM};
+use crate::typed::Versioned;
 use crate::upcast::{Hop, Steps, UpcastFn};
 use crate::validate::CompiledSchema;
+use prom_codegen::check::upcast_proven;
 use prom_codegen::spec::{Spec, Topic};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 /// Topic prefix of dead-letter topics.
@@ -34,6 +37,8 @@ struct VersionSchema {
     schema: CompiledSchema,
     /// How the previous version becomes this one (version 1 has none).
     hop: Hop,
+    /// Lint proves the hop into this version yields a valid payload from any valid one.
+    proven: bool,
 }
 
 impl TopicSchema {
@@ -45,6 +50,13 @@ impl TopicSchema {
     /// The compiled schema of `version`.
     pub fn schema(&self, version: u32) -> Option<&CompiledSchema> {
         self.version(version).map(|v| &v.schema)
+    }
+
+    /// Whether every hop from `version` to the latest is proven by lint to produce a valid
+    /// payload (declarative steps only, nothing undecided), so the result needs no validation.
+    pub fn upcast_proven_from(&self, version: u32) -> bool {
+        let from = usize::try_from(version).unwrap_or(usize::MAX);
+        self.versions.iter().skip(from).all(|v| v.proven)
     }
 
     fn version(&self, version: u32) -> Option<&VersionSchema> {
@@ -215,27 +227,107 @@ impl Registry {
             Route::Topic(topic) => topic,
         };
         let latest = topic.latest();
-        let version = stored_version(&record)?;
-        if version == 0 || version > latest {
-            return Err(Error::Version {
-                id: record.id,
-                topic: record.topic,
-                reason: format!(
-                    "it was written as v{version}, but the spec declares v1..v{latest}; \
-                     update the spec to the writer's version"
-                ),
-            });
-        }
+        let version = declared_version(topic, &record)?;
         if version < latest {
             let payload = std::mem::take(&mut record.payload);
             record.payload = self.upcast(topic, version, payload, record.id)?;
-            record.headers.insert(UPCASTED_FROM.to_string(), version.to_string());
-            record.headers.insert(SCHEMA_VERSION.to_string(), latest.to_string());
+            stamp_upcast(&mut record, version, latest);
         }
         if let Some(schema) = topic.schema(latest) {
             schema.check(&topic.name, latest, &record.payload)?;
         }
         Ok(record)
+    }
+
+    /// Decodes a stored event straight into the latest payload type of `V` (generated code's
+    /// `AnyVersion`), for typed handlers: the payload is validated against the schema of the
+    /// version it was stored at, decoded into that version's type and brought up by the typed
+    /// upcasters. The result is validated again only when a hop on the way is not proven by lint
+    /// (a `with:` function, or a step the checker could not decide). The payload moves into the
+    /// typed value, so the returned record's `payload` is `null`; headers are stamped as
+    /// [`Registry::decode`] stamps them.
+    pub fn decode_typed<V: Versioned>(&self, mut record: EventRecord) -> Result<(V::Latest, EventRecord)> {
+        let (topic, version) = match self.route(&record.topic)? {
+            Route::Topic(topic) => (topic, declared_version(topic, &record)?),
+            Route::Versioned(topic, n) => (topic, n),
+            Route::DeadLetters(topic) => {
+                return Err(Error::Config(format!(
+                    "`{}` holds dead letters of `{}`, not `{}` payloads; read it with an untyped handler",
+                    record.topic,
+                    topic.name,
+                    V::TOPIC
+                )));
+            }
+        };
+        if topic.name != V::TOPIC {
+            return Err(Error::Config(format!(
+                "a `{}` payload type cannot decode events of `{}`; hand this consumer the `{}` types",
+                V::TOPIC,
+                record.topic,
+                topic.name
+            )));
+        }
+        let schema = topic.schema(version).ok_or(Error::Closed)?;
+        schema.check(&record.topic, version, &record.payload)?;
+        let payload = std::mem::take(&mut record.payload);
+        let upcast_error = |reason: String| Error::Upcast {
+            id: record.id,
+            topic: topic.name.clone(),
+            from: version,
+            to: V::LATEST_VERSION,
+            reason,
+        };
+        // Valid by its schema yet not decodable means the generated types are older than the spec.
+        let any = V::decode(version, payload).map_err(|e| Error::Invalid {
+            topic: record.topic.clone(),
+            version,
+            errors: vec![format!(
+                "  at the payload root: {e}; regenerate the code with `prom-codegen build`"
+            )],
+        })?;
+        let latest = any.into_latest().map_err(|e| upcast_error(e.message().to_owned()))?;
+        let newest = topic.latest();
+        if version < newest {
+            if !topic.upcast_proven_from(version) {
+                let value = serde_json::to_value(&latest).map_err(|e| upcast_error(e.to_string()))?;
+                let schema = topic.schema(newest).ok_or(Error::Closed)?;
+                schema.check(&topic.name, newest, &value)?;
+            }
+            stamp_upcast(&mut record, version, newest);
+        }
+        Ok((latest, record))
+    }
+}
+
+/// The stored version of `record`, which `topic` must declare.
+fn declared_version(topic: &TopicSchema, record: &EventRecord) -> Result<u32> {
+    let latest = topic.latest();
+    let version = stored_version(record)?;
+    if version == 0 || version > latest {
+        return Err(Error::Version {
+            id: record.id,
+            topic: record.topic.clone(),
+            reason: format!(
+                "it was written as v{version}, but the spec declares v1..v{latest}; \
+                 update the spec to the writer's version"
+            ),
+        });
+    }
+    Ok(version)
+}
+
+/// Records that `record` was brought from `from` to `latest`.
+fn stamp_upcast(record: &mut EventRecord, from: u32, latest: u32) {
+    record.headers.insert(UPCASTED_FROM.to_string(), from.to_string());
+    match record.headers.get_mut(SCHEMA_VERSION) {
+        Some(stamped) => {
+            // Reuses the stored header's allocation.
+            stamped.clear();
+            let _ = write!(stamped, "{latest}");
+        }
+        None => {
+            record.headers.insert(SCHEMA_VERSION.to_string(), latest.to_string());
+        }
     }
 }
 
@@ -298,7 +390,8 @@ fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
                 }
             },
         };
-        versions.push(VersionSchema { schema, hop });
+        let proven = i.checked_sub(1).is_some_and(|prev| upcast_proven(&topic.versions[prev], version));
+        versions.push(VersionSchema { schema, hop, proven });
     }
     if versions.is_empty() {
         return Err(Error::Config(format!("{}: topic `{name}` declares no versions", topic.versions_span)));

@@ -12,9 +12,10 @@ use crate::dlq;
 use crate::error::{Error, Result};
 use crate::publish::Producer;
 use crate::record::EventRecord;
-use crate::registry::Route;
+use crate::registry::{Registry, Route};
 use crate::retry::RetryPolicy;
 use prom_codegen::spec::{Consumer, StartFrom};
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,10 +25,46 @@ use tokio::task::JoinSet;
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
+/// One event decoded for its handler, once, before the first attempt.
+pub struct Decoded {
+    /// The record: payload upcast and validated, or moved into `typed`.
+    pub record: EventRecord,
+    typed: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Decoded {
+    /// An event whose JSON payload is what the handler reads.
+    pub fn json(record: EventRecord) -> Decoded {
+        Decoded { record, typed: None }
+    }
+
+    /// An event decoded into a typed payload (the record's own payload is left `null`).
+    pub fn typed<T: Send + Sync + 'static>(payload: T, record: EventRecord) -> Decoded {
+        Decoded { record, typed: Some(Box::new(payload)) }
+    }
+
+    /// The typed payload, if it was decoded as a `T`.
+    pub fn payload<T: 'static>(&self) -> Option<&T> {
+        self.typed.as_ref()?.downcast_ref()
+    }
+}
+
 /// Handles one decoded event; an error asks for a retry.
 pub trait Handler: Send + Sync + 'static {
     /// Handles `event` (already upcast to the latest version and validated).
     fn handle(&self, event: EventRecord) -> HandlerFuture;
+
+    /// Decodes a stored event once, before its first attempt; an error dead-letters the event
+    /// at once, since retrying cannot fix a payload. By default the JSON payload is upcast and
+    /// validated ([`Registry::decode`]).
+    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
+        registry.decode(record).map(Decoded::json)
+    }
+
+    /// One attempt at a decoded event; by default [`Handler::handle`] on a copy of the record.
+    fn attempt(&self, event: &Decoded) -> HandlerFuture {
+        self.handle(event.record.clone())
+    }
 }
 
 impl<F, Fut, E> Handler for F
@@ -188,7 +225,7 @@ struct Ctx<B: EventBus> {
 }
 
 async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
-    let (error, attempts) = match ctx.producer.registry().decode(delivery.record.clone()) {
+    let (error, attempts) = match ctx.handler.decode(ctx.producer.registry(), delivery.record.clone()) {
         Err(e) => (format!("cannot decode: {e}"), 0),
         Ok(event) => match attempt_all(&ctx, event).await {
             None => {
@@ -213,12 +250,12 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
 }
 
 /// Runs the handler up to `max_attempts` times; `None` on success, else the last error.
-async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, event: EventRecord) -> Option<(String, u32)> {
+async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, event: Decoded) -> Option<(String, u32)> {
     let max = ctx.policy.retry.max_attempts.max(1);
     let mut attempt = 1;
     loop {
         // A separate task turns a handler panic into an error instead of losing the event.
-        let outcome = match tokio::spawn(ctx.handler.handle(event.clone())).await {
+        let outcome = match tokio::spawn(ctx.handler.attempt(&event)).await {
             Ok(outcome) => outcome,
             Err(e) => Err(format!("the handler panicked: {e}")),
         };

@@ -738,7 +738,9 @@ impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
         E: ::std::fmt::Display,
     {
         ::std::result::Result::Ok(Wiring {
-            pipeline: self.pipeline.handle_typed("hb-analyzers", handler)?,
+            pipeline: self
+                .pipeline
+                .handle_latest("hb-analyzers", heartbeat_received::TOPIC, handler)?,
         })
     }
     /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).

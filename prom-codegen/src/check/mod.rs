@@ -9,6 +9,7 @@ mod versions;
 pub use fields::{FieldError, resolve as resolve_field};
 pub use names::{RESERVED_HEADERS, is_header_name, is_topic_name, topic_name_error};
 pub use refs::derived_topics;
+pub use versions::upcast_proven;
 
 use crate::diag::{self, Diagnostic};
 use crate::spec::{self, Spec};

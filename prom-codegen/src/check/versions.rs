@@ -305,6 +305,20 @@ fn check_default(
     }
 }
 
+/// Whether the hop `from → to` provably turns every valid `from` payload into a valid `to` one:
+/// no `with:` function, and the compatibility checker decided that the declarative steps' output
+/// (or, with no `upcast:`, the `from` payload itself) fits `to`, with nothing left undecided.
+/// Readers skip validating the result of proven hops.
+pub fn upcast_proven(from: &Version, to: &Version) -> bool {
+    let output = match &to.upcast {
+        Some(upcast) if upcast.with.is_some() => return false,
+        Some(upcast) => upcast_output(&from.schema.json, upcast),
+        None => from.schema.json.clone(),
+    };
+    compat::subset(&output, &to.schema.json)
+        .is_ok_and(|report| report.violations.is_empty() && report.undecided.is_empty())
+}
+
 /// The schema of what the declarative steps produce from a source-version payload.
 fn upcast_output(src: &Value, upcast: &Upcast) -> Value {
     let mut out = src.clone();

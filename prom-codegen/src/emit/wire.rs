@@ -40,7 +40,7 @@ pub fn items(model: &Model) -> TokenStream {
                         Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send + 'static,
                         E: ::std::fmt::Display,
                     {
-                        ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.handle_typed(#name, handler)? })
+                        ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.handle_latest(#name, #module::TOPIC, handler)? })
                     }
                 }
             }

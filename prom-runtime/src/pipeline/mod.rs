@@ -9,7 +9,8 @@ use crate::error::{Error, Result};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::Registry;
-use crate::runner::{Handler, HandlerFuture, Runner};
+use crate::runner::{Decoded, Handler, HandlerFuture, Runner};
+use crate::typed::{Topic, Versioned};
 use prom_codegen::spec::Spec;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -84,6 +85,34 @@ impl<B: EventBus> Pipeline<B> {
         self.handle(consumer, Typed { handler, payload: std::marker::PhantomData })
     }
 
+    /// Sets a handler that receives `topic`'s latest payload type (generated code passes the
+    /// topic's `TOPIC` handle). Stored payloads are decoded typed and brought up by the
+    /// generated typed upcasters, without a detour through JSON ([`Registry::decode_typed`]).
+    pub fn handle_latest<V, F, Fut, E>(
+        self,
+        consumer: &str,
+        topic: Topic<V>,
+        handler: F,
+    ) -> Result<Pipeline<B>>
+    where
+        V: Versioned,
+        V::Latest: Clone,
+        F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        if let Some(declared) = self.spec.consumers.get(consumer)
+            && declared.topic.value != topic.name()
+        {
+            return Err(Error::Config(format!(
+                "consumer `{consumer}` reads `{}`, but its handler takes `{}` payloads",
+                declared.topic.value,
+                topic.name()
+            )));
+        }
+        self.handle(consumer, TypedLatest { handler, versions: std::marker::PhantomData::<fn() -> V> })
+    }
+
     /// Runs every consumer until `shutdown` completes, or until one fails.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let missing: Vec<&str> = self
@@ -135,6 +164,14 @@ impl Handler for Shared {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
         self.0.handle(event)
     }
+
+    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
+        self.0.decode(registry, record)
+    }
+
+    fn attempt(&self, event: &Decoded) -> HandlerFuture {
+        self.0.attempt(event)
+    }
 }
 
 /// Decodes the latest-version payload into `T` before calling the user's handler.
@@ -156,13 +193,61 @@ where
                 let fut = (self.handler)(payload, event);
                 Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
             }
-            // The payload passed schema validation, so this is a type/schema mismatch in the
-            // user's crate; retrying would not help, but the DLQ keeps the event.
-            Err(error) => {
-                Box::pin(
-                    async move { Err(format!("payload does not decode into the handler's type: {error}")) },
-                )
-            }
+            Err(error) => not_decodable(error),
         }
     }
+}
+
+/// Decodes stored payloads straight into `V::Latest` (typed upcasters) for the user's handler.
+struct TypedLatest<F, V> {
+    handler: F,
+    versions: std::marker::PhantomData<fn() -> V>,
+}
+
+impl<V, F, Fut, E> TypedLatest<F, V>
+where
+    V: Versioned,
+    F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    fn call(&self, payload: V::Latest, record: EventRecord) -> HandlerFuture {
+        let fut = (self.handler)(payload, record);
+        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+    }
+}
+
+impl<V, F, Fut, E> Handler for TypedLatest<F, V>
+where
+    V: Versioned,
+    V::Latest: Clone,
+    F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    fn handle(&self, event: EventRecord) -> HandlerFuture {
+        // Only reached when called directly with an already decoded (latest, JSON) record.
+        match serde_json::from_value::<V::Latest>(event.payload.clone()) {
+            Ok(payload) => self.call(payload, event),
+            Err(error) => not_decodable(error),
+        }
+    }
+
+    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
+        let (payload, record) = registry.decode_typed::<V>(record)?;
+        Ok(Decoded::typed(payload, record))
+    }
+
+    fn attempt(&self, event: &Decoded) -> HandlerFuture {
+        match event.payload::<V::Latest>() {
+            Some(payload) => self.call(payload.clone(), event.record.clone()),
+            None => self.handle(event.record.clone()),
+        }
+    }
+}
+
+/// The payload passed schema validation, so this is a type/schema mismatch in the user's crate;
+/// retrying would not help, but the DLQ keeps the event.
+fn not_decodable(error: serde_json::Error) -> HandlerFuture {
+    Box::pin(async move { Err(format!("payload does not decode into the handler's type: {error}")) })
 }

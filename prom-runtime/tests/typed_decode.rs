@@ -1,0 +1,312 @@
+//! The typed read path: stored payloads decoded straight into the latest payload type through
+//! typed upcasters, validated at their stored version, and validated again after upcasting
+//! only where lint cannot prove the hop. The payload types here are written by hand the way
+//! `prom-codegen` writes them, so each rule can be broken on purpose.
+
+use prom_runtime::record::{SCHEMA_VERSION, UPCASTED_FROM};
+use prom_runtime::{
+    DecodeError, Error, Event, EventBus, EventRecord, MemoryBus, NewEvent, Pipeline, Registry, Topic,
+    UpcastError, Versioned,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const SPEC: &str = "
+topics:
+  reading.taken:
+    key: /id
+    compat: none
+    versions:
+      1:
+        schema:
+          type: object
+          required: [id, value]
+          properties: { id: { type: string }, value: { type: integer } }
+      2:
+        schema:
+          type: object
+          required: [id, reading]
+          properties: { id: { type: string }, reading: { type: integer, minimum: 0 } }
+        upcast: { with: readings::v1_to_v2 }
+  reading.renamed:
+    key: /id
+    versions:
+      1:
+        schema:
+          type: object
+          required: [id, value]
+          properties: { id: { type: string }, value: { type: integer } }
+      2:
+        schema:
+          type: object
+          required: [id, reading]
+          properties: { id: { type: string }, reading: { type: integer } }
+        upcast: { rename: { value: reading } }
+consumers:
+  readers:
+    topic: reading.taken
+    from: earliest
+    retry: { max_attempts: 3, backoff: 10ms }
+    dlq: true
+";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct V1 {
+    id: String,
+    value: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct V2 {
+    id: String,
+    reading: i64,
+}
+
+impl Event for V2 {
+    const TOPIC: &'static str = "reading.taken";
+    const VERSION: u32 = 2;
+    const SCHEMA: &'static str = "";
+}
+
+/// `reading.taken` at any version; its user upcaster copies the value as it is, so a negative
+/// v1 value becomes a v2 reading the schema forbids.
+enum Taken {
+    V1(V1),
+    V2(V2),
+}
+
+impl Versioned for Taken {
+    type Latest = V2;
+    const TOPIC: &'static str = "reading.taken";
+    const LATEST_VERSION: u32 = 2;
+
+    fn decode(version: u32, payload: Value) -> Result<Self, DecodeError> {
+        let payload_error = |source| DecodeError::Payload { topic: Self::TOPIC, version, source };
+        match version {
+            1 => serde_json::from_value(payload).map(Taken::V1).map_err(payload_error),
+            2 => serde_json::from_value(payload).map(Taken::V2).map_err(payload_error),
+            _ => Err(DecodeError::UnknownVersion { topic: Self::TOPIC, version }),
+        }
+    }
+
+    fn version(&self) -> u32 {
+        match self {
+            Taken::V1(_) => 1,
+            Taken::V2(_) => 2,
+        }
+    }
+
+    fn into_latest(self) -> Result<V2, UpcastError> {
+        match self {
+            Taken::V1(v) if v.id.is_empty() => Err(UpcastError::new("a reading needs an id")),
+            Taken::V1(v) => Ok(V2 { id: v.id, reading: v.value }),
+            Taken::V2(v) => Ok(v),
+        }
+    }
+}
+
+/// `reading.renamed` at any version, with a deliberately wrong upcaster: lint proves the
+/// declared rename, so its output is trusted and not validated again.
+enum Renamed {
+    V1(V1),
+    V2(V2),
+}
+
+impl Versioned for Renamed {
+    type Latest = V2;
+    const TOPIC: &'static str = "reading.renamed";
+    const LATEST_VERSION: u32 = 2;
+
+    fn decode(version: u32, payload: Value) -> Result<Self, DecodeError> {
+        Taken::decode(version, payload).map(|any| match any {
+            Taken::V1(v) => Renamed::V1(v),
+            Taken::V2(v) => Renamed::V2(v),
+        })
+    }
+
+    fn version(&self) -> u32 {
+        match self {
+            Renamed::V1(_) => 1,
+            Renamed::V2(_) => 2,
+        }
+    }
+
+    fn into_latest(self) -> Result<V2, UpcastError> {
+        match self {
+            Renamed::V1(v) => Ok(V2 { id: v.id, reading: v.value }),
+            Renamed::V2(v) => Ok(v),
+        }
+    }
+}
+
+fn registry() -> Registry {
+    let linted = prom_codegen::lint_str("readings.yaml", SPEC);
+    assert!(!linted.has_errors(), "{}", linted.render());
+    Registry::from_spec(&linted.spec).expect("registry")
+}
+
+/// The JSON twin of `Taken`'s upcaster, which the untyped read path needs.
+fn json_upcaster(registry: Registry) -> Registry {
+    registry.with_upcaster("readings::v1_to_v2", |v: Value| {
+        Ok::<_, String>(json!({ "id": v["id"], "reading": v["value"] }))
+    })
+}
+
+fn stored(topic: &str, version: u32, payload: Value) -> EventRecord {
+    EventRecord {
+        id: uuid::Uuid::now_v7(),
+        topic: topic.into(),
+        key: None,
+        partition: 0,
+        ts: 0,
+        headers: [(SCHEMA_VERSION.to_string(), version.to_string())].into_iter().collect(),
+        payload,
+        caused_by: None,
+        sid: None,
+        offset: 1,
+    }
+}
+
+#[test]
+fn lint_proves_declarative_hops_and_never_user_functions() {
+    let registry = registry();
+    assert!(registry.topic("reading.renamed").expect("topic").upcast_proven_from(1));
+    assert!(!registry.topic("reading.taken").expect("topic").upcast_proven_from(1));
+    assert!(registry.topic("reading.taken").expect("topic").upcast_proven_from(2), "nothing to prove");
+}
+
+#[test]
+fn a_stored_v1_payload_decodes_into_the_latest_type_and_is_stamped() {
+    let registry = registry();
+    let record = stored("reading.taken", 1, json!({ "id": "r1", "value": 7 }));
+    let (latest, record) = registry.decode_typed::<Taken>(record).expect("decodes");
+    assert_eq!(latest, V2 { id: "r1".into(), reading: 7 });
+    assert_eq!(record.headers[UPCASTED_FROM], "1");
+    assert_eq!(record.headers[SCHEMA_VERSION], "2");
+    assert_eq!(record.payload, Value::Null, "the payload moved into the typed value");
+    // The JSON read path agrees.
+    let registry = json_upcaster(registry);
+    let record = stored("reading.taken", 1, json!({ "id": "r1", "value": 7 }));
+    let decoded = registry.decode(record).expect("decodes");
+    assert_eq!(serde_json::from_value::<V2>(decoded.payload).expect("v2"), latest);
+}
+
+#[test]
+fn a_latest_payload_is_decoded_without_upcasting() {
+    let (latest, record) = registry()
+        .decode_typed::<Taken>(stored("reading.taken", 2, json!({ "id": "r2", "reading": 1 })))
+        .expect("decodes");
+    assert_eq!(latest, V2 { id: "r2".into(), reading: 1 });
+    assert!(!record.headers.contains_key(UPCASTED_FROM));
+}
+
+#[test]
+fn the_output_of_an_unproven_hop_is_validated_against_the_latest_schema() {
+    let record = stored("reading.taken", 1, json!({ "id": "r3", "value": -5 }));
+    let err = registry().decode_typed::<Taken>(record).expect_err("v2 needs reading >= 0");
+    let Error::Invalid { version, errors, .. } = &err else { panic!("unexpected {err}") };
+    assert_eq!(*version, 2);
+    assert!(errors.join("\n").contains("`/reading`"), "{errors:?}");
+}
+
+#[test]
+fn a_proven_hop_is_trusted() {
+    // The rename is proven, so a negative value (valid in both versions) passes as it is.
+    let record = stored("reading.renamed", 1, json!({ "id": "r4", "value": -5 }));
+    let (latest, _) = registry().decode_typed::<Renamed>(record).expect("decodes");
+    assert_eq!(latest.reading, -5);
+}
+
+#[test]
+fn bad_stored_payloads_fail_at_their_own_version_with_a_clear_error() {
+    let registry = registry();
+    let record = stored("reading.taken", 1, json!({ "id": "r5", "value": "seven" }));
+    let err = registry.decode_typed::<Taken>(record).expect_err("v1 needs an integer");
+    let Error::Invalid { version, errors, .. } = &err else { panic!("unexpected {err}") };
+    assert_eq!((*version, errors.join("\n").contains("`/value`")), (1, true), "{errors:?}");
+
+    let err = registry.decode_typed::<Taken>(stored("reading.taken", 3, json!({}))).expect_err("no v3");
+    assert!(matches!(err, Error::Version { .. }), "{err}");
+
+    let err = registry
+        .decode_typed::<Taken>(stored("reading.taken", 1, json!({ "id": "", "value": 1 })))
+        .expect_err("the upcaster refuses");
+    let Error::Upcast { from, to, reason, .. } = &err else { panic!("unexpected {err}") };
+    assert_eq!((*from, *to, reason.as_str()), (1, 2, "a reading needs an id"));
+
+    let err = registry
+        .decode_typed::<Renamed>(stored("reading.taken", 2, json!({ "id": "x", "reading": 1 })))
+        .expect_err("another topic's type");
+    assert!(err.to_string().contains("cannot decode events of `reading.taken`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight_to_the_dlq() {
+    let linted = prom_codegen::lint_str("readings.yaml", SPEC);
+    assert!(!linted.has_errors(), "{}", linted.render());
+    let bus = MemoryBus::new();
+    let stamp = |payload: Value| {
+        let mut event = NewEvent::new("reading.taken", payload);
+        event.headers.insert(SCHEMA_VERSION.into(), "1".into());
+        event
+    };
+    // Written by a v1 producer: one good, one the upcaster's output fails v2 with, one invalid v1.
+    let events = [json!({ "id": "a", "value": 3 }), json!({ "id": "b", "value": -1 }), json!({ "id": "c" })];
+    bus.publish(events.into_iter().map(stamp).collect()).await.expect("publish");
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicU32::new(0));
+    let (seen2, calls2) = (seen.clone(), calls.clone());
+    let pipeline = Pipeline::new(bus.clone(), linted.spec, json_upcaster)
+        .expect("pipeline")
+        .handle_latest("readers", Topic::<Taken>::new(), move |payload: V2, record: EventRecord| {
+            let (seen, calls) = (seen2.clone(), calls2.clone());
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                seen.lock().expect("lock").push((payload, record.headers[UPCASTED_FROM].clone()));
+                Ok::<_, String>(())
+            }
+        })
+        .expect("handler");
+    let dlq = async {
+        while bus.head("dlq.reading.taken").await.expect("head") < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let run = pipeline.run(async { tokio::time::sleep(Duration::from_secs(30)).await });
+    tokio::select! {
+        () = dlq => {}
+        result = run => panic!("the pipeline stopped first: {result:?}"),
+    }
+    // Give the good event a moment in case it is still in flight.
+    for _ in 0..100 {
+        if calls.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*seen.lock().expect("lock"), vec![(V2 { id: "a".into(), reading: 3 }, "1".to_string())]);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "undecodable events are never handed to the handler");
+    let letters = bus.read("dlq.reading.taken", None, 0, 10).await.expect("read");
+    let attempts: Vec<&Value> = letters.iter().map(|l| &l.payload["attempts"]).collect();
+    assert_eq!(attempts, [&json!(0), &json!(0)], "dead-lettered at once, not retried: {letters:?}");
+}
+
+#[test]
+fn a_typed_handler_must_read_its_consumers_topic() {
+    let linted = prom_codegen::lint_str("readings.yaml", SPEC);
+    let pipeline = Pipeline::new(MemoryBus::new(), linted.spec, json_upcaster).expect("pipeline");
+    let err = pipeline
+        .handle_latest("readers", Topic::<Renamed>::new(), |_: V2, _: EventRecord| async {
+            Ok::<_, String>(())
+        })
+        .err()
+        .expect("wrong topic");
+    assert!(
+        err.to_string().contains("reads `reading.taken`, but its handler takes `reading.renamed`"),
+        "{err}"
+    );
+}
