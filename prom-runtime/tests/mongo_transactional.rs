@@ -69,11 +69,16 @@ fn projector(bus: MongoBus, member: &str, policy: FailurePolicy) -> Transactiona
 
 /// The handler under test: two writes per event, both in the transaction — a counter keyed by
 /// event id (exactly once means it ends at 1) and the account's running sum.
-struct Ledger(Database);
+struct Ledger;
 
 impl TxHandler for Ledger {
-    fn handle<'a>(&'a self, event: &'a EventRecord, session: &'a mut ClientSession) -> TxFuture<'a> {
-        Box::pin(apply(&self.0, event, session))
+    fn handle<'a>(
+        &'a self,
+        event: &'a EventRecord,
+        db: &'a Database,
+        session: &'a mut ClientSession,
+    ) -> TxFuture<'a> {
+        Box::pin(apply(db, event, session))
     }
 }
 
@@ -127,7 +132,7 @@ fn txn_crash_child() {
     runtime.block_on(async move {
         let bus = MongoBus::open_database(&url, Some(&db)).await.expect("open");
         let projector = projector(bus.clone(), "child", policy(3, true));
-        let ledger = Ledger(bus.database().clone());
+        let ledger = Ledger;
         projector.run(ledger, std::future::pending()).await.expect("run");
     });
 }
@@ -235,7 +240,7 @@ async fn sigkill_at_random_points_applies_every_event_exactly_once() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    drained.run(Ledger(bus.database().clone()), until_done).await.expect("drain");
+    drained.run(Ledger, until_done).await.expect("drain");
 
     let docs = all(effects).await;
     let twice: Vec<&Document> = docs.iter().filter(|d| d.get_i32("count").unwrap_or(0) != 1).collect();
@@ -295,7 +300,7 @@ async fn failing_handlers_retry_then_dead_letter_without_effects() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    first.run(Ledger(bus.database().clone()), until_done).await.expect("run");
+    first.run(Ledger, until_done).await.expect("run");
 
     let sums = all(bus.database().collection("sums")).await;
     assert_eq!(sums.len(), 1);
@@ -310,10 +315,7 @@ async fn failing_handlers_retry_then_dead_letter_without_effects() {
     // A second member of the group starting from the same cursor finds nothing left to apply.
     let again = projector(bus.clone(), "m2", policy(3, true));
     let again_stats = again.stats();
-    again
-        .run(Ledger(bus.database().clone()), tokio::time::sleep(Duration::from_millis(300)))
-        .await
-        .expect("rerun");
+    again.run(Ledger, tokio::time::sleep(Duration::from_millis(300))).await.expect("rerun");
     assert_eq!(again_stats.applied.load(Relaxed), 0);
     target.drop_database().await;
 }

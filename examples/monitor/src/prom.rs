@@ -704,8 +704,9 @@ changefeeds:
     ];
 }
 /// Registers everything the spec declares with the runtime — schemas, upcasters
-/// (`with:` functions included) and every consumer with its retry, DLQ and
-/// partitioning — over `bus`. Give each consumer its handler, then `run`.
+/// (`with:` functions included), every consumer with its retry, DLQ and partitioning,
+/// and the projectors and changefeeds (transactional handlers included), which run
+/// when `bus` is MongoDB — over `bus`. Give each consumer its handler, then `run`.
 #[allow(dead_code)]
 pub fn wire<B: ::prom_runtime::bus::EventBus>(
     bus: B,
@@ -716,6 +717,15 @@ pub fn wire<B: ::prom_runtime::bus::EventBus>(
         spec::FILES,
         |registry| { registry },
     )?;
+    ::prom_runtime::__require_mongo!("transactional projector `process-stats`");
+    let pipeline = pipeline
+        .handle_transactional(
+            "process-stats",
+            ::prom_runtime::project::transactional::TypedTx::<
+                process_state::AnyVersion,
+                _,
+            >::new(crate::projectors::process_stats),
+        )?;
     ::std::result::Result::Ok(Wiring { pipeline })
 }
 /// The declared pipeline: one method per consumer sets its handler; `run` starts them all.
@@ -747,8 +757,9 @@ impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
     pub fn producer(&self) -> &::prom_runtime::Producer<B> {
         self.pipeline.producer()
     }
-    /// Runs every declared consumer until `shutdown` completes or one fails; fails at
-    /// once if a consumer has no handler.
+    /// Runs every declared consumer (and, on MongoDB, every projector and changefeed)
+    /// until `shutdown` completes or one fails; fails at once if a consumer has no
+    /// handler.
     pub async fn run(
         self,
         shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,

@@ -58,6 +58,25 @@ pub fn items(model: &Model) -> TokenStream {
             },
         }
     });
+    let transactional = model.transactional.iter().map(|p| {
+        let name = &p.name;
+        // Lint checked the path's syntax; the fallback only keeps a bad spec from panicking.
+        let handler: syn::Path =
+            syn::parse_str(&p.handler).unwrap_or_else(|_| syn::parse_quote!(missing_handler_fn));
+        let what = format!("transactional projector `{name}`");
+        let wrapped = match &p.topic_module {
+            Some(module) => {
+                let module = ident(module);
+                quote!(#rt::project::transactional::TypedTx::<#module::AnyVersion, _>::new(#handler))
+            }
+            // Dead-letter and dual-write topics carry runtime envelopes: hand over the record.
+            None => quote!(#handler),
+        };
+        quote! {
+            #rt::__require_mongo!(#what);
+            let pipeline = pipeline.handle_transactional(#name, #wrapped)?;
+        }
+    });
     quote! {
         /// The spec this code was generated from, embedded so the runtime needs no spec files.
         #[allow(dead_code)]
@@ -69,13 +88,15 @@ pub fn items(model: &Model) -> TokenStream {
         }
 
         /// Registers everything the spec declares with the runtime — schemas, upcasters
-        /// (`with:` functions included) and every consumer with its retry, DLQ and
-        /// partitioning — over `bus`. Give each consumer its handler, then `run`.
+        /// (`with:` functions included), every consumer with its retry, DLQ and partitioning,
+        /// and the projectors and changefeeds (transactional handlers included), which run
+        /// when `bus` is MongoDB — over `bus`. Give each consumer its handler, then `run`.
         #[allow(dead_code)]
         pub fn wire<B: #rt::bus::EventBus>(bus: B) -> ::std::result::Result<Wiring<B>, #rt::Error> {
             let pipeline = #rt::Pipeline::embedded(bus, spec::DOCUMENTS, spec::FILES, |registry| {
                 registry #(#upcasters)*
             })?;
+            #(#transactional)*
             ::std::result::Result::Ok(Wiring { pipeline })
         }
 
@@ -94,8 +115,9 @@ pub fn items(model: &Model) -> TokenStream {
                 self.pipeline.producer()
             }
 
-            /// Runs every declared consumer until `shutdown` completes or one fails; fails at
-            /// once if a consumer has no handler.
+            /// Runs every declared consumer (and, on MongoDB, every projector and changefeed)
+            /// until `shutdown` completes or one fails; fails at once if a consumer has no
+            /// handler.
             pub async fn run(
                 self,
                 shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,

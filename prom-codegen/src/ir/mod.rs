@@ -16,6 +16,8 @@ pub struct Model {
     pub topics: Vec<Topic>,
     /// Consumers sorted by name.
     pub consumers: Vec<Consumer>,
+    /// Transactional projectors sorted by name (changelog projectors need no code).
+    pub transactional: Vec<TxProjector>,
     /// Spec documents, as paths relative to the generation base.
     pub documents: Vec<String>,
     /// Every source file (documents and `$ref`'d schemas): relative path and text.
@@ -35,6 +37,17 @@ pub struct Consumer {
     pub topic_module: Option<String>,
     /// A one-line summary of its policy, for docs.
     pub summary: String,
+}
+
+/// A transactional projector; its handler is the user function the spec names.
+#[derive(Debug)]
+pub struct TxProjector {
+    /// The projector's name in the spec.
+    pub name: String,
+    /// The Rust path of the handler (`crate::projectors::process_stats`).
+    pub handler: String,
+    /// The generated module of the topic it reads, when that is a declared topic.
+    pub topic_module: Option<String>,
 }
 
 /// One topic's generated module.
@@ -153,9 +166,22 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
             summary: consumer_summary(c),
         })
         .collect();
+    let transactional = spec
+        .projectors
+        .values()
+        .filter(|p| p.kind.value == spec::ProjectorKind::Transactional)
+        .filter_map(|p| {
+            Some(TxProjector {
+                name: p.name.value.clone(),
+                handler: p.handler.as_ref()?.value.clone(),
+                topic_module: topics.iter().find(|t| t.name == p.topic.value).map(|t| t.module.clone()),
+            })
+        })
+        .collect();
     Model {
         topics,
         consumers,
+        transactional,
         documents: spec.documents.iter().map(|d| relative(d)).collect(),
         files: spec.sources.files().iter().map(|f| (relative(&f.path), f.text.to_string())).collect(),
     }

@@ -299,8 +299,9 @@ topics:
     ];
 }
 /// Registers everything the spec declares with the runtime — schemas, upcasters
-/// (`with:` functions included) and every consumer with its retry, DLQ and
-/// partitioning — over `bus`. Give each consumer its handler, then `run`.
+/// (`with:` functions included), every consumer with its retry, DLQ and partitioning,
+/// and the projectors and changefeeds (transactional handlers included), which run
+/// when `bus` is MongoDB — over `bus`. Give each consumer its handler, then `run`.
 #[allow(dead_code)]
 pub fn wire<B: ::prom_runtime::bus::EventBus>(
     bus: B,
@@ -324,8 +325,9 @@ impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
     pub fn producer(&self) -> &::prom_runtime::Producer<B> {
         self.pipeline.producer()
     }
-    /// Runs every declared consumer until `shutdown` completes or one fails; fails at
-    /// once if a consumer has no handler.
+    /// Runs every declared consumer (and, on MongoDB, every projector and changefeed)
+    /// until `shutdown` completes or one fails; fails at once if a consumer has no
+    /// handler.
     pub async fn run(
         self,
         shutdown: impl ::std::future::Future<Output = ()> + Send + 'static,

@@ -50,6 +50,14 @@ macro_rules! delegate {
 }
 
 impl EventBus for AnyBus {
+    #[cfg(feature = "mongo")]
+    fn as_mongo(&self) -> Option<&super::MongoBus> {
+        match self {
+            AnyBus::Mongo(bus) => Some(bus),
+            _ => None,
+        }
+    }
+
     async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
         delegate!(self, b => b.publish(events))
     }

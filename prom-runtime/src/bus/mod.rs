@@ -135,6 +135,12 @@ pub trait EventBus: Clone + Send + Sync + 'static {
 
     /// Returns when `topic`'s head passes `seen` or `timeout` elapses.
     fn wait(&self, topic: &str, seen: i64, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// This bus as a MongoDB bus, if it is one: projectors and changefeeds need MongoDB.
+    #[cfg(feature = "mongo")]
+    fn as_mongo(&self) -> Option<&MongoBus> {
+        None
+    }
 }
 
 /// How often a waiting reader looks for events other processes published.

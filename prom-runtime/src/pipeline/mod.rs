@@ -1,7 +1,12 @@
 //! A declared pipeline started with one call: every consumer the spec declares runs with the
-//! user's handler and the retry, DLQ and partitioning the spec gives it. Generated code wraps
-//! this in a typed `Wiring` (one method per consumer), so a missing handler is caught at start
-//! and a misspelt consumer at compile time.
+//! user's handler and the retry, DLQ and partitioning the spec gives it; on a MongoDB bus the
+//! declared projectors and changefeeds run too. Generated code wraps this in a typed `Wiring`
+//! (one method per consumer), so a missing handler is caught at start and a misspelt consumer
+//! at compile time.
+
+mod handlers;
+#[cfg(feature = "mongo")]
+pub mod mongo;
 
 use crate::bus::EventBus;
 use crate::consumer::SubscribeOptions;
@@ -9,12 +14,14 @@ use crate::error::{Error, Result};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::Registry;
-use crate::runner::{Decoded, Handler, HandlerFuture, Runner};
+use crate::runner::{Handler, Runner};
 use crate::typed::{Topic, Versioned};
+use handlers::{Shared, Typed, TypedLatest};
 use prom_codegen::spec::Spec;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -23,6 +30,8 @@ pub struct Pipeline<B: EventBus> {
     producer: Producer<B>,
     spec: Arc<Spec>,
     handlers: BTreeMap<String, Arc<dyn Handler>>,
+    #[cfg(feature = "mongo")]
+    tx_handlers: mongo::TxHandlers,
 }
 
 impl<B: EventBus> Pipeline<B> {
@@ -49,6 +58,8 @@ impl<B: EventBus> Pipeline<B> {
             producer: Producer::new(bus, Arc::new(registry)),
             spec: Arc::new(spec),
             handlers: BTreeMap::new(),
+            #[cfg(feature = "mongo")]
+            tx_handlers: BTreeMap::new(),
         })
     }
 
@@ -65,9 +76,7 @@ impl<B: EventBus> Pipeline<B> {
     /// Sets the handler of a declared consumer.
     pub fn handle<H: Handler>(mut self, consumer: &str, handler: H) -> Result<Pipeline<B>> {
         if !self.spec.consumers.contains_key(consumer) {
-            let hint =
-                prom_codegen::suggest::did_you_mean(consumer, self.spec.consumers.keys().map(String::as_str));
-            return Err(Error::Config(format!("the spec declares no consumer `{consumer}` {hint}")));
+            return Err(undeclared("consumer", consumer, self.spec.consumers.keys()));
         }
         self.handlers.insert(consumer.to_owned(), Arc::new(handler));
         Ok(self)
@@ -82,7 +91,7 @@ impl<B: EventBus> Pipeline<B> {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: std::fmt::Display,
     {
-        self.handle(consumer, Typed { handler, payload: std::marker::PhantomData })
+        self.handle(consumer, Typed { handler, payload: PhantomData })
     }
 
     /// Sets a handler that receives `topic`'s latest payload type (generated code passes the
@@ -110,10 +119,32 @@ impl<B: EventBus> Pipeline<B> {
                 topic.name()
             )));
         }
-        self.handle(consumer, TypedLatest { handler, versions: std::marker::PhantomData::<fn() -> V> })
+        self.handle(consumer, TypedLatest { handler, versions: PhantomData::<fn() -> V> })
     }
 
-    /// Runs every consumer until `shutdown` completes, or until one fails.
+    /// Sets the handler of a declared transactional projector (it runs on a MongoDB bus).
+    #[cfg(feature = "mongo")]
+    pub fn handle_transactional<H>(mut self, projector: &str, handler: H) -> Result<Pipeline<B>>
+    where
+        H: crate::project::transactional::TxHandler + 'static,
+    {
+        use prom_codegen::spec::ProjectorKind;
+        match self.spec.projectors.get(projector) {
+            Some(p) if p.kind.value == ProjectorKind::Transactional => {}
+            Some(_) => {
+                return Err(Error::Config(format!(
+                    "projector `{projector}` is a changelog projector: it needs no handler"
+                )));
+            }
+            None => return Err(undeclared("projector", projector, self.spec.projectors.keys())),
+        }
+        self.tx_handlers.insert(projector.to_owned(), Arc::new(handler));
+        Ok(self)
+    }
+
+    /// Runs every consumer until `shutdown` completes, or until one fails. On a MongoDB bus the
+    /// declared projectors and changefeeds run as well (a transactional projector without a
+    /// handler is an error); on other buses they are skipped with a warning on stderr.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let missing: Vec<&str> = self
             .spec
@@ -129,15 +160,19 @@ impl<B: EventBus> Pipeline<B> {
             )));
         }
         let (stop, stopped) = watch::channel(false);
+        let stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                // A closed channel also means stop.
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
         let mut tasks = tokio::task::JoinSet::new();
+        self.spawn_mongo(&mut tasks, &stopped)?;
         for (name, consumer) in &self.spec.consumers {
             let runner = Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?;
             let handler = Shared(self.handlers[name].clone());
-            let mut stopped = stopped.clone();
-            tasks.spawn(runner.run(handler, async move {
-                // A closed channel also means stop.
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }));
+            tasks.spawn(runner.run(handler, stopped()));
         }
         tokio::pin!(shutdown);
         let outcome = tokio::select! {
@@ -153,101 +188,53 @@ impl<B: EventBus> Pipeline<B> {
     }
 }
 
+impl<B: EventBus> Pipeline<B> {
+    /// Starts the MongoDB projectors and changefeeds when the bus is MongoDB.
+    #[cfg(feature = "mongo")]
+    fn spawn_mongo<S, F>(&self, tasks: &mut tokio::task::JoinSet<Result<()>>, stopped: &S) -> Result<()>
+    where
+        S: Fn() -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Some(bus) = self.producer.bus().as_mongo() else {
+            warn_skipped(&self.spec, "they need a MongoDB bus");
+            return Ok(());
+        };
+        let producer = Producer::new(bus.clone(), self.producer.registry().clone());
+        mongo::spawn_declared(&self.spec, &producer, Some(&self.tx_handlers), tasks, stopped)?;
+        Ok(())
+    }
+
+    #[cfg(not(feature = "mongo"))]
+    fn spawn_mongo<S>(&self, _tasks: &mut tokio::task::JoinSet<Result<()>>, _stopped: &S) -> Result<()> {
+        warn_skipped(&self.spec, "this build of prom-runtime lacks its `mongo` feature");
+        Ok(())
+    }
+}
+
+/// "The spec declares no <what> `name`", with the closest declared name or the list of them.
+fn undeclared<'a>(what: &str, name: &str, declared: impl Iterator<Item = &'a String> + Clone) -> Error {
+    let names = declared.map(String::as_str);
+    let hint = match prom_codegen::suggest::closest(name, names.clone()) {
+        Some(close) => format!("; did you mean `{close}`?"),
+        None => format!(" (declared: {})", names.collect::<Vec<_>>().join(", ")),
+    };
+    Error::Config(format!("the spec declares no {what} `{name}`{hint}"))
+}
+
+/// Says once, on stderr, which declared parts will not run and why.
+fn warn_skipped(spec: &Spec, why: &str) {
+    let skipped: Vec<String> = spec
+        .projectors
+        .keys()
+        .map(|name| format!("projector `{name}`"))
+        .chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`")))
+        .collect();
+    if !skipped.is_empty() {
+        eprintln!("prom: not running {}: {why}", skipped.join(", "));
+    }
+}
+
 fn flatten(joined: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
     joined.map_err(|e| Error::Config(format!("a consumer task failed: {e}")))?
-}
-
-/// Lets one user handler serve the runner without cloning it.
-struct Shared(Arc<dyn Handler>);
-
-impl Handler for Shared {
-    fn handle(&self, event: EventRecord) -> HandlerFuture {
-        self.0.handle(event)
-    }
-
-    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
-        self.0.decode(registry, record)
-    }
-
-    fn attempt(&self, event: &Decoded) -> HandlerFuture {
-        self.0.attempt(event)
-    }
-}
-
-/// Decodes the latest-version payload into `T` before calling the user's handler.
-struct Typed<F, T> {
-    handler: F,
-    payload: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T, F, Fut, E> Handler for Typed<F, T>
-where
-    T: DeserializeOwned + Send + 'static,
-    F: Fn(T, EventRecord) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: std::fmt::Display,
-{
-    fn handle(&self, event: EventRecord) -> HandlerFuture {
-        match serde_json::from_value::<T>(event.payload.clone()) {
-            Ok(payload) => {
-                let fut = (self.handler)(payload, event);
-                Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-            }
-            Err(error) => not_decodable(error),
-        }
-    }
-}
-
-/// Decodes stored payloads straight into `V::Latest` (typed upcasters) for the user's handler.
-struct TypedLatest<F, V> {
-    handler: F,
-    versions: std::marker::PhantomData<fn() -> V>,
-}
-
-impl<V, F, Fut, E> TypedLatest<F, V>
-where
-    V: Versioned,
-    F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: std::fmt::Display,
-{
-    fn call(&self, payload: V::Latest, record: EventRecord) -> HandlerFuture {
-        let fut = (self.handler)(payload, record);
-        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-    }
-}
-
-impl<V, F, Fut, E> Handler for TypedLatest<F, V>
-where
-    V: Versioned,
-    V::Latest: Clone,
-    F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: std::fmt::Display,
-{
-    fn handle(&self, event: EventRecord) -> HandlerFuture {
-        // Only reached when called directly with an already decoded (latest, JSON) record.
-        match serde_json::from_value::<V::Latest>(event.payload.clone()) {
-            Ok(payload) => self.call(payload, event),
-            Err(error) => not_decodable(error),
-        }
-    }
-
-    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
-        let (payload, record) = registry.decode_typed::<V>(record)?;
-        Ok(Decoded::typed(payload, record))
-    }
-
-    fn attempt(&self, event: &Decoded) -> HandlerFuture {
-        match event.payload::<V::Latest>() {
-            Some(payload) => self.call(payload.clone(), event.record.clone()),
-            None => self.handle(event.record.clone()),
-        }
-    }
-}
-
-/// The payload passed schema validation, so this is a type/schema mismatch in the user's crate;
-/// retrying would not help, but the DLQ keeps the event.
-fn not_decodable(error: serde_json::Error) -> HandlerFuture {
-    Box::pin(async move { Err(format!("payload does not decode into the handler's type: {error}")) })
 }

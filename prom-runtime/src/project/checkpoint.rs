@@ -103,7 +103,7 @@ async fn body(
         return Ok(Applied::AlreadyApplied);
     }
     // A panicking handler fails its event (and is retried) instead of taking the projector down.
-    let handled = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(handler.handle(event, session)))
+    let handled = futures_util::FutureExt::catch_unwind(AssertUnwindSafe(handler.handle(event, db, session)))
         .await
         .unwrap_or_else(|_| Err(HandlerError::Failed("the handler panicked".into())));
     handled.map_err(Step::Handler)?;

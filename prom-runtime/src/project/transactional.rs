@@ -23,11 +23,13 @@ use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
 use crate::runner::FailurePolicy;
+use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
 use prom_codegen::spec::{Projector, ProjectorKind};
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,16 +71,71 @@ pub type TxFuture<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), Hand
 
 /// Applies one decoded event; every write must pass `session` to join the transaction.
 pub trait TxHandler: Send + Sync {
-    /// Applies `event` (upcast to the latest version and validated) inside the transaction.
-    fn handle<'a>(&'a self, event: &'a EventRecord, session: &'a mut ClientSession) -> TxFuture<'a>;
+    /// Applies `event` (upcast to the latest version and validated) inside the transaction;
+    /// `db` is the bus's database.
+    fn handle<'a>(
+        &'a self,
+        event: &'a EventRecord,
+        db: &'a Database,
+        session: &'a mut ClientSession,
+    ) -> TxFuture<'a>;
 }
 
 impl<F> TxHandler for F
 where
-    F: for<'a> Fn(&'a EventRecord, &'a mut ClientSession) -> TxFuture<'a> + Send + Sync,
+    F: for<'a> Fn(&'a EventRecord, &'a Database, &'a mut ClientSession) -> TxFuture<'a> + Send + Sync,
 {
-    fn handle<'a>(&'a self, event: &'a EventRecord, session: &'a mut ClientSession) -> TxFuture<'a> {
-        self(event, session)
+    fn handle<'a>(
+        &'a self,
+        event: &'a EventRecord,
+        db: &'a Database,
+        session: &'a mut ClientSession,
+    ) -> TxFuture<'a> {
+        self(event, db, session)
+    }
+}
+
+/// A [`TxHandler`] that hands the user's function the payload decoded as `V::Latest` (what
+/// generated code registers for a `handler:` path).
+pub struct TypedTx<V, F> {
+    handler: F,
+    versions: PhantomData<fn() -> V>,
+}
+
+impl<V, F> TypedTx<V, F>
+where
+    V: Versioned,
+    F: for<'a> Fn(V::Latest, &'a EventRecord, &'a Database, &'a mut ClientSession) -> TxFuture<'a>
+        + Send
+        + Sync,
+{
+    /// Wraps `handler`, a function of the topic's latest payload type.
+    pub fn new(handler: F) -> TypedTx<V, F> {
+        TypedTx { handler, versions: PhantomData }
+    }
+}
+
+impl<V, F> TxHandler for TypedTx<V, F>
+where
+    V: Versioned,
+    F: for<'a> Fn(V::Latest, &'a EventRecord, &'a Database, &'a mut ClientSession) -> TxFuture<'a>
+        + Send
+        + Sync,
+{
+    fn handle<'a>(
+        &'a self,
+        event: &'a EventRecord,
+        db: &'a Database,
+        session: &'a mut ClientSession,
+    ) -> TxFuture<'a> {
+        // The record was upcast and validated already; a mismatch means the generated types
+        // are older than the spec, which retrying cannot fix (the DLQ keeps the event).
+        match serde_json::from_value::<V::Latest>(event.payload.clone()) {
+            Ok(payload) => (self.handler)(payload, event, db, session),
+            Err(e) => Box::pin(async move {
+                Err(HandlerError::failed(format!("payload does not decode into the handler's type: {e}")))
+            }),
+        }
     }
 }
 

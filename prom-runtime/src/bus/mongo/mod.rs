@@ -151,6 +151,10 @@ fn durable() -> WriteConcern {
 }
 
 impl EventBus for MongoBus {
+    fn as_mongo(&self) -> Option<&MongoBus> {
+        Some(self)
+    }
+
     async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
         if events.is_empty() {
             return Ok(Vec::new());

@@ -1,0 +1,116 @@
+//! The MongoDB half of a declared pipeline: changelog projectors, transactional projectors with
+//! the user's handlers, and changefeeds. They read and write MongoDB, so they run only when the
+//! pipeline's bus is a [`MongoBus`].
+
+use crate::bus::MongoBus;
+use crate::changefeed::{ChangefeedRunner, ChangefeedSpec};
+use crate::consumer::SubscribeOptions;
+use crate::error::{Error, Result};
+use crate::project::transactional::{TransactionalProjector, TransactionalSpec, TxFuture, TxHandler};
+use crate::project::{ChangelogProjector, ChangelogSpec};
+use crate::publish::Producer;
+use crate::record::EventRecord;
+use crate::retry::RetryPolicy;
+use crate::runner::FailurePolicy;
+use mongodb::{ClientSession, Database};
+use prom_codegen::spec::{ProjectorKind, Spec};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Transactional projector handlers by projector name.
+pub type TxHandlers = BTreeMap<String, Arc<dyn TxHandler>>;
+
+/// Starts on `tasks` every changelog projector and changefeed `spec` declares, and every
+/// transactional projector when `handlers` is given (one without a handler is an error; the
+/// `prom` CLI, which has no user code, passes `None` and skips them). Each task stops when its
+/// `shutdown()` future completes. Returns one line per started task, for progress output.
+pub fn spawn_declared<S, F>(
+    spec: &Spec,
+    producer: &Producer<MongoBus>,
+    handlers: Option<&TxHandlers>,
+    tasks: &mut JoinSet<Result<()>>,
+    shutdown: S,
+) -> Result<Vec<String>>
+where
+    S: Fn() -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let registry = producer.registry();
+    let db = producer.bus().database().clone();
+    // Resolve everything before starting anything, so a bad declaration starts nothing.
+    let mut changelogs = Vec::new();
+    let mut transactional = Vec::new();
+    for projector in spec.projectors.values() {
+        match projector.kind.value {
+            ProjectorKind::Changelog => changelogs.push(ChangelogSpec::from_spec(projector, registry)?),
+            ProjectorKind::Transactional => {
+                let Some(handlers) = handlers else { continue };
+                let resolved = TransactionalSpec::from_spec(projector, registry)?;
+                let handler = handlers.get(&resolved.name).cloned().ok_or_else(|| {
+                    Error::Config(format!(
+                        "no handler for transactional projector `{}`: give it one before `run`",
+                        resolved.name
+                    ))
+                })?;
+                transactional.push((resolved, handler));
+            }
+        }
+    }
+    let feeds: Vec<ChangefeedSpec> = spec
+        .changefeeds
+        .values()
+        .map(|feed| ChangefeedSpec::from_spec(feed, registry))
+        .collect::<Result<_>>()?;
+
+    let mut started = Vec::new();
+    for resolved in changelogs {
+        started.push(format!(
+            "projector `{}`: `{}` → collection `{}`",
+            resolved.name, resolved.topic, resolved.collection
+        ));
+        let projector =
+            ChangelogProjector::new(producer.clone(), db.clone(), resolved, SubscribeOptions::default())?;
+        tasks.spawn(projector.run(shutdown()));
+    }
+    for (resolved, handler) in transactional {
+        started.push(format!("transactional projector `{}` on `{}`", resolved.name, resolved.topic));
+        // Projectors declare no retry policy: the default backoff, then the DLQ, so one bad
+        // event never stops the projection.
+        let policy = FailurePolicy { retry: RetryPolicy::from_spec(None), dlq: true };
+        let projector =
+            TransactionalProjector::new(producer.clone(), resolved, SubscribeOptions::default(), policy);
+        tasks.spawn(projector.run(SharedTx(handler), shutdown()));
+    }
+    // Each changefeed resumes from its stored token, so a restart loses and repeats nothing.
+    for resolved in feeds {
+        let watched = resolved.database.as_deref().map_or_else(String::new, |d| format!("{d}."));
+        started.push(format!(
+            "changefeed `{}`: `{watched}{}` → `{}`",
+            resolved.name, resolved.collection, resolved.topic
+        ));
+        tasks.spawn(ChangefeedRunner::new(producer.clone(), resolved).run(shutdown()));
+    }
+    Ok(started)
+}
+
+/// What `spec` declares that only runs on MongoDB, for the warning on other buses.
+pub fn declared(spec: &Spec) -> Vec<String> {
+    let projectors = spec.projectors.keys().map(|name| format!("projector `{name}`"));
+    projectors.chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`"))).collect()
+}
+
+/// Lets one registered handler serve its projector without cloning it.
+struct SharedTx(Arc<dyn TxHandler>);
+
+impl TxHandler for SharedTx {
+    fn handle<'a>(
+        &'a self,
+        event: &'a EventRecord,
+        db: &'a Database,
+        session: &'a mut ClientSession,
+    ) -> TxFuture<'a> {
+        self.0.handle(event, db, session)
+    }
+}
