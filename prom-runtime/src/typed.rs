@@ -93,6 +93,19 @@ impl<V: Versioned> Topic<V> {
     }
 }
 
+impl<V: Versioned> Topic<V> {
+    /// Joins consumer group `group` on this topic: each poll yields the events decoded as
+    /// `V::Latest` through the typed upcasters.
+    pub fn subscribe<B: crate::bus::EventBus>(
+        &self,
+        producer: &crate::publish::Producer<B>,
+        group: &str,
+        options: crate::consumer::SubscribeOptions,
+    ) -> crate::Result<crate::consumer::TypedSubscription<B, V>> {
+        crate::consumer::TypedSubscription::new(producer, group, options)
+    }
+}
+
 impl<V: Versioned> Default for Topic<V> {
     fn default() -> Self {
         Topic::new()

@@ -310,3 +310,48 @@ fn a_typed_handler_must_read_its_consumers_topic() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_typed_subscription_yields_latest_payloads_and_reports_the_rest() {
+    let bus = MemoryBus::new();
+    let producer = prom_runtime::Producer::new(bus.clone(), Arc::new(json_upcaster(registry())));
+    let stamp = |version: u32, payload: Value| {
+        let mut event = NewEvent::new("reading.taken", payload);
+        event.headers.insert(SCHEMA_VERSION.into(), version.to_string());
+        event
+    };
+    let events = vec![
+        stamp(1, json!({ "id": "a", "value": 3 })),
+        stamp(2, json!({ "id": "b", "reading": 4 })),
+        stamp(1, json!({ "id": "c", "value": -1 })),
+    ];
+    bus.publish(events).await.expect("publish");
+    let options = || prom_runtime::consumer::SubscribeOptions {
+        start: prom_runtime::consumer::Start::Earliest,
+        poll_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let mut sub = Topic::<Taken>::new().subscribe(&producer, "typed", options()).expect("subscribe");
+    // One key's events are handed out one at a time, each after the previous one is acked.
+    let mut batch = Vec::new();
+    for _ in 0..100 {
+        for event in sub.poll().await.expect("poll") {
+            sub.ack(&event);
+            batch.push(event);
+        }
+        if batch.len() == 3 {
+            break;
+        }
+    }
+    let payloads: Vec<Option<V2>> = batch.iter().map(|d| d.payload.as_ref().ok().cloned()).collect();
+    assert_eq!(
+        payloads,
+        [Some(V2 { id: "a".into(), reading: 3 }), Some(V2 { id: "b".into(), reading: 4 }), None],
+        "the third one's upcast output breaks v2"
+    );
+    assert!(matches!(batch[2].payload, Err(Error::Invalid { version: 2, .. })));
+    assert_eq!(batch[2].delivery.record.payload["value"], -1, "the stored record stays with the delivery");
+    sub.close().await.expect("close");
+    let mut again = Topic::<Taken>::new().subscribe(&producer, "typed", options()).expect("subscribe");
+    assert!(again.poll().await.expect("poll").is_empty(), "the group resumes after what was acked");
+}

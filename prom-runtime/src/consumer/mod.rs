@@ -15,8 +15,10 @@
 
 mod membership;
 mod state;
+mod typed;
 
 pub use state::Token;
+pub use typed::{TypedDelivery, TypedSubscription};
 
 use crate::bus::{EventBus, GroupId};
 use crate::error::{Error, Result};

@@ -43,32 +43,27 @@ where
 {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
         match serde_json::from_value::<T>(event.payload.clone()) {
-            Ok(payload) => {
-                let fut = (self.handler)(payload, event);
-                Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-            }
+            Ok(payload) => call(&self.handler, payload, event),
             Err(error) => not_decodable(error),
         }
     }
+}
+
+/// Calls a typed user handler, its error turned into the runner's retry message.
+fn call<T, F, Fut, E>(handler: &F, payload: T, record: EventRecord) -> HandlerFuture
+where
+    F: Fn(T, EventRecord) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    let fut = handler(payload, record);
+    Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
 }
 
 /// Decodes stored payloads straight into `V::Latest` (typed upcasters) for the user's handler.
 pub(super) struct TypedLatest<F, V> {
     pub(super) handler: F,
     pub(super) versions: PhantomData<fn() -> V>,
-}
-
-impl<V, F, Fut, E> TypedLatest<F, V>
-where
-    V: Versioned,
-    F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-    E: std::fmt::Display,
-{
-    fn call(&self, payload: V::Latest, record: EventRecord) -> HandlerFuture {
-        let fut = (self.handler)(payload, record);
-        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
-    }
 }
 
 impl<V, F, Fut, E> Handler for TypedLatest<F, V>
@@ -82,7 +77,7 @@ where
     fn handle(&self, event: EventRecord) -> HandlerFuture {
         // Only reached when called directly with an already decoded (latest, JSON) record.
         match serde_json::from_value::<V::Latest>(event.payload.clone()) {
-            Ok(payload) => self.call(payload, event),
+            Ok(payload) => call(&self.handler, payload, event),
             Err(error) => not_decodable(error),
         }
     }
@@ -94,7 +89,7 @@ where
 
     fn attempt(&self, event: &Decoded) -> HandlerFuture {
         match event.payload::<V::Latest>() {
-            Some(payload) => self.call(payload.clone(), event.record.clone()),
+            Some(payload) => call(&self.handler, payload.clone(), event.record.clone()),
             None => self.handle(event.record.clone()),
         }
     }
