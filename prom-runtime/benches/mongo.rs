@@ -1,5 +1,6 @@
 //! MongoDB benchmarks: `MongoBus::publish` and the changelog projector's bulk write, each
-//! printed as a ratio to a raw driver baseline measured in the same run.
+//! printed as a ratio to a raw driver baseline measured in the same run (the projector's also
+//! next to raw bulk writes with other forms of its version guard, for reference).
 //!
 //! `PROM_MONGO_URL=... cargo bench -p prom-runtime --features mongo --bench mongo [-- SECTION...]`,
 //! sections `publish` and `project` (default: both). Start a server with
@@ -34,6 +35,8 @@ const PROJECT_BATCHES: usize = 10;
 /// Distinct keys of the projected collection.
 const KEYS: usize = 5000;
 const ROUNDS: usize = 7;
+/// Sides of the `project` section (see [`project_side`]).
+const PROJECT_SIDES: usize = GUARDS.len() + 2;
 
 fn main() {
     let Ok(url) = std::env::var("PROM_MONGO_URL") else {
@@ -167,65 +170,50 @@ impl Bench {
         let unguarded = Pointers { version: None, ..guarded.clone() };
         let batches = project_batches();
         // Warm-up (untimed): each side once.
-        for side in 0..4 {
+        for side in 0..PROJECT_SIDES {
             let (_c, db) = self.projection_database().await;
-            self.project_side(side, &db, &guarded, &unguarded, &batches).await;
+            project_side(side, &db, &guarded, &unguarded, &batches).await;
             db.drop().await.expect("drop");
         }
-        let mut times: [Vec<Duration>; 4] = Default::default();
+        let mut times: [Vec<Duration>; PROJECT_SIDES] = Default::default();
         for r in 0..ROUNDS {
-            for side in 0..4 {
-                let side = (side + r) % 4;
+            for side in 0..PROJECT_SIDES {
+                let side = (side + r) % PROJECT_SIDES;
                 let (_c, db) = self.projection_database().await;
-                times[side].push(self.project_side(side, &db, &guarded, &unguarded, &batches).await);
+                times[side].push(project_side(side, &db, &guarded, &unguarded, &batches).await);
                 db.drop().await.expect("drop");
             }
         }
-        let [raw, raw_guarded, ours, ours_unguarded] = times.map(|t| fastest(&t));
-        let ratio = |d: Duration| raw.as_secs_f64() / d.as_secs_f64();
+        let times = times.map(|t| fastest(&t));
+        let raw = times[0];
         let n = PROJECT_BATCHES * PROJECT_BATCH;
         println!(
             "changelog projection ({n} events per round in batches of {PROJECT_BATCH} over {KEYS} keys, \
              versioned; an index on `status`; fastest of {ROUNDS} rounds)"
         );
+        let line = |what: &str, d: Duration, note: &str| {
+            let ratio = raw.as_secs_f64() / d.as_secs_f64();
+            println!("  {what:<90}: {:>7.0} ev/s  {ratio:.2}x{note}", rate(n, d));
+        };
         println!(
-            "  raw bulk write: one unordered `update` of replace-upserts by _id         : {:>9.0} ev/s (baseline)",
+            "  {:<90}: {:>7.0} ev/s (baseline)",
+            "raw bulk write: one unordered `update` of replace-upserts by _id, unguarded",
             rate(n, raw)
         );
-        println!(
-            "  raw bulk write with the projector's version guard in each filter        : {:>9.0} ev/s   {:.2}x \
-             (for reference)",
-            rate(n, raw_guarded),
-            ratio(raw_guarded)
-        );
-        println!(
-            "  projector write path without a version (change_of + collapse + apply)   : {:>9.0} ev/s   {:.2}x \
-             (for reference)",
-            rate(n, ours_unguarded),
-            ratio(ours_unguarded)
-        );
-        println!(
-            "  projector: change_of + collapse + project::write::apply, version-guarded: {:>9.0} ev/s   {:.2}x \
-             the baseline's rate (target >= 0.7x)\n",
-            rate(n, ours),
-            ratio(ours)
-        );
-    }
-
-    async fn project_side(
-        &self,
-        side: usize,
-        db: &Database,
-        guarded: &Pointers,
-        unguarded: &Pointers,
-        batches: &[Vec<EventRecord>],
-    ) -> Duration {
-        match side {
-            0 => raw_upserts(db, batches, false).await,
-            1 => raw_upserts(db, batches, true).await,
-            2 => projector_write(db, guarded, batches).await,
-            _ => projector_write(db, unguarded, batches).await,
+        for (guard, d) in GUARDS.iter().zip(&times).skip(1) {
+            line(&format!("raw, {}", guard.describe()), *d, " (for reference)");
         }
+        let projector = &times[GUARDS.len()..];
+        line(
+            "projector write path without a version (change_of + collapse + apply)",
+            projector[0],
+            " (for reference)",
+        );
+        line(
+            "projector: change_of + collapse + project::write::apply, version-guarded",
+            projector[1],
+            " the baseline's rate (target >= 0.7x)\n",
+        );
     }
 
     /// A fresh database with the projected collection and its declared index.
@@ -379,24 +367,107 @@ async fn projector_write(db: &Database, pointers: &Pointers, batches: &[Vec<Even
     start.elapsed()
 }
 
-/// Replace-upserts by `_id`; `guarded` adds the projector's filter (stored `seq` lower, or none).
-async fn raw_upserts(db: &Database, batches: &[Vec<EventRecord>], guarded: bool) -> Duration {
+/// The `project` section's sides, by index: the raw bulk write with each of [`GUARDS`] (the
+/// first is the baseline), then the projector without and with a version.
+async fn project_side(
+    side: usize,
+    db: &Database,
+    guarded: &Pointers,
+    unguarded: &Pointers,
+    batches: &[Vec<EventRecord>],
+) -> Duration {
+    match GUARDS.get(side) {
+        Some(guard) => raw_upserts(db, batches, *guard).await,
+        None if side == GUARDS.len() => projector_write(db, unguarded, batches).await,
+        None => projector_write(db, guarded, batches).await,
+    }
+}
+
+/// The raw bulk write's guards, the baseline's (none) first.
+const GUARDS: [Guard; 6] =
+    [Guard::None, Guard::Or, Guard::Not, Guard::Lt, Guard::PipelineTyped, Guard::PipelineLt];
+
+/// How a raw bulk write guards each replace-upsert by version.
+#[derive(Clone, Copy)]
+enum Guard {
+    /// No guard: `q: {_id}`, `u: <doc>`.
+    None,
+    /// The projector's guard before: `$or` in the filter.
+    Or,
+    /// One clause in the filter (it would also overwrite a version of another type).
+    Not,
+    /// One clause in the filter (it would never overwrite a document without a version).
+    Lt,
+    /// `q: {_id}` and a pipeline update whose condition spells out the types.
+    PipelineTyped,
+    /// `q: {_id}` and a pipeline update comparing with `$lt` (what the projector sends).
+    PipelineLt,
+}
+
+impl Guard {
+    /// The guard as its report line names it.
+    fn describe(self) -> &'static str {
+        match self {
+            Guard::None => "no guard: q {_id}",
+            Guard::Or => {
+                "guard in the filter: {_id, $or: [{seq: {$lt: v}}, {seq: {$exists: false}}]} (before)"
+            }
+            Guard::Not => "guard in the filter: {_id, seq: {$not: {$gte: v}}}",
+            Guard::Lt => "guard in the filter: {_id, seq: {$lt: v}}",
+            Guard::PipelineTyped => {
+                "q {_id}, pipeline: $cond [{$or: [$type missing, {$and: [$isNumber, $lt]}]}, ..]"
+            }
+            Guard::PipelineLt => {
+                "q {_id}, pipeline: $replaceWith $cond [{$lt: [$seq, v]}, $literal doc, $$ROOT]"
+            }
+        }
+    }
+}
+
+/// `[{$replaceWith: {$cond: [newer, {$literal: doc}, "$$ROOT"]}}]`: replace only if `newer`.
+fn pipeline(newer: Document, doc: Document) -> Bson {
+    Bson::Array(vec![Bson::Document(doc! {
+        "$replaceWith": { "$cond": [newer, { "$literal": doc }, "$$ROOT"] }
+    })])
+}
+
+/// Replace-upserts by `_id`, guarded as `guard` says.
+async fn raw_upserts(db: &Database, batches: &[Vec<EventRecord>], guard: Guard) -> Duration {
     let start = Instant::now();
     for batch in batches {
         let statements: Vec<Document> = batch
             .iter()
             .map(|r| {
                 let key = r.payload["processId"].as_str().expect("a string key");
+                let seq = r.payload["seq"].as_i64().expect("a numeric version");
                 let mut u = bson::to_document(&r.payload).expect("payload as BSON");
                 u.insert("_id", key);
                 let mut q = doc! { "_id": key };
-                if guarded {
-                    let seq = r.payload["seq"].as_i64().expect("a numeric version");
-                    q.insert(
-                        "$or",
-                        vec![doc! { "seq": { "$lt": seq } }, doc! { "seq": { "$exists": false } }],
-                    );
-                }
+                let u = match guard {
+                    Guard::None => Bson::Document(u),
+                    Guard::Or => {
+                        let older =
+                            vec![doc! { "seq": { "$lt": seq } }, doc! { "seq": { "$exists": false } }];
+                        q.insert("$or", older);
+                        Bson::Document(u)
+                    }
+                    Guard::Not => {
+                        q.insert("seq", doc! { "$not": { "$gte": seq } });
+                        Bson::Document(u)
+                    }
+                    Guard::Lt => {
+                        q.insert("seq", doc! { "$lt": seq });
+                        Bson::Document(u)
+                    }
+                    Guard::PipelineTyped => pipeline(
+                        doc! { "$or": [
+                            { "$eq": [{ "$type": "$seq" }, "missing"] },
+                            { "$and": [{ "$isNumber": "$seq" }, { "$lt": ["$seq", seq] }] },
+                        ] },
+                        u,
+                    ),
+                    Guard::PipelineLt => pipeline(doc! { "$lt": ["$seq", seq] }, u),
+                };
                 doc! { "q": q, "u": u, "upsert": true }
             })
             .collect();

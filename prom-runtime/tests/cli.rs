@@ -179,6 +179,22 @@ fn run_until(dir: &Path, specs: &str, done: impl Fn(&str) -> bool) -> (String, S
 }
 
 #[test]
+fn run_on_the_embedded_store_says_once_that_projectors_and_changefeeds_need_mongodb() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = example_specs();
+    let (_, err) = run_until(dir.path(), specs.to_str().expect("utf-8 path"), |err| {
+        err.contains("running consumer `hb-analyzers`")
+    });
+    let skips: Vec<&str> = err.lines().filter(|l| l.starts_with("skipping")).collect();
+    assert_eq!(skips.len(), 1, "{err}");
+    for what in
+        ["projector `processes`", "projector `process-stats`", "changefeed `processes-changed`", "--mongo"]
+    {
+        assert!(skips[0].contains(what), "{err}");
+    }
+}
+
+#[test]
 fn run_dead_letters_what_it_cannot_read_and_dlq_replay_brings_it_back_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir_all(dir.path().join("v1")).expect("mkdir");

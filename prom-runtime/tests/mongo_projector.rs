@@ -1,5 +1,6 @@
 //! The changelog projector against a real MongoDB: upserts by key, tombstones, the version
-//! guard, repeated keys in one bulk write, declared indexes, dead letters and the cursor.
+//! guard (stored versions of every kind, nested versions, two racing writers, `$` in payloads),
+//! repeated keys in one bulk write, declared indexes, dead letters and the cursor.
 #![cfg(feature = "mongo")]
 
 mod common;
@@ -153,6 +154,113 @@ async fn one_bulk_write_with_repeated_keys_keeps_the_newest_version() {
         .expect("apply");
     assert_eq!((outcome.deleted, outcome.skipped), (0, 1));
     assert_eq!(f.docs().await.len(), 2);
+    f.target.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_orders_stored_versions_and_stores_dollar_strings_as_they_are() {
+    let Some(f) = fixture().await else { return };
+    let projector = f.projector();
+    let coll = f.producer.bus().database().collection::<Document>("processes");
+    let stored = [
+        doc! { "_id": "missing", "status": "no version" },
+        doc! { "_id": "null", "seq": null, "status": "null version" },
+        doc! { "_id": "text", "seq": "9", "status": "a version of another type" },
+    ];
+    coll.insert_many(stored).await.expect("insert");
+    // `$`-prefixed strings and field names are data, not field paths or update operators.
+    let new = json!({
+        "processId": "new", "seq": 1, "status": "$status", "host": "$$ROOT",
+        "meta": { "$note": "$literal" }, "$set": { "status": "injected" },
+    });
+    let events = [
+        (1, json!({ "processId": "missing", "seq": 1, "status": "up" })),
+        (2, json!({ "processId": "null", "seq": 1, "status": "up" })),
+        (3, json!({ "processId": "text", "seq": 1, "status": "up" })),
+        (4, new.clone()),
+    ];
+    let outcome = projector.apply(changes(&f.spec, &events)).await.expect("apply");
+    assert_eq!((outcome.upserted, outcome.skipped, outcome.rejected.len()), (3, 1, 0), "{outcome:?}");
+    let docs = f.docs().await;
+    assert_eq!(docs[0], doc! { "_id": "missing", "processId": "missing", "seq": 1_i64, "status": "up" });
+    assert_eq!(
+        docs[1],
+        doc! {
+            "_id": "new", "processId": "new", "seq": 1_i64, "status": "$status", "host": "$$ROOT",
+            "meta": { "$note": "$literal" }, "$set": { "status": "injected" },
+        }
+    );
+    assert_eq!(docs[2].get_str("status"), Ok("up"));
+    assert_eq!(docs[3].get_str("status"), Ok("a version of another type"));
+    // An identical replay changes nothing and counts as skipped.
+    let outcome = projector.apply(changes(&f.spec, &events)).await.expect("apply");
+    assert_eq!((outcome.upserted, outcome.skipped), (0, 4), "{outcome:?}");
+    f.target.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_version_guards_too() {
+    let Some(f) = fixture().await else { return };
+    let mut spec = f.spec.clone();
+    spec.pointers.version = Some("/meta/seq".into());
+    let db = f.producer.bus().database().clone();
+    let opts = SubscribeOptions { member: Some("p1".into()), ..SubscribeOptions::default() };
+    let projector = ChangelogProjector::new(f.producer.clone(), db, spec.clone(), opts).expect("projector");
+    let event = |offset: i64, seq: i64, status: &str| {
+        (offset, json!({ "processId": "a", "meta": { "seq": seq }, "status": status }))
+    };
+    let outcome = projector.apply(changes(&spec, &[event(1, 2, "up")])).await.expect("apply");
+    assert_eq!((outcome.upserted, outcome.skipped), (1, 0));
+    let outcome = projector.apply(changes(&spec, &[event(2, 1, "stale")])).await.expect("apply");
+    assert_eq!((outcome.upserted, outcome.skipped), (0, 1));
+    let outcome = projector.apply(changes(&spec, &[event(3, 3, "down")])).await.expect("apply");
+    assert_eq!((outcome.upserted, outcome.skipped), (1, 0));
+    let stale_tombstone = (4, json!({ "processId": "a", "meta": { "seq": 2 }, "_deleted": true }));
+    let outcome = projector.apply(changes(&spec, &[stale_tombstone])).await.expect("apply");
+    assert_eq!((outcome.deleted, outcome.skipped), (0, 1));
+    assert_eq!(f.docs().await[0].get_str("status"), Ok("down"));
+    let tombstone = (5, json!({ "processId": "a", "meta": { "seq": 3 }, "_deleted": true }));
+    let outcome = projector.apply(changes(&spec, &[tombstone])).await.expect("apply");
+    assert_eq!((outcome.deleted, outcome.skipped), (1, 0));
+    assert!(f.docs().await.is_empty());
+    f.target.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_racing_over_the_same_keys_end_at_the_newest_version() {
+    let Some(f) = fixture().await else { return };
+    const KEYS: usize = 200;
+    const VERSIONS: i64 = 10;
+    let batch = |seq: i64| {
+        let events: Vec<_> = (0..KEYS)
+            .map(|k| (seq, json!({ "processId": format!("k{k}"), "seq": seq, "status": format!("s{seq}") })))
+            .collect();
+        changes(&f.spec, &events)
+    };
+    // One writer walks the odd versions up, the other the even ones down, starting at the
+    // newest: every key is inserted by both at once, and the newest must win that race.
+    let (up, down) = (f.projector(), f.projector());
+    let ascending = async {
+        for seq in (1..VERSIONS).step_by(2) {
+            up.apply(batch(seq)).await.expect("apply");
+        }
+    };
+    let descending = async {
+        for seq in (2..=VERSIONS).rev().step_by(2) {
+            down.apply(batch(seq)).await.expect("apply");
+        }
+    };
+    tokio::join!(ascending, descending);
+    let docs = f.docs().await;
+    assert_eq!(docs.len(), KEYS);
+    for doc in docs {
+        assert_eq!(doc.get_i64("seq"), Ok(VERSIONS), "{doc}");
+        assert_eq!(doc.get_str("status"), Ok(format!("s{VERSIONS}").as_str()), "{doc}");
+    }
+    let (up, down) = (up.stats(), down.stats());
+    let written = up.upserted.load(Ordering::Relaxed) + down.upserted.load(Ordering::Relaxed);
+    let skipped = up.skipped.load(Ordering::Relaxed) + down.skipped.load(Ordering::Relaxed);
+    assert_eq!(written + skipped, KEYS as u64 * VERSIONS as u64);
     f.target.drop_database().await;
 }
 

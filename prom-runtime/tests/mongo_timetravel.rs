@@ -148,16 +148,6 @@ async fn snapshots_stay_right_when_publish_times_are_out_of_offset_order() {
     f.target.drop_database().await;
 }
 
-/// The server's URL with the test's own database in its path.
-fn url_with_database(target: &Target) -> String {
-    let url = target.url.trim();
-    match url.split_once("/?") {
-        Some((hosts, query)) => format!("{hosts}/{}?{query}", target.database),
-        None if !url.contains('?') => format!("{}/{}", url.trim_end_matches('/'), target.database),
-        None => panic!("write PROM_MONGO_URL as mongodb://HOST:PORT/?OPTIONS for this test: {url}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prom_time_travel_prints_the_state_as_json() {
     let Some(f) = fixture().await else { return };
@@ -166,7 +156,7 @@ async fn prom_time_travel_prints_the_state_as_json() {
     let dir = tempfile::tempdir().expect("tempdir");
     let specs = dir.path().join("spec.yaml");
     std::fs::write(&specs, SPEC).expect("write spec");
-    let url = url_with_database(&f.target);
+    let url = f.target.url_with_database();
     let run = |at: String| {
         let output = Command::new(env!("CARGO_BIN_EXE_prom"))
             .env_remove("PROM_MONGO_URL")

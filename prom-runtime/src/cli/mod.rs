@@ -1,6 +1,9 @@
 //! The `prom` CLI: argument parsing, spec loading and store opening shared by the commands.
 
 mod dlq;
+#[cfg(feature = "mongo")]
+mod mongo_pipelines;
+mod progress;
 mod publish;
 mod run;
 #[cfg(feature = "mongo")]
@@ -13,11 +16,13 @@ use crate::bus::{AnyBus, SqliteBus};
 use crate::consumer::Start;
 use crate::error::Error;
 use crate::publish::Producer;
-use crate::registry::Registry;
+use crate::registry::{Registry, Route};
 use clap::{Parser, Subcommand};
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// Prom's runtime CLI.
 #[derive(Debug, Parser)]
@@ -49,7 +54,8 @@ pub enum Command {
     /// Inspect or replay dead letters.
     #[command(subcommand)]
     Dlq(dlq::Command),
-    /// Run every declared consumer that needs no user code until Ctrl-C.
+    /// Run every declared pipeline that needs no user code until Ctrl-C: the consumers, and on
+    /// MongoDB the changelog projectors and changefeeds too.
     Run(run::Args),
     /// Print the state of one key of a topic at a past time as JSON (`null` when absent).
     #[cfg(feature = "mongo")]
@@ -172,6 +178,21 @@ pub async fn open(target: &Target, registry: Arc<Registry>) -> Result<Producer<A
     Ok(Producer::new(target.open().await?, registry))
 }
 
+/// The partitions of `topic` (for a versioned or dead-letter topic, those of its topic).
+pub fn partitions(registry: &Registry, topic: &str) -> Result<u32, Failure> {
+    match registry.route(topic)? {
+        Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => Ok(t.partitions),
+    }
+}
+
+/// A future that completes once `stop` turns true (or its sender is gone, which also means stop).
+pub fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
 /// Parses `--from`: `earliest`, `latest`, an event id, or a time.
 pub fn parse_start(text: &str) -> Result<Start, String> {
     match text {
@@ -194,20 +215,36 @@ pub fn print_json(value: &impl serde::Serialize) -> Outcome {
     Ok(())
 }
 
-/// Completes when the process receives SIGTERM (never on platforms without it), so long-running
-/// commands stop as cleanly on `kill` as on Ctrl-C.
+/// Completes on Ctrl-C or SIGTERM received after this call, so long-running commands stop as
+/// cleanly on `kill` as on Ctrl-C. The handlers are installed here, not when first polled: once
+/// tokio handles a signal, a signal arriving while nobody listens is swallowed, so call it once
+/// before starting work and poll the same future (by reference) in the loop.
 #[cfg(unix)]
-pub(crate) async fn terminated() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
+pub(crate) fn interrupted() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+        match signal {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            // Not handled here, so the signal keeps its default action (the process ends).
+            Err(_) => std::future::pending().await,
         }
-        Err(_) => std::future::pending().await,
+    };
+    let (interrupt, terminate) =
+        (wait(signal(SignalKind::interrupt())), wait(signal(SignalKind::terminate())));
+    async move {
+        tokio::select! {
+            () = interrupt => {}
+            () = terminate => {}
+        }
     }
 }
 
-/// Never completes: there is no SIGTERM here.
+/// Completes on Ctrl-C (there is no SIGTERM here).
 #[cfg(not(unix))]
-pub(crate) async fn terminated() {
-    std::future::pending().await
+pub(crate) fn interrupted() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

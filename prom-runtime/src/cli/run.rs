@@ -1,18 +1,24 @@
-//! `prom run`: every declared consumer that needs no user code, until Ctrl-C.
+//! `prom run`: every declared pipeline that needs no user code, until Ctrl-C or SIGTERM.
 //!
 //! Consumers in the spec carry no handler, so each runs with a handler that prints the decoded
-//! event: decoding, upcasting, validation, retry and dead-lettering all happen for real.
-//! Projectors and changefeeds need MongoDB and are reported as skipped.
+//! event: decoding, upcasting, validation, retry and dead-lettering all happen for real. On
+//! MongoDB the changelog projectors and changefeeds run too (as in `prom serve`, without the
+//! snapshot APIs); the embedded store has no collections to project into, so there they are
+//! skipped with a note. Transactional projectors run a handler of the user's program: skipped.
 
+use super::progress::{self, Running};
 use super::{Failure, Outcome, SpecArgs};
 use crate::bus::AnyBus;
-use crate::consumer::{self, SubscribeOptions};
+use crate::consumer::SubscribeOptions;
+use crate::error::Result;
+use crate::publish::Producer;
 use crate::record::EventRecord;
-use crate::runner::{Runner, Stats};
+use crate::runner::Runner;
+use prom_codegen::spec::Spec;
 use serde_json::json;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Arguments of `prom run`.
 #[derive(Debug, clap::Args)]
@@ -24,41 +30,26 @@ pub struct Args {
     progress: f64,
 }
 
-struct Running {
-    name: String,
-    group: crate::bus::GroupId,
-    partitions: u32,
-    stats: Arc<Stats>,
-}
-
-/// Runs the consumers until Ctrl-C (or SIGTERM).
+/// Runs the pipelines until Ctrl-C (or SIGTERM).
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
     let producer = super::open(target, registry.clone()).await?;
-    for name in spec.projectors.keys() {
-        eprintln!("skipping projector `{name}`: projectors write to MongoDB, which the embedded store lacks");
-    }
-    for name in spec.changefeeds.keys() {
-        eprintln!("skipping changefeed `{name}`: changefeeds read MongoDB change streams");
-    }
-    if spec.consumers.is_empty() {
-        return Err(Failure::Runtime("the spec declares no consumers; nothing to run".into()));
-    }
+    let interrupted = super::interrupted();
+    tokio::pin!(interrupted);
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut running = Vec::new();
+    let mut tasks = JoinSet::new();
+    let mut running = start_on_mongo(&spec, &producer, &mut tasks, &stopped)?;
     for (name, consumer) in &spec.consumers {
         let runner = Runner::for_consumer(producer.clone(), consumer, SubscribeOptions::default())?;
-        let partitions = match registry.route(&consumer.topic.value)? {
-            crate::registry::Route::Topic(t)
-            | crate::registry::Route::Versioned(t, _)
-            | crate::registry::Route::DeadLetters(t) => t.partitions,
-        };
+        let partitions = super::partitions(&registry, &consumer.topic.value)?;
+        let stats = runner.stats();
         running.push(Running {
             name: name.clone(),
-            group: runner.group().clone(),
-            partitions,
-            stats: runner.stats(),
+            group: Some((runner.group().clone(), partitions)),
+            counters: Box::new(move || {
+                let (handled, retried, dead, failed) = stats.snapshot();
+                format!("handled={handled} retried={retried} dead_lettered={dead} failed={failed}")
+            }),
         });
         eprintln!(
             "running consumer `{name}` on `{}` (group `{}`)",
@@ -66,33 +57,31 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             runner.group().group
         );
         let label = name.clone();
-        let mut stopped = stopped.clone();
-        tasks.spawn(async move {
-            let handler = move |event: EventRecord| {
-                let label = label.clone();
-                async move {
-                    super::print_json(&json!({ "consumer": label, "event": event }))
-                        .map_err(|_| "stdout closed")
-                }
-            };
-            let shutdown = async move {
-                // An error means the sender is gone, which also means stop.
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            runner.run(handler, shutdown).await
-        });
+        let handler = move |event: EventRecord| {
+            let label = label.clone();
+            async move {
+                super::print_json(&json!({ "consumer": label, "event": event })).map_err(|_| "stdout closed")
+            }
+        };
+        tasks.spawn(runner.run(handler, super::stopped(&stopped)));
+    }
+    if running.is_empty() {
+        return Err(Failure::Runtime(
+            "nothing to run: the spec declares no consumers (nor, for MongoDB, changelog projectors or \
+             changefeeds)"
+                .into(),
+        ));
     }
     let every = Duration::from_secs_f64(args.progress.max(0.05));
     let mut ticker = tokio::time::interval(every);
     let bus: AnyBus = producer.bus().clone();
     let outcome = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Ok(()),
-            () = super::terminated() => break Ok(()),
-            _ = ticker.tick() => report(&bus, &running).await,
+            () = &mut interrupted => break Ok(()),
+            _ = ticker.tick() => progress::report(&bus, &running).await,
             done = tasks.join_next() => match done {
                 Some(Ok(Err(e))) => break Err(Failure::from(e)),
-                Some(Err(e)) => break Err(Failure::Runtime(format!("a consumer task failed: {e}"))),
+                Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),
                 Some(Ok(Ok(()))) => {}
                 None => break Ok(()),
             },
@@ -104,21 +93,41 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             eprintln!("error while stopping: {e}");
         }
     }
-    report(&bus, &running).await;
+    progress::report(&bus, &running).await;
     eprintln!("stopped");
     outcome
 }
 
-async fn report(bus: &AnyBus, running: &[Running]) {
-    for r in running {
-        let (handled, retried, dead, failed) = r.stats.snapshot();
-        let lag = match consumer::lag(bus, &r.group, r.partitions).await {
-            Ok(lag) => lag.to_string(),
-            Err(e) => format!("? ({e})"),
+/// On MongoDB, starts the changelog projectors and changefeeds; elsewhere says once that they
+/// are skipped.
+fn start_on_mongo(
+    spec: &Spec,
+    producer: &Producer<AnyBus>,
+    tasks: &mut JoinSet<Result<()>>,
+    stop: &watch::Receiver<bool>,
+) -> std::result::Result<Vec<Running>, Failure> {
+    #[cfg(feature = "mongo")]
+    if let AnyBus::Mongo(bus) = producer.bus() {
+        let producer = Producer::new(bus.clone(), producer.registry().clone());
+        return super::mongo_pipelines::start(spec, &producer, tasks, stop);
+    }
+    let _ = (producer, tasks, stop);
+    let names: Vec<String> = spec
+        .projectors
+        .keys()
+        .map(|name| format!("projector `{name}`"))
+        .chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`")))
+        .collect();
+    if !names.is_empty() {
+        let how = if cfg!(feature = "mongo") {
+            "run with --mongo URL (or PROM_MONGO_URL)"
+        } else {
+            "run a prom built with the `mongo` feature, with --mongo URL"
         };
         eprintln!(
-            "[{}] handled={handled} retried={retried} dead_lettered={dead} failed={failed} lag={lag}",
-            r.name
+            "skipping {}: projectors and changefeeds run on MongoDB, not the embedded store; {how}",
+            names.join(", ")
         );
     }
+    Ok(Vec::new())
 }

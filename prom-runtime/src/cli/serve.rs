@@ -3,12 +3,8 @@
 
 use super::{Failure, Outcome, SpecArgs};
 use crate::bus::MongoBus;
-use crate::changefeed::{ChangefeedRunner, ChangefeedSpec};
-use crate::consumer::SubscribeOptions;
-use crate::project::{ChangelogProjector, ChangelogSpec};
 use crate::publish::Producer;
 use crate::snapshot::{self, SnapshotSpec};
-use prom_codegen::spec::ProjectorKind;
 use tokio::sync::watch;
 
 /// Arguments of `prom serve`.
@@ -30,36 +26,14 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     })?;
     let bus = MongoBus::open(url).await?;
     let db = bus.database().clone();
-    let producer = Producer::new(bus, registry.clone());
+    let producer = Producer::new(bus, registry);
     let apis = SnapshotSpec::all(&spec)?;
     let router = snapshot::router(&db, &apis)?;
+    let interrupted = super::interrupted();
+    tokio::pin!(interrupted);
     let (stop, stopped) = watch::channel(false);
-    let shutdown = move || {
-        let mut stopped = stopped.clone();
-        async move {
-            // An error means the sender is gone, which also means stop.
-            let _ = stopped.wait_for(|s| *s).await;
-        }
-    };
     let mut tasks = tokio::task::JoinSet::new();
-    for projector in spec.projectors.values().filter(|p| p.kind.value == ProjectorKind::Changelog) {
-        let resolved = ChangelogSpec::from_spec(projector, &registry)?;
-        eprintln!("running projector `{}`: `{}` → `{}`", resolved.name, resolved.topic, resolved.collection);
-        let projector =
-            ChangelogProjector::new(producer.clone(), db.clone(), resolved, SubscribeOptions::default())?;
-        tasks.spawn(projector.run(shutdown()));
-    }
-    // Each changefeed resumes from its stored token, so stopping and restarting the server loses
-    // and repeats nothing.
-    for feed in spec.changefeeds.values() {
-        let resolved = ChangefeedSpec::from_spec(feed, &registry)?;
-        let watched = resolved.database.as_deref().map_or_else(String::new, |d| format!("{d}."));
-        eprintln!(
-            "running changefeed `{}`: `{watched}{}` → `{}`",
-            resolved.name, resolved.collection, resolved.topic
-        );
-        tasks.spawn(ChangefeedRunner::new(producer.clone(), resolved).run(shutdown()));
-    }
+    super::mongo_pipelines::start(&spec, &producer, &mut tasks, &stopped)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| Failure::Runtime(format!("cannot listen on `{}`: {e}", args.listen)))?;
@@ -69,11 +43,10 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     }
     // Tools and tests wait for this line before sending requests.
     eprintln!("listening on {address}");
-    tasks.spawn(snapshot::serve(listener, router, shutdown()));
+    tasks.spawn(snapshot::serve(listener, router, super::stopped(&stopped)));
     let outcome = loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break Ok(()),
-            () = super::terminated() => break Ok(()),
+            () = &mut interrupted => break Ok(()),
             done = tasks.join_next() => match done {
                 Some(Ok(Err(e))) => break Err(Failure::from(e)),
                 Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),

@@ -105,8 +105,8 @@ pub struct ProjectorStats {
     pub upserted: AtomicU64,
     /// Documents deleted.
     pub deleted: AtomicU64,
-    /// Events not written: superseded by a newer one of their key in the batch, or older than
-    /// the stored document.
+    /// Events not written: superseded by a newer one of their key in the batch, or not newer
+    /// than the stored document (a replay of the stored version included).
     pub skipped: AtomicU64,
     /// Events sent to the DLQ.
     pub dead_lettered: AtomicU64,

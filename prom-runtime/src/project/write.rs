@@ -1,18 +1,39 @@
-//! Bulk writes of collapsed changes: one unordered `update` command for the upserts and one
-//! `delete` command for the deletes per chunk, majority-acknowledged.
+//! Bulk writes of collapsed changes: unordered `update` commands for the upserts and `delete`
+//! commands for the deletes, per chunk, majority-acknowledged.
 //!
-//! The version guard is part of each statement's filter, so it is checked by the server against
-//! the stored document: an upsert matches only a document whose version is lower (or missing),
-//! and when a newer document exists, the upsert's insert collides on `_id` — that duplicate-key
-//! error is how MongoDB says "stale", and it is counted as skipped, not failed.
+//! The version guard is checked by the server against the stored document, atomically per
+//! document, so a stale or replayed event never overwrites a newer document, even with two
+//! writers. For upserts it lives in the update, not in the filter: the filter stays `{_id: key}`,
+//! which MongoDB answers by its `_id` fast path, and the update is a one-stage pipeline that keeps
+//! the stored document unless its version is older:
+//!
+//! ```text
+//! q: {_id: key}, upsert: true,
+//! u: [{$replaceWith: {$cond: [{$lt: ["$<version>", v]}, {$literal: <document>}, "$$ROOT"]}}]
+//! ```
+//!
+//! A guard in the filter (`{_id, $or: [{v: {$lt}}, {v: {$exists: false}}]}`) costs a query plan
+//! per statement and ran at 0.6x a raw bulk write; a larger condition (`$type`, `$isNumber`) is
+//! parsed per statement too and costs as much (see `benches/mongo.rs`). `$literal` keeps strings
+//! such as `"$status"` in payloads from being read as field paths. A stale event is "matched, not
+//! modified"; so is an identical replay of the stored version, which is counted as skipped too.
+//! A missing document is upserted from `{_id: key}`, whose version is missing, so it is inserted;
+//! when two writers insert one key at once the server retries the loser's upsert as an update
+//! (should a duplicate `_id` still come back, the whole write fails and is retried).
+//!
+//! Order of versions (BSON comparison): a stored version that is missing or `null` is older than
+//! any number, numbers compare numerically, and a stored version of another type (a string, say)
+//! is never overwritten by a guarded write. Deletes have no pipeline form, so their guard stays in
+//! the filter (`{_id, $or: [{v: {$lte}}, {v: null}]}`, the same order); tombstones are rare next
+//! to updates.
 
 use super::plan::{Change, Op, version_bson};
 use mongodb::Database;
-use mongodb::bson::{Bson, Document, RawArrayBuf, RawDocumentBuf, doc, rawdoc};
+use mongodb::bson::{Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf, doc, rawdoc};
 
 /// Statements per command at most (the server accepts 100,000; smaller keeps latency even).
 const MAX_STATEMENTS: usize = 1000;
-/// Bytes of documents per command at most (the server's limit is 16 MiB per command).
+/// Bytes of statements per command at most (the server's limit is 16 MiB per command).
 const MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// What a bulk write did.
@@ -22,12 +43,19 @@ pub struct Outcome {
     pub upserted: u64,
     /// Documents deleted.
     pub deleted: u64,
-    /// Changes skipped because the stored document has a newer version (or a delete found no
-    /// document to delete).
+    /// Changes skipped because the stored document has the same or a newer version (or a delete
+    /// found no document to delete).
     pub skipped: u64,
     /// Changes the server refused for good (for example a unique index of the collection), by
     /// the offset of their event, with the server's message.
     pub rejected: Vec<(i64, String)>,
+}
+
+/// One upsert statement, encoded once: its size gives the chunks and it goes into the command
+/// as it is (the driver does not encode it again).
+struct Statement<'a> {
+    change: &'a Change,
+    raw: RawDocumentBuf,
 }
 
 /// Applies `changes` (at most one per key) to `collection`; `version_path` is the dotted path
@@ -39,44 +67,48 @@ pub async fn apply(
     changes: &[Change],
 ) -> Result<Outcome, String> {
     let mut outcome = Outcome::default();
-    let (upserts, deletes): (Vec<&Change>, Vec<&Change>) =
-        changes.iter().partition(|c| matches!(c.op, Op::Upsert(_)));
-    // Each document is encoded once, here: its encoding gives the chunk sizes and goes into the
-    // command as it is (the driver does not encode it again).
-    let mut encoded: Vec<(&Change, RawDocumentBuf)> = Vec::with_capacity(upserts.len());
-    for change in upserts {
-        let Op::Upsert(doc) = &change.op else { continue };
-        match RawDocumentBuf::from_document(doc) {
-            Ok(raw) => encoded.push((change, raw)),
-            Err(e) => outcome.rejected.push((change.offset, format!("the document cannot be encoded: {e}"))),
+    // Guarded and plain upserts go in separate commands: their replies are counted differently.
+    let (mut guarded, mut plain) = (Vec::new(), Vec::new());
+    let mut deletes = Vec::new();
+    for change in changes {
+        let Op::Upsert(doc) = &change.op else {
+            deletes.push(change);
+            continue;
+        };
+        let guard = version_path.zip(change.version.as_ref());
+        match upsert_statement(change, doc, guard) {
+            Ok(raw) if guard.is_some() => guarded.push(Statement { change, raw }),
+            Ok(raw) => plain.push(Statement { change, raw }),
+            Err(e) => outcome.rejected.push((change.offset, e)),
         }
     }
-    for chunk in chunks(encoded, |(_, raw)| raw.as_bytes().len()) {
-        let mut statements = RawArrayBuf::new();
-        let mut changes = Vec::with_capacity(chunk.len());
-        for (change, raw) in chunk {
-            let mut statement = RawDocumentBuf::new();
-            statement.append("q", raw_filter(change, version_path, "$lt")?);
-            statement.append("u", raw);
-            statement.append("upsert", true);
-            statements.push(statement);
-            changes.push(change);
+    for (statements, is_guarded) in [(guarded, true), (plain, false)] {
+        for chunk in chunks(statements, |s| s.raw.as_bytes().len()) {
+            let mut updates = RawArrayBuf::new();
+            let mut changes = Vec::with_capacity(chunk.len());
+            for Statement { change, raw } in chunk {
+                updates.push(raw);
+                changes.push(change);
+            }
+            let mut command = RawDocumentBuf::new();
+            command.append("update", collection);
+            command.append("updates", updates);
+            command.append("ordered", false);
+            let reply = run(db, command).await?;
+            let failed = write_errors(&reply, &changes, &mut outcome)?;
+            // Every statement that did not fail matched its key or inserted it (`n`); a guarded
+            // one wrote only if it inserted or modified.
+            let written =
+                if is_guarded { inserted(&reply) + count(&reply, "nModified") } else { count(&reply, "n") };
+            outcome.upserted += written;
+            outcome.skipped += (changes.len() as u64).saturating_sub(written + failed);
         }
-        let mut command = RawDocumentBuf::new();
-        command.append("update", collection);
-        command.append("updates", statements);
-        command.append("ordered", false);
-        let reply = run(db, command).await?;
-        let n = count(&reply, "n");
-        let errors = write_errors(&reply, &changes, version_path.is_some(), &mut outcome)?;
-        outcome.upserted += n;
-        outcome.skipped += (changes.len() as u64).saturating_sub(n + errors);
     }
     for chunk in chunks(deletes, |c| c.key.len()) {
         let mut statements = RawArrayBuf::new();
         for change in &chunk {
             let mut statement = RawDocumentBuf::new();
-            statement.append("q", raw_filter(change, version_path, "$lte")?);
+            statement.append("q", delete_filter(change, version_path)?);
             statement.append("limit", 1);
             statements.push(statement);
         }
@@ -86,29 +118,58 @@ pub async fn apply(
         command.append("ordered", false);
         let reply = run(db, command).await?;
         let n = count(&reply, "n");
-        let errors = write_errors(&reply, &chunk, false, &mut outcome)?;
+        let failed = write_errors(&reply, &chunk, &mut outcome)?;
         outcome.deleted += n;
-        outcome.skipped += (chunk.len() as u64).saturating_sub(n + errors);
+        outcome.skipped += (chunk.len() as u64).saturating_sub(n + failed);
     }
     Ok(outcome)
 }
 
-fn raw_filter(change: &Change, version_path: Option<&str>, op: &str) -> Result<RawDocumentBuf, String> {
-    RawDocumentBuf::from_document(&filter(change, version_path, op))
-        .map_err(|e| format!("the filter of key `{}` cannot be encoded: {e}", change.key))
+/// `{q: {_id: key}, u: ..., upsert: true}`: the document itself, or with `guard` (version path,
+/// version) the pipeline that keeps a stored document of the same or a newer version.
+fn upsert_statement(
+    change: &Change,
+    doc: &Document,
+    guard: Option<(&str, &serde_json::Number)>,
+) -> Result<RawDocumentBuf, String> {
+    let raw =
+        RawDocumentBuf::from_document(doc).map_err(|e| format!("the document cannot be encoded: {e}"))?;
+    let update = match guard {
+        None => RawBson::Document(raw),
+        Some((path, version)) => {
+            let version = RawBson::try_from(version_bson(version))
+                .map_err(|e| format!("the version cannot be encoded: {e}"))?;
+            let mut older = RawArrayBuf::new();
+            older.push(format!("${path}"));
+            older.push(version);
+            let mut branches = RawArrayBuf::new();
+            branches.push(rawdoc! { "$lt": older });
+            branches.push(rawdoc! { "$literal": raw });
+            branches.push("$$ROOT");
+            let mut pipeline = RawArrayBuf::new();
+            pipeline.push(rawdoc! { "$replaceWith": { "$cond": branches } });
+            RawBson::Array(pipeline)
+        }
+    };
+    let mut statement = RawDocumentBuf::new();
+    statement.append("q", rawdoc! { "_id": change.key.as_str() });
+    statement.append("u", update);
+    statement.append("upsert", true);
+    Ok(statement)
 }
 
-/// `{_id: key}`, plus "stored version `op` this one, or none stored" when guarded.
-fn filter(change: &Change, version_path: Option<&str>, op: &str) -> Document {
+/// `{_id: key}`, plus "stored version at most this one, or none stored" when guarded.
+fn delete_filter(change: &Change, version_path: Option<&str>) -> Result<RawDocumentBuf, String> {
     let mut filter = doc! { "_id": &change.key };
     if let (Some(path), Some(version)) = (version_path, &change.version) {
         let mut older = Document::new();
-        older.insert(path, doc! { op: version_bson(version) });
+        older.insert(path, doc! { "$lte": version_bson(version) });
         let mut missing = Document::new();
-        missing.insert(path, doc! { "$exists": false });
+        missing.insert(path, Bson::Null);
         filter.insert("$or", vec![older, missing]);
     }
-    filter
+    RawDocumentBuf::from_document(&filter)
+        .map_err(|e| format!("the filter of key `{}` cannot be encoded: {e}", change.key))
 }
 
 /// Splits `items` into commands of at most [`MAX_STATEMENTS`] statements and about
@@ -149,13 +210,17 @@ fn count(reply: &Document, field: &str) -> u64 {
     }
 }
 
-/// Sorts write errors into stale skips and rejections; returns how many statements failed.
-fn write_errors(
-    reply: &Document,
-    chunk: &[&Change],
-    guarded: bool,
-    outcome: &mut Outcome,
-) -> Result<u64, String> {
+/// How many statements of an `update` reply inserted their document.
+fn inserted(reply: &Document) -> u64 {
+    reply.get_array("upserted").map_or(0, |ids| ids.len() as u64)
+}
+
+/// Records write errors as rejections; returns how many statements failed.
+///
+/// A duplicate `_id` means two writers inserted one key at once and the server did not resolve
+/// it: an error of the whole write (retried, harmless since every statement is idempotent),
+/// never a rejection — its document may be the newer one.
+fn write_errors(reply: &Document, chunk: &[&Change], outcome: &mut Outcome) -> Result<u64, String> {
     const DUPLICATE_KEY: i32 = 11000;
     let Ok(errors) = reply.get_array("writeErrors") else { return Ok(0) };
     let mut failed = 0;
@@ -169,12 +234,14 @@ fn write_errors(
         let on_id = error
             .get_document("keyPattern")
             .map_or_else(|_| message.contains("index: _id_ "), |pattern| pattern.keys().eq(["_id"]));
-        failed += 1;
-        if code == DUPLICATE_KEY && guarded && on_id {
-            outcome.skipped += 1;
-        } else {
-            outcome.rejected.push((change.offset, format!("{message} (code {code})")));
+        if code == DUPLICATE_KEY && on_id {
+            return Err(format!(
+                "key `{}` was inserted by another writer at the same time: {message}",
+                change.key
+            ));
         }
+        failed += 1;
+        outcome.rejected.push((change.offset, format!("{message} (code {code})")));
     }
     Ok(failed)
 }

@@ -60,10 +60,10 @@ impl Store {
     }
 }
 
-#[cfg(feature = "mongo")]
 #[cfg(all(feature = "mongo", unix))]
 pub mod serve;
 
+#[cfg(feature = "mongo")]
 pub mod mongo {
     use prom_runtime::bus::mongo::MongoBus;
 
@@ -108,6 +108,16 @@ pub mod mongo {
         /// Opens a new client from synchronous test code (needs the multi-thread runtime).
         pub fn open(&self) -> MongoBus {
             tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.open_async()))
+        }
+
+        /// The URL with the test's database in its path, as `prom --mongo` takes it.
+        pub fn url_with_database(&self) -> String {
+            let url = self.url.trim();
+            match url.split_once("/?") {
+                Some((hosts, query)) => format!("{hosts}/{}?{query}", self.database),
+                None if !url.contains('?') => format!("{}/{}", url.trim_end_matches('/'), self.database),
+                None => panic!("write PROM_MONGO_URL as mongodb://HOST:PORT/?OPTIONS for this test: {url}"),
+            }
         }
 
         pub async fn drop_database(&self) {

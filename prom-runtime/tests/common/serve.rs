@@ -1,4 +1,5 @@
-//! Running the real `prom serve` binary in tests: start it, read its stderr lines, stop it.
+//! Running the real `prom serve` (or `prom run`) binary in tests: start it, read its stderr
+//! lines, stop it.
 
 use super::mongo::Target;
 use std::io::{BufRead, BufReader};
@@ -7,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-/// A running `prom serve`; killed on drop if the test fails before stopping it.
+/// A running `prom serve` or `prom run`; killed on drop if the test fails before stopping it.
 pub struct Server {
     /// The process.
     pub child: Child,
@@ -25,16 +26,20 @@ impl Drop for Server {
 impl Server {
     /// Starts `prom serve --specs SPECS --mongo URL --listen 127.0.0.1:0` on the test database.
     pub fn start(specs: &Path, target: &Target) -> Server {
+        let specs = specs.to_str().expect("a UTF-8 path");
+        let url = target.url_with_database();
+        Server::spawn(&["serve", "--specs", specs, "--mongo", &url, "--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `prom ARGS` (stdout discarded, stderr read line by line), without PROM_MONGO_URL.
+    pub fn spawn(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_prom"))
             .env_remove("PROM_MONGO_URL")
-            .arg("serve")
-            .arg("--specs")
-            .arg(specs)
-            .args(["--mongo", &url_with_database(target), "--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start prom serve");
+            .expect("start prom");
         let stderr = child.stderr.take().expect("stderr");
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -57,7 +62,7 @@ impl Server {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 break status;
             }
-            assert!(Instant::now() < deadline, "prom serve did not stop on SIGTERM");
+            assert!(Instant::now() < deadline, "prom did not stop on SIGTERM");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert!(status.success(), "{status}");
@@ -65,24 +70,26 @@ impl Server {
 
     /// Waits for a stderr line starting with `prefix`; returns the rest of it.
     pub fn wait_for_line(&self, prefix: &str) -> String {
+        let lines = self.lines_until(prefix);
+        let last = lines.last().map_or("", String::as_str);
+        last.strip_prefix(prefix).unwrap_or_default().to_string()
+    }
+
+    /// Waits for a stderr line starting with `prefix`; returns the lines read, that one last.
+    pub fn lines_until(&self, prefix: &str) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lines = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line =
-                self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("prom serve printed no `{prefix}`"));
-            if let Some(rest) = line.strip_prefix(prefix) {
-                return rest.to_string();
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("prom printed no `{prefix}`; before that: {lines:#?}"));
+            let found = line.starts_with(prefix);
+            lines.push(line);
+            if found {
+                return lines;
             }
         }
-    }
-}
-
-/// The test's URL with its per-test database in the path, as `prom --mongo` takes it.
-pub fn url_with_database(target: &Target) -> String {
-    let url = target.url.trim();
-    match url.split_once("/?") {
-        Some((hosts, query)) => format!("{hosts}/{}?{query}", target.database),
-        None if !url.contains('?') => format!("{}/{}", url.trim_end_matches('/'), target.database),
-        None => panic!("write PROM_MONGO_URL as mongodb://HOST:PORT/?OPTIONS for this test: {url}"),
     }
 }
