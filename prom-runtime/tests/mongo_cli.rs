@@ -137,7 +137,7 @@ async fn prom_run_projects_and_republishes_changes_until_sigterm() {
     let mut run = Server::spawn(&["--mongo", &url, "run", "--specs", specs, "--progress", "0.1"]);
     let started = run.lines_until("running consumer `audit`").join("\n");
     for line in [
-        "running projector `processes`: `process.state` → `processes`",
+        "running projector `processes`: `process.state` → collection `processes`",
         "running changefeed `processes-changed`: `processes` → `processes.changed`",
         "skipping projector `process-stats`: a transactional projector runs its handler",
     ] {

@@ -2,12 +2,15 @@
 //! the user's handlers, and changefeeds. They read and write MongoDB, so they run only when the
 //! pipeline's bus is a [`MongoBus`].
 
+use crate::bus::GroupId;
 use crate::bus::MongoBus;
-use crate::changefeed::{ChangefeedRunner, ChangefeedSpec};
+use crate::changefeed::{ChangefeedRunner, ChangefeedSpec, ChangefeedStats};
 use crate::consumer::SubscribeOptions;
 use crate::error::{Error, Result};
-use crate::project::transactional::{TransactionalProjector, TransactionalSpec, TxFuture, TxHandler};
-use crate::project::{ChangelogProjector, ChangelogSpec};
+use crate::project::transactional::{
+    TransactionalProjector, TransactionalSpec, TxFuture, TxHandler, TxStats,
+};
+use crate::project::{ChangelogProjector, ChangelogSpec, ProjectorStats};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::retry::RetryPolicy;
@@ -22,24 +25,44 @@ use tokio::task::JoinSet;
 /// Transactional projector handlers by projector name.
 pub type TxHandlers = BTreeMap<String, Arc<dyn TxHandler>>;
 
+/// One task [`spawn_declared`] started, with its live counters.
+pub struct Started {
+    /// Its name in the spec.
+    pub name: String,
+    /// What it does, for progress output (`projector `x`: `topic` → collection `c``).
+    pub description: String,
+    /// Its counters.
+    pub stats: StartedStats,
+}
+
+/// The counters of a started task, by kind.
+pub enum StartedStats {
+    /// A changelog projector, with its consumer group and the topic's partitions.
+    Changelog(GroupId, u32, Arc<ProjectorStats>),
+    /// A transactional projector, with its consumer group and the topic's partitions.
+    Transactional(GroupId, u32, Arc<TxStats>),
+    /// A changefeed.
+    Changefeed(Arc<ChangefeedStats>),
+}
+
 /// Starts on `tasks` every changelog projector and changefeed `spec` declares, and every
 /// transactional projector when `handlers` is given (one without a handler is an error; the
 /// `prom` CLI, which has no user code, passes `None` and skips them). Each task stops when its
-/// `shutdown()` future completes. Returns one line per started task, for progress output.
+/// `shutdown()` future completes. Everything is resolved before anything starts, so a bad
+/// declaration starts nothing.
 pub fn spawn_declared<S, F>(
     spec: &Spec,
     producer: &Producer<MongoBus>,
     handlers: Option<&TxHandlers>,
     tasks: &mut JoinSet<Result<()>>,
     shutdown: S,
-) -> Result<Vec<String>>
+) -> Result<Vec<Started>>
 where
     S: Fn() -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let registry = producer.registry();
     let db = producer.bus().database().clone();
-    // Resolve everything before starting anything, so a bad declaration starts nothing.
     let mut changelogs = Vec::new();
     let mut transactional = Vec::new();
     for projector in spec.projectors.values() {
@@ -66,39 +89,45 @@ where
 
     let mut started = Vec::new();
     for resolved in changelogs {
-        started.push(format!(
+        let description = format!(
             "projector `{}`: `{}` → collection `{}`",
             resolved.name, resolved.topic, resolved.collection
-        ));
+        );
+        let group = GroupId::new(&resolved.topic, resolved.group());
+        let partitions = registry.topic(&resolved.topic).map_or(1, |t| t.partitions);
+        let name = resolved.name.clone();
         let projector =
             ChangelogProjector::new(producer.clone(), db.clone(), resolved, SubscribeOptions::default())?;
+        let stats = StartedStats::Changelog(group, partitions, projector.stats());
+        started.push(Started { name, description, stats });
         tasks.spawn(projector.run(shutdown()));
     }
     for (resolved, handler) in transactional {
-        started.push(format!("transactional projector `{}` on `{}`", resolved.name, resolved.topic));
+        let description = format!("transactional projector `{}` on `{}`", resolved.name, resolved.topic);
+        let group = GroupId::new(&resolved.topic, resolved.group());
+        let (name, partitions) = (resolved.name.clone(), resolved.partitions);
         // Projectors declare no retry policy: the default backoff, then the DLQ, so one bad
         // event never stops the projection.
         let policy = FailurePolicy { retry: RetryPolicy::from_spec(None), dlq: true };
         let projector =
             TransactionalProjector::new(producer.clone(), resolved, SubscribeOptions::default(), policy);
+        let stats = StartedStats::Transactional(group, partitions, projector.stats());
+        started.push(Started { name, description, stats });
         tasks.spawn(projector.run(SharedTx(handler), shutdown()));
     }
     // Each changefeed resumes from its stored token, so a restart loses and repeats nothing.
     for resolved in feeds {
         let watched = resolved.database.as_deref().map_or_else(String::new, |d| format!("{d}."));
-        started.push(format!(
+        let description = format!(
             "changefeed `{}`: `{watched}{}` → `{}`",
             resolved.name, resolved.collection, resolved.topic
-        ));
-        tasks.spawn(ChangefeedRunner::new(producer.clone(), resolved).run(shutdown()));
+        );
+        let name = resolved.name.clone();
+        let feed = ChangefeedRunner::new(producer.clone(), resolved);
+        started.push(Started { name, description, stats: StartedStats::Changefeed(feed.stats()) });
+        tasks.spawn(feed.run(shutdown()));
     }
     Ok(started)
-}
-
-/// What `spec` declares that only runs on MongoDB, for the warning on other buses.
-pub fn declared(spec: &Spec) -> Vec<String> {
-    let projectors = spec.projectors.keys().map(|name| format!("projector `{name}`"));
-    projectors.chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`"))).collect()
 }
 
 /// Lets one registered handler serve its projector without cloning it.
