@@ -37,6 +37,9 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let bus = target.open().await?;
     let limit = args.limit.unwrap_or(usize::MAX);
     let mut printer = Printer { registry: &registry, printed: 0, failed: 0 };
+    // Installed once, so a signal that arrives while printing is not lost.
+    let interrupted = super::interrupted();
+    tokio::pin!(interrupted);
     match &args.group {
         Some(group) => {
             let opts = SubscribeOptions {
@@ -50,7 +53,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             while printer.printed < limit {
                 let batch = tokio::select! {
                     batch = sub.poll() => batch?,
-                    _ = tokio::signal::ctrl_c() => break,
+                    () = &mut interrupted => break,
                 };
                 if batch.is_empty() && !args.follow {
                     break;
@@ -84,7 +87,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
                     }
                     tokio::select! {
                         () = bus.wait(&args.topic, after, Duration::from_secs(1)) => continue,
-                        _ = tokio::signal::ctrl_c() => break,
+                        () = &mut interrupted => break,
                     }
                 };
                 after = last.offset;
