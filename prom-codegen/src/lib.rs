@@ -10,6 +10,7 @@ pub mod diag;
 pub mod emit;
 mod generate;
 pub mod ir;
+mod par;
 pub mod source;
 pub mod spec;
 pub mod suggest;

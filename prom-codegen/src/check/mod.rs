@@ -12,15 +12,37 @@ pub use refs::derived_topics;
 pub use versions::upcast_proven;
 
 use crate::diag::{self, Diagnostic};
-use crate::spec::{self, Spec};
+use crate::par;
+use crate::spec::{self, Spec, Topic};
 use std::path::PathBuf;
 
 /// Runs every lint rule on a loaded spec.
 pub fn check(spec: &Spec) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     names::check(spec, &mut out);
-    let usable = schemas::check(spec, &mut out);
-    versions::check(spec, &usable, &mut out);
+    // Topics are checked independently (their schemas, versions and compatibility: most of
+    // the work), on every core.
+    let topics: Vec<&Topic> = spec.topics.values().collect();
+    let checked = par::map(&topics, |topic| {
+        let mut out = Vec::new();
+        let usable = schemas::check_topic(topic, &mut out);
+        versions::check_topic(topic, &usable, &mut out);
+        (usable, out)
+    });
+    let mut usable = schemas::Usable::default();
+    for (topic, result) in topics.iter().zip(checked) {
+        match result {
+            Ok((topic_usable, diagnostics)) => {
+                usable.insert_topic(topic, &topic_usable);
+                out.extend(diagnostics);
+            }
+            Err(par::Panicked(why)) => out.push(Diagnostic::error(
+                diag::Code::InvalidSchema,
+                &topic.name.span,
+                format!("internal error while checking topic `{}`: {why}", topic.name.value),
+            )),
+        }
+    }
     refs::check(spec, &usable, &mut out);
     diag::sort(&mut out);
     out

@@ -1,7 +1,7 @@
 //! Payload schemas must be valid JSON Schemas with an object root.
 
 use crate::diag::{Code, Diagnostic};
-use crate::spec::{Schema, Spec};
+use crate::spec::{Schema, Topic};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -15,21 +15,25 @@ impl Usable {
     pub fn contains(&self, topic: &str, version: u32) -> bool {
         self.0.contains(&(topic.to_owned(), version))
     }
+
+    /// Records which versions of `topic` are usable (`usable[i]` for `topic.versions[i]`).
+    pub fn insert_topic(&mut self, topic: &Topic, usable: &[bool]) {
+        let usable_versions = topic.versions.iter().zip(usable).filter(|(_, ok)| **ok);
+        self.0.extend(usable_versions.map(|(v, _)| (topic.name.value.clone(), v.number.value)));
+    }
 }
 
-/// Checks every version's schema once and returns which are usable.
-pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) -> Usable {
-    let mut usable = Usable::default();
-    for topic in spec.topics.values() {
-        for version in &topic.versions {
+/// Checks each of a topic's version schemas; returns which are usable, in version order.
+pub fn check_topic(topic: &Topic, out: &mut Vec<Diagnostic>) -> Vec<bool> {
+    topic
+        .versions
+        .iter()
+        .map(|version| {
             let before = out.len();
             check_schema(&version.schema, out);
-            if out.len() == before {
-                usable.0.insert((topic.name.value.clone(), version.number.value));
-            }
-        }
-    }
-    usable
+            out.len() == before
+        })
+        .collect()
 }
 
 fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
@@ -49,9 +53,10 @@ fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
         }
     };
     let before = out.len();
-    // Collecting errors costs far more than a yes/no answer; most schemas are valid.
-    let meta_valid = meta.is_valid(json);
-    for error in meta.iter_errors(json).take(if meta_valid { 0 } else { usize::MAX }) {
+    // Collecting errors costs far more than a yes/no answer, and most schemas are valid. (Not
+    // `iter_errors(..).take(0)`: building the iterator already does the work.)
+    let errors = if meta.is_valid(json) { None } else { Some(meta.iter_errors(json)) };
+    for error in errors.into_iter().flatten() {
         let pointer = error.instance_path().as_str().to_owned();
         let span = schema.span_at(&pointer);
         let location = if pointer.is_empty() { "the schema root".to_owned() } else { format!("`{pointer}`") };
@@ -67,7 +72,7 @@ fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
     if out.len() > before {
         return;
     }
-    for pointer in external_refs(json, String::new()) {
+    for pointer in external_refs(json) {
         out.push(
             Diagnostic::error(
                 Code::InvalidSchema,
@@ -136,24 +141,54 @@ fn meta_validator(json: &Value) -> Result<jsonschema::meta::MetaValidator<'stati
 }
 
 /// Pointers of `$ref`s that leave the document.
-fn external_refs(json: &Value, at: String) -> Vec<String> {
+fn external_refs(json: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    collect_external_refs(json, &mut String::new(), &mut found);
+    found
+}
+
+/// Walks `json` at pointer `at` (restored on return): pointers are only built for what is found.
+fn collect_external_refs(json: &Value, at: &mut String, found: &mut Vec<String>) {
+    let len = at.len();
     match json {
-        Value::Object(map) => map
-            .iter()
-            .flat_map(|(k, v)| {
-                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+        Value::Object(map) => {
+            for (k, v) in map {
                 match (k.as_str(), v) {
-                    ("$ref", Value::String(r)) if !r.starts_with('#') => vec![here],
+                    ("$ref", Value::String(r)) if !r.starts_with('#') => {
+                        found.push(format!("{at}/{}", escape(k)));
+                    }
                     // `const`, `enum`, `default` and `examples` hold data, not schemas.
-                    ("const" | "enum" | "default" | "examples", _) => Vec::new(),
-                    _ => external_refs(v, here),
+                    ("const" | "enum" | "default" | "examples", _) => {}
+                    (_, Value::Object(_) | Value::Array(_)) => {
+                        at.push('/');
+                        at.push_str(&escape(k));
+                        collect_external_refs(v, at, found);
+                        at.truncate(len);
+                    }
+                    _ => {}
                 }
-            })
-            .collect(),
-        Value::Array(items) => {
-            items.iter().enumerate().flat_map(|(i, v)| external_refs(v, format!("{at}/{i}"))).collect()
+            }
         }
-        _ => Vec::new(),
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                if v.is_object() || v.is_array() {
+                    at.push('/');
+                    at.push_str(&i.to_string());
+                    collect_external_refs(v, at, found);
+                    at.truncate(len);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Escapes one JSON-pointer segment.
+fn escape(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains(['~', '/']) {
+        segment.replace('~', "~0").replace('/', "~1").into()
+    } else {
+        segment.into()
     }
 }
 

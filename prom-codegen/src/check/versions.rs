@@ -1,46 +1,48 @@
 //! Version numbering, compatibility between versions, and upcast blocks.
 
 use super::fields::property_names;
-use super::schemas::Usable;
 use crate::compat::{self, PairMode, Report};
 use crate::diag::{Code, Diagnostic};
 use crate::source::Located;
-use crate::spec::{CompatMode, Spec, Topic, Upcast, Version};
+use crate::spec::{CompatMode, Topic, Upcast, Version};
 use crate::suggest::did_you_mean;
 use serde_json::{Value, json};
 
-/// Checks every topic's versions.
-pub fn check(spec: &Spec, valid: &Usable, out: &mut Vec<Diagnostic>) {
-    for topic in spec.topics.values() {
-        numbering(topic, out);
-        let usable: Vec<bool> =
-            topic.versions.iter().map(|v| valid.contains(&topic.name.value, v.number.value)).collect();
-        for (j, version) in topic.versions.iter().enumerate() {
-            let Some(upcast) = &version.upcast else { continue };
-            if j == 0 {
-                out.push(
-                    Diagnostic::error(
-                        Code::UpcastMisplaced,
-                        &upcast.span,
-                        format!("version {} has no earlier version to upcast from", version.number.value),
-                    )
-                    .with_help("move the `upcast` block to the version it produces (v2 upcasts from v1)"),
-                );
-                continue;
-            }
-            let declarative =
-                !upcast.rename.is_empty() || !upcast.remove.is_empty() || !upcast.set_default.is_empty();
-            if let (Some(with), true) = (&upcast.with, declarative) {
-                out.push(
-                    Diagnostic::error(Code::UpcastMisplaced, &with.span, "`with` cannot be combined with declarative steps")
-                        .with_help("do the whole conversion in the `with` function, or only use rename/remove/set_default"),
-                );
-            } else if usable[j - 1] && usable[j] && upcast.with.is_none() {
-                check_upcast(topic, &topic.versions[j - 1], version, upcast, out);
-            }
+/// Checks one topic's versions; `usable[i]` tells whether `topic.versions[i]` has a valid
+/// schema. Runs on a [`crate::par`] worker (the compatibility checks need its stack).
+pub fn check_topic(topic: &Topic, usable: &[bool], out: &mut Vec<Diagnostic>) {
+    numbering(topic, out);
+    for (j, version) in topic.versions.iter().enumerate() {
+        let Some(upcast) = &version.upcast else { continue };
+        if j == 0 {
+            out.push(
+                Diagnostic::error(
+                    Code::UpcastMisplaced,
+                    &upcast.span,
+                    format!("version {} has no earlier version to upcast from", version.number.value),
+                )
+                .with_help("move the `upcast` block to the version it produces (v2 upcasts from v1)"),
+            );
+            continue;
         }
-        compatibility(topic, &usable, out);
+        let declarative =
+            !upcast.rename.is_empty() || !upcast.remove.is_empty() || !upcast.set_default.is_empty();
+        if let (Some(with), true) = (&upcast.with, declarative) {
+            out.push(
+                Diagnostic::error(
+                    Code::UpcastMisplaced,
+                    &with.span,
+                    "`with` cannot be combined with declarative steps",
+                )
+                .with_help(
+                    "do the whole conversion in the `with` function, or only use rename/remove/set_default",
+                ),
+            );
+        } else if usable[j - 1] && usable[j] && upcast.with.is_none() {
+            check_upcast(topic, &topic.versions[j - 1], version, upcast, out);
+        }
     }
+    compatibility(topic, usable, out);
 }
 
 fn numbering(topic: &Topic, out: &mut Vec<Diagnostic>) {
@@ -95,7 +97,7 @@ fn compatibility(topic: &Topic, usable: &[bool], out: &mut Vec<Diagnostic>) {
             if upcast_between || !usable[k] || !usable[j] {
                 continue;
             }
-            match compat::check(&versions[k].schema.json, &versions[j].schema.json, pair_mode) {
+            match compat::check_on_worker(&versions[k].schema.json, &versions[j].schema.json, pair_mode) {
                 Ok(report) => report_pair(topic, &versions[k], &versions[j], pair_mode, &report, out),
                 Err(error) => out.push(Diagnostic::error(
                     Code::InvalidSchema,
@@ -206,7 +208,7 @@ fn check_upcast(topic: &Topic, from: &Version, to: &Version, upcast: &Upcast, ou
         return;
     }
     let output = upcast_output(src, upcast);
-    match compat::subset(&output, tgt) {
+    match compat::subset_on_worker(&output, tgt) {
         Ok(report) => {
             for violation in &report.violations {
                 out.push(

@@ -23,15 +23,24 @@ fn lint_and_generate(specs: &[PathBuf]) -> Option<Generated> {
 
 pub fn build(specs: &[PathBuf], out: &Path) -> ExitCode {
     let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
-    match write_if_changed(out, &generated.source) {
-        Ok(true) => eprintln!("wrote {}", out.display()),
-        Ok(false) => eprintln!("{} is up to date", out.display()),
+    let code = match write_if_changed(out, &generated.source) {
+        Ok(true) => {
+            eprintln!("wrote {}", out.display());
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("{} is up to date", out.display());
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: cannot write `{}`: {error}", out.display());
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    }
-    ExitCode::SUCCESS
+    };
+    // The process ends now: freeing the spec's many small allocations one by one would only
+    // cost time, on one core (~3% of a 600-schema build's instructions).
+    std::mem::forget(generated);
+    code
 }
 
 pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {

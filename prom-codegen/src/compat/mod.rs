@@ -93,24 +93,33 @@ impl Report {
     }
 }
 
-/// Stack for the comparison thread: the analysis recurses with schema depth, and the
-/// caller's stack size is unknown (2 MiB on test threads).
-const STACK_BYTES: usize = 64 * 1024 * 1024;
-
 /// Runs `f` on a scoped thread with a known, generous stack.
 fn with_stack<T: Send>(f: impl FnOnce() -> Result<T, SchemaError> + Send) -> Result<T, SchemaError> {
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name("prom-compat".into())
-            .stack_size(STACK_BYTES)
+            .stack_size(crate::par::STACK_BYTES)
             .spawn_scoped(scope, f);
         match handle {
-            Ok(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(SchemaError::new("", "internal error while comparing the schemas"))),
+            Ok(h) => h.join().unwrap_or_else(|_| Err(internal_error())),
             Err(_) => Err(SchemaError::new("", "could not start the comparison thread")),
         }
     })
+}
+
+fn internal_error() -> SchemaError {
+    SchemaError::new("", "internal error while comparing the schemas")
+}
+
+/// [`check`] on the current thread, which must be a [`crate::par`] worker (the comparison
+/// needs its stack); saves a thread per comparison when linting many versions.
+pub(crate) fn check_on_worker(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
+    std::panic::catch_unwind(|| check_inline(old, new, mode)).unwrap_or_else(|_| Err(internal_error()))
+}
+
+/// [`subset`] on the current thread, which must be a [`crate::par`] worker.
+pub(crate) fn subset_on_worker(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
+    std::panic::catch_unwind(|| subset_inline(writer, reader)).unwrap_or_else(|_| Err(internal_error()))
 }
 
 fn run(writer: &Doc, reader: &Doc, persp: Perspective) -> subset::Outcome {

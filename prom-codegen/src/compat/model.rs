@@ -256,10 +256,10 @@ pub(super) struct Node {
     pub kw: Keywords,
 }
 
-/// A parsed schema document.
+/// A parsed schema document (borrowing the JSON it was parsed from).
 #[derive(Debug, Clone)]
-pub(super) struct Doc {
-    pub root: Value,
+pub(super) struct Doc<'a> {
+    pub root: &'a Value,
     pub nodes: Vec<Node>,
     pub draft: Draft,
 }
@@ -288,7 +288,24 @@ const ANNOTATIONS: &[&str] = &[
 
 /// Escapes one JSON-pointer segment.
 pub(super) fn escape(seg: &str) -> String {
-    seg.replace('~', "~0").replace('/', "~1")
+    let mut out = String::with_capacity(seg.len());
+    push_escaped(&mut out, seg);
+    out
+}
+
+/// Appends one escaped JSON-pointer segment.
+fn push_escaped(out: &mut String, seg: &str) {
+    if !seg.contains(['~', '/']) {
+        out.push_str(seg);
+        return;
+    }
+    for c in seg.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
 }
 
 fn unescape(seg: &str) -> String {
@@ -342,7 +359,9 @@ fn draft_from_uri(uri: &str) -> Option<Draft> {
 struct Parser<'a> {
     root: &'a Value,
     nodes: Vec<Node>,
-    by_ptr: HashMap<String, NodeId>,
+    /// Nodes by pointer, for `$ref` targets; built when the first `$ref` is resolved (the tree
+    /// walk itself never meets a pointer twice).
+    by_ptr: Option<HashMap<String, NodeId>>,
     anchors: HashMap<String, String>,
     pending: Vec<(NodeId, String, String)>,
     legacy_refs: bool,
@@ -351,9 +370,9 @@ struct Parser<'a> {
     saw_array_items: bool,
 }
 
-impl Doc {
+impl<'a> Doc<'a> {
     /// Parses and validates a whole document, resolving every local `$ref`.
-    pub(super) fn parse(root: &Value) -> Result<Doc, SchemaError> {
+    pub(super) fn parse(root: &'a Value) -> Result<Doc<'a>, SchemaError> {
         if !matches!(root, Value::Object(_) | Value::Bool(_)) {
             return Err(SchemaError::new(
                 "",
@@ -372,7 +391,7 @@ impl Doc {
         let mut p = Parser {
             root,
             nodes: Vec::new(),
-            by_ptr: HashMap::new(),
+            by_ptr: None,
             anchors: HashMap::new(),
             pending: Vec::new(),
             legacy_refs: matches!(declared, Some(Draft::Draft4 | Draft::Draft6 | Draft::Draft7)),
@@ -380,7 +399,7 @@ impl Doc {
             saw_boolean_exclusive: false,
             saw_array_items: false,
         };
-        p.collect_anchors(root, String::new(), 0);
+        p.collect_anchors(root, &mut String::new(), 0);
         p.parse_at(root, String::new(), 0)?;
         while let Some((id, ptr, reference)) = p.pending.pop() {
             let target = p.resolve(&reference, &ptr)?;
@@ -395,7 +414,7 @@ impl Doc {
         } else {
             Draft::Draft202012
         });
-        Ok(Doc { root: root.clone(), nodes: p.nodes, draft })
+        Ok(Doc { root, nodes: p.nodes, draft })
     }
 
     pub(super) fn node(&self, id: NodeId) -> &Node {
@@ -467,9 +486,28 @@ impl Doc {
 
 /// No constraint outside the combinators (`allOf`/`anyOf`/`oneOf`/`not`/`$ref`).
 fn base_unconstrained(kw: &Keywords) -> bool {
-    kw.kinds == Kinds::ALL
-        && kw.values.is_none()
-        && kw.lower.is_none()
+    kw.kinds == Kinds::ALL && kw.values.is_none() && no_base_constraints_but_type_and_values(kw)
+}
+
+/// Whether `v` is certainly valid under a node that constrains only `type` and `enum`/`const`
+/// (the common string enum). `false` means "ask the validator", not "invalid". Limited to
+/// strings, booleans and null, whose equality has no numeric subtleties.
+pub(super) fn plainly_accepts(kw: &Keywords, v: &Value) -> bool {
+    matches!(v, Value::String(_) | Value::Bool(_) | Value::Null)
+        && kw.boolean.is_none()
+        && kw.reference.is_none()
+        && kw.all_of.is_empty()
+        && kw.any_of.is_none()
+        && kw.one_of.is_none()
+        && kw.not.is_none()
+        && no_base_constraints_but_type_and_values(kw)
+        && kw.kinds.has(Kinds::of_value(v))
+        && kw.values.as_ref().is_none_or(|values| values.contains(v))
+}
+
+/// No non-combinator constraint besides `type` and `enum`/`const`.
+fn no_base_constraints_but_type_and_values(kw: &Keywords) -> bool {
+    kw.lower.is_none()
         && kw.upper.is_none()
         && kw.multiple_of.is_none()
         && kw.min_length.is_none()
@@ -494,36 +532,50 @@ fn base_unconstrained(kw: &Keywords) -> bool {
 }
 
 impl Parser<'_> {
-    fn collect_anchors(&mut self, v: &Value, ptr: String, depth: usize) {
+    /// Records `$anchor`s and `#name` ids; `ptr` is the current pointer, restored on return
+    /// (one buffer for the whole walk: most schemas have no anchors at all).
+    fn collect_anchors(&mut self, v: &Value, ptr: &mut String, depth: usize) {
         if depth > MAX_DEPTH {
             return;
         }
+        let len = ptr.len();
         match v {
             Value::Object(map) => {
-                for key in ["$anchor", "$dynamicAnchor"] {
-                    if let Some(Value::String(a)) = map.get(key) {
-                        self.anchors.entry(a.clone()).or_insert_with(|| ptr.clone());
+                // In this order: `$anchor`, `$dynamicAnchor`, `$id`, `id` (the first one wins).
+                let anchor = |key: &str| match (key, map.get(key)) {
+                    ("$anchor" | "$dynamicAnchor", Some(Value::String(a))) => Some(a.as_str()),
+                    ("$id" | "id", Some(Value::String(id))) => {
+                        id.strip_prefix('#').filter(|a| !a.is_empty() && !a.starts_with('/'))
                     }
-                }
-                for key in ["$id", "id"] {
-                    if let Some(a) = map.get(key).and_then(Value::as_str).and_then(|s| s.strip_prefix('#'))
-                        && !a.is_empty()
-                        && !a.starts_with('/')
-                    {
-                        self.anchors.entry(a.to_string()).or_insert_with(|| ptr.clone());
+                    _ => None,
+                };
+                // Most objects have none of these keys: check that first, without hashing.
+                if map.keys().any(|k| matches!(k.as_str(), "$anchor" | "$dynamicAnchor" | "$id" | "id")) {
+                    for a in ["$anchor", "$dynamicAnchor", "$id", "id"].into_iter().filter_map(anchor) {
+                        self.anchors.entry(a.to_owned()).or_insert_with(|| ptr.clone());
                     }
                 }
                 for (k, child) in map {
-                    // Data-carrying keywords hold instances, not schemas.
-                    if matches!(k.as_str(), "enum" | "const" | "default" | "examples") {
+                    // Data-carrying keywords hold instances, not schemas; scalars hold no anchors.
+                    let data = matches!(k.as_str(), "enum" | "const" | "default" | "examples");
+                    if data || !(child.is_object() || child.is_array()) {
                         continue;
                     }
-                    self.collect_anchors(child, format!("{ptr}/{}", escape(k)), depth + 1);
+                    ptr.push('/');
+                    push_escaped(ptr, k);
+                    self.collect_anchors(child, ptr, depth + 1);
+                    ptr.truncate(len);
                 }
             }
             Value::Array(items) => {
                 for (i, child) in items.iter().enumerate() {
-                    self.collect_anchors(child, format!("{ptr}/{i}"), depth + 1);
+                    if !child.is_object() && !child.is_array() {
+                        continue;
+                    }
+                    ptr.push('/');
+                    ptr.push_str(&i.to_string());
+                    self.collect_anchors(child, ptr, depth + 1);
+                    ptr.truncate(len);
                 }
             }
             _ => {}
@@ -563,7 +615,11 @@ impl Parser<'_> {
                 SchemaError::new(at, format!("`$ref` {reference:?} names an anchor that does not exist"))
             })?
         };
-        if let Some(id) = self.by_ptr.get(&target_ptr) {
+        let nodes = &self.nodes;
+        let by_ptr = self
+            .by_ptr
+            .get_or_insert_with(|| nodes.iter().enumerate().map(|(id, n)| (n.ptr.clone(), id)).collect());
+        if let Some(id) = by_ptr.get(&target_ptr) {
             return Ok(RefTarget::Local(*id));
         }
         let target = self
@@ -575,7 +631,7 @@ impl Parser<'_> {
     }
 
     fn parse_at(&mut self, v: &Value, ptr: String, depth: usize) -> Result<NodeId, SchemaError> {
-        if let Some(id) = self.by_ptr.get(&ptr) {
+        if let Some(id) = self.by_ptr.as_ref().and_then(|by_ptr| by_ptr.get(&ptr)) {
             return Ok(*id);
         }
         if depth > MAX_DEPTH {
@@ -583,7 +639,9 @@ impl Parser<'_> {
         }
         let id = self.nodes.len();
         self.nodes.push(Node { ptr: ptr.clone(), kw: Keywords::default() });
-        self.by_ptr.insert(ptr.clone(), id);
+        if let Some(by_ptr) = &mut self.by_ptr {
+            by_ptr.insert(ptr.clone(), id);
+        }
         let kw = match v {
             Value::Bool(b) => Keywords {
                 boolean: Some(*b),

@@ -16,11 +16,13 @@ use super::model::{Doc, Draft, MAX_DEPTH};
 /// every remote target read as `false` and as `true`. In a document without `not`/`oneOf`
 /// validity is monotone in those targets, so when both readings agree the answer holds
 /// for whatever the remote schemas are; otherwise the oracle declines to answer.
-pub(super) struct Oracle {
+pub(super) struct Oracle<'a> {
     uri: String,
     draft: jsonschema::Draft,
-    /// Document variants: `[remote = false, remote = true]`, identical without remote refs.
-    roots: [Value; 2],
+    /// The document as written.
+    root: &'a Value,
+    /// Its `$id` without fragment: `$ref`s to it are local.
+    base: Option<String>,
     has_remote: bool,
     monotone: bool,
     registries: [Option<Registry<'static>>; 2],
@@ -30,6 +32,29 @@ pub(super) struct Oracle {
 }
 
 const REMOTE_DEF: &str = "__prom_compat_remote";
+
+/// Whether any `$ref` leaves the document (what [`replace_remote_refs`] would redirect).
+fn has_remote_refs(v: &Value, base: Option<&str>, depth: usize) -> bool {
+    if depth > 2 * MAX_DEPTH + 8 {
+        return false;
+    }
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                let uri = r.split('#').next().unwrap_or("");
+                if !uri.is_empty() && Some(uri) != base {
+                    return true;
+                }
+            }
+            map.iter().any(|(k, child)| {
+                !matches!(k.as_str(), "enum" | "const" | "default" | "examples")
+                    && has_remote_refs(child, base, depth + 1)
+            })
+        }
+        Value::Array(items) => items.iter().any(|child| has_remote_refs(child, base, depth + 1)),
+        _ => false,
+    }
+}
 
 /// Redirects every remote `$ref` to a local definition holding `stand_in`.
 fn replace_remote_refs(v: &mut Value, base: Option<&str>, depth: usize) -> bool {
@@ -86,8 +111,8 @@ fn leaf_keyword(e: &ValidationError<'_>) -> String {
     e.kind().keyword().to_string()
 }
 
-impl Oracle {
-    pub(super) fn new(doc: &Doc) -> Oracle {
+impl<'a> Oracle<'a> {
+    pub(super) fn new(doc: &Doc<'a>) -> Oracle<'a> {
         let uri = doc
             .root
             .get("$id")
@@ -107,24 +132,13 @@ impl Oracle {
             .get("$id")
             .and_then(Value::as_str)
             .map(|s| s.split('#').next().unwrap_or("").to_string());
-        let mut lower = doc.root.clone();
-        let has_remote = replace_remote_refs(&mut lower, base.as_deref(), 0);
-        let mut upper = lower.clone();
-        if has_remote {
-            for (root, stand_in) in [(&mut lower, false), (&mut upper, true)] {
-                if let Value::Object(map) = root {
-                    let defs = map.entry("$defs").or_insert_with(|| json!({}));
-                    if let Value::Object(d) = defs {
-                        d.insert(REMOTE_DEF.into(), Value::Bool(stand_in));
-                    }
-                }
-            }
-        }
+        let has_remote = has_remote_refs(doc.root, base.as_deref(), 0);
         let monotone = !doc.nodes.iter().any(|n| n.kw.not.is_some() || n.kw.one_of.is_some());
         Oracle {
             uri,
             draft,
-            roots: [lower, upper],
+            root: doc.root,
+            base,
             has_remote,
             monotone,
             registries: [None, None],
@@ -134,7 +148,25 @@ impl Oracle {
         }
     }
 
+    /// Document variant `0` (remote targets read as `false`) or `1` (read as `true`). Built
+    /// only when a validator is needed: most comparisons never consult one.
+    fn variant(&self, variant: usize) -> Value {
+        let mut doc = self.root.clone();
+        if self.has_remote {
+            replace_remote_refs(&mut doc, self.base.as_deref(), 0);
+            if let Value::Object(map) = &mut doc {
+                let defs = map.entry("$defs").or_insert_with(|| json!({}));
+                if let Value::Object(d) = defs {
+                    d.insert(REMOTE_DEF.into(), Value::Bool(variant == 1));
+                }
+            }
+        }
+        doc
+    }
+
     fn validator(&mut self, variant: usize, ptr: &str) -> Option<&Validator> {
+        // Without remote refs both variants are the same document.
+        let variant = if self.has_remote { variant } else { 0 };
         let key = (variant, ptr.to_string());
         if !self.validators.contains_key(&key) {
             let built = self.build(variant, ptr);
@@ -145,7 +177,7 @@ impl Oracle {
 
     fn build(&mut self, variant: usize, ptr: &str) -> Option<Validator> {
         if self.registries[variant].is_none() && !self.registry_failed[variant] {
-            let resource = self.draft.create_resource(self.roots[variant].clone());
+            let resource = self.draft.create_resource(self.variant(variant));
             self.registries[variant] =
                 Registry::new().add(&self.uri, resource).and_then(|b| b.prepare()).ok();
             self.registry_failed[variant] = self.registries[variant].is_none();

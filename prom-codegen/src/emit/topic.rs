@@ -1,21 +1,52 @@
 //! One module per topic: constants, schemas, payload types, the version enum, upcasters,
 //! event impls and the typed topic handle.
 
-use super::{docs, ident, rt, types, upcast};
-use crate::ir::Topic;
+use super::syntax::{self, Piece};
+use super::{ident, rt, types, upcast};
+use crate::ir::{Topic, Version};
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 
 /// The `pub mod <topic> { ... }` item.
-pub fn module(topic: &Topic) -> TokenStream {
-    let rt = rt();
-    let module = ident(&topic.module);
+pub fn module(topic: &Topic) -> Piece<'_> {
     let name = &topic.name;
-    let doc = docs(topic.description.as_deref());
-    let topic_doc = format!(" Topic `{name}`.");
-    let Some(latest) = topic.versions.last() else { return TokenStream::new() };
+    let mut attrs: Vec<syn::Attribute> =
+        topic.description.as_deref().map(syntax::docs).into_iter().flatten().collect();
+    attrs.push(syntax::doc(&format!(" Topic `{name}`.")));
+    attrs.push(syntax::list_attr("allow", quote!(clippy::all, dead_code)));
+    let module = |content| Piece::Module { attrs, name: ident(&topic.module), content };
+    let Some(latest) = topic.versions.last() else { return module(Vec::new()) };
+    let definitions = topic.types.defs().iter().enumerate().map(|(id, d)| {
+        let fallback = match topic.versions.iter().find(|v| v.root == id) {
+            Some(v) => format!("Version {} of the `{name}` payload.", v.number),
+            None => format!("`{}` in the `{name}` payload.", d.name),
+        };
+        Piece::Item(Box::new(types::definition(&topic.types, d, &fallback)))
+    });
+    let mut content = vec![Piece::Tokens(constants(topic, latest)), schemas(topic)];
+    content.extend(definitions);
+    // Everything about versions but the upcasters is the same in every topic with the same
+    // versions: formatting parses it once.
+    let key = topic.versions.iter().map(|v| format!("{}:{};", v.number, root_name(topic, v))).collect();
+    content.push(Piece::Shared { key, tokens: Box::new(move || versions(topic, latest)) });
+    content.extend(upcast_module(topic).map(Piece::Tokens));
+    content.push(Piece::Shared {
+        key: "handle".to_owned(),
+        tokens: Box::new(|| {
+            let rt = rt();
+            quote! {
+                /// The typed handle: publishes take [`Latest`], subscribers receive it.
+                pub const TOPIC: #rt::Topic<AnyVersion> = #rt::Topic::new();
+            }
+        }),
+    });
+    module(content)
+}
+
+/// The topic's name, latest version, partitioning, dual-write target and header names.
+fn constants(topic: &Topic, latest: &Version) -> TokenStream {
+    let name = &topic.name;
     let latest_number = Literal::u32_unsuffixed(latest.number);
-    let latest_ty = root(topic, latest);
     let partitions = Literal::u32_unsuffixed(u32::try_from(topic.partitions).unwrap_or(u32::MAX));
     let key = match &topic.key {
         Some(k) => quote!(::std::option::Option::Some(#k)),
@@ -33,19 +64,46 @@ pub fn module(topic: &Topic) -> TokenStream {
         let doc = format!(" `{header}`");
         quote!(#[doc = #doc] pub const #constant: &str = #header;)
     });
+    quote! {
+        /// The topic's name.
+        pub const NAME: &str = #name;
+        /// The newest payload version; readers always see it.
+        pub const LATEST_VERSION: u32 = #latest_number;
+        /// Number of partitions.
+        pub const PARTITIONS: u32 = #partitions;
+        /// JSON pointer to the partition key in the payload.
+        pub const KEY: ::std::option::Option<&str> = #key;
+        #dual_write
+
+        /// Custom header names.
+        pub mod headers {
+            #(#headers)*
+        }
+    }
+}
+
+/// `pub mod schemas`: each version's JSON Schema as a constant.
+fn schemas(topic: &Topic) -> Piece<'_> {
     let schemas = topic.versions.iter().map(|v| {
-        let constant = format_ident!("V{}", v.number);
-        let schema = raw_string(&v.schema);
-        let doc = format!(" The JSON Schema of version {}.", v.number);
-        quote!(#[doc = #doc] pub const #constant: &str = #schema;)
+        let doc = syntax::doc(&format!(" The JSON Schema of version {}.", v.number));
+        let schema = syntax::lit_source(&raw_string_source(&v.schema), &v.schema);
+        let name = format_ident!("V{}", v.number);
+        Piece::Item(Box::new(syntax::constant(vec![doc], name, syntax::str_ref(), syntax::lit_expr(schema))))
     });
-    let definitions = topic.types.defs().iter().enumerate().map(|(id, d)| {
-        let fallback = match topic.versions.iter().find(|v| v.root == id) {
-            Some(v) => format!("Version {} of the `{name}` payload.", v.number),
-            None => format!("`{}` in the `{name}` payload.", d.name),
-        };
-        types::definition(&topic.types, d, &fallback)
-    });
+    Piece::Module {
+        attrs: vec![syntax::doc(
+            " The JSON Schema of each version, used to validate on publish and after upcasting.",
+        )],
+        name: ident("schemas"),
+        content: schemas.collect(),
+    }
+}
+
+/// `Latest`, `AnyVersion` with its impls, and the `Event` impls: a function of the version
+/// numbers and root type names alone.
+fn versions(topic: &Topic, latest: &Version) -> TokenStream {
+    let rt = rt();
+    let latest_ty = root(topic, latest);
     let events = topic.versions.iter().map(|v| {
         let ty = root(topic, v);
         let number = Literal::u32_unsuffixed(v.number);
@@ -74,8 +132,6 @@ pub fn module(topic: &Topic) -> TokenStream {
         let number = Literal::u32_unsuffixed(v.number);
         quote!(AnyVersion::#variant(_) => #number,)
     });
-    let hops: Vec<TokenStream> =
-        topic.versions.windows(2).map(|pair| upcast::hop(topic, &pair[0], &pair[1])).collect();
     let chain_arms = topic.versions.windows(2).map(|pair| {
         let (from, to) = (format_ident!("V{}", pair[0].number), format_ident!("V{}", pair[1].number));
         let hop = format_ident!("v{}_to_v{}", pair[0].number, pair[1].number);
@@ -95,7 +151,72 @@ pub fn module(topic: &Topic) -> TokenStream {
             }
         }
     };
-    let upcast_module = (!hops.is_empty()).then(|| {
+    quote! {
+        /// The payload type readers see.
+        pub type Latest = #latest_ty;
+
+        /// A payload of any declared version.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum AnyVersion {
+            #(#variants)*
+        }
+
+        impl AnyVersion {
+            /// Decodes a stored payload of `version`.
+            pub fn decode(
+                version: u32,
+                payload: #rt::__private::serde_json::Value,
+            ) -> ::std::result::Result<Self, #rt::DecodeError> {
+                let decoded = match version {
+                    #(#decode_arms)*
+                    other => return ::std::result::Result::Err(#rt::DecodeError::UnknownVersion { topic: NAME, version: other }),
+                };
+                decoded.map_err(|source| #rt::DecodeError::Payload { topic: NAME, version, source })
+            }
+
+            /// The version of this payload.
+            pub fn version(&self) -> u32 {
+                match self {
+                    #(#version_arms)*
+                }
+            }
+
+            /// Walks the upcast chain to the latest version.
+            pub fn into_latest(self) -> ::std::result::Result<Latest, #rt::UpcastError> {
+                #into_latest
+            }
+        }
+
+        impl #rt::Versioned for AnyVersion {
+            type Latest = Latest;
+            const TOPIC: &'static str = NAME;
+            const LATEST_VERSION: u32 = LATEST_VERSION;
+
+            fn decode(
+                version: u32,
+                payload: #rt::__private::serde_json::Value,
+            ) -> ::std::result::Result<Self, #rt::DecodeError> {
+                AnyVersion::decode(version, payload)
+            }
+
+            fn version(&self) -> u32 {
+                AnyVersion::version(self)
+            }
+
+            fn into_latest(self) -> ::std::result::Result<Latest, #rt::UpcastError> {
+                AnyVersion::into_latest(self)
+            }
+        }
+
+        #(#events)*
+    }
+}
+
+/// `pub mod upcast`: one function per version hop (none for a single version).
+fn upcast_module(topic: &Topic) -> Option<TokenStream> {
+    let hops: Vec<TokenStream> =
+        topic.versions.windows(2).map(|pair| upcast::hop(topic, &pair[0], &pair[1])).collect();
+    (!hops.is_empty()).then(|| {
         quote! {
             /// Upcasters, one per version hop.
             pub mod upcast {
@@ -103,111 +224,28 @@ pub fn module(topic: &Topic) -> TokenStream {
                 #(#hops)*
             }
         }
-    });
-    quote! {
-        #doc
-        #[doc = #topic_doc]
-        #[allow(clippy::all, dead_code)]
-        pub mod #module {
-            /// The topic's name.
-            pub const NAME: &str = #name;
-            /// The newest payload version; readers always see it.
-            pub const LATEST_VERSION: u32 = #latest_number;
-            /// Number of partitions.
-            pub const PARTITIONS: u32 = #partitions;
-            /// JSON pointer to the partition key in the payload.
-            pub const KEY: ::std::option::Option<&str> = #key;
-            #dual_write
-
-            /// Custom header names.
-            pub mod headers {
-                #(#headers)*
-            }
-
-            /// The JSON Schema of each version, used to validate on publish and after upcasting.
-            pub mod schemas {
-                #(#schemas)*
-            }
-
-            #(#definitions)*
-
-            /// The payload type readers see.
-            pub type Latest = #latest_ty;
-
-            /// A payload of any declared version.
-            #[derive(Debug, Clone, PartialEq)]
-            pub enum AnyVersion {
-                #(#variants)*
-            }
-
-            impl AnyVersion {
-                /// Decodes a stored payload of `version`.
-                pub fn decode(
-                    version: u32,
-                    payload: #rt::__private::serde_json::Value,
-                ) -> ::std::result::Result<Self, #rt::DecodeError> {
-                    let decoded = match version {
-                        #(#decode_arms)*
-                        other => return ::std::result::Result::Err(#rt::DecodeError::UnknownVersion { topic: NAME, version: other }),
-                    };
-                    decoded.map_err(|source| #rt::DecodeError::Payload { topic: NAME, version, source })
-                }
-
-                /// The version of this payload.
-                pub fn version(&self) -> u32 {
-                    match self {
-                        #(#version_arms)*
-                    }
-                }
-
-                /// Walks the upcast chain to the latest version.
-                pub fn into_latest(self) -> ::std::result::Result<Latest, #rt::UpcastError> {
-                    #into_latest
-                }
-            }
-
-            impl #rt::Versioned for AnyVersion {
-                type Latest = Latest;
-                const TOPIC: &'static str = NAME;
-                const LATEST_VERSION: u32 = LATEST_VERSION;
-
-                fn decode(
-                    version: u32,
-                    payload: #rt::__private::serde_json::Value,
-                ) -> ::std::result::Result<Self, #rt::DecodeError> {
-                    AnyVersion::decode(version, payload)
-                }
-
-                fn version(&self) -> u32 {
-                    AnyVersion::version(self)
-                }
-
-                fn into_latest(self) -> ::std::result::Result<Latest, #rt::UpcastError> {
-                    AnyVersion::into_latest(self)
-                }
-            }
-
-            #(#events)*
-
-            #upcast_module
-
-            /// The typed handle: publishes take [`Latest`], subscribers receive it.
-            pub const TOPIC: #rt::Topic<AnyVersion> = #rt::Topic::new();
-        }
-    }
+    })
 }
 
-fn root(topic: &Topic, version: &crate::ir::Version) -> TokenStream {
-    let name = topic.types.get(version.root).map_or("UnknownType", |d| d.name.as_str());
-    let name = ident(name);
+fn root(topic: &Topic, version: &Version) -> TokenStream {
+    let name = ident(root_name(topic, version));
     quote!(#name)
+}
+
+fn root_name<'a>(topic: &'a Topic, version: &Version) -> &'a str {
+    topic.types.get(version.root).map_or("UnknownType", |d| d.name.as_str())
 }
 
 /// A raw string literal (`r#"..."#`), so schemas read as JSON in the generated file.
 pub(crate) fn raw_string(text: &str) -> TokenStream {
+    raw_string_source(text).parse().unwrap_or_else(|_| quote!(#text))
+}
+
+/// The source of a raw string literal holding `text`, with enough `#`s to enclose it.
+fn raw_string_source(text: &str) -> String {
     let mut hashes = String::from("#");
     while text.contains(&format!("\"{hashes}")) {
         hashes.push('#');
     }
-    format!("r{hashes}\"{text}\"{hashes}").parse().unwrap_or_else(|_| quote!(#text))
+    format!("r{hashes}\"{text}\"{hashes}")
 }

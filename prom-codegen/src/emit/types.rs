@@ -1,95 +1,89 @@
-//! Payload structs and string enums.
+//! Payload structs and string enums, built as syntax trees (they are most of the output).
 
-use super::{docs, ident, rt};
+use super::ident;
+use super::syntax::{self, docs, generic_type, list_attr, path, path_type};
 use crate::ir::{Ty, TypeDef, TypeKind, TypeSpace};
-use proc_macro2::TokenStream;
 use quote::quote;
 
-/// The Rust type expression for `ty`.
-pub fn ty(space: &TypeSpace, ty: &Ty) -> TokenStream {
-    let rt = rt();
+/// The Rust type for `ty`.
+pub fn ty(space: &TypeSpace, ty: &Ty) -> syn::Type {
     match ty {
-        Ty::Int => quote!(i64),
-        Ty::Float => quote!(f64),
-        Ty::Str => quote!(::std::string::String),
-        Ty::Bool => quote!(bool),
-        Ty::Timestamp => quote!(#rt::Timestamp),
-        Ty::Json => quote!(#rt::__private::serde_json::Value),
-        Ty::Vec(inner) => {
-            let inner = self::ty(space, inner);
-            quote!(::std::vec::Vec<#inner>)
-        }
+        Ty::Int => path_type(path(false, &["i64"])),
+        Ty::Float => path_type(path(false, &["f64"])),
+        Ty::Str => string(),
+        Ty::Bool => path_type(path(false, &["bool"])),
+        Ty::Timestamp => path_type(path(true, &["prom_runtime", "Timestamp"])),
+        Ty::Json => path_type(path(true, &["prom_runtime", "__private", "serde_json", "Value"])),
+        Ty::Vec(inner) => generic_type(&["std", "vec", "Vec"], vec![self::ty(space, inner)]),
         Ty::Map(inner) => {
-            let inner = self::ty(space, inner);
-            quote!(::std::collections::BTreeMap<::std::string::String, #inner>)
+            generic_type(&["std", "collections", "BTreeMap"], vec![string(), self::ty(space, inner)])
         }
-        Ty::Option(inner) => {
-            let inner = self::ty(space, inner);
-            quote!(::std::option::Option<#inner>)
-        }
-        Ty::Boxed(inner) => {
-            let inner = self::ty(space, inner);
-            quote!(::std::boxed::Box<#inner>)
-        }
+        Ty::Option(inner) => generic_type(&["std", "option", "Option"], vec![self::ty(space, inner)]),
+        Ty::Boxed(inner) => generic_type(&["std", "boxed", "Box"], vec![self::ty(space, inner)]),
         Ty::Named(id) => {
             let name = space.get(*id).map_or("UnknownType", |d| d.name.as_str());
-            let name = ident(name);
-            quote!(#name)
+            path_type(syn::Path::from(ident(name)))
         }
     }
 }
 
+fn string() -> syn::Type {
+    path_type(path(true, &["std", "string", "String"]))
+}
+
 /// A struct or enum definition; `fallback_doc` documents types whose schema has no description.
-pub fn definition(space: &TypeSpace, def: &TypeDef, fallback_doc: &str) -> TokenStream {
-    let rt = rt();
+pub fn definition(space: &TypeSpace, def: &TypeDef, fallback_doc: &str) -> syn::Item {
     let name = ident(&def.name);
-    let doc = docs(Some(def.description.as_deref().unwrap_or(fallback_doc)));
-    let serde_crate = quote!(#[serde(crate = "::prom_runtime::__private::serde")]);
+    let mut attrs: Vec<syn::Attribute> = docs(def.description.as_deref().unwrap_or(fallback_doc)).collect();
+    let serde = quote!(::prom_runtime::__private::serde);
+    let serde_crate = list_attr("serde", quote!(crate = "::prom_runtime::__private::serde"));
     match &def.kind {
         TypeKind::Struct { fields, closed } => {
-            let deny = closed.then(|| quote!(#[serde(deny_unknown_fields)]));
-            let fields = fields.iter().map(|f| {
-                let fallback = format!("`{}`", f.json_name);
-                let doc = docs(Some(f.description.as_deref().unwrap_or(&fallback)));
-                let field = ident(&f.ident);
-                let ty = ty(space, &f.ty);
-                let rename = (f.ident.trim_start_matches("r#") != f.json_name).then(|| {
-                    let json = &f.json_name;
-                    quote!(#[serde(rename = #json)])
-                });
-                let optional = matches!(f.ty, Ty::Option(_)).then(
-                    || quote!(#[serde(default, skip_serializing_if = "::std::option::Option::is_none")]),
-                );
-                quote!(#doc #rename #optional pub #field: #ty,)
-            });
-            quote! {
-                #doc
-                #[derive(Debug, Clone, PartialEq, #rt::__private::serde::Serialize, #rt::__private::serde::Deserialize)]
-                #serde_crate
-                #deny
-                pub struct #name {
-                    #(#fields)*
-                }
+            attrs.push(list_attr(
+                "derive",
+                quote!(Debug, Clone, PartialEq, #serde::Serialize, #serde::Deserialize),
+            ));
+            attrs.push(serde_crate);
+            if *closed {
+                attrs.push(list_attr("serde", quote!(deny_unknown_fields)));
             }
+            let fields = fields.iter().map(|f| {
+                let fallback;
+                let text = match &f.description {
+                    Some(text) => text.as_str(),
+                    None => {
+                        fallback = format!("`{}`", f.json_name);
+                        &fallback
+                    }
+                };
+                let mut attrs: Vec<syn::Attribute> = docs(text).collect();
+                if f.ident.trim_start_matches("r#") != f.json_name {
+                    let json = &f.json_name;
+                    attrs.push(list_attr("serde", quote!(rename = #json)));
+                }
+                if matches!(f.ty, Ty::Option(_)) {
+                    attrs.push(list_attr(
+                        "serde",
+                        quote!(default, skip_serializing_if = "::std::option::Option::is_none"),
+                    ));
+                }
+                syntax::field(attrs, ident(&f.ident), ty(space, &f.ty))
+            });
+            syntax::structure(attrs, name, fields.collect())
         }
         TypeKind::Enum { variants } => {
+            attrs.push(list_attr(
+                "derive",
+                quote!(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, #serde::Serialize, #serde::Deserialize),
+            ));
+            attrs.push(serde_crate);
             let variants = variants.iter().map(|v| {
-                let variant = ident(&v.ident);
                 let value = &v.value;
-                let doc = format!(" `{value:?}`");
-                quote!(#[doc = #doc] #[serde(rename = #value)] #variant,)
+                let attrs =
+                    vec![syntax::doc(&format!(" `{value:?}`")), list_attr("serde", quote!(rename = #value))];
+                (attrs, ident(&v.ident))
             });
-            quote! {
-                #doc
-                #[derive(
-                    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-                    #rt::__private::serde::Serialize, #rt::__private::serde::Deserialize
-                )]
-                #serde_crate
-                pub enum #name {
-                    #(#variants)*
-                }
-            }
+            syntax::enumeration(attrs, name, variants)
         }
     }
 }

@@ -110,24 +110,16 @@ pub enum Upcast {
 pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
     let mut modules = names::Scope::default();
     let mut constants = names::Scope::default();
-    let topics = spec
-        .topics
-        .values()
-        .map(|t| {
-            let mut types = TypeSpace::default();
-            for reserved in ["Latest", "AnyVersion"] {
-                types.reserve(reserved);
-            }
-            let versions = t
-                .versions
-                .iter()
-                .map(|v| Version {
-                    number: v.number.value,
-                    root: types.add_root(&format!("V{}", v.number.value), &v.schema.json),
-                    schema: v.schema.json.to_string(),
-                    upcast: v.upcast.as_ref().map(lower_upcast),
-                })
-                .collect();
+    // Each topic's types are laid out independently, on every core; names that must be unique
+    // across topics are claimed afterwards, in order.
+    let specs: Vec<&spec::Topic> = spec.topics.values().collect();
+    let laid_out = crate::par::map(&specs, |t| lower_versions(t));
+    let topics = specs
+        .iter()
+        .zip(laid_out)
+        .map(|(t, laid_out)| {
+            // A panic in a worker is a bug: repeat it here, where it surfaces as usual.
+            let (versions, types) = laid_out.unwrap_or_else(|_| lower_versions(t));
             let mut header_scope = names::Scope::default();
             Topic {
                 name: t.name.value.clone(),
@@ -185,6 +177,25 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
         documents: spec.documents.iter().map(|d| relative(d)).collect(),
         files: spec.sources.files().iter().map(|f| (relative(&f.path), f.text.to_string())).collect(),
     }
+}
+
+/// A topic's versions and the named types of its module.
+fn lower_versions(t: &spec::Topic) -> (Vec<Version>, TypeSpace) {
+    let mut types = TypeSpace::default();
+    for reserved in ["Latest", "AnyVersion"] {
+        types.reserve(reserved);
+    }
+    let versions = t
+        .versions
+        .iter()
+        .map(|v| Version {
+            number: v.number.value,
+            root: types.add_root(&format!("V{}", v.number.value), &v.schema.json),
+            schema: v.schema.json.to_string(),
+            upcast: v.upcast.as_ref().map(lower_upcast),
+        })
+        .collect();
+    (versions, types)
 }
 
 fn consumer_summary(c: &spec::Consumer) -> String {

@@ -2,7 +2,7 @@
 
 use super::model::Spec;
 use super::parse;
-use super::read::Reader;
+use super::read::{Memory, Reader};
 use crate::diag::{self, Code, Diagnostic};
 use crate::source::Span;
 use crate::yaml::{self, Node};
@@ -22,9 +22,9 @@ pub struct Loaded {
 /// hidden directories and directories named `schemas`, which hold referenced JSON Schemas).
 pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     let mut r = Reader::default();
-    let mut spec = Spec::default();
+    let mut documents = Vec::new();
     for path in paths {
-        let files = if path.is_dir() {
+        if path.is_dir() {
             let mut files = Vec::new();
             collect_yaml(path, &mut files, &mut r);
             files.sort();
@@ -39,18 +39,12 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
                     .with_help("put the specs in this directory or pass the spec file itself"),
                 );
             }
-            files
+            documents.extend(files);
         } else {
-            vec![path.clone()]
-        };
-        for file in files {
-            let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-            if let Some(text) = r.read_file(&file, None) {
-                load_text(&mut r, &file, &text, &dir, &mut spec);
-            }
+            documents.push(path.clone());
         }
     }
-    finish(r, spec)
+    load_documents(r, &documents)
 }
 
 /// Loads one spec from text; `$ref`s resolve against `dir`.
@@ -58,7 +52,8 @@ pub fn load_str(name: &Path, text: &str, dir: &Path) -> Loaded {
     let mut r = Reader::default();
     let mut spec = Spec::default();
     r.sources.add(name.to_path_buf(), Arc::from(text));
-    load_text(&mut r, name, text, dir, &mut spec);
+    let one = read_document(&r.memory, name, text, dir);
+    absorb(&mut r, &mut spec, one);
     finish(r, spec)
 }
 
@@ -66,16 +61,64 @@ pub fn load_str(name: &Path, text: &str, dir: &Path) -> Loaded {
 /// every file by path, spec files and `$ref`'d schemas alike (what generated code embeds).
 pub fn load_embedded(documents: &[&str], files: &[(&str, &str)]) -> Loaded {
     let memory = files.iter().map(|(path, text)| (normalize(Path::new(path)), Arc::from(*text))).collect();
-    let mut r = Reader { memory: Some(memory), ..Reader::default() };
+    let r = Reader { memory: Some(Arc::new(memory)), ..Reader::default() };
+    let documents: Vec<PathBuf> = documents.iter().map(PathBuf::from).collect();
+    load_documents(r, &documents)
+}
+
+/// Reads and loads spec documents. Each document is parsed and read on its own, on every core;
+/// the results join the spec in document order, so the source map lists files as a one-by-one
+/// load would, and a name declared again in a later file is reported there (its body is read
+/// too, so its own problems are reported as well).
+fn load_documents(mut r: Reader, documents: &[PathBuf]) -> Loaded {
+    let texts: Vec<(&PathBuf, std::io::Result<Arc<str>>)> =
+        documents.iter().map(|file| (file, r.fetch(file))).collect();
+    let memory = &r.memory;
+    let read = crate::par::map(&texts, |(file, text)| {
+        let dir = file.parent().unwrap_or(Path::new(""));
+        text.as_ref().ok().map(|text| read_document(memory, file, text, dir))
+    });
     let mut spec = Spec::default();
-    for document in documents {
-        let path = Path::new(document);
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        if let Some(text) = r.read_file(path, None) {
-            load_text(&mut r, path, &text, &dir, &mut spec);
-        }
+    for ((file, text), one) in texts.into_iter().zip(read) {
+        let Some(text) = r.accept(file, text, None) else { continue };
+        let one = match one {
+            Ok(Some(one)) => one,
+            // Reading panicked (a bug): repeat it here, where the panic surfaces as usual.
+            _ => read_document(&r.memory, file, &text, file.parent().unwrap_or(Path::new(""))),
+        };
+        absorb(&mut r, &mut spec, one);
     }
     finish(r, spec)
+}
+
+/// One document read on its own: its declarations, and what its own reader collected
+/// (diagnostics, `$ref`'d files).
+struct Document {
+    path: PathBuf,
+    declarations: parse::Declarations,
+    reader: Reader,
+}
+
+/// Parses and reads one document; `$ref`s resolve against `dir`.
+fn read_document(memory: &Option<Arc<Memory>>, file: &Path, text: &str, dir: &Path) -> Document {
+    let mut reader = Reader { memory: memory.clone(), ..Reader::default() };
+    let (root, diagnostics) = yaml::load(text, &Arc::from(file));
+    reader.diagnostics.extend(diagnostics);
+    let declarations = match root {
+        Some(root) => parse::document(&mut reader, &root, dir),
+        None => parse::Declarations::default(),
+    };
+    Document { path: file.to_path_buf(), declarations, reader }
+}
+
+/// Adds a document read on its own to the spec (after the document itself was recorded).
+fn absorb(r: &mut Reader, spec: &mut Spec, one: Document) {
+    spec.documents.push(one.path);
+    r.diagnostics.extend(one.reader.diagnostics);
+    for file in one.reader.sources.files() {
+        r.sources.add(file.path.clone(), file.text.clone());
+    }
+    parse::merge(r, one.declarations, spec);
 }
 
 /// `a/./b/../c` → `a/c`, so embedded `$ref` targets match however they were spelt.
@@ -100,16 +143,6 @@ fn finish(r: Reader, mut spec: Spec) -> Loaded {
     diag::sort(&mut diagnostics);
     spec.sources = r.sources;
     Loaded { spec, diagnostics }
-}
-
-fn load_text(r: &mut Reader, file: &Path, text: &str, dir: &Path, spec: &mut Spec) {
-    spec.documents.push(file.to_path_buf());
-    let shared: Arc<Path> = Arc::from(file);
-    let (root, diagnostics) = yaml::load(text, &shared);
-    r.diagnostics.extend(diagnostics);
-    if let Some(root) = root {
-        parse::document(r, &root, dir, spec);
-    }
 }
 
 fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, r: &mut Reader) {
@@ -142,15 +175,29 @@ fn collect_yaml(dir: &Path, out: &mut Vec<PathBuf>, r: &mut Reader) {
 impl Reader {
     /// Reads a file into the source map; `referenced_at` is the `$ref` that named it.
     fn read_file(&mut self, path: &Path, referenced_at: Option<&Span>) -> Option<Arc<str>> {
-        let read = match &self.memory {
-            Some(files) => files.get(&normalize(path)).map(|text| text.to_string()).ok_or_else(|| {
+        let read = self.fetch(path);
+        self.accept(path, read, referenced_at)
+    }
+
+    /// A file's text, from memory for embedded specs, else from the file system.
+    fn fetch(&self, path: &Path) -> std::io::Result<Arc<str>> {
+        match &self.memory {
+            Some(files) => files.get(&normalize(path)).cloned().ok_or_else(|| {
                 std::io::Error::new(std::io::ErrorKind::NotFound, "not among the embedded files")
             }),
-            None => read_regular_file(path),
-        };
+            None => read_regular_file(path).map(Arc::from),
+        }
+    }
+
+    /// Records a fetched file in the source map, or why it could not be read.
+    fn accept(
+        &mut self,
+        path: &Path,
+        read: std::io::Result<Arc<str>>,
+        referenced_at: Option<&Span>,
+    ) -> Option<Arc<str>> {
         match read {
             Ok(text) => {
-                let text: Arc<str> = Arc::from(text);
                 self.sources.add(path.to_path_buf(), text.clone());
                 Some(text)
             }

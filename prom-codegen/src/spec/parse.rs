@@ -50,53 +50,88 @@ impl Keyword for LostResumePolicy {
 pub const OPERATIONS: &[&str] =
     &["insert", "update", "replace", "delete", "drop", "rename", "dropDatabase", "invalidate"];
 
-/// Reads one document into `spec`; `dir` resolves `$ref` paths.
-pub fn document(r: &mut Reader, root: &Node, dir: &Path, spec: &mut Spec) {
-    if root.value == Value::Null {
-        return;
-    }
-    let Some(map) = r.map(root, keys::SPEC, "spec") else { return };
-    if let Some(node) = map.get("topics") {
-        section(r, node, "topics", &mut spec.topics, |t| &t.name, |r, name, n| topic(r, name, n, dir));
-    }
-    if let Some(node) = map.get("consumers") {
-        section(r, node, "consumers", &mut spec.consumers, |c| &c.name, consumer);
-    }
-    if let Some(node) = map.get("projectors") {
-        section(r, node, "projectors", &mut spec.projectors, |p| &p.name, projector);
-    }
-    if let Some(node) = map.get("changefeeds") {
-        section(r, node, "changefeeds", &mut spec.changefeeds, |c| &c.name, changefeed);
-    }
+/// One document's declarations in document order: every name, with its body when the body
+/// could be read. Documents are read independently; [`merge`] joins them in load order.
+#[derive(Debug, Default)]
+pub struct Declarations {
+    topics: Vec<(Located<String>, Option<Topic>)>,
+    consumers: Vec<(Located<String>, Option<Consumer>)>,
+    projectors: Vec<(Located<String>, Option<Projector>)>,
+    changefeeds: Vec<(Located<String>, Option<Changefeed>)>,
 }
 
-/// Reads a `name: body` section, reporting names declared twice (in any file).
+/// Reads one document; `dir` resolves `$ref` paths.
+pub fn document(r: &mut Reader, root: &Node, dir: &Path) -> Declarations {
+    let mut out = Declarations::default();
+    if root.value == Value::Null {
+        return out;
+    }
+    let Some(map) = r.map(root, keys::SPEC, "spec") else { return out };
+    if let Some(node) = map.get("topics") {
+        out.topics = section(r, node, "topics", |r, name, n| topic(r, name, n, dir));
+    }
+    if let Some(node) = map.get("consumers") {
+        out.consumers = section(r, node, "consumers", consumer);
+    }
+    if let Some(node) = map.get("projectors") {
+        out.projectors = section(r, node, "projectors", projector);
+    }
+    if let Some(node) = map.get("changefeeds") {
+        out.changefeeds = section(r, node, "changefeeds", changefeed);
+    }
+    out
+}
+
+/// Adds a document's declarations to `spec`, reporting names declared twice (in any file).
+pub fn merge(r: &mut Reader, declarations: Declarations, spec: &mut Spec) {
+    let Declarations { topics, consumers, projectors, changefeeds } = declarations;
+    merge_section(r, topics, "topics", &mut spec.topics, |t| &t.name);
+    merge_section(r, consumers, "consumers", &mut spec.consumers, |c| &c.name);
+    merge_section(r, projectors, "projectors", &mut spec.projectors, |p| &p.name);
+    merge_section(r, changefeeds, "changefeeds", &mut spec.changefeeds, |c| &c.name);
+}
+
+/// Reads a `name: body` section.
 fn section<T>(
     r: &mut Reader,
     node: &Node,
     what: &'static str,
+    mut parse: impl FnMut(&mut Reader, Located<String>, &Node) -> Option<T>,
+) -> Vec<(Located<String>, Option<T>)> {
+    let Some(map) = r.map_any(node, what) else { return Vec::new() };
+    map.entries()
+        .iter()
+        .map(|(key, body)| {
+            let name = Located::new(key.text.clone(), key.span.clone());
+            (name.clone(), parse(r, name, body))
+        })
+        .collect()
+}
+
+/// Adds one section's declarations, in order; a name already in `out` is reported.
+fn merge_section<T>(
+    r: &mut Reader,
+    declared: Vec<(Located<String>, Option<T>)>,
+    what: &'static str,
     out: &mut BTreeMap<String, T>,
     name_of: fn(&T) -> &Located<String>,
-    mut parse: impl FnMut(&mut Reader, Located<String>, &Node) -> Option<T>,
 ) {
-    let Some(map) = r.map_any(node, what) else { return };
-    for (key, body) in map.entries() {
-        let name = Located::new(key.text.clone(), key.span.clone());
-        if let Some(first) = out.get(&key.text) {
+    for (name, item) in declared {
+        if let Some(first) = out.get(&name.value) {
             let first = &name_of(first).span;
             r.push(
                 Diagnostic::error(
                     Code::DuplicateDefinition,
-                    &key.span,
-                    format!("`{}` is declared twice in `{what}`", key.text),
+                    &name.span,
+                    format!("`{}` is declared twice in `{what}`", name.value),
                 )
                 .with_label(format!("first declared at {first}"))
                 .with_help("rename one of them or remove the duplicate"),
             );
             continue;
         }
-        if let Some(item) = parse(r, name, body) {
-            out.insert(key.text.clone(), item);
+        if let Some(item) = item {
+            out.insert(name.value, item);
         }
     }
 }

@@ -14,8 +14,11 @@ pub struct Reader {
     /// Every file read so far.
     pub sources: SourceMap,
     /// When set, files are read from here instead of the file system (embedded specs).
-    pub memory: Option<std::collections::HashMap<std::path::PathBuf, std::sync::Arc<str>>>,
+    pub memory: Option<std::sync::Arc<Memory>>,
 }
+
+/// Every file of an embedded spec, by normalized path.
+pub type Memory = std::collections::HashMap<std::path::PathBuf, std::sync::Arc<str>>;
 
 /// A mapping whose keys were checked against the allowed set.
 pub struct Map<'n> {

@@ -12,6 +12,10 @@ use std::sync::Arc;
 /// Upper bound on nodes after alias expansion, so an alias bomb cannot exhaust memory.
 const MAX_NODES: usize = 1_000_000;
 
+/// Mappings with more entries than this get a key index for the duplicate check; smaller ones
+/// (nearly all) are scanned.
+const INDEX_AFTER: usize = 16;
+
 /// Parses one YAML document. Returns the tree (`None` when the file cannot be parsed at all)
 /// and every problem found on the way (syntax errors, duplicate keys, unsupported features).
 pub fn load(text: &str, file: &Arc<Path>) -> (Option<Node>, Vec<Diagnostic>) {
@@ -59,7 +63,8 @@ enum Frame {
     Map {
         entries: Vec<(Key, Node)>,
         key: Option<Key>,
-        seen: HashMap<String, Span>,
+        /// Entry index by key, built once the mapping is too large to scan for duplicates.
+        index: Option<HashMap<String, usize>>,
         start: Span,
         anchor: usize,
     },
@@ -101,8 +106,19 @@ impl Builder {
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
+                let at_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+                if at_key
+                    && anchor == 0
+                    && tag.is_none()
+                    && let Some(Frame::Map { key, .. }) = self.stack.last_mut()
+                {
+                    // A plain key needs only its text (anchored or tagged keys take the long way).
+                    self.nodes += 1;
+                    *key = Some(Key { text: text.into_owned(), span });
+                    return;
+                }
                 let value = self.scalar(&text, style, tag.as_deref(), &span);
-                self.complete(Node { value, span }, anchor, Some(text.into_owned()));
+                self.complete(Node { value, span }, anchor, at_key.then(|| text.into_owned()));
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => {
@@ -134,7 +150,7 @@ impl Builder {
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
                     key: None,
-                    seen: HashMap::new(),
+                    index: None,
                     start: span,
                     anchor,
                 });
@@ -207,7 +223,7 @@ impl Builder {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, key, seen, .. }) => match key.take() {
+            Some(Frame::Map { entries, key, index, .. }) => match key.take() {
                 None => {
                     let text = match scalar_text {
                         Some(text) => text,
@@ -226,7 +242,11 @@ impl Builder {
                     *key = Some(Key { text, span: node.span });
                 }
                 Some(k) => {
-                    if let Some(first) = seen.get(&k.text) {
+                    let first = match index {
+                        Some(index) => index.get(&k.text).copied(),
+                        None => entries.iter().position(|(e, _)| e.text == k.text),
+                    };
+                    if let Some(first) = first.and_then(|i| entries.get(i)).map(|(e, _)| &e.span) {
                         self.diagnostics.push(
                             Diagnostic::error(
                                 Code::DuplicateKey,
@@ -237,7 +257,14 @@ impl Builder {
                             .with_help("remove one of the two entries or merge them"),
                         );
                     } else {
-                        seen.insert(k.text.clone(), k.span.clone());
+                        if let Some(index) = index {
+                            index.insert(k.text.clone(), entries.len());
+                        } else if entries.len() >= INDEX_AFTER {
+                            let mut built: HashMap<String, usize> =
+                                entries.iter().enumerate().map(|(i, (e, _))| (e.text.clone(), i)).collect();
+                            built.insert(k.text.clone(), entries.len());
+                            *index = Some(built);
+                        }
                         entries.push((k, node));
                     }
                 }
@@ -291,6 +318,17 @@ mod tests {
         assert_eq!(diags.len(), 1);
         assert_eq!(diags[0].code, Code::DuplicateKey);
         assert_eq!(diags[0].span.start.line, 3);
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_in_large_mappings() {
+        let mut text: String = (0..40).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k3: again\nk39: again\n");
+        let (node, diags) = parse(&text);
+        let lines: Vec<u32> = diags.iter().map(|d| d.span.start.line).collect();
+        assert_eq!(lines, vec![41, 42], "{diags:?}");
+        assert_eq!(diags[0].label.as_deref(), Some("first defined at line 4"));
+        assert_eq!(node.expect("tree").pointer("/k39").map(|n| &n.value), Some(&Value::Int(39)));
     }
 
     #[test]
