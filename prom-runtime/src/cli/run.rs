@@ -112,12 +112,7 @@ fn start_on_mongo(
         return super::mongo_pipelines::start(spec, &producer, tasks, stop);
     }
     let _ = (producer, tasks, stop);
-    let names: Vec<String> = spec
-        .projectors
-        .keys()
-        .map(|name| format!("projector `{name}`"))
-        .chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`")))
-        .collect();
+    let names = crate::pipeline::mongo_only(spec);
     if !names.is_empty() {
         let how = if cfg!(feature = "mongo") {
             "run with --mongo URL (or PROM_MONGO_URL)"

@@ -222,14 +222,16 @@ fn undeclared<'a>(what: &str, name: &str, declared: impl Iterator<Item = &'a Str
     Error::Config(format!("the spec declares no {what} `{name}`{hint}"))
 }
 
+/// What `spec` declares that runs only on MongoDB (projectors, changefeeds), as
+/// "projector `name`" / "changefeed `name`".
+pub fn mongo_only(spec: &Spec) -> Vec<String> {
+    let projectors = spec.projectors.keys().map(|name| format!("projector `{name}`"));
+    projectors.chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`"))).collect()
+}
+
 /// Says once, on stderr, which declared parts will not run and why.
 fn warn_skipped(spec: &Spec, why: &str) {
-    let skipped: Vec<String> = spec
-        .projectors
-        .keys()
-        .map(|name| format!("projector `{name}`"))
-        .chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`")))
-        .collect();
+    let skipped = mongo_only(spec);
     if !skipped.is_empty() {
         eprintln!("prom: not running {}: {why}", skipped.join(", "));
     }
