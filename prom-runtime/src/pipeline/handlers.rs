@@ -42,10 +42,7 @@ where
     E: std::fmt::Display,
 {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
-        match serde_json::from_value::<T>(event.payload.clone()) {
-            Ok(payload) => call(&self.handler, payload, event),
-            Err(error) => not_decodable(error),
-        }
+        call_with_json(&self.handler, event)
     }
 }
 
@@ -76,10 +73,7 @@ where
 {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
         // Only reached when called directly with an already decoded (latest, JSON) record.
-        match serde_json::from_value::<V::Latest>(event.payload.clone()) {
-            Ok(payload) => call(&self.handler, payload, event),
-            Err(error) => not_decodable(error),
-        }
+        call_with_json(&self.handler, event)
     }
 
     fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
@@ -95,8 +89,20 @@ where
     }
 }
 
-/// The payload passed schema validation, so this is a type/schema mismatch in the user's crate;
-/// retrying would not help, but the DLQ keeps the event.
-fn not_decodable(error: serde_json::Error) -> HandlerFuture {
-    Box::pin(async move { Err(format!("payload does not decode into the handler's type: {error}")) })
+/// Calls a typed user handler with the record's JSON payload decoded as `T`.
+fn call_with_json<T, F, Fut, E>(handler: &F, event: EventRecord) -> HandlerFuture
+where
+    T: DeserializeOwned,
+    F: Fn(T, EventRecord) -> Fut,
+    Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
+    E: std::fmt::Display,
+{
+    match serde_json::from_value::<T>(event.payload.clone()) {
+        Ok(payload) => call(handler, payload, event),
+        // The payload passed schema validation, so this is a type/schema mismatch in the user's
+        // crate; retrying would not help, but the DLQ keeps the event.
+        Err(error) => {
+            Box::pin(async move { Err(format!("payload does not decode into the handler's type: {error}")) })
+        }
+    }
 }

@@ -238,5 +238,5 @@ fn warn_skipped(spec: &Spec, why: &str) {
 }
 
 fn flatten(joined: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
-    joined.map_err(|e| Error::Config(format!("a consumer task failed: {e}")))?
+    joined.map_err(|e| Error::Config(format!("a pipeline task failed: {e}")))?
 }
