@@ -193,6 +193,64 @@ pub fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send 
     }
 }
 
+/// A progress report that prints nothing.
+#[cfg(feature = "mongo")]
+type Silent = fn() -> std::future::Ready<()>;
+
+/// No progress lines, for [`supervise`] (`prom serve`).
+#[cfg(feature = "mongo")]
+pub(crate) const NO_PROGRESS: Option<(std::time::Duration, Silent)> = None;
+
+/// Runs until `interrupted` completes or a task fails (every task ending also ends it), calling
+/// `report` every `every` when given; then asks every task to stop through `stop`, waits for
+/// them, reports once more and says "stopped". Shared by `prom run` and `prom serve`.
+pub(crate) async fn supervise<R, F>(
+    tasks: &mut tokio::task::JoinSet<crate::error::Result<()>>,
+    interrupted: impl Future<Output = ()>,
+    stop: &watch::Sender<bool>,
+    progress: Option<(std::time::Duration, R)>,
+) -> Outcome
+where
+    R: Fn() -> F,
+    F: Future<Output = ()>,
+{
+    tokio::pin!(interrupted);
+    let mut ticker = progress.as_ref().map(|(every, _)| tokio::time::interval(*every));
+    let report = || async {
+        if let Some((_, report)) = &progress {
+            report().await;
+        }
+    };
+    let outcome = loop {
+        tokio::select! {
+            () = &mut interrupted => break Ok(()),
+            () = async {
+                match &mut ticker {
+                    Some(ticker) => {
+                        ticker.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            } => report().await,
+            done = tasks.join_next() => match done {
+                Some(Ok(Err(e))) => break Err(Failure::from(e)),
+                Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),
+                Some(Ok(Ok(()))) => {}
+                None => break Ok(()),
+            },
+        }
+    };
+    let _ = stop.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            eprintln!("error while stopping: {e}");
+        }
+    }
+    report().await;
+    eprintln!("stopped");
+    outcome
+}
+
 /// Parses `--from`: `earliest`, `latest`, an event id, or a time.
 pub fn parse_start(text: &str) -> Result<Start, String> {
     match text {

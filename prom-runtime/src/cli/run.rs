@@ -35,7 +35,6 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
     let producer = super::open(target, registry.clone()).await?;
     let interrupted = super::interrupted();
-    tokio::pin!(interrupted);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut running = start_on_mongo(&spec, &producer, &mut tasks, &stopped)?;
@@ -73,29 +72,9 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         ));
     }
     let every = Duration::from_secs_f64(args.progress.max(0.05));
-    let mut ticker = tokio::time::interval(every);
     let bus: AnyBus = producer.bus().clone();
-    let outcome = loop {
-        tokio::select! {
-            () = &mut interrupted => break Ok(()),
-            _ = ticker.tick() => progress::report(&bus, &running).await,
-            done = tasks.join_next() => match done {
-                Some(Ok(Err(e))) => break Err(Failure::from(e)),
-                Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),
-                Some(Ok(Ok(()))) => {}
-                None => break Ok(()),
-            },
-        }
-    };
-    let _ = stop.send(true);
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(Err(e)) = done {
-            eprintln!("error while stopping: {e}");
-        }
-    }
-    progress::report(&bus, &running).await;
-    eprintln!("stopped");
-    outcome
+    let report = || progress::report(&bus, &running);
+    super::supervise(&mut tasks, interrupted, &stop, Some((every, report))).await
 }
 
 /// On MongoDB, starts the changelog projectors and changefeeds; elsewhere says once that they

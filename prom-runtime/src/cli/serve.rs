@@ -30,7 +30,6 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let apis = SnapshotSpec::all(&spec)?;
     let router = snapshot::router(&db, &apis)?;
     let interrupted = super::interrupted();
-    tokio::pin!(interrupted);
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     super::mongo_pipelines::start(&spec, &producer, &mut tasks, &stopped)?;
@@ -44,23 +43,5 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     // Tools and tests wait for this line before sending requests.
     eprintln!("listening on {address}");
     tasks.spawn(snapshot::serve(listener, router, super::stopped(&stopped)));
-    let outcome = loop {
-        tokio::select! {
-            () = &mut interrupted => break Ok(()),
-            done = tasks.join_next() => match done {
-                Some(Ok(Err(e))) => break Err(Failure::from(e)),
-                Some(Err(e)) => break Err(Failure::Runtime(format!("a task failed: {e}"))),
-                Some(Ok(Ok(()))) => {}
-                None => break Ok(()),
-            },
-        }
-    };
-    let _ = stop.send(true);
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(Err(e)) = done {
-            eprintln!("error while stopping: {e}");
-        }
-    }
-    eprintln!("stopped");
-    outcome
+    super::supervise(&mut tasks, interrupted, &stop, super::NO_PROGRESS).await
 }
