@@ -139,12 +139,14 @@ const ORDERS_V2_EXTRA: &str = "
           set_default: { channel: web }
 ";
 
-/// Runs `prom run` until its progress line satisfies `done`, then stops it with SIGINT.
-fn run_until(dir: &Path, specs: &str, done: impl Fn(&str) -> bool) -> (String, String) {
+/// Runs `prom run` (with `extra` arguments) until its stderr satisfies `done`, then stops it with
+/// SIGINT.
+fn run_until(dir: &Path, specs: &str, extra: &[&str], done: impl Fn(&str) -> bool) -> (String, String) {
     let mut child = Command::new(PROM)
         .current_dir(dir)
         .env_remove("PROM_MONGO_URL")
         .args(["run", "--specs", specs, "--progress", "0.05"])
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -182,9 +184,10 @@ fn run_until(dir: &Path, specs: &str, done: impl Fn(&str) -> bool) -> (String, S
 fn run_on_the_embedded_store_says_once_that_projectors_and_changefeeds_need_mongodb() {
     let dir = tempfile::tempdir().expect("tempdir");
     let specs = example_specs();
-    let (_, err) = run_until(dir.path(), specs.to_str().expect("utf-8 path"), |err| {
-        err.contains("running consumer `hb-analyzers`")
-    });
+    let (_, err) =
+        run_until(dir.path(), specs.to_str().expect("utf-8 path"), &["--stand-in", "hb-analyzers"], |err| {
+            err.contains("stand-in for consumer `hb-analyzers`")
+        });
     let skips: Vec<&str> = err.lines().filter(|l| l.starts_with("skipping")).collect();
     assert_eq!(skips.len(), 1, "{err}");
     for what in
@@ -212,7 +215,8 @@ fn run_dead_letters_what_it_cannot_read_and_dlq_replay_brings_it_back_once() {
         &["publish", "--specs", "v2", "orders.placed", r#"{"order": "o2", "channel": "app"}"#],
     );
     assert!(ahead.status.success(), "{}", text(&ahead.stderr));
-    let (out, err) = run_until(dir.path(), "v1", |err| err.contains("dead_lettered=1"));
+    let (out, err) =
+        run_until(dir.path(), "v1", &["--stand-in", "audit"], |err| err.contains("dead_lettered=1"));
     assert!(err.contains("[audit] handled=1 retried=0 dead_lettered=1") && err.contains("lag=0"), "{err}");
     let handled: Vec<serde_json::Value> =
         out.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
@@ -243,4 +247,39 @@ fn run_dead_letters_what_it_cannot_read_and_dlq_replay_brings_it_back_once() {
     assert_eq!(events[2]["payload"]["channel"], "app");
     let listed = prom(dir.path(), &["dlq", "list", "--specs", "v2", "orders.placed"]);
     assert_eq!(lines(&listed)[0]["replayed"], true);
+}
+
+#[test]
+fn run_never_takes_events_from_a_declared_consumer_group_unless_asked_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("orders.yaml"), ORDERS_V1).expect("write");
+    for order in ["o1", "o2", "o3"] {
+        let payload = format!(r#"{{"order": "{order}"}}"#);
+        let out = prom(dir.path(), &["publish", "--specs", "orders.yaml", "orders.placed", &payload]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    // Nothing here needs no user code: `prom run` says why and touches no group.
+    let out = prom(dir.path(), &["run", "--specs", "orders.yaml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("not running consumer `audit` (group `audit` on `orders.placed`)"), "{err}");
+    assert!(err.contains("--stand-in audit") && err.contains("nothing to run"), "{err}");
+    let out = prom(dir.path(), &["run", "--specs", "orders.yaml", "--stand-in", "audti"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no consumer `audti` (declared: audit)"), "{}", text(&out.stderr));
+
+    // The service's group still holds every event.
+    let group = prom(dir.path(), &["tail", "--specs", "orders.yaml", "orders.placed", "--group", "audit"]);
+    assert!(group.status.success(), "{}", text(&group.stderr));
+    let orders: Vec<_> = lines(&group).iter().map(|e| e["payload"]["order"].clone()).collect();
+    assert_eq!(orders, ["o1", "o2", "o3"]);
+
+    // Asked by name, the stand-in consumes loudly.
+    let out = prom(dir.path(), &["publish", "--specs", "orders.yaml", "orders.placed", r#"{"order": "o4"}"#]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (out, err) =
+        run_until(dir.path(), "orders.yaml", &["--stand-in", "audit"], |err| err.contains("handled=1 "));
+    assert!(out.contains(r#""order":"o4""#), "{out}");
+    assert!(err.contains("WARNING: running a printing stand-in for consumer `audit`"), "{err}");
 }

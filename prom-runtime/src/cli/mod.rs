@@ -54,8 +54,8 @@ pub enum Command {
     /// Inspect or replay dead letters.
     #[command(subcommand)]
     Dlq(dlq::Command),
-    /// Run every declared pipeline that needs no user code until Ctrl-C: the consumers, and on
-    /// MongoDB the changelog projectors and changefeeds too.
+    /// Run every declared pipeline that needs no user code until Ctrl-C: on MongoDB the changelog
+    /// projectors and changefeeds (consumers only as an explicit `--stand-in`).
     Run(run::Args),
     /// Print the state of one key of a topic at a past time as JSON (`null` when absent).
     #[cfg(feature = "mongo")]

@@ -1,10 +1,11 @@
 //! `prom run`: every declared pipeline that needs no user code, until Ctrl-C or SIGTERM.
 //!
-//! Consumers in the spec carry no handler, so each runs with a handler that prints the decoded
-//! event: decoding, upcasting, validation, retry and dead-lettering all happen for real. On
-//! MongoDB the changelog projectors and changefeeds run too (as in `prom serve`, without the
-//! snapshot APIs); the embedded store has no collections to project into, so there they are
-//! skipped with a note. Transactional projectors run a handler of the user's program: skipped.
+//! A declared consumer belongs to the user's service: its group's events are the service's to
+//! process. So `prom run` never joins a consumer's group unless asked by name with `--stand-in`
+//! (then loudly), because every event a stand-in acks is an event the service never sees. On
+//! MongoDB the changelog projectors and changefeeds run (as in `prom serve`, without the snapshot
+//! APIs); the embedded store has no collections to project into, so there they are skipped with a
+//! note. Transactional projectors run a handler of the user's program: skipped.
 
 use super::progress::{self, Running};
 use super::{Failure, Outcome, SpecArgs};
@@ -16,6 +17,7 @@ use crate::record::EventRecord;
 use crate::runner::Runner;
 use prom_codegen::spec::Spec;
 use serde_json::json;
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -28,6 +30,11 @@ pub struct Args {
     /// Seconds between progress lines on stderr.
     #[arg(long, value_name = "SECS", default_value_t = 1.0)]
     progress: f64,
+    /// Consume the declared consumer NAME's group with a stand-in that prints each event and acks
+    /// it (repeatable). The events it acks are taken from your service: use it only where no
+    /// service runs that consumer. Without it, consumers are never run (`prom tail` prints a topic).
+    #[arg(long = "stand-in", value_name = "NAME")]
+    stand_in: Vec<String>,
 }
 
 /// Runs the pipelines until Ctrl-C (or SIGTERM).
@@ -37,8 +44,19 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let interrupted = super::interrupted();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    let stand_ins = stand_ins(&spec, &args.stand_in)?;
     let mut running = start_on_mongo(&spec, &producer, &mut tasks, &stopped)?;
     for (name, consumer) in &spec.consumers {
+        if !stand_ins.contains(name.as_str()) {
+            let group = consumer.group.as_ref().map_or(name, |g| &g.value);
+            let topic = &consumer.topic.value;
+            eprintln!(
+                "not running consumer `{name}` (group `{group}` on `{topic}`): it needs your service's \
+                 handler, and the group's events stay for your service; `prom tail {topic}` prints them \
+                 without taking them, `--stand-in {name}` consumes them here"
+            );
+            continue;
+        }
         let runner = Runner::for_consumer(producer.clone(), consumer, SubscribeOptions::default())?;
         let partitions = super::partitions(&registry, &consumer.topic.value)?;
         let stats = runner.stats();
@@ -51,7 +69,8 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             }),
         });
         eprintln!(
-            "running consumer `{name}` on `{}` (group `{}`)",
+            "WARNING: running a printing stand-in for consumer `{name}` on `{}`: every event it acks in \
+             group `{}` is taken from your service, which will never process it",
             consumer.topic.value,
             runner.group().group
         );
@@ -66,8 +85,8 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     }
     if running.is_empty() {
         return Err(Failure::Runtime(
-            "nothing to run: the spec declares no consumers (nor, for MongoDB, changelog projectors or \
-             changefeeds)"
+            "nothing to run: consumers need your service's handler (or an explicit `--stand-in NAME`), \
+             and changelog projectors and changefeeds run only with --mongo"
                 .into(),
         ));
     }
@@ -75,6 +94,20 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let bus: AnyBus = producer.bus().clone();
     let report = || progress::report(&bus, &running);
     super::supervise(&mut tasks, interrupted, &stop, Some((every, report))).await
+}
+
+/// The consumers named by `--stand-in`, each checked against the spec.
+fn stand_ins<'a>(spec: &Spec, names: &'a [String]) -> std::result::Result<HashSet<&'a str>, Failure> {
+    for name in names {
+        if !spec.consumers.contains_key(name) {
+            let declared: Vec<&str> = spec.consumers.keys().map(String::as_str).collect();
+            return Err(Failure::Runtime(format!(
+                "--stand-in {name}: the spec declares no consumer `{name}` (declared: {})",
+                if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+            )));
+        }
+    }
+    Ok(names.iter().map(String::as_str).collect())
 }
 
 /// On MongoDB, starts the changelog projectors and changefeeds; elsewhere says once that they
