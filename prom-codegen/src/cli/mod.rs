@@ -1,5 +1,30 @@
 //! The `prom-codegen` command line: thin wrappers over the library.
 
+/// `println!` that never panics: a closed stdout (`prom-codegen schema | head`) is not an
+/// error worth a backtrace, so write errors are ignored.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = writeln!(::std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics on a closed stderr.
+macro_rules! err_raw {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = write!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod build;
 mod compat;
 mod lint;
@@ -88,7 +113,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Lint { paths, format, deny_warnings } => lint::run(paths, format, deny_warnings),
         Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
         Command::Schema => {
-            println!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
+            out!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
             ExitCode::SUCCESS
         }
     }

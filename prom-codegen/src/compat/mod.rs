@@ -40,7 +40,7 @@ pub enum PairMode {
 }
 
 /// Which directed check produced a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Old data read with the new schema.
@@ -77,19 +77,17 @@ impl Report {
         self.violations.is_empty() && self.undecided.is_empty()
     }
 
-    fn push_unique(list: &mut Vec<Violation>, v: Violation) {
-        if !list.contains(&v) {
-            list.push(v);
-        }
-    }
-
+    /// Adds the findings not already present (hashed: a big enum can yield many).
     fn absorb(&mut self, o: subset::Outcome) {
-        for v in o.violations {
-            Report::push_unique(&mut self.violations, v);
+        fn key(v: &Violation) -> (String, Rule, String, Direction) {
+            (v.path.clone(), v.rule, v.message.clone(), v.direction)
         }
-        for v in o.undecided {
-            Report::push_unique(&mut self.undecided, v);
+        fn merge(list: &mut Vec<Violation>, new: Vec<Violation>) {
+            let mut seen: std::collections::HashSet<_> = list.iter().map(key).collect();
+            list.extend(new.into_iter().filter(|v| seen.insert(key(v))));
         }
+        merge(&mut self.violations, o.violations);
+        merge(&mut self.undecided, o.undecided);
     }
 }
 
@@ -122,10 +120,15 @@ pub(crate) fn subset_on_worker(writer: &Value, reader: &Value) -> Result<Report,
     std::panic::catch_unwind(|| subset_inline(writer, reader)).unwrap_or_else(|_| Err(internal_error()))
 }
 
-fn run(writer: &Doc, reader: &Doc, persp: Perspective) -> subset::Outcome {
+/// One directed comparison; `witness_budget` is what the check run has left for the regex
+/// witness search, and is updated.
+fn run(writer: &Doc, reader: &Doc, persp: Perspective, witness_budget: &mut usize) -> subset::Outcome {
     let mut checker = Checker::new(writer, reader, persp);
+    checker.witness_budget = *witness_budget;
     let root = WRef { parts: vec![0] };
-    checker.sub(&root, 0, &Loc { w: String::new(), r: String::new() })
+    let outcome = checker.sub(&root, 0, &Loc { w: String::new(), r: String::new() });
+    *witness_budget = checker.witness_budget;
+    outcome
 }
 
 /// Checks `new` against `old` under `mode`:
@@ -142,11 +145,12 @@ fn check_inline(old: &Value, new: &Value, mode: PairMode) -> Result<Report, Sche
     let new_doc =
         Doc::parse(new).map_err(|e| SchemaError { message: format!("new schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
+    let mut budget = subset::WITNESS_BUDGET;
     if matches!(mode, PairMode::Backward | PairMode::Full) {
-        report.absorb(run(&old_doc, &new_doc, Perspective::Backward));
+        report.absorb(run(&old_doc, &new_doc, Perspective::Backward, &mut budget));
     }
     if matches!(mode, PairMode::Forward | PairMode::Full) {
-        report.absorb(run(&new_doc, &old_doc, Perspective::Forward));
+        report.absorb(run(&new_doc, &old_doc, Perspective::Forward, &mut budget));
     }
     Ok(report)
 }
@@ -163,7 +167,7 @@ fn subset_inline(writer: &Value, reader: &Value) -> Result<Report, SchemaError> 
     let r = Doc::parse(reader)
         .map_err(|e| SchemaError { message: format!("reader schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
-    report.absorb(run(&w, &r, Perspective::Subset));
+    report.absorb(run(&w, &r, Perspective::Subset, &mut subset::WITNESS_BUDGET.clone()));
     Ok(report)
 }
 
