@@ -440,4 +440,19 @@ fn a_closed_stdout_is_no_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.status.code().is_some_and(|c| c <= 2), "{args:?}: {:?}", out.status);
     }
+    // A full disk is not a closed pipe: the output is lost, so it is an error (exit 2).
+    #[cfg(target_os = "linux")]
+    {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+        let out = Command::new(env!("CARGO_BIN_EXE_prom-codegen"))
+            .arg("schema")
+            .stdout(full)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("prom-codegen runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.starts_with("error: cannot write to stdout: No space left on device"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
 }
