@@ -236,6 +236,34 @@ fn many_versions_report_each_change_once() {
 }
 
 #[test]
+fn transitive_spans_over_undecided_changes_are_bounded() {
+    // Every hop is undecided (a keyword the checker does not analyse changes), so no span can
+    // be skipped by transitivity: 60 versions are 1 770 spans, of which 1 000 are compared.
+    let dir = scratch("spans");
+    let mut spec = String::from("topics:\n  a.b:\n    compat: backward_transitive\n    versions:\n");
+    for v in 1..=60 {
+        spec.push_str(&format!(
+            "      {v}:\n        schema:\n          type: object\n          properties:\n            a: {{ type: string, x-rev: {v} }}\n"
+        ));
+    }
+    write(&dir.join("s.yaml"), &spec);
+    let run = lint_json(&dir, "s.yaml");
+    assert_eq!(run.code(), Some(0), "undecided is a warning");
+    let diagnostics = run.diagnostics();
+    assert_eq!(
+        located(&run),
+        vec![("P203".into(), "s.yaml".into(), 5, 7), ("P203".into(), "s.yaml".into(), 14, 39)]
+    );
+    let message = |i: usize| diagnostics[i]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message(0).contains("711 version pair(s) spanning undecided changes were not compared"),
+        "{}",
+        message(0)
+    );
+    assert!(message(1).contains("the same finding for 1058 more version pair(s): v2→v3"), "{}", message(1));
+}
+
+#[test]
 fn catastrophic_regexes_are_undecided_within_a_budget() {
     // `^(a|a)*\1b` backtracks exponentially on strings of `a`s; 20 such properties cost 33 s.
     let dir = scratch("regex");

@@ -20,6 +20,7 @@ mod subset;
 
 pub use error::SchemaError;
 pub use rule::Rule;
+pub use subset::WITNESS_BUDGET;
 
 use serde_json::Value;
 
@@ -111,8 +112,16 @@ fn internal_error() -> SchemaError {
 
 /// [`check`] on the current thread, which must be a [`crate::par`] worker (the comparison
 /// needs its stack); saves a thread per comparison when linting many versions.
-pub(crate) fn check_on_worker(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
-    std::panic::catch_unwind(|| check_inline(old, new, mode)).unwrap_or_else(|_| Err(internal_error()))
+/// `witness_budget` is shared by the caller's comparisons (lint: all of one topic's version
+/// pairs), so many pairs with costly regexes cannot add up either.
+pub(crate) fn check_on_worker(
+    old: &Value,
+    new: &Value,
+    mode: PairMode,
+    witness_budget: &mut usize,
+) -> Result<Report, SchemaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_inline(old, new, mode, witness_budget)))
+        .unwrap_or_else(|_| Err(internal_error()))
 }
 
 /// [`subset`] on the current thread, which must be a [`crate::par`] worker.
@@ -136,21 +145,20 @@ fn run(writer: &Doc, reader: &Doc, persp: Perspective, witness_budget: &mut usiz
 /// forward  = every instance valid under `new` is valid under `old` (old readers read new data);
 /// full = both.
 pub fn check(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
-    with_stack(|| check_inline(old, new, mode))
+    with_stack(|| check_inline(old, new, mode, &mut WITNESS_BUDGET.clone()))
 }
 
-fn check_inline(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
+fn check_inline(old: &Value, new: &Value, mode: PairMode, budget: &mut usize) -> Result<Report, SchemaError> {
     let old_doc =
         Doc::parse(old).map_err(|e| SchemaError { message: format!("old schema: {}", e.message), ..e })?;
     let new_doc =
         Doc::parse(new).map_err(|e| SchemaError { message: format!("new schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
-    let mut budget = subset::WITNESS_BUDGET;
     if matches!(mode, PairMode::Backward | PairMode::Full) {
-        report.absorb(run(&old_doc, &new_doc, Perspective::Backward, &mut budget));
+        report.absorb(run(&old_doc, &new_doc, Perspective::Backward, budget));
     }
     if matches!(mode, PairMode::Forward | PairMode::Full) {
-        report.absorb(run(&new_doc, &old_doc, Perspective::Forward, &mut budget));
+        report.absorb(run(&new_doc, &old_doc, Perspective::Forward, budget));
     }
     Ok(report)
 }
@@ -167,7 +175,7 @@ fn subset_inline(writer: &Value, reader: &Value) -> Result<Report, SchemaError> 
     let r = Doc::parse(reader)
         .map_err(|e| SchemaError { message: format!("reader schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
-    report.absorb(run(&w, &r, Perspective::Subset, &mut subset::WITNESS_BUDGET.clone()));
+    report.absorb(run(&w, &r, Perspective::Subset, &mut WITNESS_BUDGET.clone()));
     Ok(report)
 }
 

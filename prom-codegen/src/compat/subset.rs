@@ -18,8 +18,9 @@ use super::{Direction, Violation};
 
 /// Work budget: node comparisons before giving up with an undecided finding.
 const STEP_BUDGET: usize = 20_000;
-/// Candidate strings the regex witness search tests per check run, over all properties.
-pub(super) const WITNESS_BUDGET: usize = 1_000;
+/// Candidate strings the regex witness search tests per check run (one `compat` run, or all
+/// version pairs of one topic in lint), over all properties.
+pub const WITNESS_BUDGET: usize = 1_000;
 /// Recursion depth of the comparison itself.
 const MAX_CHECK_DEPTH: usize = 400;
 
