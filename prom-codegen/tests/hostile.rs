@@ -129,6 +129,8 @@ fn symlinks_to_a_parent_are_read_once_and_reported_as_loops() {
     for link in ["up", "up2"] {
         std::os::unix::fs::symlink("..", dir.join("d/sub").join(link)).expect("symlink");
     }
+    // A second path to a directory that is no ancestor is no loop: read once, with a warning.
+    std::os::unix::fs::symlink("sub", dir.join("d/twin")).expect("symlink");
     let run = lint_json(&dir, "d");
     assert_eq!(run.code(), Some(1), "{}", run.stderr);
     assert_eq!(
@@ -136,9 +138,13 @@ fn symlinks_to_a_parent_are_read_once_and_reported_as_loops() {
         vec![
             ("P011".to_owned(), "d/sub/up".to_owned(), 1, 1),
             ("P011".to_owned(), "d/sub/up2".to_owned(), 1, 1),
+            ("P011".to_owned(), "d/twin".to_owned(), 1, 1),
         ],
         "each link is one P011, and no file is read twice (no P009)"
     );
+    let severities: Vec<String> =
+        run.diagnostics().iter().map(|d| d["severity"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(severities, ["error", "error", "warning"]);
     let human = run_in(&dir, &["lint", "d"], &[]);
     assert!(human.stderr.contains("`d/sub/up` leads back to `d`"), "{}", human.stderr);
     // `build` walks the same way: it refuses, quickly.
