@@ -44,8 +44,13 @@ fn relative<'a>(path: &'a Path, base: Option<&Path>) -> &'a Path {
 
 /// Writes `text` to `path` unless it already holds exactly that; returns whether it wrote.
 pub fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
-    if std::fs::read_to_string(path).is_ok_and(|current| current == text) {
-        return Ok(false);
+    match crate::input::read_text(path) {
+        Ok(current) if current == text => return Ok(false),
+        // Writing into a FIFO or device would block or vanish: refuse it.
+        Err(error @ crate::input::ReadError::NotRegular { .. }) => {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()));
+        }
+        _ => {}
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;

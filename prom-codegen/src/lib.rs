@@ -9,6 +9,7 @@ pub mod compat;
 pub mod diag;
 pub mod emit;
 mod generate;
+pub mod input;
 pub mod ir;
 mod par;
 pub mod source;

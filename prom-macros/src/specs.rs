@@ -50,7 +50,7 @@ impl Specs {
             self.shown,
             errors.len(),
             self.at(&first.span),
-            first.message,
+            prom_codegen::diag::escape_controls(&first.message),
             self.shown
         ))
     }
@@ -133,7 +133,11 @@ struct Metadata {
 /// Reads `[package.metadata.prom]` from the crate's Cargo.toml.
 fn metadata(root: &Path) -> Result<Metadata, String> {
     let manifest = root.join("Cargo.toml");
-    let Ok(text) = std::fs::read_to_string(&manifest) else { return Ok(Metadata::default()) };
+    let text = match prom_codegen::input::read_text(&manifest) {
+        Ok(text) => text,
+        Err(error) if error.is_not_found() => return Ok(Metadata::default()),
+        Err(error) => return Err(format!("cannot read {}: {error}", manifest.display())),
+    };
     let table: toml::Table = text.parse().map_err(|e| format!("cannot parse {}: {e}", manifest.display()))?;
     let prom = table.get("package").and_then(|p| p.get("metadata")).and_then(|m| m.get("prom"));
     let Some(prom) = prom else { return Ok(Metadata::default()) };

@@ -48,29 +48,53 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
     out
 }
 
+/// Most diagnostics kept; a spec with more has one root cause repeated, and rendering
+/// (or buffering) every repeat only buries it.
+pub const MAX_DIAGNOSTICS: usize = 1000;
+
 /// A spec with all its diagnostics: load problems and lint findings, sorted.
 #[derive(Debug, Clone)]
 pub struct Linted {
     /// The spec (usable for generation only when there are no errors).
     pub spec: Spec,
-    /// Every problem, sorted by location.
+    /// Every problem, sorted by location (the first [`MAX_DIAGNOSTICS`]).
     pub diagnostics: Vec<Diagnostic>,
+    /// Errors beyond [`MAX_DIAGNOSTICS`], counted but not kept.
+    pub omitted_errors: usize,
+    /// Warnings beyond [`MAX_DIAGNOSTICS`], counted but not kept.
+    pub omitted_warnings: usize,
 }
 
 impl Linted {
     /// Whether any diagnostic is an error.
     pub fn has_errors(&self) -> bool {
-        diag::has_errors(&self.diagnostics)
+        self.omitted_errors > 0 || diag::has_errors(&self.diagnostics)
     }
 
     /// All diagnostics rendered for a terminal, followed by a summary line.
     pub fn render(&self) -> String {
         let mut text: String =
             self.diagnostics.iter().map(|d| diag::render(d, &self.spec.sources) + "\n").collect();
-        let errors = self.diagnostics.iter().filter(|d| d.severity == diag::Severity::Error).count();
-        let warnings = self.diagnostics.len() - errors;
+        let shown_errors = self.diagnostics.iter().filter(|d| d.severity == diag::Severity::Error).count();
+        let errors = shown_errors + self.omitted_errors;
+        let warnings = self.diagnostics.len() - shown_errors + self.omitted_warnings;
+        if let Some(note) = self.omitted_note() {
+            text.push_str(&note);
+            text.push('\n');
+        }
         text.push_str(&format!("{errors} error(s), {warnings} warning(s)\n"));
         text
+    }
+
+    /// "… and N more" when diagnostics were left out.
+    pub fn omitted_note(&self) -> Option<String> {
+        let omitted = self.omitted_errors + self.omitted_warnings;
+        (omitted > 0).then(|| {
+            format!(
+                "... and {omitted} more diagnostic(s) not shown ({} error(s), {} warning(s)); only the first {MAX_DIAGNOSTICS} are kept: fix those and run again",
+                self.omitted_errors, self.omitted_warnings
+            )
+        })
     }
 }
 
@@ -93,5 +117,12 @@ fn finish(loaded: spec::Loaded) -> Linted {
     let mut diagnostics = loaded.diagnostics;
     diagnostics.extend(check(&loaded.spec));
     diag::sort(&mut diagnostics);
-    Linted { spec: loaded.spec, diagnostics }
+    let (mut omitted_errors, mut omitted_warnings) = (0, 0);
+    for dropped in diagnostics.drain(diagnostics.len().min(MAX_DIAGNOSTICS)..) {
+        match dropped.severity {
+            diag::Severity::Error => omitted_errors += 1,
+            diag::Severity::Warning => omitted_warnings += 1,
+        }
+    }
+    Linted { spec: loaded.spec, diagnostics, omitted_errors, omitted_warnings }
 }

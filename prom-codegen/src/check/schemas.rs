@@ -64,7 +64,8 @@ fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
             Diagnostic::error(
                 Code::InvalidSchema,
                 span,
-                format!("invalid JSON Schema at {location}: {error}"),
+                // The validator quotes the offending value, which may be a whole file.
+                format!("invalid JSON Schema at {location}: {}", crate::diag::cap(error.to_string(), 200)),
             )
             .with_help(help_for(json.pointer(&pointer))),
         );
@@ -97,7 +98,7 @@ fn check_schema(schema: &Schema, out: &mut Vec<Diagnostic>) {
             Diagnostic::error(
                 Code::InvalidSchema,
                 schema.span_at(&pointer),
-                format!("invalid JSON Schema: {error}"),
+                format!("invalid JSON Schema: {}", crate::diag::cap(error.to_string(), 200)),
             )
             .with_help("fix the keyword so the schema compiles (regexes use ECMA-262 syntax)"),
         );

@@ -89,70 +89,180 @@ fn compatibility(topic: &Topic, usable: &[bool], out: &mut Vec<Diagnostic>) {
         CompatMode::FullTransitive => (PairMode::Full, true),
     };
     let versions = &topic.versions;
-    for j in 1..versions.len() {
-        let first = if transitive { 0 } else { j - 1 };
-        for k in first..j {
-            // An upcast between the two means readers never see the older shape.
-            let upcast_between = versions[k + 1..=j].iter().any(|v| v.upcast.is_some());
-            if upcast_between || !usable[k] || !usable[j] {
-                continue;
+    let mut findings = Findings::default();
+    // What each hop `j-1 → j` showed: proven compatible, or proven incompatible.
+    let mut hop_clean = vec![false; versions.len()];
+    let mut hop_broken = vec![false; versions.len()];
+    let mut witness_budget = compat::WITNESS_BUDGET;
+    let mut compare = |k: usize, j: usize, findings: &mut Findings| -> Option<Report> {
+        // An upcast between the two means readers never see the older shape.
+        let upcast_between = versions[k + 1..=j].iter().any(|v| v.upcast.is_some());
+        if upcast_between || !usable[k] || !usable[j] {
+            return None;
+        }
+        let (old, new) = (&versions[k].schema.json, &versions[j].schema.json);
+        match compat::check_on_worker(old, new, pair_mode, &mut witness_budget) {
+            Ok(report) => {
+                findings.add_pair(topic, &versions[k], &versions[j], pair_mode, &report);
+                Some(report)
             }
-            match compat::check_on_worker(&versions[k].schema.json, &versions[j].schema.json, pair_mode) {
-                Ok(report) => report_pair(topic, &versions[k], &versions[j], pair_mode, &report, out),
-                Err(error) => out.push(Diagnostic::error(
+            Err(error) => {
+                out.push(Diagnostic::error(
                     Code::InvalidSchema,
                     versions[j].schema.span_at(&error.path),
                     format!("cannot compare schemas: {}", error.message),
-                )),
+                ));
+                None
+            }
+        }
+    };
+    for j in 1..versions.len() {
+        if let Some(report) = compare(j - 1, j, &mut findings) {
+            hop_clean[j] = report.is_compatible();
+            hop_broken[j] = !report.violations.is_empty();
+        }
+    }
+    // The first span left out, and how many were.
+    let (mut first_unchecked, mut unchecked) = (None, 0);
+    if transitive {
+        let mut spans_checked = 0;
+        for j in 2..versions.len() {
+            for k in 0..j - 1 {
+                let hops = k + 1..=j;
+                // Subset is transitive: proven hops make the whole span compatible. A broken
+                // hop is already an error at its root cause; the span is checked again once
+                // it is fixed (reporting it across every span grows with the cube of the
+                // version count).
+                if hops.clone().all(|h| hop_clean[h]) || hops.clone().any(|h| hop_broken[h]) {
+                    continue;
+                }
+                if spans_checked == MAX_SPAN_CHECKS {
+                    first_unchecked.get_or_insert((k, j));
+                    unchecked += 1;
+                    continue;
+                }
+                spans_checked += 1;
+                compare(k, j, &mut findings);
             }
         }
     }
-}
-
-fn report_pair(
-    topic: &Topic,
-    old: &Version,
-    new: &Version,
-    mode: PairMode,
-    report: &Report,
-    out: &mut Vec<Diagnostic>,
-) {
-    let mode_name = match mode {
-        PairMode::Backward => "backward",
-        PairMode::Forward => "forward",
-        PairMode::Full => "fully",
-    };
-    let (name, o, n) = (&topic.name.value, old.number.value, new.number.value);
-    let help = format!(
-        "make the change compatible, add an `upcast` block to version {n} that converts v{o} payloads, or change `compat` (now `{}`)",
-        crate::ir::compat_name(topic.compat_mode())
-    );
-    for violation in &report.violations {
-        let span =
-            new.schema.node.key_span(&violation.path).unwrap_or_else(|| new.schema.span_at(&violation.path));
-        out.push(
-            Diagnostic::error(
-                Code::IncompatibleChange,
-                span,
-                format!("`{name}` v{n} is not {mode_name} compatible with v{o}: {}", violation.message),
-            )
-            .with_label(violation.rule.as_str())
-            .with_help(help.clone()),
-        );
-    }
-    for undecided in &report.undecided {
+    findings.finish(out);
+    if let Some((k, j)) = first_unchecked {
         out.push(
             Diagnostic::warning(
                 Code::CompatUndecided,
-                new.schema.span_at(&undecided.path),
+                &topic.versions_span,
                 format!(
-                    "cannot decide whether `{name}` v{n} is {mode_name} compatible with v{o}: {}",
-                    undecided.message
+                    "`{}`: {} version pair(s) spanning undecided changes were not compared, from v{}→v{} on (at most {MAX_SPAN_CHECKS} per topic)",
+                    topic.name.value,
+                    unchecked,
+                    versions[k].number.value,
+                    versions[j].number.value
                 ),
             )
-            .with_label(undecided.rule.as_str())
-            .with_help("simplify the construct, or add an `upcast` block so compatibility is not needed"),
+            .with_help("resolve the undecided (P203) changes between adjacent versions, or add `upcast` blocks"),
         );
+    }
+}
+
+/// Non-adjacent version pairs a transitive mode compares per topic (only spans whose hops
+/// are undecided need it); the rest are reported as not compared.
+const MAX_SPAN_CHECKS: usize = 1000;
+
+/// Version pairs named in full on an aggregated finding; the rest are counted.
+const PAIRS_NAMED: usize = 5;
+
+/// Compatibility findings of one topic, the same finding (code, rule and place) across
+/// several version pairs merged into one diagnostic that names the pairs.
+#[derive(Default)]
+struct Findings {
+    list: Vec<Finding>,
+    index: std::collections::HashMap<(Code, &'static str, String), usize>,
+}
+
+struct Finding {
+    diagnostic: Diagnostic,
+    /// Further pairs with the same finding (at most [`PAIRS_NAMED`] kept).
+    more: Vec<(u32, u32)>,
+    more_count: usize,
+}
+
+impl Findings {
+    fn add(
+        &mut self,
+        key: (Code, &'static str, String),
+        pair: (u32, u32),
+        make: impl FnOnce() -> Diagnostic,
+    ) {
+        if let Some(&i) = self.index.get(&key) {
+            let finding = &mut self.list[i];
+            finding.more_count += 1;
+            if finding.more.len() < PAIRS_NAMED {
+                finding.more.push(pair);
+            }
+            return;
+        }
+        self.index.insert(key, self.list.len());
+        self.list.push(Finding { diagnostic: make(), more: Vec::new(), more_count: 0 });
+    }
+
+    fn add_pair(&mut self, topic: &Topic, old: &Version, new: &Version, mode: PairMode, report: &Report) {
+        let mode_name = match mode {
+            PairMode::Backward => "backward",
+            PairMode::Forward => "forward",
+            PairMode::Full => "fully",
+        };
+        let (name, o, n) = (&topic.name.value, old.number.value, new.number.value);
+        for violation in &report.violations {
+            let key = (Code::IncompatibleChange, violation.rule.as_str(), violation.path.clone());
+            self.add(key, (o, n), || {
+                let span = new
+                    .schema
+                    .node
+                    .key_span(&violation.path)
+                    .unwrap_or_else(|| new.schema.span_at(&violation.path));
+                Diagnostic::error(
+                    Code::IncompatibleChange,
+                    span,
+                    format!("`{name}` v{n} is not {mode_name} compatible with v{o}: {}", violation.message),
+                )
+                .with_label(violation.rule.as_str())
+                .with_help(format!(
+                    "make the change compatible, add an `upcast` block to version {n} that converts v{o} payloads, or change `compat` (now `{}`)",
+                    crate::ir::compat_name(topic.compat_mode())
+                ))
+            });
+        }
+        for undecided in &report.undecided {
+            let key = (Code::CompatUndecided, undecided.rule.as_str(), undecided.path.clone());
+            self.add(key, (o, n), || {
+                Diagnostic::warning(
+                    Code::CompatUndecided,
+                    new.schema.span_at(&undecided.path),
+                    format!(
+                        "cannot decide whether `{name}` v{n} is {mode_name} compatible with v{o}: {}",
+                        undecided.message
+                    ),
+                )
+                .with_label(undecided.rule.as_str())
+                .with_help("simplify the construct, or add an `upcast` block so compatibility is not needed")
+            });
+        }
+    }
+
+    fn finish(self, out: &mut Vec<Diagnostic>) {
+        for Finding { mut diagnostic, more, more_count } in self.list {
+            if more_count > 0 {
+                let named: Vec<String> = more.iter().map(|(o, n)| format!("v{o}→v{n}")).collect();
+                let rest = more_count - more.len();
+                let tail = if rest > 0 { format!(" and {rest} more") } else { String::new() };
+                diagnostic.message.push_str(&format!(
+                    " (the same finding for {more_count} more version pair(s): {}{tail})",
+                    named.join(", ")
+                ));
+            }
+            out.push(diagnostic);
+        }
     }
 }
 

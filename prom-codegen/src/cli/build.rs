@@ -1,6 +1,8 @@
 //! `prom-codegen build` and `prom-codegen check`.
 
+use crate::diag::escape_controls;
 use crate::generate::{Generated, generate, write_if_changed};
+use crate::input::ReadError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,13 +11,13 @@ fn lint_and_generate(specs: &[PathBuf]) -> Option<Generated> {
     match generate(specs, base.as_deref()) {
         Ok(generated) => {
             if !generated.linted.diagnostics.is_empty() {
-                eprint!("{}", generated.linted.render());
+                err_raw!("{}", generated.linted.render());
             }
             Some(generated)
         }
         Err(linted) => {
-            eprint!("{}", linted.render());
-            eprintln!("error: not generating code: fix the errors above first");
+            err_raw!("{}", linted.render());
+            err!("error: not generating code: fix the errors above first");
             None
         }
     }
@@ -25,15 +27,15 @@ pub fn build(specs: &[PathBuf], out: &Path) -> ExitCode {
     let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
     let code = match write_if_changed(out, &generated.source) {
         Ok(true) => {
-            eprintln!("wrote {}", out.display());
+            err!("wrote {}", out.display());
             ExitCode::SUCCESS
         }
         Ok(false) => {
-            eprintln!("{} is up to date", out.display());
+            err!("{} is up to date", out.display());
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("error: cannot write `{}`: {error}", out.display());
+            err!("error: cannot write `{}`: {error}", out.display());
             ExitCode::from(2)
         }
     };
@@ -45,9 +47,20 @@ pub fn build(specs: &[PathBuf], out: &Path) -> ExitCode {
 
 pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {
     let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
-    let current = std::fs::read_to_string(out).unwrap_or_default();
+    // A missing, oversized or non-UTF-8 file is simply stale; a FIFO or device is bad input.
+    let current = match crate::input::read_text(out) {
+        Ok(text) => text,
+        Err(error @ ReadError::NotRegular { .. }) => {
+            err!(
+                "error: cannot read `{}`: {error}\n  = help: point --out at the generated Rust file",
+                escape_controls(&out.display().to_string())
+            );
+            return ExitCode::from(2);
+        }
+        Err(_) => String::new(),
+    };
     if current == generated.source {
-        eprintln!("{} is up to date", out.display());
+        err!("{} is up to date", out.display());
         return ExitCode::SUCCESS;
     }
     let first_difference = current
@@ -55,7 +68,7 @@ pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {
         .zip(generated.source.lines())
         .position(|(a, b)| a != b)
         .unwrap_or_else(|| current.lines().count().min(generated.source.lines().count()));
-    eprintln!(
+    err!(
         "error: {} is stale (first difference at line {}); run `prom-codegen build --out {}`",
         out.display(),
         first_difference + 1,

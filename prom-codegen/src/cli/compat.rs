@@ -2,7 +2,8 @@
 
 use super::Format;
 use crate::compat::{self, PairMode, Report};
-use crate::diag;
+use crate::diag::{self, escape_controls};
+use crate::input::ReadError;
 use crate::source::SourceMap;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -26,7 +27,8 @@ pub fn run(old: &Path, new: &Path, mode: &str, format: Format) -> ExitCode {
                 "full_transitive",
             ];
             let hint = crate::suggest::did_you_mean(mode, modes);
-            eprintln!("error: unknown mode `{mode}` {hint}\n  = help: use one of {}", modes.join(", "));
+            let mode = escape_controls(mode);
+            err!("error: unknown mode `{mode}` {hint}\n  = help: use one of {}", modes.join(", "));
             return ExitCode::from(2);
         }
     };
@@ -36,7 +38,11 @@ pub fn run(old: &Path, new: &Path, mode: &str, format: Format) -> ExitCode {
         Some(pair) => match compat::check(&old, &new, pair) {
             Ok(report) => report,
             Err(error) => {
-                eprintln!("error: not a valid JSON Schema at `{}`: {}", error.path, error.message);
+                err!(
+                    "error: not a valid JSON Schema at `{}`: {}",
+                    escape_controls(&error.path),
+                    escape_controls(&error.message)
+                );
                 return ExitCode::from(2);
             }
         },
@@ -51,14 +57,24 @@ pub fn run(old: &Path, new: &Path, mode: &str, format: Format) -> ExitCode {
                 "violations": report.violations,
                 "undecided": report.undecided,
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            out!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         }
         Format::Human => {
             for v in &report.violations {
-                println!("incompatible: {} [{}] {}", display_path(&v.path), v.rule.as_str(), v.message);
+                out!(
+                    "incompatible: {} [{}] {}",
+                    escape_controls(display_path(&v.path)),
+                    v.rule.as_str(),
+                    escape_controls(&v.message)
+                );
             }
             for v in &report.undecided {
-                println!("undecided:    {} [{}] {}", display_path(&v.path), v.rule.as_str(), v.message);
+                out!(
+                    "undecided:    {} [{}] {}",
+                    escape_controls(display_path(&v.path)),
+                    v.rule.as_str(),
+                    escape_controls(&v.message)
+                );
             }
             let verdict = if compatible {
                 "compatible"
@@ -67,7 +83,7 @@ pub fn run(old: &Path, new: &Path, mode: &str, format: Format) -> ExitCode {
             } else {
                 "incompatible"
             };
-            println!(
+            out!(
                 "{verdict} under `{mode}`: {} violation(s), {} undecided",
                 report.violations.len(),
                 report.undecided.len()
@@ -83,31 +99,85 @@ fn display_path(path: &str) -> &str {
 
 /// Reads a JSON or YAML schema file, printing located errors on failure.
 fn read_schema(path: &Path) -> Option<Value> {
-    let text = match std::fs::read_to_string(path) {
+    let shown = escape_controls(&path.display().to_string()).into_owned();
+    let mut sources = SourceMap::default();
+    let text = match crate::input::read_text(path) {
         Ok(text) => text,
+        Err(ReadError::NotUtf8 { line, column, byte, .. }) => {
+            err!(
+                "error: {shown}:{line}:{column}: not valid UTF-8 (byte 0x{byte:02X})\n  = help: save the schema as UTF-8"
+            );
+            return None;
+        }
         Err(error) => {
-            eprintln!("error: cannot read `{}`: {error}", path.display());
+            err!("error: cannot read `{shown}`: {error}\n  = help: pass a JSON or YAML schema file");
             return None;
         }
     };
-    let mut sources = SourceMap::default();
     let shared = sources.add(path.to_path_buf(), Arc::from(text.as_str()));
     let (node, diagnostics) = crate::yaml::load(&text, &shared);
     for d in &diagnostics {
-        eprint!("{}", diag::render(d, &sources));
+        err_raw!("{}", diag::render(d, &sources));
     }
     if diag::has_errors(&diagnostics) {
         return None;
     }
     let Some(node) = node else {
-        eprintln!("error: `{}` is empty", path.display());
+        err!("error: `{shown}` is empty");
         return None;
     };
-    match node.to_json() {
-        Ok(json) => Some(json),
+    let json = match node.to_json() {
+        Ok(json) => json,
         Err(span) => {
-            eprintln!("error: {span}: JSON Schemas cannot hold NaN or infinite numbers");
-            None
+            err!(
+                "error: {}: JSON Schemas cannot hold NaN or infinite numbers",
+                escape_controls(&span.to_string())
+            );
+            return None;
         }
+    };
+    // A regex the validator cannot compile makes the schema invalid input, not an
+    // incompatibility: say where, and exit 2.
+    if let Some((pointer, message)) = invalid_regex(&json, &mut String::new()) {
+        let at = node.nearest_span(&pointer);
+        err!(
+            "error: {}: invalid regex at `{}`: {}\n  = help: write an ECMA-262 regular expression",
+            escape_controls(&at.to_string()),
+            escape_controls(&pointer),
+            escape_controls(&message)
+        );
+        return None;
     }
+    Some(json)
+}
+
+/// The JSON pointer and error of the first `pattern` or `patternProperties` key that does not
+/// compile; `at` is the pointer of `json` (restored on return).
+fn invalid_regex(json: &Value, at: &mut String) -> Option<(String, String)> {
+    let compile = |pattern: &str| jsonschema::options().build(&json!({ "pattern": pattern })).err();
+    let len = at.len();
+    let found = match json {
+        Value::Object(map) => map.iter().find_map(|(key, value)| {
+            at.truncate(len);
+            at.push('/');
+            at.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            match (key.as_str(), value) {
+                ("pattern", Value::String(p)) => compile(p).map(|e| (at.clone(), e.to_string())),
+                ("enum" | "const" | "default" | "examples", _) => None,
+                ("patternProperties", Value::Object(props)) => props
+                    .keys()
+                    .find_map(|p| compile(p).map(|e| (at.clone(), e.to_string())))
+                    .or_else(|| invalid_regex(value, at)),
+                _ => invalid_regex(value, at),
+            }
+        }),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            at.truncate(len);
+            at.push_str(&format!("/{i}"));
+            invalid_regex(item, at)
+        }),
+        _ => None,
+    };
+    at.truncate(len);
+    found
 }

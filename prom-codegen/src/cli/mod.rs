@@ -1,5 +1,28 @@
 //! The `prom-codegen` command line: thin wrappers over the library.
 
+/// `println!` that never panics (see [`stdout_line`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::stdout_line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = writeln!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that never panics on a closed stderr.
+macro_rules! err_raw {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = write!(::std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod build;
 mod compat;
 mod lint;
@@ -7,6 +30,7 @@ mod lint;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Prom code generator: lint specs, check schema compatibility, generate code.
 #[derive(Debug, Parser)]
@@ -75,6 +99,29 @@ pub enum Format {
     Json,
 }
 
+/// Set when stdout failed for a reason other than a closed pipe (a full disk): the output
+/// is incomplete, so the command must not report success.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Writes one line to stdout. A reader that went away (`prom-codegen schema | head`) is not an
+/// error worth a backtrace: the rest is dropped quietly. Any other failure is reported once
+/// and turns the exit status into 2.
+#[doc(hidden)]
+pub fn stdout_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_fmt(args).and_then(|()| stdout.write_all(b"\n"));
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => {
+            if !STDOUT_FAILED.swap(true, Ordering::Relaxed) {
+                err!("error: cannot write to stdout: {error}");
+            }
+        }
+    }
+}
+
 /// Parses arguments and runs the command.
 pub fn main() -> ExitCode {
     run(Cli::parse())
@@ -82,13 +129,19 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    let code = run_command(cli);
+    // Output lines are flushed as written (stdout is line-buffered), so the flag is final here.
+    if STDOUT_FAILED.load(Ordering::Relaxed) { ExitCode::from(2) } else { code }
+}
+
+fn run_command(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Build { specs, out } => build::build(&specs, &out),
         Command::Check { specs, out } => build::check(&specs, &out),
         Command::Lint { paths, format, deny_warnings } => lint::run(paths, format, deny_warnings),
         Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
         Command::Schema => {
-            println!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
+            out!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
             ExitCode::SUCCESS
         }
     }

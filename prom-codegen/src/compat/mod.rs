@@ -20,6 +20,7 @@ mod subset;
 
 pub use error::SchemaError;
 pub use rule::Rule;
+pub use subset::WITNESS_BUDGET;
 
 use serde_json::Value;
 
@@ -40,7 +41,7 @@ pub enum PairMode {
 }
 
 /// Which directed check produced a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Old data read with the new schema.
@@ -77,19 +78,17 @@ impl Report {
         self.violations.is_empty() && self.undecided.is_empty()
     }
 
-    fn push_unique(list: &mut Vec<Violation>, v: Violation) {
-        if !list.contains(&v) {
-            list.push(v);
-        }
-    }
-
+    /// Adds the findings not already present (hashed: a big enum can yield many).
     fn absorb(&mut self, o: subset::Outcome) {
-        for v in o.violations {
-            Report::push_unique(&mut self.violations, v);
+        fn key(v: &Violation) -> (String, Rule, String, Direction) {
+            (v.path.clone(), v.rule, v.message.clone(), v.direction)
         }
-        for v in o.undecided {
-            Report::push_unique(&mut self.undecided, v);
+        fn merge(list: &mut Vec<Violation>, new: Vec<Violation>) {
+            let mut seen: std::collections::HashSet<_> = list.iter().map(key).collect();
+            list.extend(new.into_iter().filter(|v| seen.insert(key(v))));
         }
+        merge(&mut self.violations, o.violations);
+        merge(&mut self.undecided, o.undecided);
     }
 }
 
@@ -113,8 +112,16 @@ fn internal_error() -> SchemaError {
 
 /// [`check`] on the current thread, which must be a [`crate::par`] worker (the comparison
 /// needs its stack); saves a thread per comparison when linting many versions.
-pub(crate) fn check_on_worker(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
-    std::panic::catch_unwind(|| check_inline(old, new, mode)).unwrap_or_else(|_| Err(internal_error()))
+/// `witness_budget` is shared by the caller's comparisons (lint: all of one topic's version
+/// pairs), so many pairs with costly regexes cannot add up either.
+pub(crate) fn check_on_worker(
+    old: &Value,
+    new: &Value,
+    mode: PairMode,
+    witness_budget: &mut usize,
+) -> Result<Report, SchemaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check_inline(old, new, mode, witness_budget)))
+        .unwrap_or_else(|_| Err(internal_error()))
 }
 
 /// [`subset`] on the current thread, which must be a [`crate::par`] worker.
@@ -122,10 +129,15 @@ pub(crate) fn subset_on_worker(writer: &Value, reader: &Value) -> Result<Report,
     std::panic::catch_unwind(|| subset_inline(writer, reader)).unwrap_or_else(|_| Err(internal_error()))
 }
 
-fn run(writer: &Doc, reader: &Doc, persp: Perspective) -> subset::Outcome {
+/// One directed comparison; `witness_budget` is what the check run has left for the regex
+/// witness search, and is updated.
+fn run(writer: &Doc, reader: &Doc, persp: Perspective, witness_budget: &mut usize) -> subset::Outcome {
     let mut checker = Checker::new(writer, reader, persp);
+    checker.witness_budget = *witness_budget;
     let root = WRef { parts: vec![0] };
-    checker.sub(&root, 0, &Loc { w: String::new(), r: String::new() })
+    let outcome = checker.sub(&root, 0, &Loc { w: String::new(), r: String::new() });
+    *witness_budget = checker.witness_budget;
+    outcome
 }
 
 /// Checks `new` against `old` under `mode`:
@@ -133,20 +145,20 @@ fn run(writer: &Doc, reader: &Doc, persp: Perspective) -> subset::Outcome {
 /// forward  = every instance valid under `new` is valid under `old` (old readers read new data);
 /// full = both.
 pub fn check(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
-    with_stack(|| check_inline(old, new, mode))
+    with_stack(|| check_inline(old, new, mode, &mut WITNESS_BUDGET.clone()))
 }
 
-fn check_inline(old: &Value, new: &Value, mode: PairMode) -> Result<Report, SchemaError> {
+fn check_inline(old: &Value, new: &Value, mode: PairMode, budget: &mut usize) -> Result<Report, SchemaError> {
     let old_doc =
         Doc::parse(old).map_err(|e| SchemaError { message: format!("old schema: {}", e.message), ..e })?;
     let new_doc =
         Doc::parse(new).map_err(|e| SchemaError { message: format!("new schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
     if matches!(mode, PairMode::Backward | PairMode::Full) {
-        report.absorb(run(&old_doc, &new_doc, Perspective::Backward));
+        report.absorb(run(&old_doc, &new_doc, Perspective::Backward, budget));
     }
     if matches!(mode, PairMode::Forward | PairMode::Full) {
-        report.absorb(run(&new_doc, &old_doc, Perspective::Forward));
+        report.absorb(run(&new_doc, &old_doc, Perspective::Forward, budget));
     }
     Ok(report)
 }
@@ -163,7 +175,7 @@ fn subset_inline(writer: &Value, reader: &Value) -> Result<Report, SchemaError> 
     let r = Doc::parse(reader)
         .map_err(|e| SchemaError { message: format!("reader schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
-    report.absorb(run(&w, &r, Perspective::Subset));
+    report.absorb(run(&w, &r, Perspective::Subset, &mut WITNESS_BUDGET.clone()));
     Ok(report)
 }
 

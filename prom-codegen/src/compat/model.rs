@@ -3,7 +3,7 @@
 //! Every subschema becomes a [`Node`] in an arena so that recursive schemas are plain cycles
 //! of ids and the comparison can key its coinductive assumptions on them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -170,6 +170,8 @@ pub(super) struct Keywords {
     pub boolean: Option<bool>,
     pub kinds: Kinds,
     pub values: Option<Vec<Value>>,
+    /// Canonical keys of `values`, when there are enough for a linear scan to hurt.
+    pub value_keys: Option<HashSet<String>>,
     pub has_const: bool,
     pub lower: Option<Bound>,
     pub upper: Option<Bound>,
@@ -208,6 +210,7 @@ impl Default for Keywords {
             boolean: None,
             kinds: Kinds::ALL,
             values: None,
+            value_keys: None,
             has_const: false,
             lower: None,
             upper: None,
@@ -502,7 +505,10 @@ pub(super) fn plainly_accepts(kw: &Keywords, v: &Value) -> bool {
         && kw.not.is_none()
         && no_base_constraints_but_type_and_values(kw)
         && kw.kinds.has(Kinds::of_value(v))
-        && kw.values.as_ref().is_none_or(|values| values.contains(v))
+        && kw.values.as_ref().is_none_or(|values| match &kw.value_keys {
+            Some(keys) => keys.contains(&canonical_key(v)),
+            None => values.contains(v),
+        })
 }
 
 /// No non-combinator constraint besides `type` and `enum`/`const`.
@@ -925,6 +931,7 @@ impl Parser<'_> {
             // Before 2019-09 `$ref` overrides its siblings entirely.
             kw = Keywords::default();
         }
+        kw.value_keys = kw.values.as_ref().filter(|v| v.len() > SCAN_VALUES).map(|v| value_keys(v));
         Ok(kw)
     }
 }
@@ -963,11 +970,64 @@ pub(super) fn json_eq(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Value lists up to this long are scanned; longer ones are hashed (a 40k-value enum compared
+/// value by value by scanning would take minutes).
+const SCAN_VALUES: usize = 16;
+
 /// Values present in both lists (`None` = unrestricted).
 pub(super) fn intersect_values(a: Option<Vec<Value>>, b: Vec<Value>) -> Vec<Value> {
     match a {
         None => b,
-        Some(a) => a.into_iter().filter(|v| b.iter().any(|w| json_eq(v, w))).collect(),
+        Some(a) if a.len() * b.len() <= SCAN_VALUES * SCAN_VALUES => {
+            a.into_iter().filter(|v| b.iter().any(|w| json_eq(v, w))).collect()
+        }
+        Some(a) => {
+            let keys = value_keys(&b);
+            a.into_iter().filter(|v| keys.contains(&canonical_key(v))).collect()
+        }
+    }
+}
+
+/// The canonical keys of `values`.
+pub(super) fn value_keys(values: &[Value]) -> HashSet<String> {
+    values.iter().map(canonical_key).collect()
+}
+
+/// A string equal for two values exactly when [`json_eq`] holds: numbers by exact decimal
+/// value (`1.0` = `1`), objects with sorted keys.
+pub(super) fn canonical_key(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Number(n) => match Dec::from_number(n) {
+            Some(d) => out.push_str(&format!("{d:?}")),
+            None => out.push_str(&n.to_string()),
+        },
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                write_canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (k, item) in entries {
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
     }
 }
 

@@ -187,6 +187,7 @@ impl<'a> Oracle<'a> {
         jsonschema::options()
             .with_draft(self.draft)
             .with_registry(registry)
+            .with_pattern_options(pattern_options())
             .should_validate_formats(true)
             .build(&wrapper)
             .ok()
@@ -198,10 +199,14 @@ impl<'a> Oracle<'a> {
     pub(super) fn check(&mut self, ptr: &str, value: &Value) -> Option<Option<String>> {
         let first = {
             let v = self.validator(0, ptr)?;
-            v.iter_errors(value).next().map(|e| leaf_keyword(&e))
+            match v.iter_errors(value).next() {
+                // A regex gave up (catastrophic backtracking): the verdict is unknown.
+                Some(e) if unfinished(&e) => return None,
+                e => e.map(|e| leaf_keyword(&e)),
+            }
         };
         if self.has_remote {
-            let upper_valid = self.validator(1, ptr)?.is_valid(value);
+            let upper_valid = validity(self.validator(1, ptr)?, value)?;
             if !self.monotone || upper_valid != first.is_none() {
                 return None;
             }
@@ -217,8 +222,7 @@ impl<'a> Oracle<'a> {
     /// Validity with remote schemas read as `true`: an over-approximation, fit for
     /// enumerating what a writer may produce.
     pub(super) fn valid_upper(&mut self, ptr: &str, value: &Value) -> Option<bool> {
-        let v = self.validator(1, ptr)?;
-        Some(v.is_valid(value))
+        validity(self.validator(1, ptr)?, value)
     }
 
     /// ECMA-262 `pattern` semantics (unanchored search).
@@ -226,11 +230,35 @@ impl<'a> Oracle<'a> {
         if !self.patterns.contains_key(pattern) {
             let built = jsonschema::options()
                 .with_draft(jsonschema::Draft::Draft202012)
+                .with_pattern_options(pattern_options())
                 .build(&json!({ "pattern": pattern }))
                 .ok();
             self.patterns.insert(pattern.to_string(), built);
         }
         let v = self.patterns.get(pattern).and_then(Option::as_ref)?;
-        Some(v.is_valid(&Value::String(s.to_string())))
+        validity(v, &Value::String(s.to_string()))
+    }
+}
+
+/// Backtracking steps one regex match may take before the oracle gives up on it. Real
+/// patterns on the short candidate strings need far fewer; catastrophic ones (`^(a|a)*\1b`)
+/// would otherwise cost fancy-regex's default of a million steps per candidate.
+const REGEX_BACKTRACK_LIMIT: usize = 10_000;
+
+fn pattern_options() -> jsonschema::PatternOptions<jsonschema::FancyRegex> {
+    jsonschema::PatternOptions::fancy_regex().backtrack_limit(REGEX_BACKTRACK_LIMIT)
+}
+
+/// Whether an error means "the regex engine gave up", not "invalid".
+fn unfinished(e: &ValidationError<'_>) -> bool {
+    matches!(e.kind(), ValidationErrorKind::BacktrackLimitExceeded { .. })
+}
+
+/// Validity, or `None` when a regex gave up before deciding.
+fn validity(validator: &Validator, value: &Value) -> Option<bool> {
+    match validator.validate(value) {
+        Ok(()) => Some(true),
+        Err(e) if unfinished(&e) => None,
+        Err(_) => Some(false),
     }
 }

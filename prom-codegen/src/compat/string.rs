@@ -61,6 +61,11 @@ impl Checker<'_> {
             }
         }
         for s in candidates {
+            if self.witness_budget == 0 {
+                self.witness_exhausted = true;
+                return None;
+            }
+            self.witness_budget -= 1;
             if let Some(p) = pattern
                 && self.ro.matches(p, &s) != Some(false)
             {
@@ -173,15 +178,22 @@ impl Checker<'_> {
                         ),
                     )
                 }
-                None => self.undecided(
-                    loc,
-                    "pattern",
-                    Rule::PatternChanged,
-                    format!(
-                        "pattern changed from {old} to {new}: the checker cannot decide whether every string {} allows matches {p:?}",
-                        self.wschema()
-                    ),
-                ),
+                None => {
+                    let why = if self.witness_exhausted {
+                        " (the search for a counter-example ran out of its budget: costly regexes)"
+                    } else {
+                        ""
+                    };
+                    self.undecided(
+                        loc,
+                        "pattern",
+                        Rule::PatternChanged,
+                        format!(
+                            "pattern changed from {old} to {new}: the checker cannot decide whether every string {} allows matches {p:?}{why}",
+                            self.wschema()
+                        ),
+                    )
+                }
             });
         }
         if let Some(f) = &kw.format

@@ -18,6 +18,9 @@ use super::{Direction, Violation};
 
 /// Work budget: node comparisons before giving up with an undecided finding.
 const STEP_BUDGET: usize = 20_000;
+/// Candidate strings the regex witness search tests per check run (one `compat` run, or all
+/// version pairs of one topic in lint), over all properties.
+pub const WITNESS_BUDGET: usize = 1_000;
 /// Recursion depth of the comparison itself.
 const MAX_CHECK_DEPTH: usize = 400;
 
@@ -111,6 +114,11 @@ pub(super) struct Checker<'a> {
     steps: usize,
     depth: usize,
     budget_reported: bool,
+    /// Candidate strings the regex witness search may still test in this check run (shared by
+    /// every property, so many costly patterns cannot add up).
+    pub witness_budget: usize,
+    /// Whether the witness search stopped for lack of budget.
+    pub witness_exhausted: bool,
     /// Same document on both sides: textually equal subschemas are then equal even with `$ref`s.
     same_document: bool,
 }
@@ -127,6 +135,8 @@ impl<'a> Checker<'a> {
             steps: 0,
             depth: 0,
             budget_reported: false,
+            witness_budget: WITNESS_BUDGET,
+            witness_exhausted: false,
             same_document: w.root == r.root,
         }
     }
@@ -462,12 +472,29 @@ impl<'a> Checker<'a> {
         let rdoc = self.r;
         let rptr = rdoc.node(r).ptr.clone();
         let mut out = Outcome::default();
+        // Findings past the first few are counted into one: removing 20k values of an enum
+        // is one change, not 20k.
+        let mut unlisted: Option<(Violation, bool, usize)> = None;
         for (v, certain) in values {
             // The common string enum needs no validator (building one is most of a comparison).
             let verdict = if plainly_accepts(rdoc.kw(r), v) { Some(None) } else { self.ro.check(&rptr, v) };
             match verdict {
                 Some(None) => {}
                 Some(Some(keyword)) => {
+                    let listed = out.violations.len() + out.undecided.len();
+                    if listed >= MAX_VALUE_FINDINGS {
+                        match &mut unlisted {
+                            Some((_, all_certain, count)) => {
+                                *count += 1;
+                                *all_certain &= *certain;
+                            }
+                            None => {
+                                let (rule, _) = self.value_rule(w, &keyword, v, r);
+                                unlisted = Some((self.finding(loc, "", rule, String::new()), *certain, 1));
+                            }
+                        }
+                        continue;
+                    }
                     let (rule, msg) = self.value_rule(w, &keyword, v, r);
                     let f = self.finding(loc, "", rule, msg);
                     if *certain {
@@ -494,6 +521,18 @@ impl<'a> Checker<'a> {
                         self.rschema()
                     ),
                 )),
+            }
+        }
+        if let Some((mut f, all_certain, count)) = unlisted {
+            f.message = format!(
+                "{count} more value(s) {} allows are rejected by {} (the first {MAX_VALUE_FINDINGS} are listed)",
+                self.wschema(),
+                self.rschema()
+            );
+            if all_certain {
+                out.violations.push(f);
+            } else {
+                out.undecided.push(f);
             }
         }
         for (ptr, k) in custom_keywords(rdoc, r) {
@@ -593,7 +632,7 @@ impl<'a> Checker<'a> {
         } else {
             self.pick(Rule::EnumAdded, Rule::EnumRemoved)
         };
-        let list = Value::Array(values.to_vec());
+        let list = short_list(values);
         if self.writer_has_more_values_than(w, values.len()) {
             let msg = format!(
                 "{keyword} {}: {} only accepts {list}, but {} may be any {}",
@@ -610,6 +649,31 @@ impl<'a> Checker<'a> {
             self.wschema()
         );
         self.undecided(loc, keyword, rule, msg)
+    }
+}
+
+/// Findings listed one by one per enumeration check; the rest are counted into one.
+const MAX_VALUE_FINDINGS: usize = 20;
+
+/// Values quoted in a message: a few, then how many more.
+fn short_list(values: &[Value]) -> String {
+    const SHOWN: usize = 10;
+    let shown: Vec<String> = values
+        .iter()
+        .take(SHOWN)
+        .map(|v| {
+            let text = v.to_string();
+            if text.chars().count() > 60 {
+                format!("{}…", text.chars().take(60).collect::<String>())
+            } else {
+                text
+            }
+        })
+        .collect();
+    if values.len() > SHOWN {
+        format!("[{}, … ({} values in all)]", shown.join(","), values.len())
+    } else {
+        format!("[{}]", shown.join(","))
     }
 }
 

@@ -51,6 +51,10 @@ codes! {
     DuplicateDefinition = ("P009", "duplicate-definition"),
     /// A YAML feature the spec format does not accept (tags, several documents, complex keys).
     UnsupportedYaml = ("P010", "unsupported-yaml"),
+    /// A directory below a spec directory links back to one already read (read once only).
+    SymlinkLoop = ("P011", "symlink-loop"),
+    /// A `$ref` leaves the spec directory (absolute path, `..` or a symlink pointing outside).
+    RefOutsideRoot = ("P012", "ref-outside-root"),
     /// A topic name breaks `^[a-z0-9]+(\.[a-z0-9]+)*(\.v\d+)?$`.
     TopicName = ("P101", "topic-name"),
     /// A custom header name breaks `^x-[a-z0-9-]+$`.

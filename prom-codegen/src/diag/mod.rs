@@ -4,7 +4,7 @@ mod code;
 mod render;
 
 pub use code::Code;
-pub use render::render;
+pub use render::{MAX_SNIPPET_CHARS, escape_controls, render};
 
 use crate::source::Span;
 use serde::Serialize;
@@ -42,7 +42,7 @@ impl Diagnostic {
         Diagnostic {
             code,
             severity: Severity::Error,
-            message: message.into(),
+            message: cap(message.into(), MAX_MESSAGE_CHARS),
             span: span.clone(),
             label: None,
             help: None,
@@ -89,9 +89,16 @@ impl std::fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}: {level}[{}]: {}", self.span, self.code.id(), self.message)?;
+        let span = self.span.to_string();
+        write!(
+            f,
+            "{}: {level}[{}]: {}",
+            escape_controls(&span),
+            self.code.id(),
+            escape_controls(&self.message)
+        )?;
         if let Some(help) = &self.help {
-            write!(f, " (help: {help})")?;
+            write!(f, " (help: {})", escape_controls(help))?;
         }
         Ok(())
     }
@@ -120,6 +127,19 @@ pub struct JsonDiagnostic<'a> {
     pub end_column: u32,
     /// How to fix it.
     pub help: Option<&'a str>,
+}
+
+/// Longest message kept, in characters: messages quote values from the input, and a quoted
+/// file must not end up whole in a build log.
+pub const MAX_MESSAGE_CHARS: usize = 1000;
+
+/// `text` cut to `max` characters, with `…` marking the cut.
+pub fn cap(mut text: String, max: usize) -> String {
+    if let Some((at, _)) = text.char_indices().nth(max) {
+        text.truncate(at);
+        text.push('…');
+    }
+    text
 }
 
 /// Whether any diagnostic is an error.

@@ -5,7 +5,7 @@ use super::syntax::{self, Piece};
 use super::{ident, rt, types, upcast};
 use crate::ir::{Topic, Version};
 use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote};
+use quote::{ToTokens, format_ident, quote};
 
 /// The `pub mod <topic> { ... }` item.
 pub fn module(topic: &Topic) -> Piece<'_> {
@@ -47,7 +47,20 @@ pub fn module(topic: &Topic) -> Piece<'_> {
 fn constants(topic: &Topic, latest: &Version) -> TokenStream {
     let name = &topic.name;
     let latest_number = Literal::u32_unsuffixed(latest.number);
-    let partitions = Literal::u32_unsuffixed(u32::try_from(topic.partitions).unwrap_or(u32::MAX));
+    // Lint bounds `partitions` (P401); a larger value reaching here is refused loudly, never clamped.
+    let partitions = match u32::try_from(topic.partitions) {
+        Ok(n) if u64::from(n) <= crate::spec::limits::PARTITIONS => {
+            Literal::u32_unsuffixed(n).into_token_stream()
+        }
+        _ => {
+            let message = format!(
+                "topic `{name}` declares {} partitions; at most {} are allowed",
+                topic.partitions,
+                crate::spec::limits::PARTITIONS
+            );
+            quote!(::core::compile_error!(#message))
+        }
+    };
     let key = match &topic.key {
         Some(k) => quote!(::std::option::Option::Some(#k)),
         None => quote!(::std::option::Option::None),

@@ -1,6 +1,7 @@
 //! The spec language: YAML files → typed model with locations.
 
 pub mod keys;
+pub mod limits;
 mod load;
 mod model;
 mod parse;

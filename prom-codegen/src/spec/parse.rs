@@ -1,6 +1,7 @@
 //! Reads one spec document from the located YAML tree into the typed model.
 
 use super::keys;
+use super::limits;
 use super::model::*;
 use super::read::{Keyword, Map, Reader};
 use crate::diag::{Code, Diagnostic};
@@ -149,7 +150,7 @@ fn topic(r: &mut Reader, name: Located<String>, node: &Node, dir: &Path) -> Opti
     Some(Topic {
         description: r.opt_string(&map, "description"),
         key: r.opt_string(&map, "key"),
-        partitions: r.opt_count(&map, "partitions", 1),
+        partitions: r.opt_count(&map, "partitions", 1, limits::PARTITIONS),
         headers: r.string_list(&map, "headers"),
         compat: r.opt_keyword(&map, "compat"),
         dual_write: r.opt_bool(&map, "dual_write"),
@@ -212,7 +213,7 @@ fn schema(r: &mut Reader, node: &Node, dir: &Path) -> Option<Schema> {
         _ => None,
     };
     let (tree, span) = match file_ref {
-        Some((path, at)) => (r.load_ref(&dir.join(path), &at.span)?, at.span.clone()),
+        Some((path, at)) => (r.load_ref(path, dir, &at.span)?, at.span.clone()),
         None => {
             match &node.value {
                 Value::Map(_) | Value::Bool(_) => (node.clone(), node.span.clone()),
@@ -277,8 +278,8 @@ fn consumer(r: &mut Reader, name: Located<String>, node: &Node) -> Option<Consum
         retry,
         dlq: r.opt_bool(&map, "dlq"),
         partitioned: r.opt_bool(&map, "partitioned"),
-        batch_size: r.opt_count(&map, "batch_size", 1),
-        max_in_flight: r.opt_count(&map, "max_in_flight", 1),
+        batch_size: r.opt_count(&map, "batch_size", 1, limits::BATCH_SIZE),
+        max_in_flight: r.opt_count(&map, "max_in_flight", 1, limits::MAX_IN_FLIGHT),
         name,
     })
 }
@@ -286,14 +287,14 @@ fn consumer(r: &mut Reader, name: Located<String>, node: &Node) -> Option<Consum
 fn retry(r: &mut Reader, node: &Node) -> Option<Retry> {
     let map = r.map(node, keys::RETRY, "retry")?;
     let max_attempts = match map.get("max_attempts") {
-        Some(_) => r.opt_count(&map, "max_attempts", 1),
+        Some(_) => r.opt_count(&map, "max_attempts", 1, limits::MAX_ATTEMPTS),
         None => {
             r.missing(&map, "max_attempts", "say how many attempts in total, e.g. `max_attempts: 3`");
             None
         }
     };
-    let backoff = r.opt_duration(&map, "backoff");
-    let max_backoff = r.opt_duration(&map, "max_backoff");
+    let backoff = r.opt_duration(&map, "backoff", limits::BACKOFF);
+    let max_backoff = r.opt_duration(&map, "max_backoff", limits::MAX_BACKOFF);
     Some(Retry { max_attempts: max_attempts?, backoff, max_backoff })
 }
 
@@ -381,8 +382,8 @@ fn snapshot_api(r: &mut Reader, node: &Node) -> Option<SnapshotApi> {
     });
     Some(SnapshotApi {
         filters: r.string_list(&map, "filters"),
-        max_age: r.opt_duration(&map, "max_age"),
-        max_limit: r.opt_count(&map, "max_limit", 1),
+        max_age: r.opt_duration(&map, "max_age", limits::MAX_AGE),
+        max_limit: r.opt_count(&map, "max_limit", 1, limits::MAX_LIMIT),
         path: path?,
     })
 }

@@ -15,6 +15,8 @@ pub struct Reader {
     pub sources: SourceMap,
     /// When set, files are read from here instead of the file system (embedded specs).
     pub memory: Option<std::sync::Arc<Memory>>,
+    /// The canonical spec directory; `$ref`s must not leave it.
+    pub root: Option<std::path::PathBuf>,
 }
 
 /// Every file of an embedded spec, by normalized path.
@@ -166,10 +168,13 @@ impl Reader {
         match node.value {
             Value::Int(i) if (min..=max).contains(&i) => Some(Located::new(i, node.span.clone())),
             Value::Int(i) => {
-                let range = if max == i64::MAX {
-                    format!("at least {min}")
+                let range = if i < min { format!("at least {min}") } else { format!("at most {max}") };
+                let help = if i > max {
+                    format!(
+                        "use at most {max} (Prom's limit for `{context}`, see \"Limits on spec input\" in the README)"
+                    )
                 } else {
-                    format!("between {min} and {max}")
+                    format!("use at least {min}")
                 };
                 self.push(
                     Diagnostic::error(
@@ -177,7 +182,21 @@ impl Reader {
                         &node.span,
                         format!("`{context}` is {i}, but must be {range}"),
                     )
-                    .with_label(format!("must be {range}")),
+                    .with_label(format!("must be {range}"))
+                    .with_help(help),
+                );
+                None
+            }
+            Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() >= 9.2e18 => {
+                // Too large for 64 bits (YAML reads it as a float): out of range, not mistyped.
+                self.push(
+                    Diagnostic::error(
+                        Code::OutOfRange,
+                        &node.span,
+                        format!("`{context}` is {f:e}, but must be between {min} and {max}"),
+                    )
+                    .with_label(format!("must be between {min} and {max}"))
+                    .with_help(format!("use at most {max}")),
                 );
                 None
             }
@@ -188,10 +207,12 @@ impl Reader {
         }
     }
 
-    /// A non-negative count under `key`, at least `min`.
-    pub fn opt_count(&mut self, map: &Map<'_>, key: &str, min: i64) -> Option<Located<u64>> {
-        self.opt_int(map, key, min, i64::MAX)
-            .map(|l| Located::new(u64::try_from(l.value).unwrap_or(0), l.span))
+    /// A count under `key` within `min..=max`.
+    pub fn opt_count(&mut self, map: &Map<'_>, key: &str, min: u64, max: u64) -> Option<Located<u64>> {
+        let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let located = self.opt_int(map, key, to_i64(min), to_i64(max))?;
+        // Within `min..=max`, both non-negative: the conversion cannot fail.
+        u64::try_from(located.value).ok().map(|n| Located::new(n, located.span))
     }
 
     /// A list of strings under `key` (empty when absent).
@@ -233,8 +254,8 @@ impl Reader {
         None
     }
 
-    /// A duration such as `100ms`, `5s`, `2m`, `1h` or `1d` under `key`.
-    pub fn opt_duration(&mut self, map: &Map<'_>, key: &str) -> Option<Located<Duration>> {
+    /// A duration such as `100ms`, `5s`, `2m`, `1h` or `1d` under `key`, at most `max`.
+    pub fn opt_duration(&mut self, map: &Map<'_>, key: &str, max: Duration) -> Option<Located<Duration>> {
         let node = map.get(key)?;
         if let Value::Int(n) = node.value {
             self.push(
@@ -246,7 +267,22 @@ impl Reader {
         }
         let text = self.string(node, key)?;
         match parse_duration(&text.value) {
-            Some(d) => Some(Located::new(d, text.span)),
+            Some(d) if d <= max => Some(Located::new(d, text.span)),
+            Some(_) => {
+                let limit = super::limits::duration_text(max);
+                self.push(
+                    Diagnostic::error(
+                        Code::OutOfRange,
+                        &text.span,
+                        format!("`{key}: {}` is longer than {limit}", text.value),
+                    )
+                    .with_label(format!("must be at most {limit}"))
+                    .with_help(format!(
+                        "use at most {limit} (Prom's limit for `{key}`, see \"Limits on spec input\" in the README)"
+                    )),
+                );
+                None
+            }
             None => {
                 self.push(
                     Diagnostic::error(
