@@ -424,6 +424,23 @@ fn terminal_escapes_are_rendered_escaped() {
     let human = run_in(&dir, &["lint", "s.yaml"], &[]);
     assert!(human.stderr.contains("error[P101]"), "{}", human.stderr);
     assert!(human.stderr.contains("\\u{1b}]0;pwned\\u{7}\\u{1b}[2J"), "{}", human.stderr);
+
+    // `compat` quotes JSON pointers built from property names: escaped too.
+    let schema = |extra: bool| {
+        let mut properties = serde_json::Map::new();
+        properties.insert("id".into(), serde_json::json!({ "type": "string" }));
+        if extra {
+            properties.insert(format!("x{key}"), serde_json::json!({ "type": "string" }));
+        }
+        serde_json::json!({ "type": "object", "properties": properties, "additionalProperties": false })
+            .to_string()
+    };
+    write(&dir.join("old.json"), schema(true));
+    write(&dir.join("new.json"), schema(false));
+    let run = run_in(&dir, &["compat", "old.json", "new.json"], &[]);
+    assert_eq!(run.code(), Some(1), "{}{}", run.stdout, run.stderr);
+    assert!(!run.raw.iter().any(|b| *b == 0x1b || *b == 0x07), "raw escape bytes: {:?}", run.stdout);
+    assert!(run.stdout.contains("\\u{1b}]0;pwned"), "{}", run.stdout);
 }
 
 #[test]

@@ -166,7 +166,10 @@ fn invalid_regex(json: &Value, at: &mut String) -> Option<(String, String)> {
                 ("enum" | "const" | "default" | "examples", _) => None,
                 ("patternProperties", Value::Object(props)) => props
                     .keys()
-                    .find_map(|p| compile(p).map(|e| (at.clone(), e.to_string())))
+                    .find_map(|p| {
+                        let key = format!("{at}/{}", p.replace('~', "~0").replace('/', "~1"));
+                        compile(p).map(|e| (key, e.to_string()))
+                    })
                     .or_else(|| invalid_regex(value, at)),
                 _ => invalid_regex(value, at),
             }

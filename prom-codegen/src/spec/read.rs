@@ -169,22 +169,18 @@ impl Reader {
             Value::Int(i) if (min..=max).contains(&i) => Some(Located::new(i, node.span.clone())),
             Value::Int(i) => {
                 let range = if i < min { format!("at least {min}") } else { format!("at most {max}") };
-                let help = if i > max {
-                    format!(
+                let mut diagnostic = Diagnostic::error(
+                    Code::OutOfRange,
+                    &node.span,
+                    format!("`{context}` is {i}, but must be {range}"),
+                )
+                .with_label(format!("must be {range}"));
+                if i > max {
+                    diagnostic = diagnostic.with_help(format!(
                         "use at most {max} (Prom's limit for `{context}`, see \"Limits on spec input\" in the README)"
-                    )
-                } else {
-                    format!("use at least {min}")
-                };
-                self.push(
-                    Diagnostic::error(
-                        Code::OutOfRange,
-                        &node.span,
-                        format!("`{context}` is {i}, but must be {range}"),
-                    )
-                    .with_label(format!("must be {range}"))
-                    .with_help(help),
-                );
+                    ));
+                }
+                self.push(diagnostic);
                 None
             }
             Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() >= 9.2e18 => {
