@@ -311,6 +311,48 @@ pub mod mongo {
             Error::Store { path, message: format!("{what}: {e}") }
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use mongodb::bson::doc;
+
+        fn command(code: i32, name: &str) -> mongodb::error::Error {
+            let reply = doc! { "code": code, "codeName": name, "errmsg": format!("{name} (test)") };
+            let command: mongodb::error::CommandError =
+                mongodb::bson::from_document(reply).expect("a command error");
+            ErrorKind::Command(command).into()
+        }
+
+        #[test]
+        fn network_and_failover_errors_are_transient_the_rest_permanent() {
+            let refused: mongodb::error::Error =
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+            assert!(unreachable(&refused) && transient(&refused));
+            let stepped_down = command(10107, "NotWritablePrimary");
+            assert!(transient(&stepped_down) && !unreachable(&stepped_down));
+            assert!(transient(&command(11602, "InterruptedDueToReplStateChange")));
+            assert!(!transient(&command(18, "AuthenticationFailed")));
+            assert!(!transient(&command(286, "ChangeStreamHistoryLost")));
+            assert!(!transient(&command(2, "BadValue")));
+        }
+
+        #[test]
+        fn transient_errors_become_unavailable_and_name_where() {
+            let refused: mongodb::error::Error =
+                std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
+            match error("changefeed `c`", "cannot watch", &refused) {
+                Error::Unavailable { path, message } => {
+                    assert_eq!(path, "changefeed `c`");
+                    assert!(message.starts_with("cannot watch: "), "{message}");
+                }
+                other => panic!("not unavailable: {other:?}"),
+            }
+            let refused_auth = error("mongodb://h/db", "cannot read", &command(18, "AuthenticationFailed"));
+            assert!(matches!(&refused_auth, Error::Store { .. }), "{refused_auth:?}");
+            assert!(!crate::outage::is_transient(&refused_auth));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -345,7 +345,7 @@ async fn prom_serve_and_prom_run_ride_out_mongodb_outages() {
             eprintln!("{} reported:\n{reports:#?}", s.prom.name);
         }
     };
-    tokio::time::timeout(Duration::from_secs(240), suite).await.expect("the fault suite hung");
+    tokio::time::timeout(Duration::from_secs(180), suite).await.expect("the fault suite hung");
 }
 
 /// `prom publish --mongo` many times in a row: every run stores its event and exits 0, and none
