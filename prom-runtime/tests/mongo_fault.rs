@@ -13,7 +13,12 @@ use common::serve::Server;
 use futures_util::TryStreamExt;
 use prom_runtime::bus::mongo::MongoBus;
 use prom_runtime::bus::mongo::mongodb::bson::{Document, doc};
+use prom_runtime::bus::mongo::mongodb::{ClientSession, Database};
 use prom_runtime::changefeed::resume::STATES;
+use prom_runtime::consumer::SubscribeOptions;
+use prom_runtime::project::{TransactionalProjector, TransactionalSpec, TxFuture};
+use prom_runtime::retry::RetryPolicy;
+use prom_runtime::runner::FailurePolicy;
 use prom_runtime::{EventBus, EventRecord, Producer, PublishOptions, Registry};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 const PROM: &str = env!("CARGO_BIN_EXE_prom");
 
 /// A projector feeding a changefeed (no user code), plus a consumer of the changes for
-/// `prom run`.
+/// `prom run`; the transactional projector runs in this test's process (the CLI skips it).
 const SPEC: &str = r#"
 topics:
   process.state:
@@ -56,6 +61,10 @@ projectors:
     topic: process.state
     collection: processes
     version: /seq
+  process-effects:
+    kind: transactional
+    topic: process.state
+    handler: crate::effects
 changefeeds:
   processes-changed:
     collection: processes
@@ -244,6 +253,70 @@ impl Subject {
     }
 }
 
+/// The transactional handler: one counter per event id, in the transaction (exactly once
+/// means every counter ends at 1).
+fn count_effect<'a>(
+    event: &'a EventRecord,
+    db: &'a Database,
+    session: &'a mut ClientSession,
+) -> TxFuture<'a> {
+    Box::pin(async move {
+        db.collection::<Document>("effects")
+            .update_one(doc! { "_id": event.id.to_string() }, doc! { "$inc": { "count": 1 } })
+            .upsert(true)
+            .session(&mut *session)
+            .await?;
+        Ok(())
+    })
+}
+
+/// Starts the spec's transactional projector in this process, on `bus`, until `stop` turns true.
+fn start_transactional(
+    bus: &MongoBus,
+    stop: &tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<prom_runtime::Result<()>> {
+    let linted = prom_codegen::lint_str("fault.yaml", SPEC);
+    let registry = Registry::from_spec(&linted.spec).expect("registry");
+    let spec = TransactionalSpec::from_spec(&linted.spec.projectors["process-effects"], &registry)
+        .expect("transactional spec");
+    let policy = FailurePolicy { retry: RetryPolicy::from_spec(None), dlq: true };
+    let producer = Producer::new(bus.clone(), Arc::new(registry));
+    let projector = TransactionalProjector::new(producer, spec, SubscribeOptions::default(), policy);
+    let mut stop = stop.clone();
+    tokio::spawn(projector.run(count_effect, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }))
+}
+
+/// Waits until every event of `process.state` has its effect, each exactly once.
+async fn assert_effects_exactly_once(bus: &MongoBus) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = bus.read("process.state", None, 0, 1000).await.expect("read the topic");
+        let effects: Vec<Document> = bus
+            .database()
+            .collection::<Document>("effects")
+            .find(doc! {})
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("effects");
+        let twice: Vec<&Document> = effects.iter().filter(|d| d.get_i32("count").unwrap_or(0) != 1).collect();
+        assert!(twice.is_empty(), "effects applied more than once: {twice:?}");
+        if effects.len() == events.len() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the transactional projector did not catch up: {} effects for {} events",
+            effects.len(),
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn subject(mongo: &OwnMongo, specs: &Path, name: &'static str) -> Subject {
     let database = format!("fault_{}", name.replace(' ', "_"));
     let url = mongo.url(&database);
@@ -299,6 +372,10 @@ async fn prom_serve_and_prom_run_ride_out_mongodb_outages() {
         for s in &mut subjects {
             s.assert_caught_up(1).await;
         }
+        // A transactional projector in this process rides the same outages.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let transactional = start_transactional(&subjects[1].bus, &stopped);
+        assert_effects_exactly_once(&subjects[1].bus).await;
         let mut from: Vec<usize> = subjects.iter().map(|s| s.prom.seen.len()).collect();
 
         // Frozen: connections stay open and nothing answers.
@@ -324,6 +401,10 @@ async fn prom_serve_and_prom_run_ride_out_mongodb_outages() {
         for s in &mut subjects {
             s.assert_caught_up(3).await;
         }
+        assert_effects_exactly_once(&subjects[1].bus).await;
+        let _ = stop.send(true);
+        let stopped = tokio::time::timeout(Duration::from_secs(30), transactional).await;
+        stopped.expect("the transactional projector stops").expect("its task").expect("it ran without error");
 
         // The consumer of `prom run` caught up too, and both still stop cleanly.
         let run = &mut subjects[1].prom;
