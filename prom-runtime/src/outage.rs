@@ -118,7 +118,8 @@ impl Outage {
     }
 
     /// Waits out a transient `error` (or until `shutdown` completes): `Ok(true)` to try again,
-    /// `Ok(false)` when `shutdown` came first; a permanent error comes back as it is.
+    /// `Ok(false)` when `shutdown` came first (it has completed then: stop, and never poll it
+    /// again); a permanent error comes back as it is.
     pub async fn wait<S>(&mut self, error: Error, shutdown: Pin<&mut S>) -> Result<bool>
     where
         S: Future<Output = ()> + ?Sized,
@@ -132,8 +133,8 @@ impl Outage {
     }
 
     /// Runs `attempt` until it succeeds (`Some`), fails for good (the error), or `shutdown`
-    /// completes first (`None`). Every attempt races `shutdown`, so `attempt` must be safe to
-    /// abandon: cancel-safe or idempotent.
+    /// completes first (`None`: stop, and never poll `shutdown` again). Every attempt races
+    /// `shutdown`, so `attempt` must be safe to abandon: cancel-safe or idempotent.
     pub async fn retry<S, T, F, Fut>(
         &mut self,
         mut shutdown: Pin<&mut S>,

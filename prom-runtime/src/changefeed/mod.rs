@@ -144,11 +144,15 @@ impl ChangefeedRunner {
             };
             let reopened = match next {
                 Ok(Some(change)) => {
-                    let published = outage.retry(shutdown.as_mut(), || self.publish(&change)).await?;
-                    let saved = outage.retry(shutdown.as_mut(), || self.save(db, &change)).await?;
-                    if published.is_none() || saved.is_none() {
+                    // Stopping between the two is harmless: the change is published again at
+                    // the next start and recognised by its token. (`shutdown` is never polled
+                    // again once it completed.)
+                    let Some(()) = outage.retry(shutdown.as_mut(), || self.publish(&change)).await? else {
                         return Ok(());
-                    }
+                    };
+                    let Some(()) = outage.retry(shutdown.as_mut(), || self.save(db, &change)).await? else {
+                        return Ok(());
+                    };
                     last = State { resume: Resume::After(change.id), cluster_time: change.cluster_time };
                     continue;
                 }

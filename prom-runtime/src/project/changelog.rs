@@ -166,7 +166,8 @@ impl<B: EventBus> ChangelogProjector<B> {
     /// Creates the indexes, then projects until `shutdown` completes; commits and leaves the
     /// group on the way out. A MongoDB outage is waited out ([`crate::outage`]): the batch in
     /// hand is written again once the server is back (every write is idempotent), and nothing
-    /// is acked before it is written.
+    /// is acked before it is written. A batch that `shutdown` cuts short is not acked, so the
+    /// next start writes it again.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let mut outage = Outage::new(format!("projector `{}`", self.spec.name));
         tokio::pin!(shutdown);
