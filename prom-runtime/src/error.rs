@@ -16,6 +16,19 @@ pub enum Error {
         /// What the store reported.
         message: String,
     },
+    /// The store is unreachable for now (network, no primary, server selection timed out);
+    /// retrying later may succeed. Long-running tasks wait it out (see [`crate::outage`]).
+    #[error(
+        "{path}: the store is unreachable: {message}\nhelp: check that MongoDB is running and reachable; \
+         long-running tasks (prom run, prom serve, Pipeline::run) wait and resume by themselves, one-shot \
+         commands can be run again"
+    )]
+    Unavailable {
+        /// The store (its URL without credentials) or the task that reached for it.
+        path: String,
+        /// What failed and what the driver reported.
+        message: String,
+    },
     /// A topic is not declared in the spec.
     #[error("topic `{topic}` is not declared in the spec{hint}")]
     UnknownTopic {

@@ -10,6 +10,7 @@ pub mod codegen;
 pub mod consumer;
 pub mod dlq;
 pub mod error;
+pub mod outage;
 pub mod partition;
 pub mod pipeline;
 #[cfg(feature = "mongo")]

@@ -10,6 +10,7 @@ use crate::bus::EventBus;
 use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription};
 use crate::dlq;
 use crate::error::{Error, Result};
+use crate::outage::Outage;
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
@@ -191,19 +192,18 @@ impl<B: EventBus> Runner<B> {
             group: self.sub.group().group.clone(),
         });
         let mut tasks = JoinSet::new();
+        // A store outage is waited out: `poll` is cancel-safe, so the next one carries on.
+        let mut outage = Outage::new(format!("consumer group `{}`", ctx.group));
         tokio::pin!(shutdown);
         let outcome = loop {
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                batch = self.sub.poll() => match batch {
-                    Ok(batch) => {
-                        for delivery in batch {
-                            tasks.spawn(process(delivery, ctx.clone()));
-                        }
+            match outage.retry_on(shutdown.as_mut(), &mut self.sub, |sub| Box::pin(sub.poll())).await {
+                Ok(Some(batch)) => {
+                    for delivery in batch {
+                        tasks.spawn(process(delivery, ctx.clone()));
                     }
-                    Err(e) => break Err(e),
-                },
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
             // Reap finished tasks so the set does not grow; `process` never panics (handler
             // panics are caught in their own task), so the results carry nothing.

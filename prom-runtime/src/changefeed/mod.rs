@@ -10,6 +10,10 @@
 //! window), the declared `on_lost_resume` applies: `fail` stops with an error saying what to do;
 //! `restart_from_now` records the gap in `changefeed_gaps` and continues from the current
 //! cluster time.
+//!
+//! An outage (MongoDB unreachable, no primary) is waited out with backoff and reported
+//! ([`crate::outage`]); once the server is back the stream is opened again after the last
+//! stored token, so an outage costs neither a gap nor a duplicate.
 
 mod change;
 pub mod resume;
@@ -19,6 +23,7 @@ pub use change::{CHANGE_OPERATION, CLUSTER_TIME, DEFAULT_OPERATIONS};
 use crate::bus::EventBus;
 use crate::bus::mongo::MongoBus;
 use crate::error::{Error, Result};
+use crate::outage::Outage;
 use crate::publish::{self, Producer, PublishOptions};
 use crate::registry::{Registry, Route};
 use futures_util::TryStreamExt;
@@ -93,6 +98,9 @@ pub struct ChangefeedStats {
     pub gaps: AtomicU64,
 }
 
+/// An open change stream and the state it started from.
+type Opened = (ChangeStream<ChangeStreamEvent<Document>>, State);
+
 /// Republishes a collection's changes to a topic.
 pub struct ChangefeedRunner {
     producer: Producer<MongoBus>,
@@ -111,7 +119,10 @@ impl ChangefeedRunner {
         self.stats.clone()
     }
 
-    /// Republishes changes until `shutdown` completes.
+    /// Republishes changes until `shutdown` completes. A MongoDB outage is waited out
+    /// ([`crate::outage`]): the stream is opened again from the last stored token once the
+    /// server is back, so no change is skipped, and a change published twice is recognised by
+    /// its token.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let bus = self.producer.bus();
         let db = bus.database();
@@ -120,45 +131,80 @@ impl ChangefeedRunner {
             None => db.clone(),
         };
         let collection = watched.collection::<Document>(&self.spec.collection);
-        let state = match resume::load(db, &self.spec.name).await.map_err(|e| self.db_err("read", e))? {
-            Some(state) => state,
-            None => self.start_now(db).await?,
-        };
-        let mut stream = match self.watch(&collection, &state.resume).await {
-            Err(e) if resume::resume_point_lost(&e) => self.lost(db, &collection, &state, &e).await?,
-            other => other.map_err(|e| self.db_err("watch", e))?,
-        };
-        let mut last = state;
+        let mut outage = Outage::new(format!("changefeed `{}`", self.spec.name));
         tokio::pin!(shutdown);
+        let Some(state) = outage.retry(shutdown.as_mut(), || self.start(db)).await? else { return Ok(()) };
+        let opened = outage.retry(shutdown.as_mut(), || self.open(db, &collection, &state)).await?;
+        let Some((mut stream, mut last)) = opened else { return Ok(()) };
         loop {
             let next = tokio::select! {
                 biased;
-                () = &mut shutdown => return Ok(()),
+                () = shutdown.as_mut() => return Ok(()),
                 next = stream.try_next() => next,
             };
-            match next {
+            let reopened = match next {
                 Ok(Some(change)) => {
-                    self.publish(&change).await?;
-                    resume::save_token(db, &self.spec.name, &change.id, change.cluster_time)
-                        .await
-                        .map_err(|e| self.db_err("store the resume token", e))?;
+                    // Stopping between the two is harmless: the change is published again at
+                    // the next start and recognised by its token. (`shutdown` is never polled
+                    // again once it completed.)
+                    let Some(()) = outage.retry(shutdown.as_mut(), || self.publish(&change)).await? else {
+                        return Ok(());
+                    };
+                    let Some(()) = outage.retry(shutdown.as_mut(), || self.save(db, &change)).await? else {
+                        return Ok(());
+                    };
                     last = State { resume: Resume::After(change.id), cluster_time: change.cluster_time };
+                    continue;
                 }
                 Ok(None) => return Err(self.ended()),
                 Err(e) if resume::resume_point_lost(&e) => {
-                    stream = self.lost(db, &collection, &last, &e).await?;
+                    outage.retry(shutdown.as_mut(), || self.lost(db, &collection, &last, &e)).await?
                 }
-                Err(e) => return Err(self.db_err("read", e)),
-            }
+                Err(e) => {
+                    // The stream is spent (the driver already tried to resume it once): wait,
+                    // then open a new one where the last stored change left off.
+                    if !outage.wait(self.db_err("read the change stream", &e), shutdown.as_mut()).await? {
+                        return Ok(());
+                    }
+                    outage.retry(shutdown.as_mut(), || self.open(db, &collection, &last)).await?
+                }
+            };
+            let Some((new_stream, state)) = reopened else { return Ok(()) };
+            (stream, last) = (new_stream, state);
         }
+    }
+
+    /// The stored state, or (first start) the current cluster time, stored as the start point.
+    async fn start(&self, db: &Database) -> Result<State> {
+        match resume::load(db, &self.spec.name).await.map_err(|e| self.db_err("read", &e))? {
+            Some(state) => Ok(state),
+            None => self.start_now(db).await,
+        }
+    }
+
+    /// A change stream from `state` (or, when its resume point is gone, what `on_lost_resume`
+    /// says), with the state it starts from.
+    async fn open(&self, db: &Database, collection: &Collection<Document>, state: &State) -> Result<Opened> {
+        match self.watch(collection, &state.resume).await {
+            Ok(stream) => Ok((stream, state.clone())),
+            Err(e) if resume::resume_point_lost(&e) => self.lost(db, collection, state, &e).await,
+            Err(e) => Err(self.db_err("watch", &e)),
+        }
+    }
+
+    /// Stores the token of a published change.
+    async fn save(&self, db: &Database, change: &ChangeStreamEvent<Document>) -> Result<()> {
+        resume::save_token(db, &self.spec.name, &change.id, change.cluster_time)
+            .await
+            .map_err(|e| self.db_err("store the resume token", &e))
     }
 
     /// Stores the current cluster time as the start point, so a crash resumes from it.
     async fn start_now(&self, db: &Database) -> Result<State> {
-        let now = resume::server_time(db).await.map_err(|e| self.db_err("read the cluster time", e))?;
+        let now = resume::server_time(db).await.map_err(|e| self.db_err("read the cluster time", &e))?;
         let now =
             now.ok_or_else(|| self.fail("the server reports no cluster time; is it a replica set?".into()))?;
-        resume::save_start(db, &self.spec.name, now).await.map_err(|e| self.db_err("store the start", e))?;
+        resume::save_start(db, &self.spec.name, now).await.map_err(|e| self.db_err("store the start", &e))?;
         Ok(State { resume: Resume::At(now), cluster_time: Some(now) })
     }
 
@@ -193,7 +239,7 @@ impl ChangefeedRunner {
         collection: &Collection<Document>,
         state: &State,
         error: &mongodb::error::Error,
-    ) -> Result<ChangeStream<ChangeStreamEvent<Document>>> {
+    ) -> Result<Opened> {
         let since = state.cluster_time.map_or_else(|| "an unknown time".into(), change::cluster_time_text);
         if self.spec.on_lost_resume == LostResumePolicy::Fail {
             return Err(self.fail(format!(
@@ -215,9 +261,10 @@ impl ChangefeedRunner {
         let reason = format!("the resume point was no longer in the oplog: {error}");
         resume::record_gap(db, &self.spec.name, &self.spec.topic, state.cluster_time, to, &reason)
             .await
-            .map_err(|e| self.db_err("record the gap", e))?;
+            .map_err(|e| self.db_err("record the gap", &e))?;
         self.stats.gaps.fetch_add(1, Ordering::Relaxed);
-        self.watch(collection, &now.resume).await.map_err(|e| self.db_err("watch", e))
+        let stream = self.watch(collection, &now.resume).await.map_err(|e| self.db_err("watch", &e))?;
+        Ok((stream, now))
     }
 
     /// Publishes one change (deduplicated by its resume token).
@@ -260,11 +307,16 @@ impl ChangefeedRunner {
         ))
     }
 
-    fn db_err(&self, what: &str, e: mongodb::error::Error) -> Error {
-        self.fail(format!("cannot {what}: {e}"))
+    /// A driver error: [`Error::Unavailable`] when it is worth waiting out.
+    fn db_err(&self, what: &str, e: &mongodb::error::Error) -> Error {
+        crate::outage::mongo::error(self.path(), format!("cannot {what}"), e)
     }
 
     fn fail(&self, message: String) -> Error {
-        Error::Store { path: format!("changefeed `{}`", self.spec.name), message }
+        Error::Store { path: self.path(), message }
+    }
+
+    fn path(&self) -> String {
+        format!("changefeed `{}`", self.spec.name)
     }
 }

@@ -91,6 +91,10 @@ impl From<Error> for Failure {
 /// The result of a command.
 pub type Outcome = Result<(), Failure>;
 
+/// How long a MongoDB client may take to close its sessions and cursors on exit.
+#[cfg(feature = "mongo")]
+const CLIENT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Parses the arguments, runs the command, and maps the outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -101,7 +105,14 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    #[cfg(feature = "mongo")]
+    crate::bus::mongo::clients::track();
+    let outcome = runtime.block_on(dispatch(cli));
+    // Every MongoDB client stops its background tasks while the runtime still runs: dropped
+    // with the runtime, they would panic on the way out.
+    #[cfg(feature = "mongo")]
+    runtime.block_on(crate::bus::mongo::clients::shutdown_tracked(CLIENT_SHUTDOWN_GRACE));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Spec) => ExitCode::from(2),
         Err(Failure::Runtime(message)) => {

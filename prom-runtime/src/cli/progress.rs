@@ -17,6 +17,9 @@ pub struct Running {
 /// Prints one line per pipeline on stderr: `[name] counters lag=N`.
 pub async fn report(bus: &AnyBus, running: &[Running]) {
     for r in running {
+        // Counters first: a task counts work once committed, so the lag read after them never
+        // shows as pending what the counters already show as done.
+        let counters = (r.counters)();
         let lag = match &r.group {
             None => String::new(),
             Some((group, partitions)) => match consumer::lag(bus, group, *partitions).await {
@@ -24,6 +27,6 @@ pub async fn report(bus: &AnyBus, running: &[Running]) {
                 Err(e) => format!(" lag=? ({e})"),
             },
         };
-        eprintln!("[{}] {}{lag}", r.name, (r.counters)());
+        eprintln!("[{}] {counters}{lag}", r.name);
     }
 }

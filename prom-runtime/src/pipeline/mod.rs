@@ -144,7 +144,9 @@ impl<B: EventBus> Pipeline<B> {
 
     /// Runs every consumer until `shutdown` completes, or until one fails. On a MongoDB bus the
     /// declared projectors and changefeeds run as well (a transactional projector without a
-    /// handler is an error); on other buses they are skipped with a warning on stderr.
+    /// handler is an error); on other buses they are skipped with a warning on stderr. Every
+    /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
+    /// permanent error stops it.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let missing: Vec<&str> = self
             .spec

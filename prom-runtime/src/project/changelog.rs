@@ -9,11 +9,12 @@
 //! refuses) go to `dlq.<topic>` instead of blocking their partition.
 
 use super::plan::{self, Change, Pointers};
-use super::write::{self, Outcome};
+use super::write::{self, Outcome, WriteError};
 use crate::bus::EventBus;
 use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
 use crate::error::{Error, Result};
+use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::Route;
@@ -99,7 +100,7 @@ impl ChangelogSpec {
 /// Counters of a running projector.
 #[derive(Debug, Default)]
 pub struct ProjectorStats {
-    /// Events consumed.
+    /// Events consumed (written and committed).
     pub events: AtomicU64,
     /// Documents inserted or replaced.
     pub upserted: AtomicU64,
@@ -156,42 +157,57 @@ impl<B: EventBus> ChangelogProjector<B> {
             .create_indexes(self.spec.indexes.clone())
             .await
             .map(|_| ())
-            .map_err(|e| self.fail(format!("cannot create its indexes on `{}`: {e}", self.spec.collection)))
+            .map_err(|e| {
+                let what = format!("cannot create its indexes on `{}`", self.spec.collection);
+                outage::mongo::error(self.path(), what, &e)
+            })
     }
 
     /// Creates the indexes, then projects until `shutdown` completes; commits and leaves the
-    /// group on the way out.
+    /// group on the way out. A MongoDB outage is waited out ([`crate::outage`]): the batch in
+    /// hand is written again once the server is back (every write is idempotent), and nothing
+    /// is acked before it is written. A batch that `shutdown` cuts short is not acked, so the
+    /// next start writes it again.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        self.create_indexes().await?;
+        let mut outage = Outage::new(format!("projector `{}`", self.spec.name));
+        tokio::pin!(shutdown);
+        if outage.retry(shutdown.as_mut(), || self.create_indexes()).await?.is_none() {
+            return Ok(());
+        }
         let mut sub = Subscription::new(
             self.producer.bus().clone(),
             &self.spec.topic,
             &self.spec.group(),
             self.opts.clone(),
         )?;
-        tokio::pin!(shutdown);
         let outcome = loop {
-            let batch = tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                batch = sub.poll() => batch,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
+            let polled = outage.retry_on(shutdown.as_mut(), &mut sub, |sub| Box::pin(sub.poll())).await;
+            let batch = match polled {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
             if batch.is_empty() {
                 continue;
             }
-            // Not raced against shutdown: a batch is written, acked and committed as a whole.
-            if let Err(e) = self.project(&batch).await {
-                break Err(e);
+            match outage.retry(shutdown.as_mut(), || self.project(&batch)).await {
+                Ok(Some(())) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
             for delivery in &batch {
                 sub.ack(delivery);
             }
-            if let Err(e) = sub.commit().await {
-                break Err(e);
+            let committed = outage.retry_on(shutdown.as_mut(), &mut sub, |sub| Box::pin(sub.commit())).await;
+            // Counted once committed (or left to `close`, which commits on the way out), so a
+            // progress line never shows a batch as consumed while it still counts as lag.
+            if committed.is_ok() {
+                self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            match committed {
+                Ok(Some(())) => {}
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
         };
         let closed = sub.close().await;
@@ -199,8 +215,9 @@ impl<B: EventBus> ChangelogProjector<B> {
     }
 
     /// Projects one batch: decode, dead-letter what cannot be projected, write the rest.
+    /// Safe to run again on the same batch (dead letters carry a dedup key, writes are
+    /// version-guarded upserts).
     async fn project(&self, batch: &[Delivery]) -> Result<()> {
-        self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut changes = Vec::with_capacity(batch.len());
         for delivery in batch {
             match self.change_of(delivery.record.clone()) {
@@ -239,6 +256,8 @@ impl<B: EventBus> ChangelogProjector<B> {
             match write::apply(&self.db, &self.spec.collection, self.version_path.as_deref(), &changes).await
             {
                 Ok(outcome) => break outcome,
+                // An outage is the caller's to wait out (and report), not a few quick retries'.
+                Err(WriteError::Unavailable(e)) => return Err(self.unavailable(&e)),
                 Err(e) if attempt >= WRITE_ATTEMPTS => {
                     return Err(self.fail(format!("cannot write to `{}`: {e}", self.spec.collection)));
                 }
@@ -260,6 +279,15 @@ impl<B: EventBus> ChangelogProjector<B> {
     }
 
     fn fail(&self, what: String) -> Error {
-        Error::Store { path: format!("projector `{}`", self.spec.name), message: what }
+        Error::Store { path: self.path(), message: what }
+    }
+
+    fn unavailable(&self, message: &str) -> Error {
+        let message = format!("cannot write to `{}`: {message}", self.spec.collection);
+        Error::Unavailable { path: self.path(), message }
+    }
+
+    fn path(&self) -> String {
+        format!("projector `{}`", self.spec.name)
     }
 }

@@ -9,6 +9,7 @@
 use super::transactional::{HandlerError, TxHandler};
 use crate::bus::GroupId;
 use crate::bus::mongo::layout::CURSORS;
+use crate::outage;
 use crate::record::EventRecord;
 use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT};
@@ -33,8 +34,9 @@ pub enum Applied {
 pub enum Failure {
     /// The handler failed (counted against the retry policy, then dead-lettered).
     Handler(String),
-    /// The store failed in a way retrying will not fix; the projector stops.
-    Store(String),
+    /// The store failed: what failed and the driver's error. The projector waits out a
+    /// transient one ([`crate::outage`]) and stops on any other.
+    Store(&'static str, mongodb::error::Error),
 }
 
 /// Where one group's cursor for one partition lives.
@@ -55,25 +57,30 @@ pub async fn apply_once(
     let mut attempt = 0u32;
     loop {
         attempt = attempt.saturating_add(1);
-        let retry = |e: &mongodb::error::Error| transient(e) && started.elapsed() < TRANSIENT_BUDGET;
-        session
-            .start_transaction()
-            .await
-            .map_err(|e| Failure::Store(format!("cannot start a transaction: {e}")))?;
+        // An unreachable server goes back to the projector, which reports the outage and
+        // waits it out; only conflicts and failovers are retried here.
+        let retry = |e: &mongodb::error::Error| {
+            transient(e) && !outage::mongo::unreachable(e) && started.elapsed() < TRANSIENT_BUDGET
+        };
+        session.start_transaction().await.map_err(|e| Failure::Store("cannot start a transaction", e))?;
         let outcome = body(db, session, group, handler, event).await;
         match outcome {
             Ok(applied) => match commit(session, started).await {
                 Ok(()) => return Ok(applied),
                 Err(e) if retry(&e) => {}
-                Err(e) => return Err(Failure::Store(format!("cannot commit: {e}"))),
+                Err(e) => return Err(Failure::Store("cannot commit", e)),
             },
             Err(error) => {
                 // Best effort: after most server errors the server has aborted it already.
                 let _ = session.abort_transaction().await;
                 match error {
                     Step::Db(e) if retry(&e) => {}
-                    Step::Db(e) => return Err(Failure::Store(e.to_string())),
+                    Step::Db(e) => return Err(Failure::Store("cannot read or move the cursor", e)),
                     Step::Handler(HandlerError::Db(e)) if retry(&e) => {}
+                    // Not the handler's fault: the projector waits the outage out.
+                    Step::Handler(HandlerError::Db(e)) if outage::mongo::unreachable(&e) => {
+                        return Err(Failure::Store("the handler cannot reach MongoDB", e));
+                    }
                     Step::Handler(e) => return Err(Failure::Handler(e.to_string())),
                 }
             }
@@ -121,8 +128,11 @@ async fn commit(session: &mut ClientSession, started: Instant) -> mongodb::error
     let mut attempt = 0;
     loop {
         match session.commit_transaction().await {
+            // Unreachable: handed back; running the transaction again later is safe, since
+            // its cursor check sees whether this commit went through.
             Err(e)
                 if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && !outage::mongo::unreachable(&e)
                     && started.elapsed() < TRANSIENT_BUDGET =>
             {
                 attempt += 1;

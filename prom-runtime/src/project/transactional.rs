@@ -19,6 +19,7 @@ use crate::bus::mongo::MongoBus;
 use crate::consumer::{Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
 use crate::error::{Error, Result};
+use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
@@ -213,35 +214,47 @@ impl TransactionalProjector {
     }
 
     /// Projects until `shutdown` completes (an event in progress is rolled back and redelivered
-    /// later), then leaves the group.
+    /// later), then leaves the group. A MongoDB outage is waited out ([`crate::outage`]): the
+    /// event in hand is applied again once the server is back, and its cursor check makes that
+    /// exactly once.
     pub async fn run(self, handler: impl TxHandler, shutdown: impl Future<Output = ()>) -> Result<()> {
         let bus = self.producer.bus().clone();
-        let mut session = self.session(&bus).await?;
+        let mut outage = Outage::new(format!("transactional projector `{}`", self.spec.name));
+        tokio::pin!(shutdown);
+        let Some(mut session) = outage.retry(shutdown.as_mut(), || self.session(&bus)).await? else {
+            return Ok(());
+        };
         let mut sub =
             Subscription::new(bus.clone(), &self.spec.topic, &self.spec.group(), self.opts.clone())?;
         let group = sub.group().clone();
-        tokio::pin!(shutdown);
         let outcome = 'run: loop {
-            let batch = tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                batch = sub.poll() => batch,
-            };
-            let batch = match batch {
-                Ok(batch) => batch,
+            let batch = match outage.retry_on(shutdown.as_mut(), &mut sub, |sub| Box::pin(sub.poll())).await {
+                Ok(Some(batch)) => batch,
+                Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
             };
             for delivery in &batch {
                 // Dropping `process` mid-transaction leaves it open in the session, which is
                 // aborted when the session is dropped below; nothing is committed half.
-                let done = tokio::select! {
-                    biased;
-                    () = &mut shutdown => break 'run Ok(()),
-                    done = self.process(bus.database(), &mut session, &group, &handler, delivery) => done,
-                };
-                match done {
-                    Ok(()) => sub.ack(delivery),
-                    Err(e) => break 'run Err(e),
+                loop {
+                    let done = tokio::select! {
+                        biased;
+                        () = shutdown.as_mut() => break 'run Ok(()),
+                        done = self.process(bus.database(), &mut session, &group, &handler, delivery) => done,
+                    };
+                    match done {
+                        Ok(()) => {
+                            outage.recovered();
+                            sub.ack(delivery);
+                            break;
+                        }
+                        // Applying it again is safe: its cursor check sees a commit that went through.
+                        Err(e) => match outage.wait(e, shutdown.as_mut()).await {
+                            Ok(true) => {}
+                            Ok(false) => break 'run Ok(()),
+                            Err(e) => break 'run Err(e),
+                        },
+                    }
                 }
             }
         };
@@ -262,7 +275,7 @@ impl TransactionalProjector {
             .start_session()
             .default_transaction_options(options)
             .await
-            .map_err(|e| self.fail(format!("cannot start a MongoDB session: {e}")))
+            .map_err(|e| outage::mongo::error(self.path(), "cannot start a MongoDB session", &e))
     }
 
     /// Applies one delivery: decode, attempts per the policy, then dead letter (or keep trying).
@@ -290,10 +303,9 @@ impl TransactionalProjector {
                     self.stats.already_applied.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                Err(Failure::Store(e)) => {
-                    return Err(
-                        self.fail(format!("cannot apply event {} at offset {}: {e}", event.id, event.offset))
-                    );
+                Err(Failure::Store(what, e)) => {
+                    let what = format!("cannot apply event {} at offset {}: {what}", event.id, event.offset);
+                    return Err(outage::mongo::error(self.path(), what, &e));
                 }
                 Err(Failure::Handler(e)) if attempt >= max && self.policy.dlq => {
                     return self.dead_letter(&delivery.record, &e, attempt).await;
@@ -320,7 +332,7 @@ impl TransactionalProjector {
         Ok(())
     }
 
-    fn fail(&self, what: String) -> Error {
-        Error::Store { path: format!("transactional projector `{}`", self.spec.name), message: what }
+    fn path(&self) -> String {
+        format!("transactional projector `{}`", self.spec.name)
     }
 }

@@ -51,6 +51,24 @@ pub struct Outcome {
     pub rejected: Vec<(i64, String)>,
 }
 
+/// Why a bulk write failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// MongoDB could not be reached or has no primary now: write again once it is back.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: a racing insert of the same key, an encoding error, a refused command.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for WriteError {
+    fn from(message: String) -> WriteError {
+        WriteError::Failed(message)
+    }
+}
+
 /// One upsert statement, encoded once: its size gives the chunks and it goes into the command
 /// as it is (the driver does not encode it again).
 struct Statement<'a> {
@@ -65,7 +83,7 @@ pub async fn apply(
     collection: &str,
     version_path: Option<&str>,
     changes: &[Change],
-) -> Result<Outcome, String> {
+) -> Result<Outcome, WriteError> {
     let mut outcome = Outcome::default();
     // Guarded and plain upserts go in separate commands: their replies are counted differently.
     let (mut guarded, mut plain) = (Vec::new(), Vec::new());
@@ -192,12 +210,24 @@ fn chunks<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
     out
 }
 
-async fn run(db: &Database, mut command: RawDocumentBuf) -> Result<Document, String> {
+async fn run(db: &Database, mut command: RawDocumentBuf) -> Result<Document, WriteError> {
     // Acknowledged by a majority, journaled: the cursor moves only after this returns.
     command.append("writeConcern", rawdoc! { "w": "majority", "j": true });
-    let reply = db.run_raw_command(command).await.map_err(|e| e.to_string())?;
+    let reply = db.run_raw_command(command).await.map_err(|e| {
+        if crate::outage::mongo::transient(&e) {
+            WriteError::Unavailable(e.kind.to_string())
+        } else {
+            WriteError::Failed(e.to_string())
+        }
+    })?;
     if let Ok(wce) = reply.get_document("writeConcernError") {
-        return Err(format!("the write was not acknowledged by a majority: {wce}"));
+        let message = format!("the write was not acknowledged by a majority: {wce}");
+        let code = wce.get_i32("code").unwrap_or(0);
+        return Err(if crate::outage::mongo::transient_code(code) {
+            WriteError::Unavailable(message)
+        } else {
+            WriteError::Failed(message)
+        });
     }
     Ok(reply)
 }

@@ -47,8 +47,9 @@ fn part_of(d: &Document) -> Option<u32> {
 
 /// The group's committed cursors.
 pub async fn cursors(bus: &MongoBus, group: &GroupId) -> Result<BTreeMap<u32, i64>> {
-    let cursor = bus.coll(CURSORS).find(group_filter(group)).await.map_err(|e| bus.err(e))?;
-    let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| bus.err(e))?;
+    let cursor =
+        bus.coll(CURSORS).find(group_filter(group)).await.map_err(|e| bus.db("cannot read cursors", &e))?;
+    let docs: Vec<Document> = cursor.try_collect().await.map_err(|e| bus.db("cannot read cursors", &e))?;
     Ok(docs.iter().filter_map(|d| Some((part_of(d)?, d.get_i64("off").ok()?))).collect())
 }
 

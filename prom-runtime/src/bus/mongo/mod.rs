@@ -13,6 +13,7 @@
 //! server's clock (`$$NOW`), so clock skew between machines cannot hand a partition to two
 //! members.
 
+pub mod clients;
 mod docs;
 mod groups;
 pub mod layout;
@@ -40,6 +41,13 @@ pub const DEFAULT_DATABASE: &str = "prom";
 
 /// How long to look for a server before an operation fails (unless the URL says otherwise).
 const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the driver checks on each server (unless the URL says otherwise; the driver's
+/// default is 10 s). A server that stops answering is noticed after this plus
+/// [`CONNECT_TIMEOUT`], and only then do operations waiting on it fail and get retried.
+const HEARTBEAT_FREQUENCY: Duration = Duration::from_secs(2);
+/// How long connecting (and each server check beyond the heartbeat) may take (unless the URL
+/// says otherwise; the driver's default is 10 s).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An event bus stored in a MongoDB replica set (or sharded cluster).
 #[derive(Clone)]
@@ -82,9 +90,13 @@ impl MongoBus {
         let display = format!("mongodb://{}/{name}", hosts.join(","));
         options.app_name.get_or_insert_with(|| "prom".to_string());
         options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
+        // A frozen server (connections open, nothing answers) is detected in ~7 s instead of ~20 s.
+        options.heartbeat_freq.get_or_insert(HEARTBEAT_FREQUENCY);
+        options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
         // An acknowledged publish must survive a failover: majority, journaled.
         options.write_concern.get_or_insert_with(durable);
         let client = Client::with_options(options).map_err(|e| Error::store(&display, e))?;
+        clients::opened(&client);
         let db = client.database(&name);
         layout::check_server(&db, &display).await?;
         layout::create_indexes(&db).await.map_err(|e| {
@@ -107,9 +119,14 @@ impl MongoBus {
         Error::store(&self.inner.display, e)
     }
 
+    /// A driver error as a runtime error: [`Error::Unavailable`] when retrying may succeed.
+    fn db(&self, what: &str, e: &mongodb::error::Error) -> Error {
+        crate::outage::mongo::error(&self.inner.display, what, e)
+    }
+
     fn abort(&self, abort: txn::Abort) -> Error {
         match abort {
-            txn::Abort::Db(e) => self.err(e),
+            txn::Abort::Db(e) => self.db("a transaction failed", &e),
             txn::Abort::Fail(e) => e,
         }
     }
@@ -133,14 +150,20 @@ impl MongoBus {
             .start_session()
             .default_transaction_options(options)
             .await
-            .map_err(|e| self.err(format!("cannot start a session: {e}")))
+            .map_err(|e| self.db("cannot start a session", &e))
     }
 
     async fn find_events(&self, filter: Document, limit: usize) -> Result<Vec<EventRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let cursor =
-            self.events().find(filter).sort(doc! { "off": 1 }).limit(limit).await.map_err(|e| self.err(e))?;
-        let docs: Vec<EventDoc> = cursor.try_collect().await.map_err(|e| self.err(e))?;
+        let cursor = self
+            .events()
+            .find(filter)
+            .sort(doc! { "off": 1 })
+            .limit(limit)
+            .await
+            .map_err(|e| self.db("cannot read events", &e))?;
+        let docs: Vec<EventDoc> =
+            cursor.try_collect().await.map_err(|e| self.db("cannot read events", &e))?;
         docs.into_iter().map(|d| d.into_record().map_err(|e| self.err(e))).collect()
     }
 }
@@ -183,8 +206,11 @@ impl EventBus for MongoBus {
     }
 
     async fn head(&self, topic: &str) -> Result<i64> {
-        let counter =
-            self.coll(layout::TOPICS).find_one(doc! { "_id": topic }).await.map_err(|e| self.err(e))?;
+        let counter = self
+            .coll(layout::TOPICS)
+            .find_one(doc! { "_id": topic })
+            .await
+            .map_err(|e| self.db("cannot read the topic head", &e))?;
         Ok(counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(0))
     }
 
@@ -201,7 +227,7 @@ impl EventBus for MongoBus {
             .events()
             .find_one(doc! { "_id": docs::bson_uuid(id), "topic": topic })
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.db("cannot look the event up", &e))?;
         Ok(found.map(|d| d.off))
     }
 
@@ -209,14 +235,16 @@ impl EventBus for MongoBus {
         self.events()
             .count_documents(doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } })
             .await
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.db("cannot count events", &e))
     }
 
     async fn existing_dedup(&self, topic: &str, keys: Vec<String>) -> Result<Vec<String>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let found = publish::stored_dedup(self, None, topic, &keys).await.map_err(|e| self.err(e))?;
+        let found = publish::stored_dedup(self, None, topic, &keys)
+            .await
+            .map_err(|e| self.db("cannot read dedup keys", &e))?;
         Ok(keys.into_iter().filter(|k| found.contains_key(k)).collect())
     }
 

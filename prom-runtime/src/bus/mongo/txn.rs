@@ -78,8 +78,13 @@ impl Retry {
     }
 }
 
-/// Whether a failed attempt may succeed when run again.
+/// Whether a failed attempt may succeed when run again soon. An unreachable server is not
+/// retried here: it is handed back at once as [`Error::Unavailable`], so a long-running task
+/// reports the outage and waits it out ([`crate::outage`]) instead of spinning silently.
 fn retryable(e: &mongodb::error::Error) -> bool {
+    if crate::outage::mongo::unreachable(e) {
+        return false;
+    }
     const DUPLICATE_KEY: i32 = 11000;
     const WRITE_CONFLICT: i32 = 112;
     let code_retryable = |code: i32| code == DUPLICATE_KEY || code == WRITE_CONFLICT;
@@ -133,7 +138,7 @@ macro_rules! transaction {
             let mut retry = $crate::bus::mongo::txn::Retry::new();
             loop {
                 if let Err(e) = session.start_transaction().await {
-                    break Err($b.err(format!("cannot start a transaction: {e}")));
+                    break Err($b.db("cannot start a transaction", &e));
                 }
                 let outcome = {
                     let $s = &mut session;
