@@ -323,7 +323,8 @@ async fn subject(mongo: &OwnMongo, specs: &Path, name: &'static str) -> Subject 
     let specs = specs.to_str().expect("a UTF-8 path");
     let args: Vec<&str> = match name {
         "prom serve" => vec!["serve", "--specs", specs, "--mongo", &url, "--listen", "127.0.0.1:0"],
-        _ => vec!["--mongo", &url, "run", "--specs", specs, "--progress", "5"],
+        // The spec's consumer stands in for a service's, so its lag shows the chain caught up.
+        _ => vec!["--mongo", &url, "run", "--specs", specs, "--progress", "5", "--stand-in", "audit"],
     };
     let mut prom = Prom::spawn(name, &args);
     prom.wait_for(0, "running changefeed `processes-changed`", Duration::from_secs(30)).await;
