@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod error;
 pub mod partition;
+pub mod payload;
 pub mod pipeline;
 #[cfg(feature = "mongo")]
 pub mod project;
