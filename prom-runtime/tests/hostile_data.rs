@@ -419,3 +419,42 @@ fn tail_reads_a_store_in_a_read_only_directory_and_publish_names_the_os_error() 
     assert!(stderr.contains(&work.db().display().to_string()), "{stderr}");
     assert!(stderr.to_lowercase().contains("permission denied") || stderr.contains("read-only"), "{stderr}");
 }
+
+#[test]
+fn prom_run_dead_letters_a_corrupt_row_and_keeps_consuming() {
+    use std::io::Read;
+    let work = Workdir::new();
+    let events = runtime().block_on(three_events(&work));
+    work.corrupt(2, "{not json");
+    let mut child = work.command(&["run", "--progress", "0.05"]).spawn().expect("spawn prom run");
+    let mut stderr = child.stderr.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0_u8; 4096];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut err = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !err.contains("handled=2 retried=0 dead_lettered=1") && Instant::now() < deadline {
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(50)) {
+            err.push_str(&text(&chunk));
+        }
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
+    let mut out = String::new();
+    child.stdout.take().expect("piped").read_to_string(&mut out).expect("stdout");
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "prom run kept running and stopped cleanly: {status}: {err}");
+    assert!(err.contains("dead_lettered=1"), "{err}");
+    assert_eq!(out.lines().count(), 2, "the two sound events were handled: {out}");
+    let out = work.prom(&["dlq", "list", TOPIC], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let entry: Value = serde_json::from_str(text(&out.stdout).trim()).expect("one dead letter");
+    assert_eq!(entry["original"]["id"], events[1].id.to_string());
+    assert_eq!(entry["original"]["payload"], "{not json");
+    assert!(entry["error"].as_str().is_some_and(|e| e.contains("offset 2")), "{entry}");
+}
