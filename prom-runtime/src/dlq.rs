@@ -42,9 +42,15 @@ pub fn dead_letter(original: &EventRecord, group: &str, error: &str, attempts: u
     };
     // Serializing plain strings, numbers and JSON values cannot fail (no non-string map keys).
     let payload = serde_json::to_value(&letter).unwrap_or(Value::Null);
+    // A corrupt row may have lost its id (it reads as nil); its offset still tells it apart.
+    let dedup = if original.id.is_nil() {
+        format!("dlq:{group}:{}@{}", original.topic, original.offset)
+    } else {
+        format!("dlq:{group}:{}", original.id)
+    };
     let mut event = NewEvent::new(format!("{}{}", crate::registry::DLQ_PREFIX, original.topic), payload)
         .header(DLQ_ERROR, first_line(error))
-        .dedup(format!("dlq:{group}:{}", original.id));
+        .dedup(dedup);
     event.key = original.key.clone();
     event.partition = original.partition;
     event.caused_by = Some(original.id);
@@ -88,6 +94,9 @@ pub async fn list<B: EventBus>(producer: &Producer<B>, topic: &str, limit: usize
 }
 
 fn parse(event: &EventRecord) -> Result<DeadLetter> {
+    if let Some(corrupt) = event.corrupt_error() {
+        return Err(corrupt);
+    }
     serde_json::from_value(event.payload.clone()).map_err(|e| {
         Error::Config(format!(
             "dead letter {} on `{}` is not a dead-letter envelope: {e}",

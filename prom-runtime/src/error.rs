@@ -71,6 +71,23 @@ pub enum Error {
         /// What is wrong with the header.
         reason: String,
     },
+    /// A stored event cannot be read back as it was written (its payload or headers are not
+    /// JSON, or its id is not a UUID): the store was changed behind Prom's back.
+    #[error(
+        "event {id} of `{topic}` (partition {partition}, offset {offset}) is corrupt in the store: {reason}"
+    )]
+    Corrupt {
+        /// Event id (the nil UUID when the stored id itself is unreadable).
+        id: Uuid,
+        /// Topic name.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// Offset in the topic.
+        offset: i64,
+        /// What is wrong with the stored row.
+        reason: String,
+    },
     /// A consumer lost its lease on a partition (another member owns it now).
     #[error("lease on `{topic}` partition {partition} for group `{group}` is held by another member")]
     LeaseLost {

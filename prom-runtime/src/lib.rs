@@ -12,6 +12,7 @@ pub mod dlq;
 pub mod error;
 pub mod outage;
 pub mod partition;
+pub mod payload;
 pub mod pipeline;
 #[cfg(feature = "mongo")]
 pub mod project;

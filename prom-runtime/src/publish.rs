@@ -74,7 +74,7 @@ impl<B: EventBus> Producer<B> {
 pub fn prepare(
     registry: &Registry,
     topic: &str,
-    payload: Value,
+    mut payload: Value,
     opts: &PublishOptions,
 ) -> Result<Vec<NewEvent>> {
     let schema = match registry.route(topic)? {
@@ -97,7 +97,8 @@ pub fn prepare(
     let compiled = schema.schema(version).ok_or_else(|| {
         Error::Config(format!("`{topic}` has no version {version}; the spec declares v1..v{latest}"))
     })?;
-    compiled.check(topic, version, &payload)?;
+    // Canonical before the key is taken: `1.0` and `1` must land on one key and partition.
+    compiled.check_canonical(topic, version, &mut payload)?;
     check_headers(schema, &opts.headers)?;
     let key = schema.key_of(&payload);
     let partition = partition_for(key.as_deref(), schema.partitions);

@@ -16,6 +16,11 @@ pub const UPCASTED_FROM: &str = "x-upcasted-from";
 pub const DLQ_ERROR: &str = "x-dlq-error";
 /// Header on replayed events: the id of the dead letter they came from.
 pub const REPLAY_OF: &str = "x-replay-of";
+/// Header the store sets on an event it cannot read back (a row changed behind its back): why.
+/// Such a record carries the stored payload text as a JSON string, so nothing is lost.
+pub const CORRUPT: &str = "x-prom-corrupt";
+/// Header on a corrupt record whose stored headers are not JSON: their raw text.
+pub const CORRUPT_HEADERS: &str = "x-prom-corrupt-headers";
 
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +51,23 @@ impl EventRecord {
     /// The payload's schema version from its header, if present and numeric.
     pub fn schema_version(&self) -> Option<u32> {
         self.headers.get(SCHEMA_VERSION).and_then(|v| v.parse().ok())
+    }
+
+    /// Why the store could not read this event back, when it is corrupt (see [`CORRUPT`]).
+    pub fn corruption(&self) -> Option<&str> {
+        self.headers.get(CORRUPT).map(String::as_str)
+    }
+
+    /// The error that reports this event as corrupt, naming its topic, partition, offset and
+    /// id; `None` for a sound event.
+    pub fn corrupt_error(&self) -> Option<crate::error::Error> {
+        self.corruption().map(|reason| crate::error::Error::Corrupt {
+            id: self.id,
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+            reason: reason.to_string(),
+        })
     }
 }
 

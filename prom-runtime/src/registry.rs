@@ -64,12 +64,13 @@ impl TopicSchema {
         self.versions.get(index)
     }
 
-    /// The key of a payload: strings as they are, other values as JSON text.
+    /// The key of a payload in its one canonical text ([`crate::payload::key_text`]): strings
+    /// as they are, integral numbers as integers (`1`, `1.0` and `1e0` are all `"1"`), other
+    /// values as JSON text.
     pub fn key_of(&self, payload: &Value) -> Option<String> {
         match payload.pointer(self.key.as_deref()?)? {
             Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
+            other => Some(crate::payload::key_text(other)),
         }
     }
 
@@ -215,8 +216,12 @@ impl Registry {
 
     /// Turns a stored event into what handlers see: upcast to the latest version (stamping
     /// `x-upcasted-from`) and validated. Dead letters pass through; `<topic>.vN` events are
-    /// validated against version N.
+    /// validated against version N. An event the store could not read back fails with
+    /// [`Error::Corrupt`].
     pub fn decode(&self, mut record: EventRecord) -> Result<EventRecord> {
+        if let Some(corrupt) = record.corrupt_error() {
+            return Err(corrupt);
+        }
         let topic = match self.route(&record.topic)? {
             Route::DeadLetters(_) => return Ok(record),
             Route::Versioned(topic, n) => {
@@ -247,6 +252,9 @@ impl Registry {
     /// typed value, so the returned record's `payload` is `null`; headers are stamped as
     /// [`Registry::decode`] stamps them.
     pub fn decode_typed<V: Versioned>(&self, mut record: EventRecord) -> Result<(V::Latest, EventRecord)> {
+        if let Some(corrupt) = record.corrupt_error() {
+            return Err(corrupt);
+        }
         let (topic, version) = match self.route(&record.topic)? {
             Route::Topic(topic) => (topic, declared_version(topic, &record)?),
             Route::Versioned(topic, n) => (topic, n),
@@ -410,5 +418,7 @@ fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
 
 /// Header values of a stored event that the runtime sets (never copied from user input).
 pub fn is_runtime_header(name: &str) -> bool {
-    prom_codegen::check::RESERVED_HEADERS.contains(&name) || name == crate::record::REPLAY_OF
+    use crate::record::{CORRUPT, CORRUPT_HEADERS, REPLAY_OF};
+    prom_codegen::check::RESERVED_HEADERS.contains(&name)
+        || [REPLAY_OF, CORRUPT, CORRUPT_HEADERS].contains(&name)
 }

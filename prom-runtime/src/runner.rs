@@ -4,7 +4,9 @@
 //!
 //! A poison event costs only its own key: its retries sleep on timers (no spinning), other keys
 //! keep flowing, and after the last attempt it goes to `dlq.<topic>` so its key moves on too.
-//! Without a DLQ the event is redelivered every `max_backoff`, never dropped.
+//! Without a DLQ the event is redelivered every `max_backoff`, never dropped. An event the store
+//! cannot read back ([`crate::error::Error::Corrupt`]) goes to the DLQ at once, `dlq: true` or
+//! not: no retry can fix stored bytes, and its dead letter keeps the raw text and the error.
 
 use crate::bus::EventBus;
 use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription};
@@ -225,7 +227,13 @@ struct Ctx<B: EventBus> {
 }
 
 async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
-    let (error, attempts) = match ctx.handler.decode(ctx.producer.registry(), delivery.record.clone()) {
+    // Checked before the handler's own decode, which may not know about corrupt records.
+    let corrupt = delivery.record.corrupt_error();
+    let decoded = match corrupt {
+        Some(e) => Err(e),
+        None => ctx.handler.decode(ctx.producer.registry(), delivery.record.clone()),
+    };
+    let (error, attempts) = match decoded {
         Err(e) => (format!("cannot decode: {e}"), 0),
         Ok(event) => match attempt_all(&ctx, event).await {
             None => {
@@ -237,7 +245,9 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
         },
     };
     ctx.stats.note_error(&error);
-    if ctx.policy.dlq {
+    // Stored bytes no retry can fix go to the DLQ even without `dlq: true`: otherwise their key
+    // would be stuck behind them forever. The dead letter keeps the stored text.
+    if ctx.policy.dlq || delivery.record.corruption().is_some() {
         // Without a durable dead letter the event stays unacked and comes back after a restart.
         if dead_letter(&ctx, &delivery.record, &error, attempts).await {
             ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);

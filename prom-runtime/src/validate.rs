@@ -9,7 +9,10 @@
 //! rounding), the `jsonschema` validator decides. Schemas using any keyword outside the subset
 //! get no shape at all. So the shape can make valid payloads cheaper, never change an outcome.
 
+mod integers;
+
 use crate::error::{Error, Result};
+use integers::Integers;
 use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -22,6 +25,8 @@ pub struct CompiledSchema {
     validator: jsonschema::Validator,
     /// The fast acceptance check, when the schema stays inside its subset.
     shape: Option<Shape>,
+    /// Where the schema declares integers, when it declares any.
+    integers: Option<Integers>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -34,7 +39,7 @@ impl CompiledSchema {
     /// Compiles `schema` (draft from `$schema`, 2020-12 by default).
     pub fn compile(schema: &Value) -> Result<CompiledSchema, String> {
         let validator = jsonschema::validator_for(schema).map_err(|e| e.to_string())?;
-        Ok(CompiledSchema { validator, shape: Shape::root(schema) })
+        Ok(CompiledSchema { validator, shape: Shape::root(schema), integers: Integers::of(schema) })
     }
 
     /// Whether `payload` satisfies the schema.
@@ -59,6 +64,42 @@ impl CompiledSchema {
             })
             .collect();
         Err(Error::Invalid { topic: topic.to_string(), version, errors })
+    }
+
+    /// Checks `payload` for publishing and brings it to its canonical form: a number the schema
+    /// declares integer but that was written as a float (`1.0`, `1e0`, `-0`) becomes the
+    /// integer, so one value has one stored text, key and partition; an integer outside i64
+    /// (the generated field type) is refused with its JSON pointer, value and the range.
+    ///
+    /// A payload the fast path accepts is already canonical (it accepts integers only as
+    /// i64), so the rewrite walk runs only on payloads the general validator had to decide.
+    pub fn check_canonical(&self, topic: &str, version: u32, payload: &mut Value) -> Result<()> {
+        if self.shape.as_ref().is_some_and(|shape| shape.accepts(payload)) {
+            return Ok(());
+        }
+        let Some(integers) = &self.integers else { return self.check(topic, version, payload) };
+        // Out-of-range integers first: the general validator accepts them, and their error is
+        // the one that says what to do.
+        integers.canonicalise(payload, &mut String::new()).map_err(|e| {
+            let at = if e.pointer.is_empty() {
+                "the payload root".to_string()
+            } else {
+                format!("`{}`", e.pointer)
+            };
+            Error::Invalid {
+                topic: topic.to_string(),
+                version,
+                errors: vec![format!(
+                    "  at {at}: {} is outside the integers the schema's `type: integer` can hold here \
+                     ({}..={}, i64 in the generated code); send a value in that range, or declare the \
+                     field `type: number` (or a string) if it must be larger",
+                    e.value,
+                    i64::MIN,
+                    i64::MAX
+                )],
+            }
+        })?;
+        self.check(topic, version, payload)
     }
 
     /// Whether the fast acceptance check covers this schema (for tests and benchmarks).
@@ -275,8 +316,10 @@ impl Shape {
         let kind = match value {
             Value::Null => NULL,
             Value::Bool(_) => BOOLEAN,
-            Value::Number(n) if n.is_f64() => NUMBER,
-            Value::Number(_) => INTEGER | NUMBER,
+            Value::Number(n) if n.is_i64() => INTEGER | NUMBER,
+            // A float, or an integer beyond i64 (which the generated i64 fields cannot hold):
+            // only a `number` position accepts it here; the rest is decided slowly.
+            Value::Number(_) => NUMBER,
             Value::String(_) => STRING,
             Value::Array(_) => ARRAY,
             Value::Object(_) => OBJECT,

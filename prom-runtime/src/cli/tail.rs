@@ -1,7 +1,7 @@
 //! `prom tail`.
 
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::EventBus;
+use crate::bus::{AnyBus, EventBus, SqliteBus};
 use crate::consumer::{Start, SubscribeOptions, Subscription};
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
@@ -34,9 +34,9 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let partitions = match registry.route(&args.topic)? {
         Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
     };
-    let bus = target.open().await?;
+    let bus = open(target, args.group.is_some()).await?;
     let limit = args.limit.unwrap_or(usize::MAX);
-    let mut printer = Printer { registry: &registry, printed: 0, failed: 0 };
+    let mut printer = Printer { registry: &registry, printed: 0, failed: 0, corrupt: 0 };
     // Installed once, so a signal that arrives while printing is not lost.
     let interrupted = super::interrupted();
     tokio::pin!(interrupted);
@@ -63,8 +63,11 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
                     if printer.printed >= limit {
                         break;
                     }
-                    printer.print(delivery.record.clone())?;
-                    sub.ack(&delivery);
+                    // A corrupt event stays unacked: the group's cursor must not pass an event
+                    // nobody handled or dead-lettered (a consumer in `prom run` dead-letters it).
+                    if printer.print(delivery.record.clone())? {
+                        sub.ack(&delivery);
+                    }
                 }
             }
             sub.close().await?;
@@ -97,6 +100,13 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             }
         }
     }
+    if printer.corrupt > 0 {
+        return Err(Failure::Runtime(format!(
+            "{} corrupt event(s) in the store were skipped and {} event(s) could not be decoded (see above); \
+             consumers (`prom run`) dead-letter corrupt events to `dlq.<topic>` with their raw text",
+            printer.corrupt, printer.failed
+        )));
+    }
     if printer.failed > 0 {
         return Err(Failure::Runtime(format!(
             "{} event(s) could not be decoded (see above)",
@@ -106,23 +116,48 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     Ok(())
 }
 
+/// How much of a corrupt event's stored text the report quotes.
+const QUOTED: usize = 200;
+
+/// Opens the bus: an existing embedded store read-only unless a group's progress must be
+/// written, so a store in a read-only directory (or owned by another user) can still be read.
+async fn open(target: &super::Target, writes: bool) -> Result<AnyBus, Failure> {
+    let file = target.store.join(crate::bus::sqlite::FILE_NAME);
+    if target.mongo.is_none() && !writes && std::fs::symlink_metadata(&file).is_ok() {
+        return Ok(SqliteBus::open_read_only(&target.store)?.into());
+    }
+    target.open().await
+}
+
 struct Printer<'a> {
     registry: &'a Registry,
     printed: usize,
     failed: usize,
+    corrupt: usize,
 }
 
 impl Printer<'_> {
-    fn print(&mut self, record: EventRecord) -> Outcome {
+    /// Prints one event (or reports why it cannot); `false` for a corrupt event, which a group
+    /// must not ack.
+    fn print(&mut self, record: EventRecord) -> Result<bool, Failure> {
         self.printed += 1;
+        if let Some(error) = record.corrupt_error() {
+            self.corrupt += 1;
+            let stored = match &record.payload {
+                serde_json::Value::String(raw) => raw.chars().take(QUOTED).collect::<String>(),
+                other => other.to_string().chars().take(QUOTED).collect(),
+            };
+            eprintln!("error: CORRUPT EVENT SKIPPED: {error}\n  stored payload text: {stored:?}");
+            return Ok(false);
+        }
         let (id, offset) = (record.id, record.offset);
         match self.registry.decode(record) {
-            Ok(event) => super::print_json(&event),
+            Ok(event) => super::print_json(&event)?,
             Err(e) => {
                 self.failed += 1;
                 eprintln!("error: event {id} (offset {offset}): {e}");
-                Ok(())
             }
         }
+        Ok(true)
     }
 }

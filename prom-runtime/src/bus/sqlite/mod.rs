@@ -6,6 +6,7 @@
 //! processes split the work. Opening is cheap (one file open and a pragma check), which matters
 //! because every CLI invocation reopens the store.
 
+mod open;
 mod ops;
 mod rows;
 mod schema;
@@ -14,7 +15,8 @@ mod writer;
 use super::{EventBus, GroupId};
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, NewEvent, Receipt, now_ms};
-use rusqlite::{Connection, OptionalExtension, params};
+use open::Mode;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -38,7 +40,11 @@ pub struct SqliteBus {
 struct Inner {
     path: PathBuf,
     display: String,
-    writer: Writer,
+    /// The committer; `None` for a store opened read-only.
+    writer: Option<Writer>,
+    /// How read connections open the file: flags, and the name to open (a URI when the
+    /// file must be read as immutable).
+    reader: (OpenFlags, PathBuf),
     readers: Mutex<Vec<Connection>>,
     published: Arc<Notify>,
 }
@@ -50,22 +56,98 @@ impl std::fmt::Debug for SqliteBus {
 }
 
 impl SqliteBus {
-    /// Opens (creating if needed) the store in directory `dir`.
+    /// Opens the store in directory `dir`, creating it when the directory holds no database
+    /// file. An empty (0-byte) file is refused rather than silently made a new store.
     pub fn open(dir: impl AsRef<Path>) -> Result<SqliteBus> {
         let dir = dir.as_ref();
-        let display = dir.join(FILE_NAME).display().to_string();
+        let path = dir.join(FILE_NAME);
+        let display = path.display().to_string();
         std::fs::create_dir_all(dir).map_err(|e| {
             Error::store(&display, format!("cannot create the store directory `{}`: {e}", dir.display()))
         })?;
-        let path = dir.join(FILE_NAME);
-        let mut conn = Connection::open(&path).map_err(|e| Error::store(&display, e))?;
-        schema::configure(&conn).map_err(|e| Error::store(&display, e))?;
+        open::check_file(&path, Mode::ReadWrite).map_err(|e| Error::store(&display, e))?;
+        let fail = |e: rusqlite::Error| Error::store(&display, open::open_error(&path, Mode::ReadWrite, &e));
+        let mut conn = Connection::open(&path).map_err(fail)?;
+        // SQLite quietly opens a file it may not write read-only; every write would then fail
+        // with "attempt to write a readonly database". Say why now, naming the OS error.
+        if conn.is_readonly(rusqlite::MAIN_DB).map_err(fail)? {
+            return Err(Error::store(&display, open::read_only_error(&path)));
+        }
+        schema::configure(&conn).map_err(fail)?;
         schema::migrate(&mut conn).map_err(|e| Error::store(&display, e))?;
         let published = Arc::new(Notify::new());
         let writer = Writer::spawn(conn, display.clone(), published.clone())
             .map_err(|e| Error::store(&display, format!("cannot start the committer thread: {e}")))?;
+        let reader = (OpenFlags::default(), path.clone());
         Ok(SqliteBus {
-            inner: Arc::new(Inner { path, display, writer, readers: Mutex::new(Vec::new()), published }),
+            inner: Arc::new(Inner {
+                path,
+                display,
+                writer: Some(writer),
+                reader,
+                readers: Mutex::new(Vec::new()),
+                published,
+            }),
+        })
+    }
+
+    /// Opens an existing store in `dir` for reading only: nothing is created or written, so it
+    /// works on read-only files and directories. Writes fail with a store error saying so.
+    ///
+    /// When SQLite cannot set up its shared-memory index beside the file (a read-only directory
+    /// after a clean shutdown, with no write-ahead log left), the file is read as immutable:
+    /// nobody can be writing it then.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<SqliteBus> {
+        let path = dir.as_ref().join(FILE_NAME);
+        let display = path.display().to_string();
+        open::check_file(&path, Mode::ReadOnly).map_err(|e| Error::store(&display, e))?;
+        let fail = |e: rusqlite::Error| Error::store(&display, open::open_error(&path, Mode::ReadOnly, &e));
+        let shared = (OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX, path.clone());
+        let immutable = (
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            PathBuf::from(format!("file:{}?immutable=1", open::uri_path(&path))),
+        );
+        // Immutable reads skip the write-ahead log, so they are only right when it holds nothing.
+        let wal = dir.as_ref().join(format!("{FILE_NAME}-wal"));
+        let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+        let (reader, version) = match read_layout(&shared) {
+            Ok(version) => (shared, version),
+            Err(first) if wal_empty => match read_layout(&immutable) {
+                Ok(version) => (immutable, version),
+                Err(_) => return Err(fail(first)),
+            },
+            Err(first) => return Err(fail(first)),
+        };
+        if version != schema::VERSION {
+            return Err(Error::store(
+                &display,
+                format!(
+                    "the store has layout version {version}, but this prom reads version {}; {}",
+                    schema::VERSION,
+                    if version == 0 {
+                        "the file is a SQLite database but not a Prom store (or one never opened for writing)"
+                    } else {
+                        "use the prom that wrote it"
+                    }
+                ),
+            ));
+        }
+        Ok(SqliteBus {
+            inner: Arc::new(Inner {
+                path,
+                display,
+                writer: None,
+                reader,
+                readers: Mutex::new(Vec::new()),
+                published: Arc::new(Notify::new()),
+            }),
+        })
+    }
+
+    /// The committer, or an error for a read-only store.
+    fn writer(&self) -> Result<&Writer> {
+        self.inner.writer.as_ref().ok_or_else(|| {
+            self.err("the store was opened read-only (for a command that only reads); nothing can be written")
         })
     }
 
@@ -95,8 +177,13 @@ impl SqliteBus {
             let conn = match pooled {
                 Some(conn) => conn,
                 None => {
-                    let conn = Connection::open(&inner.path).map_err(|e| Error::store(&inner.display, e))?;
-                    conn.busy_timeout(schema::BUSY_TIMEOUT).map_err(|e| Error::store(&inner.display, e))?;
+                    let fail = |e: rusqlite::Error| {
+                        let mode = if inner.writer.is_some() { Mode::ReadWrite } else { Mode::ReadOnly };
+                        Error::store(&inner.display, open::open_error(&inner.path, mode, &e))
+                    };
+                    let (flags, name) = &inner.reader;
+                    let conn = Connection::open_with_flags(name, *flags).map_err(fail)?;
+                    conn.busy_timeout(schema::BUSY_TIMEOUT).map_err(fail)?;
                     conn
                 }
             };
@@ -119,7 +206,7 @@ impl EventBus for SqliteBus {
             return Ok(Vec::new());
         }
         let rows = ops::rows(events)?;
-        self.inner.writer.submit(true, move |tx| ops::publish(tx, rows)).await
+        self.writer()?.submit(true, move |tx| ops::publish(tx, rows)).await
     }
 
     async fn read(
@@ -239,7 +326,7 @@ impl EventBus for SqliteBus {
         offset: i64,
     ) -> Result<BTreeMap<u32, i64>> {
         let group = group.clone();
-        self.inner.writer.submit(false, move |tx| ops::init_cursors(tx, &group, &partitions, offset)).await
+        self.writer()?.submit(false, move |tx| ops::init_cursors(tx, &group, &partitions, offset)).await
     }
 
     async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
@@ -248,14 +335,13 @@ impl EventBus for SqliteBus {
         }
         let group = group.clone();
         let member = member.map(str::to_string);
-        self.inner.writer.submit(false, move |tx| ops::commit(tx, &group, member.as_deref(), &cursors)).await
+        self.writer()?.submit(false, move |tx| ops::commit(tx, &group, member.as_deref(), &cursors)).await
     }
 
     async fn heartbeat(&self, group: &GroupId, member: &str, ttl: Duration) -> Result<Vec<String>> {
         let group = group.clone();
         let member = member.to_string();
-        self.inner
-            .writer
+        self.writer()?
             .submit(false, move |tx| {
                 let now = now_ms();
                 ops::heartbeat(tx, &group, &member, now, now + super::memory::ttl_ms(ttl))
@@ -273,8 +359,7 @@ impl EventBus for SqliteBus {
     ) -> Result<Vec<u32>> {
         let group = group.clone();
         let member = member.to_string();
-        self.inner
-            .writer
+        self.writer()?
             .submit(false, move |tx| {
                 let now = now_ms();
                 ops::claim(tx, &group, &member, &want, &release, now, now + super::memory::ttl_ms(ttl))
@@ -285,7 +370,7 @@ impl EventBus for SqliteBus {
     async fn leave(&self, group: &GroupId, member: &str) -> Result<()> {
         let group = group.clone();
         let member = member.to_string();
-        self.inner.writer.submit(false, move |tx| ops::leave(tx, &group, &member)).await
+        self.writer()?.submit(false, move |tx| ops::leave(tx, &group, &member)).await
     }
 
     async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
@@ -295,4 +380,13 @@ impl EventBus for SqliteBus {
         })
         .await;
     }
+}
+
+/// The layout version of the store `reader` opens (checking that it can be read at all).
+fn read_layout((flags, name): &(OpenFlags, PathBuf)) -> rusqlite::Result<i64> {
+    let conn = Connection::open_with_flags(name, *flags)?;
+    conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+    // Reading the schema makes SQLite open the WAL index, which is what fails when it cannot.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
 }

@@ -1,7 +1,16 @@
 //! Mapping between events and table rows.
+//!
+//! Rows are written by the store itself, but the file is an ordinary SQLite database that other
+//! tools can change. A row whose payload or headers are not JSON, or whose id is not a UUID, is
+//! not an error that stops the whole read (that would stop every reader of the topic at that
+//! row, naming no event): it becomes a record marked with [`CORRUPT`], carrying the stored text
+//! as a JSON string, which readers report by topic, partition, offset and id, and consumers
+//! dead-letter.
 
-use crate::record::{EventRecord, Headers};
+use crate::record::{CORRUPT, CORRUPT_HEADERS, EventRecord, Headers};
 use rusqlite::Row;
+use rusqlite::types::ValueRef;
+use serde_json::Value;
 use uuid::Uuid;
 
 /// The columns [`from_row`] reads, in order.
@@ -17,21 +26,123 @@ pub fn uuid_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
     Uuid::from_slice(&bytes).map_err(|e| bad(column, e))
 }
 
-/// An event from a row selected with [`COLUMNS`].
+/// What is wrong with one row, collected while reading it.
+#[derive(Default)]
+struct Damage {
+    reasons: Vec<String>,
+    raw_headers: Option<String>,
+}
+
+/// An event from a row selected with [`COLUMNS`]; a row with unreadable JSON or ids becomes a
+/// corrupt record (see the module docs). Only unreadable positional columns (topic, partition,
+/// offset, time) fail the read.
 pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
-    let headers: String = row.get(5)?;
-    let payload: String = row.get(6)?;
-    let caused_by: Option<Vec<u8>> = row.get(7)?;
+    let mut damage = Damage::default();
+    let id = match uuid_at(row, 0) {
+        Ok(id) => id,
+        Err(e) => {
+            damage.reasons.push(format!("its id is not a 16-byte UUID ({})", conversion(&e)));
+            Uuid::nil()
+        }
+    };
+    let mut headers = match json_text(row, 5) {
+        Ok(text) => match serde_json::from_str::<Headers>(&text) {
+            Ok(headers) => headers,
+            Err(e) => {
+                damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
+                damage.raw_headers = Some(text);
+                Headers::new()
+            }
+        },
+        Err(why) => {
+            damage.reasons.push(format!("its headers are unreadable: {why}"));
+            Headers::new()
+        }
+    };
+    let payload = match json_text(row, 6) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(payload) => payload,
+            Err(e) => {
+                damage.reasons.push(format!("its payload is not JSON ({e})"));
+                Value::String(text)
+            }
+        },
+        Err(why) => {
+            damage.reasons.push(format!("its payload is unreadable: {why}"));
+            raw_text(row, 6).map_or(Value::Null, Value::String)
+        }
+    };
+    let caused_by = match row.get_ref(7)? {
+        ValueRef::Null => None,
+        _ => match uuid_at(row, 7) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                damage.reasons.push(format!("its caused_by is not a 16-byte UUID ({})", conversion(&e)));
+                None
+            }
+        },
+    };
+    let key = optional_text(row, 2, "key", &mut damage);
+    let sid = optional_text(row, 8, "sid", &mut damage);
+    if !damage.reasons.is_empty() {
+        headers.insert(CORRUPT.to_string(), damage.reasons.join("; "));
+        if let Some(raw) = damage.raw_headers {
+            headers.insert(CORRUPT_HEADERS.to_string(), raw);
+        }
+    }
     Ok(EventRecord {
-        id: uuid_at(row, 0)?,
+        id,
         topic: row.get(1)?,
-        key: row.get(2)?,
+        key,
         partition: row.get(3)?,
         ts: row.get(4)?,
-        headers: serde_json::from_str::<Headers>(&headers).map_err(|e| bad(5, e))?,
-        payload: serde_json::from_str(&payload).map_err(|e| bad(6, e))?,
-        caused_by: caused_by.map(|b| Uuid::from_slice(&b).map_err(|e| bad(7, e))).transpose()?,
-        sid: row.get(8)?,
+        headers,
+        payload,
+        caused_by,
+        sid,
         offset: row.get(9)?,
     })
+}
+
+/// A JSON column's text, or why it is not text.
+fn json_text(row: &Row<'_>, column: usize) -> Result<String, String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Text(bytes)) => {
+            String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8 text ({e})"))
+        }
+        Ok(ValueRef::Null) => Err("NULL".into()),
+        Ok(ValueRef::Blob(_)) => Err("a BLOB, not text".into()),
+        Ok(ValueRef::Integer(_) | ValueRef::Real(_)) => Err("a number, not JSON text".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A column's content as text, whatever its storage class (lossily for bytes that are not
+/// UTF-8), so a corrupt record keeps what was stored.
+fn raw_text(row: &Row<'_>, column: usize) -> Option<String> {
+    match row.get_ref(column).ok()? {
+        ValueRef::Null => None,
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        ValueRef::Integer(n) => Some(n.to_string()),
+        ValueRef::Real(x) => Some(x.to_string()),
+    }
+}
+
+/// An optional text column (key, sid); a value of another type marks the row corrupt.
+fn optional_text(row: &Row<'_>, column: usize, name: &str, damage: &mut Damage) -> Option<String> {
+    match row.get::<_, Option<String>>(column) {
+        Ok(value) => value,
+        Err(e) => {
+            damage.reasons.push(format!("its {name} is not text ({})", conversion(&e)));
+            raw_text(row, column)
+        }
+    }
+}
+
+/// The cause of a conversion failure, without rusqlite's column-index preamble.
+fn conversion(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::FromSqlConversionFailure(_, _, cause) => cause.to_string(),
+        other => other.to_string(),
+    }
 }
