@@ -426,7 +426,10 @@ fn prom_run_dead_letters_a_corrupt_row_and_keeps_consuming() {
     let work = Workdir::new();
     let events = runtime().block_on(three_events(&work));
     work.corrupt(2, "{not json");
-    let mut child = work.command(&["run", "--progress", "0.05"]).spawn().expect("spawn prom run");
+    let mut child = work
+        .command(&["run", "--progress", "0.05", "--stand-in", "watcher"])
+        .spawn()
+        .expect("spawn prom run");
     let mut stderr = child.stderr.take().expect("piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
