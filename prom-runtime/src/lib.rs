@@ -8,8 +8,10 @@ pub mod changefeed;
 pub mod cli;
 pub mod codegen;
 pub mod consumer;
+mod context;
 pub mod dlq;
 pub mod error;
+mod handler_error;
 pub mod outage;
 pub mod partition;
 pub mod payload;
@@ -30,7 +32,9 @@ pub mod upcast;
 pub mod validate;
 
 pub use bus::{AnyBus, EventBus, GroupId, MemoryBus, SqliteBus};
+pub use context::Context;
 pub use error::{Error, Result};
+pub use handler_error::{HandlerError, Permanence};
 pub use pipeline::Pipeline;
 /// Compile-time checks against the specs: `#[derive(Event)]`, `topic!`, `include_specs!`.
 pub use prom_macros::{Event, include_specs, topic};

@@ -8,8 +8,8 @@
 //! permanent failure (bad configuration, authentication, a lost resume point, a refused
 //! document) is handed back, so the task stops with its error.
 //!
-//! While it waits, the task says so on stderr (the runtime has no logging dependency; this is
-//! where its other operational notes go): once when it starts failing, again every
+//! While it waits, the task says so through a `tracing` warning (target `prom_runtime::outage`):
+//! once when it starts failing, again every
 //! [`REPORT_EVERY`] while the outage lasts, and once when it is back.
 
 use crate::error::{Error, Result};
@@ -49,9 +49,9 @@ pub struct Outage {
 
 impl Outage {
     /// The outage state of `task` (its name in reports, e.g. "projector `processes`"),
-    /// reporting on stderr.
+    /// reporting through `tracing` warnings.
     pub fn new(task: impl Into<String>) -> Outage {
-        Outage::with_reporter(task, Arc::new(|line: &str| eprintln!("prom: {line}")))
+        Outage::with_reporter(task, Arc::new(|line: &str| tracing::warn!("{line}")))
     }
 
     /// Like [`Outage::new`], reporting through `report`.

@@ -7,11 +7,17 @@
 //! Without a DLQ the event is redelivered every `max_backoff`, never dropped. An event the store
 //! cannot read back ([`crate::error::Error::Corrupt`]) goes to the DLQ at once, `dlq: true` or
 //! not: no retry can fix stored bytes, and its dead letter keeps the raw text and the error.
+//! A handler error marked [`HandlerError::permanent`] is dead-lettered after its first attempt.
+//!
+//! Retries, dead letters, handler panics and start/stop are logged through `tracing` (target
+//! `prom_runtime::runner`), with the consumer, topic, partition, offset and id as fields.
 
 use crate::bus::EventBus;
 use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription};
+use crate::context::Context;
 use crate::dlq;
 use crate::error::{Error, Result};
+use crate::handler_error::HandlerError;
 use crate::outage::Outage;
 use crate::publish::Producer;
 use crate::record::EventRecord;
@@ -26,24 +32,36 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 
 /// A boxed handler future.
-pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 
 /// One event decoded for its handler, once, before the first attempt.
 pub struct Decoded {
     /// The record: payload upcast and validated, or moved into `typed`.
     pub record: EventRecord,
     typed: Option<Box<dyn Any + Send + Sync>>,
+    attempt: u32,
 }
 
 impl Decoded {
     /// An event whose JSON payload is what the handler reads.
     pub fn json(record: EventRecord) -> Decoded {
-        Decoded { record, typed: None }
+        Decoded { record, typed: None, attempt: 1 }
     }
 
-    /// An event decoded into a typed payload (the record's own payload is left `null`).
+    /// An event decoded into a typed payload (the record's own payload is left `null`; the
+    /// handler reads the event through [`Decoded::context`]).
     pub fn typed<T: Send + Sync + 'static>(payload: T, record: EventRecord) -> Decoded {
-        Decoded { record, typed: Some(Box::new(payload)) }
+        Decoded { record, typed: Some(Box::new(payload)), attempt: 1 }
+    }
+
+    /// Which attempt the runner is making: 1, 2, ... up to `max_attempts`.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The event's context for a typed handler, on the current attempt.
+    pub fn context(&self) -> Context {
+        Context::new(&self.record, self.attempt)
     }
 
     /// The typed payload, if it was decoded as a `T`.
@@ -52,7 +70,8 @@ impl Decoded {
     }
 }
 
-/// Handles one decoded event; an error asks for a retry.
+/// Handles one decoded event; an error asks for a retry unless it is
+/// [`HandlerError::permanent`].
 pub trait Handler: Send + Sync + 'static {
     /// Handles `event` (already upcast to the latest version and validated).
     fn handle(&self, event: EventRecord) -> HandlerFuture;
@@ -74,11 +93,11 @@ impl<F, Fut, E> Handler for F
 where
     F: Fn(EventRecord) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Display,
+    E: std::fmt::Display + 'static,
 {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
         let fut = self(event);
-        Box::pin(async move { fut.await.map_err(|e| e.to_string()) })
+        Box::pin(async move { fut.await.map_err(HandlerError::from_handler) })
     }
 }
 
@@ -130,12 +149,19 @@ pub struct Runner<B: EventBus> {
     producer: Producer<B>,
     policy: FailurePolicy,
     stats: Arc<Stats>,
+    name: Option<String>,
 }
 
 impl<B: EventBus> Runner<B> {
     /// A runner over an existing subscription.
     pub fn new(sub: Subscription<B>, producer: Producer<B>, policy: FailurePolicy) -> Runner<B> {
-        Runner { sub, producer, policy, stats: Arc::default() }
+        Runner { sub, producer, policy, stats: Arc::default(), name: None }
+    }
+
+    /// Names the consumer in log events (by default its group).
+    pub fn named(mut self, consumer: impl Into<String>) -> Runner<B> {
+        self.name = Some(consumer.into());
+        self
     }
 
     /// A runner for a consumer declared in the spec (`opts` supplies what the spec does not
@@ -192,7 +218,10 @@ impl<B: EventBus> Runner<B> {
             policy: self.policy,
             stats: self.stats.clone(),
             group: self.sub.group().group.clone(),
+            consumer: self.name.take().unwrap_or_else(|| self.sub.group().group.clone()),
         });
+        let topic = self.sub.group().topic.clone();
+        tracing::info!(consumer = %ctx.consumer, group = %ctx.group, topic = %topic, "consumer `{}` started", ctx.consumer);
         let mut tasks = JoinSet::new();
         // A store outage is waited out: `poll` is cancel-safe, so the next one carries on.
         let mut outage = Outage::new(format!("consumer group `{}`", ctx.group));
@@ -213,7 +242,16 @@ impl<B: EventBus> Runner<B> {
         };
         tasks.shutdown().await;
         let closed = self.sub.close().await;
-        outcome.and(closed)
+        let result = outcome.and(closed);
+        match &result {
+            Ok(()) => {
+                tracing::info!(consumer = %ctx.consumer, topic = %topic, "consumer `{}` stopped", ctx.consumer)
+            }
+            Err(e) => {
+                tracing::error!(consumer = %ctx.consumer, topic = %topic, error = %e, "consumer `{}` stopped: {e}", ctx.consumer)
+            }
+        }
+        result
     }
 }
 
@@ -224,6 +262,7 @@ struct Ctx<B: EventBus> {
     policy: FailurePolicy,
     stats: Arc<Stats>,
     group: String,
+    consumer: String,
 }
 
 async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
@@ -233,9 +272,9 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
         Some(e) => Err(e),
         None => ctx.handler.decode(ctx.producer.registry(), delivery.record.clone()),
     };
-    let (error, attempts) = match decoded {
-        Err(e) => (format!("cannot decode: {e}"), 0),
-        Ok(event) => match attempt_all(&ctx, event).await {
+    let failure = match decoded {
+        Err(e) => Failure { error: format!("cannot decode: {e}"), attempts: 0, permanent: true },
+        Ok(event) => match attempt_all(&ctx, &delivery.record, event).await {
             None => {
                 ctx.stats.handled.fetch_add(1, Ordering::Relaxed);
                 ctx.acker.ack(&delivery);
@@ -244,42 +283,106 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
             Some(failure) => failure,
         },
     };
+    let Failure { error, attempts, permanent } = failure;
+    let r = &delivery.record;
+    let max_attempts = ctx.policy.retry.max_attempts.max(1);
     ctx.stats.note_error(&error);
     // Stored bytes no retry can fix go to the DLQ even without `dlq: true`: otherwise their key
     // would be stuck behind them forever. The dead letter keeps the stored text.
-    if ctx.policy.dlq || delivery.record.corruption().is_some() {
+    if ctx.policy.dlq || r.corruption().is_some() {
         // Without a durable dead letter the event stays unacked and comes back after a restart.
-        if dead_letter(&ctx, &delivery.record, &error, attempts).await {
+        if dead_letter(&ctx, r, &error, attempts).await {
             ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
+                dlq_topic = %format!("{}{}", crate::registry::DLQ_PREFIX, r.topic),
+                "event dead-lettered"
+            );
             ctx.acker.ack(&delivery);
         }
     } else {
         ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
-        ctx.acker.nack(&delivery, ctx.policy.retry.max_backoff);
+        let redelivery = ctx.policy.retry.max_backoff;
+        tracing::error!(
+            consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+            id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
+            redeliver_in_ms = millis(redelivery),
+            "event failed and the consumer has no DLQ: redelivering it later"
+        );
+        ctx.acker.nack(&delivery, redelivery);
     }
 }
 
-/// Runs the handler up to `max_attempts` times; `None` on success, else the last error.
-async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, event: Decoded) -> Option<(String, u32)> {
+/// Why an event was given up on.
+struct Failure {
+    /// The last error.
+    error: String,
+    /// Handler attempts made (0 when it could not be decoded).
+    attempts: u32,
+    /// Whether the handler (or decoding) said no retry can help.
+    permanent: bool,
+}
+
+/// Runs the handler up to `max_attempts` times (once for a permanent error); `None` on
+/// success, else the last failure. `stored` is the event as stored, for logs.
+async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event: Decoded) -> Option<Failure> {
     let max = ctx.policy.retry.max_attempts.max(1);
+    let r = stored;
     let mut attempt = 1;
     loop {
-        // A separate task turns a handler panic into an error instead of losing the event.
+        event.attempt = attempt;
+        // A separate task turns a handler panic into a failed attempt instead of losing the
+        // event: it is retried and dead-lettered like any other failure.
         let outcome = match tokio::spawn(ctx.handler.attempt(&event)).await {
             Ok(outcome) => outcome,
-            Err(e) => Err(format!("the handler panicked: {e}")),
+            Err(e) => {
+                let panic = panic_message(e);
+                tracing::error!(
+                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                    id = %r.id, attempt, max_attempts = max, panic = %panic,
+                    "handler panicked; counted as a failed attempt"
+                );
+                Err(HandlerError::retry(format!("the handler panicked: {panic}")))
+            }
         };
         match outcome {
             Ok(()) => return None,
-            Err(e) if attempt >= max => return Some((e, attempt)),
+            Err(e) if e.is_permanent() || attempt >= max => {
+                let permanent = e.is_permanent();
+                return Some(Failure { error: e.message().to_owned(), attempts: attempt, permanent });
+            }
             Err(e) => {
                 ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
-                ctx.stats.note_error(&e);
-                tokio::time::sleep(ctx.policy.retry.delay(attempt)).await;
+                ctx.stats.note_error(e.message());
+                let delay = ctx.policy.retry.delay(attempt);
+                tracing::warn!(
+                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                    id = %r.id, attempt, max_attempts = max, error = %e, next_delay_ms = millis(delay),
+                    "handler failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
                 attempt += 1;
             }
         }
     }
+}
+
+/// What a handler task's panic said (or why the task ended otherwise).
+fn panic_message(error: tokio::task::JoinError) -> String {
+    if !error.is_panic() {
+        return error.to_string();
+    }
+    let payload = error.into_panic();
+    match payload.downcast_ref::<&str>() {
+        Some(text) => (*text).to_owned(),
+        None => payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "a non-text panic".to_owned()),
+    }
+}
+
+/// A duration as whole milliseconds, for log fields.
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Writes the dead letter, retrying until the store takes it; `false` only if the bus closed.
@@ -296,7 +399,13 @@ async fn dead_letter<B: EventBus>(ctx: &Ctx<B>, original: &EventRecord, error: &
                 if matches!(e, Error::Closed) {
                     return false;
                 }
-                tokio::time::sleep(ctx.policy.retry.delay(failures)).await;
+                let delay = ctx.policy.retry.delay(failures);
+                tracing::warn!(
+                    consumer = %ctx.consumer, topic = %original.topic, offset = original.offset,
+                    id = %original.id, error = %e, next_delay_ms = millis(delay),
+                    "cannot write a dead letter; retrying"
+                );
+                tokio::time::sleep(delay).await;
             }
         }
     }

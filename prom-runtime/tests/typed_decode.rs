@@ -5,8 +5,8 @@
 
 use prom_runtime::record::{SCHEMA_VERSION, UPCASTED_FROM};
 use prom_runtime::{
-    DecodeError, Error, Event, EventBus, EventRecord, MemoryBus, NewEvent, Pipeline, Registry, Topic,
-    UpcastError, Versioned,
+    Context, DecodeError, Error, Event, EventBus, EventRecord, MemoryBus, NewEvent, Pipeline, Registry,
+    Topic, UpcastError, Versioned,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -262,11 +262,11 @@ async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight
     let (seen2, calls2) = (seen.clone(), calls.clone());
     let pipeline = Pipeline::new(bus.clone(), linted.spec, json_upcaster)
         .expect("pipeline")
-        .handle_latest("readers", Topic::<Taken>::new(), move |payload: V2, record: EventRecord| {
+        .handle_latest("readers", Topic::<Taken>::new(), move |payload: V2, ctx: Context| {
             let (seen, calls) = (seen2.clone(), calls2.clone());
             async move {
                 calls.fetch_add(1, Ordering::SeqCst);
-                seen.lock().expect("lock").push((payload, record.headers[UPCASTED_FROM].clone()));
+                seen.lock().expect("lock").push((payload, ctx.headers()[UPCASTED_FROM].clone()));
                 Ok::<_, String>(())
             }
         })
@@ -300,9 +300,7 @@ fn a_typed_handler_must_read_its_consumers_topic() {
     let linted = prom_codegen::lint_str("readings.yaml", SPEC);
     let pipeline = Pipeline::new(MemoryBus::new(), linted.spec, json_upcaster).expect("pipeline");
     let err = pipeline
-        .handle_latest("readers", Topic::<Renamed>::new(), |_: V2, _: EventRecord| async {
-            Ok::<_, String>(())
-        })
+        .handle_latest("readers", Topic::<Renamed>::new(), |_: V2, _: Context| async { Ok::<_, String>(()) })
         .err()
         .expect("wrong topic");
     assert!(

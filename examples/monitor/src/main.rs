@@ -17,7 +17,7 @@ use prom::{heartbeat_received, process_state};
 use prom_runtime::bus::MongoBus;
 use prom_runtime::bus::mongo::mongodb::bson::{Bson, Document, doc};
 use prom_runtime::bus::mongo::mongodb::{Database, options::FindOptions};
-use prom_runtime::{AnyBus, Event, EventBus, EventRecord, SqliteBus};
+use prom_runtime::{AnyBus, Context, Event, EventBus, HandlerError, Permanence, SqliteBus};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let published = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
     let (seen, newest) = (handled.clone(), published.clone());
     let states = producer.clone();
-    let pipeline = pipeline.hb_analyzers(move |beat: heartbeat_received::Latest, record: EventRecord| {
+    let pipeline = pipeline.hb_analyzers(move |beat: heartbeat_received::Latest, ctx: Context| {
         let (states, seen, newest) = (states.clone(), seen.clone(), newest.clone());
         async move {
             let state = ProcessState {
@@ -111,26 +111,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 host: beat.host,
                 name: beat.name,
                 status: "running".to_owned(),
-                seq: u64::try_from(record.offset).unwrap_or_default(),
+                seq: u64::try_from(ctx.offset()).unwrap_or_default(),
                 cpu_pct: Some(beat.cpu_pct),
                 mem_mib: Some(beat.mem_mib),
                 last_seen: None,
             };
-            let value = serde_json::to_value(&state).map_err(|e| e.to_string())?;
-            states
-                .publish(ProcessState::TOPIC, value, Default::default())
-                .await
-                .map_err(|e| e.to_string())?;
+            // A state that does not serialize never will: dead-letter it at once. A failed
+            // publish may pass on the next attempt: retry it.
+            let value = serde_json::to_value(&state).permanent()?;
+            states.publish(ProcessState::TOPIC, value, Default::default()).await.retryable()?;
             println!(
                 "hb-analyzers: {} at offset {} -> {} is {}",
-                record.topic, record.offset, state.process_id, state.status
+                ctx.topic(),
+                ctx.offset(),
+                state.process_id,
+                state.status
             );
             if let Ok(mut newest) = newest.lock() {
                 let seq = newest.entry(state.process_id.clone()).or_default();
                 *seq = (*seq).max(state.seq);
             }
             seen.fetch_add(1, Ordering::SeqCst);
-            Ok::<(), String>(())
+            Ok::<(), HandlerError>(())
         }
     })?;
     // Stop once everything has caught up (a real service runs until interrupted): after

@@ -735,17 +735,17 @@ pub struct Wiring<B: ::prom_runtime::bus::EventBus> {
 }
 #[allow(dead_code)]
 impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
-    /// Sets the handler of consumer `hb-analyzers` on `heartbeat.received` (group `hb-analyzers`, up to 3 attempts, dead letters to `dlq.heartbeat.received`, partitioned).
+    /// Sets the handler of consumer `hb-analyzers` on `heartbeat.received` (group `hb-analyzers`, up to 3 attempts, dead letters to `dlq.heartbeat.received`, partitioned). An error is retried; return `HandlerError::permanent` to dead-letter the event at once.
     pub fn hb_analyzers<F, Fut, E>(
         self,
         handler: F,
     ) -> ::std::result::Result<Self, ::prom_runtime::Error>
     where
-        F: Fn(heartbeat_received::Latest, ::prom_runtime::EventRecord) -> Fut + Send
-            + Sync + 'static,
+        F: Fn(heartbeat_received::Latest, ::prom_runtime::Context) -> Fut + Send + Sync
+            + 'static,
         Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send
             + 'static,
-        E: ::std::fmt::Display,
+        E: ::std::fmt::Display + 'static,
     {
         ::std::result::Result::Ok(Wiring {
             pipeline: self

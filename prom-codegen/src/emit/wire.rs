@@ -28,7 +28,11 @@ pub fn items(model: &Model) -> TokenStream {
     let methods = model.consumers.iter().map(|c| {
         let method = ident(&c.method);
         let (name, topic) = (&c.name, &c.topic);
-        let doc = format!(" Sets the handler of consumer `{name}` on `{topic}` ({}).", c.summary);
+        let doc = format!(
+            " Sets the handler of consumer `{name}` on `{topic}` ({}). An error is retried; \
+             return `HandlerError::permanent` to dead-letter the event at once.",
+            c.summary
+        );
         match &c.topic_module {
             Some(module) => {
                 let module = ident(module);
@@ -36,9 +40,9 @@ pub fn items(model: &Model) -> TokenStream {
                     #[doc = #doc]
                     pub fn #method<F, Fut, E>(self, handler: F) -> ::std::result::Result<Self, #rt::Error>
                     where
-                        F: Fn(#module::Latest, #rt::EventRecord) -> Fut + Send + Sync + 'static,
+                        F: Fn(#module::Latest, #rt::Context) -> Fut + Send + Sync + 'static,
                         Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send + 'static,
-                        E: ::std::fmt::Display,
+                        E: ::std::fmt::Display + 'static,
                     {
                         ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.handle_latest(#name, #module::TOPIC, handler)? })
                     }
@@ -51,7 +55,7 @@ pub fn items(model: &Model) -> TokenStream {
                 where
                     F: Fn(#rt::EventRecord) -> Fut + Send + Sync + 'static,
                     Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send + 'static,
-                    E: ::std::fmt::Display,
+                    E: ::std::fmt::Display + 'static,
                 {
                     ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.handle(#name, handler)? })
                 }

@@ -1,6 +1,7 @@
 //! The `prom` CLI: argument parsing, spec loading and store opening shared by the commands.
 
 mod dlq;
+mod logs;
 #[cfg(feature = "mongo")]
 mod mongo_pipelines;
 mod progress;
@@ -98,6 +99,7 @@ const CLIENT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_sec
 /// Parses the arguments, runs the command, and maps the outcome to an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    logs::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

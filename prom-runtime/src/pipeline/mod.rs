@@ -10,9 +10,9 @@ pub mod mongo;
 
 use crate::bus::EventBus;
 use crate::consumer::SubscribeOptions;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::publish::Producer;
-use crate::record::EventRecord;
 use crate::registry::Registry;
 use crate::runner::{Handler, Runner};
 use crate::typed::{Topic, Versioned};
@@ -83,20 +83,22 @@ impl<B: EventBus> Pipeline<B> {
     }
 
     /// Sets a handler that receives the payload decoded as `T` (the topic's latest version)
-    /// along with its record.
+    /// along with its [`Context`] (id, offset, key, headers, attempt number). Its error is
+    /// retried unless it is a [`crate::HandlerError::permanent`].
     pub fn handle_typed<T, F, Fut, E>(self, consumer: &str, handler: F) -> Result<Pipeline<B>>
     where
         T: DeserializeOwned + Send + 'static,
-        F: Fn(T, EventRecord) -> Fut + Send + Sync + 'static,
+        F: Fn(T, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-        E: std::fmt::Display,
+        E: std::fmt::Display + 'static,
     {
         self.handle(consumer, Typed { handler, payload: PhantomData })
     }
 
     /// Sets a handler that receives `topic`'s latest payload type (generated code passes the
     /// topic's `TOPIC` handle). Stored payloads are decoded typed and brought up by the
-    /// generated typed upcasters, without a detour through JSON ([`Registry::decode_typed`]).
+    /// generated typed upcasters, without a detour through JSON ([`Registry::decode_typed`]);
+    /// the handler gets the event's [`Context`] alongside.
     pub fn handle_latest<V, F, Fut, E>(
         self,
         consumer: &str,
@@ -106,9 +108,9 @@ impl<B: EventBus> Pipeline<B> {
     where
         V: Versioned,
         V::Latest: Clone,
-        F: Fn(V::Latest, EventRecord) -> Fut + Send + Sync + 'static,
+        F: Fn(V::Latest, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
-        E: std::fmt::Display,
+        E: std::fmt::Display + 'static,
     {
         if let Some(declared) = self.spec.consumers.get(consumer)
             && declared.topic.value != topic.name()
@@ -144,7 +146,7 @@ impl<B: EventBus> Pipeline<B> {
 
     /// Runs every consumer until `shutdown` completes, or until one fails. On a MongoDB bus the
     /// declared projectors and changefeeds run as well (a transactional projector without a
-    /// handler is an error); on other buses they are skipped with a warning on stderr. Every
+    /// handler is an error); on other buses they are skipped with a `tracing` warning. Every
     /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
     /// permanent error stops it.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
@@ -172,7 +174,8 @@ impl<B: EventBus> Pipeline<B> {
         let mut tasks = tokio::task::JoinSet::new();
         self.spawn_mongo(&mut tasks, &stopped)?;
         for (name, consumer) in &self.spec.consumers {
-            let runner = Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?;
+            let runner = Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?
+                .named(name);
             let handler = Shared(self.handlers[name].clone());
             tasks.spawn(runner.run(handler, stopped()));
         }
@@ -231,11 +234,11 @@ pub fn mongo_only(spec: &Spec) -> Vec<String> {
     projectors.chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`"))).collect()
 }
 
-/// Says once, on stderr, which declared parts will not run and why.
+/// Says once (a `tracing` warning) which declared parts will not run and why.
 fn warn_skipped(spec: &Spec, why: &str) {
     let skipped = mongo_only(spec);
     if !skipped.is_empty() {
-        eprintln!("prom: not running {}: {why}", skipped.join(", "));
+        tracing::warn!("not running {}: {why}", skipped.join(", "));
     }
 }
 
