@@ -317,3 +317,37 @@ async fn a_typed_handler_gets_the_events_context() {
         assert!(ctx.ts() > 0);
     }
 }
+
+#[tokio::test]
+async fn without_a_dlq_a_permanent_error_is_redelivered_not_dropped() {
+    let (logs, _guard) = capture();
+    let bus = MemoryBus::new();
+    let linted = prom_codegen::lint_str("orders.yaml", &SPEC.replace("dlq: true", "dlq: false"));
+    assert!(!linted.has_errors(), "{}", linted.render());
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = attempts.clone();
+    let pipeline = Pipeline::new(bus.clone(), linted.spec, |r| r)
+        .expect("pipeline")
+        .handle_typed("billing", move |_: Order, ctx: Context| {
+            let seen = seen.clone();
+            async move {
+                let mut seen = seen.lock().expect("lock");
+                seen.push(ctx.attempt());
+                // Fails permanently on its first two deliveries, then the account exists.
+                if seen.len() < 3 { Err(HandlerError::permanent("no such account yet")) } else { Ok(()) }
+            }
+        })
+        .expect("handler");
+    publish(&pipeline, "o-5").await;
+    let (stopper, task) = start(pipeline);
+    until("the event finally passes", || async { attempts.lock().expect("lock").len() == 3 }).await;
+    stop(stopper, task).await;
+
+    // Each delivery makes one attempt (no retries for a permanent error), and starts at 1.
+    assert_eq!(*attempts.lock().expect("lock"), [1, 1, 1]);
+    assert!(dead_letters(&bus).await.is_empty());
+    let redelivered = logs.events("event failed and the consumer has no DLQ: redelivering it later");
+    assert_eq!(redelivered.len(), 2, "{redelivered:?}");
+    assert_eq!(redelivered[0].field("redeliver_in_ms"), "20");
+    assert_eq!(redelivered[0].field("permanent"), "true");
+}
