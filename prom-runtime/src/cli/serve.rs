@@ -6,6 +6,7 @@ use crate::bus::MongoBus;
 use crate::publish::Producer;
 use crate::snapshot::{self, ApiOptions, Limits, Reporter, SnapshotSpec};
 use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 /// Arguments of `prom serve`.
@@ -32,6 +33,23 @@ pub struct Args {
     /// How long a snapshot read waits for MongoDB before answering 503.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     store_timeout: Duration,
+}
+
+/// Connections the kernel may queue for `accept` (it caps this at `net.core.somaxconn`); tokio's
+/// default, 1024, makes a burst of connects wait for SYN retransmits (1 s, 3 s, ...) instead.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `listen` with [`LISTEN_BACKLOG`].
+async fn bind(listen: &str) -> Result<TcpListener, Failure> {
+    let fail = |e: std::io::Error| Failure::Runtime(format!("cannot listen on `{listen}`: {e}"));
+    let address = tokio::net::lookup_host(listen).await.map_err(fail)?.next().ok_or_else(|| {
+        Failure::Runtime(format!("cannot listen on `{listen}`: it names no address (write HOST:PORT)"))
+    })?;
+    let socket = if address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(fail)?;
+    // As `TcpListener::bind` does: a restarted server can take its port back at once.
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(address).map_err(fail)?;
+    socket.listen(LISTEN_BACKLOG).map_err(fail)
 }
 
 /// Parses a flag's duration like the spec's (`<integer><ms|s|m|h|d>`), above zero.
@@ -69,9 +87,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     super::mongo_pipelines::start(&spec, &producer, &mut tasks, &stopped)?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| Failure::Runtime(format!("cannot listen on `{}`: {e}", args.listen)))?;
+    let listener = bind(&args.listen).await?;
     let address = listener.local_addr().map_err(|e| Failure::Runtime(format!("no local address: {e}")))?;
     for api in &apis {
         eprintln!("serving `{}` at http://{address}{}/ (snap, list, openapi.json)", api.projector, api.path);

@@ -19,6 +19,8 @@ use mongodb::{Collection, Database};
 use serde_json::{Value, json};
 use std::future::IntoFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 struct Api {
     spec: SnapshotSpec,
@@ -26,6 +28,37 @@ struct Api {
     collection: Collection<RawDocumentBuf>,
     cache_control: HeaderValue,
     openapi: Value,
+    outages: Throttle,
+}
+
+/// At most one store-failure report a second per API: an outage under load would otherwise
+/// print a line per request. Suppressed reports are counted in the next one.
+struct Throttle {
+    started: Instant,
+    /// Milliseconds after `started` of the last report, plus one (0: never reported).
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Throttle {
+    const EVERY_MS: u64 = 1000;
+
+    fn new() -> Throttle {
+        Throttle { started: Instant::now(), last_ms: AtomicU64::new(0), suppressed: AtomicU64::new(0) }
+    }
+
+    /// Calls `report` with how many reports were suppressed since the last one, or counts this
+    /// one as suppressed.
+    fn report(&self, report: impl FnOnce(u64)) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_add(1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= Self::EVERY_MS;
+        if due && self.last_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            report(self.suppressed.swap(0, Ordering::AcqRel));
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The routes of `spec` (`GET`/`HEAD` snap, list, openapi.json) with their state.
@@ -38,6 +71,7 @@ pub(super) fn routes(db: &Database, spec: &SnapshotSpec, options: &ApiOptions) -
         collection: db.collection(&spec.collection),
         cache_control,
         openapi: super::openapi::document(spec),
+        outages: Throttle::new(),
     });
     let path = &spec.path;
     // `get` also answers HEAD, with the same headers and no body.
@@ -173,23 +207,38 @@ async fn read<T>(
     match tokio::time::timeout(deadline, operation).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => {
-            api.options.reporter.report(&format!(
-                "snapshot API `{}`: reading the collection `{}` failed: {e}",
-                spec.projector, spec.collection
-            ));
+            api.outages.report(|suppressed| {
+                api.options.reporter.report(&format!(
+                    "snapshot API `{}`: reading the collection `{}` failed: {e}{}",
+                    spec.projector,
+                    spec.collection,
+                    suppressed_note(suppressed)
+                ));
+            });
             let detail = "the snapshot store cannot be read right now; retry later";
             Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after))
         }
         Err(_) => {
-            api.options.reporter.report(&format!(
-                "snapshot API `{}`: MongoDB did not answer a read of `{}` within {deadline:?} (the store \
-                 deadline, --store-timeout)",
-                spec.projector, spec.collection
-            ));
+            api.outages.report(|suppressed| {
+                api.options.reporter.report(&format!(
+                    "snapshot API `{}`: MongoDB did not answer a read of `{}` within {deadline:?} (the \
+                     store deadline, --store-timeout){}",
+                    spec.projector,
+                    spec.collection,
+                    suppressed_note(suppressed)
+                ));
+            });
             let detail =
                 format!("the snapshot store did not answer within {} ms; retry later", deadline.as_millis());
             Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after))
         }
+    }
+}
+
+fn suppressed_note(suppressed: u64) -> String {
+    match suppressed {
+        0 => String::new(),
+        n => format!(" ({n} similar failures in the last second not reported)"),
     }
 }
 
@@ -204,4 +253,24 @@ fn internal(api: &Api, reason: String) -> Response {
 fn to_json(raw: &RawDocumentBuf) -> Result<Value, String> {
     let document = raw.to_document().map_err(|e| format!("a stored document cannot be read: {e}"))?;
     Ok(Bson::Document(document).into_relaxed_extjson())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Throttle;
+
+    #[test]
+    fn outage_reports_are_throttled_and_count_what_they_drop() {
+        let mut throttle = Throttle::new();
+        throttle.started -= std::time::Duration::from_secs(5);
+        let mut reports = Vec::new();
+        for _ in 0..5 {
+            throttle.report(|suppressed| reports.push(suppressed));
+        }
+        assert_eq!(reports, [0], "one report a second");
+        // As if the last report was 5 s ago.
+        throttle.last_ms.store(1, std::sync::atomic::Ordering::Relaxed);
+        throttle.report(|suppressed| reports.push(suppressed));
+        assert_eq!(reports, [0, 4], "the next report counts the dropped ones");
+    }
 }

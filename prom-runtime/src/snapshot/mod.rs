@@ -61,6 +61,7 @@ impl fmt::Debug for Reporter {
 
 /// How the snapshot handlers read MongoDB and report failures.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ApiOptions {
     /// The longest a request waits for MongoDB before answering 503.
     pub store_timeout: Duration,

@@ -150,6 +150,16 @@ pub(super) struct Slot {
     pub(super) evict: Arc<Notify>,
 }
 
+impl Slot {
+    /// Takes back an eviction that came too late (a request started in between): the
+    /// connection counts towards the limit again and may be chosen again later.
+    pub(super) fn keep(&self) {
+        if let Some(entry) = self.connections.lock().get_mut(&self.id) {
+            entry.evicting = false;
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.connections.lock().remove(&self.id);
@@ -230,7 +240,12 @@ mod tests {
         let _busy_too = third.activity.start_request();
         assert!(connections.admit().is_none(), "every connection is busy");
         drop(busy);
-        assert!(connections.admit().is_some(), "the finished one is idle again");
+        let fourth = connections.admit().expect("the finished one is idle again");
+        // An eviction taken back (a request started first) counts the connection again.
+        second.keep();
+        let _busy_again = second.activity.start_request();
+        let _busy_fourth = fourth.activity.start_request();
+        assert!(connections.admit().is_none(), "{} live, all busy", connections.len());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use tokio::task::JoinSet;
 
 /// The server's limits; [`Limits::default`] gives the `prom serve` defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Connections served at once (each holds one file descriptor and at most one request).
     pub max_connections: usize,
@@ -85,7 +86,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Serves `router` on `listener` under `limits` until `shutdown` completes; then every
-/// connection finishes the request it is serving (idle ones close at once) and it returns.
+/// connection finishes the request it is serving (idle ones close at once, none is waited for
+/// longer than the request timeout) and it returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -203,7 +205,7 @@ impl Connection {
             .clamp(Duration::from_millis(20), Duration::from_secs(1));
         let mut ticks = tokio::time::interval(check);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut draining = false;
+        let mut draining = None;
         loop {
             tokio::select! {
                 _ = connection.as_mut() => break,
@@ -211,13 +213,18 @@ impl Connection {
                     if slot.activity.is_idle() {
                         break;
                     }
+                    slot.keep();
                 }
-                changed = self.stopping.changed(), if !draining => {
-                    draining = true;
+                changed = self.stopping.changed(), if draining.is_none() => {
                     let _ = changed;
+                    draining = Some(tokio::time::Instant::now());
+                    // Idle connections close at once; a request in flight is answered first.
                     connection.as_mut().graceful_shutdown();
                 }
                 _ = ticks.tick() => {
+                    if draining.is_some_and(|since| since.elapsed() >= self.limits.request_timeout) {
+                        break;
+                    }
                     let expired = slot.activity.expired(self.limits.header_timeout, self.limits.idle_timeout);
                     // Dropping the connection closes it; with nothing in flight nothing is lost,
                     // and a stalled answer has no reader to lose it to.

@@ -116,7 +116,42 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::problem::PROBLEM_JSON;
+    use super::super::connections::Clock;
     use super::*;
+    use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
+    use axum::routing::get;
+    use std::sync::Mutex;
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    #[tokio::test]
+    async fn panics_and_slow_handlers_become_problem_documents() {
+        let router = Router::new()
+            .route("/panic", get(boom))
+            .route("/slow", get(|| tokio::time::sleep(Duration::from_secs(3600))));
+        let activity = Arc::new(Activity::new(Clock::new()));
+        let reported = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = Arc::clone(&reported);
+        let reporter = Reporter::new(move |m| sink.lock().expect("lock").push(m.to_string()));
+        for (path, status) in [("/panic", 500), ("/slow", 503), ("/p?x=%ff", 400)] {
+            let request = Request::get(path).body(Body::empty()).expect("request");
+            let limit = Duration::from_millis(50);
+            let Ok(response) =
+                answer(router.clone(), request, Arc::clone(&activity), limit, reporter.clone()).await;
+            assert_eq!(response.status(), status, "{path}");
+            assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON, "{path}");
+            assert_eq!(response.headers().contains_key(RETRY_AFTER), status == 503, "{path}");
+            assert!(!activity.is_idle(), "{path}: counted until the answer is sent");
+            drop(response);
+            assert!(activity.is_idle(), "{path}: the sent answer ends the request");
+        }
+        let reported = reported.lock().expect("lock").join("\n");
+        assert!(reported.contains("panicked on `GET /panic`: boom"), "{reported}");
+        assert!(reported.contains("`GET /slow` took longer than the request timeout"), "{reported}");
+    }
 
     #[test]
     fn targets_must_decode_to_utf8() {
