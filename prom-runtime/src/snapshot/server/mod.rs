@@ -158,12 +158,17 @@ fn out_of_resources(e: &std::io::Error) -> bool {
 
 /// Answers a connection refused at the limit with a 503 problem document, in the background.
 fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, limits: &Limits) {
-    let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else { return };
     let detail = format!(
         "the server is serving its limit of {} connections, each with a request in flight; retry shortly",
         limits.max_connections
     );
     let answer = Problem::new(Kind::Overloaded, detail).retry_after(Duration::from_secs(1)).to_http1_bytes();
+    let Ok(permit) = Arc::clone(refusals).try_acquire_owned() else {
+        // No task to spare: one non-blocking write into the fresh socket's empty send buffer
+        // (it fits), then close; the client may still see a reset if it had sent its request.
+        let _ = stream.try_write(&answer);
+        return;
+    };
     tokio::spawn(async move {
         let _permit = permit;
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
