@@ -410,5 +410,5 @@ fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
 
 /// Header values of a stored event that the runtime sets (never copied from user input).
 pub fn is_runtime_header(name: &str) -> bool {
-    prom_codegen::check::RESERVED_HEADERS.contains(&name) || name == crate::record::REPLAY_OF
+    prom_codegen::check::RESERVED_HEADERS.contains(&name)
 }
