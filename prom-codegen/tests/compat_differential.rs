@@ -481,7 +481,10 @@ fn counterexamples(writer: &Value, reader: &Value) -> Vec<Value> {
     let (Ok(w), Ok(r)) = (jsonschema::validator_for(writer), jsonschema::validator_for(reader)) else {
         return Vec::new();
     };
-    candidates(writer).into_iter().filter(|v| w.is_valid(v) && !r.is_valid(v)).collect()
+    // The reader's edge values are tried too: they sit right at the reader's boundaries.
+    let mut values = candidates(writer);
+    values.extend(candidates(reader));
+    values.into_iter().filter(|v| w.is_valid(v) && !r.is_valid(v)).collect()
 }
 
 /// Pairs a checker once got wrong, run before the generated ones.
@@ -504,12 +507,22 @@ fn known_pairs() -> Vec<(Value, Value)> {
             json!({ "allOf": [{ "if": { "type": "string" }, "then": { "minLength": 1 } }, { "if": { "type": "number" }, "then": { "minLength": 3 } }] }),
             json!({ "if": { "type": "string" }, "then": { "minLength": 3 } }),
         ),
+        // `format` only annotates in 2020-12 (the runtime does not assert it): "a" is a valid
+        // new value, so the writer's enum is not empty.
+        (json!({ "enum": [2] }), json!({ "enum": ["a"], "format": "uuid" })),
+        (
+            json!({ "allOf": [{ "enum": ["a"] }, { "type": "string", "format": "date" }] }),
+            json!({ "allOf": [{ "enum": ["a"] }, { "type": "integer", "format": "date" }] }),
+        ),
     ]
 }
 
 #[test]
 fn compatible_verdicts_hold_on_generated_pairs() {
-    let mut rng = Rng(0x5eed_c0ff_ee15_b00c);
+    // `PROM_DIFF_SEED` explores other pairs (and replays a failure) without editing the test.
+    let seed =
+        std::env::var("PROM_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_c0ff_ee15_b00c);
+    let mut rng = Rng(seed | 1);
     let (mut compatible, mut incompatible, mut undecided, mut errors) = (0usize, 0usize, 0usize, 0usize);
     let mut failures = Vec::new();
     for i in 0..PAIRS + known_pairs().len() {
