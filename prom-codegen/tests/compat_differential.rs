@@ -582,5 +582,5 @@ fn compatible_verdicts_hold_on_generated_pairs() {
         println!("first schema error (the checker refusing a generated schema): {e}");
     }
     assert!(failures.is_empty(), "{} unsound verdict(s):\n{}", failures.len(), failures.join("\n"));
-    assert!(compatible >= 300, "only {compatible} compatible verdicts: the test would prove little");
+    assert!(compatible >= 1_000, "only {compatible} compatible verdicts: the test would prove little");
 }
