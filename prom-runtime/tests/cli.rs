@@ -323,3 +323,48 @@ fn without_the_mongo_feature_mongodb_commands_say_how_to_get_it() {
         assert!(!err.contains("unrecognized"), "{err}");
     }
 }
+
+/// The library describes a bad MongoDB URL; the CLI names the flag or variable that carried it.
+#[cfg(feature = "mongo")]
+#[test]
+fn a_bad_mongo_url_is_reported_with_the_flag_that_gave_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = example_specs();
+    let specs = specs.to_str().expect("utf-8 path");
+    let out = prom(dir.path(), &["--mongo", "postgres://nope", "tail", "heartbeat.received", specs]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot open the MongoDB named by --mongo/PROM_MONGO_URL"), "{err}");
+    assert!(err.contains("not a usable MongoDB URL") && err.contains("mongodb://127.0.0.1:27017"), "{err}");
+    assert_eq!(err.matches("--mongo").count(), 1, "the library adds no flag of its own: {err}");
+}
+
+/// `scripts/mongo.sh` keeps its state outside the source tree: XDG_STATE_HOME, else
+/// ~/.local/state, unless PROM_MONGO_STATE says otherwise (asked of `url`, which starts nothing).
+#[test]
+fn mongo_sh_keeps_its_state_outside_the_source_tree() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/mongo.sh");
+    let state_of = |vars: &[(&str, PathBuf)]| {
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .arg("url")
+            .env("HOME", home.path())
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("PROM_MONGO_STATE");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let out = command.output().expect("run mongo.sh");
+        assert_eq!(out.status.code(), Some(1), "no server runs there");
+        text(&out.stderr)
+    };
+    let home_dir = home.path().display().to_string();
+    let err = state_of(&[]);
+    assert!(err.contains(&format!("no mongod is running for {home_dir}/.local/state/prom/mongo;")), "{err}");
+    let err = state_of(&[("XDG_STATE_HOME", home.path().join("xdg"))]);
+    assert!(err.contains(&format!("for {home_dir}/xdg/prom/mongo;")), "{err}");
+    let err = state_of(&[("PROM_MONGO_STATE", home.path().join("mine"))]);
+    assert!(err.contains(&format!("for {home_dir}/mine;")), "{err}");
+}
