@@ -213,8 +213,14 @@ impl Target {
 
 #[cfg(feature = "mongo")]
 async fn open_mongo(url: &str) -> Result<AnyBus, Failure> {
+    open_mongo_bus(url).await.map(AnyBus::from)
+}
+
+/// Opens the MongoDB bus at `url`, which came from `--mongo` or PROM_MONGO_URL.
+#[cfg(feature = "mongo")]
+pub(crate) async fn open_mongo_bus(url: &str) -> Result<crate::bus::MongoBus, Failure> {
     // The library describes the URL; which flag or variable carried it is the CLI's to say.
-    crate::bus::MongoBus::open(url).await.map(AnyBus::from).map_err(|e| {
+    crate::bus::MongoBus::open(url).await.map_err(|e| {
         Failure::Runtime(format!("cannot open the MongoDB named by --mongo/PROM_MONGO_URL: {e}"))
     })
 }

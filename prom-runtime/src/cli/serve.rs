@@ -2,7 +2,6 @@
 //! changefeeds, until Ctrl-C or SIGTERM.
 
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::MongoBus;
 use crate::publish::Producer;
 use crate::snapshot::{self, ApiOptions, Limits, Reporter, SnapshotSpec};
 use std::time::Duration;
@@ -78,7 +77,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     // What clients must not see (driver errors, panics) is reported here, on stderr.
     let reporter = Reporter::new(|message| eprintln!("prom serve: {message}"));
     let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
-    let bus = MongoBus::open(url).await?;
+    let bus = super::open_mongo_bus(url).await?;
     let db = bus.database().clone();
     let producer = Producer::new(bus, registry);
     let apis = SnapshotSpec::all(&spec)?;
