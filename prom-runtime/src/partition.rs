@@ -11,12 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 /// FNV-1a alone mixes the high bits poorly for short keys, and jump hash reads the high bits,
 /// so the finalizer spreads every input bit over the whole word.
 pub fn hash64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    mix(fnv(FNV_OFFSET, bytes))
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes`, continuing from `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    mix(h)
+    h
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -127,11 +133,9 @@ pub fn balanced(partitions: u32, members: &[String]) -> BTreeMap<u32, String> {
 
 /// The rendezvous score of `member` for `unit` (a partition number, or `"*"`): higher wins.
 pub fn score(member: &str, unit: &str) -> u64 {
-    let mut bytes = Vec::with_capacity(member.len() + unit.len() + 1);
-    bytes.extend_from_slice(member.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(unit.as_bytes());
-    hash64(&bytes)
+    // `hash64(member ++ [0] ++ unit)`, streamed: assignment scores every (partition, member)
+    // pair on every tick, so no buffer is allocated per pair.
+    mix(fnv(fnv(fnv(FNV_OFFSET, member.as_bytes()), &[0]), unit.as_bytes()))
 }
 
 #[cfg(test)]
