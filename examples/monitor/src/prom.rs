@@ -620,6 +620,7 @@ consumers:
     retry: { max_attempts: 3, backoff: 100ms, max_backoff: 2s }
     dlq: true
     partitioned: true
+    member_ttl: 10s
 "#,
         ),
         (
@@ -735,7 +736,7 @@ pub struct Wiring<B: ::prom_runtime::bus::EventBus> {
 }
 #[allow(dead_code)]
 impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
-    /// Sets the handler of consumer `hb-analyzers` on `heartbeat.received` (group `hb-analyzers`, up to 3 attempts, dead letters to `dlq.heartbeat.received`, partitioned).
+    /// Sets the handler of consumer `hb-analyzers` on `heartbeat.received` (group `hb-analyzers`, up to 3 attempts, dead letters to `dlq.heartbeat.received`, partitioned, member TTL 10s).
     pub fn hb_analyzers<F, Fut, E>(
         self,
         handler: F,
