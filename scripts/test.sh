@@ -32,7 +32,7 @@ PROM_MONGO_URL=$(scripts/mongo.sh start)
 export PROM_MONGO_URL PROM_REQUIRE_MONGO=1
 echo "== cargo test"
 set +e
-cargo test --workspace --locked "${features[@]}" 2>&1 | tee "$log"
+cargo test --workspace --locked --no-fail-fast "${features[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run: cargo prints one `test result` line per test binary.

@@ -1,6 +1,7 @@
 //! The one entry point every front end calls: lint, lower, emit.
 
 use crate::check::{Linted, lint_paths};
+use crate::emit::Origin;
 use crate::{emit, ir};
 use std::path::{Path, PathBuf};
 
@@ -13,22 +14,28 @@ pub struct Generated {
     pub linted: Linted,
 }
 
-/// Lints the specs at `paths` and generates code; on lint errors returns the lint result.
-/// `base` makes the source paths in the header relative, so output is identical on every machine.
+/// Lints the specs at `paths` and generates code as `prom-codegen build --specs PATHS` does; on
+/// lint errors returns the lint result. `base` makes the paths in the header relative, so output
+/// is identical on every machine.
 pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box<Linted>> {
+    let specs = paths.iter().map(|p| slashed(relative(p, base))).collect();
+    generate_as(paths, base, &Origin::Cli { specs })
+}
+
+/// Like [`generate`], with a header naming `origin` as what generated the file.
+pub fn generate_as(
+    paths: &[PathBuf],
+    base: Option<&Path>,
+    origin: &Origin,
+) -> Result<Generated, Box<Linted>> {
     let linted = lint_paths(paths);
     if linted.has_errors() {
         return Err(Box::new(linted));
     }
     let model = ir::lower(&linted.spec, base);
-    let inputs: Vec<String> = linted
-        .spec
-        .sources
-        .files()
-        .iter()
-        .map(|f| relative(&f.path, base).display().to_string().replace('\\', "/"))
-        .collect();
-    let source = match emit::source(&model, &inputs) {
+    let inputs: Vec<String> =
+        linted.spec.sources.files().iter().map(|f| slashed(relative(&f.path, base))).collect();
+    let source = match emit::source(&model, &inputs, origin) {
         Ok(source) => source,
         // The emitter builds its tokens from valid identifiers, so this is a bug in Prom itself.
         Err(error) => {
@@ -36,6 +43,11 @@ pub fn generate(paths: &[PathBuf], base: Option<&Path>) -> Result<Generated, Box
         }
     };
     Ok(Generated { source, linted })
+}
+
+/// A path as the header shows it: `/`-separated on every platform.
+fn slashed(path: &Path) -> String {
+    path.display().to_string().replace('\\', "/")
 }
 
 fn relative<'a>(path: &'a Path, base: Option<&Path>) -> &'a Path {

@@ -22,4 +22,4 @@ pub mod cli;
 
 pub use builder::{BuildError, Builder};
 pub use check::{Linted, lint_embedded, lint_paths, lint_str};
-pub use generate::{Generated, generate, write_if_changed};
+pub use generate::{Generated, generate, generate_as, write_if_changed};

@@ -96,3 +96,32 @@ fn schema_command_prints_the_spec_format() {
     let schema: Value = serde_json::from_slice(&out.stdout).expect("JSON Schema");
     assert_eq!(schema["title"], "Prom spec");
 }
+
+#[test]
+fn every_spec_command_takes_positional_paths_and_specs_flags_alike() {
+    let out_file = write_temp("same-naming.rs", "");
+    let out_file = out_file.to_str().expect("utf-8 path");
+    for form in [&["specs"][..], &["--specs", "specs"], &["specs", "--specs", "specs"]] {
+        for command in ["lint", "build", "check"] {
+            let mut args = vec![command];
+            if command != "lint" {
+                args.extend(["--out", out_file]);
+            }
+            args.extend(form);
+            let out = run(&args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{args:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
+fn spec_paths_given_both_ways_and_differing_exit_2_saying_how_to_fix() {
+    for command in ["lint", "build", "check"] {
+        let out = run(&[command, "specs", "--specs", "elsewhere"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("as arguments `specs` and with --specs `elsewhere`"), "{stderr}");
+        assert!(stderr.contains("help: name them one way"), "{stderr}");
+    }
+}

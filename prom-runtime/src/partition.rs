@@ -1,22 +1,28 @@
 //! Partitioning: keys to partitions (jump consistent hash) and partitions to group members
-//! (rendezvous hashing).
+//! (rendezvous hashing with bounded loads).
 //!
 //! Both hashes must give the same answer in every process and every release, so they are
 //! spelled out here instead of using `std`'s randomly seeded `DefaultHasher`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A stable 64-bit hash: FNV-1a followed by the SplitMix64 finalizer.
 ///
 /// FNV-1a alone mixes the high bits poorly for short keys, and jump hash reads the high bits,
 /// so the finalizer spreads every input bit over the whole word.
 pub fn hash64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    mix(fnv(FNV_OFFSET, bytes))
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a of `bytes`, continuing from `h`.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    mix(h)
+    h
 }
 
 fn mix(mut z: u64) -> u64 {
@@ -54,21 +60,16 @@ pub fn partition_for(key: Option<&str>, partitions: u32) -> u32 {
 pub fn rendezvous<'a>(unit: &str, members: &'a [String]) -> Option<&'a str> {
     members
         .iter()
-        .map(|m| {
-            let mut bytes = Vec::with_capacity(m.len() + unit.len() + 1);
-            bytes.extend_from_slice(m.as_bytes());
-            bytes.push(0);
-            bytes.extend_from_slice(unit.as_bytes());
-            (hash64(&bytes), m.as_str())
-        })
+        .map(|m| (score(m, unit), m.as_str()))
         .max_by(|a, b| a.0.cmp(&b.0).then_with(|| b.1.cmp(a.1)))
         .map(|(_, m)| m)
 }
 
 /// Which member owns each partition.
 ///
-/// Partitioned groups score every partition separately, so a join or leave moves only the
-/// partitions whose winner changed; unpartitioned groups elect one member for all partitions.
+/// Unpartitioned groups elect one member (rendezvous on `"*"`) for all partitions. Partitioned
+/// groups use rendezvous hashing with bounded loads: every live member holds ⌊P/N⌋ or ⌈P/N⌉
+/// of the P partitions (N distinct members), see [`balanced`].
 pub fn assign(partitions: u32, members: &[String], partitioned: bool) -> BTreeMap<u32, String> {
     let mut out = BTreeMap::new();
     if !partitioned {
@@ -77,12 +78,64 @@ pub fn assign(partitions: u32, members: &[String], partitioned: bool) -> BTreeMa
         }
         return out;
     }
+    balanced(partitions, members)
+}
+
+/// Rendezvous hashing with bounded loads: the stable matching of partitions and members under
+/// the rendezvous scores, each member holding ⌊P/N⌋ or ⌈P/N⌉ partitions.
+///
+/// Every (partition, member) pair is scored as in [`rendezvous`]; walking the pairs from the
+/// highest score down, a partition goes to the member of the pair unless it is already placed
+/// or the member is full. A member is full at ⌈P/N⌉, or at ⌊P/N⌋ once `P mod N` members have
+/// reached ⌈P/N⌉, so the loads come out balanced. The result depends only on the set of member
+/// ids (not their order, not duplicates), so every member computes the same assignment with no
+/// coordinator. It is stable: no partition and member both score each other higher than what
+/// they hold. A partition stays with its plain rendezvous winner unless that member is full,
+/// so a join or leave moves at most the partitions whose rendezvous winner changed plus those
+/// displaced from their winner before and after (see `tests/rebalance.rs`).
+pub fn balanced(partitions: u32, members: &[String]) -> BTreeMap<u32, String> {
+    let members: BTreeSet<&str> = members.iter().map(String::as_str).collect();
+    let mut out = BTreeMap::new();
+    let Ok(count) = u32::try_from(members.len()) else { return out };
+    if count == 0 {
+        return out;
+    }
+    let (base, extra) = (partitions / count, partitions % count);
+    let mut pairs: Vec<(u64, u32, &str)> = Vec::with_capacity(members.len() * partitions as usize);
     for p in 0..partitions {
-        if let Some(owner) = rendezvous(&p.to_string(), members) {
-            out.insert(p, owner.to_string());
+        let unit = p.to_string();
+        pairs.extend(members.iter().map(|m| (score(m, &unit), p, *m)));
+    }
+    // Highest score first; ties (astronomically unlikely) by partition, then member id.
+    pairs.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
+    let mut load: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut at_ceiling = 0;
+    for (_, p, m) in pairs {
+        if out.len() == partitions as usize {
+            break;
         }
+        if out.contains_key(&p) {
+            continue;
+        }
+        let held = load.entry(m).or_insert(0);
+        let cap = if at_ceiling < extra { base + 1 } else { base };
+        if *held >= cap {
+            continue;
+        }
+        *held += 1;
+        if *held == base + 1 {
+            at_ceiling += 1;
+        }
+        out.insert(p, m.to_string());
     }
     out
+}
+
+/// The rendezvous score of `member` for `unit` (a partition number, or `"*"`): higher wins.
+pub fn score(member: &str, unit: &str) -> u64 {
+    // `hash64(member ++ [0] ++ unit)`, streamed: assignment scores every (partition, member)
+    // pair on every tick, so no buffer is allocated per pair.
+    mix(fnv(fnv(fnv(FNV_OFFSET, member.as_bytes()), &[0]), unit.as_bytes()))
 }
 
 #[cfg(test)]

@@ -418,7 +418,5 @@ fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
 
 /// Header values of a stored event that the runtime sets (never copied from user input).
 pub fn is_runtime_header(name: &str) -> bool {
-    use crate::record::{CORRUPT, CORRUPT_HEADERS, REPLAY_OF};
     prom_codegen::check::RESERVED_HEADERS.contains(&name)
-        || [REPLAY_OF, CORRUPT, CORRUPT_HEADERS].contains(&name)
 }

@@ -165,7 +165,7 @@ impl<B: EventBus> Runner<B> {
     }
 
     /// A runner for a consumer declared in the spec (`opts` supplies what the spec does not
-    /// say: member id, TTL, poll timeout).
+    /// say: member id, TTL without `member_ttl`, poll timeout).
     pub fn for_consumer(
         producer: Producer<B>,
         consumer: &Consumer,
@@ -188,6 +188,7 @@ impl<B: EventBus> Runner<B> {
             max_in_flight: to_usize(&consumer.max_in_flight, opts.max_in_flight),
             partitions,
             partitioned: consumer.partitioned.as_ref().is_some_and(|p| p.value),
+            member_ttl: consumer.member_ttl.as_ref().map_or(opts.member_ttl, |t| t.value),
             ..opts
         };
         let sub = Subscription::new(producer.bus().clone(), topic, group, opts)?;

@@ -283,3 +283,88 @@ fn run_never_takes_events_from_a_declared_consumer_group_unless_asked_by_name() 
     assert!(out.contains(r#""order":"o4""#), "{out}");
     assert!(err.contains("WARNING: running a printing stand-in for consumer `audit`"), "{err}");
 }
+
+#[test]
+fn spec_paths_come_positionally_after_the_commands_own_arguments_or_with_specs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = example_specs();
+    let specs = specs.to_str().expect("utf-8 path");
+    let out = prom(dir.path(), &["publish", "heartbeat.received", HEARTBEAT, specs]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = prom(dir.path(), &["tail", "heartbeat.received", specs, "--limit", "5"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(lines(&out).len(), 1);
+    let out = prom(dir.path(), &["dlq", "list", "heartbeat.received", "--specs", specs]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = prom(dir.path(), &["tail", "heartbeat.received", specs, "--specs", "elsewhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("with --specs `elsewhere`") && err.contains("help: name them one way"), "{err}");
+}
+
+/// This `prom` has MongoDB support only when the test run enables the feature; without it, the
+/// MongoDB commands and `--mongo` say what is missing and how to get it (exit 2).
+#[cfg(not(feature = "mongo"))]
+#[test]
+fn without_the_mongo_feature_mongodb_commands_say_how_to_get_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["serve", "--addr", "127.0.0.1:0"][..],
+        &["time-travel", "t", "k", "--at", "2026-01-01T00:00:00Z"],
+        &["--mongo", "mongodb://127.0.0.1:1/", "tail", "heartbeat.received"],
+    ] {
+        let out = prom(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("built without the `mongo` feature"), "{err}");
+        assert!(err.contains("cargo install prom-runtime --features mongo"), "{err}");
+        assert!(err.contains("cargo run -p prom-runtime --features mongo --bin prom --"), "{err}");
+        assert!(!err.contains("unrecognized"), "{err}");
+    }
+}
+
+/// The library describes a bad MongoDB URL; the CLI names the flag or variable that carried it.
+#[cfg(feature = "mongo")]
+#[test]
+fn a_bad_mongo_url_is_reported_with_the_flag_that_gave_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = example_specs();
+    let specs = specs.to_str().expect("utf-8 path");
+    let out = prom(dir.path(), &["--mongo", "postgres://nope", "tail", "heartbeat.received", specs]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot open the MongoDB named by --mongo/PROM_MONGO_URL"), "{err}");
+    assert!(err.contains("not a usable MongoDB URL") && err.contains("mongodb://127.0.0.1:27017"), "{err}");
+    assert_eq!(err.matches("--mongo").count(), 1, "the library adds no flag of its own: {err}");
+}
+
+/// `scripts/mongo.sh` keeps its state outside the source tree: XDG_STATE_HOME, else
+/// ~/.local/state, unless PROM_MONGO_STATE says otherwise (asked of `url`, which starts nothing).
+#[test]
+fn mongo_sh_keeps_its_state_outside_the_source_tree() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/mongo.sh");
+    let state_of = |vars: &[(&str, PathBuf)]| {
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .arg("url")
+            .env("HOME", home.path())
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("PROM_MONGO_STATE");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let out = command.output().expect("run mongo.sh");
+        assert_eq!(out.status.code(), Some(1), "no server runs there");
+        text(&out.stderr)
+    };
+    let home_dir = home.path().display().to_string();
+    let err = state_of(&[]);
+    assert!(err.contains(&format!("no mongod is running for {home_dir}/.local/state/prom/mongo;")), "{err}");
+    let err = state_of(&[("XDG_STATE_HOME", home.path().join("xdg"))]);
+    assert!(err.contains(&format!("for {home_dir}/xdg/prom/mongo;")), "{err}");
+    let err = state_of(&[("PROM_MONGO_STATE", home.path().join("mine"))]);
+    assert!(err.contains(&format!("for {home_dir}/mine;")), "{err}");
+}

@@ -155,7 +155,7 @@ async fn snap_serves_documents_with_strong_etags() {
 
     let (status, _, body) = s.get("/snap/nobody").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(body["error"].as_str().expect("error").contains("nobody"), "{body}");
+    assert!(body["detail"].as_str().expect("detail").contains("nobody"), "{body}");
     let missing = s.http.head(format!("{}/snap/nobody", s.base)).send().await.expect("request");
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     // Percent-encoded keys are decoded before the lookup.
@@ -223,9 +223,9 @@ async fn list_pages_in_id_order_and_filters_only_declared_fields() {
     ] {
         let (status, headers, body) = s.get(bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
-        assert_eq!(headers["content-type"], "application/json", "{bad}");
+        assert_eq!(headers["content-type"], "application/problem+json", "{bad}");
         assert_eq!(body["allowed_filters"], json!(["status", "host"]), "{bad}: {body}");
-        assert!(body["error"].as_str().expect("error").contains("status, host"), "{bad}: {body}");
+        assert!(body["detail"].as_str().expect("detail").contains("status, host"), "{bad}: {body}");
     }
     s.finish().await;
 }

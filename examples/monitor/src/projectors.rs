@@ -20,7 +20,7 @@ pub fn process_stats<'a>(
     session: &'a mut ClientSession,
 ) -> TxFuture<'a> {
     Box::pin(async move {
-        let running = i64::from(state.status == process_state::V1Status::Running);
+        let running = i64::from(state.status == process_state::Status::Running);
         db.collection::<Document>(COLLECTION)
             .update_one(
                 doc! { "_id": &state.host },

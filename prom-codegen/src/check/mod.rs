@@ -2,6 +2,7 @@
 
 mod fields;
 mod names;
+mod readable;
 mod refs;
 mod schemas;
 mod versions;
@@ -27,6 +28,7 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
         let mut out = Vec::new();
         let usable = schemas::check_topic(topic, &mut out);
         versions::check_topic(topic, &usable, &mut out);
+        readable::check_topic(topic, &usable, &mut out);
         (usable, out)
     });
     let mut usable = schemas::Usable::default();

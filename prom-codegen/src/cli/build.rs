@@ -68,10 +68,12 @@ pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {
         .zip(generated.source.lines())
         .position(|(a, b)| a != b)
         .unwrap_or_else(|| current.lines().count().min(generated.source.lines().count()));
+    let specs: String = specs.iter().map(|s| format!(" --specs {}", s.display())).collect();
     err!(
-        "error: {} is stale (first difference at line {}); run `prom-codegen build --out {}`",
+        "error: {} is stale (first difference at line {}); run `prom-codegen build{} --out {}`",
         out.display(),
         first_difference + 1,
+        escape_controls(&specs),
         out.display()
     );
     ExitCode::from(1)

@@ -5,11 +5,8 @@ use crate::diag::Severity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-pub fn run(mut paths: Vec<PathBuf>, format: Format, deny_warnings: bool) -> ExitCode {
-    if paths.is_empty() {
-        paths.push(PathBuf::from("specs"));
-    }
-    let linted = crate::lint_paths(&paths);
+pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
+    let linted = crate::lint_paths(paths);
     match format {
         Format::Human => err_raw!("{}", linted.render()),
         Format::Json => {

@@ -26,14 +26,17 @@ macro_rules! err_raw {
 mod build;
 mod compat;
 mod lint;
+mod specs;
 
-use clap::{Parser, Subcommand, ValueEnum};
+pub use specs::{ConflictingSpecPaths, SPEC_PATHS_ID, SpecPaths, spec_paths_last};
+
+use clap::{CommandFactory, FromArgMatches, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Prom code generator: lint specs, check schema compatibility, generate code.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "prom-codegen", version, about)]
 pub struct Cli {
     /// What to do.
@@ -46,26 +49,27 @@ pub struct Cli {
 pub enum Command {
     /// Lint the specs, then write the generated Rust code (only if it changed).
     Build {
-        /// Spec file or directory.
-        #[arg(long, default_value = "specs")]
-        specs: Vec<PathBuf>,
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
         /// Output file.
         #[arg(long, default_value = "src/prom_generated.rs")]
         out: PathBuf,
     },
     /// Exit 1 when the generated file on disk is stale (for CI), 0 when it is current.
     Check {
-        /// Spec file or directory.
-        #[arg(long, default_value = "specs")]
-        specs: Vec<PathBuf>,
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
         /// The generated file to compare.
         #[arg(long, default_value = "src/prom_generated.rs")]
         out: PathBuf,
     },
     /// Lint spec files or directories (default `specs/`); exit 1 on errors.
     Lint {
-        /// Spec files or directories.
-        paths: Vec<PathBuf>,
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
@@ -124,7 +128,11 @@ pub fn stdout_line(args: std::fmt::Arguments<'_>) {
 
 /// Parses arguments and runs the command.
 pub fn main() -> ExitCode {
-    run(Cli::parse())
+    let matches = spec_paths_last(Cli::command()).get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => run(cli),
+        Err(error) => error.exit(),
+    }
 }
 
 /// Runs a parsed command and returns the process exit code.
@@ -136,13 +144,26 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn run_command(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Build { specs, out } => build::build(&specs, &out),
-        Command::Check { specs, out } => build::check(&specs, &out),
-        Command::Lint { paths, format, deny_warnings } => lint::run(paths, format, deny_warnings),
+        Command::Build { specs, out } => with_specs(&specs, |specs| build::build(specs, &out)),
+        Command::Check { specs, out } => with_specs(&specs, |specs| build::check(specs, &out)),
+        Command::Lint { specs, format, deny_warnings } => {
+            with_specs(&specs, |specs| lint::run(specs, format, deny_warnings))
+        }
         Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
         Command::Schema => {
             out!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
             ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Resolves the spec paths and runs `command` on them; exit 2 when the two forms disagree.
+fn with_specs(specs: &SpecPaths, command: impl FnOnce(&[PathBuf]) -> ExitCode) -> ExitCode {
+    match specs.resolve() {
+        Ok(paths) => command(&paths),
+        Err(error) => {
+            err!("error: {error}");
+            ExitCode::from(2)
         }
     }
 }

@@ -271,6 +271,33 @@ impl Checker<'_> {
         if rdoc.is_false(n) || self.disjoint(w, n) {
             return Outcome::default();
         }
+        // Writer `not A`, reader `not B`: every value outside A is outside B iff B ⊆ A.
+        let mut refuted = None;
+        for a in w.nots.clone() {
+            let rev = self.reverse_subset(n, a);
+            if rev.is_clean() {
+                return Outcome::default();
+            }
+            if !rev.violations.is_empty() && self.only_not(w, a) {
+                refuted = Some(a);
+            }
+        }
+        if refuted.is_some() {
+            // The writer is exactly `not A` and some value of B lies outside A: the writer
+            // accepts it and the reader's `not B` rejects it.
+            let f = self.finding(
+                loc,
+                "not",
+                Rule::NotChanged,
+                format!(
+                    "the `not` in {} rejects values that {} allows: its negated schema is not contained in the one {} negates",
+                    self.rschema(),
+                    self.wschema(),
+                    self.wschema()
+                ),
+            );
+            return Outcome { proven: vec![f], ..Outcome::default() };
+        }
         let nloc = loc.with_r(&format!("{}/not", loc.r));
         if w.approx.is_empty() && self.sub_merged(w, n, &nloc).is_clean() {
             return self.violation(
@@ -290,6 +317,19 @@ impl Checker<'_> {
                 self.rschema()
             ),
         )
+    }
+
+    /// Whether the merged writer is exactly `not a`: a single part whose only constraint is
+    /// that `not`, over every JSON type.
+    fn only_not(&self, w: &Merged, a: NodeId) -> bool {
+        let [part] = w.parts[..] else { return false };
+        let kw = self.w.kw(part);
+        let only_keyword = self
+            .w
+            .raw(part)
+            .and_then(Value::as_object)
+            .is_some_and(|map| map.keys().all(|k| k == "not" || super::model::is_annotation(k)));
+        kw.not == Some(a) && only_keyword && w.kinds == Kinds::ALL && w.approx.len() == 1
     }
 
     /// Whether the writer provably has more than `n` distinct values.

@@ -88,6 +88,7 @@ impl Report {
             list.extend(new.into_iter().filter(|v| seen.insert(key(v))));
         }
         merge(&mut self.violations, o.violations);
+        merge(&mut self.violations, o.proven);
         merge(&mut self.undecided, o.undecided);
     }
 }

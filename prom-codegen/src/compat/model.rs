@@ -286,8 +286,12 @@ const ANNOTATIONS: &[&str] = &[
     "$vocabulary",
     "contentEncoding",
     "contentMediaType",
-    "contentSchema",
 ];
+
+/// Whether `keyword` is an annotation (never constrains instances).
+pub(super) fn is_annotation(keyword: &str) -> bool {
+    ANNOTATIONS.contains(&keyword)
+}
 
 /// Escapes one JSON-pointer segment.
 pub(super) fn escape(seg: &str) -> String {
@@ -1031,10 +1035,13 @@ fn write_canonical(v: &Value, out: &mut String) {
     }
 }
 
-/// Whether a raw schema fragment mentions `$ref` anywhere (then textual equality is not semantic equality).
+/// Whether a raw schema fragment mentions `$ref` (or `$dynamicRef`/`$recursiveRef`) anywhere:
+/// then textual equality is not semantic equality.
 pub(super) fn mentions_ref(v: &Value) -> bool {
     match v {
-        Value::Object(m) => m.iter().any(|(k, v)| k == "$ref" || mentions_ref(v)),
+        Value::Object(m) => m
+            .iter()
+            .any(|(k, v)| matches!(k.as_str(), "$ref" | "$dynamicRef" | "$recursiveRef") || mentions_ref(v)),
         Value::Array(a) => a.iter().any(mentions_ref),
         _ => false,
     }

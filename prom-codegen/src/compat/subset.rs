@@ -38,6 +38,11 @@ pub(super) const SPEC_UNSUPPORTED: &[&str] = &[
     "$recursiveRef",
 ];
 
+/// Unmodelled keywords whose meaning depends on their context (sibling keywords, the dynamic
+/// scope), so the same keyword on the writer proves nothing about the reader's.
+const CONTEXT_DEPENDENT: &[&str] =
+    &["unevaluatedProperties", "unevaluatedItems", "$dynamicRef", "$recursiveRef"];
+
 /// Whether the exact validator enforces `keyword` in documents of `draft`.
 fn oracle_enforces(draft: Draft, keyword: &str) -> bool {
     let modern = matches!(draft, Draft::Draft201909 | Draft::Draft202012);
@@ -56,15 +61,19 @@ fn oracle_enforces(draft: Draft, keyword: &str) -> bool {
 pub(super) struct Outcome {
     pub violations: Vec<Violation>,
     pub undecided: Vec<Violation>,
+    /// Violations proven with the writer's approximations already accounted for (a writer
+    /// `not A` against a reader `not B`), which [`Outcome::downgrade`] keeps.
+    pub proven: Vec<Violation>,
 }
 
 impl Outcome {
     pub(super) fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.undecided.is_empty()
+        self.violations.is_empty() && self.undecided.is_empty() && self.proven.is_empty()
     }
     pub(super) fn extend(&mut self, o: Outcome) {
         self.violations.extend(o.violations);
         self.undecided.extend(o.undecided);
+        self.proven.extend(o.proven);
     }
     /// Turns proven violations into undecided ones, explaining why the proof does not hold.
     pub(super) fn downgrade(&mut self, why: &str) {
@@ -191,10 +200,29 @@ impl<'a> Checker<'a> {
         Violation { path: self.path(loc, keyword), rule, message, direction: self.direction() }
     }
     pub(super) fn violation(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
-        Outcome { violations: vec![self.finding(loc, keyword, rule, message)], undecided: Vec::new() }
+        Outcome { violations: vec![self.finding(loc, keyword, rule, message)], ..Outcome::default() }
     }
     pub(super) fn undecided(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
-        Outcome { violations: Vec::new(), undecided: vec![self.finding(loc, keyword, rule, message)] }
+        Outcome { undecided: vec![self.finding(loc, keyword, rule, message)], ..Outcome::default() }
+    }
+
+    /// Whether `b` (a node of the reader document) ⊆ `a` (a node of the writer document): the
+    /// reverse relation, which `not A` (writer) ⊆ `not B` (reader) reduces to. Shares this
+    /// check's work and witness budgets.
+    pub(super) fn reverse_subset(&mut self, b: NodeId, a: NodeId) -> Outcome {
+        let mut rev = Checker::new(self.r, self.w, Perspective::Subset);
+        rev.witness_budget = self.witness_budget;
+        rev.steps = self.steps;
+        rev.depth = self.depth;
+        let loc = Loc { w: self.r.node(b).ptr.clone(), r: self.w.node(a).ptr.clone() };
+        let out = rev.sub(&WRef { parts: vec![b] }, a, &loc);
+        self.witness_budget = rev.witness_budget;
+        self.witness_exhausted |= rev.witness_exhausted;
+        self.steps = rev.steps;
+        if rev.budget_reported {
+            self.budget_reported = true;
+        }
+        out
     }
 
     // ---- core recursion --------------------------------------------------------------
@@ -373,8 +401,7 @@ impl<'a> Checker<'a> {
         let kw = rdoc.kw(r);
         let mut out = Outcome::default();
         for (k, v) in &kw.unknown {
-            let carried = !mentions_ref(v) && w.unknown.iter().any(|(wk, wv)| wk == k && json_eq(wv, v));
-            if !carried {
+            if !self.carried(w, r, k, v) {
                 out.extend(self.undecided(
                     loc,
                     k,
@@ -410,6 +437,43 @@ impl<'a> Checker<'a> {
             out.extend(self.check_object(&wc.restrict(Kinds::OBJ), r, loc));
         }
         out
+    }
+
+    /// Whether the reader's unmodelled keyword `k: v` provably holds for all writer data because
+    /// one writer part carries the same constraint. Sound only for keywords whose meaning
+    /// depends on their own value alone: `unevaluated*` depend on their siblings and
+    /// `$dynamicRef`/`$recursiveRef` on the dynamic scope, so those are never carried (two
+    /// schemas with the same `unevaluatedItems` but different `prefixItems` differ), and
+    /// `if`/`then`/`else` only as a whole from one writer part.
+    fn carried(&self, w: &Merged, r: NodeId, k: &str, v: &Value) -> bool {
+        if CONTEXT_DEPENDENT.contains(&k) || mentions_ref(v) {
+            return false;
+        }
+        let same = |part: NodeId, key: &str, value: Option<&Value>| {
+            let found = self.w.kw(part).unknown.iter().find(|(pk, _)| pk == key).map(|(_, pv)| pv);
+            match (found, value) {
+                (Some(a), Some(b)) => json_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        };
+        if matches!(k, "if" | "then" | "else") {
+            let reader = &self.r.kw(r).unknown;
+            let get = |key: &str| reader.iter().find(|(rk, _)| rk == key).map(|(_, rv)| rv);
+            let (cond, then, other) = (get("if"), get("then"), get("else"));
+            if cond.is_none() || then.is_some_and(mentions_ref) || other.is_some_and(mentions_ref) {
+                // `then`/`else` without `if` assert nothing, but the writer must still agree.
+                return w.parts.iter().any(|p| same(*p, k, Some(v)));
+            }
+            // The writer part's (if → then) ∧ (¬if → else) must imply the reader's: same `if`,
+            // and every branch the reader has, the part has identically.
+            return w.parts.iter().any(|p| {
+                same(*p, "if", cond)
+                    && then.is_none_or(|t| same(*p, "then", Some(t)))
+                    && other.is_none_or(|e| same(*p, "else", Some(e)))
+            });
+        }
+        w.parts.iter().any(|p| same(*p, k, Some(v)))
     }
 
     // ---- enumerations ----------------------------------------------------------------

@@ -75,6 +75,9 @@ codes! {
     UpcastOutput = ("P206", "upcast-output"),
     /// An `upcast` block where none can apply (version 1) or with conflicting steps.
     UpcastMisplaced = ("P207", "upcast-misplaced"),
+    /// A version without an `upcast` block whose predecessor's payloads are not valid under it
+    /// (readers move fields across unchanged), whatever the topic's `compat` mode says.
+    UpcastMissing = ("P208", "upcast-missing"),
     /// A consumer, projector or changefeed names a topic that is not declared.
     UnknownTopic = ("P301", "unknown-topic"),
     /// A key or version JSON pointer does not exist in the topic's schema.

@@ -209,6 +209,9 @@ fn consumer_summary(c: &spec::Consumer) -> String {
     if c.partitioned.as_ref().is_some_and(|p| p.value) {
         parts.push("partitioned".to_owned());
     }
+    if let Some(ttl) = &c.member_ttl {
+        parts.push(format!("member TTL {}", crate::spec::limits::duration_text(ttl.value)));
+    }
     parts.join(", ")
 }
 

@@ -57,6 +57,15 @@ pub fn type_name(raw: &str) -> String {
     if is_keyword(&ident) { format!("{ident}_") } else { ident }
 }
 
+/// The name hint for a type nested directly in a version's root struct: the property name,
+/// unless its type name would read as a version (`v2` → `V2`), which gets `_value` (`V2Value`).
+pub fn root_property_hint(json_name: &str) -> String {
+    let name = type_name(json_name);
+    let looks_like_version =
+        name.strip_prefix('V').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if looks_like_version { format!("{json_name}_value") } else { json_name.to_owned() }
+}
+
 /// `x-source` → `X_SOURCE`.
 pub fn constant(raw: &str) -> String {
     fix_start(clean(raw).to_shouty_snake_case(), "CONST")
@@ -98,6 +107,9 @@ mod tests {
         assert_eq!(type_name("in-progress"), "InProgress");
         assert_eq!(type_name("self"), "Self_");
         assert_eq!(constant("x-source"), "X_SOURCE");
+        assert_eq!(root_property_hint("status"), "status");
+        assert_eq!(root_property_hint("v2"), "v2_value");
+        assert_eq!(root_property_hint("v"), "v");
         let mut scope = Scope::default();
         assert_eq!(scope.claim("a".into()), "a");
         assert_eq!(scope.claim("a".into()), "a2");

@@ -120,7 +120,9 @@ impl TypeSpace {
     pub fn add_root(&mut self, name: &str, schema: &Value) -> TypeId {
         let ctx = Ctx { root: schema };
         let id = self.reserve_slot(name);
-        let def = self.struct_def(&ctx, schema, name);
+        // Nested types are named after their property path without the version: a type that
+        // versions share (by shape) must not read `V1…` inside `V2`.
+        let def = self.struct_def(&ctx, schema, "");
         self.defs[id] = TypeDef { name: self.defs[id].name.clone(), ..def };
         id
     }
@@ -247,7 +249,11 @@ impl TypeSpace {
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
             for (json_name, prop) in props {
                 let is_required = required.contains(&json_name.as_str());
-                let ty = self.ty(ctx, prop, &format!("{hint}_{json_name}"));
+                let prop_hint = match hint {
+                    "" => names::root_property_hint(json_name),
+                    _ => format!("{hint}_{json_name}"),
+                };
+                let ty = self.ty(ctx, prop, &prop_hint);
                 let ty = match ty {
                     Ty::Option(_) => ty,
                     other if !is_required => Ty::Option(Box::new(other)),
@@ -350,7 +356,7 @@ mod tests {
         assert_eq!(tys[5], ("note", &Ty::Option(Box::new(Ty::Str))));
         assert_eq!(tys[6], ("r#type", &Ty::Option(Box::new(Ty::Float))));
         let names: Vec<&str> = space.defs().iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, vec!["V1", "V1Status", "V1Where"]);
+        assert_eq!(names, vec!["V1", "Status", "Where"]);
     }
 
     #[test]

@@ -11,8 +11,18 @@ pub const VERSION: &[&str] = &["description", "schema", "upcast"];
 /// Keys of an upcast block.
 pub const UPCAST: &[&str] = &["rename", "remove", "set_default", "with"];
 /// Keys of a consumer.
-pub const CONSUMER: &[&str] =
-    &["description", "topic", "group", "from", "retry", "dlq", "partitioned", "batch_size", "max_in_flight"];
+pub const CONSUMER: &[&str] = &[
+    "description",
+    "topic",
+    "group",
+    "from",
+    "retry",
+    "dlq",
+    "partitioned",
+    "member_ttl",
+    "batch_size",
+    "max_in_flight",
+];
 /// Keys of a retry policy.
 pub const RETRY: &[&str] = &["max_attempts", "backoff", "max_backoff"];
 /// Keys of a projector.

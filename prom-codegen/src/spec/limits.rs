@@ -1,4 +1,5 @@
-//! Upper bounds on every count and duration a spec declares. Lint rejects larger values (P401)
+//! Upper bounds on every count and duration a spec declares (and the lower bounds that are not
+//! obvious). Lint rejects larger values (P401)
 //! so that no stage downstream clamps silently or allocates what a typo asked for: the
 //! runtime sizes per-partition state by `partitions`, buffers by `batch_size`, and so on.
 
@@ -16,6 +17,11 @@ pub const MAX_ATTEMPTS: u64 = 1_000;
 pub const BACKOFF: Duration = Duration::from_secs(3_600);
 /// A retry policy's `max_backoff`.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(86_400);
+/// The shortest consumer `member_ttl`: members renew every third of it, so a shorter TTL
+/// would let a busy but alive member (a slow store write, a GC pause) lose its partitions.
+pub const MEMBER_TTL_MIN: Duration = Duration::from_secs(1);
+/// The longest consumer `member_ttl` (a dead member's partitions wait that long).
+pub const MEMBER_TTL: Duration = Duration::from_secs(3_600);
 /// A snapshot API's `max_age` (`Cache-Control: max-age`).
 pub const MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 /// A snapshot API's `max_limit` (documents per page).

@@ -155,6 +155,8 @@ pub struct Consumer {
     pub dlq: Option<Located<bool>>,
     /// Whether group members share the topic's partitions.
     pub partitioned: Option<Located<bool>>,
+    /// How long a member that stops heartbeating keeps its membership and partitions.
+    pub member_ttl: Option<Located<Duration>>,
     /// Events fetched per batch.
     pub batch_size: Option<Located<u64>>,
     /// Events handed out but not yet acked, at most.

@@ -278,6 +278,7 @@ fn consumer(r: &mut Reader, name: Located<String>, node: &Node) -> Option<Consum
         retry,
         dlq: r.opt_bool(&map, "dlq"),
         partitioned: r.opt_bool(&map, "partitioned"),
+        member_ttl: r.opt_duration_within(&map, "member_ttl", limits::MEMBER_TTL_MIN, limits::MEMBER_TTL),
         batch_size: r.opt_count(&map, "batch_size", 1, limits::BATCH_SIZE),
         max_in_flight: r.opt_count(&map, "max_in_flight", 1, limits::MAX_IN_FLIGHT),
         name,

@@ -252,6 +252,17 @@ impl Reader {
 
     /// A duration such as `100ms`, `5s`, `2m`, `1h` or `1d` under `key`, at most `max`.
     pub fn opt_duration(&mut self, map: &Map<'_>, key: &str, max: Duration) -> Option<Located<Duration>> {
+        self.opt_duration_within(map, key, Duration::ZERO, max)
+    }
+
+    /// A duration under `key` within `min..=max`.
+    pub fn opt_duration_within(
+        &mut self,
+        map: &Map<'_>,
+        key: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Located<Duration>> {
         let node = map.get(key)?;
         if let Value::Int(n) = node.value {
             self.push(
@@ -263,6 +274,21 @@ impl Reader {
         }
         let text = self.string(node, key)?;
         match parse_duration(&text.value) {
+            Some(d) if d < min => {
+                let limit = super::limits::duration_text(min);
+                self.push(
+                    Diagnostic::error(
+                        Code::OutOfRange,
+                        &text.span,
+                        format!("`{key}: {}` is shorter than {limit}", text.value),
+                    )
+                    .with_label(format!("must be at least {limit}"))
+                    .with_help(format!(
+                        "use at least {limit} (Prom's lower bound for `{key}`, see \"Limits on spec input\" in the README)"
+                    )),
+                );
+                None
+            }
             Some(d) if d <= max => Some(Located::new(d, text.span)),
             Some(_) => {
                 let limit = super::limits::duration_text(max);

@@ -18,7 +18,7 @@ use crate::consumer::Start;
 use crate::error::Error;
 use crate::publish::Producer;
 use crate::registry::{Registry, Route};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Prom's runtime CLI.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(
     name = "prom",
     version,
@@ -64,14 +64,40 @@ pub enum Command {
     /// Run the declared changelog projectors and changefeeds and serve the snapshot APIs until Ctrl-C.
     #[cfg(feature = "mongo")]
     Serve(serve::Args),
+    /// (Needs a `prom` built with the `mongo` feature.) Print one key's state at a past time.
+    #[cfg(not(feature = "mongo"))]
+    TimeTravel(WithoutMongo),
+    /// (Needs a `prom` built with the `mongo` feature.) Serve the snapshot APIs.
+    #[cfg(not(feature = "mongo"))]
+    Serve(WithoutMongo),
 }
 
-/// Where the spec is.
+/// Whatever follows a command this `prom` was built without: it is answered by what is missing,
+/// not by a parse error about its arguments.
+#[cfg(not(feature = "mongo"))]
+#[derive(Debug, clap::Args)]
+pub struct WithoutMongo {
+    /// The command's arguments (ignored).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// What to tell a user whose `prom` lacks the `mongo` feature that `what` needs, and how to
+/// get a `prom` that has it.
+pub fn mongo_missing(what: &str) -> String {
+    format!(
+        "{what} needs MongoDB support, but this prom was built without the `mongo` feature\n  \
+         = help: install a prom that has it: `cargo install prom-runtime --features mongo`\n  \
+         = help: or, in the Prom workspace: `cargo run -p prom-runtime --features mongo --bin prom -- ...`"
+    )
+}
+
+/// Where the spec is: positional paths after the command's own arguments, or `--specs PATH`.
 #[derive(Debug, clap::Args)]
 pub struct SpecArgs {
-    /// A spec file or directory (repeatable).
-    #[arg(long = "specs", value_name = "PATH", default_value = "specs")]
-    pub specs: Vec<PathBuf>,
+    /// The spec paths, as `prom-codegen` takes them.
+    #[command(flatten)]
+    pub specs: prom_codegen::cli::SpecPaths,
 }
 
 /// Why a command stopped.
@@ -81,6 +107,8 @@ pub enum Failure {
     Spec,
     /// Anything else (exit 1).
     Runtime(String),
+    /// The command line asks for something this `prom` cannot do as given (exit 2).
+    Usage(String),
 }
 
 impl From<Error> for Failure {
@@ -98,7 +126,11 @@ const CLIENT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_sec
 
 /// Parses the arguments, runs the command, and maps the outcome to an exit status.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = prom_codegen::cli::spec_paths_last(Cli::command()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     logs::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -121,11 +153,31 @@ pub fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
 async fn dispatch(cli: Cli) -> Outcome {
+    let flagged = cli.mongo.is_some();
     let mongo = cli.mongo.or_else(|| std::env::var("PROM_MONGO_URL").ok().filter(|u| !u.trim().is_empty()));
+    #[cfg(not(feature = "mongo"))]
+    match (&cli.command, &mongo) {
+        (Command::TimeTravel(_), _) => return Err(Failure::Usage(mongo_missing("`prom time-travel`"))),
+        (Command::Serve(_), _) => return Err(Failure::Usage(mongo_missing("`prom serve`"))),
+        (_, Some(_)) if flagged => return Err(Failure::Usage(mongo_missing("`--mongo URL`"))),
+        (_, Some(_)) => {
+            return Err(Failure::Usage(format!(
+                "{}\n  = help: or unset PROM_MONGO_URL to use the embedded store",
+                mongo_missing("PROM_MONGO_URL (set in the environment)")
+            )));
+        }
+        (_, None) => {}
+    }
+    #[cfg(feature = "mongo")]
+    let _ = flagged;
     let target = Target { store: cli.store, mongo };
     match cli.command {
         Command::Publish(args) => publish::run(&target, args).await,
@@ -136,6 +188,9 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::TimeTravel(args) => timetravel::run(&target, args).await,
         #[cfg(feature = "mongo")]
         Command::Serve(args) => serve::run(&target, args).await,
+        // Answered above, before anything is opened.
+        #[cfg(not(feature = "mongo"))]
+        Command::TimeTravel(_) | Command::Serve(_) => Err(Failure::Usage(mongo_missing("this command"))),
     }
 }
 
@@ -160,21 +215,27 @@ impl Target {
 
 #[cfg(feature = "mongo")]
 async fn open_mongo(url: &str) -> Result<AnyBus, Failure> {
-    Ok(crate::bus::MongoBus::open(url).await?.into())
+    open_mongo_bus(url).await.map(AnyBus::from)
+}
+
+/// Opens the MongoDB bus at `url`, which came from `--mongo` or PROM_MONGO_URL.
+#[cfg(feature = "mongo")]
+pub(crate) async fn open_mongo_bus(url: &str) -> Result<crate::bus::MongoBus, Failure> {
+    // The library describes the URL; which flag or variable carried it is the CLI's to say.
+    crate::bus::MongoBus::open(url).await.map_err(|e| {
+        Failure::Runtime(format!("cannot open the MongoDB named by --mongo/PROM_MONGO_URL: {e}"))
+    })
 }
 
 #[cfg(not(feature = "mongo"))]
 async fn open_mongo(_url: &str) -> Result<AnyBus, Failure> {
-    Err(Failure::Runtime(
-        "this prom was built without MongoDB support, but --mongo or PROM_MONGO_URL asks for it; \
-         rebuild with `cargo install prom-runtime --features mongo` or unset PROM_MONGO_URL"
-            .into(),
-    ))
+    Err(Failure::Usage(mongo_missing("`--mongo URL`/PROM_MONGO_URL")))
 }
 
 /// Lints the spec (printing diagnostics; errors stop the command) and builds the registry.
 pub fn load(specs: &SpecArgs) -> Result<(prom_codegen::spec::Spec, Arc<Registry>), Failure> {
-    let linted = prom_codegen::lint_paths(&specs.specs);
+    let paths = specs.specs.resolve().map_err(|e| Failure::Usage(e.to_string()))?;
+    let linted = prom_codegen::lint_paths(&paths);
     if linted.has_errors() {
         eprint!("{}", linted.render());
         return Err(Failure::Spec);
@@ -317,5 +378,23 @@ pub(crate) fn interrupted() -> impl Future<Output = ()> + Send + 'static {
 pub(crate) fn interrupted() -> impl Future<Output = ()> + Send + 'static {
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_mongo_feature_is_named_with_both_ways_to_get_it() {
+        let text = super::mongo_missing("`prom serve`");
+        assert!(text.starts_with("`prom serve` needs MongoDB support"), "{text}");
+        assert!(text.contains("without the `mongo` feature"), "{text}");
+        assert!(text.contains("`cargo install prom-runtime --features mongo`"), "{text}");
+        assert!(text.contains("`cargo run -p prom-runtime --features mongo --bin prom -- ...`"), "{text}");
+    }
+
+    #[test]
+    fn the_command_table_is_valid_with_spec_paths_moved_last() {
+        use clap::CommandFactory as _;
+        prom_codegen::cli::spec_paths_last(super::Cli::command()).debug_assert();
     }
 }

@@ -1,7 +1,6 @@
 //! `prom time-travel`: the state of one key of a topic at a past time, as JSON.
 
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::MongoBus;
 use crate::timetravel::{FoldSpec, TimeTravel};
 
 /// Arguments of `prom time-travel`.
@@ -29,7 +28,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         Failure::Runtime("time travel reads MongoDB: pass --mongo URL or set PROM_MONGO_URL".into())
     })?;
     let fold = FoldSpec::for_topic(&spec, &registry, &args.topic)?;
-    let bus = MongoBus::open(url).await?;
+    let bus = super::open_mongo_bus(url).await?;
     let travel =
         TimeTravel::new(bus.database().clone(), registry, fold).await?.snapshot_every(args.snapshot_every);
     let travelled = travel.state_at(&args.key, at).await?;

@@ -1,11 +1,15 @@
 //! The HTTP handlers: MongoDB reads behind the routes of one snapshot API.
+//!
+//! Every read runs under the store deadline ([`super::ApiOptions::store_timeout`]): when MongoDB
+//! is unreachable the client gets a short 503 problem document at once, and the driver's error
+//! (hosts, replica set, labels) goes to the server's reporter only.
 
-use super::SnapshotSpec;
+use super::problem::{Kind, Problem};
 use super::query::{self, ListQuery};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use super::{ApiOptions, SnapshotSpec};
+use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,24 +17,61 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
 use mongodb::{Collection, Database};
 use serde_json::{Value, json};
+use std::future::IntoFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 struct Api {
     spec: SnapshotSpec,
+    options: ApiOptions,
     collection: Collection<RawDocumentBuf>,
     cache_control: HeaderValue,
     openapi: Value,
+    outages: Throttle,
+}
+
+/// At most one store-failure report a second per API: an outage under load would otherwise
+/// print a line per request. Suppressed reports are counted in the next one.
+struct Throttle {
+    started: Instant,
+    /// Milliseconds after `started` of the last report, plus one (0: never reported).
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl Throttle {
+    const EVERY_MS: u64 = 1000;
+
+    fn new() -> Throttle {
+        Throttle { started: Instant::now(), last_ms: AtomicU64::new(0), suppressed: AtomicU64::new(0) }
+    }
+
+    /// Calls `report` with how many reports were suppressed since the last one, or counts this
+    /// one as suppressed.
+    fn report(&self, report: impl FnOnce(u64)) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_add(1);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= Self::EVERY_MS;
+        if due && self.last_ms.compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            report(self.suppressed.swap(0, Ordering::AcqRel));
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// The routes of `spec` (`GET`/`HEAD` snap, list, openapi.json) with their state.
-pub(super) fn routes(db: &Database, spec: &SnapshotSpec) -> Router {
+pub(super) fn routes(db: &Database, spec: &SnapshotSpec, options: &ApiOptions) -> Router {
     let cache_control = HeaderValue::from_str(&format!("max-age={}", spec.max_age.as_secs()))
         .unwrap_or(HeaderValue::from_static("no-cache"));
     let api = Arc::new(Api {
         spec: spec.clone(),
+        options: options.clone(),
         collection: db.collection(&spec.collection),
         cache_control,
         openapi: super::openapi::document(spec),
+        outages: Throttle::new(),
     });
     let path = &spec.path;
     // `get` also answers HEAD, with the same headers and no body.
@@ -41,24 +82,39 @@ pub(super) fn routes(db: &Database, spec: &SnapshotSpec) -> Router {
         .with_state(api)
 }
 
-async fn snap(
-    State(api): State<Arc<Api>>,
-    key: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
-) -> Response {
-    let Ok(Path(key)) = key else {
-        return error(StatusCode::BAD_REQUEST, "the key is not valid UTF-8 text".into(), None);
+/// The answer for paths no route serves.
+pub(super) async fn not_found(uri: Uri) -> Response {
+    let detail = format!(
+        "no snapshot API serves `{}`; see `<path>/openapi.json` of a declared API for its routes",
+        uri.path()
+    );
+    Problem::new(Kind::NotFound, detail).into_response()
+}
+
+/// The answer for a method a route does not take.
+pub(super) async fn method_not_allowed() -> Response {
+    Problem::new(Kind::MethodNotAllowed, "the snapshot API is read-only: use GET or HEAD").into_response()
+}
+
+async fn snap(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Response {
+    // The key is decoded here, strictly, from the raw path: the router's decoder would turn
+    // undecodable escapes into other text.
+    let prefix = format!("{}/snap/", api.spec.path);
+    let raw_key = uri.path().strip_prefix(&prefix).unwrap_or_default();
+    let key = match query::decode_component(raw_key, false) {
+        Ok(key) => key,
+        Err(e) => return Problem::new(Kind::BadRequest, format!("the key `{raw_key}`: {e}")).into_response(),
     };
-    let found = match api.collection.find_one(doc! { "_id": &key }).await {
+    let found = match read(&api, api.collection.find_one(doc! { "_id": &key })).await {
         Ok(found) => found,
-        Err(e) => return unavailable(&api, &e),
+        Err(problem) => return problem.into_response(),
     };
     let Some(raw) = found else {
-        return error(StatusCode::NOT_FOUND, format!("no document has the key `{key}`"), None);
+        return Problem::new(Kind::NotFound, format!("no document has the key `{key}`")).into_response();
     };
     let etag = query::etag(raw.as_bytes());
     let Ok(etag_value) = HeaderValue::from_str(&etag) else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "cannot format the ETag".into(), None);
+        return internal(&api, "cannot format the ETag".into());
     };
     let cached =
         headers.get(IF_NONE_MATCH).and_then(|h| h.to_str().ok()).is_some_and(|h| query::none_match(h, &etag));
@@ -68,22 +124,25 @@ async fn snap(
     }
     match to_json(&raw) {
         Ok(body) => (StatusCode::OK, headers, Json(body)).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e, None),
+        Err(e) => internal(&api, format!("key `{key}`: {e}")),
     }
 }
 
-async fn list(
-    State(api): State<Arc<Api>>,
-    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
+async fn list(State(api): State<Arc<Api>>, RawQuery(raw): RawQuery) -> Response {
     let allowed = &api.spec.filters;
-    let parsed = match params {
-        Ok(Query(pairs)) => query::parse_list(&pairs, allowed, api.spec.max_limit),
-        Err(e) => Err(format!("the query string cannot be read: {e}")),
-    };
+    let parsed = query::parse_query_string(raw.as_deref().unwrap_or_default())
+        .and_then(|pairs| query::parse_list(&pairs, allowed, api.spec.max_limit));
     let request = match parsed {
         Ok(request) => request,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message, Some(allowed)),
+        Err(message) => {
+            let detail = format!(
+                "{message}; this list accepts `limit`, `cursor` and the filters [{}]",
+                allowed.join(", ")
+            );
+            return Problem::new(Kind::BadRequest, detail)
+                .with("allowed_filters", json!(allowed))
+                .into_response();
+        }
     };
     match page(&api, request).await {
         Ok(body) => {
@@ -111,32 +170,83 @@ async fn page(api: &Api, request: ListQuery) -> Result<Value, Response> {
         doc! { "$and": clauses }
     };
     let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    let found = api.collection.find(filter).sort(doc! { "_id": 1 }).limit(limit.saturating_add(1)).await;
-    let mut docs: Vec<RawDocumentBuf> = match found {
-        Ok(cursor) => cursor.try_collect().await.map_err(|e| unavailable(api, &e))?,
-        Err(e) => return Err(unavailable(api, &e)),
+    // One deadline for the whole page: the query and every batch of its cursor.
+    let fetch = async {
+        let cursor =
+            api.collection.find(filter).sort(doc! { "_id": 1 }).limit(limit.saturating_add(1)).await?;
+        cursor.try_collect::<Vec<RawDocumentBuf>>().await
     };
+    let mut docs = read(api, fetch).await.map_err(IntoResponse::into_response)?;
     let more = docs.len() as u64 > request.limit;
     docs.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
     let next_cursor = match docs.last() {
         Some(last) if more => {
-            let id = last.get_str("_id").map_err(|_| {
-                error(StatusCode::INTERNAL_SERVER_ERROR, "a document's `_id` is not text".into(), None)
-            })?;
+            let id =
+                last.get_str("_id").map_err(|_| internal(api, "a document's `_id` is not text".into()))?;
             Value::String(query::encode_cursor(id))
         }
         _ => Value::Null,
     };
-    let items = docs
-        .iter()
-        .map(to_json)
-        .collect::<Result<Vec<Value>, String>>()
-        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e, None))?;
+    let items =
+        docs.iter().map(to_json).collect::<Result<Vec<Value>, String>>().map_err(|e| internal(api, e))?;
     Ok(json!({ "items": items, "next_cursor": next_cursor }))
 }
 
 async fn openapi(State(api): State<Arc<Api>>) -> Response {
     Json(api.openapi.clone()).into_response()
+}
+
+/// Runs one MongoDB read under the store deadline; failures become a 503 problem for the client
+/// and a report (with the driver's own words) for the operator.
+async fn read<T>(
+    api: &Api,
+    operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
+) -> Result<T, Problem> {
+    let deadline = api.options.store_timeout;
+    let (spec, retry_after) = (&api.spec, deadline.max(std::time::Duration::from_secs(1)));
+    match tokio::time::timeout(deadline, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => {
+            api.outages.report(|suppressed| {
+                api.options.reporter.report(&format!(
+                    "snapshot API `{}`: reading the collection `{}` failed: {e}{}",
+                    spec.projector,
+                    spec.collection,
+                    suppressed_note(suppressed)
+                ));
+            });
+            let detail = "the snapshot store cannot be read right now; retry later";
+            Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after))
+        }
+        Err(_) => {
+            api.outages.report(|suppressed| {
+                api.options.reporter.report(&format!(
+                    "snapshot API `{}`: MongoDB did not answer a read of `{}` within {deadline:?} (the \
+                     store deadline, --store-timeout){}",
+                    spec.projector,
+                    spec.collection,
+                    suppressed_note(suppressed)
+                ));
+            });
+            let detail =
+                format!("the snapshot store did not answer within {} ms; retry later", deadline.as_millis());
+            Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after))
+        }
+    }
+}
+
+fn suppressed_note(suppressed: u64) -> String {
+    match suppressed {
+        0 => String::new(),
+        n => format!(" ({n} similar failures in the last second not reported)"),
+    }
+}
+
+/// A 500 problem for a stored document the API cannot present; the reason goes to the reporter.
+fn internal(api: &Api, reason: String) -> Response {
+    api.options.reporter.report(&format!("snapshot API `{}`: {reason}", api.spec.projector));
+    Problem::new(Kind::Internal, "a stored document cannot be presented; the server log says why")
+        .into_response()
 }
 
 /// A stored document as JSON (relaxed extended JSON: numbers stay numbers).
@@ -145,19 +255,22 @@ fn to_json(raw: &RawDocumentBuf) -> Result<Value, String> {
     Ok(Bson::Document(document).into_relaxed_extjson())
 }
 
-fn unavailable(api: &Api, e: &mongodb::error::Error) -> Response {
-    let message = format!("cannot read the collection `{}`: {e}", api.spec.collection);
-    error(StatusCode::SERVICE_UNAVAILABLE, message, None)
-}
+#[cfg(test)]
+mod tests {
+    use super::Throttle;
 
-fn error(status: StatusCode, message: String, allowed: Option<&[String]>) -> Response {
-    let mut body = json!({ "error": message });
-    if let Some(allowed) = allowed {
-        body["allowed_filters"] = json!(allowed);
-        body["error"] = json!(format!(
-            "{message}; this list accepts `limit`, `cursor` and the filters [{}]",
-            allowed.join(", ")
-        ));
+    #[test]
+    fn outage_reports_are_throttled_and_count_what_they_drop() {
+        let mut throttle = Throttle::new();
+        throttle.started -= std::time::Duration::from_secs(5);
+        let mut reports = Vec::new();
+        for _ in 0..5 {
+            throttle.report(|suppressed| reports.push(suppressed));
+        }
+        assert_eq!(reports, [0], "one report a second");
+        // As if the last report was 5 s ago.
+        throttle.last_ms.store(1, std::sync::atomic::Ordering::Relaxed);
+        throttle.report(|suppressed| reports.push(suppressed));
+        assert_eq!(reports, [0, 4], "the next report counts the dropped ones");
     }
-    (status, Json(body)).into_response()
 }

@@ -3,23 +3,77 @@
 //! For every changelog projector with `snapshot_api`, under its `path`: `GET|HEAD
 //! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304), `GET {path}/list`
 //! (pages in `_id` order, filtered only by the declared fields) and `GET {path}/openapi.json`.
-//! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description and
-//! [`handlers`] the MongoDB reads.
+//! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description,
+//! [`handlers`] the MongoDB reads, [`problem`] the error documents and [`server`] the connection
+//! handling (limits and timeouts).
 
 mod handlers;
 pub mod openapi;
+pub mod problem;
 pub mod query;
+pub mod server;
 
 use crate::error::{Error, Result};
 use axum::Router;
 use mongodb::Database;
 use prom_codegen::spec::{Projector, ProjectorKind, Spec};
 use std::collections::BTreeSet;
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use server::Limits;
 
 /// The page size limit when the spec sets no `max_limit`.
 pub const DEFAULT_MAX_LIMIT: u64 = 100;
+
+/// How long a snapshot read may wait for MongoDB when no `--store-timeout` is given.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the server reports what clients must not see: driver errors, handler panics, accept
+/// failures. The library prints nothing itself; `prom serve` reports on stderr.
+#[derive(Clone)]
+pub struct Reporter(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Reporter {
+    /// A reporter calling `report` with each message.
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Reporter {
+        Reporter(Arc::new(report))
+    }
+
+    /// A reporter that drops every message.
+    pub fn silent() -> Reporter {
+        Reporter::new(|_| {})
+    }
+
+    /// Reports one message.
+    pub fn report(&self, message: &str) {
+        (self.0)(message);
+    }
+}
+
+impl fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reporter")
+    }
+}
+
+/// How the snapshot handlers read MongoDB and report failures.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApiOptions {
+    /// The longest a request waits for MongoDB before answering 503.
+    pub store_timeout: Duration,
+    /// Where driver errors go.
+    pub reporter: Reporter,
+}
+
+impl Default for ApiOptions {
+    fn default() -> ApiOptions {
+        ApiOptions { store_timeout: DEFAULT_STORE_TIMEOUT, reporter: Reporter::silent() }
+    }
+}
 
 /// One projector's snapshot API, resolved from the spec.
 #[derive(Debug, Clone)]
@@ -95,8 +149,19 @@ fn mount_path(path: &str) -> std::result::Result<String, String> {
     }
 }
 
-/// The routes of `specs`, reading from `db`; two APIs on one path are refused.
+/// The routes of `specs`, reading from `db` with the default [`ApiOptions`].
 pub fn router(db: &Database, specs: &[SnapshotSpec]) -> Result<Router> {
+    router_with(db, specs, &ApiOptions::default())
+}
+
+/// The routes of `specs`, reading from `db`; two APIs on one path are refused. Unknown paths
+/// and methods get problem documents too.
+pub fn router_with(db: &Database, specs: &[SnapshotSpec], options: &ApiOptions) -> Result<Router> {
+    if options.store_timeout.is_zero() {
+        return Err(Error::Config(
+            "the store timeout is 0, so every read would fail; give at least 1ms".into(),
+        ));
+    }
     let mut seen = BTreeSet::new();
     let mut router = Router::new();
     for spec in specs {
@@ -106,22 +171,19 @@ pub fn router(db: &Database, specs: &[SnapshotSpec]) -> Result<Router> {
                 spec.projector, spec.path
             )));
         }
-        router = router.merge(handlers::routes(db, spec));
+        router = router.merge(handlers::routes(db, spec, options));
     }
-    Ok(router)
+    Ok(router.fallback(handlers::not_found).method_not_allowed_fallback(handlers::method_not_allowed))
 }
 
-/// Serves `router` on `listener` until `shutdown` completes (requests in flight finish).
+/// Serves `router` on `listener` with the default [`Limits`] until `shutdown` completes
+/// (requests in flight finish).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let address = listener.local_addr().map_or_else(|_| "?".to_string(), |a| a.to_string());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Config(format!("the snapshot API on {address} stopped: {e}")))
+    server::serve(listener, router, Limits::default(), Reporter::silent(), shutdown).await
 }
 
 #[cfg(test)]

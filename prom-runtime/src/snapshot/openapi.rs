@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 /// The OpenAPI 3.1 document for `spec`; the list operation names exactly the declared filters.
 pub fn document(spec: &SnapshotSpec) -> Value {
     let path = &spec.path;
-    let error = json!({ "$ref": "#/components/responses/Error" });
+    let error = json!({ "$ref": "#/components/responses/Problem" });
     let mut list_params = vec![
         json!({
             "name": "limit", "in": "query", "required": false,
@@ -57,7 +57,9 @@ pub fn document(spec: &SnapshotSpec) -> Value {
                             "content": { "application/json": { "schema": { "type": "object" } } }
                         },
                         "304": { "description": "The document still has the ETag given in If-None-Match." },
-                        "404": error
+                        "400": error,
+                        "404": error,
+                        "503": error
                     }
                 },
                 "head": {
@@ -86,20 +88,26 @@ pub fn document(spec: &SnapshotSpec) -> Value {
                                 }
                             } } }
                         },
-                        "400": error
+                        "400": error,
+                        "503": error
                     }
                 }
             }
         },
         "components": {
             "responses": {
-                "Error": {
-                    "description": "What was wrong with the request.",
-                    "content": { "application/json": { "schema": {
+                "Problem": {
+                    "description": "An RFC 9457 problem document: what was wrong and how to fix it (503s \
+                                    carry a Retry-After header).",
+                    "headers": { "Retry-After": { "schema": { "type": "integer" } } },
+                    "content": { "application/problem+json": { "schema": {
                         "type": "object",
-                        "required": ["error"],
+                        "required": ["type", "title", "status", "detail"],
                         "properties": {
-                            "error": { "type": "string" },
+                            "type": { "type": "string", "format": "uri-reference" },
+                            "title": { "type": "string" },
+                            "status": { "type": "integer" },
+                            "detail": { "type": "string" },
                             "allowed_filters": { "type": "array", "items": { "type": "string" } }
                         }
                     } } }

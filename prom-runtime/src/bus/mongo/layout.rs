@@ -63,8 +63,8 @@ pub async fn check_server(db: &Database, display: &str) -> Result<()> {
         Error::store(
             display,
             format!(
-                "cannot reach MongoDB: {e}\nhelp: start a local one with `scripts/mongo.sh start` and pass the \
-                 URL it prints with --mongo or PROM_MONGO_URL"
+                "cannot reach MongoDB: {e}\nhelp: start a local one with `scripts/mongo.sh start` and connect \
+                 to the URL it prints"
             ),
         )
     })?;

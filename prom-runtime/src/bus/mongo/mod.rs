@@ -80,7 +80,9 @@ impl MongoBus {
         let mut options = ClientOptions::parse(url).await.map_err(|e| {
             Error::store(
                 "mongodb",
-                format!("`--mongo`/PROM_MONGO_URL is not a usable MongoDB URL: {e}; write it like mongodb://127.0.0.1:27017/?replicaSet=rs0"),
+                format!(
+                    "not a usable MongoDB URL: {e}; write it like mongodb://127.0.0.1:27017/?replicaSet=rs0"
+                ),
             )
         })?;
         let name = database.map(str::to_string).or_else(|| options.default_database.clone());
