@@ -57,7 +57,8 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             );
             continue;
         }
-        let runner = Runner::for_consumer(producer.clone(), consumer, SubscribeOptions::default())?;
+        let runner =
+            Runner::for_consumer(producer.clone(), consumer, SubscribeOptions::default())?.named(name);
         let partitions = super::partitions(&registry, &consumer.topic.value)?;
         let stats = runner.stats();
         running.push(Running {
