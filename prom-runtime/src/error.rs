@@ -1,5 +1,6 @@
 //! The runtime's error type: every message says what failed, where, and how to fix it.
 
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A runtime error.
@@ -7,6 +8,7 @@ use uuid::Uuid;
 /// Errors are `Clone` because one failed group commit must be reported to every publisher whose
 /// events were in the batch.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The on-disk store failed (I/O, corruption, lock timeout).
     #[error("store `{path}`: {message}")]
@@ -46,6 +48,31 @@ pub enum Error {
         version: u32,
         /// One line per violation, each starting with the JSON pointer of the offending value.
         errors: Vec<String>,
+    },
+    /// A publish names a version the topic does not declare (`PublishOptions::version`,
+    /// `prom publish --version`, or an [`crate::Event`] type older or newer than the spec).
+    #[error(
+        "`{topic}` has no version {version}; the spec declares {}\nhelp: publish one of those versions, \
+         or add version {version} to the topic in the spec",
+        version_list(*.latest)
+    )]
+    UnknownVersion {
+        /// Topic name.
+        topic: String,
+        /// The version asked for.
+        version: u32,
+        /// The newest version the spec declares (versions run from 1 to it without gaps).
+        latest: u32,
+    },
+    /// A value could not be turned into JSON (a `Serialize` impl failed, or a map has
+    /// non-string keys): the value can never be published as it is.
+    #[error("cannot serialize {what}: {source}")]
+    Serialize {
+        /// What was being serialized (`a `heartbeat.received` v3 payload`, `event ID for `t``).
+        what: String,
+        /// What serde reported.
+        #[source]
+        source: JsonError,
     },
     /// A stored payload could not be brought to the latest version.
     #[error("cannot upcast event {id} of `{topic}` from v{from} to v{to}: {reason}")]
@@ -113,5 +140,52 @@ impl Error {
     /// A store error from anything printable.
     pub fn store(path: impl Into<String>, message: impl std::fmt::Display) -> Error {
         Error::Store { path: path.into(), message: message.to_string() }
+    }
+
+    /// A serialization error: `what` could not be written as JSON.
+    pub fn serialize(what: impl Into<String>, source: serde_json::Error) -> Error {
+        Error::Serialize { what: what.into(), source: JsonError(Arc::new(source)) }
+    }
+}
+
+/// "v1, v2 and v3" (or "only v1").
+fn version_list(latest: u32) -> String {
+    match latest {
+        0 => "no versions".to_owned(),
+        1 => "only v1".to_owned(),
+        _ => {
+            let earlier: Vec<String> = (1..latest).map(|v| format!("v{v}")).collect();
+            format!("{} and v{latest}", earlier.join(", "))
+        }
+    }
+}
+
+/// A `serde_json` error kept as the cause of [`Error::Serialize`]; shared, so [`Error`] stays
+/// `Clone`, and compared by message, so it stays `PartialEq`.
+#[derive(Debug, Clone)]
+pub struct JsonError(Arc<serde_json::Error>);
+
+impl JsonError {
+    /// The serde error.
+    pub fn inner(&self) -> &serde_json::Error {
+        &self.0
+    }
+}
+
+impl PartialEq for JsonError {
+    fn eq(&self, other: &JsonError) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for JsonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }

@@ -25,6 +25,7 @@ pub mod retry;
 pub mod runner;
 #[cfg(feature = "mongo")]
 pub mod snapshot;
+pub mod timestamp;
 #[cfg(feature = "mongo")]
 pub mod timetravel;
 mod typed;
@@ -41,12 +42,13 @@ pub use prom_macros::{Event, include_specs, topic};
 pub use publish::{Producer, PublishOptions};
 pub use record::{EventRecord, Headers, NewEvent, Receipt};
 pub use registry::Registry;
-pub use typed::{DecodeError, Event, Timestamp, Topic, UpcastError, Versioned};
+pub use timestamp::Timestamp;
+pub use typed::{DecodeError, Event, Topic, UpcastError, Versioned};
 
-/// Re-exports for generated code, so user crates need no direct serde or chrono dependency.
+/// Re-exports for generated code, so user crates need no direct serde dependency (timestamps
+/// are [`Timestamp`], so they need no chrono either).
 #[doc(hidden)]
 pub mod __private {
-    pub use chrono;
     pub use serde;
     pub use serde_json;
 }

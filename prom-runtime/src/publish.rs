@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::partition::partition_for;
 use crate::record::{Headers, NewEvent, Receipt, SCHEMA_VERSION};
 use crate::registry::{Registry, Route, TopicSchema, is_runtime_header};
+use crate::typed::Event;
 use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -55,6 +56,26 @@ impl<B: EventBus> Producer<B> {
         receipts.into_iter().next().ok_or(Error::Closed)
     }
 
+    /// Publishes a typed payload at its type's topic and version ([`Event::TOPIC`],
+    /// [`Event::VERSION`]): a `#[derive(Event)]` struct or a generated version struct
+    /// (`heartbeat_received::V1`). It is validated against that version's schema and stored at
+    /// that version; readers get it upcast to the latest. This covers publishing an older
+    /// version, so topics have no separate `publish_version`.
+    ///
+    /// Fails with [`Error::UnknownVersion`] when the spec has no such version,
+    /// [`Error::Invalid`] (JSON pointers) when the payload breaks the schema, and
+    /// [`Error::Serialize`] when the value cannot be written as JSON.
+    pub async fn publish_event<E: Event>(&self, event: &E) -> Result<Receipt> {
+        self.publish_event_with(event, PublishOptions::default()).await
+    }
+
+    /// [`Producer::publish_event`] with headers, a causation id, a session id or a dedup key.
+    /// The version is always `E::VERSION`; `options.version`, if set, must agree.
+    pub async fn publish_event_with<E: Event>(&self, event: &E, options: PublishOptions) -> Result<Receipt> {
+        let (value, options) = event_payload(event, options)?;
+        self.publish(E::TOPIC, value, options).await
+    }
+
     /// Publishes several payloads atomically; returns the receipts of the events on their
     /// topics (dual-write copies are written but not returned).
     pub async fn publish_all(&self, items: Vec<(String, Value, PublishOptions)>) -> Result<Vec<Receipt>> {
@@ -67,6 +88,24 @@ impl<B: EventBus> Producer<B> {
         let receipts = self.bus.publish(events).await?;
         Ok(primary.into_iter().filter_map(|i| receipts.get(i).copied()).collect())
     }
+}
+
+/// `event` as JSON, with the publish options pinned to its version.
+fn event_payload<E: Event>(event: &E, mut options: PublishOptions) -> Result<(Value, PublishOptions)> {
+    if let Some(asked) = options.version
+        && asked != E::VERSION
+    {
+        return Err(Error::Config(format!(
+            "a `{}` v{} payload cannot be published as v{asked}: leave `PublishOptions::version` unset \
+             for typed publishes (the type decides the version)",
+            E::TOPIC,
+            E::VERSION
+        )));
+    }
+    options.version = Some(E::VERSION);
+    let value = serde_json::to_value(event)
+        .map_err(|e| Error::serialize(format!("a `{}` v{} payload", E::TOPIC, E::VERSION), e))?;
+    Ok((value, options))
 }
 
 /// The events one publish writes: the event itself and, with dual-write, its copy on
@@ -94,8 +133,10 @@ pub fn prepare(
     };
     let latest = schema.latest();
     let version = opts.version.unwrap_or(latest);
-    let compiled = schema.schema(version).ok_or_else(|| {
-        Error::Config(format!("`{topic}` has no version {version}; the spec declares v1..v{latest}"))
+    let compiled = schema.schema(version).ok_or_else(|| Error::UnknownVersion {
+        topic: topic.to_owned(),
+        version,
+        latest,
     })?;
     // Canonical before the key is taken: `1.0` and `1` must land on one key and partition.
     compiled.check_canonical(topic, version, &mut payload)?;

@@ -4,9 +4,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 
-/// An RFC 3339 timestamp (`format: date-time` in a schema).
-pub type Timestamp = chrono::DateTime<chrono::Utc>;
-
 /// A payload type of one version of one topic.
 pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The topic's name.
@@ -71,7 +68,8 @@ impl<V: Versioned> Topic<V> {
 
 impl<V: Versioned> Topic<V> {
     /// Publishes a latest-version payload: validated, stamped, partitioned and dual-written as
-    /// the spec declares.
+    /// the spec declares. To publish an older version, pass its struct to
+    /// [`crate::Producer::publish_event`] (`producer.publish_event(&heartbeat_received::V1 { .. })`).
     pub async fn publish<B: crate::bus::EventBus>(
         &self,
         producer: &crate::publish::Producer<B>,
@@ -87,9 +85,8 @@ impl<V: Versioned> Topic<V> {
         payload: &V::Latest,
         options: crate::publish::PublishOptions,
     ) -> crate::Result<crate::record::Receipt> {
-        let value = serde_json::to_value(payload)
-            .map_err(|e| crate::Error::Config(format!("cannot serialise a `{}` payload: {e}", V::TOPIC)))?;
-        producer.publish(V::TOPIC, value, options).await
+        // `V::Latest: Event`, so this is the typed publish at the latest version.
+        producer.publish_event_with(payload, options).await
     }
 }
 

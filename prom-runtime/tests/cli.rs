@@ -67,6 +67,54 @@ fn an_invalid_payload_exits_1_with_the_schema_error_and_stores_nothing() {
 }
 
 #[test]
+fn publish_version_stores_an_older_version_and_tail_reads_it_upcast() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = example_specs();
+    let specs = specs.to_str().expect("utf-8 path");
+    // A v1 heartbeat: `mem_mb` (renamed to `mem_mib` in v2), no `region` (defaulted in v2).
+    let v1 = r#"{"pid": 5, "name": "old", "host": "h1", "cpu_pct": 1.5, "mem_mb": 100}"#;
+    let out = prom(dir.path(), &["publish", "--specs", specs, "heartbeat.received", "--version", "1", v1]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = text(&out.stdout).trim().to_string();
+
+    let out = prom(dir.path(), &["tail", "--specs", specs, "heartbeat.received"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let events = lines(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["id"], id.as_str());
+    assert_eq!(events[0]["headers"]["x-upcasted-from"], "1", "stored at v1: {}", events[0]);
+    let expected = serde_json::json!({
+        "pid": 5, "name": "old", "host": "h1", "cpu_pct": 1.5, "mem_mib": 100, "region": "unknown"
+    });
+    assert_eq!(events[0]["payload"], expected, "the latest shape with the upcast's defaults");
+    // The dual-written copy holds the latest version already.
+    let out = prom(dir.path(), &["tail", "--specs", specs, "heartbeat.received.v3"]);
+    assert_eq!(lines(&out).first().map(|e| e["payload"].clone()), Some(expected));
+
+    // A v3 payload is not a valid v1 one: the schema error names the offending field.
+    let out =
+        prom(dir.path(), &["publish", "--specs", specs, "heartbeat.received", "--version", "1", HEARTBEAT]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("v1 is invalid") && stderr.contains("mem_mb"), "{stderr}");
+
+    // A version the topic does not have: refused, listing the declared ones; nothing stored.
+    for version in ["4", "0"] {
+        let out =
+            prom(dir.path(), &["publish", "--specs", specs, "heartbeat.received", "--version", version, v1]);
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains(&format!("`heartbeat.received` has no version {version}"))
+                && stderr.contains("the spec declares v1, v2 and v3"),
+            "{stderr}"
+        );
+    }
+    let out = prom(dir.path(), &["tail", "--specs", specs, "heartbeat.received"]);
+    assert_eq!(lines(&out).len(), 1, "the refused publishes stored nothing");
+}
+
+#[test]
 fn a_spec_with_errors_exits_2_with_rendered_diagnostics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = dir.path().join("bad.yaml");

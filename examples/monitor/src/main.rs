@@ -17,7 +17,7 @@ use prom::{heartbeat_received, process_state};
 use prom_runtime::bus::MongoBus;
 use prom_runtime::bus::mongo::mongodb::bson::{Bson, Document, doc};
 use prom_runtime::bus::mongo::mongodb::{Database, options::FindOptions};
-use prom_runtime::{AnyBus, Context, Event, EventBus, HandlerError, Permanence, SqliteBus};
+use prom_runtime::{AnyBus, Context, EventBus, HandlerError, SqliteBus};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -114,12 +114,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 seq: u64::try_from(ctx.offset()).unwrap_or_default(),
                 cpu_pct: Some(beat.cpu_pct),
                 mem_mib: Some(beat.mem_mib),
-                last_seen: None,
+                last_seen: Some(prom_runtime::Timestamp::now()),
             };
-            // A state that does not serialize never will: dead-letter it at once. A failed
-            // publish may pass on the next attempt: retry it.
-            let value = serde_json::to_value(&state).permanent()?;
-            states.publish(ProcessState::TOPIC, value, Default::default()).await.retryable()?;
+            // Typed publish at the struct's topic and version (`process.state` v1). A state
+            // that does not serialize or validate never will: dead-letter it at once. Anything
+            // else (the store) may pass on the next attempt: retry it.
+            match states.publish_event(&state).await {
+                Ok(_) => {}
+                Err(e @ (prom_runtime::Error::Serialize { .. } | prom_runtime::Error::Invalid { .. })) => {
+                    return Err(HandlerError::permanent(e));
+                }
+                Err(e) => return Err(HandlerError::retry(e)),
+            }
             println!(
                 "hb-analyzers: {} at offset {} -> {} is {}",
                 ctx.topic(),

@@ -14,6 +14,34 @@ pub mod topics {
     /// `processes.changed`
     pub const PROCESSES_CHANGED: &str = "processes.changed";
 }
+/// The names of every declared consumer, for `Wiring::only` (run a subset of the pipeline).
+#[allow(dead_code)]
+pub mod consumers {
+    /// The consumer `hb-analyzers`.
+    pub const HB_ANALYZERS: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::consumer(
+        "hb-analyzers",
+    );
+}
+/// The names of every declared projector, for `Wiring::only` (run a subset of the pipeline).
+#[allow(dead_code)]
+pub mod projectors {
+    /// The projector `process-stats`.
+    pub const PROCESS_STATS: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::projector(
+        "process-stats",
+    );
+    /// The projector `processes`.
+    pub const PROCESSES: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::projector(
+        "processes",
+    );
+}
+/// The names of every declared changefeed, for `Wiring::only` (run a subset of the pipeline).
+#[allow(dead_code)]
+pub mod changefeeds {
+    /// The changefeed `processes-changed`.
+    pub const PROCESSES_CHANGED: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::changefeed(
+        "processes-changed",
+    );
+}
 /// A process reported that it is alive.
 /// Topic `heartbeat.received`.
 #[allow(clippy::all, dead_code)]
@@ -752,6 +780,21 @@ impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
             pipeline: self
                 .pipeline
                 .handle_latest("hb-analyzers", heartbeat_received::TOPIC, handler)?,
+        })
+    }
+    /// Runs only the named components (`consumers::NAME`, `projectors::NAME`,
+    /// `changefeeds::NAME`): the others are not started and need no handler. An
+    /// undeclared name is an error; a selected consumer still needs its handler.
+    pub fn only<I>(
+        self,
+        components: I,
+    ) -> ::std::result::Result<Self, ::prom_runtime::Error>
+    where
+        I: ::std::iter::IntoIterator,
+        I::Item: ::std::convert::Into<::prom_runtime::pipeline::Component>,
+    {
+        ::std::result::Result::Ok(Wiring {
+            pipeline: self.pipeline.only(components)?,
         })
     }
     /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).

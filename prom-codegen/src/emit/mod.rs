@@ -1,5 +1,6 @@
 //! Code emission: IR → tokens (for macros) or syntax trees → formatted Rust source.
 
+mod components;
 mod header;
 mod syntax;
 mod topic;
@@ -36,8 +37,8 @@ pub fn tokens(model: &Model) -> TokenStream {
     out
 }
 
-/// The number of independently formattable parts: the topic names, one module per topic, and
-/// the wiring.
+/// The number of independently formattable parts: the topic and component names, one module
+/// per topic, and the wiring.
 fn parts(model: &Model) -> usize {
     model.topics.len() + 2
 }
@@ -51,12 +52,14 @@ fn part_code(model: &Model, part: usize) -> Piece<'_> {
             let doc = format!(" `{name}`");
             quote!(#[doc = #doc] pub const #constant: &str = #name;)
         });
+        let components = components::modules(model);
         return Piece::Tokens(quote! {
             /// The names of every declared topic.
             #[allow(dead_code)]
             pub mod topics {
                 #(#names)*
             }
+            #components
         });
     }
     match model.topics.get(part - 1) {

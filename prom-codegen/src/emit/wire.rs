@@ -114,6 +114,17 @@ pub fn items(model: &Model) -> TokenStream {
         impl<B: #rt::bus::EventBus> Wiring<B> {
             #(#methods)*
 
+            /// Runs only the named components (`consumers::NAME`, `projectors::NAME`,
+            /// `changefeeds::NAME`): the others are not started and need no handler. An
+            /// undeclared name is an error; a selected consumer still needs its handler.
+            pub fn only<I>(self, components: I) -> ::std::result::Result<Self, #rt::Error>
+            where
+                I: ::std::iter::IntoIterator,
+                I::Item: ::std::convert::Into<#rt::pipeline::Component>,
+            {
+                ::std::result::Result::Ok(Wiring { pipeline: self.pipeline.only(components)? })
+            }
+
             /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).
             pub fn producer(&self) -> &#rt::Producer<B> {
                 self.pipeline.producer()

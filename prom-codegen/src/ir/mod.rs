@@ -18,6 +18,8 @@ pub struct Model {
     pub consumers: Vec<Consumer>,
     /// Transactional projectors sorted by name (changelog projectors need no code).
     pub transactional: Vec<TxProjector>,
+    /// Every consumer, projector and changefeed by name, with its constant (for `only`).
+    pub components: Components,
     /// Spec documents, as paths relative to the generation base.
     pub documents: Vec<String>,
     /// Every source file (documents and `$ref`'d schemas): relative path and text.
@@ -37,6 +39,26 @@ pub struct Consumer {
     pub topic_module: Option<String>,
     /// A one-line summary of its policy, for docs.
     pub summary: String,
+}
+
+/// The names of every declared component, each kind sorted by name.
+#[derive(Debug, Default)]
+pub struct Components {
+    /// Consumers.
+    pub consumers: Vec<ComponentName>,
+    /// Projectors (changelog and transactional).
+    pub projectors: Vec<ComponentName>,
+    /// Changefeeds.
+    pub changefeeds: Vec<ComponentName>,
+}
+
+/// A component's name in the spec and the `SHOUTY_CASE` constant naming it in generated code.
+#[derive(Debug)]
+pub struct ComponentName {
+    /// The name in the spec (`hb-analyzers`).
+    pub name: String,
+    /// The constant (`HB_ANALYZERS`), unique within its kind.
+    pub constant: String,
 }
 
 /// A transactional projector; its handler is the user function the spec names.
@@ -109,6 +131,10 @@ pub enum Upcast {
 /// Lowers a lint-clean spec; `base` makes embedded file paths relative (deterministic output).
 pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
     let mut modules = names::Scope::default();
+    // Modules generated next to the topics' own.
+    for reserved in ["topics", "spec", "consumers", "projectors", "changefeeds"] {
+        modules.claim(reserved.to_owned());
+    }
     let mut constants = names::Scope::default();
     // Each topic's types are laid out independently, on every core; names that must be unique
     // across topics are claimed afterwards, in order.
@@ -144,7 +170,7 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
         base.and_then(|b| p.strip_prefix(b).ok()).unwrap_or(p).display().to_string().replace('\\', "/")
     };
     let mut methods = names::Scope::default();
-    for reserved in ["new", "run", "bus", "registry", "spec"] {
+    for reserved in ["new", "run", "bus", "registry", "spec", "only", "producer"] {
         methods.claim(reserved.to_owned());
     }
     let consumers = spec
@@ -174,6 +200,11 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
         topics,
         consumers,
         transactional,
+        components: Components {
+            consumers: component_names(spec.consumers.keys()),
+            projectors: component_names(spec.projectors.keys()),
+            changefeeds: component_names(spec.changefeeds.keys()),
+        },
         documents: spec.documents.iter().map(|d| relative(d)).collect(),
         files: spec.sources.files().iter().map(|f| (relative(&f.path), f.text.to_string())).collect(),
     }
@@ -196,6 +227,14 @@ fn lower_versions(t: &spec::Topic) -> (Vec<Version>, TypeSpace) {
         })
         .collect();
     (versions, types)
+}
+
+/// Names with their constants, unique within one kind (`a-b` and `a_b` get `A_B`, `A_B2`).
+fn component_names<'a>(names: impl Iterator<Item = &'a String>) -> Vec<ComponentName> {
+    let mut constants = names::Scope::default();
+    names
+        .map(|name| ComponentName { name: name.clone(), constant: constants.claim(names::constant(name)) })
+        .collect()
 }
 
 fn consumer_summary(c: &spec::Consumer) -> String {

@@ -8,6 +8,15 @@ pub mod topics {
     /// `hb.four`
     pub const HB_FOUR: &str = "hb.four";
 }
+/// The names of every declared consumer, for `Wiring::only` (run a subset of the pipeline).
+#[allow(dead_code)]
+pub mod consumers {}
+/// The names of every declared projector, for `Wiring::only` (run a subset of the pipeline).
+#[allow(dead_code)]
+pub mod projectors {}
+/// The names of every declared changefeed, for `Wiring::only` (run a subset of the pipeline).
+#[allow(dead_code)]
+pub mod changefeeds {}
 /// Topic `hb.four`.
 #[allow(clippy::all, dead_code)]
 pub mod hb_four {
@@ -321,6 +330,21 @@ pub struct Wiring<B: ::prom_runtime::bus::EventBus> {
 }
 #[allow(dead_code)]
 impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
+    /// Runs only the named components (`consumers::NAME`, `projectors::NAME`,
+    /// `changefeeds::NAME`): the others are not started and need no handler. An
+    /// undeclared name is an error; a selected consumer still needs its handler.
+    pub fn only<I>(
+        self,
+        components: I,
+    ) -> ::std::result::Result<Self, ::prom_runtime::Error>
+    where
+        I: ::std::iter::IntoIterator,
+        I::Item: ::std::convert::Into<::prom_runtime::pipeline::Component>,
+    {
+        ::std::result::Result::Ok(Wiring {
+            pipeline: self.pipeline.only(components)?,
+        })
+    }
     /// Publishes through the pipeline (validated, stamped, partitioned, dual-written).
     pub fn producer(&self) -> &::prom_runtime::Producer<B> {
         self.pipeline.producer()

@@ -41,12 +41,17 @@ pub struct Args {
     /// every event of a batch.
     #[arg(long = "header", value_name = "NAME=VALUE")]
     headers: Vec<String>,
+    /// Validate against and store at this schema version instead of the latest (try an older
+    /// producer's payload; readers and `prom tail` see it upcast). Fails, listing the declared
+    /// versions, if the topic has no version N.
+    #[arg(long, value_name = "N")]
+    version: Option<u32>,
 }
 
 /// Lints, validates and publishes; prints the id of each event, one per line.
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (_, registry) = super::load(&args.spec)?;
-    let mut opts = PublishOptions::default();
+    let mut opts = PublishOptions { version: args.version, ..PublishOptions::default() };
     for header in &args.headers {
         let (name, value) = header
             .split_once('=')

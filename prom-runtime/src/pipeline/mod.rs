@@ -7,6 +7,9 @@
 mod handlers;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+mod select;
+
+pub use select::{Component, ComponentKind};
 
 use crate::bus::EventBus;
 use crate::consumer::SubscribeOptions;
@@ -18,6 +21,7 @@ use crate::runner::{Handler, Runner};
 use crate::typed::{Topic, Versioned};
 use handlers::{Shared, Typed, TypedLatest};
 use prom_codegen::spec::Spec;
+use select::Selection;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +36,8 @@ pub struct Pipeline<B: EventBus> {
     handlers: BTreeMap<String, Arc<dyn Handler>>,
     #[cfg(feature = "mongo")]
     tx_handlers: mongo::TxHandlers,
+    /// What [`Pipeline::only`] selected; `None` runs everything.
+    selection: Option<Selection>,
 }
 
 impl<B: EventBus> Pipeline<B> {
@@ -60,6 +66,7 @@ impl<B: EventBus> Pipeline<B> {
             handlers: BTreeMap::new(),
             #[cfg(feature = "mongo")]
             tx_handlers: BTreeMap::new(),
+            selection: None,
         })
     }
 
@@ -71,6 +78,35 @@ impl<B: EventBus> Pipeline<B> {
     /// The spec the pipeline runs.
     pub fn spec(&self) -> &Spec {
         &self.spec
+    }
+
+    /// Runs only the named consumers, projectors and changefeeds (generated code has a
+    /// constant per component: `consumers::HB_ANALYZERS`; a plain `&str` names every kind of
+    /// component with that name). The others are neither started nor need a handler, and
+    /// their groups' events stay for whoever runs them. A name the spec does not declare is
+    /// an error with the closest declared name and the list of them; a selected consumer
+    /// without a handler still makes [`Pipeline::run`] fail. A second call replaces the first.
+    pub fn only<I>(mut self, components: I) -> Result<Pipeline<B>>
+    where
+        I: IntoIterator,
+        I::Item: Into<Component>,
+    {
+        let selection = Selection::resolve(&self.spec, components.into_iter().map(Into::into))?;
+        self.selection = Some(selection);
+        Ok(self)
+    }
+
+    /// Whether consumer `name` runs (every consumer does unless [`Pipeline::only`] chose).
+    fn runs_consumer(&self, name: &str) -> bool {
+        self.selection.as_ref().is_none_or(|selection| selection.has_consumer(name))
+    }
+
+    /// The spec restricted to what [`Pipeline::only`] selected.
+    fn selected_spec(&self) -> std::borrow::Cow<'_, Spec> {
+        match &self.selection {
+            Some(selection) => std::borrow::Cow::Owned(selection.restrict(&self.spec)),
+            None => std::borrow::Cow::Borrowed(&self.spec),
+        }
     }
 
     /// Sets the handler of a declared consumer.
@@ -144,7 +180,8 @@ impl<B: EventBus> Pipeline<B> {
         Ok(self)
     }
 
-    /// Runs every consumer until `shutdown` completes, or until one fails. On a MongoDB bus the
+    /// Runs every consumer (those [`Pipeline::only`] selected, if it was called) until
+    /// `shutdown` completes, or until one fails. On a MongoDB bus the
     /// declared projectors and changefeeds run as well (a transactional projector without a
     /// handler is an error); on other buses they are skipped with a `tracing` warning. Every
     /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
@@ -154,14 +191,18 @@ impl<B: EventBus> Pipeline<B> {
             .spec
             .consumers
             .keys()
-            .filter(|name| !self.handlers.contains_key(*name))
+            .filter(|name| self.runs_consumer(name) && !self.handlers.contains_key(*name))
             .map(String::as_str)
             .collect();
         if !missing.is_empty() {
+            let what = if self.selection.is_some() { "selected" } else { "declared" };
             return Err(Error::Config(format!(
-                "no handler for consumer(s) {}: give every declared consumer a handler before `run`",
+                "no handler for consumer(s) {}: give every {what} consumer a handler before `run`",
                 missing.join(", ")
             )));
+        }
+        for name in self.handlers.keys().filter(|name| !self.runs_consumer(name)) {
+            tracing::warn!(consumer = %name, "consumer `{name}` has a handler but `only` did not select it: not running it");
         }
         let (stop, stopped) = watch::channel(false);
         let stopped = move || {
@@ -173,7 +214,7 @@ impl<B: EventBus> Pipeline<B> {
         };
         let mut tasks = tokio::task::JoinSet::new();
         self.spawn_mongo(&mut tasks, &stopped)?;
-        for (name, consumer) in &self.spec.consumers {
+        for (name, consumer) in self.spec.consumers.iter().filter(|(name, _)| self.runs_consumer(name)) {
             let runner = Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?
                 .named(name);
             let handler = Shared(self.handlers[name].clone());
@@ -201,18 +242,19 @@ impl<B: EventBus> Pipeline<B> {
         S: Fn() -> F,
         F: Future<Output = ()> + Send + 'static,
     {
+        let spec = self.selected_spec();
         let Some(bus) = self.producer.bus().as_mongo() else {
-            warn_skipped(&self.spec, "they need a MongoDB bus");
+            warn_skipped(&spec, "they need a MongoDB bus");
             return Ok(());
         };
         let producer = Producer::new(bus.clone(), self.producer.registry().clone());
-        mongo::spawn_declared(&self.spec, &producer, Some(&self.tx_handlers), tasks, stopped)?;
+        mongo::spawn_declared(&spec, &producer, Some(&self.tx_handlers), tasks, stopped)?;
         Ok(())
     }
 
     #[cfg(not(feature = "mongo"))]
     fn spawn_mongo<S>(&self, _tasks: &mut tokio::task::JoinSet<Result<()>>, _stopped: &S) -> Result<()> {
-        warn_skipped(&self.spec, "this build of prom-runtime lacks its `mongo` feature");
+        warn_skipped(&self.selected_spec(), "this build of prom-runtime lacks its `mongo` feature");
         Ok(())
     }
 }

@@ -85,9 +85,8 @@ pub fn rows(events: &[NewEvent]) -> Result<Vec<Row>> {
 }
 
 fn json<T: Serialize>(event: &NewEvent, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| {
-        Error::Config(format!("event {} for `{}` cannot be serialized: {e}", event.id, event.topic))
-    })
+    serde_json::to_string(value)
+        .map_err(|e| Error::serialize(format!("event {} for `{}`", event.id, event.topic), e))
 }
 
 impl EventDoc {

@@ -230,5 +230,5 @@ pub fn leave(tx: &mut Tx<'_>, group: &GroupId, member: &str) -> Result<()> {
 }
 
 fn unserializable(event: &NewEvent, e: serde_json::Error) -> Error {
-    Error::Config(format!("event {} for `{}` cannot be serialized: {e}", event.id, event.topic))
+    Error::serialize(format!("event {} for `{}`", event.id, event.topic), e)
 }

@@ -1,0 +1,179 @@
+//! Choosing which declared components a pipeline runs ([`super::Pipeline::only`]): a service
+//! that shares a system spec with others runs its own consumers and leaves the rest alone.
+
+use crate::error::{Error, Result};
+use prom_codegen::spec::Spec;
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+/// What a [`Component`] name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum ComponentKind {
+    /// A consumer (`consumers:` in the spec).
+    Consumer,
+    /// A changelog or transactional projector (`projectors:`).
+    Projector,
+    /// A changefeed (`changefeeds:`).
+    Changefeed,
+}
+
+impl ComponentKind {
+    fn noun(self) -> &'static str {
+        match self {
+            ComponentKind::Consumer => "consumer",
+            ComponentKind::Projector => "projector",
+            ComponentKind::Changefeed => "changefeed",
+        }
+    }
+}
+
+/// The name of a declared consumer, projector or changefeed, for [`super::Pipeline::only`].
+/// Generated code has one constant per component (`consumers::HB_ANALYZERS`); a plain `&str`
+/// names every kind of component with that name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Component {
+    kind: Option<ComponentKind>,
+    name: Cow<'static, str>,
+}
+
+impl Component {
+    /// The consumer `name`.
+    pub const fn consumer(name: &'static str) -> Component {
+        Component { kind: Some(ComponentKind::Consumer), name: Cow::Borrowed(name) }
+    }
+
+    /// The projector `name`.
+    pub const fn projector(name: &'static str) -> Component {
+        Component { kind: Some(ComponentKind::Projector), name: Cow::Borrowed(name) }
+    }
+
+    /// The changefeed `name`.
+    pub const fn changefeed(name: &'static str) -> Component {
+        Component { kind: Some(ComponentKind::Changefeed), name: Cow::Borrowed(name) }
+    }
+
+    /// Its name in the spec.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its kind; `None` for a plain name (any kind).
+    pub fn kind(&self) -> Option<ComponentKind> {
+        self.kind
+    }
+}
+
+impl From<&str> for Component {
+    fn from(name: &str) -> Component {
+        Component { kind: None, name: Cow::Owned(name.to_owned()) }
+    }
+}
+
+impl From<String> for Component {
+    fn from(name: String) -> Component {
+        Component { kind: None, name: Cow::Owned(name) }
+    }
+}
+
+impl From<&Component> for Component {
+    fn from(component: &Component) -> Component {
+        component.clone()
+    }
+}
+
+/// The components a pipeline runs, by kind, each checked against the spec.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Selection {
+    consumers: BTreeSet<String>,
+    projectors: BTreeSet<String>,
+    changefeeds: BTreeSet<String>,
+}
+
+impl Selection {
+    /// Resolves `wanted` against `spec`; a name that matches nothing (of its kind) is an error
+    /// with the closest declared name and the list of them.
+    pub(super) fn resolve(spec: &Spec, wanted: impl IntoIterator<Item = Component>) -> Result<Selection> {
+        let mut selection = Selection::default();
+        let mut any = false;
+        for component in wanted {
+            any = true;
+            let name = component.name();
+            let kinds = match component.kind {
+                Some(kind) => vec![kind],
+                None => vec![ComponentKind::Consumer, ComponentKind::Projector, ComponentKind::Changefeed],
+            };
+            let mut found = false;
+            for kind in kinds {
+                let (declared, chosen) = match kind {
+                    ComponentKind::Consumer => (spec.consumers.contains_key(name), &mut selection.consumers),
+                    ComponentKind::Projector => {
+                        (spec.projectors.contains_key(name), &mut selection.projectors)
+                    }
+                    ComponentKind::Changefeed => {
+                        (spec.changefeeds.contains_key(name), &mut selection.changefeeds)
+                    }
+                };
+                if declared {
+                    chosen.insert(name.to_owned());
+                    found = true;
+                }
+            }
+            if !found {
+                return Err(unknown(spec, &component));
+            }
+        }
+        if !any {
+            return Err(Error::Config(
+                "`only` was given no names: name at least one consumer, projector or changefeed \
+                 (generated code has constants such as `consumers::NAME`), or drop `only` to run them all"
+                    .to_owned(),
+            ));
+        }
+        Ok(selection)
+    }
+
+    /// Whether consumer `name` runs.
+    pub(super) fn has_consumer(&self, name: &str) -> bool {
+        self.consumers.contains(name)
+    }
+
+    /// `spec` with only the selected projectors and changefeeds (what the MongoDB tasks run).
+    pub(super) fn restrict(&self, spec: &Spec) -> Spec {
+        let mut restricted = spec.clone();
+        restricted.consumers.retain(|name, _| self.consumers.contains(name));
+        restricted.projectors.retain(|name, _| self.projectors.contains(name));
+        restricted.changefeeds.retain(|name, _| self.changefeeds.contains(name));
+        restricted
+    }
+}
+
+/// "The spec declares no consumer `x`; did you mean `y`? Declared: ...".
+fn unknown(spec: &Spec, component: &Component) -> Error {
+    let name = component.name();
+    let what = component.kind.map_or("consumer, projector or changefeed", ComponentKind::noun);
+    let candidates: Vec<&str> = match component.kind {
+        Some(ComponentKind::Consumer) => spec.consumers.keys().map(String::as_str).collect(),
+        Some(ComponentKind::Projector) => spec.projectors.keys().map(String::as_str).collect(),
+        Some(ComponentKind::Changefeed) => spec.changefeeds.keys().map(String::as_str).collect(),
+        None => spec
+            .consumers
+            .keys()
+            .chain(spec.projectors.keys())
+            .chain(spec.changefeeds.keys())
+            .map(String::as_str)
+            .collect(),
+    };
+    let hint = prom_codegen::suggest::closest(name, candidates.iter().copied())
+        .map_or_else(String::new, |close| format!("; did you mean `{close}`?"));
+    let list = |kind: &str, names: Vec<&String>| {
+        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        format!("{kind}: {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") })
+    };
+    Error::Config(format!(
+        "`only`: the spec declares no {what} `{name}`{hint}\ndeclared {}; {}; {}",
+        list("consumers", spec.consumers.keys().collect()),
+        list("projectors", spec.projectors.keys().collect()),
+        list("changefeeds", spec.changefeeds.keys().collect()),
+    ))
+}
