@@ -281,3 +281,30 @@ pub fn compat_name(mode: CompatMode) -> &'static str {
         CompatMode::FullTransitive => "full_transitive",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_constants_are_unique_per_kind_and_topic_modules_avoid_the_generated_ones() {
+        let linted = crate::lint_str(
+            "s.yaml",
+            "topics:\n  consumers:\n    versions:\n      1:\n        schema: { type: object }\n\
+             consumers:\n  hb-analyzers: { topic: consumers }\n  hb_analyzers: { topic: consumers }\n  \
+             only: { topic: consumers }\n",
+        );
+        assert!(!linted.has_errors(), "{}", linted.render());
+        let model = lower(&linted.spec, None);
+        let constants: Vec<(&str, &str)> =
+            model.components.consumers.iter().map(|c| (c.name.as_str(), c.constant.as_str())).collect();
+        assert_eq!(
+            constants,
+            [("hb-analyzers", "HB_ANALYZERS"), ("hb_analyzers", "HB_ANALYZERS2"), ("only", "ONLY")]
+        );
+        assert!(model.components.projectors.is_empty() && model.components.changefeeds.is_empty());
+        assert_eq!(model.topics[0].module, "consumers2", "`consumers` holds the component names");
+        let methods: Vec<&str> = model.consumers.iter().map(|c| c.method.as_str()).collect();
+        assert_eq!(methods, ["hb_analyzers", "hb_analyzers2", "only2"], "`only` is `Wiring::only`");
+    }
+}
