@@ -68,7 +68,7 @@ pub enum Error {
     /// non-string keys): the value can never be published as it is.
     #[error("cannot serialize {what}: {source}")]
     Serialize {
-        /// What was being serialized (`a `heartbeat.received` v3 payload`, `event ID for `t``).
+        /// What was being serialized, e.g. "a `heartbeat.received` v3 payload".
         what: String,
         /// What serde reported.
         #[source]
