@@ -4,8 +4,10 @@
 //! precise errors and not a cascade of "trait `Event` is not implemented".
 
 use crate::errors::Errors;
+use crate::field_attr;
 use crate::serde_attrs::{self, apply_rename_all};
 use crate::shape::{self, Shape};
+use crate::slot::{self, Slot};
 use crate::specs::{self, Specs};
 use proc_macro2::TokenStream;
 use prom_codegen::spec::{Topic, Version};
@@ -127,6 +129,25 @@ fn resolve<'s>(
     }
 }
 
+/// What every field check needs: the version, its root schema and where to point messages.
+struct Target<'a> {
+    specs: &'a Specs,
+    version: &'a Version,
+    /// "`topic` vN", for messages.
+    what: String,
+}
+
+impl Target<'_> {
+    /// `file:line:col` of a JSON pointer into the version's schema (its nearest node).
+    fn at(&self, pointer: &str) -> String {
+        self.specs.at(self.version.schema.span_at(pointer))
+    }
+
+    fn root(&self) -> &Value {
+        &self.version.schema.json
+    }
+}
+
 /// Compares the struct's fields with the version's root schema; every mismatch is reported.
 fn check_struct(input: &DeriveInput, specs: &Specs, topic: &Topic, version: &Version, errors: &mut Errors) {
     let Data::Struct(data) = &input.data else {
@@ -144,24 +165,21 @@ fn check_struct(input: &DeriveInput, specs: &Specs, topic: &Topic, version: &Ver
             return;
         }
     };
-    let root = &version.schema.json;
-    let what = format!("`{}` v{}", topic.name.value, version.number.value);
-    let at = |pointer: &str| specs.at(version.schema.span_at(pointer));
-    let properties = root.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let target = Target { specs, version, what: format!("`{}` v{}", topic.name.value, version.number.value) };
+    let root = target.root();
     let required: Vec<&str> = root
         .get("required")
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let closed = root.get("additionalProperties") == Some(&Value::Bool(false));
 
     let mut seen = Vec::new();
     let mut flattened = false;
     for field in &named.named {
         let Some(ident) = &field.ident else { continue };
-        let attrs = match serde_attrs::field(&field.attrs) {
-            Ok(a) => a,
-            Err(error) => {
+        let (attrs, extra) = match (serde_attrs::field(&field.attrs), field_attr::extra(&field.attrs)) {
+            (Ok(attrs), Ok(extra)) => (attrs, extra),
+            (Err(error), _) | (_, Err(error)) => {
                 errors.extend(error);
                 continue;
             }
@@ -181,82 +199,164 @@ fn check_struct(input: &DeriveInput, specs: &Specs, topic: &Topic, version: &Ver
             (None, None) => rust_name.to_owned(),
         };
         seen.push(json_name.clone());
-        let pointer = format!("/properties/{}", json_name.replace('~', "~0").replace('/', "~1"));
-        let Some(schema) = properties.get(&json_name) else {
-            if closed {
-                let hint = did_you_mean(&json_name, properties.keys().map(String::as_str));
+        let property = Property {
+            field,
+            json_name: &json_name,
+            required: required.contains(&json_name.as_str()),
+            has_default: attrs.default || container.default,
+            skips_none: attrs.skip_serializing_if,
+        };
+        match (slot::of(root, &json_name), extra) {
+            (Slot::Declared { pointer, .. }, Some(marker)) => errors.push(
+                marker,
+                format!(
+                    "field `{json_name}` is marked `#[prom(extra)]`, but {} declares `{json_name}` ({}): remove `#[prom(extra)]`",
+                    target.what,
+                    target.at(&pointer)
+                ),
+            ),
+            (Slot::Declared { schema, pointer } | Slot::Pattern { schema, pointer }, _) => {
+                check_value(&target, &property, schema, &pointer, errors);
+            }
+            (Slot::Additional { schema, pointer }, Some(_)) => {
+                check_value(&target, &property, schema, pointer, errors);
+            }
+            (Slot::Additional { .. }, None) => undeclared(&target, &property, ident, errors),
+            (Slot::Closed, Some(marker)) => errors.push(
+                marker,
+                format!(
+                    "field `{json_name}` is marked `#[prom(extra)]`, but {} is closed ({}): it accepts no extra properties; declare `{json_name}` in the schema, or remove the field",
+                    target.what,
+                    target.at("/additionalProperties")
+                ),
+            ),
+            (Slot::Closed, None) => {
+                let hint = did_you_mean(&json_name, declared(root));
                 errors.push(
                     ident.span(),
                     format!(
-                        "field `{json_name}` is not in {what}, whose schema is closed ({}){}",
-                        at("/additionalProperties"),
+                        "field `{json_name}` is not in {}, whose schema is closed ({}){}",
+                        target.what,
+                        target.at("/additionalProperties"),
                         if hint.is_empty() { String::new() } else { format!("; {hint}") }
                     ),
                 );
             }
-            continue;
-        };
-        let is_required = required.contains(&json_name.as_str());
-        let shape = shape::of(&field.ty);
-        let has_default = attrs.default || container.default;
-        let inner = match (&shape, is_required) {
-            (Shape::Option(inner), true) => {
-                let (_, nullable) = shape::schema_types(shape::deref(root, schema));
-                if !nullable {
-                    errors.push(
-                        field.ty.span(),
-                        format!(
-                            "field `{json_name}` is `Option`, but {what} requires `{json_name}` ({}): remove the `Option`",
-                            at(&pointer)
-                        ),
-                    );
-                }
-                inner.as_ref().clone()
-            }
-            (Shape::Option(inner), false) => {
-                let (_, nullable) = shape::schema_types(shape::deref(root, schema));
-                if !nullable && !attrs.skip_serializing_if {
-                    errors.push(
-                        field.ty.span(),
-                        format!(
-                            "field `{json_name}` is `Option`, but {what} does not allow null for `{json_name}` ({}): \
-                             `None` would be written as null; add `#[serde(skip_serializing_if = \"Option::is_none\")]`",
-                            at(&pointer)
-                        ),
-                    );
-                }
-                inner.as_ref().clone()
-            }
-            (other, false) if !has_default => {
-                errors.push(
-                    field.ty.span(),
-                    format!(
-                        "field `{json_name}` is optional in {what} ({}): make it `Option<_>` or add `#[serde(default)]`",
-                        at(&pointer)
-                    ),
-                );
-                other.clone()
-            }
-            (other, _) => other.clone(),
-        };
-        if let Err(expected) = shape::fits(&inner, schema, root) {
-            errors.push(
-                shape::unwrap_option(&field.ty).span(),
-                format!(
-                    "field `{json_name}` is {}, but {what} disagrees ({}): {expected}",
-                    shape::describe(&inner),
-                    at(&pointer)
-                ),
-            );
         }
     }
     if !flattened {
         for name in required.iter().filter(|r| !seen.iter().any(|s| s == *r)) {
-            let pointer = format!("/properties/{name}");
+            let pointer = format!("/properties/{}", slot::escape(name));
             errors.push(
                 input.ident.span(),
-                format!("missing field `{name}`, required by {what} ({})", at(&pointer)),
+                format!("missing field `{name}`, required by {} ({})", target.what, target.at(&pointer)),
             );
         }
+    }
+}
+
+/// One struct field as the payload sees it.
+struct Property<'a> {
+    field: &'a syn::Field,
+    /// The name the payload carries (after serde renames).
+    json_name: &'a str,
+    /// Listed in the schema's `required`.
+    required: bool,
+    /// `#[serde(default)]` on the field or the struct.
+    has_default: bool,
+    /// `skip_serializing_if`/`skip_serializing`: `None` is not written as null.
+    skips_none: bool,
+}
+
+/// The names `properties` declares, in spec order.
+fn declared(root: &Value) -> Vec<&str> {
+    root.get("properties")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// A field an open schema does not declare: most likely a typo, unless marked as an extra.
+fn undeclared(target: &Target<'_>, property: &Property<'_>, ident: &syn::Ident, errors: &mut Errors) {
+    let json_name = property.json_name;
+    let names = declared(target.root());
+    let hint = did_you_mean(json_name, names.iter().copied());
+    let instead = if !hint.is_empty() {
+        hint
+    } else if names.is_empty() {
+        "it declares no properties".to_owned()
+    } else {
+        format!("declared: {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+    };
+    errors.push(
+        ident.span(),
+        format!(
+            "field `{json_name}` is not declared by {} ({}); {instead} \
+             (if `{json_name}` is an intended extra property, mark the field `#[prom(extra)]`)",
+            target.what,
+            target.at("/properties")
+        ),
+    );
+}
+
+/// Checks a field against the schema of its property: `Option` and defaults against
+/// `required` and null, then the type.
+fn check_value(
+    target: &Target<'_>,
+    property: &Property<'_>,
+    schema: &Value,
+    pointer: &str,
+    errors: &mut Errors,
+) {
+    let Property { field, json_name, .. } = property;
+    let (root, what) = (target.root(), &target.what);
+    let shape = shape::of(&field.ty);
+    let inner = match (&shape, property.required) {
+        (Shape::Option(inner), true) => {
+            if !shape::allows_null(root, schema) {
+                errors.push(
+                    field.ty.span(),
+                    format!(
+                        "field `{json_name}` is `Option`, but {what} requires `{json_name}` ({}): remove the `Option`",
+                        target.at(pointer)
+                    ),
+                );
+            }
+            inner.as_ref().clone()
+        }
+        (Shape::Option(inner), false) => {
+            if !shape::allows_null(root, schema) && !property.skips_none {
+                errors.push(
+                    field.ty.span(),
+                    format!(
+                        "field `{json_name}` is `Option`, but {what} does not allow null for `{json_name}` ({}): \
+                         `None` would be written as null; add `#[serde(skip_serializing_if = \"Option::is_none\")]`",
+                        target.at(pointer)
+                    ),
+                );
+            }
+            inner.as_ref().clone()
+        }
+        (other, false) if !property.has_default => {
+            errors.push(
+                field.ty.span(),
+                format!(
+                    "field `{json_name}` is optional in {what} ({}): make it `Option<_>` or add `#[serde(default)]`",
+                    target.at(pointer)
+                ),
+            );
+            other.clone()
+        }
+        (other, _) => other.clone(),
+    };
+    if let Err(expected) = shape::fits(&inner, schema, root) {
+        errors.push(
+            shape::unwrap_option(&field.ty).span(),
+            format!(
+                "field `{json_name}` is {}, but {what} disagrees ({}): {expected}",
+                shape::describe(&inner),
+                target.at(pointer)
+            ),
+        );
     }
 }

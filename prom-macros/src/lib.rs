@@ -5,9 +5,11 @@
 
 mod derive;
 mod errors;
+mod field_attr;
 mod include;
 mod serde_attrs;
 mod shape;
+mod slot;
 mod specs;
 mod topic;
 

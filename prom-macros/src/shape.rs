@@ -108,6 +108,22 @@ pub fn schema_types(schema: &Value) -> (Vec<String>, bool) {
     (types, nullable)
 }
 
+/// Whether `null` is a valid value under `schema`: it says so, or it constrains nothing
+/// (`true`, `{}`, a schema without `type`, `enum` or `const`).
+pub fn allows_null(root: &Value, schema: &Value) -> bool {
+    let schema = deref(root, schema);
+    let Some(object) = schema.as_object() else { return schema == &Value::Bool(true) };
+    let (types, nullable) = schema_types(schema);
+    if nullable {
+        return true;
+    }
+    match (object.get("enum"), object.get("const")) {
+        (Some(Value::Array(values)), _) => values.contains(&Value::Null),
+        (_, Some(value)) => value.is_null(),
+        _ => types.is_empty(),
+    }
+}
+
 /// A short name for a shape in messages.
 pub fn describe(shape: &Shape) -> String {
     match shape {
@@ -250,5 +266,17 @@ mod tests {
         assert!(fits(&Shape::Array(Box::new(Shape::Integer)), &tags, &root).is_err());
         assert!(fits(&Shape::Named("Addr".into()), &json!({ "type": "object" }), &root).is_ok());
         assert!(fits(&Shape::String, &json!({ "enum": ["a", "b"] }), &root).is_ok());
+    }
+
+    #[test]
+    fn null_is_allowed_where_nothing_constrains_it() {
+        let root = json!({});
+        assert!(allows_null(&root, &json!(true)));
+        assert!(allows_null(&root, &json!({})));
+        assert!(allows_null(&root, &json!({ "type": ["string", "null"] })));
+        assert!(allows_null(&root, &json!({ "enum": ["a", null] })));
+        assert!(!allows_null(&root, &json!({ "type": "string" })));
+        assert!(!allows_null(&root, &json!({ "enum": [1, 2] })));
+        assert!(!allows_null(&root, &json!({ "properties": { "a": {} } })));
     }
 }

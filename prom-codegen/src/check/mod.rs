@@ -2,6 +2,7 @@
 
 mod fields;
 mod names;
+mod open_fix;
 mod readable;
 mod refs;
 mod schemas;

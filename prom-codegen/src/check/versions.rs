@@ -1,6 +1,7 @@
 //! Version numbering, compatibility between versions, and upcast blocks.
 
 use super::fields::property_names;
+use super::open_fix::{self, Hop};
 use crate::compat::{self, PairMode, Report};
 use crate::diag::{Code, Diagnostic};
 use crate::source::Located;
@@ -103,7 +104,18 @@ fn compatibility(topic: &Topic, usable: &[bool], out: &mut Vec<Diagnostic>) {
         let (old, new) = (&versions[k].schema.json, &versions[j].schema.json);
         match compat::check_on_worker(old, new, pair_mode, &mut witness_budget) {
             Ok(report) => {
-                findings.add_pair(topic, &versions[k], &versions[j], pair_mode, &report);
+                // Closing `versions[k]` must keep the hop into it readable, unless an upcast
+                // converts what came before.
+                let before = k.checked_sub(1).filter(|_| versions[k].upcast.is_none()).map(|i| &versions[i]);
+                let hop = Hop {
+                    before,
+                    old: &versions[k],
+                    new: &versions[j],
+                    adjacent: j == k + 1,
+                    mode: pair_mode,
+                    report: &report,
+                };
+                findings.add_pair(topic, &hop);
                 Some(report)
             }
             Err(error) => {
@@ -178,6 +190,8 @@ const PAIRS_NAMED: usize = 5;
 struct Findings {
     list: Vec<Finding>,
     index: std::collections::HashMap<(Code, &'static str, String), usize>,
+    /// Findings whose fixes [`open_fix`] verified so far (at most [`open_fix::MAX_VERIFIED`]).
+    verified: usize,
 }
 
 struct Finding {
@@ -206,8 +220,9 @@ impl Findings {
         self.list.push(Finding { diagnostic: make(), more: Vec::new(), more_count: 0 });
     }
 
-    fn add_pair(&mut self, topic: &Topic, old: &Version, new: &Version, mode: PairMode, report: &Report) {
-        let mode_name = match mode {
+    fn add_pair(&mut self, topic: &Topic, hop: &Hop<'_>) {
+        let (old, new, report) = (hop.old, hop.new, hop.report);
+        let mode_name = match hop.mode {
             PairMode::Backward => "backward",
             PairMode::Forward => "forward",
             PairMode::Full => "fully",
@@ -215,7 +230,15 @@ impl Findings {
         let (name, o, n) = (&topic.name.value, old.number.value, new.number.value);
         for violation in &report.violations {
             let key = (Code::IncompatibleChange, violation.rule.as_str(), violation.path.clone());
+            let mut verified = self.verified;
             self.add(key, (o, n), || {
+                // Verifying a fix costs comparisons: only the first few findings get one.
+                let help = if open_fix::applies(violation) && verified < open_fix::MAX_VERIFIED {
+                    verified += 1;
+                    open_fix::help(hop, violation)
+                } else {
+                    None
+                };
                 let span = new
                     .schema
                     .node
@@ -227,11 +250,12 @@ impl Findings {
                     format!("`{name}` v{n} is not {mode_name} compatible with v{o}: {}", violation.message),
                 )
                 .with_label(violation.rule.as_str())
-                .with_help(format!(
+                .with_help(help.unwrap_or_else(|| format!(
                     "make the change compatible, add an `upcast` block to version {n} that converts v{o} payloads, or change `compat` (now `{}`)",
                     crate::ir::compat_name(topic.compat_mode())
-                ))
+                )))
             });
+            self.verified = verified;
         }
         for undecided in &report.undecided {
             let key = (Code::CompatUndecided, undecided.rule.as_str(), undecided.path.clone());

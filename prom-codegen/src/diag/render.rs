@@ -44,7 +44,11 @@ pub fn render(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
         out.push('\n');
     }
     if let Some(help) = &diagnostic.help {
-        let _ = writeln!(out, "{pad} = help: {}", escape_controls(help));
+        // A help may hold lines to write (YAML): continuation lines align under its first.
+        for (i, line) in help.split('\n').enumerate() {
+            let lead = if i == 0 { " = help: " } else { "         " };
+            let _ = writeln!(out, "{pad}{lead}{}", escape_controls(line));
+        }
     }
     out
 }
@@ -117,6 +121,17 @@ mod tests {
     fn escapes_terminal_controls() {
         assert_eq!(escape_controls("a\u{1b}]0;x\u{7}b"), "a\\u{1b}]0;x\\u{7}b");
         assert_eq!(escape_controls("plain"), "plain");
+    }
+
+    #[test]
+    fn help_lines_align_and_stay_escaped() {
+        use crate::diag::{Code, Diagnostic};
+        use crate::source::{SourceMap, Span};
+        let file: std::sync::Arc<std::path::Path> = std::path::Path::new("x.yaml").into();
+        let diagnostic = Diagnostic::error(Code::IncompatibleChange, &Span::file_start(&file), "m")
+            .with_help("add\n  key: \u{1b}[2J");
+        let rendered = super::render(&diagnostic, &SourceMap::default());
+        assert!(rendered.ends_with(" = help: add\n            key: \\u{1b}[2J\n"), "{rendered}");
     }
 
     #[test]

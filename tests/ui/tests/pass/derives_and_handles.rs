@@ -52,6 +52,34 @@ struct Order {
     express: bool,
 }
 
+/// An open schema: `note` is an intended extra (checked against `additionalProperties`), and
+/// `x-retries` is declared by `patternProperties`.
+#[derive(serde::Serialize, serde::Deserialize, prom_runtime::Event)]
+#[prom(topic = "shipment.tracked", version = 1)]
+struct Shipment {
+    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracking: Option<String>,
+    #[prom(extra)]
+    #[serde(default)]
+    note: String,
+    #[serde(rename = "x-retries", default)]
+    retries: u32,
+}
+
+/// `order.placed` says nothing about extra properties: an extra may be anything, null included.
+#[derive(serde::Serialize, serde::Deserialize, prom_runtime::Event)]
+#[prom(topic = "order.placed", version = 1)]
+#[serde(rename_all = "camelCase")]
+struct OrderWithCoupon {
+    order_id: String,
+    total_cents: i64,
+    #[serde(default)]
+    express: bool,
+    #[prom(extra)]
+    coupon: Option<String>,
+}
+
 fn main() {
     assert_eq!(<HeartbeatV1 as Event>::TOPIC, "heartbeat.received");
     assert_eq!(<HeartbeatV2 as Event>::VERSION, 2);
@@ -60,4 +88,6 @@ fn main() {
     assert_eq!(handle.name(), "heartbeat.received");
     assert_eq!(handle.latest_version(), 2);
     assert_eq!(prom::topics::ORDER_PLACED, "order.placed");
+    assert_eq!(<Shipment as Event>::TOPIC, "shipment.tracked");
+    assert_eq!(<OrderWithCoupon as Event>::TOPIC, "order.placed");
 }
