@@ -1,8 +1,8 @@
 //! The one entry point every front end calls: lint, lower, emit.
 
-use crate::check::{Linted, lint_paths};
 use crate::emit::Origin;
 use crate::{emit, ir};
+use prom_spec::check::{Linted, lint_paths};
 use std::path::{Path, PathBuf};
 
 /// Generated code for a spec that linted clean.
@@ -56,10 +56,10 @@ fn relative<'a>(path: &'a Path, base: Option<&Path>) -> &'a Path {
 
 /// Writes `text` to `path` unless it already holds exactly that; returns whether it wrote.
 pub fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
-    match crate::input::read_text(path) {
+    match prom_spec::input::read_text(path) {
         Ok(current) if current == text => return Ok(false),
         // Writing into a FIFO or device would block or vanish: refuse it.
-        Err(error @ crate::input::ReadError::NotRegular { .. }) => {
+        Err(error @ prom_spec::input::ReadError::NotRegular { .. }) => {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, error.to_string()));
         }
         _ => {}

@@ -53,12 +53,12 @@ fn embedded_spec_lints_like_the_files() {
     assert_eq!(model.documents, vec!["specs/heartbeat.yaml", "specs/process.yaml"]);
     let documents: Vec<&str> = model.documents.iter().map(String::as_str).collect();
     let files: Vec<(&str, &str)> = model.files.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    let embedded = prom_codegen::lint_embedded(&documents, &files);
+    let embedded = prom_spec::lint_embedded(&documents, &files);
     assert!(embedded.diagnostics.is_empty(), "{}", embedded.render());
-    let names = |s: &prom_codegen::spec::Spec| s.topics.keys().cloned().collect::<Vec<_>>();
+    let names = |s: &prom_spec::spec::Spec| s.topics.keys().cloned().collect::<Vec<_>>();
     assert_eq!(names(&embedded.spec), names(&generated.linted.spec));
     assert_eq!(embedded.spec.consumers.len(), 1);
     // A `$ref` to a file that was not embedded is reported, not panicked on.
-    let broken = prom_codegen::lint_embedded(&documents, &files[..1]);
+    let broken = prom_spec::lint_embedded(&documents, &files[..1]);
     assert!(broken.has_errors());
 }

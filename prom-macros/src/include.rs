@@ -18,8 +18,7 @@ pub fn expand(literal: Option<&syn::LitStr>) -> TokenStream {
     let tracking = specs.tracking();
     if specs.linted.has_errors() {
         // rustc cannot point into YAML, so each error carries its file:line:col and help.
-        for d in specs.linted.diagnostics.iter().filter(|d| d.severity == prom_codegen::diag::Severity::Error)
-        {
+        for d in specs.linted.diagnostics.iter().filter(|d| d.severity == prom_spec::diag::Severity::Error) {
             let help = d.help.as_deref().map(|h| format!(" (help: {h})")).unwrap_or_default();
             errors.push(span, format!("{}: error[{}]: {}{help}", specs.at(&d.span), d.code.id(), d.message));
         }

@@ -1,8 +1,8 @@
 //! Finds and lints the user crate's specs, once per change (proc-macro processes outlive one
 //! expansion, and every derive in a crate reads the same specs).
 
-use prom_codegen::Linted;
-use prom_codegen::source::Span;
+use prom_spec::Linted;
+use prom_spec::source::Span;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -42,7 +42,7 @@ impl Specs {
             .linted
             .diagnostics
             .iter()
-            .filter(|d| d.severity == prom_codegen::diag::Severity::Error)
+            .filter(|d| d.severity == prom_spec::diag::Severity::Error)
             .collect();
         let first = errors.first()?;
         Some(format!(
@@ -50,7 +50,7 @@ impl Specs {
             self.shown,
             errors.len(),
             self.at(&first.span),
-            prom_codegen::diag::escape_controls(&first.message),
+            prom_spec::diag::escape_controls(&first.message),
             self.shown
         ))
     }
@@ -84,7 +84,7 @@ pub fn load(explicit: Option<&str>) -> Result<Arc<Specs>, String> {
     {
         return Ok(specs.clone());
     }
-    let linted = prom_codegen::lint_paths(std::slice::from_ref(&path));
+    let linted = prom_spec::lint_paths(std::slice::from_ref(&path));
     let stamps = linted.spec.sources.files().iter().map(|f| (f.path.clone(), modified(&f.path))).collect();
     let module = metadata.module.unwrap_or_else(|| "crate::prom".to_owned());
     let specs = Arc::new(Specs { root, shown, module, linted });
@@ -133,7 +133,7 @@ struct Metadata {
 /// Reads `[package.metadata.prom]` from the crate's Cargo.toml.
 fn metadata(root: &Path) -> Result<Metadata, String> {
     let manifest = root.join("Cargo.toml");
-    let text = match prom_codegen::input::read_text(&manifest) {
+    let text = match prom_spec::input::read_text(&manifest) {
         Ok(text) => text,
         Err(error) if error.is_not_found() => return Ok(Metadata::default()),
         Err(error) => return Err(format!("cannot read {}: {error}", manifest.display())),

@@ -3,10 +3,10 @@
 use crate::errors::Errors;
 use crate::specs::{self, Specs};
 use proc_macro2::TokenStream;
-use prom_codegen::check::{derived_topics, is_topic_name, topic_name_error};
-use prom_codegen::source::Located;
-use prom_codegen::spec::Topic;
-use prom_codegen::suggest::did_you_mean;
+use prom_spec::check::{derived_topics, is_topic_name, topic_name_error};
+use prom_spec::source::Located;
+use prom_spec::spec::Topic;
+use prom_spec::suggest::did_you_mean;
 use quote::quote;
 use syn::LitStr;
 
@@ -15,7 +15,7 @@ pub fn find<'s>(specs: &'s Specs, literal: &LitStr, errors: &mut Errors) -> Opti
     let name = literal.value();
     if !is_topic_name(&name) {
         let file = std::sync::Arc::from(std::path::Path::new("<code>"));
-        let at = prom_codegen::source::Span::file_start(&file);
+        let at = prom_spec::source::Span::file_start(&file);
         let diagnostic = topic_name_error(&Located::new(name, at));
         let help = diagnostic.help.unwrap_or_default();
         errors.push(

@@ -171,7 +171,7 @@ async fn throughput() {
 
 fn heartbeat_registry() -> Registry {
     let specs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/heartbeat.yaml");
-    let linted = prom_codegen::lint_paths(&[specs]);
+    let linted = prom_spec::lint_paths(&[specs]);
     assert!(!linted.has_errors(), "{}", linted.render());
     Registry::from_spec(&linted.spec).expect("registry")
 }
@@ -215,7 +215,7 @@ mod four;
 use four::hb_four;
 
 fn four_registry() -> Registry {
-    let linted = prom_codegen::lint_str("four.yaml", FOUR_VERSIONS);
+    let linted = prom_spec::lint_str("four.yaml", FOUR_VERSIONS);
     assert!(!linted.has_errors(), "{}", linted.render());
     Registry::from_spec(&linted.spec).expect("registry")
 }

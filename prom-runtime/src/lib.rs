@@ -38,6 +38,7 @@ pub use error::{Error, Result};
 pub use handler_error::{HandlerError, Permanence};
 pub use pipeline::Pipeline;
 /// Compile-time checks against the specs: `#[derive(Event)]`, `topic!`, `include_specs!`.
+#[cfg(feature = "macros")]
 pub use prom_macros::{Event, include_specs, topic};
 pub use publish::{Producer, PublishOptions};
 pub use record::{EventRecord, Headers, NewEvent, Receipt};

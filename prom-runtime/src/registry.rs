@@ -6,8 +6,8 @@ use crate::record::{EventRecord, SCHEMA_VERSION, UPCASTED_FROM};
 use crate::typed::Versioned;
 use crate::upcast::{Hop, Steps, UpcastFn};
 use crate::validate::CompiledSchema;
-use prom_codegen::check::upcast_proven;
-use prom_codegen::spec::{Spec, Topic};
+use prom_spec::check::upcast_proven;
+use prom_spec::spec::{Spec, Topic};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -184,7 +184,7 @@ impl Registry {
 
     fn unknown(&self, name: &str) -> Error {
         let candidates: Vec<&str> = self.topics.keys().map(String::as_str).collect();
-        let hint = prom_codegen::suggest::closest(name, candidates.iter().copied())
+        let hint = prom_spec::suggest::closest(name, candidates.iter().copied())
             .map(|s| format!("; did you mean `{s}`?"))
             .unwrap_or_else(|| format!(" (declared: {})", candidates.join(", ")));
         Error::UnknownTopic { topic: name.to_string(), hint }
@@ -418,5 +418,5 @@ fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
 
 /// Header values of a stored event that the runtime sets (never copied from user input).
 pub fn is_runtime_header(name: &str) -> bool {
-    prom_codegen::check::RESERVED_HEADERS.contains(&name)
+    prom_spec::check::RESERVED_HEADERS.contains(&name)
 }

@@ -1,6 +1,6 @@
 //! Retry policy: how often and how long to retry a failing handler before dead-lettering.
 
-use prom_codegen::spec::Retry;
+use prom_spec::spec::Retry;
 use std::time::Duration;
 
 /// Exponential backoff, capped.

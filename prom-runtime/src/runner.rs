@@ -23,7 +23,7 @@ use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
 use crate::retry::RetryPolicy;
-use prom_codegen::spec::{Consumer, StartFrom};
+use prom_spec::spec::{Consumer, StartFrom};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -176,7 +176,7 @@ impl<B: EventBus> Runner<B> {
             Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
         };
         let group = consumer.group.as_ref().map_or(&consumer.name.value, |g| &g.value);
-        let to_usize = |v: &Option<prom_codegen::source::Located<u64>>, default: usize| {
+        let to_usize = |v: &Option<prom_spec::source::Located<u64>>, default: usize| {
             v.as_ref().map_or(default, |v| usize::try_from(v.value).unwrap_or(usize::MAX).max(1))
         };
         let opts = SubscribeOptions {

@@ -22,7 +22,7 @@ use futures_util::TryStreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
-use prom_codegen::spec::{ProjectorKind, Spec};
+use prom_spec::spec::{ProjectorKind, Spec};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 use std::cmp::Ordering;

@@ -40,7 +40,7 @@ struct Order {
 }
 
 fn pipeline(bus: &MemoryBus) -> Pipeline<MemoryBus> {
-    let linted = prom_codegen::lint_str("orders.yaml", SPEC);
+    let linted = prom_spec::lint_str("orders.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     Pipeline::new(bus.clone(), linted.spec, |r| r).expect("pipeline")
 }
@@ -322,7 +322,7 @@ async fn a_typed_handler_gets_the_events_context() {
 async fn without_a_dlq_a_permanent_error_is_redelivered_not_dropped() {
     let (logs, _guard) = capture();
     let bus = MemoryBus::new();
-    let linted = prom_codegen::lint_str("orders.yaml", &SPEC.replace("dlq: true", "dlq: false"));
+    let linted = prom_spec::lint_str("orders.yaml", &SPEC.replace("dlq: true", "dlq: false"));
     assert!(!linted.has_errors(), "{}", linted.render());
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = attempts.clone();

@@ -136,7 +136,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn registry() -> Arc<Registry> {
-    let linted = prom_codegen::lint_str("spec.yaml", SPEC);
+    let linted = prom_spec::lint_str("spec.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     Arc::new(Registry::from_spec(&linted.spec).expect("registry"))
 }
@@ -182,7 +182,7 @@ fn a_runner_dead_letters_a_corrupt_row_with_its_raw_text_and_goes_on() {
         let events = three_events(&work).await;
         work.corrupt(2, "{\"pid\": 2, trailing garbage");
         let producer = work.producer();
-        let linted = prom_codegen::lint_str("spec.yaml", SPEC);
+        let linted = prom_spec::lint_str("spec.yaml", SPEC);
         let consumer = &linted.spec.consumers["watcher"];
         let opts =
             SubscribeOptions { poll_timeout: Duration::from_millis(20), ..SubscribeOptions::default() };

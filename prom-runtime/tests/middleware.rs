@@ -14,13 +14,13 @@ const TOPIC: &str = "heartbeat.received";
 
 fn example_registry() -> Registry {
     let specs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../specs/heartbeat.yaml");
-    let linted = prom_codegen::lint_paths(&[specs]);
+    let linted = prom_spec::lint_paths(&[specs]);
     assert!(!linted.has_errors(), "{}", linted.render());
     Registry::from_spec(&linted.spec).expect("registry")
 }
 
 fn inline_registry(yaml: &str) -> Registry {
-    let linted = prom_codegen::lint_str("inline.yaml", yaml);
+    let linted = prom_spec::lint_str("inline.yaml", yaml);
     assert!(!linted.has_errors(), "{}", linted.render());
     Registry::from_spec(&linted.spec).expect("registry")
 }

@@ -58,7 +58,7 @@ struct Feed {
 }
 
 fn runner(bus: &MongoBus, name: &str) -> ChangefeedRunner {
-    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
     let spec = ChangefeedSpec::from_spec(&linted.spec.changefeeds[name], &registry).expect("spec");

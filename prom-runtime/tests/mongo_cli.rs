@@ -176,7 +176,7 @@ async fn prom_run_projects_and_republishes_changes_until_sigterm() {
         assert!(Instant::now() < deadline, "the changefeed did not start in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let linted = prom_codegen::lint_str("inline.yaml", CHAIN);
+    let linted = prom_spec::lint_str("inline.yaml", CHAIN);
     let registry = std::sync::Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
     let producer = Producer::new(target.open_async().await, registry);
     for (key, seq, status) in [("p1", 1, "up"), ("p2", 1, "up"), ("p1", 2, "down"), ("p1", 1, "stale")] {

@@ -275,7 +275,7 @@ fn start_transactional(
     bus: &MongoBus,
     stop: &tokio::sync::watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<prom_runtime::Result<()>> {
-    let linted = prom_codegen::lint_str("fault.yaml", SPEC);
+    let linted = prom_spec::lint_str("fault.yaml", SPEC);
     let registry = Registry::from_spec(&linted.spec).expect("registry");
     let spec = TransactionalSpec::from_spec(&linted.spec.projectors["process-effects"], &registry)
         .expect("transactional spec");
@@ -336,7 +336,7 @@ async fn subject(mongo: &OwnMongo, specs: &Path, name: &'static str) -> Subject 
         assert!(Instant::now() < deadline, "{name}: the changefeed did not start in time");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let linted = prom_codegen::lint_str("fault.yaml", SPEC);
+    let linted = prom_spec::lint_str("fault.yaml", SPEC);
     let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
     let producer = Producer::new(bus.clone(), registry);
     Subject { prom, bus, producer }

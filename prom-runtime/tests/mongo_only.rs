@@ -35,8 +35,8 @@ projectors:
     handler: crate::balances
 ";
 
-fn spec() -> prom_codegen::spec::Spec {
-    let linted = prom_codegen::lint_str("accounts.yaml", SPEC);
+fn spec() -> prom_spec::spec::Spec {
+    let linted = prom_spec::lint_str("accounts.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     linted.spec
 }

@@ -51,7 +51,7 @@ struct Fixture {
 
 async fn fixture() -> Option<Fixture> {
     let target = Target::from_env()?;
-    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
     let spec = ChangelogSpec::from_spec(&linted.spec.projectors["processes"], &registry).expect("spec");

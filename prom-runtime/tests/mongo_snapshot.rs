@@ -53,7 +53,7 @@ struct Server {
 
 async fn server() -> Option<Server> {
     let target = Target::from_env()?;
-    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
     let spec = ChangelogSpec::from_spec(&linted.spec.projectors["processes"], &registry).expect("spec");
@@ -253,7 +253,7 @@ async fn openapi_lists_exactly_the_declared_filters() {
 #[test]
 fn unusable_specs_are_refused_before_serving() {
     let bad_path = SPEC.replace("path: /processes", "path: \"/processes/{key}\"");
-    let linted = prom_codegen::lint_str("inline.yaml", &bad_path);
+    let linted = prom_spec::lint_str("inline.yaml", &bad_path);
     assert!(!linted.has_errors(), "{}", linted.render());
     let error = SnapshotSpec::all(&linted.spec).expect_err("bad path");
     assert!(error.to_string().contains("path"), "{error}");

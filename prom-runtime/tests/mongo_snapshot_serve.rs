@@ -42,7 +42,7 @@ async fn prom_serve_projects_and_serves_until_sigterm() {
     let mut server = Server::start(&specs, &target);
     let address = server.wait_for_line("listening on ");
 
-    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", SPEC);
     let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
     let producer = Producer::new(target.open_async().await, registry);
     for (seq, status) in [(1, "up"), (2, "down")] {

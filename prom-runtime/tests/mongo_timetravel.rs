@@ -48,7 +48,7 @@ struct Fixture {
 
 async fn fixture() -> Option<Fixture> {
     let target = Target::from_env()?;
-    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
     let fold = FoldSpec::for_topic(&linted.spec, &registry, "process.state").expect("fold");

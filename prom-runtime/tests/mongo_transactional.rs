@@ -49,7 +49,7 @@ projectors:
 const ACCOUNTS: u64 = 5;
 
 fn registry() -> (Registry, TransactionalSpec) {
-    let linted = prom_codegen::lint_str("inline.yaml", SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
     let spec = TransactionalSpec::from_spec(&linted.spec.projectors["ledger"], &registry).expect("spec");

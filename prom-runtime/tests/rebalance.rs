@@ -353,7 +353,7 @@ impl Drop for Member {
 fn a_killed_members_partitions_move_to_the_survivor_within_ttl_plus_one_tick() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("jobs.yaml"), JOBS_SPEC).expect("write spec");
-    let linted = prom_codegen::lint_str("jobs.yaml", JOBS_SPEC);
+    let linted = prom_spec::lint_str("jobs.yaml", JOBS_SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let bus = SqliteBus::open(dir.path().join(".prom")).expect("open store");

@@ -11,7 +11,7 @@ fn every_header_the_runtime_stamps_is_reserved_for_lint() {
         .chain(changefeed_headers());
     for header in stamped {
         assert!(
-            prom_codegen::check::RESERVED_HEADERS.contains(&header),
+            prom_spec::check::RESERVED_HEADERS.contains(&header),
             "{header} is stamped by the runtime but lint lets a spec declare it"
         );
         assert!(is_runtime_header(header), "{header} is not treated as a runtime header");
@@ -20,7 +20,7 @@ fn every_header_the_runtime_stamps_is_reserved_for_lint() {
 
 #[test]
 fn the_runtime_treats_only_the_reserved_list_as_its_own() {
-    for header in prom_codegen::check::RESERVED_HEADERS {
+    for header in prom_spec::check::RESERVED_HEADERS {
         assert!(is_runtime_header(header));
     }
     assert!(!is_runtime_header("x-source"));

@@ -42,7 +42,7 @@ topics:
 const TOPIC: &str = "orders.placed";
 
 fn producer(bus: AnyBus) -> Producer<AnyBus> {
-    let linted = prom_codegen::lint_str("orders.yaml", SPEC);
+    let linted = prom_spec::lint_str("orders.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     Producer::new(bus, Arc::new(Registry::from_spec(&linted.spec).expect("registry")))
 }

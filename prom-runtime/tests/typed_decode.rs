@@ -143,7 +143,7 @@ impl Versioned for Renamed {
 }
 
 fn registry() -> Registry {
-    let linted = prom_codegen::lint_str("readings.yaml", SPEC);
+    let linted = prom_spec::lint_str("readings.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     Registry::from_spec(&linted.spec).expect("registry")
 }
@@ -245,7 +245,7 @@ fn bad_stored_payloads_fail_at_their_own_version_with_a_clear_error() {
 
 #[tokio::test]
 async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight_to_the_dlq() {
-    let linted = prom_codegen::lint_str("readings.yaml", SPEC);
+    let linted = prom_spec::lint_str("readings.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let bus = MemoryBus::new();
     let stamp = |payload: Value| {
@@ -297,7 +297,7 @@ async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight
 
 #[test]
 fn a_typed_handler_must_read_its_consumers_topic() {
-    let linted = prom_codegen::lint_str("readings.yaml", SPEC);
+    let linted = prom_spec::lint_str("readings.yaml", SPEC);
     let pipeline = Pipeline::new(MemoryBus::new(), linted.spec, json_upcaster).expect("pipeline");
     let err = pipeline
         .handle_latest("readers", Topic::<Renamed>::new(), |_: V2, _: Context| async { Ok::<_, String>(()) })

@@ -85,7 +85,7 @@ impl Event for Unwritable {
 }
 
 fn producer() -> Producer<MemoryBus> {
-    let linted = prom_codegen::lint_str("orders.yaml", SPEC);
+    let linted = prom_spec::lint_str("orders.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
     Producer::new(MemoryBus::new(), Arc::new(registry))

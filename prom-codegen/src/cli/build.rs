@@ -1,8 +1,8 @@
 //! `prom-codegen build` and `prom-codegen check`.
 
-use crate::diag::escape_controls;
 use crate::generate::{Generated, generate, write_if_changed};
-use crate::input::ReadError;
+use prom_spec::diag::escape_controls;
+use prom_spec::input::ReadError;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -48,7 +48,7 @@ pub fn build(specs: &[PathBuf], out: &Path) -> ExitCode {
 pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {
     let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
     // A missing, oversized or non-UTF-8 file is simply stale; a FIFO or device is bad input.
-    let current = match crate::input::read_text(out) {
+    let current = match prom_spec::input::read_text(out) {
         Ok(text) => text,
         Err(error @ ReadError::NotRegular { .. }) => {
             err!(

@@ -1,10 +1,10 @@
 //! `prom-codegen compat OLD NEW --mode MODE`.
 
 use super::Format;
-use crate::compat::{self, PairMode, Report};
-use crate::diag::{self, escape_controls};
-use crate::input::ReadError;
-use crate::source::SourceMap;
+use prom_spec::compat::{self, PairMode, Report};
+use prom_spec::diag::{self, escape_controls};
+use prom_spec::input::ReadError;
+use prom_spec::source::SourceMap;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,7 +26,7 @@ pub fn run(old: &Path, new: &Path, mode: &str, format: Format) -> ExitCode {
                 "forward_transitive",
                 "full_transitive",
             ];
-            let hint = crate::suggest::did_you_mean(mode, modes);
+            let hint = prom_spec::suggest::did_you_mean(mode, modes);
             let mode = escape_controls(mode);
             err!("error: unknown mode `{mode}` {hint}\n  = help: use one of {}", modes.join(", "));
             return ExitCode::from(2);
@@ -101,7 +101,7 @@ fn display_path(path: &str) -> &str {
 fn read_schema(path: &Path) -> Option<Value> {
     let shown = escape_controls(&path.display().to_string()).into_owned();
     let mut sources = SourceMap::default();
-    let text = match crate::input::read_text(path) {
+    let text = match prom_spec::input::read_text(path) {
         Ok(text) => text,
         Err(ReadError::NotUtf8 { line, column, byte, .. }) => {
             err!(
@@ -115,7 +115,7 @@ fn read_schema(path: &Path) -> Option<Value> {
         }
     };
     let shared = sources.add(path.to_path_buf(), Arc::from(text.as_str()));
-    let (node, diagnostics) = crate::yaml::load(&text, &shared);
+    let (node, diagnostics) = prom_spec::yaml::load(&text, &shared);
     for d in &diagnostics {
         err_raw!("{}", diag::render(d, &sources));
     }

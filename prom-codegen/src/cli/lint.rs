@@ -1,12 +1,12 @@
 //! `prom-codegen lint`.
 
 use super::Format;
-use crate::diag::Severity;
+use prom_spec::diag::Severity;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> ExitCode {
-    let linted = crate::lint_paths(paths);
+    let linted = prom_spec::lint_paths(paths);
     match format {
         Format::Human => err_raw!("{}", linted.render()),
         Format::Json => {

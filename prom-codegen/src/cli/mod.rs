@@ -26,9 +26,7 @@ macro_rules! err_raw {
 mod build;
 mod compat;
 mod lint;
-mod specs;
-
-pub use specs::{ConflictingSpecPaths, SPEC_PATHS_ID, SpecPaths, spec_paths_last};
+pub use prom_spec::cli::{ConflictingSpecPaths, SPEC_PATHS_ID, SpecPaths, spec_paths_last};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -151,7 +149,7 @@ fn run_command(cli: Cli) -> ExitCode {
         }
         Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
         Command::Schema => {
-            out!("{}", crate::spec::FORMAT_SCHEMA.trim_end());
+            out!("{}", prom_spec::spec::FORMAT_SCHEMA.trim_end());
             ExitCode::SUCCESS
         }
     }
@@ -165,5 +163,15 @@ fn with_specs(specs: &SpecPaths, command: impl FnOnce(&[PathBuf]) -> ExitCode) -
             err!("error: {error}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_table_is_valid_with_spec_paths_moved_last() {
+        spec_paths_last(Cli::command()).debug_assert();
     }
 }

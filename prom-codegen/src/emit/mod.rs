@@ -74,7 +74,7 @@ fn part_code(model: &Model, part: usize) -> Piece<'_> {
 /// (byte-identical to formatting one big file).
 pub fn source(model: &Model, inputs: &[String], origin: &Origin) -> Result<String, syn::Error> {
     let parts: Vec<usize> = (0..parts(model)).collect();
-    let texts = crate::par::map(&parts, |part| -> Result<String, String> {
+    let texts = prom_spec::par::map(&parts, |part| -> Result<String, String> {
         let mut items = Vec::new();
         part_code(model, *part).into_items(&mut items).map_err(|e| e.to_string())?;
         let file = syn::File { shebang: None, frontmatter: None, attrs: Vec::new(), items };

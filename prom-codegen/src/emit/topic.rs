@@ -49,14 +49,14 @@ fn constants(topic: &Topic, latest: &Version) -> TokenStream {
     let latest_number = Literal::u32_unsuffixed(latest.number);
     // Lint bounds `partitions` (P401); a larger value reaching here is refused loudly, never clamped.
     let partitions = match u32::try_from(topic.partitions) {
-        Ok(n) if u64::from(n) <= crate::spec::limits::PARTITIONS => {
+        Ok(n) if u64::from(n) <= prom_spec::spec::limits::PARTITIONS => {
             Literal::u32_unsuffixed(n).into_token_stream()
         }
         _ => {
             let message = format!(
                 "topic `{name}` declares {} partitions; at most {} are allowed",
                 topic.partitions,
-                crate::spec::limits::PARTITIONS
+                prom_spec::spec::limits::PARTITIONS
             );
             quote!(::core::compile_error!(#message))
         }

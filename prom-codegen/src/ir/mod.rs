@@ -6,7 +6,7 @@ mod types;
 
 pub use types::{Field, Ty, TypeDef, TypeId, TypeKind, TypeSpace, Variant};
 
-use crate::spec::{self, CompatMode, Spec};
+use prom_spec::spec::{self, Spec};
 use serde_json::Value;
 
 /// Everything the emitter needs, in a deterministic order.
@@ -139,7 +139,7 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
     // Each topic's types are laid out independently, on every core; names that must be unique
     // across topics are claimed afterwards, in order.
     let specs: Vec<&spec::Topic> = spec.topics.values().collect();
-    let laid_out = crate::par::map(&specs, |t| lower_versions(t));
+    let laid_out = prom_spec::par::map(&specs, |t| lower_versions(t));
     let topics = specs
         .iter()
         .zip(laid_out)
@@ -160,7 +160,7 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
                     .map(|h| (header_scope.claim(names::constant(&h.value)), h.value.clone()))
                     .collect(),
                 dual_write: t.dual_write(),
-                compat: compat_name(t.compat_mode()),
+                compat: t.compat_mode().name(),
                 versions,
                 types,
             }
@@ -249,7 +249,7 @@ fn consumer_summary(c: &spec::Consumer) -> String {
         parts.push("partitioned".to_owned());
     }
     if let Some(ttl) = &c.member_ttl {
-        parts.push(format!("member TTL {}", crate::spec::limits::duration_text(ttl.value)));
+        parts.push(format!("member TTL {}", prom_spec::spec::limits::duration_text(ttl.value)));
     }
     parts.join(", ")
 }
@@ -266,19 +266,6 @@ fn lower_upcast(upcast: &spec::Upcast) -> Upcast {
             .iter()
             .filter_map(|(f, v)| Some((f.value.clone(), v.to_json().ok()?)))
             .collect(),
-    }
-}
-
-/// The spec spelling of a compat mode.
-pub fn compat_name(mode: CompatMode) -> &'static str {
-    match mode {
-        CompatMode::None => "none",
-        CompatMode::Backward => "backward",
-        CompatMode::Forward => "forward",
-        CompatMode::Full => "full",
-        CompatMode::BackwardTransitive => "backward_transitive",
-        CompatMode::ForwardTransitive => "forward_transitive",
-        CompatMode::FullTransitive => "full_transitive",
     }
 }
 

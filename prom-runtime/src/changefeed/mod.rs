@@ -32,7 +32,7 @@ use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::ChangeStreamEvent;
 use mongodb::options::FullDocumentType;
 use mongodb::{Collection, Database};
-use prom_codegen::spec::{Changefeed, FullDocument, LostResumePolicy};
+use prom_spec::spec::{Changefeed, FullDocument, LostResumePolicy};
 use resume::{Resume, State};
 use std::future::Future;
 use std::sync::Arc;

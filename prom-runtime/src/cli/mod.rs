@@ -97,7 +97,7 @@ pub fn mongo_missing(what: &str) -> String {
 pub struct SpecArgs {
     /// The spec paths, as `prom-codegen` takes them.
     #[command(flatten)]
-    pub specs: prom_codegen::cli::SpecPaths,
+    pub specs: prom_spec::cli::SpecPaths,
 }
 
 /// Why a command stopped.
@@ -126,7 +126,7 @@ const CLIENT_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_sec
 
 /// Parses the arguments, runs the command, and maps the outcome to an exit status.
 pub fn main() -> ExitCode {
-    let matches = prom_codegen::cli::spec_paths_last(Cli::command()).get_matches();
+    let matches = prom_spec::cli::spec_paths_last(Cli::command()).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(error) => error.exit(),
@@ -233,9 +233,9 @@ async fn open_mongo(_url: &str) -> Result<AnyBus, Failure> {
 }
 
 /// Lints the spec (printing diagnostics; errors stop the command) and builds the registry.
-pub fn load(specs: &SpecArgs) -> Result<(prom_codegen::spec::Spec, Arc<Registry>), Failure> {
+pub fn load(specs: &SpecArgs) -> Result<(prom_spec::spec::Spec, Arc<Registry>), Failure> {
     let paths = specs.specs.resolve().map_err(|e| Failure::Usage(e.to_string()))?;
-    let linted = prom_codegen::lint_paths(&paths);
+    let linted = prom_spec::lint_paths(&paths);
     if linted.has_errors() {
         eprint!("{}", linted.render());
         return Err(Failure::Spec);
@@ -395,6 +395,6 @@ mod tests {
     #[test]
     fn the_command_table_is_valid_with_spec_paths_moved_last() {
         use clap::CommandFactory as _;
-        prom_codegen::cli::spec_paths_last(super::Cli::command()).debug_assert();
+        prom_spec::cli::spec_paths_last(super::Cli::command()).debug_assert();
     }
 }

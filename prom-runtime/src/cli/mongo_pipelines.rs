@@ -7,7 +7,7 @@ use crate::bus::MongoBus;
 use crate::error::Result;
 use crate::pipeline::mongo::{StartedStats, spawn_declared};
 use crate::publish::Producer;
-use prom_codegen::spec::{ProjectorKind, Spec};
+use prom_spec::spec::{ProjectorKind, Spec};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinSet;

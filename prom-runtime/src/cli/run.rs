@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::runner::Runner;
-use prom_codegen::spec::Spec;
+use prom_spec::spec::Spec;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;

@@ -53,7 +53,7 @@ async fn bind(listen: &str) -> Result<TcpListener, Failure> {
 
 /// Parses a flag's duration like the spec's (`<integer><ms|s|m|h|d>`), above zero.
 fn duration(text: &str) -> Result<Duration, String> {
-    match prom_codegen::spec::parse_duration(text) {
+    match prom_spec::spec::parse_duration(text) {
         Some(d) if !d.is_zero() => Ok(d),
         Some(_) => Err("must be above zero".into()),
         None => Err("write an integer and a unit: ms, s, m, h or d (e.g. `500ms`, `10s`)".into()),

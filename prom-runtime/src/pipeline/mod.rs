@@ -20,7 +20,7 @@ use crate::registry::Registry;
 use crate::runner::{Handler, Runner};
 use crate::typed::{Topic, Versioned};
 use handlers::{Shared, Typed, TypedLatest};
-use prom_codegen::spec::Spec;
+use prom_spec::spec::Spec;
 use select::Selection;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -49,7 +49,7 @@ impl<B: EventBus> Pipeline<B> {
         files: &[(&str, &str)],
         configure: impl FnOnce(Registry) -> Registry,
     ) -> Result<Pipeline<B>> {
-        let linted = prom_codegen::lint_embedded(documents, files);
+        let linted = prom_spec::lint_embedded(documents, files);
         if linted.has_errors() {
             return Err(Error::Config(format!("the embedded spec has errors:\n{}", linted.render())));
         }
@@ -166,7 +166,7 @@ impl<B: EventBus> Pipeline<B> {
     where
         H: crate::project::transactional::TxHandler + 'static,
     {
-        use prom_codegen::spec::ProjectorKind;
+        use prom_spec::spec::ProjectorKind;
         match self.spec.projectors.get(projector) {
             Some(p) if p.kind.value == ProjectorKind::Transactional => {}
             Some(_) => {
@@ -262,7 +262,7 @@ impl<B: EventBus> Pipeline<B> {
 /// "The spec declares no <what> `name`", with the closest declared name or the list of them.
 fn undeclared<'a>(what: &str, name: &str, declared: impl Iterator<Item = &'a String> + Clone) -> Error {
     let names = declared.map(String::as_str);
-    let hint = match prom_codegen::suggest::closest(name, names.clone()) {
+    let hint = match prom_spec::suggest::closest(name, names.clone()) {
         Some(close) => format!("; did you mean `{close}`?"),
         None => format!(" (declared: {})", names.collect::<Vec<_>>().join(", ")),
     };

@@ -16,7 +16,7 @@ use crate::record::EventRecord;
 use crate::retry::RetryPolicy;
 use crate::runner::FailurePolicy;
 use mongodb::{ClientSession, Database};
-use prom_codegen::spec::{ProjectorKind, Spec};
+use prom_spec::spec::{ProjectorKind, Spec};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! that shares a system spec with others runs its own consumers and leaves the rest alone.
 
 use crate::error::{Error, Result};
-use prom_codegen::spec::Spec;
+use prom_spec::spec::Spec;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
@@ -164,7 +164,7 @@ fn unknown(spec: &Spec, component: &Component) -> Error {
             .map(String::as_str)
             .collect(),
     };
-    let hint = prom_codegen::suggest::closest(name, candidates.iter().copied())
+    let hint = prom_spec::suggest::closest(name, candidates.iter().copied())
         .map_or_else(String::new, |close| format!("; did you mean `{close}`?"));
     let list = |kind: &str, names: Vec<&String>| {
         let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();

@@ -21,7 +21,7 @@ use crate::registry::Route;
 use mongodb::bson::Document;
 use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
-use prom_codegen::spec::Projector;
+use prom_spec::spec::Projector;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

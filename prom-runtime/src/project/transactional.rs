@@ -27,7 +27,7 @@ use crate::runner::FailurePolicy;
 use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
-use prom_codegen::spec::{Projector, ProjectorKind};
+use prom_spec::spec::{Projector, ProjectorKind};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;

@@ -16,7 +16,7 @@ pub mod server;
 use crate::error::{Error, Result};
 use axum::Router;
 use mongodb::Database;
-use prom_codegen::spec::{Projector, ProjectorKind, Spec};
+use prom_spec::spec::{Projector, ProjectorKind, Spec};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;

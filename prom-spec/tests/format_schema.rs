@@ -1,7 +1,7 @@
 //! `prom-codegen schema` describes exactly the format the parser accepts.
 
-use prom_codegen::spec::{FORMAT_SCHEMA, keys};
-use prom_codegen::yaml;
+use prom_spec::spec::{FORMAT_SCHEMA, keys};
+use prom_spec::yaml;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use prom_codegen::compat::{PairMode, check};
+use prom_spec::compat::{PairMode, check};
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! Runs the bad-spec corpus in `tests/corpus/lint`: every file (or directory) declares the
 //! diagnostics it must produce as `# expect: CODE LINE:COL` comments, and produces no others.
 
-use prom_codegen::lint_paths;
+use prom_spec::lint_paths;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -60,7 +60,7 @@ fn every_rule_fires_where_expected() {
     // Every rule has a bad-spec file, except the undecidable-compat warning, I/O failures and
     // symlink loops: a committed symlink loop would trip every tool that walks the repository,
     // so `tests/hostile.rs` builds those at test time.
-    use prom_codegen::diag::Code;
+    use prom_spec::diag::Code;
     for code in Code::ALL {
         if ![Code::CompatUndecided, Code::Io, Code::SymlinkLoop].contains(code) {
             assert!(
@@ -77,7 +77,7 @@ fn every_rule_fires_where_expected() {
 fn readme_documents_every_rule() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
         .expect("README.md");
-    for code in prom_codegen::diag::Code::ALL {
+    for code in prom_spec::diag::Code::ALL {
         let row = format!("| {} | {} |", code.id(), code.name());
         assert!(readme.contains(&row), "README.md has no row `{row}`");
     }

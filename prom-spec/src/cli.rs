@@ -95,12 +95,6 @@ mod tests {
     }
 
     #[test]
-    fn the_command_table_is_valid_with_spec_paths_moved_last() {
-        use clap::CommandFactory as _;
-        spec_paths_last(super::super::Cli::command()).debug_assert();
-    }
-
-    #[test]
     fn neither_form_means_specs() {
         assert_eq!(paths(&[], &[]).resolve(), Ok(vec![PathBuf::from("specs")]));
     }

@@ -130,7 +130,7 @@ fn apply(text: &str, m: &Mutation) -> String {
 }
 
 fn lint_never_panics(text: &str) {
-    let linted = prom_codegen::lint_str("fuzz.yaml", text);
+    let linted = prom_spec::lint_str("fuzz.yaml", text);
     let line_count = text.lines().count() as u32 + 1;
     for d in &linted.diagnostics {
         if d.span.file.as_ref() == Path::new("fuzz.yaml") {

@@ -129,6 +129,21 @@ pub enum CompatMode {
     FullTransitive,
 }
 
+impl CompatMode {
+    /// The spec spelling of the mode (`backward_transitive`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CompatMode::None => "none",
+            CompatMode::Backward => "backward",
+            CompatMode::Forward => "forward",
+            CompatMode::Full => "full",
+            CompatMode::BackwardTransitive => "backward_transitive",
+            CompatMode::ForwardTransitive => "forward_transitive",
+            CompatMode::FullTransitive => "full_transitive",
+        }
+    }
+}
+
 /// Where a consumer group starts when it has no cursor yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StartFrom {

@@ -252,7 +252,7 @@ impl Findings {
                 .with_label(violation.rule.as_str())
                 .with_help(help.unwrap_or_else(|| format!(
                     "make the change compatible, add an `upcast` block to version {n} that converts v{o} payloads, or change `compat` (now `{}`)",
-                    crate::ir::compat_name(topic.compat_mode())
+                    topic.compat_mode().name()
                 )))
             });
             self.verified = verified;

@@ -3,7 +3,7 @@
 //! the checker says "compatible" in some mode, edge-value instances of the writer side that the
 //! exact validator (`jsonschema`) accepts must be accepted by the reader side too.
 
-use prom_codegen::compat::{PairMode, check};
+use prom_spec::compat::{PairMode, check};
 use serde_json::{Map, Value, json};
 
 /// Schema pairs generated (each checked backward, forward and full).

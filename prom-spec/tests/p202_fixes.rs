@@ -1,8 +1,8 @@
 //! P202 for a property added to an open schema names two fixes as YAML to write; applying
 //! either one, exactly as the help says, makes the spec lint clean.
 
-use prom_codegen::diag::{Code, Diagnostic};
-use prom_codegen::lint_str;
+use prom_spec::diag::{Code, Diagnostic};
+use prom_spec::lint_str;
 use std::path::Path;
 
 /// The help's fixes: each is (the line number it names, the lines to add).

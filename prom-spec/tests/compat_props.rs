@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use prom_codegen::compat::{PairMode, Report, check, subset};
+use prom_spec::compat::{PairMode, Report, check, subset};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -177,9 +177,8 @@ fn validator(schema: &Value) -> Option<jsonschema::Validator> {
 }
 
 fn findings(r: &Report) -> (BTreeSet<String>, BTreeSet<String>) {
-    let key = |v: &prom_codegen::compat::Violation| {
-        format!("{:?}|{}|{}|{}", v.direction, v.path, v.rule, v.message)
-    };
+    let key =
+        |v: &prom_spec::compat::Violation| format!("{:?}|{}|{}|{}", v.direction, v.path, v.rule, v.message);
     (r.violations.iter().map(key).collect(), r.undecided.iter().map(key).collect())
 }
 

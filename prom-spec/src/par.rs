@@ -1,21 +1,22 @@
-//! Independent work items spread over the machine's cores. Results come back in item order, so
-//! output never depends on scheduling.
+//! Independent work items spread over the machine's cores (lint, schema loading, and
+//! `prom-codegen`'s lowering and emitting). Results come back in item order, so output never
+//! depends on scheduling.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Stack of every worker: the schema comparison recurses with schema depth, and a worker's
 /// stack must not depend on the caller's (2 MiB on test threads).
-pub(crate) const STACK_BYTES: usize = 64 * 1024 * 1024;
+pub const STACK_BYTES: usize = 64 * 1024 * 1024;
 
 /// A work item that panicked (a bug in Prom), with the panic's message when it has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Panicked(pub String);
+pub struct Panicked(pub String);
 
 /// `f` applied to every item on worker threads with [`STACK_BYTES`] of stack: as many workers
 /// as cores (never more than items). Items are handed out one at a time, so a slow item does
 /// not hold up a whole share. A panic is caught per item and returned as [`Panicked`].
-pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Result<R, Panicked>> {
+pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<Result<R, Panicked>> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = cores.min(items.len());
     if workers == 0 {
