@@ -2,6 +2,7 @@
 
 mod header;
 mod syntax;
+mod system;
 mod topic;
 mod types;
 mod upcast;

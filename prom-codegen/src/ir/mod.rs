@@ -1,6 +1,7 @@
 //! The resolved model code is generated from: names made valid, types laid out, upcast chains
 //! ordered. Built only from a spec that linted clean.
 
+pub mod facts;
 pub mod names;
 mod types;
 
@@ -18,10 +19,8 @@ pub struct Model {
     pub consumers: Vec<Consumer>,
     /// Transactional projectors sorted by name (changelog projectors need no code).
     pub transactional: Vec<TxProjector>,
-    /// Spec documents, as paths relative to the generation base.
-    pub documents: Vec<String>,
-    /// Every source file (documents and `$ref`'d schemas): relative path and text.
-    pub files: Vec<(String, String)>,
+    /// Consumer, projector and changefeed settings for `spec::system()`.
+    pub facts: facts::Facts,
 }
 
 /// A consumer group the spec declares; its handler is the user's.
@@ -88,6 +87,8 @@ pub struct Version {
     pub schema: String,
     /// How the previous version becomes this one.
     pub upcast: Option<Upcast>,
+    /// Lint proved the upcast into this version always yields a valid payload.
+    pub upcast_proven: bool,
 }
 
 /// An upcast hop into a version.
@@ -106,8 +107,8 @@ pub enum Upcast {
     With(String),
 }
 
-/// Lowers a lint-clean spec; `base` makes embedded file paths relative (deterministic output).
-pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
+/// Lowers a lint-clean spec.
+pub fn lower(spec: &Spec) -> Model {
     let mut modules = names::Scope::default();
     let mut constants = names::Scope::default();
     // Each topic's types are laid out independently, on every core; names that must be unique
@@ -140,9 +141,6 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
             }
         })
         .collect::<Vec<Topic>>();
-    let relative = |p: &std::path::Path| {
-        base.and_then(|b| p.strip_prefix(b).ok()).unwrap_or(p).display().to_string().replace('\\', "/")
-    };
     let mut methods = names::Scope::default();
     for reserved in ["new", "run", "bus", "registry", "spec"] {
         methods.claim(reserved.to_owned());
@@ -170,13 +168,7 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
             })
         })
         .collect();
-    Model {
-        topics,
-        consumers,
-        transactional,
-        documents: spec.documents.iter().map(|d| relative(d)).collect(),
-        files: spec.sources.files().iter().map(|f| (relative(&f.path), f.text.to_string())).collect(),
-    }
+    Model { topics, consumers, transactional, facts: facts::lower(spec) }
 }
 
 /// A topic's versions and the named types of its module.
@@ -188,11 +180,15 @@ fn lower_versions(t: &spec::Topic) -> (Vec<Version>, TypeSpace) {
     let versions = t
         .versions
         .iter()
-        .map(|v| Version {
+        .enumerate()
+        .map(|(i, v)| Version {
             number: v.number.value,
             root: types.add_root(&format!("V{}", v.number.value), &v.schema.json),
             schema: v.schema.json.to_string(),
             upcast: v.upcast.as_ref().map(lower_upcast),
+            upcast_proven: i
+                .checked_sub(1)
+                .is_some_and(|prev| prom_spec::check::upcast_proven(&t.versions[prev], v)),
         })
         .collect();
     (versions, types)
