@@ -21,6 +21,9 @@ cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
 # Without the optional features too, so the non-MongoDB branches compile and lint clean.
 echo "== cargo clippy (default features)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The runtime as generated code uses it: no macros, no CLI, no YAML loader.
+echo "== cargo clippy (prom-runtime without default features)"
+cargo clippy -p prom-runtime --lib --locked --no-default-features -- -D warnings
 echo "== mongod (scripts/mongo.sh)"
 log=$(mktemp)
 # A state directory of our own: other runs on this machine keep their own mongod.

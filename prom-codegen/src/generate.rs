@@ -32,7 +32,7 @@ pub fn generate_as(
     if linted.has_errors() {
         return Err(Box::new(linted));
     }
-    let model = ir::lower(&linted.spec, base);
+    let model = ir::lower(&linted.spec);
     let inputs: Vec<String> =
         linted.spec.sources.files().iter().map(|f| slashed(relative(&f.path, base))).collect();
     let source = match emit::source(&model, &inputs, origin) {

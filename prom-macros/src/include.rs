@@ -25,7 +25,7 @@ pub fn expand(literal: Option<&syn::LitStr>) -> TokenStream {
         let errors = errors.into_tokens();
         return quote!(#tracking #errors);
     }
-    let model = prom_codegen::ir::lower(&specs.linted.spec, Some(&specs.root));
+    let model = prom_codegen::ir::lower(&specs.linted.spec);
     let items = prom_codegen::emit::tokens(&model);
     quote!(#tracking #items)
 }

@@ -63,7 +63,7 @@ pub fn expand(literal: &LitStr) -> TokenStream {
         let errors = errors.into_tokens();
         return quote!({ #tracking #errors loop {} });
     };
-    let model = prom_codegen::ir::lower(&specs.linted.spec, Some(&specs.root));
+    let model = prom_codegen::ir::lower(&specs.linted.spec);
     let module = model.topics.iter().find(|t| t.name == topic.name.value).map(|t| t.module.clone());
     let path = format!("{}::{}::TOPIC", specs.module, module.unwrap_or_default());
     match syn::parse_str::<syn::Path>(&path) {

@@ -128,6 +128,13 @@ pub enum Error {
     /// The spec or an option is unusable at run time.
     #[error("{0}")]
     Config(String),
+    /// A spec given as YAML text or paths has lint errors (`Pipeline::from_yaml`,
+    /// `Pipeline::from_paths`, `Registry::from_yaml`).
+    #[error("the spec has errors; fix them (`prom-codegen lint` reports the same):\n{diagnostics}")]
+    Spec {
+        /// Every diagnostic, rendered as `prom-codegen lint` does (file:line:col, help).
+        diagnostics: String,
+    },
     /// The bus was shut down.
     #[error("the event bus is closed")]
     Closed,

@@ -1,13 +1,12 @@
-//! The runtime view of a spec: per topic its compiled schemas, key, partitions and upcast
+//! The runtime view of a [`System`]: per topic its compiled schemas, key, partitions and upcast
 //! chain, plus the user functions for `with:` hops. Built once at startup.
 
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, SCHEMA_VERSION, UPCASTED_FROM};
+use crate::system::{self, System};
 use crate::typed::Versioned;
 use crate::upcast::{Hop, Steps, UpcastFn};
 use crate::validate::CompiledSchema;
-use prom_spec::check::upcast_proven;
-use prom_spec::spec::{Spec, Topic};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -113,13 +112,27 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// Builds the registry from a linted spec (compiling every version's schema once).
-    pub fn from_spec(spec: &Spec) -> Result<Registry> {
+    /// Builds the registry from a system's facts (compiling every version's schema once); the
+    /// `upcast_proven` bits are taken as given.
+    pub fn from_system(system: &System) -> Result<Registry> {
         let mut topics = BTreeMap::new();
-        for (name, topic) in &spec.topics {
-            topics.insert(name.clone(), topic_schema(topic)?);
+        for topic in &system.topics {
+            topics.insert(topic.name.clone(), topic_schema(topic)?);
         }
         Ok(Registry { topics, functions: HashMap::new() })
+    }
+
+    /// Builds the registry from a spec that linted clean.
+    #[cfg(feature = "specs")]
+    pub fn from_spec(spec: &prom_spec::spec::Spec) -> Result<Registry> {
+        Registry::from_system(&System::from_spec(spec))
+    }
+
+    /// Lints a spec given as YAML text (`file` names it in diagnostics), then builds the
+    /// registry; a spec with lint errors is an [`Error::Spec`] carrying the rendered diagnostics.
+    #[cfg(feature = "specs")]
+    pub fn from_yaml(file: &str, yaml: &str) -> Result<Registry> {
+        Registry::from_system(&crate::system::lint_yaml(file, yaml)?)
     }
 
     /// Registers the function a `with:` hop names (e.g. `crate::upcast::heartbeat_v1_to_v2`).
@@ -357,66 +370,44 @@ fn stored_version(record: &EventRecord) -> Result<u32> {
     })
 }
 
-fn topic_schema(topic: &Topic) -> Result<TopicSchema> {
-    let name = topic.name.value.clone();
+fn topic_schema(topic: &system::Topic) -> Result<TopicSchema> {
+    let name = topic.name.clone();
     let mut versions = Vec::with_capacity(topic.versions.len());
     for (i, version) in topic.versions.iter().enumerate() {
-        let n = version.number.value;
-        if usize::try_from(n).ok() != Some(i + 1) {
-            return Err(Error::Config(format!(
-                "{}: topic `{name}` has version {n} where version {} belongs; run `prom-codegen lint`",
-                version.number.span,
-                i + 1
-            )));
-        }
-        let schema = CompiledSchema::compile(&version.schema.json).map_err(|e| {
-            Error::Config(format!(
-                "{}: the schema of `{name}` v{n} does not compile: {e}",
-                version.schema.span
-            ))
-        })?;
+        let n = i + 1;
+        let fail = |what: String| Error::Config(format!("the schema of `{name}` v{n} {what}"));
+        let json: Value =
+            serde_json::from_str(&version.schema).map_err(|e| fail(format!("is not JSON: {e}")))?;
+        let schema = CompiledSchema::compile(&json).map_err(|e| fail(format!("does not compile: {e}")))?;
         let hop = match &version.upcast {
             None => Hop::Identity,
-            Some(up) => match &up.with {
-                Some(path) => Hop::With(path.value.clone()),
-                None => {
-                    let mut set_default = Vec::new();
-                    for (field, node) in &up.set_default {
-                        let value = node.to_json().map_err(|span| {
-                            Error::Config(format!(
-                                "{span}: the default for `{}` is not a JSON value",
-                                field.value
-                            ))
-                        })?;
-                        set_default.push((field.value.clone(), value));
-                    }
-                    Hop::Steps(Steps {
-                        rename: up.rename.iter().map(|(a, b)| (a.value.clone(), b.value.clone())).collect(),
-                        remove: up.remove.iter().map(|f| f.value.clone()).collect(),
-                        set_default,
-                    })
+            Some(system::Upcast::With(path)) => Hop::With(path.clone()),
+            Some(system::Upcast::Steps { rename, remove, set_default }) => {
+                let mut defaults = Vec::with_capacity(set_default.len());
+                for (field, text) in set_default {
+                    let value = serde_json::from_str(text)
+                        .map_err(|e| fail(format!("has a default for `{field}` that is not JSON: {e}")))?;
+                    defaults.push((field.clone(), value));
                 }
-            },
+                Hop::Steps(Steps { rename: rename.clone(), remove: remove.clone(), set_default: defaults })
+            }
         };
-        let proven = i.checked_sub(1).is_some_and(|prev| upcast_proven(&topic.versions[prev], version));
-        versions.push(VersionSchema { schema, hop, proven });
+        versions.push(VersionSchema { schema, hop, proven: i > 0 && version.upcast_proven });
     }
     if versions.is_empty() {
-        return Err(Error::Config(format!("{}: topic `{name}` declares no versions", topic.versions_span)));
+        return Err(Error::Config(format!("topic `{name}` declares no versions")));
     }
-    let partitions =
-        topic.partitions.as_ref().map_or(1, |p| u32::try_from(p.value).unwrap_or(u32::MAX).max(1));
     Ok(TopicSchema {
         name,
-        key: topic.key.as_ref().map(|k| k.value.clone()),
-        partitions,
-        dual_write: topic.dual_write(),
-        headers: topic.headers.iter().map(|h| h.value.clone()).collect(),
+        key: topic.key.clone(),
+        partitions: topic.partitions.max(1),
+        dual_write: topic.dual_write,
+        headers: topic.headers.clone(),
         versions,
     })
 }
 
 /// Header values of a stored event that the runtime sets (never copied from user input).
 pub fn is_runtime_header(name: &str) -> bool {
-    prom_spec::check::RESERVED_HEADERS.contains(&name)
+    prom_spec::headers::RESERVED_HEADERS.contains(&name)
 }

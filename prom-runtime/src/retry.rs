@@ -1,6 +1,5 @@
 //! Retry policy: how often and how long to retry a failing handler before dead-lettering.
 
-use prom_spec::spec::Retry;
 use std::time::Duration;
 
 /// Exponential backoff, capped.
@@ -26,18 +25,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The policy a spec's `retry:` block declares (defaults where it is silent).
-    pub fn from_spec(retry: Option<&Retry>) -> RetryPolicy {
-        let default = RetryPolicy::default();
-        let Some(retry) = retry else { return default };
-        let backoff = retry.backoff.as_ref().map_or(default.backoff, |b| b.value);
-        RetryPolicy {
-            max_attempts: u32::try_from(retry.max_attempts.value).unwrap_or(u32::MAX).max(1),
-            backoff,
-            max_backoff: retry.max_backoff.as_ref().map_or(default.max_backoff.max(backoff), |m| m.value),
-        }
-    }
-
     /// The delay after `failed` attempts have failed (1 → `backoff`, 2 → 2×, ...), capped.
     pub fn delay(&self, failed: u32) -> Duration {
         let factor = 2_u32.saturating_pow(failed.saturating_sub(1).min(30));

@@ -23,7 +23,7 @@ use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
 use crate::retry::RetryPolicy;
-use prom_spec::spec::{Consumer, StartFrom};
+use crate::system::{Consumer, StartFrom};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -171,31 +171,24 @@ impl<B: EventBus> Runner<B> {
         consumer: &Consumer,
         opts: SubscribeOptions,
     ) -> Result<Runner<B>> {
-        let topic = consumer.topic.value.as_str();
+        let topic = consumer.topic.as_str();
         let partitions = match producer.registry().route(topic)? {
             Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t.partitions,
         };
-        let group = consumer.group.as_ref().map_or(&consumer.name.value, |g| &g.value);
-        let to_usize = |v: &Option<prom_spec::source::Located<u64>>, default: usize| {
-            v.as_ref().map_or(default, |v| usize::try_from(v.value).unwrap_or(usize::MAX).max(1))
-        };
         let opts = SubscribeOptions {
-            start: match consumer.from.as_ref().map(|f| f.value) {
-                Some(StartFrom::Latest) => Start::Latest,
-                Some(StartFrom::Earliest) | None => Start::Earliest,
+            start: match consumer.start {
+                StartFrom::Latest => Start::Latest,
+                StartFrom::Earliest => Start::Earliest,
             },
-            batch_size: to_usize(&consumer.batch_size, opts.batch_size),
-            max_in_flight: to_usize(&consumer.max_in_flight, opts.max_in_flight),
+            batch_size: consumer.batch_size.unwrap_or(opts.batch_size).max(1),
+            max_in_flight: consumer.max_in_flight.unwrap_or(opts.max_in_flight).max(1),
             partitions,
-            partitioned: consumer.partitioned.as_ref().is_some_and(|p| p.value),
-            member_ttl: consumer.member_ttl.as_ref().map_or(opts.member_ttl, |t| t.value),
+            partitioned: consumer.partitioned,
+            member_ttl: consumer.member_ttl.unwrap_or(opts.member_ttl),
             ..opts
         };
-        let sub = Subscription::new(producer.bus().clone(), topic, group, opts)?;
-        let policy = FailurePolicy {
-            retry: RetryPolicy::from_spec(consumer.retry.as_ref()),
-            dlq: consumer.dlq.as_ref().is_some_and(|d| d.value),
-        };
+        let sub = Subscription::new(producer.bus().clone(), topic, &consumer.group, opts)?;
+        let policy = FailurePolicy { retry: consumer.retry, dlq: consumer.dlq };
         Ok(Runner::new(sub, producer, policy))
     }
 

@@ -18,11 +18,11 @@ use crate::error::{Error, Result};
 use crate::project::plan::{self, Change, Op, Pointers};
 use crate::record::{EventRecord, Headers};
 use crate::registry::Registry;
+use crate::system::{ProjectorKind, System};
 use futures_util::TryStreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
-use prom_spec::spec::{ProjectorKind, Spec};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
@@ -46,12 +46,12 @@ pub struct FoldSpec {
 impl FoldSpec {
     /// The fold of `topic`: its changelog projectors' pointers, or the topic's key without a
     /// version guard when no changelog projector reads it.
-    pub fn for_topic(spec: &Spec, registry: &Registry, topic: &str) -> Result<FoldSpec> {
+    pub fn for_topic(system: &System, registry: &Registry, topic: &str) -> Result<FoldSpec> {
         let schema = registry.topic(topic)?;
         let mut found: Vec<(String, Pointers)> = Vec::new();
-        for projector in spec.projectors.values() {
-            if projector.kind.value == ProjectorKind::Changelog && projector.topic.value == topic {
-                let resolved = crate::project::ChangelogSpec::from_spec(projector, registry)?;
+        for projector in &system.projectors {
+            if matches!(projector.kind, ProjectorKind::Changelog(_)) && projector.topic == topic {
+                let resolved = crate::project::ChangelogSpec::from_system(projector, registry)?;
                 found.push((resolved.name, resolved.pointers));
             }
         }

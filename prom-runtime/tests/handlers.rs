@@ -42,7 +42,8 @@ struct Order {
 fn pipeline(bus: &MemoryBus) -> Pipeline<MemoryBus> {
     let linted = prom_spec::lint_str("orders.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
-    Pipeline::new(bus.clone(), linted.spec, |r| r).expect("pipeline")
+    Pipeline::new(bus.clone(), prom_runtime::system::System::from_spec(&linted.spec), |r| r)
+        .expect("pipeline")
 }
 
 async fn publish(pipeline: &Pipeline<MemoryBus>, order: &str) -> prom_runtime::Receipt {
@@ -326,7 +327,7 @@ async fn without_a_dlq_a_permanent_error_is_redelivered_not_dropped() {
     assert!(!linted.has_errors(), "{}", linted.render());
     let attempts = Arc::new(Mutex::new(Vec::new()));
     let seen = attempts.clone();
-    let pipeline = Pipeline::new(bus.clone(), linted.spec, |r| r)
+    let pipeline = Pipeline::new(bus.clone(), prom_runtime::system::System::from_spec(&linted.spec), |r| r)
         .expect("pipeline")
         .handle_typed("billing", move |_: Order, ctx: Context| {
             let seen = seen.clone();

@@ -183,7 +183,8 @@ fn a_runner_dead_letters_a_corrupt_row_with_its_raw_text_and_goes_on() {
         work.corrupt(2, "{\"pid\": 2, trailing garbage");
         let producer = work.producer();
         let linted = prom_spec::lint_str("spec.yaml", SPEC);
-        let consumer = &linted.spec.consumers["watcher"];
+        let system = prom_runtime::system::System::from_spec(&linted.spec);
+        let consumer = system.consumer("watcher").expect("declared");
         let opts =
             SubscribeOptions { poll_timeout: Duration::from_millis(20), ..SubscribeOptions::default() };
         let runner = Runner::for_consumer(producer.clone(), consumer, opts).expect("runner");

@@ -61,7 +61,11 @@ fn runner(bus: &MongoBus, name: &str) -> ChangefeedRunner {
     let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
-    let spec = ChangefeedSpec::from_spec(&linted.spec.changefeeds[name], &registry).expect("spec");
+    let spec = ChangefeedSpec::from_system(
+        prom_runtime::system::System::from_spec(&linted.spec).changefeed(name).expect("declared"),
+        &registry,
+    )
+    .expect("spec");
     ChangefeedRunner::new(Producer::new(bus.clone(), Arc::new(registry)), spec)
 }
 

@@ -277,9 +277,12 @@ fn start_transactional(
 ) -> tokio::task::JoinHandle<prom_runtime::Result<()>> {
     let linted = prom_spec::lint_str("fault.yaml", SPEC);
     let registry = Registry::from_spec(&linted.spec).expect("registry");
-    let spec = TransactionalSpec::from_spec(&linted.spec.projectors["process-effects"], &registry)
-        .expect("transactional spec");
-    let policy = FailurePolicy { retry: RetryPolicy::from_spec(None), dlq: true };
+    let spec = TransactionalSpec::from_system(
+        prom_runtime::system::System::from_spec(&linted.spec).projector("process-effects").expect("declared"),
+        &registry,
+    )
+    .expect("transactional spec");
+    let policy = FailurePolicy { retry: RetryPolicy::default(), dlq: true };
     let producer = Producer::new(bus.clone(), Arc::new(registry));
     let projector = TransactionalProjector::new(producer, spec, SubscribeOptions::default(), policy);
     let mut stop = stop.clone();

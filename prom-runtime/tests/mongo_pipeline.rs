@@ -34,10 +34,8 @@ projectors:
     handler: crate::balances
 ";
 
-fn spec() -> prom_spec::spec::Spec {
-    let linted = prom_spec::lint_str("accounts.yaml", SPEC);
-    assert!(!linted.has_errors(), "{}", linted.render());
-    linted.spec
+fn spec() -> prom_runtime::system::System {
+    prom_runtime::system::lint_yaml("accounts.yaml", SPEC).expect("lints clean")
 }
 
 fn balances<'a>(event: &'a EventRecord, db: &'a Database, session: &'a mut ClientSession) -> TxFuture<'a> {

@@ -54,7 +54,11 @@ async fn fixture() -> Option<Fixture> {
     let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
-    let spec = ChangelogSpec::from_spec(&linted.spec.projectors["processes"], &registry).expect("spec");
+    let spec = ChangelogSpec::from_system(
+        prom_runtime::system::System::from_spec(&linted.spec).projector("processes").expect("declared"),
+        &registry,
+    )
+    .expect("spec");
     let producer = Producer::new(target.open_async().await, Arc::new(registry));
     Some(Fixture { target, producer, spec })
 }

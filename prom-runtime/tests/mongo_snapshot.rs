@@ -56,8 +56,13 @@ async fn server() -> Option<Server> {
     let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
-    let spec = ChangelogSpec::from_spec(&linted.spec.projectors["processes"], &registry).expect("spec");
-    let apis = SnapshotSpec::all(&linted.spec).expect("snapshot specs");
+    let spec = ChangelogSpec::from_system(
+        prom_runtime::system::System::from_spec(&linted.spec).projector("processes").expect("declared"),
+        &registry,
+    )
+    .expect("spec");
+    let apis =
+        SnapshotSpec::all(&prom_runtime::system::System::from_spec(&linted.spec)).expect("snapshot specs");
     let bus = target.open_async().await;
     let db = bus.database().clone();
     let producer = Producer::new(bus, Arc::new(registry));
@@ -255,6 +260,7 @@ fn unusable_specs_are_refused_before_serving() {
     let bad_path = SPEC.replace("path: /processes", "path: \"/processes/{key}\"");
     let linted = prom_spec::lint_str("inline.yaml", &bad_path);
     assert!(!linted.has_errors(), "{}", linted.render());
-    let error = SnapshotSpec::all(&linted.spec).expect_err("bad path");
+    let error =
+        SnapshotSpec::all(&prom_runtime::system::System::from_spec(&linted.spec)).expect_err("bad path");
     assert!(error.to_string().contains("path"), "{error}");
 }

@@ -51,7 +51,12 @@ async fn fixture() -> Option<Fixture> {
     let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
-    let fold = FoldSpec::for_topic(&linted.spec, &registry, "process.state").expect("fold");
+    let fold = FoldSpec::for_topic(
+        &prom_runtime::system::System::from_spec(&linted.spec),
+        &registry,
+        "process.state",
+    )
+    .expect("fold");
     let bus = target.open_async().await;
     Some(Fixture { target, bus, registry, fold })
 }

@@ -52,7 +52,11 @@ fn registry() -> (Registry, TransactionalSpec) {
     let linted = prom_spec::lint_str("inline.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = Registry::from_spec(&linted.spec).expect("registry");
-    let spec = TransactionalSpec::from_spec(&linted.spec.projectors["ledger"], &registry).expect("spec");
+    let spec = TransactionalSpec::from_system(
+        prom_runtime::system::System::from_spec(&linted.spec).projector("ledger").expect("declared"),
+        &registry,
+    )
+    .expect("spec");
     (registry, spec)
 }
 

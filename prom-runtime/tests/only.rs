@@ -31,9 +31,7 @@ struct Order {
 }
 
 fn pipeline(store: &Path) -> Pipeline<SqliteBus> {
-    let linted = prom_spec::lint_str("orders.yaml", SPEC);
-    assert!(!linted.has_errors(), "{}", linted.render());
-    Pipeline::new(SqliteBus::open(store).expect("open the store"), linted.spec, |r| r).expect("pipeline")
+    Pipeline::from_yaml(SqliteBus::open(store).expect("open the store"), SPEC).expect("pipeline")
 }
 
 /// A pipeline that runs only `consumer`, recording the orders it handles.

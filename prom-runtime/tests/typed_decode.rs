@@ -260,17 +260,18 @@ async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let calls = Arc::new(AtomicU32::new(0));
     let (seen2, calls2) = (seen.clone(), calls.clone());
-    let pipeline = Pipeline::new(bus.clone(), linted.spec, json_upcaster)
-        .expect("pipeline")
-        .handle_latest("readers", Topic::<Taken>::new(), move |payload: V2, ctx: Context| {
-            let (seen, calls) = (seen2.clone(), calls2.clone());
-            async move {
-                calls.fetch_add(1, Ordering::SeqCst);
-                seen.lock().expect("lock").push((payload, ctx.headers()[UPCASTED_FROM].clone()));
-                Ok::<_, String>(())
-            }
-        })
-        .expect("handler");
+    let pipeline =
+        Pipeline::new(bus.clone(), prom_runtime::system::System::from_spec(&linted.spec), json_upcaster)
+            .expect("pipeline")
+            .handle_latest("readers", Topic::<Taken>::new(), move |payload: V2, ctx: Context| {
+                let (seen, calls) = (seen2.clone(), calls2.clone());
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    seen.lock().expect("lock").push((payload, ctx.headers()[UPCASTED_FROM].clone()));
+                    Ok::<_, String>(())
+                }
+            })
+            .expect("handler");
     let dlq = async {
         while bus.head("dlq.reading.taken").await.expect("head") < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -298,7 +299,9 @@ async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight
 #[test]
 fn a_typed_handler_must_read_its_consumers_topic() {
     let linted = prom_spec::lint_str("readings.yaml", SPEC);
-    let pipeline = Pipeline::new(MemoryBus::new(), linted.spec, json_upcaster).expect("pipeline");
+    let pipeline =
+        Pipeline::new(MemoryBus::new(), prom_runtime::system::System::from_spec(&linted.spec), json_upcaster)
+            .expect("pipeline");
     let err = pipeline
         .handle_latest("readers", Topic::<Renamed>::new(), |_: V2, _: Context| async { Ok::<_, String>(()) })
         .err()

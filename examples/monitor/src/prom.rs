@@ -587,150 +587,191 @@ pub mod processes_changed {
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
 }
-/// The spec this code was generated from, embedded so the runtime needs no spec files.
+/// The spec this code was generated from, as finished facts: the runtime needs no
+/// spec files and lints nothing at startup.
 #[allow(dead_code)]
 pub mod spec {
-    /// The spec documents, in load order.
-    pub const DOCUMENTS: &[&str] = &["specs/heartbeat.yaml", "specs/process.yaml"];
-    /// Every file the spec reads (documents and referenced schemas), by path.
-    pub const FILES: &[(&str, &str)] = &[
-        (
-            "specs/heartbeat.yaml",
-            r#"# Heartbeats from monitored processes. Version 2 renamed `mem_mb` and added `region`;
-# version 3 added optional tags. Readers always see version 3.
-topics:
-  heartbeat.received:
-    description: A process reported that it is alive.
-    key: /pid
-    partitions: 8
-    headers: [x-source]
-    compat: backward
-    dual_write: true
-    versions:
-      1:
-        schema:
-          type: object
-          additionalProperties: false
-          required: [pid, name, host, cpu_pct, mem_mb]
-          properties:
-            pid: { type: integer, minimum: 1 }
-            name: { type: string }
-            host: { type: string }
-            cpu_pct: { type: number, minimum: 0 }
-            mem_mb: { type: number, minimum: 0 }
-            sid: { type: string }
-      2:
-        schema: { $ref: schemas/heartbeat.v2.json }
-        upcast:
-          rename: { mem_mb: mem_mib }
-          set_default: { region: unknown }
-      3:
-        description: Adds optional free-form tags.
-        schema:
-          type: object
-          additionalProperties: false
-          required: [pid, name, host, cpu_pct, mem_mib, region]
-          properties:
-            pid: { type: integer, minimum: 1 }
-            name: { type: string }
-            host: { type: string }
-            cpu_pct: { type: number, minimum: 0 }
-            mem_mib: { type: number, minimum: 0 }
-            region: { type: string }
-            sid: { type: string }
-            tags: { type: array, items: { type: string } }
-
-consumers:
-  hb-analyzers:
-    description: Turns heartbeats into process state.
-    topic: heartbeat.received
-    from: earliest
-    retry: { max_attempts: 3, backoff: 100ms, max_backoff: 2s }
-    dlq: true
-    partitioned: true
-    member_ttl: 10s
-"#,
-        ),
-        (
-            "specs/schemas/heartbeat.v2.json",
-            r#"{
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["pid", "name", "host", "cpu_pct", "mem_mib", "region"],
-  "properties": {
-    "pid": { "type": "integer", "minimum": 1 },
-    "name": { "type": "string" },
-    "host": { "type": "string" },
-    "cpu_pct": { "type": "number", "minimum": 0 },
-    "mem_mib": { "type": "number", "minimum": 0 },
-    "region": { "type": "string" },
-    "sid": { "type": "string" }
-  }
-}
-"#,
-        ),
-        (
-            "specs/process.yaml",
-            r#"# The state of each monitored process, projected into MongoDB and watched for changes.
-topics:
-  process.state:
-    description: The latest known state of one process.
-    key: /processId
-    partitions: 4
-    versions:
-      1:
-        schema:
-          type: object
-          additionalProperties: false
-          required: [processId, host, name, status, seq]
-          properties:
-            processId: { type: string, description: "host:pid" }
-            host: { type: string }
-            name: { type: string }
-            status: { type: string, enum: [running, stopped, unknown] }
-            cpu_pct: { type: number, minimum: 0 }
-            mem_mib: { type: number, minimum: 0 }
-            last_seen: { type: string, format: date-time }
-            seq: { type: integer, minimum: 0, description: Monotonic per process. }
-
-  processes.changed:
-    description: A document of the processes collection changed.
-    key: /key
-    versions:
-      1:
-        schema:
-          type: object
-          required: [operation, key]
-          properties:
-            operation: { type: string, enum: [insert, update, replace, delete] }
-            key: { type: string }
-            document: { type: [object, "null"] }
-
-projectors:
-  processes:
-    kind: changelog
-    topic: process.state
-    collection: processes
-    key: /processId
-    version: /seq
-    indexes:
-      - { keys: { host: 1, name: 1 } }
-      - { keys: { status: 1 } }
-    snapshot_api: { path: /processes, filters: [status, host], max_age: 5s, max_limit: 500 }
-  process-stats:
-    kind: transactional
-    topic: process.state
-    handler: crate::projectors::process_stats
-
-changefeeds:
-  processes-changed:
-    collection: processes
-    topic: processes.changed
-    full_document: updateLookup
-    on_lost_resume: fail
-"#,
-        ),
-    ];
+    /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
+    /// proved about them), consumers with their retry policies, projectors, changefeeds.
+    pub fn system() -> ::prom_runtime::system::System {
+        ::prom_runtime::system::System {
+            topics: ::std::vec::Vec::from([
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("heartbeat.received"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/pid"),
+                    ),
+                    partitions: 8u32,
+                    headers: ::std::vec::Vec::from([
+                        ::std::string::String::from("x-source"),
+                    ]),
+                    dual_write: true,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::heartbeat_received::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 2u32,
+                            schema: ::std::string::String::from(
+                                super::heartbeat_received::schemas::V2,
+                            ),
+                            upcast: ::std::option::Option::Some(::prom_runtime::system::Upcast::Steps {
+                                rename: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("mem_mb"),
+                                        ::std::string::String::from("mem_mib"),
+                                    ),
+                                ]),
+                                remove: ::std::vec::Vec::from([]),
+                                set_default: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("region"),
+                                        ::std::string::String::from("\"unknown\""),
+                                    ),
+                                ]),
+                            }),
+                            upcast_proven: true,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 3u32,
+                            schema: ::std::string::String::from(
+                                super::heartbeat_received::schemas::V3,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: true,
+                        },
+                    ]),
+                },
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("process.state"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/processId"),
+                    ),
+                    partitions: 4u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::process_state::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("processes.changed"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/key"),
+                    ),
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::processes_changed::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+            ]),
+            consumers: ::std::vec::Vec::from([
+                ::prom_runtime::system::Consumer {
+                    name: ::std::string::String::from("hb-analyzers"),
+                    topic: ::std::string::String::from("heartbeat.received"),
+                    group: ::std::string::String::from("hb-analyzers"),
+                    start: ::prom_runtime::system::StartFrom::Earliest,
+                    retry: ::prom_runtime::retry::RetryPolicy {
+                        max_attempts: 3u32,
+                        backoff: ::std::time::Duration::new(0u64, 100000000u32),
+                        max_backoff: ::std::time::Duration::new(2u64, 0u32),
+                    },
+                    dlq: true,
+                    partitioned: true,
+                    member_ttl: ::std::option::Option::Some(
+                        ::std::time::Duration::new(10u64, 0u32),
+                    ),
+                    batch_size: ::std::option::Option::None,
+                    max_in_flight: ::std::option::Option::None,
+                },
+            ]),
+            projectors: ::std::vec::Vec::from([
+                ::prom_runtime::system::Projector {
+                    name: ::std::string::String::from("process-stats"),
+                    topic: ::std::string::String::from("process.state"),
+                    kind: ::prom_runtime::system::ProjectorKind::Transactional {
+                        handler: ::std::string::String::from(
+                            "crate::projectors::process_stats",
+                        ),
+                    },
+                },
+                ::prom_runtime::system::Projector {
+                    name: ::std::string::String::from("processes"),
+                    topic: ::std::string::String::from("process.state"),
+                    kind: ::prom_runtime::system::ProjectorKind::Changelog(::prom_runtime::system::Changelog {
+                        collection: ::std::string::String::from("processes"),
+                        key: ::std::string::String::from("/processId"),
+                        version: ::std::option::Option::Some(
+                            ::std::string::String::from("/seq"),
+                        ),
+                        indexes: ::std::vec::Vec::from([
+                            ::prom_runtime::system::Index {
+                                keys: ::std::vec::Vec::from([
+                                    (::std::string::String::from("host"), 1i64),
+                                    (::std::string::String::from("name"), 1i64),
+                                ]),
+                                unique: false,
+                                name: ::std::option::Option::None,
+                            },
+                            ::prom_runtime::system::Index {
+                                keys: ::std::vec::Vec::from([
+                                    (::std::string::String::from("status"), 1i64),
+                                ]),
+                                unique: false,
+                                name: ::std::option::Option::None,
+                            },
+                        ]),
+                        snapshot_api: ::std::option::Option::Some(::prom_runtime::system::SnapshotApi {
+                            path: ::std::string::String::from("/processes"),
+                            filters: ::std::vec::Vec::from([
+                                ::std::string::String::from("status"),
+                                ::std::string::String::from("host"),
+                            ]),
+                            max_age: ::std::option::Option::Some(
+                                ::std::time::Duration::new(5u64, 0u32),
+                            ),
+                            max_limit: ::std::option::Option::Some(500u64),
+                        }),
+                    }),
+                },
+            ]),
+            changefeeds: ::std::vec::Vec::from([
+                ::prom_runtime::system::Changefeed {
+                    name: ::std::string::String::from("processes-changed"),
+                    collection: ::std::string::String::from("processes"),
+                    database: ::std::option::Option::None,
+                    topic: ::std::string::String::from("processes.changed"),
+                    full_document: ::prom_runtime::system::FullDocument::UpdateLookup,
+                    operations: ::std::vec::Vec::from([]),
+                    on_lost_resume: ::prom_runtime::system::LostResumePolicy::Fail,
+                },
+            ]),
+        }
+    }
 }
 /// Registers everything the spec declares with the runtime — schemas, upcasters
 /// (`with:` functions included), every consumer with its retry, DLQ and partitioning,
@@ -740,10 +781,9 @@ changefeeds:
 pub fn wire<B: ::prom_runtime::bus::EventBus>(
     bus: B,
 ) -> ::std::result::Result<Wiring<B>, ::prom_runtime::Error> {
-    let pipeline = ::prom_runtime::Pipeline::embedded(
+    let pipeline = ::prom_runtime::Pipeline::new(
         bus,
-        spec::DOCUMENTS,
-        spec::FILES,
+        spec::system(),
         |registry| { registry },
     )?;
     ::prom_runtime::__require_mongo!("transactional projector `process-stats`");

@@ -3,6 +3,7 @@
 mod components;
 mod header;
 mod syntax;
+mod system;
 mod topic;
 mod types;
 mod upcast;

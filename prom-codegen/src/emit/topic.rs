@@ -249,11 +249,6 @@ fn root_name<'a>(topic: &'a Topic, version: &Version) -> &'a str {
     topic.types.get(version.root).map_or("UnknownType", |d| d.name.as_str())
 }
 
-/// A raw string literal (`r#"..."#`), so schemas read as JSON in the generated file.
-pub(crate) fn raw_string(text: &str) -> TokenStream {
-    raw_string_source(text).parse().unwrap_or_else(|_| quote!(#text))
-}
-
 /// The source of a raw string literal holding `text`, with enough `#`s to enclose it.
 fn raw_string_source(text: &str) -> String {
     let mut hashes = String::from("#");

@@ -1,4 +1,4 @@
-//! The embedded spec and `wire()`: the whole declared pipeline, started with one call plus the
+//! `spec::system()` and `wire()`: the whole declared pipeline, started with one call plus the
 //! user's handlers (one typed method per consumer, so a misspelt consumer does not compile).
 
 use super::{ident, rt};
@@ -6,14 +6,10 @@ use crate::ir::{Model, Upcast};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-/// `pub mod spec { DOCUMENTS, FILES }`, `wire()` and `Wiring`.
+/// `pub mod spec { system() }`, `wire()` and `Wiring`.
 pub fn items(model: &Model) -> TokenStream {
     let rt = rt();
-    let documents = &model.documents;
-    let files = model.files.iter().map(|(path, text)| {
-        let text = super::topic::raw_string(text);
-        quote!((#path, #text))
-    });
+    let system = super::system::function(model);
     let upcasters = model.topics.iter().flat_map(|topic| {
         let module = ident(&topic.module);
         topic.versions.windows(2).filter_map(move |pair| match &pair[1].upcast {
@@ -82,13 +78,11 @@ pub fn items(model: &Model) -> TokenStream {
         }
     });
     quote! {
-        /// The spec this code was generated from, embedded so the runtime needs no spec files.
+        /// The spec this code was generated from, as finished facts: the runtime needs no
+        /// spec files and lints nothing at startup.
         #[allow(dead_code)]
         pub mod spec {
-            /// The spec documents, in load order.
-            pub const DOCUMENTS: &[&str] = &[#(#documents),*];
-            /// Every file the spec reads (documents and referenced schemas), by path.
-            pub const FILES: &[(&str, &str)] = &[#(#files),*];
+            #system
         }
 
         /// Registers everything the spec declares with the runtime — schemas, upcasters
@@ -97,7 +91,7 @@ pub fn items(model: &Model) -> TokenStream {
         /// when `bus` is MongoDB — over `bus`. Give each consumer its handler, then `run`.
         #[allow(dead_code)]
         pub fn wire<B: #rt::bus::EventBus>(bus: B) -> ::std::result::Result<Wiring<B>, #rt::Error> {
-            let pipeline = #rt::Pipeline::embedded(bus, spec::DOCUMENTS, spec::FILES, |registry| {
+            let pipeline = #rt::Pipeline::new(bus, spec::system(), |registry| {
                 registry #(#upcasters)*
             })?;
             #(#transactional)*

@@ -1,6 +1,7 @@
 //! The resolved model code is generated from: names made valid, types laid out, upcast chains
 //! ordered. Built only from a spec that linted clean.
 
+pub mod facts;
 pub mod names;
 mod types;
 
@@ -20,10 +21,8 @@ pub struct Model {
     pub transactional: Vec<TxProjector>,
     /// Every consumer, projector and changefeed by name, with its constant (for `only`).
     pub components: Components,
-    /// Spec documents, as paths relative to the generation base.
-    pub documents: Vec<String>,
-    /// Every source file (documents and `$ref`'d schemas): relative path and text.
-    pub files: Vec<(String, String)>,
+    /// Consumer, projector and changefeed settings for `spec::system()`.
+    pub facts: facts::Facts,
 }
 
 /// A consumer group the spec declares; its handler is the user's.
@@ -110,6 +109,8 @@ pub struct Version {
     pub schema: String,
     /// How the previous version becomes this one.
     pub upcast: Option<Upcast>,
+    /// Lint proved the upcast into this version always yields a valid payload.
+    pub upcast_proven: bool,
 }
 
 /// An upcast hop into a version.
@@ -128,8 +129,8 @@ pub enum Upcast {
     With(String),
 }
 
-/// Lowers a lint-clean spec; `base` makes embedded file paths relative (deterministic output).
-pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
+/// Lowers a lint-clean spec.
+pub fn lower(spec: &Spec) -> Model {
     let mut modules = names::Scope::default();
     // Modules generated next to the topics' own.
     for reserved in ["topics", "spec", "consumers", "projectors", "changefeeds"] {
@@ -166,9 +167,6 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
             }
         })
         .collect::<Vec<Topic>>();
-    let relative = |p: &std::path::Path| {
-        base.and_then(|b| p.strip_prefix(b).ok()).unwrap_or(p).display().to_string().replace('\\', "/")
-    };
     let mut methods = names::Scope::default();
     for reserved in ["new", "run", "bus", "registry", "spec", "only", "producer"] {
         methods.claim(reserved.to_owned());
@@ -205,8 +203,7 @@ pub fn lower(spec: &Spec, base: Option<&std::path::Path>) -> Model {
             projectors: component_names(spec.projectors.keys()),
             changefeeds: component_names(spec.changefeeds.keys()),
         },
-        documents: spec.documents.iter().map(|d| relative(d)).collect(),
-        files: spec.sources.files().iter().map(|f| (relative(&f.path), f.text.to_string())).collect(),
+        facts: facts::lower(spec),
     }
 }
 
@@ -219,11 +216,15 @@ fn lower_versions(t: &spec::Topic) -> (Vec<Version>, TypeSpace) {
     let versions = t
         .versions
         .iter()
-        .map(|v| Version {
+        .enumerate()
+        .map(|(i, v)| Version {
             number: v.number.value,
             root: types.add_root(&format!("V{}", v.number.value), &v.schema.json),
             schema: v.schema.json.to_string(),
             upcast: v.upcast.as_ref().map(lower_upcast),
+            upcast_proven: i
+                .checked_sub(1)
+                .is_some_and(|prev| prom_spec::check::upcast_proven(&t.versions[prev], v)),
         })
         .collect();
     (versions, types)
@@ -275,14 +276,14 @@ mod tests {
 
     #[test]
     fn component_constants_are_unique_per_kind_and_topic_modules_avoid_the_generated_ones() {
-        let linted = crate::lint_str(
+        let linted = prom_spec::lint_str(
             "s.yaml",
             "topics:\n  consumers:\n    versions:\n      1:\n        schema: { type: object }\n\
              consumers:\n  hb-analyzers: { topic: consumers }\n  hb_analyzers: { topic: consumers }\n  \
              only: { topic: consumers }\n",
         );
         assert!(!linted.has_errors(), "{}", linted.render());
-        let model = lower(&linted.spec, None);
+        let model = lower(&linted.spec);
         let constants: Vec<(&str, &str)> =
             model.components.consumers.iter().map(|c| (c.name.as_str(), c.constant.as_str())).collect();
         assert_eq!(

@@ -266,46 +266,92 @@ pub mod hb_four {
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
 }
-/// The spec this code was generated from, embedded so the runtime needs no spec files.
+/// The spec this code was generated from, as finished facts: the runtime needs no
+/// spec files and lints nothing at startup.
 #[allow(dead_code)]
 pub mod spec {
-    /// The spec documents, in load order.
-    pub const DOCUMENTS: &[&str] = &["prom-runtime/benches/support/four.yaml"];
-    /// Every file the spec reads (documents and referenced schemas), by path.
-    pub const FILES: &[(&str, &str)] = &[
-        (
-            "prom-runtime/benches/support/four.yaml",
-            r#"# The read-path benchmark's topic: four versions, three declarative upcast hops.
-topics:
-  hb.four:
-    key: /pid
-    versions:
-      1:
-        schema:
-          type: object
-          required: [pid, host, mem_mb]
-          properties: { pid: { type: integer }, host: { type: string }, mem_mb: { type: number } }
-      2:
-        schema:
-          type: object
-          required: [pid, host, mem_mib]
-          properties: { pid: { type: integer }, host: { type: string }, mem_mib: { type: number } }
-        upcast: { rename: { mem_mb: mem_mib } }
-      3:
-        schema:
-          type: object
-          required: [pid, host, mem_mib, region]
-          properties: { pid: { type: integer }, host: { type: string }, mem_mib: { type: number }, region: { type: string } }
-        upcast: { set_default: { region: unknown } }
-      4:
-        schema:
-          type: object
-          required: [pid, hostname, mem_mib, region]
-          properties: { pid: { type: integer }, hostname: { type: string }, mem_mib: { type: number }, region: { type: string } }
-        upcast: { rename: { host: hostname } }
-"#,
-        ),
-    ];
+    /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
+    /// proved about them), consumers with their retry policies, projectors, changefeeds.
+    pub fn system() -> ::prom_runtime::system::System {
+        ::prom_runtime::system::System {
+            topics: ::std::vec::Vec::from([
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("hb.four"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/pid"),
+                    ),
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::hb_four::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 2u32,
+                            schema: ::std::string::String::from(
+                                super::hb_four::schemas::V2,
+                            ),
+                            upcast: ::std::option::Option::Some(::prom_runtime::system::Upcast::Steps {
+                                rename: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("mem_mb"),
+                                        ::std::string::String::from("mem_mib"),
+                                    ),
+                                ]),
+                                remove: ::std::vec::Vec::from([]),
+                                set_default: ::std::vec::Vec::from([]),
+                            }),
+                            upcast_proven: true,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 3u32,
+                            schema: ::std::string::String::from(
+                                super::hb_four::schemas::V3,
+                            ),
+                            upcast: ::std::option::Option::Some(::prom_runtime::system::Upcast::Steps {
+                                rename: ::std::vec::Vec::from([]),
+                                remove: ::std::vec::Vec::from([]),
+                                set_default: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("region"),
+                                        ::std::string::String::from("\"unknown\""),
+                                    ),
+                                ]),
+                            }),
+                            upcast_proven: true,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 4u32,
+                            schema: ::std::string::String::from(
+                                super::hb_four::schemas::V4,
+                            ),
+                            upcast: ::std::option::Option::Some(::prom_runtime::system::Upcast::Steps {
+                                rename: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("host"),
+                                        ::std::string::String::from("hostname"),
+                                    ),
+                                ]),
+                                remove: ::std::vec::Vec::from([]),
+                                set_default: ::std::vec::Vec::from([]),
+                            }),
+                            upcast_proven: true,
+                        },
+                    ]),
+                },
+            ]),
+            consumers: ::std::vec::Vec::from([]),
+            projectors: ::std::vec::Vec::from([]),
+            changefeeds: ::std::vec::Vec::from([]),
+        }
+    }
 }
 /// Registers everything the spec declares with the runtime — schemas, upcasters
 /// (`with:` functions included), every consumer with its retry, DLQ and partitioning,
@@ -315,10 +361,9 @@ topics:
 pub fn wire<B: ::prom_runtime::bus::EventBus>(
     bus: B,
 ) -> ::std::result::Result<Wiring<B>, ::prom_runtime::Error> {
-    let pipeline = ::prom_runtime::Pipeline::embedded(
+    let pipeline = ::prom_runtime::Pipeline::new(
         bus,
-        spec::DOCUMENTS,
-        spec::FILES,
+        spec::system(),
         |registry| { registry },
     )?;
     ::std::result::Result::Ok(Wiring { pipeline })

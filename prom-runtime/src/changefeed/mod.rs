@@ -26,13 +26,13 @@ use crate::error::{Error, Result};
 use crate::outage::Outage;
 use crate::publish::{self, Producer, PublishOptions};
 use crate::registry::{Registry, Route};
+use crate::system::{Changefeed, FullDocument, LostResumePolicy};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::ChangeStreamEvent;
 use mongodb::options::FullDocumentType;
 use mongodb::{Collection, Database};
-use prom_spec::spec::{Changefeed, FullDocument, LostResumePolicy};
 use resume::{Resume, State};
 use std::future::Future;
 use std::sync::Arc;
@@ -58,31 +58,31 @@ pub struct ChangefeedSpec {
 }
 
 impl ChangefeedSpec {
-    /// Resolves a changefeed of the spec (defaults: `updateLookup`, all CRUD operations, `fail`).
-    pub fn from_spec(feed: &Changefeed, registry: &Registry) -> Result<ChangefeedSpec> {
-        let name = feed.name.value.clone();
-        let topic = match registry.route(&feed.topic.value)? {
+    /// Resolves a changefeed of a system against the registry (no operations: all CRUD ones).
+    pub fn from_system(feed: &Changefeed, registry: &Registry) -> Result<ChangefeedSpec> {
+        let name = feed.name.clone();
+        let topic = match registry.route(&feed.topic)? {
             Route::Topic(t) => t.name.clone(),
             Route::Versioned(..) | Route::DeadLetters(_) => {
                 return Err(Error::Config(format!(
                     "changefeed `{name}` publishes to `{}`, which publishers cannot write; name a declared topic",
-                    feed.topic.value
+                    feed.topic
                 )));
             }
         };
         let operations = if feed.operations.is_empty() {
             DEFAULT_OPERATIONS.iter().map(|op| op.to_string()).collect()
         } else {
-            feed.operations.iter().map(|op| op.value.clone()).collect()
+            feed.operations.clone()
         };
         Ok(ChangefeedSpec {
             name,
-            database: feed.database.as_ref().map(|d| d.value.clone()),
-            collection: feed.collection.value.clone(),
+            database: feed.database.clone(),
+            collection: feed.collection.clone(),
             topic,
-            full_document: feed.full_document.as_ref().map_or(FullDocument::UpdateLookup, |f| f.value),
+            full_document: feed.full_document,
             operations,
-            on_lost_resume: feed.on_lost_resume.as_ref().map_or(LostResumePolicy::Fail, |p| p.value),
+            on_lost_resume: feed.on_lost_resume,
         })
     }
 }

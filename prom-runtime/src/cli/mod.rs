@@ -233,7 +233,7 @@ async fn open_mongo(_url: &str) -> Result<AnyBus, Failure> {
 }
 
 /// Lints the spec (printing diagnostics; errors stop the command) and builds the registry.
-pub fn load(specs: &SpecArgs) -> Result<(prom_spec::spec::Spec, Arc<Registry>), Failure> {
+pub fn load(specs: &SpecArgs) -> Result<(crate::system::System, Arc<Registry>), Failure> {
     let paths = specs.specs.resolve().map_err(|e| Failure::Usage(e.to_string()))?;
     let linted = prom_spec::lint_paths(&paths);
     if linted.has_errors() {
@@ -243,8 +243,9 @@ pub fn load(specs: &SpecArgs) -> Result<(prom_spec::spec::Spec, Arc<Registry>), 
     if !linted.diagnostics.is_empty() {
         eprint!("{}", linted.render());
     }
-    let registry = Registry::from_spec(&linted.spec)?;
-    Ok((linted.spec, Arc::new(registry)))
+    let system = crate::system::System::from_spec(&linted.spec);
+    let registry = Registry::from_system(&system)?;
+    Ok((system, Arc::new(registry)))
 }
 
 /// Opens the bus and a producer over it.

@@ -7,7 +7,7 @@ use crate::bus::MongoBus;
 use crate::error::Result;
 use crate::pipeline::mongo::{StartedStats, spawn_declared};
 use crate::publish::Producer;
-use prom_spec::spec::{ProjectorKind, Spec};
+use crate::system::{ProjectorKind, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -16,16 +16,17 @@ use tokio::task::JoinSet;
 /// `stop` turns true; returns them for progress lines. Transactional projectors run a handler
 /// of the user's program, so they are reported as skipped.
 pub fn start(
-    spec: &Spec,
+    spec: &System,
     producer: &Producer<MongoBus>,
     tasks: &mut JoinSet<Result<()>>,
     stop: &watch::Receiver<bool>,
 ) -> std::result::Result<Vec<Running>, Failure> {
-    for projector in spec.projectors.values().filter(|p| p.kind.value == ProjectorKind::Transactional) {
+    for projector in spec.projectors.iter().filter(|p| matches!(p.kind, ProjectorKind::Transactional { .. }))
+    {
         eprintln!(
             "skipping projector `{}`: a transactional projector runs its handler, which lives in \
              your program (the generated `wire()` runs it)",
-            projector.name.value
+            projector.name
         );
     }
     let started = spawn_declared(spec, producer, None, tasks, || super::stopped(stop))?;

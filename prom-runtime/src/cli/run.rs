@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::runner::Runner;
-use prom_spec::spec::Spec;
+use crate::system::System;
 use serde_json::json;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -46,10 +46,10 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let mut tasks = JoinSet::new();
     let stand_ins = stand_ins(&spec, &args.stand_in)?;
     let mut running = start_on_mongo(&spec, &producer, &mut tasks, &stopped)?;
-    for (name, consumer) in &spec.consumers {
+    for consumer in &spec.consumers {
+        let name = &consumer.name;
         if !stand_ins.contains(name.as_str()) {
-            let group = consumer.group.as_ref().map_or(name, |g| &g.value);
-            let topic = &consumer.topic.value;
+            let (group, topic) = (&consumer.group, &consumer.topic);
             eprintln!(
                 "not running consumer `{name}` (group `{group}` on `{topic}`): it needs your service's \
                  handler, and the group's events stay for your service; `prom tail {topic}` prints them \
@@ -59,7 +59,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         }
         let runner =
             Runner::for_consumer(producer.clone(), consumer, SubscribeOptions::default())?.named(name);
-        let partitions = super::partitions(&registry, &consumer.topic.value)?;
+        let partitions = super::partitions(&registry, &consumer.topic)?;
         let stats = runner.stats();
         running.push(Running {
             name: name.clone(),
@@ -72,7 +72,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         eprintln!(
             "WARNING: running a printing stand-in for consumer `{name}` on `{}`: every event it acks in \
              group `{}` is taken from your service, which will never process it",
-            consumer.topic.value,
+            consumer.topic,
             runner.group().group
         );
         let label = name.clone();
@@ -98,10 +98,10 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
 }
 
 /// The consumers named by `--stand-in`, each checked against the spec.
-fn stand_ins<'a>(spec: &Spec, names: &'a [String]) -> std::result::Result<HashSet<&'a str>, Failure> {
+fn stand_ins<'a>(spec: &System, names: &'a [String]) -> std::result::Result<HashSet<&'a str>, Failure> {
     for name in names {
-        if !spec.consumers.contains_key(name) {
-            let declared: Vec<&str> = spec.consumers.keys().map(String::as_str).collect();
+        if spec.consumer(name).is_none() {
+            let declared: Vec<&str> = spec.consumers.iter().map(|c| c.name.as_str()).collect();
             return Err(Failure::Runtime(format!(
                 "--stand-in {name}: the spec declares no consumer `{name}` (declared: {})",
                 if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
@@ -114,7 +114,7 @@ fn stand_ins<'a>(spec: &Spec, names: &'a [String]) -> std::result::Result<HashSe
 /// On MongoDB, starts the changelog projectors and changefeeds; elsewhere says once that they
 /// are skipped.
 fn start_on_mongo(
-    spec: &Spec,
+    spec: &System,
     producer: &Producer<AnyBus>,
     tasks: &mut JoinSet<Result<()>>,
     stop: &watch::Receiver<bool>,

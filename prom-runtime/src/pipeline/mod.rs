@@ -18,9 +18,9 @@ use crate::error::{Error, Result};
 use crate::publish::Producer;
 use crate::registry::Registry;
 use crate::runner::{Handler, Runner};
+use crate::system::System;
 use crate::typed::{Topic, Versioned};
 use handlers::{Shared, Typed, TypedLatest};
-use prom_spec::spec::Spec;
 use select::Selection;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
@@ -32,7 +32,7 @@ use tokio::sync::watch;
 /// Every consumer of a spec, with the handlers the user supplied.
 pub struct Pipeline<B: EventBus> {
     producer: Producer<B>,
-    spec: Arc<Spec>,
+    system: Arc<System>,
     handlers: BTreeMap<String, Arc<dyn Handler>>,
     #[cfg(feature = "mongo")]
     tx_handlers: mongo::TxHandlers,
@@ -41,28 +41,14 @@ pub struct Pipeline<B: EventBus> {
 }
 
 impl<B: EventBus> Pipeline<B> {
-    /// A pipeline over a spec embedded as text (what generated code passes); `configure`
-    /// registers `with:` upcasters before the registry is checked.
-    pub fn embedded(
-        bus: B,
-        documents: &[&str],
-        files: &[(&str, &str)],
-        configure: impl FnOnce(Registry) -> Registry,
-    ) -> Result<Pipeline<B>> {
-        let linted = prom_spec::lint_embedded(documents, files);
-        if linted.has_errors() {
-            return Err(Error::Config(format!("the embedded spec has errors:\n{}", linted.render())));
-        }
-        Pipeline::new(bus, linted.spec, configure)
-    }
-
-    /// A pipeline over a linted spec.
-    pub fn new(bus: B, spec: Spec, configure: impl FnOnce(Registry) -> Registry) -> Result<Pipeline<B>> {
-        let registry = configure(Registry::from_spec(&spec)?);
+    /// A pipeline over a system's facts (what generated code's `spec::system()` returns);
+    /// `configure` registers `with:` upcasters before the registry is checked.
+    pub fn new(bus: B, system: System, configure: impl FnOnce(Registry) -> Registry) -> Result<Pipeline<B>> {
+        let registry = configure(Registry::from_system(&system)?);
         registry.check_upcasters()?;
         Ok(Pipeline {
             producer: Producer::new(bus, Arc::new(registry)),
-            spec: Arc::new(spec),
+            system: Arc::new(system),
             handlers: BTreeMap::new(),
             #[cfg(feature = "mongo")]
             tx_handlers: BTreeMap::new(),
@@ -70,14 +56,35 @@ impl<B: EventBus> Pipeline<B> {
         })
     }
 
+    /// A pipeline over a system's facts without `with:` upcasters.
+    pub fn from_system(bus: B, system: System) -> Result<Pipeline<B>> {
+        Pipeline::new(bus, system, |registry| registry)
+    }
+
+    /// A pipeline over a spec given as YAML text, linted first (lint errors are an
+    /// [`Error::Spec`] with the rendered diagnostics). `$ref`s resolve against the working
+    /// directory; for `with:` upcasters use [`crate::system::lint_yaml`] and [`Pipeline::new`].
+    #[cfg(feature = "specs")]
+    pub fn from_yaml(bus: B, yaml: &str) -> Result<Pipeline<B>> {
+        Pipeline::from_system(bus, crate::system::lint_yaml("spec.yaml", yaml)?)
+    }
+
+    /// A pipeline over spec files or directories, linted first (lint errors are an
+    /// [`Error::Spec`] with the rendered diagnostics).
+    #[cfg(feature = "specs")]
+    pub fn from_paths(bus: B, paths: &[impl AsRef<std::path::Path>]) -> Result<Pipeline<B>> {
+        let paths: Vec<std::path::PathBuf> = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
+        Pipeline::from_system(bus, crate::system::lint_paths(&paths)?)
+    }
+
     /// Publishes (validated, stamped, dual-written) through this pipeline's registry.
     pub fn producer(&self) -> &Producer<B> {
         &self.producer
     }
 
-    /// The spec the pipeline runs.
-    pub fn spec(&self) -> &Spec {
-        &self.spec
+    /// The system the pipeline runs.
+    pub fn system(&self) -> &System {
+        &self.system
     }
 
     /// Runs only the named consumers, projectors and changefeeds (generated code has a
@@ -91,7 +98,7 @@ impl<B: EventBus> Pipeline<B> {
         I: IntoIterator,
         I::Item: Into<Component>,
     {
-        let selection = Selection::resolve(&self.spec, components.into_iter().map(Into::into))?;
+        let selection = Selection::resolve(&self.system, components.into_iter().map(Into::into))?;
         self.selection = Some(selection);
         Ok(self)
     }
@@ -101,18 +108,18 @@ impl<B: EventBus> Pipeline<B> {
         self.selection.as_ref().is_none_or(|selection| selection.has_consumer(name))
     }
 
-    /// The spec restricted to what [`Pipeline::only`] selected.
-    fn selected_spec(&self) -> std::borrow::Cow<'_, Spec> {
+    /// The system restricted to what [`Pipeline::only`] selected.
+    fn selected_system(&self) -> std::borrow::Cow<'_, System> {
         match &self.selection {
-            Some(selection) => std::borrow::Cow::Owned(selection.restrict(&self.spec)),
-            None => std::borrow::Cow::Borrowed(&self.spec),
+            Some(selection) => std::borrow::Cow::Owned(selection.restrict(&self.system)),
+            None => std::borrow::Cow::Borrowed(&self.system),
         }
     }
 
     /// Sets the handler of a declared consumer.
     pub fn handle<H: Handler>(mut self, consumer: &str, handler: H) -> Result<Pipeline<B>> {
-        if !self.spec.consumers.contains_key(consumer) {
-            return Err(undeclared("consumer", consumer, self.spec.consumers.keys()));
+        if self.system.consumer(consumer).is_none() {
+            return Err(undeclared("consumer", consumer, self.system.consumers.iter().map(|c| &c.name)));
         }
         self.handlers.insert(consumer.to_owned(), Arc::new(handler));
         Ok(self)
@@ -148,12 +155,12 @@ impl<B: EventBus> Pipeline<B> {
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: std::fmt::Display + 'static,
     {
-        if let Some(declared) = self.spec.consumers.get(consumer)
-            && declared.topic.value != topic.name()
+        if let Some(declared) = self.system.consumer(consumer)
+            && declared.topic != topic.name()
         {
             return Err(Error::Config(format!(
                 "consumer `{consumer}` reads `{}`, but its handler takes `{}` payloads",
-                declared.topic.value,
+                declared.topic,
                 topic.name()
             )));
         }
@@ -166,15 +173,21 @@ impl<B: EventBus> Pipeline<B> {
     where
         H: crate::project::transactional::TxHandler + 'static,
     {
-        use prom_spec::spec::ProjectorKind;
-        match self.spec.projectors.get(projector) {
-            Some(p) if p.kind.value == ProjectorKind::Transactional => {}
-            Some(_) => {
+        use crate::system::ProjectorKind;
+        match self.system.projector(projector).map(|p| &p.kind) {
+            Some(ProjectorKind::Transactional { .. }) => {}
+            Some(ProjectorKind::Changelog(_)) => {
                 return Err(Error::Config(format!(
                     "projector `{projector}` is a changelog projector: it needs no handler"
                 )));
             }
-            None => return Err(undeclared("projector", projector, self.spec.projectors.keys())),
+            None => {
+                return Err(undeclared(
+                    "projector",
+                    projector,
+                    self.system.projectors.iter().map(|p| &p.name),
+                ));
+            }
         }
         self.tx_handlers.insert(projector.to_owned(), Arc::new(handler));
         Ok(self)
@@ -188,11 +201,11 @@ impl<B: EventBus> Pipeline<B> {
     /// permanent error stops it.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let missing: Vec<&str> = self
-            .spec
+            .system
             .consumers
-            .keys()
+            .iter()
+            .map(|c| c.name.as_str())
             .filter(|name| self.runs_consumer(name) && !self.handlers.contains_key(*name))
-            .map(String::as_str)
             .collect();
         if !missing.is_empty() {
             let what = if self.selection.is_some() { "selected" } else { "declared" };
@@ -214,10 +227,11 @@ impl<B: EventBus> Pipeline<B> {
         };
         let mut tasks = tokio::task::JoinSet::new();
         self.spawn_mongo(&mut tasks, &stopped)?;
-        for (name, consumer) in self.spec.consumers.iter().filter(|(name, _)| self.runs_consumer(name)) {
+        for consumer in self.system.consumers.iter().filter(|c| self.runs_consumer(&c.name)) {
             let runner = Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?
-                .named(name);
-            let handler = Shared(self.handlers[name].clone());
+                .named(&consumer.name);
+            let Some(handler) = self.handlers.get(&consumer.name) else { continue };
+            let handler = Shared(handler.clone());
             tasks.spawn(runner.run(handler, stopped()));
         }
         tokio::pin!(shutdown);
@@ -242,19 +256,19 @@ impl<B: EventBus> Pipeline<B> {
         S: Fn() -> F,
         F: Future<Output = ()> + Send + 'static,
     {
-        let spec = self.selected_spec();
+        let system = self.selected_system();
         let Some(bus) = self.producer.bus().as_mongo() else {
-            warn_skipped(&spec, "they need a MongoDB bus");
+            warn_skipped(&system, "they need a MongoDB bus");
             return Ok(());
         };
         let producer = Producer::new(bus.clone(), self.producer.registry().clone());
-        mongo::spawn_declared(&spec, &producer, Some(&self.tx_handlers), tasks, stopped)?;
+        mongo::spawn_declared(&system, &producer, Some(&self.tx_handlers), tasks, stopped)?;
         Ok(())
     }
 
     #[cfg(not(feature = "mongo"))]
     fn spawn_mongo<S>(&self, _tasks: &mut tokio::task::JoinSet<Result<()>>, _stopped: &S) -> Result<()> {
-        warn_skipped(&self.selected_spec(), "this build of prom-runtime lacks its `mongo` feature");
+        warn_skipped(&self.selected_system(), "this build of prom-runtime lacks its `mongo` feature");
         Ok(())
     }
 }
@@ -269,16 +283,16 @@ fn undeclared<'a>(what: &str, name: &str, declared: impl Iterator<Item = &'a Str
     Error::Config(format!("the spec declares no {what} `{name}`{hint}"))
 }
 
-/// What `spec` declares that runs only on MongoDB (projectors, changefeeds), as
+/// What `system` declares that runs only on MongoDB (projectors, changefeeds), as
 /// "projector `name`" / "changefeed `name`".
-pub fn mongo_only(spec: &Spec) -> Vec<String> {
-    let projectors = spec.projectors.keys().map(|name| format!("projector `{name}`"));
-    projectors.chain(spec.changefeeds.keys().map(|name| format!("changefeed `{name}`"))).collect()
+pub fn mongo_only(system: &System) -> Vec<String> {
+    let projectors = system.projectors.iter().map(|p| format!("projector `{}`", p.name));
+    projectors.chain(system.changefeeds.iter().map(|c| format!("changefeed `{}`", c.name))).collect()
 }
 
 /// Says once (a `tracing` warning) which declared parts will not run and why.
-fn warn_skipped(spec: &Spec, why: &str) {
-    let skipped = mongo_only(spec);
+fn warn_skipped(system: &System, why: &str) {
+    let skipped = mongo_only(system);
     if !skipped.is_empty() {
         tracing::warn!("not running {}: {why}", skipped.join(", "));
     }

@@ -15,8 +15,8 @@ use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::retry::RetryPolicy;
 use crate::runner::FailurePolicy;
+use crate::system::{ProjectorKind, System};
 use mongodb::{ClientSession, Database};
-use prom_spec::spec::{ProjectorKind, Spec};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -45,13 +45,13 @@ pub enum StartedStats {
     Changefeed(Arc<ChangefeedStats>),
 }
 
-/// Starts on `tasks` every changelog projector and changefeed `spec` declares, and every
+/// Starts on `tasks` every changelog projector and changefeed `system` declares, and every
 /// transactional projector when `handlers` is given (one without a handler is an error; the
 /// `prom` CLI, which has no user code, passes `None` and skips them). Each task stops when its
 /// `shutdown()` future completes. Everything is resolved before anything starts, so a bad
 /// declaration starts nothing.
 pub fn spawn_declared<S, F>(
-    spec: &Spec,
+    system: &System,
     producer: &Producer<MongoBus>,
     handlers: Option<&TxHandlers>,
     tasks: &mut JoinSet<Result<()>>,
@@ -65,12 +65,12 @@ where
     let db = producer.bus().database().clone();
     let mut changelogs = Vec::new();
     let mut transactional = Vec::new();
-    for projector in spec.projectors.values() {
-        match projector.kind.value {
-            ProjectorKind::Changelog => changelogs.push(ChangelogSpec::from_spec(projector, registry)?),
-            ProjectorKind::Transactional => {
+    for projector in &system.projectors {
+        match projector.kind {
+            ProjectorKind::Changelog(_) => changelogs.push(ChangelogSpec::from_system(projector, registry)?),
+            ProjectorKind::Transactional { .. } => {
                 let Some(handlers) = handlers else { continue };
-                let resolved = TransactionalSpec::from_spec(projector, registry)?;
+                let resolved = TransactionalSpec::from_system(projector, registry)?;
                 let handler = handlers.get(&resolved.name).cloned().ok_or_else(|| {
                     Error::Config(format!(
                         "no handler for transactional projector `{}`: give it one before `run`",
@@ -81,10 +81,10 @@ where
             }
         }
     }
-    let feeds: Vec<ChangefeedSpec> = spec
+    let feeds: Vec<ChangefeedSpec> = system
         .changefeeds
-        .values()
-        .map(|feed| ChangefeedSpec::from_spec(feed, registry))
+        .iter()
+        .map(|feed| ChangefeedSpec::from_system(feed, registry))
         .collect::<Result<_>>()?;
 
     let mut started = Vec::new();
@@ -108,7 +108,7 @@ where
         let (name, partitions) = (resolved.name.clone(), resolved.partitions);
         // Projectors declare no retry policy: the default backoff, then the DLQ, so one bad
         // event never stops the projection.
-        let policy = FailurePolicy { retry: RetryPolicy::from_spec(None), dlq: true };
+        let policy = FailurePolicy { retry: RetryPolicy::default(), dlq: true };
         let projector =
             TransactionalProjector::new(producer.clone(), resolved, SubscribeOptions::default(), policy);
         let stats = StartedStats::Transactional(group, partitions, projector.stats());

@@ -2,7 +2,7 @@
 //! that shares a system spec with others runs its own consumers and leaves the rest alone.
 
 use crate::error::{Error, Result};
-use prom_spec::spec::Spec;
+use crate::system::System;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
@@ -82,7 +82,7 @@ impl From<&Component> for Component {
     }
 }
 
-/// The components a pipeline runs, by kind, each checked against the spec.
+/// The components a pipeline runs, by kind, each checked against the system.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Selection {
     consumers: BTreeSet<String>,
@@ -91,9 +91,9 @@ pub(super) struct Selection {
 }
 
 impl Selection {
-    /// Resolves `wanted` against `spec`; a name that matches nothing (of its kind) is an error
+    /// Resolves `wanted` against `system`; a name that matches nothing (of its kind) is an error
     /// with the closest declared name and the list of them.
-    pub(super) fn resolve(spec: &Spec, wanted: impl IntoIterator<Item = Component>) -> Result<Selection> {
+    pub(super) fn resolve(system: &System, wanted: impl IntoIterator<Item = Component>) -> Result<Selection> {
         let mut selection = Selection::default();
         let mut any = false;
         for component in wanted {
@@ -105,22 +105,18 @@ impl Selection {
             };
             let mut found = false;
             for kind in kinds {
-                let (declared, chosen) = match kind {
-                    ComponentKind::Consumer => (spec.consumers.contains_key(name), &mut selection.consumers),
-                    ComponentKind::Projector => {
-                        (spec.projectors.contains_key(name), &mut selection.projectors)
-                    }
-                    ComponentKind::Changefeed => {
-                        (spec.changefeeds.contains_key(name), &mut selection.changefeeds)
-                    }
+                let chosen = match kind {
+                    ComponentKind::Consumer => &mut selection.consumers,
+                    ComponentKind::Projector => &mut selection.projectors,
+                    ComponentKind::Changefeed => &mut selection.changefeeds,
                 };
-                if declared {
+                if names(system, kind).any(|declared| declared == name) {
                     chosen.insert(name.to_owned());
                     found = true;
                 }
             }
             if !found {
-                return Err(unknown(spec, &component));
+                return Err(unknown(system, &component));
             }
         }
         if !any {
@@ -138,42 +134,45 @@ impl Selection {
         self.consumers.contains(name)
     }
 
-    /// `spec` with only the selected projectors and changefeeds (what the MongoDB tasks run).
-    pub(super) fn restrict(&self, spec: &Spec) -> Spec {
-        let mut restricted = spec.clone();
-        restricted.consumers.retain(|name, _| self.consumers.contains(name));
-        restricted.projectors.retain(|name, _| self.projectors.contains(name));
-        restricted.changefeeds.retain(|name, _| self.changefeeds.contains(name));
+    /// `system` with only the selected components (what the MongoDB tasks run).
+    pub(super) fn restrict(&self, system: &System) -> System {
+        let mut restricted = system.clone();
+        restricted.consumers.retain(|c| self.consumers.contains(&c.name));
+        restricted.projectors.retain(|p| self.projectors.contains(&p.name));
+        restricted.changefeeds.retain(|c| self.changefeeds.contains(&c.name));
         restricted
     }
 }
 
+/// The declared names of one kind of component.
+fn names(system: &System, kind: ComponentKind) -> Box<dyn Iterator<Item = &str> + '_> {
+    match kind {
+        ComponentKind::Consumer => Box::new(system.consumers.iter().map(|c| c.name.as_str())),
+        ComponentKind::Projector => Box::new(system.projectors.iter().map(|p| p.name.as_str())),
+        ComponentKind::Changefeed => Box::new(system.changefeeds.iter().map(|c| c.name.as_str())),
+    }
+}
+
 /// "The spec declares no consumer `x`; did you mean `y`? Declared: ...".
-fn unknown(spec: &Spec, component: &Component) -> Error {
+fn unknown(system: &System, component: &Component) -> Error {
     let name = component.name();
     let what = component.kind.map_or("consumer, projector or changefeed", ComponentKind::noun);
+    let kinds = [ComponentKind::Consumer, ComponentKind::Projector, ComponentKind::Changefeed];
     let candidates: Vec<&str> = match component.kind {
-        Some(ComponentKind::Consumer) => spec.consumers.keys().map(String::as_str).collect(),
-        Some(ComponentKind::Projector) => spec.projectors.keys().map(String::as_str).collect(),
-        Some(ComponentKind::Changefeed) => spec.changefeeds.keys().map(String::as_str).collect(),
-        None => spec
-            .consumers
-            .keys()
-            .chain(spec.projectors.keys())
-            .chain(spec.changefeeds.keys())
-            .map(String::as_str)
-            .collect(),
+        Some(kind) => names(system, kind).collect(),
+        None => kinds.iter().flat_map(|kind| names(system, *kind)).collect(),
     };
     let hint = prom_spec::suggest::closest(name, candidates.iter().copied())
         .map_or_else(String::new, |close| format!("; did you mean `{close}`?"));
-    let list = |kind: &str, names: Vec<&String>| {
-        let names: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
-        format!("{kind}: {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") })
+    let list = |kind: ComponentKind| {
+        let names: Vec<String> = names(system, kind).map(|n| format!("`{n}`")).collect();
+        let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+        format!("{}s: {names}", kind.noun())
     };
     Error::Config(format!(
         "`only`: the spec declares no {what} `{name}`{hint}\ndeclared {}; {}; {}",
-        list("consumers", spec.consumers.keys().collect()),
-        list("projectors", spec.projectors.keys().collect()),
-        list("changefeeds", spec.changefeeds.keys().collect()),
+        list(ComponentKind::Consumer),
+        list(ComponentKind::Projector),
+        list(ComponentKind::Changefeed),
     ))
 }

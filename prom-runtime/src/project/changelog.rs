@@ -18,10 +18,10 @@ use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::Route;
+use crate::system::{Projector, ProjectorKind};
 use mongodb::bson::Document;
 use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
-use prom_spec::spec::Projector;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,38 +46,29 @@ pub struct ChangelogSpec {
 }
 
 impl ChangelogSpec {
-    /// Resolves a `kind: changelog` projector of the spec (default key: the topic's key).
-    pub fn from_spec(projector: &Projector, registry: &crate::registry::Registry) -> Result<ChangelogSpec> {
-        let name = projector.name.value.clone();
+    /// Resolves a changelog projector of a system against the registry.
+    pub fn from_system(projector: &Projector, registry: &crate::registry::Registry) -> Result<ChangelogSpec> {
+        let name = projector.name.clone();
         let fail = |what: String| Error::Config(format!("projector `{name}`: {what}"));
-        let topic = registry.topic(&projector.topic.value)?;
-        let collection = projector
-            .collection
-            .as_ref()
-            .map(|c| c.value.clone())
-            .ok_or_else(|| fail("a changelog projector needs `collection:`".into()))?;
-        let key = projector
-            .key
-            .as_ref()
-            .map(|k| k.value.clone())
-            .or_else(|| topic.key.clone())
-            .ok_or_else(|| fail(format!("no `key:`, and topic `{}` declares none either", topic.name)))?;
-        let version = projector.version.as_ref().map(|v| v.value.clone());
+        let ProjectorKind::Changelog(changelog) = &projector.kind else {
+            return Err(fail("is transactional; run it with the transactional projector".into()));
+        };
+        let topic = registry.topic(&projector.topic)?;
+        let collection = changelog.collection.clone();
+        let key = changelog.key.clone();
+        let version = changelog.version.clone();
         if let Some(version) = &version {
             plan::dotted_path(version).map_err(|e| fail(format!("version {e}")))?;
         }
-        let indexes = projector
+        let indexes = changelog
             .indexes
             .iter()
             .map(|index| {
                 let mut keys = Document::new();
                 for (field, direction) in &index.keys {
-                    keys.insert(field.value.clone(), direction.value);
+                    keys.insert(field.clone(), *direction);
                 }
-                let options = IndexOptions::builder()
-                    .unique(index.unique)
-                    .name(index.name.as_ref().map(|n| n.value.clone()))
-                    .build();
+                let options = IndexOptions::builder().unique(index.unique).name(index.name.clone()).build();
                 IndexModel::builder().keys(keys).options(options).build()
             })
             .collect();

@@ -24,10 +24,10 @@ use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
 use crate::runner::FailurePolicy;
+use crate::system::{Projector, ProjectorKind};
 use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
-use prom_spec::spec::{Projector, ProjectorKind};
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -152,18 +152,18 @@ pub struct TransactionalSpec {
 }
 
 impl TransactionalSpec {
-    /// Resolves a `kind: transactional` projector of the spec.
-    pub fn from_spec(projector: &Projector, registry: &Registry) -> Result<TransactionalSpec> {
-        let name = projector.name.value.clone();
-        if projector.kind.value != ProjectorKind::Transactional {
+    /// Resolves a transactional projector of a system against the registry.
+    pub fn from_system(projector: &Projector, registry: &Registry) -> Result<TransactionalSpec> {
+        let name = projector.name.clone();
+        if !matches!(projector.kind, ProjectorKind::Transactional { .. }) {
             return Err(Error::Config(format!(
                 "projector `{name}` is not `kind: transactional`; run it with the changelog projector"
             )));
         }
-        let topic = match registry.route(&projector.topic.value)? {
+        let topic = match registry.route(&projector.topic)? {
             Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t,
         };
-        Ok(TransactionalSpec { name, topic: projector.topic.value.clone(), partitions: topic.partitions })
+        Ok(TransactionalSpec { name, topic: projector.topic.clone(), partitions: topic.partitions })
     }
 
     /// The consumer group the projector reads with.

@@ -14,9 +14,9 @@ pub mod query;
 pub mod server;
 
 use crate::error::{Error, Result};
+use crate::system::{Projector, ProjectorKind, System};
 use axum::Router;
 use mongodb::Database;
-use prom_spec::spec::{Projector, ProjectorKind, Spec};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
@@ -95,37 +95,32 @@ pub struct SnapshotSpec {
 impl SnapshotSpec {
     /// The snapshot API of `projector`, or `None` when it declares none.
     pub fn from_projector(projector: &Projector) -> Result<Option<SnapshotSpec>> {
-        let Some(api) = &projector.snapshot_api else { return Ok(None) };
-        let name = &projector.name.value;
+        // Only changelog projectors keep one document per key, so only they have the API.
+        let ProjectorKind::Changelog(changelog) = &projector.kind else { return Ok(None) };
+        let Some(api) = &changelog.snapshot_api else { return Ok(None) };
+        let name = &projector.name;
         let fail = |what: String| Error::Config(format!("projector `{name}`: snapshot_api {what}"));
-        if projector.kind.value != ProjectorKind::Changelog {
-            return Err(fail("needs `kind: changelog` (only those keep one document per key)".into()));
-        }
-        let collection = projector
-            .collection
-            .as_ref()
-            .map(|c| c.value.clone())
-            .ok_or_else(|| fail("needs the projector's `collection:`".into()))?;
-        let path = mount_path(&api.path.value).map_err(&fail)?;
+        let collection = changelog.collection.clone();
+        let path = mount_path(&api.path).map_err(&fail)?;
         let mut filters = Vec::new();
         for filter in &api.filters {
-            query::check_field_name(&filter.value).map_err(&fail)?;
-            if !filters.contains(&filter.value) {
-                filters.push(filter.value.clone());
+            query::check_field_name(filter).map_err(&fail)?;
+            if !filters.contains(filter) {
+                filters.push(filter.clone());
             }
         }
-        let max_limit = api.max_limit.as_ref().map_or(DEFAULT_MAX_LIMIT, |m| m.value);
+        let max_limit = api.max_limit.unwrap_or(DEFAULT_MAX_LIMIT);
         if max_limit == 0 {
             return Err(fail("`max_limit` is 0, so no page could hold a document".into()));
         }
-        let max_age = api.max_age.as_ref().map_or(Duration::ZERO, |d| d.value);
+        let max_age = api.max_age.unwrap_or(Duration::ZERO);
         Ok(Some(SnapshotSpec { projector: name.clone(), collection, path, filters, max_age, max_limit }))
     }
 
-    /// Every snapshot API the spec declares, in projector-name order.
-    pub fn all(spec: &Spec) -> Result<Vec<SnapshotSpec>> {
+    /// Every snapshot API the system declares, in projector order.
+    pub fn all(system: &System) -> Result<Vec<SnapshotSpec>> {
         let mut out = Vec::new();
-        for projector in spec.projectors.values() {
+        for projector in &system.projectors {
             out.extend(SnapshotSpec::from_projector(projector)?);
         }
         Ok(out)

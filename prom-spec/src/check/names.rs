@@ -5,20 +5,7 @@ use crate::source::Located;
 use crate::spec::Spec;
 use std::collections::HashMap;
 
-/// Headers the runtime stamps itself; users cannot declare them. The one list: lint rejects
-/// these names (P102) and the runtime never copies them from user input
-/// (`prom_runtime::registry::is_runtime_header`, whose test checks every runtime constant is here).
-pub const RESERVED_HEADERS: &[&str] = &[
-    "x-schema-version",
-    "x-upcasted-from",
-    "x-partition",
-    "x-dlq-error",
-    "x-replay-of",
-    "x-change-operation",
-    "x-cluster-time",
-    "x-prom-corrupt",
-    "x-prom-corrupt-headers",
-];
+pub use crate::headers::RESERVED_HEADERS;
 
 /// Whether `name` matches `^[a-z0-9]+(\.[a-z0-9]+)*(\.v\d+)?$`.
 pub fn is_topic_name(name: &str) -> bool {

@@ -5,6 +5,8 @@
 /// The names of every declared topic.
 #[allow(dead_code)]
 pub mod topics {
+    /// `order.changed`
+    pub const ORDER_CHANGED: &str = "order.changed";
     /// `order.placed`
     pub const ORDER_PLACED: &str = "order.placed";
     /// `tree.node`
@@ -12,13 +14,136 @@ pub mod topics {
 }
 /// The names of every declared consumer, for `Wiring::only` (run a subset of the pipeline).
 #[allow(dead_code)]
-pub mod consumers {}
+pub mod consumers {
+    /// The consumer `order-audit`.
+    pub const ORDER_AUDIT: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::consumer(
+        "order-audit",
+    );
+    /// The consumer `order-dead-letters`.
+    pub const ORDER_DEAD_LETTERS: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::consumer(
+        "order-dead-letters",
+    );
+}
 /// The names of every declared projector, for `Wiring::only` (run a subset of the pipeline).
 #[allow(dead_code)]
-pub mod projectors {}
+pub mod projectors {
+    /// The projector `orders`.
+    pub const ORDERS: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::projector(
+        "orders",
+    );
+}
 /// The names of every declared changefeed, for `Wiring::only` (run a subset of the pipeline).
 #[allow(dead_code)]
-pub mod changefeeds {}
+pub mod changefeeds {
+    /// The changefeed `orders-changed`.
+    pub const ORDERS_CHANGED: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::changefeed(
+        "orders-changed",
+    );
+}
+/// Changes of the `orders` projection, republished by a changefeed.
+/// Topic `order.changed`.
+#[allow(clippy::all, dead_code)]
+pub mod order_changed {
+    /// The topic's name.
+    pub const NAME: &str = "order.changed";
+    /// The newest payload version; readers always see it.
+    pub const LATEST_VERSION: u32 = 1;
+    /// Number of partitions.
+    pub const PARTITIONS: u32 = 1;
+    /// JSON pointer to the partition key in the payload.
+    pub const KEY: ::std::option::Option<&str> = ::std::option::Option::None;
+    /// Custom header names.
+    pub mod headers {}
+    /// The JSON Schema of each version, used to validate on publish and after upcasting.
+    pub mod schemas {
+        /// The JSON Schema of version 1.
+        pub const V1: &str = r#"{"type":"object"}"#;
+    }
+    /// Version 1 of the `order.changed` payload.
+    #[derive(
+        Debug,
+        Clone,
+        PartialEq,
+        ::prom_runtime::__private::serde::Serialize,
+        ::prom_runtime::__private::serde::Deserialize
+    )]
+    #[serde(crate = "::prom_runtime::__private::serde")]
+    pub struct V1 {}
+    /// The payload type readers see.
+    pub type Latest = V1;
+    /// A payload of any declared version.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum AnyVersion {
+        /// A version 1 payload.
+        V1(V1),
+    }
+    impl AnyVersion {
+        /// Decodes a stored payload of `version`.
+        pub fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            let decoded = match version {
+                1 => {
+                    ::prom_runtime::__private::serde_json::from_value(payload)
+                        .map(AnyVersion::V1)
+                }
+                other => {
+                    return ::std::result::Result::Err(::prom_runtime::DecodeError::UnknownVersion {
+                        topic: NAME,
+                        version: other,
+                    });
+                }
+            };
+            decoded
+                .map_err(|source| ::prom_runtime::DecodeError::Payload {
+                    topic: NAME,
+                    version,
+                    source,
+                })
+        }
+        /// The version of this payload.
+        pub fn version(&self) -> u32 {
+            match self {
+                AnyVersion::V1(_) => 1,
+            }
+        }
+        /// Walks the upcast chain to the latest version.
+        pub fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            match self {
+                AnyVersion::V1(latest) => ::std::result::Result::Ok(latest),
+            }
+        }
+    }
+    impl ::prom_runtime::Versioned for AnyVersion {
+        type Latest = Latest;
+        const TOPIC: &'static str = NAME;
+        const LATEST_VERSION: u32 = LATEST_VERSION;
+        fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            AnyVersion::decode(version, payload)
+        }
+        fn version(&self) -> u32 {
+            AnyVersion::version(self)
+        }
+        fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            AnyVersion::into_latest(self)
+        }
+    }
+    impl ::prom_runtime::Event for V1 {
+        const TOPIC: &'static str = NAME;
+        const VERSION: u32 = 1;
+        const SCHEMA: &'static str = schemas::V1;
+    }
+    /// The typed handle: publishes take [`Latest`], subscribers receive it.
+    pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
+}
 /// A customer placed an order.
 /// Versions exercise every upcast step and a user function.
 /// Topic `order.placed`.
@@ -512,136 +637,216 @@ pub mod tree_node {
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
 }
-/// The spec this code was generated from, embedded so the runtime needs no spec files.
+/// The spec this code was generated from, as finished facts: the runtime needs no
+/// spec files and lints nothing at startup.
 #[allow(dead_code)]
 pub mod spec {
-    /// The spec documents, in load order.
-    pub const DOCUMENTS: &[&str] = &["tests/corpus/codegen/constructs.yaml"];
-    /// Every file the spec reads (documents and referenced schemas), by path.
-    pub const FILES: &[(&str, &str)] = &[
-        (
-            "tests/corpus/codegen/constructs.yaml",
-            r##"# Every construct the generator supports, for the snapshot and compile tests.
-topics:
-  order.placed:
-    description: |
-      A customer placed an order.
-      Versions exercise every upcast step and a user function.
-    key: /order_id
-    partitions: 3
-    headers: [x-tenant, x-request-id]
-    compat: none
-    versions:
-      1:
-        schema:
-          type: object
-          additionalProperties: false
-          required: [order_id, customer, lines, total]
-          properties:
-            order_id: { type: string }
-            customer: { $ref: "#/$defs/customer" }
-            lines:
-              type: array
-              items:
-                type: object
-                required: [sku, qty]
-                properties:
-                  sku: { type: string }
-                  qty: { type: integer, minimum: 1 }
-            total: { type: integer, description: Total in cents. }
-            legacy_flag: { type: boolean }
-            placedAt: { type: string, format: date-time }
-          $defs:
-            customer:
-              type: object
-              required: [id]
-              properties:
-                id: { type: string }
-                type: { type: string, enum: [person, company, "self-employed"] }
-      2:
-        schema:
-          type: object
-          additionalProperties: false
-          required: [order_id, customer, lines, total_cents, currency, priority, express, weight, notes]
-          properties:
-            order_id: { type: string }
-            customer: { $ref: "#/$defs/customer" }
-            lines:
-              type: array
-              items:
-                type: object
-                required: [sku, qty]
-                properties:
-                  sku: { type: string }
-                  qty: { type: integer, minimum: 1 }
-            total_cents: { type: integer }
-            currency: { type: string, enum: [EUR, USD] }
-            priority: { type: integer }
-            express: { type: boolean }
-            weight: { type: number }
-            notes: { type: array, items: { type: string } }
-            coupon: { type: [string, "null"] }
-            placedAt: { type: string, format: date-time }
-            attributes: { type: object, additionalProperties: { type: string } }
-          $defs:
-            customer:
-              type: object
-              required: [id]
-              properties:
-                id: { type: string }
-                type: { type: string, enum: [person, company, "self-employed"] }
-        upcast:
-          rename: { total: total_cents }
-          remove: [legacy_flag]
-          set_default: { currency: EUR, priority: 3, express: false, weight: 0.5, notes: [], coupon: null }
-      3:
-        description: Splits the customer into id and kind; needs a function.
-        schema:
-          type: object
-          additionalProperties: false
-          required: [order_id, customer_id, lines, total_cents, currency]
-          properties:
-            order_id: { type: string }
-            customer_id: { type: string }
-            customer_kind: { type: string, enum: [person, company, "self-employed"] }
-            lines:
-              type: array
-              items:
-                type: object
-                required: [sku, qty]
-                properties:
-                  sku: { type: string }
-                  qty: { type: integer, minimum: 1 }
-            total_cents: { type: integer }
-            currency: { type: string, enum: [EUR, USD] }
-        upcast:
-          with: crate::upcasters::order_v2_to_v3
-
-  tree.node:
-    description: A recursive structure and keyword-named fields.
-    versions:
-      1:
-        schema:
-          type: object
-          required: [root]
-          properties:
-            root: { $ref: "#/$defs/node" }
-            match: { type: string }
-            self: { type: integer }
-            2fa: { type: boolean }
-            anything: {}
-            scores: { type: [integer, number] }
-          $defs:
-            node:
-              type: object
-              required: [label]
-              properties:
-                label: { type: string }
-                children: { type: array, items: { $ref: "#/$defs/node" } }
-                parent: { $ref: "#/$defs/node" }
-"##,
-        ),
-    ];
+    /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
+    /// proved about them), consumers with their retry policies, projectors, changefeeds.
+    pub fn system() -> ::prom_runtime::system::System {
+        ::prom_runtime::system::System {
+            topics: ::std::vec::Vec::from([
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("order.changed"),
+                    key: ::std::option::Option::None,
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::order_changed::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("order.placed"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/order_id"),
+                    ),
+                    partitions: 3u32,
+                    headers: ::std::vec::Vec::from([
+                        ::std::string::String::from("x-tenant"),
+                        ::std::string::String::from("x-request-id"),
+                    ]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::None,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::order_placed::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 2u32,
+                            schema: ::std::string::String::from(
+                                super::order_placed::schemas::V2,
+                            ),
+                            upcast: ::std::option::Option::Some(::prom_runtime::system::Upcast::Steps {
+                                rename: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("total"),
+                                        ::std::string::String::from("total_cents"),
+                                    ),
+                                ]),
+                                remove: ::std::vec::Vec::from([
+                                    ::std::string::String::from("legacy_flag"),
+                                ]),
+                                set_default: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("currency"),
+                                        ::std::string::String::from("\"EUR\""),
+                                    ),
+                                    (
+                                        ::std::string::String::from("priority"),
+                                        ::std::string::String::from("3"),
+                                    ),
+                                    (
+                                        ::std::string::String::from("express"),
+                                        ::std::string::String::from("false"),
+                                    ),
+                                    (
+                                        ::std::string::String::from("weight"),
+                                        ::std::string::String::from("0.5"),
+                                    ),
+                                    (
+                                        ::std::string::String::from("notes"),
+                                        ::std::string::String::from("[]"),
+                                    ),
+                                    (
+                                        ::std::string::String::from("coupon"),
+                                        ::std::string::String::from("null"),
+                                    ),
+                                ]),
+                            }),
+                            upcast_proven: true,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 3u32,
+                            schema: ::std::string::String::from(
+                                super::order_placed::schemas::V3,
+                            ),
+                            upcast: ::std::option::Option::Some(
+                                ::prom_runtime::system::Upcast::With(
+                                    ::std::string::String::from(
+                                        "crate::upcasters::order_v2_to_v3",
+                                    ),
+                                ),
+                            ),
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("tree.node"),
+                    key: ::std::option::Option::None,
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::tree_node::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+            ]),
+            consumers: ::std::vec::Vec::from([
+                ::prom_runtime::system::Consumer {
+                    name: ::std::string::String::from("order-audit"),
+                    topic: ::std::string::String::from("order.placed"),
+                    group: ::std::string::String::from("audit"),
+                    start: ::prom_runtime::system::StartFrom::Latest,
+                    retry: {
+                        let default = ::prom_runtime::retry::RetryPolicy::default();
+                        let backoff = ::std::time::Duration::new(0u64, 250000000u32);
+                        ::prom_runtime::retry::RetryPolicy {
+                            max_attempts: 5u32,
+                            backoff,
+                            max_backoff: default.max_backoff.max(backoff),
+                        }
+                    },
+                    dlq: true,
+                    partitioned: false,
+                    member_ttl: ::std::option::Option::None,
+                    batch_size: ::std::option::Option::Some(16usize),
+                    max_in_flight: ::std::option::Option::Some(64usize),
+                },
+                ::prom_runtime::system::Consumer {
+                    name: ::std::string::String::from("order-dead-letters"),
+                    topic: ::std::string::String::from("dlq.order.placed"),
+                    group: ::std::string::String::from("order-dead-letters"),
+                    start: ::prom_runtime::system::StartFrom::Earliest,
+                    retry: ::prom_runtime::retry::RetryPolicy::default(),
+                    dlq: false,
+                    partitioned: false,
+                    member_ttl: ::std::option::Option::None,
+                    batch_size: ::std::option::Option::None,
+                    max_in_flight: ::std::option::Option::None,
+                },
+            ]),
+            projectors: ::std::vec::Vec::from([
+                ::prom_runtime::system::Projector {
+                    name: ::std::string::String::from("orders"),
+                    topic: ::std::string::String::from("order.placed"),
+                    kind: ::prom_runtime::system::ProjectorKind::Changelog(::prom_runtime::system::Changelog {
+                        collection: ::std::string::String::from("orders"),
+                        key: ::std::string::String::from("/order_id"),
+                        version: ::std::option::Option::None,
+                        indexes: ::std::vec::Vec::from([
+                            ::prom_runtime::system::Index {
+                                keys: ::std::vec::Vec::from([
+                                    (::std::string::String::from("currency"), 1i64),
+                                    (::std::string::String::from("total_cents"), -1i64),
+                                ]),
+                                unique: true,
+                                name: ::std::option::Option::Some(
+                                    ::std::string::String::from("by_currency"),
+                                ),
+                            },
+                        ]),
+                        snapshot_api: ::std::option::Option::Some(::prom_runtime::system::SnapshotApi {
+                            path: ::std::string::String::from("/orders"),
+                            filters: ::std::vec::Vec::from([
+                                ::std::string::String::from("currency"),
+                            ]),
+                            max_age: ::std::option::Option::None,
+                            max_limit: ::std::option::Option::Some(50u64),
+                        }),
+                    }),
+                },
+            ]),
+            changefeeds: ::std::vec::Vec::from([
+                ::prom_runtime::system::Changefeed {
+                    name: ::std::string::String::from("orders-changed"),
+                    collection: ::std::string::String::from("orders"),
+                    database: ::std::option::Option::Some(
+                        ::std::string::String::from("shop"),
+                    ),
+                    topic: ::std::string::String::from("order.changed"),
+                    full_document: ::prom_runtime::system::FullDocument::WhenAvailable,
+                    operations: ::std::vec::Vec::from([
+                        ::std::string::String::from("insert"),
+                        ::std::string::String::from("update"),
+                    ]),
+                    on_lost_resume: ::prom_runtime::system::LostResumePolicy::RestartFromNow,
+                },
+            ]),
+        }
+    }
 }
 /// Registers everything the spec declares with the runtime — schemas, upcasters
 /// (`with:` functions included), every consumer with its retry, DLQ and partitioning,
@@ -651,10 +856,9 @@ topics:
 pub fn wire<B: ::prom_runtime::bus::EventBus>(
     bus: B,
 ) -> ::std::result::Result<Wiring<B>, ::prom_runtime::Error> {
-    let pipeline = ::prom_runtime::Pipeline::embedded(
+    let pipeline = ::prom_runtime::Pipeline::new(
         bus,
-        spec::DOCUMENTS,
-        spec::FILES,
+        spec::system(),
         |registry| {
             registry
                 .with_upcaster(
@@ -672,6 +876,39 @@ pub struct Wiring<B: ::prom_runtime::bus::EventBus> {
 }
 #[allow(dead_code)]
 impl<B: ::prom_runtime::bus::EventBus> Wiring<B> {
+    /// Sets the handler of consumer `order-audit` on `order.placed` (group `audit`, up to 5 attempts, dead letters to `dlq.order.placed`). An error is retried; return `HandlerError::permanent` to dead-letter the event at once.
+    pub fn order_audit<F, Fut, E>(
+        self,
+        handler: F,
+    ) -> ::std::result::Result<Self, ::prom_runtime::Error>
+    where
+        F: Fn(order_placed::Latest, ::prom_runtime::Context) -> Fut + Send + Sync
+            + 'static,
+        Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send
+            + 'static,
+        E: ::std::fmt::Display + 'static,
+    {
+        ::std::result::Result::Ok(Wiring {
+            pipeline: self
+                .pipeline
+                .handle_latest("order-audit", order_placed::TOPIC, handler)?,
+        })
+    }
+    /// Sets the handler of consumer `order-dead-letters` on `dlq.order.placed` (group `order-dead-letters`). An error is retried; return `HandlerError::permanent` to dead-letter the event at once.
+    pub fn order_dead_letters<F, Fut, E>(
+        self,
+        handler: F,
+    ) -> ::std::result::Result<Self, ::prom_runtime::Error>
+    where
+        F: Fn(::prom_runtime::EventRecord) -> Fut + Send + Sync + 'static,
+        Fut: ::std::future::Future<Output = ::std::result::Result<(), E>> + Send
+            + 'static,
+        E: ::std::fmt::Display + 'static,
+    {
+        ::std::result::Result::Ok(Wiring {
+            pipeline: self.pipeline.handle("order-dead-letters", handler)?,
+        })
+    }
     /// Runs only the named components (`consumers::NAME`, `projectors::NAME`,
     /// `changefeeds::NAME`): the others are not started and need no handler. An
     /// undeclared name is an error; a selected consumer still needs its handler.
