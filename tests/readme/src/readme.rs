@@ -39,6 +39,9 @@ pub enum Marker {
     /// `<!-- file: PATH -->`: the block is the whole file PATH of the crate "Use Prom in your
     /// crate" describes; the fresh-crate test builds it as a real crate.
     File(String),
+    /// `<!-- variant: NAME -->`: a replacement the fresh-crate test makes in that crate (NAME
+    /// `include_specs`: the `mod prom` of `src/main.rs`, without a build script).
+    Variant(String),
 }
 
 /// The options of a `<!-- snippet: ... -->` comment.
@@ -133,6 +136,16 @@ fn marker(at: usize, text: &str) -> Result<Option<Marker>, ReadmeError> {
             });
         }
         return Ok(Some(Marker::File(path.to_owned())));
+    }
+    if let Some(name) = inner.strip_prefix("variant:") {
+        let name = name.trim();
+        if !is_identifier(name) {
+            return Err(ReadmeError::BadMarker {
+                line: at,
+                message: format!("`<!-- variant: {name} -->` must name the variant with a plain identifier"),
+            });
+        }
+        return Ok(Some(Marker::Variant(name.to_owned())));
     }
     let Some(options) = inner.strip_prefix("snippet:") else {
         return Ok(None);

@@ -13,8 +13,8 @@
 //! - `<!-- snippet: build.rs -->` blocks must be items (a whole build script): they become a
 //!   module, compiled against `prom-codegen`;
 //! - `<!-- snippet: mongo -->` blocks are compiled only with the `mongo` feature;
-//! - `<!-- file: PATH -->` blocks are left to `tests/fresh_crate.rs`, which builds them as a real
-//!   crate; other languages are not compiled.
+//! - `<!-- file: PATH -->` and `<!-- variant: NAME -->` blocks are left to `tests/fresh_crate.rs`,
+//!   which builds them as a real crate; other languages are not compiled.
 //!
 //! Snippets are illustrations, so unused variables and dead code are allowed in them; every other
 //! lint applies.
@@ -43,6 +43,13 @@ pub fn render(
             (Some(Marker::File(path)), "rust") => {
                 out[fence - 1] = format!(
                     "// README.md:{fence}: `{path}` of the \"Use Prom in your crate\" crate: \
+                     tests/fresh_crate.rs builds it"
+                );
+                continue;
+            }
+            (Some(Marker::Variant(name)), "rust") => {
+                out[fence - 1] = format!(
+                    "// README.md:{fence}: variant `{name}` of the \"Use Prom in your crate\" crate: \
                      tests/fresh_crate.rs builds it"
                 );
                 continue;
