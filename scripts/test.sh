@@ -11,8 +11,8 @@ fi
 
 # The MongoDB backend is an opt-in feature of prom-runtime (its driver adds ~40 s of build and
 # TLS/DNS dependencies library users without MongoDB should not pay for); CI builds, lints and
-# tests it explicitly.
-features=(--features prom-runtime/mongo)
+# tests it explicitly, with the README snippets that need it (tests/readme).
+features=(--features prom-runtime/mongo,prom-readme-tests/mongo)
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
