@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::merge::{Merged, conj_false, conj_true};
+use super::checker::{Checker, Loc};
 use super::model::{Doc, Kinds, NodeId, RefTarget, json_eq, mentions_ref};
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::{FlatWriter, conj_false, conj_true};
 
 /// What a schema is known to admit, shallowly.
 #[derive(Debug, Clone)]
@@ -114,10 +115,10 @@ pub(super) fn node_kinds(doc: &Doc, id: NodeId) -> Kinds {
 }
 
 impl Checker<'_> {
-    fn shape_of_merged(&mut self, w: &Merged) -> Shape {
-        let wdoc = self.w;
+    fn shape_of_merged(&mut self, w: &FlatWriter) -> Shape {
+        let wdoc = self.writer;
         let mut prop_values = BTreeMap::new();
-        for (name, conj) in &w.props {
+        for (name, conj) in &w.object.props {
             let mut vals: Option<Vec<Value>> = None;
             for p in conj {
                 let ps = shape_of_node(wdoc, *p, 0, &mut HashSet::new(), false);
@@ -131,22 +132,22 @@ impl Checker<'_> {
         }
         Shape {
             kinds: w.kinds,
-            values: w.values.clone(),
-            required: w.required.iter().cloned().collect(),
+            values: w.enumeration.values.clone(),
+            required: w.object.required.iter().cloned().collect(),
             prop_values,
         }
     }
 
     /// Whether no value satisfies both the writer and the reader node.
-    pub(super) fn disjoint(&mut self, w: &Merged, r: NodeId) -> bool {
+    pub(super) fn disjoint(&mut self, w: &FlatWriter, r: NodeId) -> bool {
         let a = self.shape_of_merged(w);
-        let b = shape_of_node(self.r, r, 0, &mut HashSet::new(), true);
+        let b = shape_of_node(self.reader, r, 0, &mut HashSet::new(), true);
         shapes_disjoint(&a, &b)
     }
 
     /// Whether a writer `oneOf` can be read as `anyOf` without enlarging it.
     pub(super) fn writer_branches_disjoint(&self, branches: &[NodeId]) -> bool {
-        let wdoc = self.w;
+        let wdoc = self.writer;
         let shapes: Vec<Shape> =
             branches.iter().map(|b| shape_of_node(wdoc, *b, 0, &mut HashSet::new(), true)).collect();
         shapes.iter().enumerate().all(|(i, a)| shapes[i + 1..].iter().all(|b| shapes_disjoint(a, b)))
@@ -155,12 +156,12 @@ impl Checker<'_> {
     /// Writer ⊆ anyOf/oneOf of the reader, splitting the writer by JSON type first.
     pub(super) fn reader_union(
         &mut self,
-        w: &Merged,
+        w: &FlatWriter,
         branches: &[NodeId],
         loc: &Loc,
         one_of: bool,
     ) -> Outcome {
-        let rdoc = self.r;
+        let rdoc = self.reader;
         let keyword = if one_of { "oneOf" } else { "anyOf" };
         let mut out = Outcome::default();
         for unit in Kinds::UNITS {
@@ -191,7 +192,7 @@ impl Checker<'_> {
             }
             let mut results = Vec::new();
             for (i, b) in &admitting {
-                let bloc = loc.with_r(&format!("{}/{keyword}/{i}", loc.r));
+                let bloc = loc.with_reader(&format!("{}/{keyword}/{i}", loc.reader));
                 let o = self.sub_merged(&wu, *b, &bloc);
                 results.push((*i, *b, o));
             }
@@ -260,8 +261,8 @@ impl Checker<'_> {
     }
 
     /// Writer ⊆ not(n), i.e. writer ∩ n = ∅.
-    pub(super) fn reader_not(&mut self, w: &Merged, n: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
+    pub(super) fn reader_not(&mut self, w: &FlatWriter, n: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
         if let Some(rn) = rdoc.raw(n)
             && !mentions_ref(rn)
             && w.nots.iter().any(|x| wdoc.raw(*x) == Some(rn))
@@ -298,7 +299,7 @@ impl Checker<'_> {
             );
             return Outcome { proven: vec![f], ..Outcome::default() };
         }
-        let nloc = loc.with_r(&format!("{}/not", loc.r));
+        let nloc = loc.with_reader(&format!("{}/not", loc.reader));
         if w.approx.is_empty() && self.sub_merged(w, n, &nloc).is_clean() {
             return self.violation(
                 loc,
@@ -321,11 +322,11 @@ impl Checker<'_> {
 
     /// Whether the merged writer is exactly `not a`: a single part whose only constraint is
     /// that `not`, over every JSON type.
-    fn only_not(&self, w: &Merged, a: NodeId) -> bool {
+    fn only_not(&self, w: &FlatWriter, a: NodeId) -> bool {
         let [part] = w.parts[..] else { return false };
-        let kw = self.w.kw(part);
+        let kw = self.writer.kw(part);
         let only_keyword = self
-            .w
+            .writer
             .raw(part)
             .and_then(Value::as_object)
             .is_some_and(|map| map.keys().all(|k| k == "not" || super::model::is_annotation(k)));
@@ -333,8 +334,8 @@ impl Checker<'_> {
     }
 
     /// Whether the writer provably has more than `n` distinct values.
-    pub(super) fn writer_has_more_values_than(&mut self, w: &Merged, n: usize) -> bool {
-        let wdoc = self.w;
+    pub(super) fn writer_has_more_values_than(&mut self, w: &FlatWriter, n: usize) -> bool {
+        let wdoc = self.writer;
         let mut total: u128 = 0;
         let infinite = u128::MAX;
         let mut add = |c: u128| total = total.saturating_add(c);
@@ -349,8 +350,8 @@ impl Checker<'_> {
         {
             add(c);
         }
-        if w.kinds.has(Kinds::STR) && w.patterns.is_empty() && w.formats.is_empty() {
-            add(if w.max_len == Some(0) { 1 } else { infinite });
+        if w.kinds.has(Kinds::STR) && w.string.patterns.is_empty() && w.string.formats.is_empty() {
+            add(if w.string.max_len == Some(0) { 1 } else { infinite });
         }
         if w.kinds.has(Kinds::ARR)
             && self.max_items_eff(w).is_none_or(|m| m >= 1)
@@ -359,11 +360,11 @@ impl Checker<'_> {
             add(infinite);
         }
         if w.kinds.has(Kinds::OBJ)
-            && w.pattern_props.is_empty()
-            && w.property_names.is_empty()
-            && conj_true(wdoc, &w.addl)
-            && w.max_props.is_none()
-            && !conj_false(wdoc, &w.addl)
+            && w.object.pattern_props.is_empty()
+            && w.object.property_names.is_empty()
+            && conj_true(wdoc, &w.object.addl)
+            && w.object.max_props.is_none()
+            && !conj_false(wdoc, &w.object.addl)
         {
             add(infinite);
         }

@@ -7,11 +7,12 @@
 
 use serde_json::Value;
 
+use super::checker::{Checker, Loc};
 use super::decimal::Dec;
-use super::merge::Merged;
 use super::model::{Bound, Keywords, Kinds};
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::FlatWriter;
 
 /// The numbers a writer may produce.
 struct Domain {
@@ -30,18 +31,18 @@ enum Points {
     Unknown,
 }
 
-fn domain(w: &Merged, kinds: Kinds) -> Domain {
+fn domain(w: &FlatWriter, kinds: Kinds) -> Domain {
     let integer = !kinds.has(Kinds::FRAC);
     let step = if integer {
-        Some(match w.multiple_of {
+        Some(match w.numeric.multiple_of {
             // An integer that is a multiple of m is a multiple of lcm(m, 1).
             Some(m) => m.lcm(Dec::ONE).unwrap_or(Dec::ONE),
             None => Dec::ONE,
         })
     } else {
-        w.multiple_of
+        w.numeric.multiple_of
     };
-    Domain { lo: w.lower, hi: w.upper, step }
+    Domain { lo: w.numeric.lower, hi: w.numeric.upper, step }
 }
 
 /// Lowest lattice point satisfying a lower bound.
@@ -115,7 +116,7 @@ fn show(b: Option<Bound>) -> String {
 
 impl Checker<'_> {
     /// Number kinds (INT/FRAC) for which the merged writer has no value.
-    pub(super) fn empty_numeric_kinds(&self, m: &Merged, k: Kinds) -> Kinds {
+    pub(super) fn empty_numeric_kinds(&self, m: &FlatWriter, k: Kinds) -> Kinds {
         let mut empty = Kinds::NONE;
         if points(&domain(m, k)) == Points::Empty {
             return Kinds::NUM;
@@ -124,7 +125,7 @@ impl Checker<'_> {
             empty = empty.or(Kinds::INT);
         }
         if k.has(Kinds::FRAC) {
-            let integral_step = m.multiple_of.is_some_and(Dec::is_integer);
+            let integral_step = m.numeric.multiple_of.is_some_and(Dec::is_integer);
             let single_integer = matches!(points(&domain(m, Kinds::NUM)), Points::One(x) if x.is_integer());
             if integral_step || single_integer {
                 empty = empty.or(Kinds::FRAC);
@@ -134,7 +135,7 @@ impl Checker<'_> {
     }
 
     /// All writer integers when there are at most `limit` of them.
-    pub(super) fn small_integer_domain(&self, w: &Merged, limit: i128) -> Option<Vec<Value>> {
+    pub(super) fn small_integer_domain(&self, w: &FlatWriter, limit: i128) -> Option<Vec<Value>> {
         let d = domain(w, Kinds::INT);
         let step = d.step?;
         let lo = lattice_lo(d.lo?, step)?;
@@ -152,7 +153,7 @@ impl Checker<'_> {
     }
 
     /// Number of writer numbers: `None` unknown, `u128::MAX` for infinitely many.
-    pub(super) fn numeric_count(&self, w: &Merged) -> Option<u128> {
+    pub(super) fn numeric_count(&self, w: &FlatWriter) -> Option<u128> {
         let d = domain(w, w.kinds);
         match points(&d) {
             Points::Empty => Some(0),
@@ -169,7 +170,7 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn check_numeric(&mut self, w: &Merged, r: &Keywords, loc: &Loc) -> Outcome {
+    pub(super) fn check_numeric(&mut self, w: &FlatWriter, r: &Keywords, loc: &Loc) -> Outcome {
         let mut out = Outcome::default();
         let d = domain(w, w.kinds);
         let pts = points(&d);
@@ -193,7 +194,7 @@ impl Checker<'_> {
                 Some(wl) => wl.value < rl.value || (wl.value == rl.value && rl.exclusive && !wl.exclusive),
             };
             if violated {
-                out.extend(self.bound_violation(true, w.lower, rl, low, loc));
+                out.extend(self.bound_violation(true, w.numeric.lower, rl, low, loc));
             }
         }
         if let Some(rh) = r.upper {
@@ -202,7 +203,7 @@ impl Checker<'_> {
                 Some(wh) => wh.value > rh.value || (wh.value == rh.value && rh.exclusive && !wh.exclusive),
             };
             if violated {
-                out.extend(self.bound_violation(false, w.upper, rh, high, loc));
+                out.extend(self.bound_violation(false, w.numeric.upper, rh, high, loc));
             }
         }
         out
@@ -217,7 +218,7 @@ impl Checker<'_> {
         loc: &Loc,
     ) -> Outcome {
         // The keyword named is the one in the new schema (the reader backward, the writer forward).
-        let new_kw = if self.persp == super::subset::Perspective::Forward {
+        let new_kw = if self.perspective == super::checker::Perspective::Forward {
             wdecl.map_or(rb.keyword, |b| b.keyword)
         } else {
             rb.keyword
@@ -238,7 +239,7 @@ impl Checker<'_> {
             None => format!("arbitrarily {}", if is_lower { "low" } else { "high" }),
         };
         let what = if is_lower { "lower" } else { "upper" };
-        let verb = match (is_lower, self.persp == super::subset::Perspective::Forward) {
+        let verb = match (is_lower, self.perspective == super::checker::Perspective::Forward) {
             (true, false) | (false, true) => "raised",
             _ => "lowered",
         };
@@ -248,7 +249,7 @@ impl Checker<'_> {
             if is_lower { "as low as" } else { "as high as" },
             self.rschema()
         );
-        let keyword = if self.persp == super::subset::Perspective::Forward {
+        let keyword = if self.perspective == super::checker::Perspective::Forward {
             wdecl.map_or(rb.keyword, |b| b.keyword)
         } else {
             rb.keyword
@@ -256,13 +257,13 @@ impl Checker<'_> {
         self.violation(loc, keyword, rule, msg)
     }
 
-    fn check_multiple_of(&self, w: &Merged, d: &Domain, pts: &Points, mr: Dec, loc: &Loc) -> Outcome {
+    fn check_multiple_of(&self, w: &FlatWriter, d: &Domain, pts: &Points, mr: Dec, loc: &Loc) -> Outcome {
         let keyword = "multipleOf";
         let fits = d.step.map(|s| s.is_multiple_of(mr));
         if fits == Some(Some(true)) {
             return Outcome::default();
         }
-        let wdesc = match (w.multiple_of, d.step) {
+        let wdesc = match (w.numeric.multiple_of, d.step) {
             (Some(m), _) => m.to_string(),
             (None, Some(_)) => "none (integers)".into(),
             (None, None) => "none".into(),

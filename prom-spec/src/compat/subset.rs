@@ -1,42 +1,19 @@
 //! The core relation "every instance valid under the writer is valid under the reader".
 //!
-//! The writer is expanded into a union of conjunctions ([`super::merge`]) and each conjunction
+//! The writer is expanded into a union of conjunctions (the `merge` module) and each conjunction
 //! is compared against the reader node. Reader combinators are decomposed exactly where
 //! possible; recursion through `$ref` is coinductive (a pair already under comparison is
 //! assumed to hold), which is the standard sound treatment of recursive subtyping.
 
 use std::collections::HashSet;
-use std::fmt::Display;
 
 use serde_json::Value;
 
-use super::merge::{Merged, WRef};
+use super::checker::{Checker, Loc, Perspective};
 use super::model::{Doc, Draft, Kinds, NodeId, RefTarget, json_eq, mentions_ref, plainly_accepts};
-use super::oracle::Oracle;
+use super::report::{Outcome, Violation};
 use super::rule::Rule;
-use super::{Direction, Violation};
-
-/// Work budget: node comparisons before giving up with an undecided finding.
-const STEP_BUDGET: usize = 20_000;
-/// Candidate strings the regex witness search tests per check run (one `compat` run, or all
-/// version pairs of one topic in lint), over all properties.
-pub const WITNESS_BUDGET: usize = 1_000;
-/// Recursion depth of the comparison itself.
-const MAX_CHECK_DEPTH: usize = 400;
-
-/// Spec keywords the structural comparison does not model; on a writer they shrink the
-/// instance set in unmodelled ways.
-pub(super) const SPEC_UNSUPPORTED: &[&str] = &[
-    "if",
-    "then",
-    "else",
-    "dependentSchemas",
-    "dependencies",
-    "unevaluatedProperties",
-    "unevaluatedItems",
-    "$dynamicRef",
-    "$recursiveRef",
-];
+use super::writer::{Conjunction, FlatWriter};
 
 /// Unmodelled keywords whose meaning depends on their context (sibling keywords, the dynamic
 /// scope), so the same keyword on the writer proves nothing about the reader's.
@@ -56,166 +33,17 @@ fn oracle_enforces(draft: Draft, keyword: &str) -> bool {
     }
 }
 
-/// Findings of one comparison.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Outcome {
-    pub violations: Vec<Violation>,
-    pub undecided: Vec<Violation>,
-    /// Violations proven with the writer's approximations already accounted for (a writer
-    /// `not A` against a reader `not B`), which [`Outcome::downgrade`] keeps.
-    pub proven: Vec<Violation>,
-}
-
-impl Outcome {
-    pub(super) fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.undecided.is_empty() && self.proven.is_empty()
-    }
-    pub(super) fn extend(&mut self, o: Outcome) {
-        self.violations.extend(o.violations);
-        self.undecided.extend(o.undecided);
-        self.proven.extend(o.proven);
-    }
-    /// Turns proven violations into undecided ones, explaining why the proof does not hold.
-    pub(super) fn downgrade(&mut self, why: &str) {
-        for mut v in self.violations.drain(..) {
-            v.message = format!("{} (not proven: {why})", v.message);
-            self.undecided.push(v);
-        }
-    }
-}
-
-/// Who is the writer and who the reader, for wording and rule choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Perspective {
-    /// writer = old, reader = new.
-    Backward,
-    /// writer = new, reader = old.
-    Forward,
-    /// writer/reader with no history (the `subset` entry point).
-    Subset,
-}
-
-/// Location of the comparison on each side: `w` is a logical pointer into the writer, `r` a
-/// pointer into the reader.
-#[derive(Debug, Clone)]
-pub(super) struct Loc {
-    pub w: String,
-    pub r: String,
-}
-
-impl Loc {
-    pub(super) fn child(&self, wseg: &str, rseg: &str) -> Loc {
-        Loc { w: format!("{}{wseg}", self.w), r: format!("{}{rseg}", self.r) }
-    }
-    pub(super) fn with_r(&self, r: &str) -> Loc {
-        Loc { w: self.w.clone(), r: r.to_string() }
-    }
-}
-
-/// State of one directed comparison.
-pub(super) struct Checker<'a> {
-    pub w: &'a Doc<'a>,
-    pub r: &'a Doc<'a>,
-    pub wo: Oracle<'a>,
-    pub ro: Oracle<'a>,
-    pub persp: Perspective,
-    stack: HashSet<(Vec<NodeId>, u8, NodeId)>,
-    steps: usize,
-    depth: usize,
-    budget_reported: bool,
-    /// Candidate strings the regex witness search may still test in this check run (shared by
-    /// every property, so many costly patterns cannot add up).
-    pub witness_budget: usize,
-    /// Whether the witness search stopped for lack of budget.
-    pub witness_exhausted: bool,
-    /// Same document on both sides: textually equal subschemas are then equal even with `$ref`s.
-    same_document: bool,
-}
-
 impl<'a> Checker<'a> {
-    pub(super) fn new(w: &'a Doc<'a>, r: &'a Doc<'a>, persp: Perspective) -> Self {
-        Checker {
-            w,
-            r,
-            wo: Oracle::new(w),
-            ro: Oracle::new(r),
-            persp,
-            stack: HashSet::new(),
-            steps: 0,
-            depth: 0,
-            budget_reported: false,
-            witness_budget: WITNESS_BUDGET,
-            witness_exhausted: false,
-            same_document: w.root == r.root,
-        }
-    }
-
-    // ---- wording helpers -------------------------------------------------------------
-
-    pub(super) fn direction(&self) -> Direction {
-        match self.persp {
-            Perspective::Forward => Direction::Forward,
-            _ => Direction::Backward,
-        }
-    }
-    /// Rule for the backward reading (writer = old) or the forward one (writer = new).
-    pub(super) fn pick(&self, backward: Rule, forward: Rule) -> Rule {
-        if self.persp == Perspective::Forward { forward } else { backward }
-    }
-    /// Orders a (writer, reader) pair as (old, new).
-    pub(super) fn old_new<T: Display>(&self, w: T, r: T) -> (String, String) {
-        if self.persp == Perspective::Forward {
-            (r.to_string(), w.to_string())
-        } else {
-            (w.to_string(), r.to_string())
-        }
-    }
-    pub(super) fn wdata(&self) -> &'static str {
-        match self.persp {
-            Perspective::Backward => "old data",
-            Perspective::Forward => "new data",
-            Perspective::Subset => "writer data",
-        }
-    }
-    pub(super) fn rschema(&self) -> &'static str {
-        match self.persp {
-            Perspective::Backward => "the new schema",
-            Perspective::Forward => "the old schema",
-            Perspective::Subset => "the reader schema",
-        }
-    }
-    pub(super) fn wschema(&self) -> &'static str {
-        match self.persp {
-            Perspective::Backward => "the old schema",
-            Perspective::Forward => "the new schema",
-            Perspective::Subset => "the writer schema",
-        }
-    }
-    /// Pointer into the new schema (the reader for backward/subset, the writer for forward).
-    pub(super) fn path(&self, loc: &Loc, keyword: &str) -> String {
-        let base = if self.persp == Perspective::Forward { &loc.w } else { &loc.r };
-        if keyword.is_empty() { base.clone() } else { format!("{base}/{}", super::model::escape(keyword)) }
-    }
-    pub(super) fn finding(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Violation {
-        Violation { path: self.path(loc, keyword), rule, message, direction: self.direction() }
-    }
-    pub(super) fn violation(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
-        Outcome { violations: vec![self.finding(loc, keyword, rule, message)], ..Outcome::default() }
-    }
-    pub(super) fn undecided(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
-        Outcome { undecided: vec![self.finding(loc, keyword, rule, message)], ..Outcome::default() }
-    }
-
     /// Whether `b` (a node of the reader document) ⊆ `a` (a node of the writer document): the
     /// reverse relation, which `not A` (writer) ⊆ `not B` (reader) reduces to. Shares this
     /// check's work and witness budgets.
     pub(super) fn reverse_subset(&mut self, b: NodeId, a: NodeId) -> Outcome {
-        let mut rev = Checker::new(self.r, self.w, Perspective::Subset);
+        let mut rev = Checker::new(self.reader, self.writer, Perspective::Subset);
         rev.witness_budget = self.witness_budget;
         rev.steps = self.steps;
         rev.depth = self.depth;
-        let loc = Loc { w: self.r.node(b).ptr.clone(), r: self.w.node(a).ptr.clone() };
-        let out = rev.sub(&WRef { parts: vec![b] }, a, &loc);
+        let loc = Loc { writer: self.reader.node(b).ptr.clone(), reader: self.writer.node(a).ptr.clone() };
+        let out = rev.sub(&Conjunction { parts: vec![b] }, a, &loc);
         self.witness_budget = rev.witness_budget;
         self.witness_exhausted |= rev.witness_exhausted;
         self.steps = rev.steps;
@@ -230,15 +58,15 @@ impl<'a> Checker<'a> {
     /// A writer part textually equal to the reader node (and free of `$ref`s whose targets
     /// could differ) makes the comparison trivially hold.
     fn identical(&self, wp: NodeId, r: NodeId) -> bool {
-        match (self.w.raw(wp), self.r.raw(r)) {
+        match (self.writer.raw(wp), self.reader.raw(r)) {
             (Some(a), Some(b)) => a == b && (self.same_document || !mentions_ref(a)),
             _ => false,
         }
     }
 
     /// Writer conjunction ⊆ reader node.
-    pub(super) fn sub(&mut self, w: &WRef, r: NodeId, loc: &Loc) -> Outcome {
-        if self.r.is_true(r) || w.parts.iter().any(|p| self.identical(*p, r)) {
+    pub(super) fn sub(&mut self, w: &Conjunction, r: NodeId, loc: &Loc) -> Outcome {
+        if self.reader.is_true(r) || w.parts.iter().any(|p| self.identical(*p, r)) {
             return Outcome::default();
         }
         if let Some(o) = self.enter(loc) {
@@ -253,27 +81,9 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn enter(&mut self, loc: &Loc) -> Option<Outcome> {
-        self.steps += 1;
-        if self.steps > STEP_BUDGET || self.depth >= MAX_CHECK_DEPTH {
-            if self.budget_reported {
-                return Some(Outcome::default());
-            }
-            self.budget_reported = true;
-            return Some(self.undecided(
-                loc,
-                "",
-                Rule::ComplexityLimit,
-                "the comparison exceeded the checker's depth/work budget here and was not finished".into(),
-            ));
-        }
-        self.depth += 1;
-        None
-    }
-
     /// One merged writer alternative ⊆ reader node.
-    pub(super) fn sub_merged(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        if w.kinds.is_empty() || self.r.is_true(r) {
+    pub(super) fn sub_merged(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+        if w.kinds.is_empty() || self.reader.is_true(r) {
             return Outcome::default();
         }
         // Only an exact expansion guarantees the alternative lies inside each of its parts.
@@ -284,15 +94,15 @@ impl<'a> Checker<'a> {
         parts.sort_unstable();
         parts.dedup();
         let key = (parts, w.kinds.0, r);
-        if self.stack.contains(&key) {
+        if self.in_progress.contains(&key) {
             return Outcome::default();
         }
         if let Some(o) = self.enter(loc) {
             return o;
         }
-        self.stack.insert(key.clone());
+        self.in_progress.insert(key.clone());
         let mut out = self.sub_merged_inner(w, r, loc);
-        self.stack.remove(&key);
+        self.in_progress.remove(&key);
         self.depth -= 1;
         if let Some(why) = w.approx.first() {
             out.downgrade(why);
@@ -300,8 +110,8 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn sub_merged_inner(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
+    fn sub_merged_inner(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.reader;
         let kw = rdoc.kw(r);
         if kw.boolean == Some(false) {
             return self.type_violation(w.kinds, Kinds::NONE, loc);
@@ -312,12 +122,14 @@ impl<'a> Checker<'a> {
         let mut out = Outcome::default();
         match &kw.reference {
             Some(RefTarget::Local(t)) => {
-                let tloc = loc.with_r(&rdoc.node(*t).ptr);
+                let tloc = loc.with_reader(&rdoc.node(*t).ptr);
                 out.extend(self.sub_merged(w, *t, &tloc));
             }
             Some(RefTarget::Remote(s)) => {
-                let carried =
-                    w.parts.iter().any(|p| self.w.kw(*p).reference == Some(RefTarget::Remote(s.clone())));
+                let carried = w
+                    .parts
+                    .iter()
+                    .any(|p| self.writer.kw(*p).reference == Some(RefTarget::Remote(s.clone())));
                 if !carried {
                     out.extend(self.undecided(
                         loc,
@@ -333,7 +145,7 @@ impl<'a> Checker<'a> {
             None => {}
         }
         for (i, b) in kw.all_of.iter().enumerate() {
-            let bloc = loc.with_r(&format!("{}/allOf/{i}", loc.r));
+            let bloc = loc.with_reader(&format!("{}/allOf/{i}", loc.reader));
             out.extend(self.sub_merged(w, *b, &bloc));
         }
         if let Some(branches) = &kw.any_of {
@@ -392,12 +204,12 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn verb(&self, backward: &'static str, forward: &'static str) -> &'static str {
-        if self.persp == Perspective::Forward { forward } else { backward }
+        if self.perspective == Perspective::Forward { forward } else { backward }
     }
 
     /// The reader node's own (non-combinator) keywords.
-    fn check_base(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
+    fn check_base(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.reader;
         let kw = rdoc.kw(r);
         let mut out = Outcome::default();
         for (k, v) in &kw.unknown {
@@ -445,12 +257,12 @@ impl<'a> Checker<'a> {
     /// `$dynamicRef`/`$recursiveRef` on the dynamic scope, so those are never carried (two
     /// schemas with the same `unevaluatedItems` but different `prefixItems` differ), and
     /// `if`/`then`/`else` only as a whole from one writer part.
-    fn carried(&self, w: &Merged, r: NodeId, k: &str, v: &Value) -> bool {
+    fn carried(&self, w: &FlatWriter, r: NodeId, k: &str, v: &Value) -> bool {
         if CONTEXT_DEPENDENT.contains(&k) || mentions_ref(v) {
             return false;
         }
         let same = |part: NodeId, key: &str, value: Option<&Value>| {
-            let found = self.w.kw(part).unknown.iter().find(|(pk, _)| pk == key).map(|(_, pv)| pv);
+            let found = self.writer.kw(part).unknown.iter().find(|(pk, _)| pk == key).map(|(_, pv)| pv);
             match (found, value) {
                 (Some(a), Some(b)) => json_eq(a, b),
                 (None, None) => true,
@@ -458,7 +270,7 @@ impl<'a> Checker<'a> {
             }
         };
         if matches!(k, "if" | "then" | "else") {
-            let reader = &self.r.kw(r).unknown;
+            let reader = &self.reader.kw(r).unknown;
             let get = |key: &str| reader.iter().find(|(rk, _)| rk == key).map(|(_, rv)| rv);
             let (cond, then, other) = (get("if"), get("then"), get("else"));
             if cond.is_none() || then.is_some_and(mentions_ref) || other.is_some_and(mentions_ref) {
@@ -479,17 +291,17 @@ impl<'a> Checker<'a> {
     // ---- enumerations ----------------------------------------------------------------
 
     /// Whether a value is valid under every writer part; `None` if the validator is unavailable.
-    pub(super) fn writer_accepts(&mut self, w: &Merged, v: &Value) -> Option<bool> {
+    pub(super) fn writer_accepts(&mut self, w: &FlatWriter, v: &Value) -> Option<bool> {
         if !w.kinds.has(Kinds::of_value(v)) {
             return Some(false);
         }
-        let wdoc = self.w;
+        let wdoc = self.writer;
         for p in &w.parts {
             if plainly_accepts(wdoc.kw(*p), v) {
                 continue;
             }
             let ptr = &wdoc.node(*p).ptr;
-            if !self.wo.valid_upper(ptr, v)? {
+            if !self.writer_oracle.valid_upper(ptr, v)? {
                 return Some(false);
             }
         }
@@ -499,12 +311,12 @@ impl<'a> Checker<'a> {
     /// The writer's values when it is a finite enumeration (its own `enum`/`const`, or a
     /// small null/boolean/integer domain when the reader enumerates); each flagged certain
     /// when the writer's validity was confirmed.
-    fn writer_values(&mut self, w: &Merged, r: NodeId) -> Option<Vec<(Value, bool)>> {
-        let candidates: Vec<Value> = match &w.values {
+    fn writer_values(&mut self, w: &FlatWriter, r: NodeId) -> Option<Vec<(Value, bool)>> {
+        let candidates: Vec<Value> = match &w.enumeration.values {
             Some(v) => v.clone(),
             None => {
                 let small = Kinds::NULL.or(Kinds::BOOL).or(Kinds::INT);
-                if self.r.kw(r).values.is_none() || !w.kinds.minus(small).is_empty() {
+                if self.reader.kw(r).values.is_none() || !w.kinds.minus(small).is_empty() {
                     return None;
                 }
                 let mut vals = Vec::new();
@@ -532,8 +344,8 @@ impl<'a> Checker<'a> {
         Some(out)
     }
 
-    fn check_values(&mut self, w: &Merged, values: &[(Value, bool)], r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
+    fn check_values(&mut self, w: &FlatWriter, values: &[(Value, bool)], r: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.reader;
         let rptr = rdoc.node(r).ptr.clone();
         let mut out = Outcome::default();
         // Findings past the first few are counted into one: removing 20k values of an enum
@@ -541,7 +353,8 @@ impl<'a> Checker<'a> {
         let mut unlisted: Option<(Violation, bool, usize)> = None;
         for (v, certain) in values {
             // The common string enum needs no validator (building one is most of a comparison).
-            let verdict = if plainly_accepts(rdoc.kw(r), v) { Some(None) } else { self.ro.check(&rptr, v) };
+            let verdict =
+                if plainly_accepts(rdoc.kw(r), v) { Some(None) } else { self.reader_oracle.check(&rptr, v) };
             match verdict {
                 Some(None) => {}
                 Some(Some(keyword)) => {
@@ -567,7 +380,7 @@ impl<'a> Checker<'a> {
                         out.undecided.push(f);
                     }
                 }
-                None if self.ro.has_remote() => out.extend(self.undecided(
+                None if self.reader_oracle.has_remote() => out.extend(self.undecided(
                     loc,
                     "",
                     Rule::RefUnresolved,
@@ -603,7 +416,7 @@ impl<'a> Checker<'a> {
             let carried = w.unknown.iter().any(|(wk, _)| *wk == k);
             if !carried {
                 out.undecided.push(Violation {
-                    path: if self.persp == Perspective::Forward {
+                    path: if self.perspective == Perspective::Forward {
                         self.path(loc, &k)
                     } else {
                         format!("{ptr}/{}", super::model::escape(&k))
@@ -620,14 +433,14 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn value_rule(&self, w: &Merged, keyword: &str, v: &Value, r: NodeId) -> (Rule, String) {
-        let rkw = self.r.kw(r);
+    fn value_rule(&self, w: &FlatWriter, keyword: &str, v: &Value, r: NodeId) -> (Rule, String) {
+        let rkw = self.reader.kw(r);
         let generic = format!(
             "{} allows the value {v} but {} rejects it (`{keyword}`)",
             self.wschema(),
             self.rschema()
         );
-        let writer_enum = w.values.is_some();
+        let writer_enum = w.enumeration.values.is_some();
         let rule = match keyword {
             "enum" if writer_enum => {
                 let msg = format!(
@@ -639,7 +452,7 @@ impl<'a> Checker<'a> {
                 return (self.pick(Rule::EnumNarrowed, Rule::EnumWidened), msg);
             }
             "enum" => self.pick(Rule::EnumAdded, Rule::EnumRemoved),
-            "const" if w.has_const => {
+            "const" if w.enumeration.has_const => {
                 let msg = format!(
                     "const changed: {} may contain {v}, but {} requires {}",
                     self.wdata(),
@@ -662,9 +475,9 @@ impl<'a> Checker<'a> {
             "multipleOf" => Rule::MultipleOfChanged,
             "minLength" => self.pick(Rule::MinLengthRaised, Rule::MinLengthLowered),
             "maxLength" => self.pick(Rule::MaxLengthLowered, Rule::MaxLengthRaised),
-            "pattern" if w.patterns.is_empty() => self.pick(Rule::PatternAdded, Rule::PatternRemoved),
+            "pattern" if w.string.patterns.is_empty() => self.pick(Rule::PatternAdded, Rule::PatternRemoved),
             "pattern" => Rule::PatternChanged,
-            "format" if w.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
+            "format" if w.string.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
             "format" => Rule::FormatChanged,
             "minItems" => self.pick(Rule::MinItemsRaised, Rule::MinItemsLowered),
             "maxItems" => self.pick(Rule::MaxItemsLowered, Rule::MaxItemsRaised),
@@ -689,7 +502,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Reader restricts to an enumeration but the writer is not a (small) enumeration.
-    fn reader_enum(&mut self, w: &Merged, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
+    fn reader_enum(&mut self, w: &FlatWriter, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
         let keyword = if is_const { "const" } else { "enum" };
         let rule = if is_const {
             self.pick(Rule::ConstAdded, Rule::ConstRemoved)
