@@ -151,9 +151,15 @@ mod arbitrary {
         (
             proptest::collection::btree_map(proptest::sample::select(NAMES), inner, 0..5),
             proptest::collection::vec(any::<bool>(), 5),
-            proptest::option::of(any::<bool>()),
+            proptest::option::of(prop_oneof![
+                Just(json!(false)),
+                Just(json!(true)),
+                Just(json!({ "type": "integer" })),
+                Just(json!({ "type": ["string", "null"] })),
+            ]),
+            any::<bool>(),
         )
-            .prop_map(|(properties, required_mask, additional)| {
+            .prop_map(|(properties, required_mask, additional, patterned)| {
                 let required: Vec<Value> = properties
                     .keys()
                     .zip(&required_mask)
@@ -167,8 +173,11 @@ mod arbitrary {
                     Value::Object(properties.into_iter().map(|(n, s)| (n.to_owned(), s)).collect()),
                 );
                 schema.insert("required".into(), Value::Array(required));
-                if let Some(open) = additional {
-                    schema.insert("additionalProperties".into(), Value::Bool(open));
+                if let Some(additional) = additional {
+                    schema.insert("additionalProperties".into(), additional);
+                }
+                if patterned {
+                    schema.insert("patternProperties".into(), json!({ "^x-": { "type": "string" } }));
                 }
                 Value::Object(schema)
             })
@@ -181,14 +190,33 @@ mod arbitrary {
                 inner.clone().prop_map(|items| json!({ "type": "array", "items": items })),
                 inner.clone().prop_map(|values| json!({ "type": "object", "additionalProperties": values })),
                 inner.clone().prop_map(|s| json!({ "anyOf": [s, { "type": "null" }] })),
+                inner.clone().prop_map(|items| json!({ "type": ["array", "null"], "items": items })),
+                inner
+                    .clone()
+                    .prop_map(|values| json!({ "type": ["object", "null"], "additionalProperties": values })),
+                inner.clone().prop_map(|s| json!({ "oneOf": [s, { "type": "boolean" }] })),
+                inner.clone().prop_map(|s| json!({ "allOf": [s] })),
                 object(inner.clone()),
             ]
         })
     }
 
-    /// A payload (root) schema.
+    /// A payload (root) schema, sometimes with a property through `$ref` into `$defs`.
     pub fn payload() -> impl Strategy<Value = Value> {
-        object(property())
+        (object(property()), proptest::option::of((property(), any::<bool>()))).prop_map(
+            |(mut root, shared)| {
+                if let (Some((shared, required)), Some(object)) = (shared, root.as_object_mut()) {
+                    object.insert("$defs".into(), json!({ "shared": shared }));
+                    if let Some(Value::Object(properties)) = object.get_mut("properties") {
+                        properties.insert("shared".into(), json!({ "$ref": "#/$defs/shared" }));
+                    }
+                    if required && let Some(Value::Array(list)) = object.get_mut("required") {
+                        list.push(json!("shared"));
+                    }
+                }
+                root
+            },
+        )
     }
 }
 
