@@ -124,11 +124,11 @@ impl<'a> Checker<'a> {
         if self.perspective == Perspective::Forward { forward } else { backward }
     }
     /// Orders a (writer, reader) pair as (old, new).
-    pub(super) fn old_new<T: Display>(&self, w: T, r: T) -> (String, String) {
+    pub(super) fn old_new<T: Display>(&self, writer_value: T, reader_value: T) -> (String, String) {
         if self.perspective == Perspective::Forward {
-            (r.to_string(), w.to_string())
+            (reader_value.to_string(), writer_value.to_string())
         } else {
-            (w.to_string(), r.to_string())
+            (writer_value.to_string(), reader_value.to_string())
         }
     }
     pub(super) fn wdata(&self) -> &'static str {

@@ -45,9 +45,9 @@ fn too_many() -> Vec<Term> {
 
 impl Checker<'_> {
     /// The writer as a union of conjunctions.
-    pub(super) fn expand(&mut self, w: &Conjunction) -> Vec<Term> {
+    pub(super) fn expand(&mut self, writer_conj: &Conjunction) -> Vec<Term> {
         let mut terms = vec![Term::default()];
-        for p in &w.parts {
+        for p in &writer_conj.parts {
             let e = self.expand_node(*p, &mut Vec::new());
             terms = product(terms, e);
             if terms.len() > MAX_TERMS {
@@ -114,56 +114,56 @@ impl Checker<'_> {
     /// Flattens one alternative into a single keyword set.
     pub(super) fn merge(&mut self, term: &Term) -> FlatWriter {
         let wdoc = self.writer;
-        let mut m = FlatWriter::unconstrained(term.parts.clone(), term.approx.clone());
+        let mut flat = FlatWriter::unconstrained(term.parts.clone(), term.approx.clone());
         let max_prefix = term.parts.iter().map(|p| wdoc.kw(*p).prefix_items.len()).max().unwrap_or(0);
-        m.array.prefix = vec![Vec::new(); max_prefix];
+        flat.array.prefix = vec![Vec::new(); max_prefix];
         let names: BTreeSet<String> =
             term.parts.iter().flat_map(|p| wdoc.kw(*p).properties.iter().map(|(n, _)| n.clone())).collect();
         for p in &term.parts {
             let kw = wdoc.kw(*p);
-            m.kinds = m.kinds.and(kw.kinds);
+            flat.kinds = flat.kinds.and(kw.kinds);
             if let Some(v) = &kw.values {
-                m.enumeration.values = Some(intersect_values(m.enumeration.values.take(), v.clone()));
+                flat.enumeration.values = Some(intersect_values(flat.enumeration.values.take(), v.clone()));
             }
-            m.enumeration.has_const |= kw.has_const;
-            m.numeric.lower = Bound::tighter_lower(m.numeric.lower, kw.lower);
-            m.numeric.upper = Bound::tighter_upper(m.numeric.upper, kw.upper);
+            flat.enumeration.has_const |= kw.has_const;
+            flat.numeric.lower = Bound::tighter_lower(flat.numeric.lower, kw.lower);
+            flat.numeric.upper = Bound::tighter_upper(flat.numeric.upper, kw.upper);
             if let Some(k) = kw.multiple_of {
-                m.numeric.multiple_of = match m.numeric.multiple_of {
+                flat.numeric.multiple_of = match flat.numeric.multiple_of {
                     None => Some(k),
                     Some(prev) => match prev.lcm(k) {
                         Some(l) => Some(l),
                         None => {
-                            m.approx.push("two multipleOf values could not be combined exactly".into());
+                            flat.approx.push("two multipleOf values could not be combined exactly".into());
                             Some(prev.max(k))
                         }
                     },
                 };
             }
-            m.string.min_len = m.string.min_len.max(kw.min_length.unwrap_or(0));
-            m.string.max_len = min_opt(m.string.max_len, kw.max_length);
+            flat.string.min_len = flat.string.min_len.max(kw.min_length.unwrap_or(0));
+            flat.string.max_len = min_opt(flat.string.max_len, kw.max_length);
             if let Some(pat) = &kw.pattern
-                && !m.string.patterns.contains(pat)
+                && !flat.string.patterns.contains(pat)
             {
-                m.string.patterns.push(pat.clone());
+                flat.string.patterns.push(pat.clone());
             }
             if let Some(f) = &kw.format
-                && !m.string.formats.contains(f)
+                && !flat.string.formats.contains(f)
             {
-                m.string.formats.push(f.clone());
+                flat.string.formats.push(f.clone());
             }
-            for (i, slot) in m.array.prefix.iter_mut().enumerate() {
+            for (i, slot) in flat.array.prefix.iter_mut().enumerate() {
                 match kw.prefix_items.get(i) {
                     Some(id) => slot.push(*id),
                     None => slot.extend(kw.items),
                 }
             }
-            m.array.rest.extend(kw.items);
-            m.array.min_items = m.array.min_items.max(kw.min_items.unwrap_or(0));
-            m.array.max_items = min_opt(m.array.max_items, kw.max_items);
-            m.array.unique |= kw.unique_items;
+            flat.array.rest.extend(kw.items);
+            flat.array.min_items = flat.array.min_items.max(kw.min_items.unwrap_or(0));
+            flat.array.max_items = min_opt(flat.array.max_items, kw.max_items);
+            flat.array.unique |= kw.unique_items;
             if let Some(c) = kw.contains {
-                m.array.contains.push((c, kw.min_contains, kw.max_contains));
+                flat.array.contains.push((c, kw.min_contains, kw.max_contains));
             }
             for n in &names {
                 let mut schemas: Vec<NodeId> = kw.property(n).into_iter().collect();
@@ -171,7 +171,7 @@ impl Checker<'_> {
                     match self.writer_oracle.matches(pat, n) {
                         Some(true) => schemas.push(*id),
                         Some(false) => {}
-                        None => m.approx.push(format!(
+                        None => flat.approx.push(format!(
                             "the writer's patternProperties regex {pat:?} could not be evaluated"
                         )),
                     }
@@ -179,44 +179,44 @@ impl Checker<'_> {
                 if schemas.is_empty() {
                     schemas.extend(kw.additional_properties);
                 }
-                m.object.props.entry(n.clone()).or_default().extend(schemas);
+                flat.object.props.entry(n.clone()).or_default().extend(schemas);
             }
-            m.object.pattern_props.extend(kw.pattern_properties.iter().cloned());
-            m.object.addl.extend(kw.additional_properties);
-            m.object.required.extend(kw.required.iter().cloned());
-            m.object.min_props = m.object.min_props.max(kw.min_properties.unwrap_or(0));
-            m.object.max_props = min_opt(m.object.max_props, kw.max_properties);
-            m.object.property_names.extend(kw.property_names);
-            m.object.dependent_required.extend(kw.dependent_required.iter().cloned());
+            flat.object.pattern_props.extend(kw.pattern_properties.iter().cloned());
+            flat.object.addl.extend(kw.additional_properties);
+            flat.object.required.extend(kw.required.iter().cloned());
+            flat.object.min_props = flat.object.min_props.max(kw.min_properties.unwrap_or(0));
+            flat.object.max_props = min_opt(flat.object.max_props, kw.max_properties);
+            flat.object.property_names.extend(kw.property_names);
+            flat.object.dependent_required.extend(kw.dependent_required.iter().cloned());
             if let Some(n) = kw.not {
-                m.nots.push(n);
-                m.approx
+                flat.nots.push(n);
+                flat.approx
                     .push("the writer's `not` constrains it in ways the checker only partly models".into());
             }
             for (k, v) in &kw.unknown {
-                m.unknown.push((k.clone(), v.clone()));
+                flat.unknown.push((k.clone(), v.clone()));
                 if SPEC_UNSUPPORTED.contains(&k.as_str()) {
-                    m.approx.push(format!(
+                    flat.approx.push(format!(
                         "the writer's `{k}` further restricts it in ways the checker does not model"
                     ));
                 }
             }
             if kw.dependent_required.is_some() {
-                m.approx.push(
+                flat.approx.push(
                     "the writer's dependentRequired further restricts it in ways the checker does not model"
                         .into(),
                 );
             }
         }
-        m.kinds = self.effective_kinds(&m);
-        m
+        flat.kinds = self.effective_kinds(&flat);
+        flat
     }
 
     /// Removes kinds for which the merged writer admits no value.
-    fn effective_kinds(&mut self, m: &FlatWriter) -> Kinds {
+    fn effective_kinds(&mut self, flat: &FlatWriter) -> Kinds {
         let wdoc = self.writer;
-        let mut k = m.kinds;
-        if let Some(values) = &m.enumeration.values {
+        let mut k = flat.kinds;
+        if let Some(values) = &flat.enumeration.values {
             let mut vk = Kinds::NONE;
             for v in values {
                 vk = vk.or(Kinds::of_value(v));
@@ -224,29 +224,31 @@ impl Checker<'_> {
             k = k.and(vk);
         }
         if k.has(Kinds::NUM) {
-            k = k.minus(self.empty_numeric_kinds(m, k));
+            k = k.minus(self.empty_numeric_kinds(flat, k));
         }
-        if m.string.max_len.is_some_and(|x| x < m.string.min_len) {
+        if flat.string.max_len.is_some_and(|x| x < flat.string.min_len) {
             k = k.minus(Kinds::STR);
         }
         if k.has(Kinds::ARR) {
-            let max = self.max_items_eff(m);
-            if max.is_some_and(|x| x < m.array.min_items)
-                || (0..usize::try_from(m.array.min_items).unwrap_or(usize::MAX).min(m.array.prefix.len() + 1))
-                    .any(|i| conj_false(wdoc, m.item(i)))
+            let max = self.max_items_eff(flat);
+            if max.is_some_and(|x| x < flat.array.min_items)
+                || (0..usize::try_from(flat.array.min_items)
+                    .unwrap_or(usize::MAX)
+                    .min(flat.array.prefix.len() + 1))
+                    .any(|i| conj_false(wdoc, flat.item(i)))
             {
                 k = k.minus(Kinds::ARR);
             }
         }
         if k.has(Kinds::OBJ) {
-            let closed = self.object_closed(m);
-            let impossible_required = m.object.required.iter().any(|n| match m.object.props.get(n) {
+            let closed = self.object_closed(flat);
+            let impossible_required = flat.object.required.iter().any(|n| match flat.object.props.get(n) {
                 Some(c) => conj_false(wdoc, c),
                 None => closed,
             });
             if impossible_required
-                || m.object.max_props.is_some_and(|x| x < m.object.min_props)
-                || m.object.max_props.is_some_and(|x| (m.object.required.len() as u64) > x)
+                || flat.object.max_props.is_some_and(|x| x < flat.object.min_props)
+                || flat.object.max_props.is_some_and(|x| (flat.object.required.len() as u64) > x)
             {
                 k = k.minus(Kinds::OBJ);
             }
@@ -255,11 +257,11 @@ impl Checker<'_> {
     }
 
     /// Most items a writer array can have.
-    pub(super) fn max_items_eff(&self, m: &FlatWriter) -> Option<u64> {
+    pub(super) fn max_items_eff(&self, flat: &FlatWriter) -> Option<u64> {
         let wdoc = self.writer;
-        let mut max = m.array.max_items;
-        for i in 0..=m.array.prefix.len() {
-            if conj_false(wdoc, m.item(i)) {
+        let mut max = flat.array.max_items;
+        for i in 0..=flat.array.prefix.len() {
+            if conj_false(wdoc, flat.item(i)) {
                 max = min_opt(max, Some(i as u64));
                 break;
             }
@@ -268,7 +270,7 @@ impl Checker<'_> {
     }
 
     /// The writer admits no property names beyond the declared ones.
-    pub(super) fn object_closed(&self, m: &FlatWriter) -> bool {
-        m.object.pattern_props.is_empty() && conj_false(self.writer, &m.object.addl)
+    pub(super) fn object_closed(&self, flat: &FlatWriter) -> bool {
+        flat.object.pattern_props.is_empty() && conj_false(self.writer, &flat.object.addl)
     }
 }

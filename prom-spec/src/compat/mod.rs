@@ -123,12 +123,12 @@ pub fn subset(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
 }
 
 fn subset_inline(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
-    let w = Doc::parse(writer)
+    let writer_doc = Doc::parse(writer)
         .map_err(|e| SchemaError { message: format!("writer schema: {}", e.message), ..e })?;
-    let r = Doc::parse(reader)
+    let reader_doc = Doc::parse(reader)
         .map_err(|e| SchemaError { message: format!("reader schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
-    report.absorb(run(&w, &r, Perspective::Subset, &mut WITNESS_BUDGET.clone()));
+    report.absorb(run(&writer_doc, &reader_doc, Perspective::Subset, &mut WITNESS_BUDGET.clone()));
     Ok(report)
 }
 

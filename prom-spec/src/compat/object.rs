@@ -23,12 +23,12 @@ enum Source {
 }
 
 impl Checker<'_> {
-    fn writer_prop(&mut self, w: &FlatWriter, name: &str) -> (Vec<NodeId>, Source) {
-        if let Some(c) = w.object.props.get(name) {
+    fn writer_prop(&mut self, flat: &FlatWriter, name: &str) -> (Vec<NodeId>, Source) {
+        if let Some(c) = flat.object.props.get(name) {
             return (c.clone(), Source::Declared);
         }
         let mut matched = Vec::new();
-        for (pat, id) in &w.object.pattern_props {
+        for (pat, id) in &flat.object.pattern_props {
             match self.writer_oracle.matches(pat, name) {
                 Some(true) => matched.push(*id),
                 Some(false) => {}
@@ -39,18 +39,18 @@ impl Checker<'_> {
         if !matched.is_empty() {
             return (matched, Source::Pattern);
         }
-        if w.object.addl.is_empty() || conj_true(self.writer, &w.object.addl) {
+        if flat.object.addl.is_empty() || conj_true(self.writer, &flat.object.addl) {
             (Vec::new(), Source::Open)
         } else {
-            (w.object.addl.clone(), Source::Additional)
+            (flat.object.addl.clone(), Source::Additional)
         }
     }
 
     /// Reader schemas applying to a property name (empty = unconstrained); `None` when a
     /// pattern could not be evaluated.
-    fn reader_prop(&mut self, r: NodeId, name: &str) -> Option<(Vec<(NodeId, String)>, bool)> {
+    fn reader_prop(&mut self, reader_node: NodeId, name: &str) -> Option<(Vec<(NodeId, String)>, bool)> {
         let rdoc = self.reader;
-        let kw = rdoc.kw(r);
+        let kw = rdoc.kw(reader_node);
         let mut out = Vec::new();
         let mut declared = false;
         if let Some(id) = kw.property(name) {
@@ -70,12 +70,12 @@ impl Checker<'_> {
         Some((out, declared))
     }
 
-    pub(super) fn check_object(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+    pub(super) fn check_object(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
         let (wdoc, rdoc) = (self.writer, self.reader);
-        let kw = rdoc.kw(r);
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
         for name in &kw.required {
-            if w.object.required.contains(name) {
+            if flat.object.required.contains(name) {
                 continue;
             }
             let rule = self.pick(Rule::RequiredAdded, Rule::RequiredRemoved);
@@ -93,13 +93,13 @@ impl Checker<'_> {
             out.extend(self.violation(loc, "required", rule, msg));
         }
         let names: BTreeSet<String> =
-            w.object.props.keys().cloned().chain(kw.properties.iter().map(|(n, _)| n.clone())).collect();
+            flat.object.props.keys().cloned().chain(kw.properties.iter().map(|(n, _)| n.clone())).collect();
         for name in &names {
-            out.extend(self.check_property(w, r, name, loc));
+            out.extend(self.check_property(flat, reader_node, name, loc));
         }
-        out.extend(self.check_other_names(w, r, loc));
+        out.extend(self.check_other_names(flat, reader_node, loc));
         // Counts.
-        let wmin = w.object.min_props.max(w.object.required.len() as u64);
+        let wmin = flat.object.min_props.max(flat.object.required.len() as u64);
         if let Some(rmin) = kw.min_properties
             && rmin > wmin
         {
@@ -116,11 +116,11 @@ impl Checker<'_> {
                 ),
             ));
         }
-        let wmax = if self.object_closed(w) {
-            let declared = w.object.props.values().filter(|c| !conj_false(wdoc, c)).count() as u64;
-            Some(w.object.max_props.map_or(declared, |m| m.min(declared)))
+        let wmax = if self.object_closed(flat) {
+            let declared = flat.object.props.values().filter(|c| !conj_false(wdoc, c)).count() as u64;
+            Some(flat.object.max_props.map_or(declared, |m| m.min(declared)))
         } else {
-            w.object.max_props
+            flat.object.max_props
         };
         if let Some(rmax) = kw.max_properties
             && wmax.is_none_or(|m| m > rmax)
@@ -141,23 +141,23 @@ impl Checker<'_> {
         if let Some(pn) = kw.property_names
             && !rdoc.is_true(pn)
         {
-            out.extend(self.check_property_names(w, pn, loc));
+            out.extend(self.check_property_names(flat, pn, loc));
         }
         if let Some(dr) = &kw.dependent_required
-            && !w.object.dependent_required.iter().any(|v| json_eq(v, dr))
+            && !flat.object.dependent_required.iter().any(|v| json_eq(v, dr))
         {
-            out.extend(self.check_dependent_required(w, dr, loc));
+            out.extend(self.check_dependent_required(flat, dr, loc));
         }
         out
     }
 
-    fn check_property(&mut self, w: &FlatWriter, r: NodeId, name: &str, loc: &Loc) -> Outcome {
+    fn check_property(&mut self, flat: &FlatWriter, reader_node: NodeId, name: &str, loc: &Loc) -> Outcome {
         let (wdoc, rdoc) = (self.writer, self.reader);
-        let (wconj, source) = self.writer_prop(w, name);
+        let (wconj, source) = self.writer_prop(flat, name);
         if conj_false(wdoc, &wconj) {
             return Outcome::default();
         }
-        let Some((rschemas, declared)) = self.reader_prop(r, name) else {
+        let Some((rschemas, declared)) = self.reader_prop(reader_node, name) else {
             return self.undecided(
                 loc,
                 "patternProperties",
@@ -217,16 +217,16 @@ impl Checker<'_> {
     }
 
     /// Names declared on neither side.
-    fn check_other_names(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+    fn check_other_names(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
         let (wdoc, rdoc) = (self.writer, self.reader);
-        let kw = rdoc.kw(r);
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
-        let writer_open = !conj_false(wdoc, &w.object.addl);
-        if !writer_open && w.object.pattern_props.is_empty() {
+        let writer_open = !conj_false(wdoc, &flat.object.addl);
+        if !writer_open && flat.object.pattern_props.is_empty() {
             return out;
         }
         let same_patterns = {
-            let a: BTreeSet<&str> = w.object.pattern_props.iter().map(|(p, _)| p.as_str()).collect();
+            let a: BTreeSet<&str> = flat.object.pattern_props.iter().map(|(p, _)| p.as_str()).collect();
             let b: BTreeSet<&str> = kw.pattern_properties.iter().map(|(p, _)| p.as_str()).collect();
             a == b
         };
@@ -245,7 +245,7 @@ impl Checker<'_> {
             }
             for (pat, rid) in &kw.pattern_properties {
                 let parts: Vec<NodeId> =
-                    w.object.pattern_props.iter().filter(|(p, _)| p == pat).map(|(_, id)| *id).collect();
+                    flat.object.pattern_props.iter().filter(|(p, _)| p == pat).map(|(_, id)| *id).collect();
                 let seg = format!("/patternProperties/{}", escape(pat));
                 let child = Conjunction { parts };
                 out.extend(self.sub(&child, *rid, &loc.child(&seg, &seg)));
@@ -261,12 +261,12 @@ impl Checker<'_> {
         // no patterns of its own.
         let mut sources: Vec<(Vec<NodeId>, String)> = Vec::new();
         if kw.pattern_properties.is_empty() {
-            for (pat, id) in &w.object.pattern_props {
+            for (pat, id) in &flat.object.pattern_props {
                 sources.push((vec![*id], format!("/patternProperties/{}", escape(pat))));
             }
         }
         if writer_open {
-            sources.push((w.object.addl.clone(), "/additionalProperties".into()));
+            sources.push((flat.object.addl.clone(), "/additionalProperties".into()));
         }
         for (parts, wseg) in sources {
             if conj_false(wdoc, &parts) {
@@ -289,20 +289,25 @@ impl Checker<'_> {
         out
     }
 
-    fn check_property_names(&mut self, w: &FlatWriter, pn: NodeId, loc: &Loc) -> Outcome {
+    fn check_property_names(&mut self, flat: &FlatWriter, pn: NodeId, loc: &Loc) -> Outcome {
         let (wdoc, rdoc) = (self.writer, self.reader);
         let ploc = loc.child("/propertyNames", "/propertyNames");
-        for c in w.object.property_names.clone() {
+        for c in flat.object.property_names.clone() {
             let child = Conjunction { parts: vec![c] };
             if self.sub(&child, pn, &ploc).is_clean() {
                 return Outcome::default();
             }
         }
-        if self.object_closed(w) {
+        if self.object_closed(flat) {
             let rptr = rdoc.node(pn).ptr.clone();
             let mut out = Outcome::default();
-            let names: Vec<String> =
-                w.object.props.iter().filter(|(_, c)| !conj_false(wdoc, c)).map(|(n, _)| n.clone()).collect();
+            let names: Vec<String> = flat
+                .object
+                .props
+                .iter()
+                .filter(|(_, c)| !conj_false(wdoc, c))
+                .map(|(n, _)| n.clone())
+                .collect();
             for n in names {
                 match self.reader_oracle.check(&rptr, &Value::String(n.clone())) {
                     Some(None) => {}
@@ -338,14 +343,14 @@ impl Checker<'_> {
         )
     }
 
-    fn check_dependent_required(&mut self, w: &FlatWriter, dr: &Value, loc: &Loc) -> Outcome {
+    fn check_dependent_required(&mut self, flat: &FlatWriter, dr: &Value, loc: &Loc) -> Outcome {
         let wdoc = self.writer;
         let Some(map) = dr.as_object() else {
             return Outcome::default();
         };
-        let closed = self.object_closed(w);
+        let closed = self.object_closed(flat);
         for (trigger, deps) in map {
-            let never = match w.object.props.get(trigger) {
+            let never = match flat.object.props.get(trigger) {
                 Some(c) => conj_false(wdoc, c),
                 None => closed,
             };
@@ -354,7 +359,7 @@ impl Checker<'_> {
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
-                .all(|d| w.object.required.contains(d));
+                .all(|d| flat.object.required.contains(d));
             if !never && !satisfied {
                 return self.undecided(
                     loc,

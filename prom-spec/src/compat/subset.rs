@@ -57,43 +57,45 @@ impl<'a> Checker<'a> {
 
     /// A writer part textually equal to the reader node (and free of `$ref`s whose targets
     /// could differ) makes the comparison trivially hold.
-    fn identical(&self, wp: NodeId, r: NodeId) -> bool {
-        match (self.writer.raw(wp), self.reader.raw(r)) {
+    fn identical(&self, wp: NodeId, reader_node: NodeId) -> bool {
+        match (self.writer.raw(wp), self.reader.raw(reader_node)) {
             (Some(a), Some(b)) => a == b && (self.same_document || !mentions_ref(a)),
             _ => false,
         }
     }
 
     /// Writer conjunction ⊆ reader node.
-    pub(super) fn sub(&mut self, w: &Conjunction, r: NodeId, loc: &Loc) -> Outcome {
-        if self.reader.is_true(r) || w.parts.iter().any(|p| self.identical(*p, r)) {
+    pub(super) fn sub(&mut self, writer_conj: &Conjunction, reader_node: NodeId, loc: &Loc) -> Outcome {
+        if self.reader.is_true(reader_node)
+            || writer_conj.parts.iter().any(|p| self.identical(*p, reader_node))
+        {
             return Outcome::default();
         }
         if let Some(o) = self.enter(loc) {
             return o;
         }
         let mut out = Outcome::default();
-        for term in self.expand(w) {
+        for term in self.expand(writer_conj) {
             let merged = self.merge(&term);
-            out.extend(self.sub_merged(&merged, r, loc));
+            out.extend(self.sub_merged(&merged, reader_node, loc));
         }
         self.depth -= 1;
         out
     }
 
     /// One merged writer alternative ⊆ reader node.
-    pub(super) fn sub_merged(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
-        if w.kinds.is_empty() || self.reader.is_true(r) {
+    pub(super) fn sub_merged(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        if flat.kinds.is_empty() || self.reader.is_true(reader_node) {
             return Outcome::default();
         }
         // Only an exact expansion guarantees the alternative lies inside each of its parts.
-        if w.approx.is_empty() && w.parts.iter().any(|p| self.identical(*p, r)) {
+        if flat.approx.is_empty() && flat.parts.iter().any(|p| self.identical(*p, reader_node)) {
             return Outcome::default();
         }
-        let mut parts = w.parts.clone();
+        let mut parts = flat.parts.clone();
         parts.sort_unstable();
         parts.dedup();
-        let key = (parts, w.kinds.0, r);
+        let key = (parts, flat.kinds.0, reader_node);
         if self.in_progress.contains(&key) {
             return Outcome::default();
         }
@@ -101,32 +103,32 @@ impl<'a> Checker<'a> {
             return o;
         }
         self.in_progress.insert(key.clone());
-        let mut out = self.sub_merged_inner(w, r, loc);
+        let mut out = self.sub_merged_inner(flat, reader_node, loc);
         self.in_progress.remove(&key);
         self.depth -= 1;
-        if let Some(why) = w.approx.first() {
+        if let Some(why) = flat.approx.first() {
             out.downgrade(why);
         }
         out
     }
 
-    fn sub_merged_inner(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+    fn sub_merged_inner(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
         let rdoc = self.reader;
-        let kw = rdoc.kw(r);
+        let kw = rdoc.kw(reader_node);
         if kw.boolean == Some(false) {
-            return self.type_violation(w.kinds, Kinds::NONE, loc);
+            return self.type_violation(flat.kinds, Kinds::NONE, loc);
         }
-        if let Some(values) = self.writer_values(w, r) {
-            return self.check_values(w, &values, r, loc);
+        if let Some(values) = self.writer_values(flat, reader_node) {
+            return self.check_values(flat, &values, reader_node, loc);
         }
         let mut out = Outcome::default();
         match &kw.reference {
             Some(RefTarget::Local(t)) => {
                 let tloc = loc.with_reader(&rdoc.node(*t).ptr);
-                out.extend(self.sub_merged(w, *t, &tloc));
+                out.extend(self.sub_merged(flat, *t, &tloc));
             }
             Some(RefTarget::Remote(s)) => {
-                let carried = w
+                let carried = flat
                     .parts
                     .iter()
                     .any(|p| self.writer.kw(*p).reference == Some(RefTarget::Remote(s.clone())));
@@ -146,18 +148,18 @@ impl<'a> Checker<'a> {
         }
         for (i, b) in kw.all_of.iter().enumerate() {
             let bloc = loc.with_reader(&format!("{}/allOf/{i}", loc.reader));
-            out.extend(self.sub_merged(w, *b, &bloc));
+            out.extend(self.sub_merged(flat, *b, &bloc));
         }
         if let Some(branches) = &kw.any_of {
-            out.extend(self.reader_union(w, branches, loc, false));
+            out.extend(self.reader_union(flat, branches, loc, false));
         }
         if let Some(branches) = &kw.one_of {
-            out.extend(self.reader_union(w, branches, loc, true));
+            out.extend(self.reader_union(flat, branches, loc, true));
         }
         if let Some(n) = kw.not {
-            out.extend(self.reader_not(w, n, loc));
+            out.extend(self.reader_not(flat, n, loc));
         }
-        out.extend(self.check_base(w, r, loc));
+        out.extend(self.check_base(flat, reader_node, loc));
         out
     }
 
@@ -208,12 +210,12 @@ impl<'a> Checker<'a> {
     }
 
     /// The reader node's own (non-combinator) keywords.
-    fn check_base(&mut self, w: &FlatWriter, r: NodeId, loc: &Loc) -> Outcome {
+    fn check_base(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
         let rdoc = self.reader;
-        let kw = rdoc.kw(r);
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
         for (k, v) in &kw.unknown {
-            if !self.carried(w, r, k, v) {
+            if !self.carried(flat, reader_node, k, v) {
                 out.extend(self.undecided(
                     loc,
                     k,
@@ -226,12 +228,12 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        out.extend(self.type_violation(w.kinds, kw.kinds, loc));
-        let common = w.kinds.and(kw.kinds);
+        out.extend(self.type_violation(flat.kinds, kw.kinds, loc));
+        let common = flat.kinds.and(kw.kinds);
         if common.is_empty() {
             return out;
         }
-        let wc = w.restrict(common);
+        let wc = flat.restrict(common);
         if let Some(values) = &kw.values {
             out.extend(self.reader_enum(&wc, values, kw.has_const, loc));
             return out;
@@ -240,13 +242,13 @@ impl<'a> Checker<'a> {
             out.extend(self.check_numeric(&wc.restrict(common.and(Kinds::NUM)), kw, loc));
         }
         if common.has(Kinds::STR) {
-            out.extend(self.check_string(&wc.restrict(Kinds::STR), r, loc));
+            out.extend(self.check_string(&wc.restrict(Kinds::STR), reader_node, loc));
         }
         if common.has(Kinds::ARR) {
-            out.extend(self.check_array(&wc.restrict(Kinds::ARR), r, loc));
+            out.extend(self.check_array(&wc.restrict(Kinds::ARR), reader_node, loc));
         }
         if common.has(Kinds::OBJ) {
-            out.extend(self.check_object(&wc.restrict(Kinds::OBJ), r, loc));
+            out.extend(self.check_object(&wc.restrict(Kinds::OBJ), reader_node, loc));
         }
         out
     }
@@ -257,7 +259,7 @@ impl<'a> Checker<'a> {
     /// `$dynamicRef`/`$recursiveRef` on the dynamic scope, so those are never carried (two
     /// schemas with the same `unevaluatedItems` but different `prefixItems` differ), and
     /// `if`/`then`/`else` only as a whole from one writer part.
-    fn carried(&self, w: &FlatWriter, r: NodeId, k: &str, v: &Value) -> bool {
+    fn carried(&self, flat: &FlatWriter, reader_node: NodeId, k: &str, v: &Value) -> bool {
         if CONTEXT_DEPENDENT.contains(&k) || mentions_ref(v) {
             return false;
         }
@@ -270,33 +272,33 @@ impl<'a> Checker<'a> {
             }
         };
         if matches!(k, "if" | "then" | "else") {
-            let reader = &self.reader.kw(r).unknown;
+            let reader = &self.reader.kw(reader_node).unknown;
             let get = |key: &str| reader.iter().find(|(rk, _)| rk == key).map(|(_, rv)| rv);
             let (cond, then, other) = (get("if"), get("then"), get("else"));
             if cond.is_none() || then.is_some_and(mentions_ref) || other.is_some_and(mentions_ref) {
                 // `then`/`else` without `if` assert nothing, but the writer must still agree.
-                return w.parts.iter().any(|p| same(*p, k, Some(v)));
+                return flat.parts.iter().any(|p| same(*p, k, Some(v)));
             }
             // The writer part's (if → then) ∧ (¬if → else) must imply the reader's: same `if`,
             // and every branch the reader has, the part has identically.
-            return w.parts.iter().any(|p| {
+            return flat.parts.iter().any(|p| {
                 same(*p, "if", cond)
                     && then.is_none_or(|t| same(*p, "then", Some(t)))
                     && other.is_none_or(|e| same(*p, "else", Some(e)))
             });
         }
-        w.parts.iter().any(|p| same(*p, k, Some(v)))
+        flat.parts.iter().any(|p| same(*p, k, Some(v)))
     }
 
     // ---- enumerations ----------------------------------------------------------------
 
     /// Whether a value is valid under every writer part; `None` if the validator is unavailable.
-    pub(super) fn writer_accepts(&mut self, w: &FlatWriter, v: &Value) -> Option<bool> {
-        if !w.kinds.has(Kinds::of_value(v)) {
+    pub(super) fn writer_accepts(&mut self, flat: &FlatWriter, v: &Value) -> Option<bool> {
+        if !flat.kinds.has(Kinds::of_value(v)) {
             return Some(false);
         }
         let wdoc = self.writer;
-        for p in &w.parts {
+        for p in &flat.parts {
             if plainly_accepts(wdoc.kw(*p), v) {
                 continue;
             }
@@ -311,31 +313,31 @@ impl<'a> Checker<'a> {
     /// The writer's values when it is a finite enumeration (its own `enum`/`const`, or a
     /// small null/boolean/integer domain when the reader enumerates); each flagged certain
     /// when the writer's validity was confirmed.
-    fn writer_values(&mut self, w: &FlatWriter, r: NodeId) -> Option<Vec<(Value, bool)>> {
-        let candidates: Vec<Value> = match &w.enumeration.values {
+    fn writer_values(&mut self, flat: &FlatWriter, reader_node: NodeId) -> Option<Vec<(Value, bool)>> {
+        let candidates: Vec<Value> = match &flat.enumeration.values {
             Some(v) => v.clone(),
             None => {
                 let small = Kinds::NULL.or(Kinds::BOOL).or(Kinds::INT);
-                if self.reader.kw(r).values.is_none() || !w.kinds.minus(small).is_empty() {
+                if self.reader.kw(reader_node).values.is_none() || !flat.kinds.minus(small).is_empty() {
                     return None;
                 }
                 let mut vals = Vec::new();
-                if w.kinds.has(Kinds::NULL) {
+                if flat.kinds.has(Kinds::NULL) {
                     vals.push(Value::Null);
                 }
-                if w.kinds.has(Kinds::BOOL) {
+                if flat.kinds.has(Kinds::BOOL) {
                     vals.push(Value::Bool(false));
                     vals.push(Value::Bool(true));
                 }
-                if w.kinds.has(Kinds::INT) {
-                    vals.extend(self.small_integer_domain(w, 64)?);
+                if flat.kinds.has(Kinds::INT) {
+                    vals.extend(self.small_integer_domain(flat, 64)?);
                 }
                 vals
             }
         };
         let mut out = Vec::new();
         for v in candidates {
-            match self.writer_accepts(w, &v) {
+            match self.writer_accepts(flat, &v) {
                 Some(true) => out.push((v, true)),
                 Some(false) => {}
                 None => out.push((v, false)),
@@ -344,17 +346,26 @@ impl<'a> Checker<'a> {
         Some(out)
     }
 
-    fn check_values(&mut self, w: &FlatWriter, values: &[(Value, bool)], r: NodeId, loc: &Loc) -> Outcome {
+    fn check_values(
+        &mut self,
+        flat: &FlatWriter,
+        values: &[(Value, bool)],
+        reader_node: NodeId,
+        loc: &Loc,
+    ) -> Outcome {
         let rdoc = self.reader;
-        let rptr = rdoc.node(r).ptr.clone();
+        let rptr = rdoc.node(reader_node).ptr.clone();
         let mut out = Outcome::default();
         // Findings past the first few are counted into one: removing 20k values of an enum
         // is one change, not 20k.
         let mut unlisted: Option<(Violation, bool, usize)> = None;
         for (v, certain) in values {
             // The common string enum needs no validator (building one is most of a comparison).
-            let verdict =
-                if plainly_accepts(rdoc.kw(r), v) { Some(None) } else { self.reader_oracle.check(&rptr, v) };
+            let verdict = if plainly_accepts(rdoc.kw(reader_node), v) {
+                Some(None)
+            } else {
+                self.reader_oracle.check(&rptr, v)
+            };
             match verdict {
                 Some(None) => {}
                 Some(Some(keyword)) => {
@@ -366,13 +377,13 @@ impl<'a> Checker<'a> {
                                 *all_certain &= *certain;
                             }
                             None => {
-                                let (rule, _) = self.value_rule(w, &keyword, v, r);
+                                let (rule, _) = self.value_rule(flat, &keyword, v, reader_node);
                                 unlisted = Some((self.finding(loc, "", rule, String::new()), *certain, 1));
                             }
                         }
                         continue;
                     }
-                    let (rule, msg) = self.value_rule(w, &keyword, v, r);
+                    let (rule, msg) = self.value_rule(flat, &keyword, v, reader_node);
                     let f = self.finding(loc, "", rule, msg);
                     if *certain {
                         out.violations.push(f);
@@ -412,8 +423,8 @@ impl<'a> Checker<'a> {
                 out.undecided.push(f);
             }
         }
-        for (ptr, k) in custom_keywords(rdoc, r) {
-            let carried = w.unknown.iter().any(|(wk, _)| *wk == k);
+        for (ptr, k) in custom_keywords(rdoc, reader_node) {
+            let carried = flat.unknown.iter().any(|(wk, _)| *wk == k);
             if !carried {
                 out.undecided.push(Violation {
                     path: if self.perspective == Perspective::Forward {
@@ -433,14 +444,14 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn value_rule(&self, w: &FlatWriter, keyword: &str, v: &Value, r: NodeId) -> (Rule, String) {
-        let rkw = self.reader.kw(r);
+    fn value_rule(&self, flat: &FlatWriter, keyword: &str, v: &Value, reader_node: NodeId) -> (Rule, String) {
+        let rkw = self.reader.kw(reader_node);
         let generic = format!(
             "{} allows the value {v} but {} rejects it (`{keyword}`)",
             self.wschema(),
             self.rschema()
         );
-        let writer_enum = w.enumeration.values.is_some();
+        let writer_enum = flat.enumeration.values.is_some();
         let rule = match keyword {
             "enum" if writer_enum => {
                 let msg = format!(
@@ -452,7 +463,7 @@ impl<'a> Checker<'a> {
                 return (self.pick(Rule::EnumNarrowed, Rule::EnumWidened), msg);
             }
             "enum" => self.pick(Rule::EnumAdded, Rule::EnumRemoved),
-            "const" if w.enumeration.has_const => {
+            "const" if flat.enumeration.has_const => {
                 let msg = format!(
                     "const changed: {} may contain {v}, but {} requires {}",
                     self.wdata(),
@@ -475,9 +486,11 @@ impl<'a> Checker<'a> {
             "multipleOf" => Rule::MultipleOfChanged,
             "minLength" => self.pick(Rule::MinLengthRaised, Rule::MinLengthLowered),
             "maxLength" => self.pick(Rule::MaxLengthLowered, Rule::MaxLengthRaised),
-            "pattern" if w.string.patterns.is_empty() => self.pick(Rule::PatternAdded, Rule::PatternRemoved),
+            "pattern" if flat.string.patterns.is_empty() => {
+                self.pick(Rule::PatternAdded, Rule::PatternRemoved)
+            }
             "pattern" => Rule::PatternChanged,
-            "format" if w.string.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
+            "format" if flat.string.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
             "format" => Rule::FormatChanged,
             "minItems" => self.pick(Rule::MinItemsRaised, Rule::MinItemsLowered),
             "maxItems" => self.pick(Rule::MaxItemsLowered, Rule::MaxItemsRaised),
@@ -502,7 +515,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Reader restricts to an enumeration but the writer is not a (small) enumeration.
-    fn reader_enum(&mut self, w: &FlatWriter, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
+    fn reader_enum(&mut self, flat: &FlatWriter, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
         let keyword = if is_const { "const" } else { "enum" };
         let rule = if is_const {
             self.pick(Rule::ConstAdded, Rule::ConstRemoved)
@@ -510,13 +523,13 @@ impl<'a> Checker<'a> {
             self.pick(Rule::EnumAdded, Rule::EnumRemoved)
         };
         let list = short_list(values);
-        if self.writer_has_more_values_than(w, values.len()) {
+        if self.writer_has_more_values_than(flat, values.len()) {
             let msg = format!(
                 "{keyword} {}: {} only accepts {list}, but {} may be any {}",
                 self.verb("added", "removed"),
                 self.rschema(),
                 self.wdata(),
-                w.kinds.describe()
+                flat.kinds.describe()
             );
             return self.violation(loc, keyword, rule, msg);
         }
