@@ -54,8 +54,12 @@ pub(super) struct Loc {
 }
 
 impl Loc {
-    pub(super) fn child(&self, wseg: &str, rseg: &str) -> Loc {
-        Loc { writer: format!("{}{wseg}", self.writer), reader: format!("{}{rseg}", self.reader) }
+    /// One level down on both sides (each segment starts with `/`).
+    pub(super) fn child(&self, writer_segment: &str, reader_segment: &str) -> Loc {
+        Loc {
+            writer: format!("{}{writer_segment}", self.writer),
+            reader: format!("{}{reader_segment}", self.reader),
+        }
     }
     /// The same writer location with another reader pointer.
     pub(super) fn with_reader(&self, reader: &str) -> Loc {

@@ -58,7 +58,9 @@ pub(super) struct Enumeration {
 /// `minimum`/`maximum` (inclusive or exclusive) and `multipleOf`, tightest over the parts.
 #[derive(Debug, Clone, Default)]
 pub(super) struct NumericBounds {
+    /// Tightest lower bound (`minimum`/`exclusiveMinimum`).
     pub lower: Option<Bound>,
+    /// Tightest upper bound (`maximum`/`exclusiveMaximum`).
     pub upper: Option<Bound>,
     /// Least common multiple of the parts' `multipleOf`s.
     pub multiple_of: Option<Dec>,
@@ -67,7 +69,9 @@ pub(super) struct NumericBounds {
 /// `minLength`/`maxLength`, `pattern` and `format`, over all parts.
 #[derive(Debug, Clone, Default)]
 pub(super) struct StringConstraints {
+    /// Largest `minLength`.
     pub min_len: u64,
+    /// Smallest `maxLength`.
     pub max_len: Option<u64>,
     /// Every part's `pattern` (all must match).
     pub patterns: Vec<String>,
@@ -82,7 +86,9 @@ pub(super) struct ArrayKeywords {
     pub prefix: Vec<Vec<NodeId>>,
     /// The conjunction items after the prefix must satisfy (`items`).
     pub rest: Vec<NodeId>,
+    /// Largest `minItems`.
     pub min_items: u64,
+    /// Smallest `maxItems`.
     pub max_items: Option<u64>,
     /// Some part has `uniqueItems: true`.
     pub unique: bool,
@@ -99,8 +105,11 @@ pub(super) struct ObjectKeywords {
     pub pattern_props: Vec<(String, NodeId)>,
     /// The parts' `additionalProperties` (a conjunction).
     pub addl: Vec<NodeId>,
+    /// Union of the parts' `required`.
     pub required: BTreeSet<String>,
+    /// Largest `minProperties`.
     pub min_props: u64,
+    /// Smallest `maxProperties`.
     pub max_props: Option<u64>,
     /// The parts' `propertyNames` (a conjunction).
     pub property_names: Vec<NodeId>,
