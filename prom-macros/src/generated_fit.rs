@@ -123,9 +123,23 @@ mod arbitrary {
     use proptest::prelude::*;
     use serde_json::{Map, Value, json};
 
-    /// Property names, including Rust keywords, digits first and separators.
-    const NAMES: &[&str] =
-        &["id", "type", "match", "self", "2fa", "camelCase", "with-dash", "a_b", "Value", "r#x"];
+    /// Property names: Rust keywords, digits first, separators, names that collide once
+    /// snake-cased (`a_b`, `aB`, `a-b`) and one that `patternProperties` also matches (`x-tag`).
+    const NAMES: &[&str] = &[
+        "id",
+        "type",
+        "match",
+        "self",
+        "2fa",
+        "camelCase",
+        "with-dash",
+        "a_b",
+        "aB",
+        "a-b",
+        "Value",
+        "r#x",
+        "x-tag",
+    ];
 
     fn leaf() -> impl Strategy<Value = Value> {
         prop_oneof![
