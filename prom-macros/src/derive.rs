@@ -149,7 +149,13 @@ impl Target<'_> {
 }
 
 /// Compares the struct's fields with the version's root schema; every mismatch is reported.
-fn check_struct(input: &DeriveInput, specs: &Specs, topic: &Topic, version: &Version, errors: &mut Errors) {
+pub(crate) fn check_struct(
+    input: &DeriveInput,
+    specs: &Specs,
+    topic: &Topic,
+    version: &Version,
+    errors: &mut Errors,
+) {
     let Data::Struct(data) = &input.data else {
         errors.push(input.ident.span(), "`#[derive(Event)]` supports structs with named fields");
         return;

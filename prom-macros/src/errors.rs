@@ -31,6 +31,12 @@ impl Errors {
         self.all.is_none()
     }
 
+    /// Every recorded message (for tests).
+    #[cfg(test)]
+    pub fn messages(&self) -> Vec<String> {
+        self.all.iter().flat_map(|all| all.clone().into_iter().map(|e| e.to_string())).collect()
+    }
+
     /// `compile_error!` invocations for every recorded error.
     pub fn into_tokens(self) -> TokenStream {
         self.all.map(|e| e.to_compile_error()).unwrap_or_default()

@@ -6,6 +6,8 @@
 mod derive;
 mod errors;
 mod field_attr;
+#[cfg(test)]
+mod generated_fit;
 mod include;
 mod serde_attrs;
 mod shape;

@@ -3,10 +3,11 @@
 
 use serde_json::Value;
 
-use super::merge::{Merged, WRef, conj_false};
+use super::checker::{Checker, Loc};
 use super::model::{Doc, NodeId};
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::{Conjunction, FlatWriter, conj_false};
 
 /// Whether a node spells its tuple the draft-07 way (`items: [...]` + `additionalItems`).
 fn legacy_tuple(doc: &Doc, id: NodeId) -> bool {
@@ -24,14 +25,14 @@ fn seg(legacy: bool, i: Option<usize>) -> String {
 }
 
 impl Checker<'_> {
-    pub(super) fn check_array(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
-        let kw = rdoc.kw(r);
+    pub(super) fn check_array(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
-        let wlegacy = w.parts.iter().any(|p| legacy_tuple(wdoc, *p));
-        let rlegacy = legacy_tuple(rdoc, r);
-        let wmax = self.max_items_eff(w);
-        let n = w.prefix.len().max(kw.prefix_items.len());
+        let wlegacy = flat.parts.iter().any(|p| legacy_tuple(wdoc, *p));
+        let rlegacy = legacy_tuple(rdoc, reader_node);
+        let wmax = self.max_items_eff(flat);
+        let n = flat.array.prefix.len().max(kw.prefix_items.len());
         let mut closed_reported = false;
         let closed = |this: &Self, count: usize, out: &mut Outcome| {
             let rule = this.pick(Rule::AdditionalItemsNarrowed, Rule::AdditionalItemsWidened);
@@ -44,7 +45,7 @@ impl Checker<'_> {
             out.extend(this.violation(loc, keyword, rule, msg));
         };
         for i in 0..n {
-            if wmax.is_some_and(|m| (i as u64) >= m) || conj_false(wdoc, w.item(i)) {
+            if wmax.is_some_and(|m| (i as u64) >= m) || conj_false(wdoc, flat.item(i)) {
                 break;
             }
             let (ri, rseg) = match kw.prefix_items.get(i) {
@@ -57,11 +58,11 @@ impl Checker<'_> {
                 closed_reported = true;
                 break;
             }
-            let wseg = seg(wlegacy, (i < w.prefix.len()).then_some(i));
-            let child = WRef { parts: w.item(i).to_vec() };
+            let wseg = seg(wlegacy, (i < flat.array.prefix.len()).then_some(i));
+            let child = Conjunction { parts: flat.item(i).to_vec() };
             out.extend(self.sub(&child, ri, &loc.child(&wseg, &rseg)));
         }
-        let longer = wmax.is_none_or(|m| m > n as u64) && !conj_false(wdoc, &w.rest);
+        let longer = wmax.is_none_or(|m| m > n as u64) && !conj_false(wdoc, &flat.array.rest);
         if longer
             && !closed_reported
             && let Some(rr) = kw.items
@@ -70,14 +71,14 @@ impl Checker<'_> {
                 closed(self, n, &mut out);
             } else {
                 let wseg = seg(wlegacy, None);
-                let child = WRef { parts: w.rest.clone() };
+                let child = Conjunction { parts: flat.array.rest.clone() };
                 out.extend(self.sub(&child, rr, &loc.child(&wseg, &seg(rlegacy, None))));
             }
         }
         if let Some(rm) = kw.min_items
-            && rm > w.min_items
+            && rm > flat.array.min_items
         {
-            let (old, new) = self.old_new(w.min_items, rm);
+            let (old, new) = self.old_new(flat.array.min_items, rm);
             out.extend(self.violation(
                 loc,
                 "minItems",
@@ -86,7 +87,7 @@ impl Checker<'_> {
                     "minItems {} from {old} to {new}: {} with {} item(s) is rejected by {}",
                     self.verb("raised", "lowered"),
                     self.wdata(),
-                    w.min_items,
+                    flat.array.min_items,
                     self.rschema()
                 ),
             ));
@@ -109,10 +110,10 @@ impl Checker<'_> {
             ));
         }
         if kw.unique_items
-            && !w.unique
+            && !flat.array.unique
             && wmax.is_none_or(|m| m >= 2)
-            && !conj_false(wdoc, w.item(0))
-            && !conj_false(wdoc, w.item(1))
+            && !conj_false(wdoc, flat.item(0))
+            && !conj_false(wdoc, flat.item(1))
         {
             let rule = self.pick(Rule::UniqueItemsAdded, Rule::UniqueItemsRemoved);
             let msg = format!(
@@ -123,7 +124,7 @@ impl Checker<'_> {
             );
             // Equal neighbours need one value fitting both positions; with identical
             // position schemas any value does.
-            out.extend(if w.item(0) == w.item(1) {
+            out.extend(if flat.item(0) == flat.item(1) {
                 self.violation(loc, "uniqueItems", rule, msg)
             } else {
                 self.undecided(loc, "uniqueItems", rule, msg)
@@ -132,18 +133,18 @@ impl Checker<'_> {
         if let Some(rc) = kw.contains
             && !rdoc.is_true(rc)
         {
-            out.extend(self.check_contains(w, r, rc, loc));
+            out.extend(self.check_contains(flat, reader_node, rc, loc));
         }
         out
     }
 
-    fn check_contains(&mut self, w: &Merged, r: NodeId, rc: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
-        let kw = rdoc.kw(r);
+    fn check_contains(&mut self, flat: &FlatWriter, reader_node: NodeId, rc: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
+        let kw = rdoc.kw(reader_node);
         let rmin = kw.min_contains.unwrap_or(1);
         let cloc = loc.child("/contains", "/contains");
         if kw.max_contains.is_some() {
-            let same = w.contains.iter().any(|(c, mn, mx)| {
+            let same = flat.array.contains.iter().any(|(c, mn, mx)| {
                 *mn == kw.min_contains
                     && *mx == kw.max_contains
                     && wdoc.raw(*c).is_some_and(|x| Some(x) == rdoc.raw(rc))
@@ -163,22 +164,22 @@ impl Checker<'_> {
             return Outcome::default();
         }
         let candidates: Vec<(NodeId, u64)> =
-            w.contains.iter().map(|(c, mn, _)| (*c, mn.unwrap_or(1))).collect();
+            flat.array.contains.iter().map(|(c, mn, _)| (*c, mn.unwrap_or(1))).collect();
         for (c, wmin) in candidates {
             if wmin >= rmin {
-                let child = WRef { parts: vec![c] };
+                let child = Conjunction { parts: vec![c] };
                 if self.sub(&child, rc, &cloc).is_clean() {
                     return Outcome::default();
                 }
             }
         }
-        if w.prefix.is_empty() && w.min_items >= rmin {
-            let child = WRef { parts: w.rest.clone() };
+        if flat.array.prefix.is_empty() && flat.array.min_items >= rmin {
+            let child = Conjunction { parts: flat.array.rest.clone() };
             if self.sub(&child, rc, &cloc).is_clean() {
                 return Outcome::default();
             }
         }
-        if w.contains.is_empty() && w.min_items == 0 {
+        if flat.array.contains.is_empty() && flat.array.min_items == 0 {
             return self.violation(
                 loc,
                 "contains",

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::merge::{Merged, conj_false, conj_true};
+use super::checker::{Checker, Loc};
 use super::model::{Doc, Kinds, NodeId, RefTarget, json_eq, mentions_ref};
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::{FlatWriter, conj_false, conj_true};
 
 /// What a schema is known to admit, shallowly.
 #[derive(Debug, Clone)]
@@ -114,10 +115,10 @@ pub(super) fn node_kinds(doc: &Doc, id: NodeId) -> Kinds {
 }
 
 impl Checker<'_> {
-    fn shape_of_merged(&mut self, w: &Merged) -> Shape {
-        let wdoc = self.w;
+    fn shape_of_merged(&mut self, flat: &FlatWriter) -> Shape {
+        let wdoc = self.writer;
         let mut prop_values = BTreeMap::new();
-        for (name, conj) in &w.props {
+        for (name, conj) in &flat.object.props {
             let mut vals: Option<Vec<Value>> = None;
             for p in conj {
                 let ps = shape_of_node(wdoc, *p, 0, &mut HashSet::new(), false);
@@ -130,23 +131,23 @@ impl Checker<'_> {
             }
         }
         Shape {
-            kinds: w.kinds,
-            values: w.values.clone(),
-            required: w.required.iter().cloned().collect(),
+            kinds: flat.kinds,
+            values: flat.enumeration.values.clone(),
+            required: flat.object.required.iter().cloned().collect(),
             prop_values,
         }
     }
 
     /// Whether no value satisfies both the writer and the reader node.
-    pub(super) fn disjoint(&mut self, w: &Merged, r: NodeId) -> bool {
-        let a = self.shape_of_merged(w);
-        let b = shape_of_node(self.r, r, 0, &mut HashSet::new(), true);
+    pub(super) fn disjoint(&mut self, flat: &FlatWriter, reader_node: NodeId) -> bool {
+        let a = self.shape_of_merged(flat);
+        let b = shape_of_node(self.reader, reader_node, 0, &mut HashSet::new(), true);
         shapes_disjoint(&a, &b)
     }
 
     /// Whether a writer `oneOf` can be read as `anyOf` without enlarging it.
     pub(super) fn writer_branches_disjoint(&self, branches: &[NodeId]) -> bool {
-        let wdoc = self.w;
+        let wdoc = self.writer;
         let shapes: Vec<Shape> =
             branches.iter().map(|b| shape_of_node(wdoc, *b, 0, &mut HashSet::new(), true)).collect();
         shapes.iter().enumerate().all(|(i, a)| shapes[i + 1..].iter().all(|b| shapes_disjoint(a, b)))
@@ -155,20 +156,20 @@ impl Checker<'_> {
     /// Writer ⊆ anyOf/oneOf of the reader, splitting the writer by JSON type first.
     pub(super) fn reader_union(
         &mut self,
-        w: &Merged,
+        flat: &FlatWriter,
         branches: &[NodeId],
         loc: &Loc,
         one_of: bool,
     ) -> Outcome {
-        let rdoc = self.r;
+        let rdoc = self.reader;
         let keyword = if one_of { "oneOf" } else { "anyOf" };
         let mut out = Outcome::default();
         for unit in Kinds::UNITS {
-            let k = w.kinds.and(unit);
+            let k = flat.kinds.and(unit);
             if k.is_empty() {
                 continue;
             }
-            let wu = w.restrict(k);
+            let wu = flat.restrict(k);
             let admitting: Vec<(usize, NodeId)> =
                 branches.iter().copied().enumerate().filter(|(_, b)| node_kinds(rdoc, *b).has(k)).collect();
             if admitting.is_empty() {
@@ -191,7 +192,7 @@ impl Checker<'_> {
             }
             let mut results = Vec::new();
             for (i, b) in &admitting {
-                let bloc = loc.with_r(&format!("{}/{keyword}/{i}", loc.r));
+                let bloc = loc.with_reader(&format!("{}/{keyword}/{i}", loc.reader));
                 let o = self.sub_merged(&wu, *b, &bloc);
                 results.push((*i, *b, o));
             }
@@ -260,25 +261,25 @@ impl Checker<'_> {
     }
 
     /// Writer ⊆ not(n), i.e. writer ∩ n = ∅.
-    pub(super) fn reader_not(&mut self, w: &Merged, n: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
+    pub(super) fn reader_not(&mut self, flat: &FlatWriter, n: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
         if let Some(rn) = rdoc.raw(n)
             && !mentions_ref(rn)
-            && w.nots.iter().any(|x| wdoc.raw(*x) == Some(rn))
+            && flat.nots.iter().any(|x| wdoc.raw(*x) == Some(rn))
         {
             return Outcome::default();
         }
-        if rdoc.is_false(n) || self.disjoint(w, n) {
+        if rdoc.is_false(n) || self.disjoint(flat, n) {
             return Outcome::default();
         }
         // Writer `not A`, reader `not B`: every value outside A is outside B iff B ⊆ A.
         let mut refuted = None;
-        for a in w.nots.clone() {
+        for a in flat.nots.clone() {
             let rev = self.reverse_subset(n, a);
             if rev.is_clean() {
                 return Outcome::default();
             }
-            if !rev.violations.is_empty() && self.only_not(w, a) {
+            if !rev.violations.is_empty() && self.only_not(flat, a) {
                 refuted = Some(a);
             }
         }
@@ -298,8 +299,8 @@ impl Checker<'_> {
             );
             return Outcome { proven: vec![f], ..Outcome::default() };
         }
-        let nloc = loc.with_r(&format!("{}/not", loc.r));
-        if w.approx.is_empty() && self.sub_merged(w, n, &nloc).is_clean() {
+        let nloc = loc.with_reader(&format!("{}/not", loc.reader));
+        if flat.approx.is_empty() && self.sub_merged(flat, n, &nloc).is_clean() {
             return self.violation(
                 loc,
                 "not",
@@ -321,49 +322,49 @@ impl Checker<'_> {
 
     /// Whether the merged writer is exactly `not a`: a single part whose only constraint is
     /// that `not`, over every JSON type.
-    fn only_not(&self, w: &Merged, a: NodeId) -> bool {
-        let [part] = w.parts[..] else { return false };
-        let kw = self.w.kw(part);
+    fn only_not(&self, flat: &FlatWriter, a: NodeId) -> bool {
+        let [part] = flat.parts[..] else { return false };
+        let kw = self.writer.kw(part);
         let only_keyword = self
-            .w
+            .writer
             .raw(part)
             .and_then(Value::as_object)
             .is_some_and(|map| map.keys().all(|k| k == "not" || super::model::is_annotation(k)));
-        kw.not == Some(a) && only_keyword && w.kinds == Kinds::ALL && w.approx.len() == 1
+        kw.not == Some(a) && only_keyword && flat.kinds == Kinds::ALL && flat.approx.len() == 1
     }
 
     /// Whether the writer provably has more than `n` distinct values.
-    pub(super) fn writer_has_more_values_than(&mut self, w: &Merged, n: usize) -> bool {
-        let wdoc = self.w;
+    pub(super) fn writer_has_more_values_than(&mut self, flat: &FlatWriter, n: usize) -> bool {
+        let wdoc = self.writer;
         let mut total: u128 = 0;
         let infinite = u128::MAX;
         let mut add = |c: u128| total = total.saturating_add(c);
-        if w.kinds.has(Kinds::NULL) {
+        if flat.kinds.has(Kinds::NULL) {
             add(1);
         }
-        if w.kinds.has(Kinds::BOOL) {
+        if flat.kinds.has(Kinds::BOOL) {
             add(2);
         }
-        if w.kinds.has(Kinds::NUM)
-            && let Some(c) = self.numeric_count(w)
+        if flat.kinds.has(Kinds::NUM)
+            && let Some(c) = self.numeric_count(flat)
         {
             add(c);
         }
-        if w.kinds.has(Kinds::STR) && w.patterns.is_empty() && w.formats.is_empty() {
-            add(if w.max_len == Some(0) { 1 } else { infinite });
+        if flat.kinds.has(Kinds::STR) && flat.string.patterns.is_empty() && flat.string.formats.is_empty() {
+            add(if flat.string.max_len == Some(0) { 1 } else { infinite });
         }
-        if w.kinds.has(Kinds::ARR)
-            && self.max_items_eff(w).is_none_or(|m| m >= 1)
-            && conj_true(wdoc, w.item(0))
+        if flat.kinds.has(Kinds::ARR)
+            && self.max_items_eff(flat).is_none_or(|m| m >= 1)
+            && conj_true(wdoc, flat.item(0))
         {
             add(infinite);
         }
-        if w.kinds.has(Kinds::OBJ)
-            && w.pattern_props.is_empty()
-            && w.property_names.is_empty()
-            && conj_true(wdoc, &w.addl)
-            && w.max_props.is_none()
-            && !conj_false(wdoc, &w.addl)
+        if flat.kinds.has(Kinds::OBJ)
+            && flat.object.pattern_props.is_empty()
+            && flat.object.property_names.is_empty()
+            && conj_true(wdoc, &flat.object.addl)
+            && flat.object.max_props.is_none()
+            && !conj_false(wdoc, &flat.object.addl)
         {
             add(infinite);
         }

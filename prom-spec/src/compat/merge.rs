@@ -6,76 +6,20 @@
 //! compatibility stay sound because the writer only grew, but violations found against the
 //! enlarged writer are not proofs and get downgraded to undecided.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-use super::decimal::Dec;
+use super::checker::{Checker, SPEC_UNSUPPORTED};
 use super::model::{Bound, Kinds, NodeId, RefTarget, intersect_values};
-use super::subset::{Checker, SPEC_UNSUPPORTED};
+use super::writer::{Conjunction, FlatWriter, conj_false, min_opt};
 
 /// Most alternatives a writer may expand into before it is treated as unconstrained.
 const MAX_TERMS: usize = 64;
-
-/// A writer schema given as a conjunction of nodes (empty = accepts everything).
-#[derive(Debug, Clone)]
-pub(super) struct WRef {
-    pub parts: Vec<NodeId>,
-}
 
 /// One alternative of an expanded writer: the conjunction of the parts' own keywords.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Term {
     pub parts: Vec<NodeId>,
     pub approx: Vec<String>,
-}
-
-/// Flattened keywords of one writer alternative.
-#[derive(Debug, Clone)]
-pub(super) struct Merged {
-    pub parts: Vec<NodeId>,
-    /// Kinds the writer can actually produce (empty domains removed).
-    pub kinds: Kinds,
-    pub values: Option<Vec<Value>>,
-    pub has_const: bool,
-    pub lower: Option<Bound>,
-    pub upper: Option<Bound>,
-    pub multiple_of: Option<Dec>,
-    pub min_len: u64,
-    pub max_len: Option<u64>,
-    pub patterns: Vec<String>,
-    pub formats: Vec<String>,
-    pub prefix: Vec<Vec<NodeId>>,
-    pub rest: Vec<NodeId>,
-    pub min_items: u64,
-    pub max_items: Option<u64>,
-    pub unique: bool,
-    pub contains: Vec<(NodeId, Option<u64>, Option<u64>)>,
-    pub props: BTreeMap<String, Vec<NodeId>>,
-    pub pattern_props: Vec<(String, NodeId)>,
-    pub addl: Vec<NodeId>,
-    pub required: BTreeSet<String>,
-    pub min_props: u64,
-    pub max_props: Option<u64>,
-    pub property_names: Vec<NodeId>,
-    pub dependent_required: Vec<Value>,
-    pub nots: Vec<NodeId>,
-    pub unknown: Vec<(String, Value)>,
-    pub approx: Vec<String>,
-}
-
-impl Merged {
-    /// The same writer restricted to some kinds (used to split by type).
-    pub(super) fn restrict(&self, kinds: Kinds) -> Merged {
-        let mut m = self.clone();
-        m.kinds = m.kinds.and(kinds);
-        m
-    }
-
-    /// Writer conjunction for the items at `index`.
-    pub(super) fn item(&self, index: usize) -> &[NodeId] {
-        self.prefix.get(index).map_or(&self.rest[..], |v| &v[..])
-    }
 }
 
 fn product(a: Vec<Term>, b: Vec<Term>) -> Vec<Term> {
@@ -101,9 +45,9 @@ fn too_many() -> Vec<Term> {
 
 impl Checker<'_> {
     /// The writer as a union of conjunctions.
-    pub(super) fn expand(&mut self, w: &WRef) -> Vec<Term> {
+    pub(super) fn expand(&mut self, writer_conj: &Conjunction) -> Vec<Term> {
         let mut terms = vec![Term::default()];
-        for p in &w.parts {
+        for p in &writer_conj.parts {
             let e = self.expand_node(*p, &mut Vec::new());
             terms = product(terms, e);
             if terms.len() > MAX_TERMS {
@@ -123,7 +67,7 @@ impl Checker<'_> {
             }];
         }
         visiting.push(id);
-        let wdoc = self.w;
+        let wdoc = self.writer;
         let kw = wdoc.kw(id);
         let mut terms = vec![Term { parts: vec![id], approx: Vec::new() }];
         match &kw.reference {
@@ -168,95 +112,66 @@ impl Checker<'_> {
     }
 
     /// Flattens one alternative into a single keyword set.
-    pub(super) fn merge(&mut self, term: &Term) -> Merged {
-        let wdoc = self.w;
-        let mut m = Merged {
-            parts: term.parts.clone(),
-            kinds: Kinds::ALL,
-            values: None,
-            has_const: false,
-            lower: None,
-            upper: None,
-            multiple_of: None,
-            min_len: 0,
-            max_len: None,
-            patterns: Vec::new(),
-            formats: Vec::new(),
-            prefix: Vec::new(),
-            rest: Vec::new(),
-            min_items: 0,
-            max_items: None,
-            unique: false,
-            contains: Vec::new(),
-            props: BTreeMap::new(),
-            pattern_props: Vec::new(),
-            addl: Vec::new(),
-            required: BTreeSet::new(),
-            min_props: 0,
-            max_props: None,
-            property_names: Vec::new(),
-            dependent_required: Vec::new(),
-            nots: Vec::new(),
-            unknown: Vec::new(),
-            approx: term.approx.clone(),
-        };
+    pub(super) fn merge(&mut self, term: &Term) -> FlatWriter {
+        let wdoc = self.writer;
+        let mut flat = FlatWriter::unconstrained(term.parts.clone(), term.approx.clone());
         let max_prefix = term.parts.iter().map(|p| wdoc.kw(*p).prefix_items.len()).max().unwrap_or(0);
-        m.prefix = vec![Vec::new(); max_prefix];
+        flat.array.prefix = vec![Vec::new(); max_prefix];
         let names: BTreeSet<String> =
             term.parts.iter().flat_map(|p| wdoc.kw(*p).properties.iter().map(|(n, _)| n.clone())).collect();
         for p in &term.parts {
             let kw = wdoc.kw(*p);
-            m.kinds = m.kinds.and(kw.kinds);
+            flat.kinds = flat.kinds.and(kw.kinds);
             if let Some(v) = &kw.values {
-                m.values = Some(intersect_values(m.values.take(), v.clone()));
+                flat.enumeration.values = Some(intersect_values(flat.enumeration.values.take(), v.clone()));
             }
-            m.has_const |= kw.has_const;
-            m.lower = Bound::tighter_lower(m.lower, kw.lower);
-            m.upper = Bound::tighter_upper(m.upper, kw.upper);
+            flat.enumeration.has_const |= kw.has_const;
+            flat.numeric.lower = Bound::tighter_lower(flat.numeric.lower, kw.lower);
+            flat.numeric.upper = Bound::tighter_upper(flat.numeric.upper, kw.upper);
             if let Some(k) = kw.multiple_of {
-                m.multiple_of = match m.multiple_of {
+                flat.numeric.multiple_of = match flat.numeric.multiple_of {
                     None => Some(k),
                     Some(prev) => match prev.lcm(k) {
                         Some(l) => Some(l),
                         None => {
-                            m.approx.push("two multipleOf values could not be combined exactly".into());
+                            flat.approx.push("two multipleOf values could not be combined exactly".into());
                             Some(prev.max(k))
                         }
                     },
                 };
             }
-            m.min_len = m.min_len.max(kw.min_length.unwrap_or(0));
-            m.max_len = min_opt(m.max_len, kw.max_length);
+            flat.string.min_len = flat.string.min_len.max(kw.min_length.unwrap_or(0));
+            flat.string.max_len = min_opt(flat.string.max_len, kw.max_length);
             if let Some(pat) = &kw.pattern
-                && !m.patterns.contains(pat)
+                && !flat.string.patterns.contains(pat)
             {
-                m.patterns.push(pat.clone());
+                flat.string.patterns.push(pat.clone());
             }
             if let Some(f) = &kw.format
-                && !m.formats.contains(f)
+                && !flat.string.formats.contains(f)
             {
-                m.formats.push(f.clone());
+                flat.string.formats.push(f.clone());
             }
-            for (i, slot) in m.prefix.iter_mut().enumerate() {
+            for (i, slot) in flat.array.prefix.iter_mut().enumerate() {
                 match kw.prefix_items.get(i) {
                     Some(id) => slot.push(*id),
                     None => slot.extend(kw.items),
                 }
             }
-            m.rest.extend(kw.items);
-            m.min_items = m.min_items.max(kw.min_items.unwrap_or(0));
-            m.max_items = min_opt(m.max_items, kw.max_items);
-            m.unique |= kw.unique_items;
+            flat.array.rest.extend(kw.items);
+            flat.array.min_items = flat.array.min_items.max(kw.min_items.unwrap_or(0));
+            flat.array.max_items = min_opt(flat.array.max_items, kw.max_items);
+            flat.array.unique |= kw.unique_items;
             if let Some(c) = kw.contains {
-                m.contains.push((c, kw.min_contains, kw.max_contains));
+                flat.array.contains.push((c, kw.min_contains, kw.max_contains));
             }
             for n in &names {
                 let mut schemas: Vec<NodeId> = kw.property(n).into_iter().collect();
                 for (pat, id) in &kw.pattern_properties {
-                    match self.wo.matches(pat, n) {
+                    match self.writer_oracle.matches(pat, n) {
                         Some(true) => schemas.push(*id),
                         Some(false) => {}
-                        None => m.approx.push(format!(
+                        None => flat.approx.push(format!(
                             "the writer's patternProperties regex {pat:?} could not be evaluated"
                         )),
                     }
@@ -264,44 +179,44 @@ impl Checker<'_> {
                 if schemas.is_empty() {
                     schemas.extend(kw.additional_properties);
                 }
-                m.props.entry(n.clone()).or_default().extend(schemas);
+                flat.object.props.entry(n.clone()).or_default().extend(schemas);
             }
-            m.pattern_props.extend(kw.pattern_properties.iter().cloned());
-            m.addl.extend(kw.additional_properties);
-            m.required.extend(kw.required.iter().cloned());
-            m.min_props = m.min_props.max(kw.min_properties.unwrap_or(0));
-            m.max_props = min_opt(m.max_props, kw.max_properties);
-            m.property_names.extend(kw.property_names);
-            m.dependent_required.extend(kw.dependent_required.iter().cloned());
+            flat.object.pattern_props.extend(kw.pattern_properties.iter().cloned());
+            flat.object.addl.extend(kw.additional_properties);
+            flat.object.required.extend(kw.required.iter().cloned());
+            flat.object.min_props = flat.object.min_props.max(kw.min_properties.unwrap_or(0));
+            flat.object.max_props = min_opt(flat.object.max_props, kw.max_properties);
+            flat.object.property_names.extend(kw.property_names);
+            flat.object.dependent_required.extend(kw.dependent_required.iter().cloned());
             if let Some(n) = kw.not {
-                m.nots.push(n);
-                m.approx
+                flat.nots.push(n);
+                flat.approx
                     .push("the writer's `not` constrains it in ways the checker only partly models".into());
             }
             for (k, v) in &kw.unknown {
-                m.unknown.push((k.clone(), v.clone()));
+                flat.unknown.push((k.clone(), v.clone()));
                 if SPEC_UNSUPPORTED.contains(&k.as_str()) {
-                    m.approx.push(format!(
+                    flat.approx.push(format!(
                         "the writer's `{k}` further restricts it in ways the checker does not model"
                     ));
                 }
             }
             if kw.dependent_required.is_some() {
-                m.approx.push(
+                flat.approx.push(
                     "the writer's dependentRequired further restricts it in ways the checker does not model"
                         .into(),
                 );
             }
         }
-        m.kinds = self.effective_kinds(&m);
-        m
+        flat.kinds = self.effective_kinds(&flat);
+        flat
     }
 
     /// Removes kinds for which the merged writer admits no value.
-    fn effective_kinds(&mut self, m: &Merged) -> Kinds {
-        let wdoc = self.w;
-        let mut k = m.kinds;
-        if let Some(values) = &m.values {
+    fn effective_kinds(&mut self, flat: &FlatWriter) -> Kinds {
+        let wdoc = self.writer;
+        let mut k = flat.kinds;
+        if let Some(values) = &flat.enumeration.values {
             let mut vk = Kinds::NONE;
             for v in values {
                 vk = vk.or(Kinds::of_value(v));
@@ -309,29 +224,31 @@ impl Checker<'_> {
             k = k.and(vk);
         }
         if k.has(Kinds::NUM) {
-            k = k.minus(self.empty_numeric_kinds(m, k));
+            k = k.minus(self.empty_numeric_kinds(flat, k));
         }
-        if m.max_len.is_some_and(|x| x < m.min_len) {
+        if flat.string.max_len.is_some_and(|x| x < flat.string.min_len) {
             k = k.minus(Kinds::STR);
         }
         if k.has(Kinds::ARR) {
-            let max = self.max_items_eff(m);
-            if max.is_some_and(|x| x < m.min_items)
-                || (0..usize::try_from(m.min_items).unwrap_or(usize::MAX).min(m.prefix.len() + 1))
-                    .any(|i| conj_false(wdoc, m.item(i)))
+            let max = self.max_items_eff(flat);
+            if max.is_some_and(|x| x < flat.array.min_items)
+                || (0..usize::try_from(flat.array.min_items)
+                    .unwrap_or(usize::MAX)
+                    .min(flat.array.prefix.len() + 1))
+                    .any(|i| conj_false(wdoc, flat.item(i)))
             {
                 k = k.minus(Kinds::ARR);
             }
         }
         if k.has(Kinds::OBJ) {
-            let closed = self.object_closed(m);
-            let impossible_required = m.required.iter().any(|n| match m.props.get(n) {
+            let closed = self.object_closed(flat);
+            let impossible_required = flat.object.required.iter().any(|n| match flat.object.props.get(n) {
                 Some(c) => conj_false(wdoc, c),
                 None => closed,
             });
             if impossible_required
-                || m.max_props.is_some_and(|x| x < m.min_props)
-                || m.max_props.is_some_and(|x| (m.required.len() as u64) > x)
+                || flat.object.max_props.is_some_and(|x| x < flat.object.min_props)
+                || flat.object.max_props.is_some_and(|x| (flat.object.required.len() as u64) > x)
             {
                 k = k.minus(Kinds::OBJ);
             }
@@ -340,11 +257,11 @@ impl Checker<'_> {
     }
 
     /// Most items a writer array can have.
-    pub(super) fn max_items_eff(&self, m: &Merged) -> Option<u64> {
-        let wdoc = self.w;
-        let mut max = m.max_items;
-        for i in 0..=m.prefix.len() {
-            if conj_false(wdoc, m.item(i)) {
+    pub(super) fn max_items_eff(&self, flat: &FlatWriter) -> Option<u64> {
+        let wdoc = self.writer;
+        let mut max = flat.array.max_items;
+        for i in 0..=flat.array.prefix.len() {
+            if conj_false(wdoc, flat.item(i)) {
                 max = min_opt(max, Some(i as u64));
                 break;
             }
@@ -353,25 +270,7 @@ impl Checker<'_> {
     }
 
     /// The writer admits no property names beyond the declared ones.
-    pub(super) fn object_closed(&self, m: &Merged) -> bool {
-        m.pattern_props.is_empty() && conj_false(self.w, &m.addl)
-    }
-}
-
-/// A conjunction that admits nothing (shallowly: one of its parts is `false` or type-empty).
-pub(super) fn conj_false(doc: &super::model::Doc, conj: &[NodeId]) -> bool {
-    conj.iter().any(|p| doc.is_false(*p))
-}
-
-/// A conjunction that admits everything (every part trivially true).
-pub(super) fn conj_true(doc: &super::model::Doc, conj: &[NodeId]) -> bool {
-    conj.iter().all(|p| doc.is_true(*p))
-}
-
-pub(super) fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, None) => x,
-        (None, y) => y,
+    pub(super) fn object_closed(&self, flat: &FlatWriter) -> bool {
+        flat.object.pattern_props.is_empty() && conj_false(self.writer, &flat.object.addl)
     }
 }

@@ -6,6 +6,7 @@
 //! (`undecided`); it never guesses.
 
 mod array;
+mod checker;
 mod combinators;
 mod decimal;
 mod error;
@@ -14,19 +15,23 @@ mod model;
 mod numeric;
 mod object;
 mod oracle;
+mod report;
 mod rule;
 mod string;
 mod subset;
+mod writer;
 
+pub use checker::WITNESS_BUDGET;
 pub use error::SchemaError;
+pub use report::{Direction, Report, Violation};
 pub use rule::Rule;
-pub use subset::WITNESS_BUDGET;
 
 use serde_json::Value;
 
-use merge::WRef;
+use checker::{Checker, Loc, Perspective};
 use model::Doc;
-use subset::{Checker, Loc, Perspective};
+use report::Outcome;
+use writer::Conjunction;
 
 /// Pairwise compatibility mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,59 +43,6 @@ pub enum PairMode {
     Forward,
     /// Both backward and forward.
     Full,
-}
-
-/// Which directed check produced a finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Old data read with the new schema.
-    Backward,
-    /// New data read with the old schema.
-    Forward,
-}
-
-/// One finding.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Violation {
-    /// JSON pointer into the new schema ("" = root).
-    pub path: String,
-    /// Stable rule id.
-    pub rule: Rule,
-    /// Human sentence naming old/new and the values.
-    pub message: String,
-    /// Which check found it.
-    pub direction: Direction,
-}
-
-/// Result of a compatibility check.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Report {
-    /// Proven incompatibilities.
-    pub violations: Vec<Violation>,
-    /// Places where the checker cannot decide (it says so instead of guessing).
-    pub undecided: Vec<Violation>,
-}
-
-impl Report {
-    /// No violations and nothing undecided.
-    pub fn is_compatible(&self) -> bool {
-        self.violations.is_empty() && self.undecided.is_empty()
-    }
-
-    /// Adds the findings not already present (hashed: a big enum can yield many).
-    fn absorb(&mut self, o: subset::Outcome) {
-        fn key(v: &Violation) -> (String, Rule, String, Direction) {
-            (v.path.clone(), v.rule, v.message.clone(), v.direction)
-        }
-        fn merge(list: &mut Vec<Violation>, new: Vec<Violation>) {
-            let mut seen: std::collections::HashSet<_> = list.iter().map(key).collect();
-            list.extend(new.into_iter().filter(|v| seen.insert(key(v))));
-        }
-        merge(&mut self.violations, o.violations);
-        merge(&mut self.violations, o.proven);
-        merge(&mut self.undecided, o.undecided);
-    }
 }
 
 /// Runs `f` on a scoped thread with a known, generous stack.
@@ -132,11 +84,11 @@ pub(crate) fn subset_on_worker(writer: &Value, reader: &Value) -> Result<Report,
 
 /// One directed comparison; `witness_budget` is what the check run has left for the regex
 /// witness search, and is updated.
-fn run(writer: &Doc, reader: &Doc, persp: Perspective, witness_budget: &mut usize) -> subset::Outcome {
-    let mut checker = Checker::new(writer, reader, persp);
+fn run(writer: &Doc, reader: &Doc, perspective: Perspective, witness_budget: &mut usize) -> Outcome {
+    let mut checker = Checker::new(writer, reader, perspective);
     checker.witness_budget = *witness_budget;
-    let root = WRef { parts: vec![0] };
-    let outcome = checker.sub(&root, 0, &Loc { w: String::new(), r: String::new() });
+    let root = Conjunction { parts: vec![0] };
+    let outcome = checker.sub(&root, 0, &Loc { writer: String::new(), reader: String::new() });
     *witness_budget = checker.witness_budget;
     outcome
 }
@@ -171,12 +123,12 @@ pub fn subset(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
 }
 
 fn subset_inline(writer: &Value, reader: &Value) -> Result<Report, SchemaError> {
-    let w = Doc::parse(writer)
+    let writer_doc = Doc::parse(writer)
         .map_err(|e| SchemaError { message: format!("writer schema: {}", e.message), ..e })?;
-    let r = Doc::parse(reader)
+    let reader_doc = Doc::parse(reader)
         .map_err(|e| SchemaError { message: format!("reader schema: {}", e.message), ..e })?;
     let mut report = Report { violations: Vec::new(), undecided: Vec::new() };
-    report.absorb(run(&w, &r, Perspective::Subset, &mut WITNESS_BUDGET.clone()));
+    report.absorb(run(&writer_doc, &reader_doc, Perspective::Subset, &mut WITNESS_BUDGET.clone()));
     Ok(report)
 }
 

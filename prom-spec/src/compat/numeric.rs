@@ -7,11 +7,12 @@
 
 use serde_json::Value;
 
+use super::checker::{Checker, Loc};
 use super::decimal::Dec;
-use super::merge::Merged;
 use super::model::{Bound, Keywords, Kinds};
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::FlatWriter;
 
 /// The numbers a writer may produce.
 struct Domain {
@@ -30,18 +31,18 @@ enum Points {
     Unknown,
 }
 
-fn domain(w: &Merged, kinds: Kinds) -> Domain {
+fn domain(flat: &FlatWriter, kinds: Kinds) -> Domain {
     let integer = !kinds.has(Kinds::FRAC);
     let step = if integer {
-        Some(match w.multiple_of {
+        Some(match flat.numeric.multiple_of {
             // An integer that is a multiple of m is a multiple of lcm(m, 1).
             Some(m) => m.lcm(Dec::ONE).unwrap_or(Dec::ONE),
             None => Dec::ONE,
         })
     } else {
-        w.multiple_of
+        flat.numeric.multiple_of
     };
-    Domain { lo: w.lower, hi: w.upper, step }
+    Domain { lo: flat.numeric.lower, hi: flat.numeric.upper, step }
 }
 
 /// Lowest lattice point satisfying a lower bound.
@@ -115,17 +116,18 @@ fn show(b: Option<Bound>) -> String {
 
 impl Checker<'_> {
     /// Number kinds (INT/FRAC) for which the merged writer has no value.
-    pub(super) fn empty_numeric_kinds(&self, m: &Merged, k: Kinds) -> Kinds {
+    pub(super) fn empty_numeric_kinds(&self, flat: &FlatWriter, k: Kinds) -> Kinds {
         let mut empty = Kinds::NONE;
-        if points(&domain(m, k)) == Points::Empty {
+        if points(&domain(flat, k)) == Points::Empty {
             return Kinds::NUM;
         }
-        if k.has(Kinds::INT) && points(&domain(m, Kinds::INT)) == Points::Empty {
+        if k.has(Kinds::INT) && points(&domain(flat, Kinds::INT)) == Points::Empty {
             empty = empty.or(Kinds::INT);
         }
         if k.has(Kinds::FRAC) {
-            let integral_step = m.multiple_of.is_some_and(Dec::is_integer);
-            let single_integer = matches!(points(&domain(m, Kinds::NUM)), Points::One(x) if x.is_integer());
+            let integral_step = flat.numeric.multiple_of.is_some_and(Dec::is_integer);
+            let single_integer =
+                matches!(points(&domain(flat, Kinds::NUM)), Points::One(x) if x.is_integer());
             if integral_step || single_integer {
                 empty = empty.or(Kinds::FRAC);
             }
@@ -134,8 +136,8 @@ impl Checker<'_> {
     }
 
     /// All writer integers when there are at most `limit` of them.
-    pub(super) fn small_integer_domain(&self, w: &Merged, limit: i128) -> Option<Vec<Value>> {
-        let d = domain(w, Kinds::INT);
+    pub(super) fn small_integer_domain(&self, flat: &FlatWriter, limit: i128) -> Option<Vec<Value>> {
+        let d = domain(flat, Kinds::INT);
         let step = d.step?;
         let lo = lattice_lo(d.lo?, step)?;
         let hi = lattice_hi(d.hi?, step)?;
@@ -152,8 +154,8 @@ impl Checker<'_> {
     }
 
     /// Number of writer numbers: `None` unknown, `u128::MAX` for infinitely many.
-    pub(super) fn numeric_count(&self, w: &Merged) -> Option<u128> {
-        let d = domain(w, w.kinds);
+    pub(super) fn numeric_count(&self, flat: &FlatWriter) -> Option<u128> {
+        let d = domain(flat, flat.kinds);
         match points(&d) {
             Points::Empty => Some(0),
             Points::One(_) => Some(1),
@@ -169,15 +171,15 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn check_numeric(&mut self, w: &Merged, r: &Keywords, loc: &Loc) -> Outcome {
+    pub(super) fn check_numeric(&mut self, flat: &FlatWriter, reader_kw: &Keywords, loc: &Loc) -> Outcome {
         let mut out = Outcome::default();
-        let d = domain(w, w.kinds);
+        let d = domain(flat, flat.kinds);
         let pts = points(&d);
         if pts == Points::Empty {
             return out;
         }
-        if let Some(mr) = r.multiple_of {
-            out.extend(self.check_multiple_of(w, &d, &pts, mr, loc));
+        if let Some(mr) = reader_kw.multiple_of {
+            out.extend(self.check_multiple_of(flat, &d, &pts, mr, loc));
         }
         let (Some(low), Some(high)) = (lowest(&d), highest(&d)) else {
             return self.undecided(
@@ -187,22 +189,22 @@ impl Checker<'_> {
                 "numeric bounds overflow exact arithmetic".into(),
             );
         };
-        if let Some(rl) = r.lower {
+        if let Some(rl) = reader_kw.lower {
             let violated = match low {
                 None => true,
                 Some(wl) => wl.value < rl.value || (wl.value == rl.value && rl.exclusive && !wl.exclusive),
             };
             if violated {
-                out.extend(self.bound_violation(true, w.lower, rl, low, loc));
+                out.extend(self.bound_violation(true, flat.numeric.lower, rl, low, loc));
             }
         }
-        if let Some(rh) = r.upper {
+        if let Some(rh) = reader_kw.upper {
             let violated = match high {
                 None => true,
                 Some(wh) => wh.value > rh.value || (wh.value == rh.value && rh.exclusive && !wh.exclusive),
             };
             if violated {
-                out.extend(self.bound_violation(false, w.upper, rh, high, loc));
+                out.extend(self.bound_violation(false, flat.numeric.upper, rh, high, loc));
             }
         }
         out
@@ -217,7 +219,7 @@ impl Checker<'_> {
         loc: &Loc,
     ) -> Outcome {
         // The keyword named is the one in the new schema (the reader backward, the writer forward).
-        let new_kw = if self.persp == super::subset::Perspective::Forward {
+        let new_kw = if self.perspective == super::checker::Perspective::Forward {
             wdecl.map_or(rb.keyword, |b| b.keyword)
         } else {
             rb.keyword
@@ -238,7 +240,7 @@ impl Checker<'_> {
             None => format!("arbitrarily {}", if is_lower { "low" } else { "high" }),
         };
         let what = if is_lower { "lower" } else { "upper" };
-        let verb = match (is_lower, self.persp == super::subset::Perspective::Forward) {
+        let verb = match (is_lower, self.perspective == super::checker::Perspective::Forward) {
             (true, false) | (false, true) => "raised",
             _ => "lowered",
         };
@@ -248,7 +250,7 @@ impl Checker<'_> {
             if is_lower { "as low as" } else { "as high as" },
             self.rschema()
         );
-        let keyword = if self.persp == super::subset::Perspective::Forward {
+        let keyword = if self.perspective == super::checker::Perspective::Forward {
             wdecl.map_or(rb.keyword, |b| b.keyword)
         } else {
             rb.keyword
@@ -256,13 +258,13 @@ impl Checker<'_> {
         self.violation(loc, keyword, rule, msg)
     }
 
-    fn check_multiple_of(&self, w: &Merged, d: &Domain, pts: &Points, mr: Dec, loc: &Loc) -> Outcome {
+    fn check_multiple_of(&self, flat: &FlatWriter, d: &Domain, pts: &Points, mr: Dec, loc: &Loc) -> Outcome {
         let keyword = "multipleOf";
         let fits = d.step.map(|s| s.is_multiple_of(mr));
         if fits == Some(Some(true)) {
             return Outcome::default();
         }
-        let wdesc = match (w.multiple_of, d.step) {
+        let wdesc = match (flat.numeric.multiple_of, d.step) {
             (Some(m), _) => m.to_string(),
             (None, Some(_)) => "none (integers)".into(),
             (None, None) => "none".into(),

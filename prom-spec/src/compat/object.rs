@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::merge::{Merged, WRef, conj_false, conj_true};
+use super::checker::{Checker, Loc};
 use super::model::{NodeId, escape, json_eq};
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::{Conjunction, FlatWriter, conj_false, conj_true};
 
 /// Where the writer's schema for one property name comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,13 +23,13 @@ enum Source {
 }
 
 impl Checker<'_> {
-    fn writer_prop(&mut self, w: &Merged, name: &str) -> (Vec<NodeId>, Source) {
-        if let Some(c) = w.props.get(name) {
+    fn writer_prop(&mut self, flat: &FlatWriter, name: &str) -> (Vec<NodeId>, Source) {
+        if let Some(c) = flat.object.props.get(name) {
             return (c.clone(), Source::Declared);
         }
         let mut matched = Vec::new();
-        for (pat, id) in &w.pattern_props {
-            match self.wo.matches(pat, name) {
+        for (pat, id) in &flat.object.pattern_props {
+            match self.writer_oracle.matches(pat, name) {
                 Some(true) => matched.push(*id),
                 Some(false) => {}
                 // Unknown: dropping every constraint over-approximates the writer soundly.
@@ -38,18 +39,18 @@ impl Checker<'_> {
         if !matched.is_empty() {
             return (matched, Source::Pattern);
         }
-        if w.addl.is_empty() || conj_true(self.w, &w.addl) {
+        if flat.object.addl.is_empty() || conj_true(self.writer, &flat.object.addl) {
             (Vec::new(), Source::Open)
         } else {
-            (w.addl.clone(), Source::Additional)
+            (flat.object.addl.clone(), Source::Additional)
         }
     }
 
     /// Reader schemas applying to a property name (empty = unconstrained); `None` when a
     /// pattern could not be evaluated.
-    fn reader_prop(&mut self, r: NodeId, name: &str) -> Option<(Vec<(NodeId, String)>, bool)> {
-        let rdoc = self.r;
-        let kw = rdoc.kw(r);
+    fn reader_prop(&mut self, reader_node: NodeId, name: &str) -> Option<(Vec<(NodeId, String)>, bool)> {
+        let rdoc = self.reader;
+        let kw = rdoc.kw(reader_node);
         let mut out = Vec::new();
         let mut declared = false;
         if let Some(id) = kw.property(name) {
@@ -57,7 +58,7 @@ impl Checker<'_> {
             declared = true;
         }
         for (pat, id) in &kw.pattern_properties {
-            if self.ro.matches(pat, name)? {
+            if self.reader_oracle.matches(pat, name)? {
                 out.push((*id, format!("/patternProperties/{}", escape(pat))));
             }
         }
@@ -69,16 +70,16 @@ impl Checker<'_> {
         Some((out, declared))
     }
 
-    pub(super) fn check_object(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
-        let kw = rdoc.kw(r);
+    pub(super) fn check_object(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
         for name in &kw.required {
-            if w.required.contains(name) {
+            if flat.object.required.contains(name) {
                 continue;
             }
             let rule = self.pick(Rule::RequiredAdded, Rule::RequiredRemoved);
-            let msg = if self.persp == super::subset::Perspective::Forward {
+            let msg = if self.perspective == super::checker::Perspective::Forward {
                 format!(
                     "required property `{name}` removed: new data may lack it, but the old schema requires it"
                 )
@@ -92,13 +93,13 @@ impl Checker<'_> {
             out.extend(self.violation(loc, "required", rule, msg));
         }
         let names: BTreeSet<String> =
-            w.props.keys().cloned().chain(kw.properties.iter().map(|(n, _)| n.clone())).collect();
+            flat.object.props.keys().cloned().chain(kw.properties.iter().map(|(n, _)| n.clone())).collect();
         for name in &names {
-            out.extend(self.check_property(w, r, name, loc));
+            out.extend(self.check_property(flat, reader_node, name, loc));
         }
-        out.extend(self.check_other_names(w, r, loc));
+        out.extend(self.check_other_names(flat, reader_node, loc));
         // Counts.
-        let wmin = w.min_props.max(w.required.len() as u64);
+        let wmin = flat.object.min_props.max(flat.object.required.len() as u64);
         if let Some(rmin) = kw.min_properties
             && rmin > wmin
         {
@@ -115,11 +116,11 @@ impl Checker<'_> {
                 ),
             ));
         }
-        let wmax = if self.object_closed(w) {
-            let declared = w.props.values().filter(|c| !conj_false(wdoc, c)).count() as u64;
-            Some(w.max_props.map_or(declared, |m| m.min(declared)))
+        let wmax = if self.object_closed(flat) {
+            let declared = flat.object.props.values().filter(|c| !conj_false(wdoc, c)).count() as u64;
+            Some(flat.object.max_props.map_or(declared, |m| m.min(declared)))
         } else {
-            w.max_props
+            flat.object.max_props
         };
         if let Some(rmax) = kw.max_properties
             && wmax.is_none_or(|m| m > rmax)
@@ -140,23 +141,23 @@ impl Checker<'_> {
         if let Some(pn) = kw.property_names
             && !rdoc.is_true(pn)
         {
-            out.extend(self.check_property_names(w, pn, loc));
+            out.extend(self.check_property_names(flat, pn, loc));
         }
         if let Some(dr) = &kw.dependent_required
-            && !w.dependent_required.iter().any(|v| json_eq(v, dr))
+            && !flat.object.dependent_required.iter().any(|v| json_eq(v, dr))
         {
-            out.extend(self.check_dependent_required(w, dr, loc));
+            out.extend(self.check_dependent_required(flat, dr, loc));
         }
         out
     }
 
-    fn check_property(&mut self, w: &Merged, r: NodeId, name: &str, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
-        let (wconj, source) = self.writer_prop(w, name);
+    fn check_property(&mut self, flat: &FlatWriter, reader_node: NodeId, name: &str, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
+        let (wconj, source) = self.writer_prop(flat, name);
         if conj_false(wdoc, &wconj) {
             return Outcome::default();
         }
-        let Some((rschemas, declared)) = self.reader_prop(r, name) else {
+        let Some((rschemas, declared)) = self.reader_prop(reader_node, name) else {
             return self.undecided(
                 loc,
                 "patternProperties",
@@ -176,7 +177,7 @@ impl Checker<'_> {
             let ploc = loc.child(&pseg, &rseg);
             if rdoc.is_false(rid) {
                 let rule = self.pick(Rule::PropertyRemovedClosedModel, Rule::PropertyAddedClosedModel);
-                let msg = if self.persp == super::subset::Perspective::Forward {
+                let msg = if self.perspective == super::checker::Perspective::Forward {
                     format!(
                         "property `{name}` added, but the old schema does not allow it (closed content model), so old readers reject new data carrying it"
                     )
@@ -190,14 +191,14 @@ impl Checker<'_> {
                 out.extend(self.violation(&ploc, "", rule, msg));
                 continue;
             }
-            let child = WRef { parts: wconj.clone() };
+            let child = Conjunction { parts: wconj.clone() };
             let sub = self.sub(&child, rid, &ploc);
             if source == Source::Open && declared && !sub.violations.is_empty() {
                 let rule = self.pick(Rule::PropertyAddedOpenModel, Rule::PropertyRemovedOpenModel);
                 let msg = format!(
                     "property `{name}` {} while {} is open: {} may carry `{name}` with any value, but {} constrains it",
                     self.verb("added", "removed"),
-                    if self.persp == super::subset::Perspective::Forward {
+                    if self.perspective == super::checker::Perspective::Forward {
                         "the new schema"
                     } else {
                         self.wschema()
@@ -216,16 +217,16 @@ impl Checker<'_> {
     }
 
     /// Names declared on neither side.
-    fn check_other_names(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
-        let kw = rdoc.kw(r);
+    fn check_other_names(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
-        let writer_open = !conj_false(wdoc, &w.addl);
-        if !writer_open && w.pattern_props.is_empty() {
+        let writer_open = !conj_false(wdoc, &flat.object.addl);
+        if !writer_open && flat.object.pattern_props.is_empty() {
             return out;
         }
         let same_patterns = {
-            let a: BTreeSet<&str> = w.pattern_props.iter().map(|(p, _)| p.as_str()).collect();
+            let a: BTreeSet<&str> = flat.object.pattern_props.iter().map(|(p, _)| p.as_str()).collect();
             let b: BTreeSet<&str> = kw.pattern_properties.iter().map(|(p, _)| p.as_str()).collect();
             a == b
         };
@@ -244,9 +245,9 @@ impl Checker<'_> {
             }
             for (pat, rid) in &kw.pattern_properties {
                 let parts: Vec<NodeId> =
-                    w.pattern_props.iter().filter(|(p, _)| p == pat).map(|(_, id)| *id).collect();
+                    flat.object.pattern_props.iter().filter(|(p, _)| p == pat).map(|(_, id)| *id).collect();
                 let seg = format!("/patternProperties/{}", escape(pat));
-                let child = WRef { parts };
+                let child = Conjunction { parts };
                 out.extend(self.sub(&child, *rid, &loc.child(&seg, &seg)));
             }
         }
@@ -260,12 +261,12 @@ impl Checker<'_> {
         // no patterns of its own.
         let mut sources: Vec<(Vec<NodeId>, String)> = Vec::new();
         if kw.pattern_properties.is_empty() {
-            for (pat, id) in &w.pattern_props {
+            for (pat, id) in &flat.object.pattern_props {
                 sources.push((vec![*id], format!("/patternProperties/{}", escape(pat))));
             }
         }
         if writer_open {
-            sources.push((w.addl.clone(), "/additionalProperties".into()));
+            sources.push((flat.object.addl.clone(), "/additionalProperties".into()));
         }
         for (parts, wseg) in sources {
             if conj_false(wdoc, &parts) {
@@ -282,28 +283,33 @@ impl Checker<'_> {
                 out.extend(self.violation(loc, "additionalProperties", rule, msg));
                 break;
             }
-            let child = WRef { parts };
+            let child = Conjunction { parts };
             out.extend(self.sub(&child, ra, &loc.child(&wseg, "/additionalProperties")));
         }
         out
     }
 
-    fn check_property_names(&mut self, w: &Merged, pn: NodeId, loc: &Loc) -> Outcome {
-        let (wdoc, rdoc) = (self.w, self.r);
+    fn check_property_names(&mut self, flat: &FlatWriter, pn: NodeId, loc: &Loc) -> Outcome {
+        let (wdoc, rdoc) = (self.writer, self.reader);
         let ploc = loc.child("/propertyNames", "/propertyNames");
-        for c in w.property_names.clone() {
-            let child = WRef { parts: vec![c] };
+        for c in flat.object.property_names.clone() {
+            let child = Conjunction { parts: vec![c] };
             if self.sub(&child, pn, &ploc).is_clean() {
                 return Outcome::default();
             }
         }
-        if self.object_closed(w) {
+        if self.object_closed(flat) {
             let rptr = rdoc.node(pn).ptr.clone();
             let mut out = Outcome::default();
-            let names: Vec<String> =
-                w.props.iter().filter(|(_, c)| !conj_false(wdoc, c)).map(|(n, _)| n.clone()).collect();
+            let names: Vec<String> = flat
+                .object
+                .props
+                .iter()
+                .filter(|(_, c)| !conj_false(wdoc, c))
+                .map(|(n, _)| n.clone())
+                .collect();
             for n in names {
-                match self.ro.check(&rptr, &Value::String(n.clone())) {
+                match self.reader_oracle.check(&rptr, &Value::String(n.clone())) {
                     Some(None) => {}
                     Some(Some(_)) => out.extend(self.violation(
                         loc,
@@ -337,14 +343,14 @@ impl Checker<'_> {
         )
     }
 
-    fn check_dependent_required(&mut self, w: &Merged, dr: &Value, loc: &Loc) -> Outcome {
-        let wdoc = self.w;
+    fn check_dependent_required(&mut self, flat: &FlatWriter, dr: &Value, loc: &Loc) -> Outcome {
+        let wdoc = self.writer;
         let Some(map) = dr.as_object() else {
             return Outcome::default();
         };
-        let closed = self.object_closed(w);
+        let closed = self.object_closed(flat);
         for (trigger, deps) in map {
-            let never = match w.props.get(trigger) {
+            let never = match flat.object.props.get(trigger) {
                 Some(c) => conj_false(wdoc, c),
                 None => closed,
             };
@@ -353,7 +359,7 @@ impl Checker<'_> {
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
-                .all(|d| w.required.contains(d));
+                .all(|d| flat.object.required.contains(d));
             if !never && !satisfied {
                 return self.undecided(
                     loc,

@@ -6,10 +6,11 @@
 
 use serde_json::Value;
 
-use super::merge::Merged;
+use super::checker::{Checker, Loc};
 use super::model::NodeId;
+use super::report::Outcome;
 use super::rule::Rule;
-use super::subset::{Checker, Loc, Outcome};
+use super::writer::FlatWriter;
 
 /// Patterns that match every string (ECMA-262 search semantics, no flags).
 const UNIVERSAL_PATTERNS: &[&str] =
@@ -37,7 +38,7 @@ const SAMPLES: &[&str] = &[
 impl Checker<'_> {
     /// A string the writer accepts whose length is in `lens` (or, with a pattern, that the
     /// pattern rejects).
-    fn string_witness(&mut self, w: &Merged, lens: &[u64], pattern: Option<&str>) -> Option<String> {
+    fn string_witness(&mut self, flat: &FlatWriter, lens: &[u64], pattern: Option<&str>) -> Option<String> {
         let mut candidates: Vec<String> = Vec::new();
         for &len in lens {
             if len > MAX_WITNESS_LEN {
@@ -52,7 +53,7 @@ impl Checker<'_> {
         for s in SAMPLES {
             let n = s.chars().count() as u64;
             let fits = if pattern.is_some() {
-                n >= w.min_len && w.max_len.is_none_or(|m| n <= m)
+                n >= flat.string.min_len && flat.string.max_len.is_none_or(|m| n <= m)
             } else {
                 lens.contains(&n)
             };
@@ -67,29 +68,29 @@ impl Checker<'_> {
             }
             self.witness_budget -= 1;
             if let Some(p) = pattern
-                && self.ro.matches(p, &s) != Some(false)
+                && self.reader_oracle.matches(p, &s) != Some(false)
             {
                 continue;
             }
-            if self.writer_accepts(w, &Value::String(s.clone())) == Some(true) {
+            if self.writer_accepts(flat, &Value::String(s.clone())) == Some(true) {
                 return Some(s);
             }
         }
         None
     }
 
-    pub(super) fn check_string(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
-        let kw = rdoc.kw(r);
+    pub(super) fn check_string(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.reader;
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
-        let shaped = !w.patterns.is_empty() || !w.formats.is_empty();
+        let shaped = !flat.string.patterns.is_empty() || !flat.string.formats.is_empty();
         if let Some(rmin) = kw.min_length
-            && rmin > w.min_len
+            && rmin > flat.string.min_len
         {
             let rule = self.pick(Rule::MinLengthRaised, Rule::MinLengthLowered);
-            let (old, new) = self.old_new(w.min_len, rmin);
-            let lens: Vec<u64> = (w.min_len..rmin).take(8).collect();
-            let witness = if shaped { self.string_witness(w, &lens, None) } else { Some(String::new()) };
+            let (old, new) = self.old_new(flat.string.min_len, rmin);
+            let lens: Vec<u64> = (flat.string.min_len..rmin).take(8).collect();
+            let witness = if shaped { self.string_witness(flat, &lens, None) } else { Some(String::new()) };
             let verb = self.verb("raised", "lowered");
             out.extend(match witness {
                 Some(_) => self.violation(
@@ -99,7 +100,7 @@ impl Checker<'_> {
                     format!(
                         "minLength {verb} from {old} to {new}: {} as short as {} characters is rejected by {}",
                         self.wdata(),
-                        w.min_len,
+                        flat.string.min_len,
                         self.rschema()
                     ),
                 ),
@@ -115,17 +116,19 @@ impl Checker<'_> {
             });
         }
         if let Some(rmax) = kw.max_length
-            && w.max_len.is_none_or(|m| m > rmax)
+            && flat.string.max_len.is_none_or(|m| m > rmax)
         {
             let rule = self.pick(Rule::MaxLengthLowered, Rule::MaxLengthRaised);
-            let wdesc = w.max_len.map_or("none".to_string(), |m| m.to_string());
+            let wdesc = flat.string.max_len.map_or("none".to_string(), |m| m.to_string());
             let (old, new) = self.old_new(wdesc, rmax.to_string());
-            let first = rmax.saturating_add(1).max(w.min_len);
-            let lens: Vec<u64> =
-                (first..first.saturating_add(8)).filter(|l| w.max_len.is_none_or(|m| *l <= m)).collect();
-            let witness = if shaped { self.string_witness(w, &lens, None) } else { Some(String::new()) };
+            let first = rmax.saturating_add(1).max(flat.string.min_len);
+            let lens: Vec<u64> = (first..first.saturating_add(8))
+                .filter(|l| flat.string.max_len.is_none_or(|m| *l <= m))
+                .collect();
+            let witness = if shaped { self.string_witness(flat, &lens, None) } else { Some(String::new()) };
             let verb = self.verb("lowered", "raised");
-            let span = w.max_len.map_or("of any length".to_string(), |m| format!("up to {m} characters"));
+            let span =
+                flat.string.max_len.map_or("of any length".to_string(), |m| format!("up to {m} characters"));
             out.extend(match witness {
                 Some(_) => self.violation(
                     loc,
@@ -149,17 +152,18 @@ impl Checker<'_> {
             });
         }
         if let Some(p) = &kw.pattern
-            && !w.patterns.contains(p)
+            && !flat.string.patterns.contains(p)
             && !UNIVERSAL_PATTERNS.contains(&p.as_str())
         {
-            let upper = w.max_len.unwrap_or(u64::MAX);
-            let lens: Vec<u64> = (w.min_len..=upper.min(w.min_len.saturating_add(8))).collect();
-            let witness = self.string_witness(w, &lens, Some(p));
-            let old_pat = w.patterns.first().map_or("none".to_string(), |x| format!("{x:?}"));
+            let upper = flat.string.max_len.unwrap_or(u64::MAX);
+            let lens: Vec<u64> =
+                (flat.string.min_len..=upper.min(flat.string.min_len.saturating_add(8))).collect();
+            let witness = self.string_witness(flat, &lens, Some(p));
+            let old_pat = flat.string.patterns.first().map_or("none".to_string(), |x| format!("{x:?}"));
             let (old, new) = self.old_new(old_pat, format!("{p:?}"));
             out.extend(match witness {
                 Some(s) => {
-                    let (rule, what) = if w.patterns.is_empty() {
+                    let (rule, what) = if flat.string.patterns.is_empty() {
                         (
                             self.pick(Rule::PatternAdded, Rule::PatternRemoved),
                             format!("pattern {}", self.verb("added", "removed")),
@@ -197,9 +201,9 @@ impl Checker<'_> {
             });
         }
         if let Some(f) = &kw.format
-            && !w.formats.contains(f)
+            && !flat.string.formats.contains(f)
         {
-            out.extend(match w.formats.first() {
+            out.extend(match flat.string.formats.first() {
                 None => {
                     let rule = self.pick(Rule::FormatAdded, Rule::FormatRemoved);
                     self.violation(

@@ -1,42 +1,19 @@
 //! The core relation "every instance valid under the writer is valid under the reader".
 //!
-//! The writer is expanded into a union of conjunctions ([`super::merge`]) and each conjunction
+//! The writer is expanded into a union of conjunctions (the `merge` module) and each conjunction
 //! is compared against the reader node. Reader combinators are decomposed exactly where
 //! possible; recursion through `$ref` is coinductive (a pair already under comparison is
 //! assumed to hold), which is the standard sound treatment of recursive subtyping.
 
 use std::collections::HashSet;
-use std::fmt::Display;
 
 use serde_json::Value;
 
-use super::merge::{Merged, WRef};
+use super::checker::{Checker, Loc, Perspective};
 use super::model::{Doc, Draft, Kinds, NodeId, RefTarget, json_eq, mentions_ref, plainly_accepts};
-use super::oracle::Oracle;
+use super::report::{Outcome, Violation};
 use super::rule::Rule;
-use super::{Direction, Violation};
-
-/// Work budget: node comparisons before giving up with an undecided finding.
-const STEP_BUDGET: usize = 20_000;
-/// Candidate strings the regex witness search tests per check run (one `compat` run, or all
-/// version pairs of one topic in lint), over all properties.
-pub const WITNESS_BUDGET: usize = 1_000;
-/// Recursion depth of the comparison itself.
-const MAX_CHECK_DEPTH: usize = 400;
-
-/// Spec keywords the structural comparison does not model; on a writer they shrink the
-/// instance set in unmodelled ways.
-pub(super) const SPEC_UNSUPPORTED: &[&str] = &[
-    "if",
-    "then",
-    "else",
-    "dependentSchemas",
-    "dependencies",
-    "unevaluatedProperties",
-    "unevaluatedItems",
-    "$dynamicRef",
-    "$recursiveRef",
-];
+use super::writer::{Conjunction, FlatWriter};
 
 /// Unmodelled keywords whose meaning depends on their context (sibling keywords, the dynamic
 /// scope), so the same keyword on the writer proves nothing about the reader's.
@@ -56,166 +33,17 @@ fn oracle_enforces(draft: Draft, keyword: &str) -> bool {
     }
 }
 
-/// Findings of one comparison.
-#[derive(Debug, Default, Clone)]
-pub(super) struct Outcome {
-    pub violations: Vec<Violation>,
-    pub undecided: Vec<Violation>,
-    /// Violations proven with the writer's approximations already accounted for (a writer
-    /// `not A` against a reader `not B`), which [`Outcome::downgrade`] keeps.
-    pub proven: Vec<Violation>,
-}
-
-impl Outcome {
-    pub(super) fn is_clean(&self) -> bool {
-        self.violations.is_empty() && self.undecided.is_empty() && self.proven.is_empty()
-    }
-    pub(super) fn extend(&mut self, o: Outcome) {
-        self.violations.extend(o.violations);
-        self.undecided.extend(o.undecided);
-        self.proven.extend(o.proven);
-    }
-    /// Turns proven violations into undecided ones, explaining why the proof does not hold.
-    pub(super) fn downgrade(&mut self, why: &str) {
-        for mut v in self.violations.drain(..) {
-            v.message = format!("{} (not proven: {why})", v.message);
-            self.undecided.push(v);
-        }
-    }
-}
-
-/// Who is the writer and who the reader, for wording and rule choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Perspective {
-    /// writer = old, reader = new.
-    Backward,
-    /// writer = new, reader = old.
-    Forward,
-    /// writer/reader with no history (the `subset` entry point).
-    Subset,
-}
-
-/// Location of the comparison on each side: `w` is a logical pointer into the writer, `r` a
-/// pointer into the reader.
-#[derive(Debug, Clone)]
-pub(super) struct Loc {
-    pub w: String,
-    pub r: String,
-}
-
-impl Loc {
-    pub(super) fn child(&self, wseg: &str, rseg: &str) -> Loc {
-        Loc { w: format!("{}{wseg}", self.w), r: format!("{}{rseg}", self.r) }
-    }
-    pub(super) fn with_r(&self, r: &str) -> Loc {
-        Loc { w: self.w.clone(), r: r.to_string() }
-    }
-}
-
-/// State of one directed comparison.
-pub(super) struct Checker<'a> {
-    pub w: &'a Doc<'a>,
-    pub r: &'a Doc<'a>,
-    pub wo: Oracle<'a>,
-    pub ro: Oracle<'a>,
-    pub persp: Perspective,
-    stack: HashSet<(Vec<NodeId>, u8, NodeId)>,
-    steps: usize,
-    depth: usize,
-    budget_reported: bool,
-    /// Candidate strings the regex witness search may still test in this check run (shared by
-    /// every property, so many costly patterns cannot add up).
-    pub witness_budget: usize,
-    /// Whether the witness search stopped for lack of budget.
-    pub witness_exhausted: bool,
-    /// Same document on both sides: textually equal subschemas are then equal even with `$ref`s.
-    same_document: bool,
-}
-
 impl<'a> Checker<'a> {
-    pub(super) fn new(w: &'a Doc<'a>, r: &'a Doc<'a>, persp: Perspective) -> Self {
-        Checker {
-            w,
-            r,
-            wo: Oracle::new(w),
-            ro: Oracle::new(r),
-            persp,
-            stack: HashSet::new(),
-            steps: 0,
-            depth: 0,
-            budget_reported: false,
-            witness_budget: WITNESS_BUDGET,
-            witness_exhausted: false,
-            same_document: w.root == r.root,
-        }
-    }
-
-    // ---- wording helpers -------------------------------------------------------------
-
-    pub(super) fn direction(&self) -> Direction {
-        match self.persp {
-            Perspective::Forward => Direction::Forward,
-            _ => Direction::Backward,
-        }
-    }
-    /// Rule for the backward reading (writer = old) or the forward one (writer = new).
-    pub(super) fn pick(&self, backward: Rule, forward: Rule) -> Rule {
-        if self.persp == Perspective::Forward { forward } else { backward }
-    }
-    /// Orders a (writer, reader) pair as (old, new).
-    pub(super) fn old_new<T: Display>(&self, w: T, r: T) -> (String, String) {
-        if self.persp == Perspective::Forward {
-            (r.to_string(), w.to_string())
-        } else {
-            (w.to_string(), r.to_string())
-        }
-    }
-    pub(super) fn wdata(&self) -> &'static str {
-        match self.persp {
-            Perspective::Backward => "old data",
-            Perspective::Forward => "new data",
-            Perspective::Subset => "writer data",
-        }
-    }
-    pub(super) fn rschema(&self) -> &'static str {
-        match self.persp {
-            Perspective::Backward => "the new schema",
-            Perspective::Forward => "the old schema",
-            Perspective::Subset => "the reader schema",
-        }
-    }
-    pub(super) fn wschema(&self) -> &'static str {
-        match self.persp {
-            Perspective::Backward => "the old schema",
-            Perspective::Forward => "the new schema",
-            Perspective::Subset => "the writer schema",
-        }
-    }
-    /// Pointer into the new schema (the reader for backward/subset, the writer for forward).
-    pub(super) fn path(&self, loc: &Loc, keyword: &str) -> String {
-        let base = if self.persp == Perspective::Forward { &loc.w } else { &loc.r };
-        if keyword.is_empty() { base.clone() } else { format!("{base}/{}", super::model::escape(keyword)) }
-    }
-    pub(super) fn finding(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Violation {
-        Violation { path: self.path(loc, keyword), rule, message, direction: self.direction() }
-    }
-    pub(super) fn violation(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
-        Outcome { violations: vec![self.finding(loc, keyword, rule, message)], ..Outcome::default() }
-    }
-    pub(super) fn undecided(&self, loc: &Loc, keyword: &str, rule: Rule, message: String) -> Outcome {
-        Outcome { undecided: vec![self.finding(loc, keyword, rule, message)], ..Outcome::default() }
-    }
-
     /// Whether `b` (a node of the reader document) ⊆ `a` (a node of the writer document): the
     /// reverse relation, which `not A` (writer) ⊆ `not B` (reader) reduces to. Shares this
     /// check's work and witness budgets.
     pub(super) fn reverse_subset(&mut self, b: NodeId, a: NodeId) -> Outcome {
-        let mut rev = Checker::new(self.r, self.w, Perspective::Subset);
+        let mut rev = Checker::new(self.reader, self.writer, Perspective::Subset);
         rev.witness_budget = self.witness_budget;
         rev.steps = self.steps;
         rev.depth = self.depth;
-        let loc = Loc { w: self.r.node(b).ptr.clone(), r: self.w.node(a).ptr.clone() };
-        let out = rev.sub(&WRef { parts: vec![b] }, a, &loc);
+        let loc = Loc { writer: self.reader.node(b).ptr.clone(), reader: self.writer.node(a).ptr.clone() };
+        let out = rev.sub(&Conjunction { parts: vec![b] }, a, &loc);
         self.witness_budget = rev.witness_budget;
         self.witness_exhausted |= rev.witness_exhausted;
         self.steps = rev.steps;
@@ -229,95 +57,81 @@ impl<'a> Checker<'a> {
 
     /// A writer part textually equal to the reader node (and free of `$ref`s whose targets
     /// could differ) makes the comparison trivially hold.
-    fn identical(&self, wp: NodeId, r: NodeId) -> bool {
-        match (self.w.raw(wp), self.r.raw(r)) {
+    fn identical(&self, wp: NodeId, reader_node: NodeId) -> bool {
+        match (self.writer.raw(wp), self.reader.raw(reader_node)) {
             (Some(a), Some(b)) => a == b && (self.same_document || !mentions_ref(a)),
             _ => false,
         }
     }
 
     /// Writer conjunction ⊆ reader node.
-    pub(super) fn sub(&mut self, w: &WRef, r: NodeId, loc: &Loc) -> Outcome {
-        if self.r.is_true(r) || w.parts.iter().any(|p| self.identical(*p, r)) {
+    pub(super) fn sub(&mut self, writer_conj: &Conjunction, reader_node: NodeId, loc: &Loc) -> Outcome {
+        if self.reader.is_true(reader_node)
+            || writer_conj.parts.iter().any(|p| self.identical(*p, reader_node))
+        {
             return Outcome::default();
         }
         if let Some(o) = self.enter(loc) {
             return o;
         }
         let mut out = Outcome::default();
-        for term in self.expand(w) {
+        for term in self.expand(writer_conj) {
             let merged = self.merge(&term);
-            out.extend(self.sub_merged(&merged, r, loc));
+            out.extend(self.sub_merged(&merged, reader_node, loc));
         }
         self.depth -= 1;
         out
     }
 
-    fn enter(&mut self, loc: &Loc) -> Option<Outcome> {
-        self.steps += 1;
-        if self.steps > STEP_BUDGET || self.depth >= MAX_CHECK_DEPTH {
-            if self.budget_reported {
-                return Some(Outcome::default());
-            }
-            self.budget_reported = true;
-            return Some(self.undecided(
-                loc,
-                "",
-                Rule::ComplexityLimit,
-                "the comparison exceeded the checker's depth/work budget here and was not finished".into(),
-            ));
-        }
-        self.depth += 1;
-        None
-    }
-
     /// One merged writer alternative ⊆ reader node.
-    pub(super) fn sub_merged(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        if w.kinds.is_empty() || self.r.is_true(r) {
+    pub(super) fn sub_merged(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        if flat.kinds.is_empty() || self.reader.is_true(reader_node) {
             return Outcome::default();
         }
         // Only an exact expansion guarantees the alternative lies inside each of its parts.
-        if w.approx.is_empty() && w.parts.iter().any(|p| self.identical(*p, r)) {
+        if flat.approx.is_empty() && flat.parts.iter().any(|p| self.identical(*p, reader_node)) {
             return Outcome::default();
         }
-        let mut parts = w.parts.clone();
+        let mut parts = flat.parts.clone();
         parts.sort_unstable();
         parts.dedup();
-        let key = (parts, w.kinds.0, r);
-        if self.stack.contains(&key) {
+        let key = (parts, flat.kinds.0, reader_node);
+        if self.in_progress.contains(&key) {
             return Outcome::default();
         }
         if let Some(o) = self.enter(loc) {
             return o;
         }
-        self.stack.insert(key.clone());
-        let mut out = self.sub_merged_inner(w, r, loc);
-        self.stack.remove(&key);
+        self.in_progress.insert(key.clone());
+        let mut out = self.sub_merged_inner(flat, reader_node, loc);
+        self.in_progress.remove(&key);
         self.depth -= 1;
-        if let Some(why) = w.approx.first() {
+        if let Some(why) = flat.approx.first() {
             out.downgrade(why);
         }
         out
     }
 
-    fn sub_merged_inner(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
-        let kw = rdoc.kw(r);
+    fn sub_merged_inner(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.reader;
+        let kw = rdoc.kw(reader_node);
         if kw.boolean == Some(false) {
-            return self.type_violation(w.kinds, Kinds::NONE, loc);
+            return self.type_violation(flat.kinds, Kinds::NONE, loc);
         }
-        if let Some(values) = self.writer_values(w, r) {
-            return self.check_values(w, &values, r, loc);
+        if let Some(values) = self.writer_values(flat, reader_node) {
+            return self.check_values(flat, &values, reader_node, loc);
         }
         let mut out = Outcome::default();
         match &kw.reference {
             Some(RefTarget::Local(t)) => {
-                let tloc = loc.with_r(&rdoc.node(*t).ptr);
-                out.extend(self.sub_merged(w, *t, &tloc));
+                let tloc = loc.with_reader(&rdoc.node(*t).ptr);
+                out.extend(self.sub_merged(flat, *t, &tloc));
             }
             Some(RefTarget::Remote(s)) => {
-                let carried =
-                    w.parts.iter().any(|p| self.w.kw(*p).reference == Some(RefTarget::Remote(s.clone())));
+                let carried = flat
+                    .parts
+                    .iter()
+                    .any(|p| self.writer.kw(*p).reference == Some(RefTarget::Remote(s.clone())));
                 if !carried {
                     out.extend(self.undecided(
                         loc,
@@ -333,19 +147,19 @@ impl<'a> Checker<'a> {
             None => {}
         }
         for (i, b) in kw.all_of.iter().enumerate() {
-            let bloc = loc.with_r(&format!("{}/allOf/{i}", loc.r));
-            out.extend(self.sub_merged(w, *b, &bloc));
+            let bloc = loc.with_reader(&format!("{}/allOf/{i}", loc.reader));
+            out.extend(self.sub_merged(flat, *b, &bloc));
         }
         if let Some(branches) = &kw.any_of {
-            out.extend(self.reader_union(w, branches, loc, false));
+            out.extend(self.reader_union(flat, branches, loc, false));
         }
         if let Some(branches) = &kw.one_of {
-            out.extend(self.reader_union(w, branches, loc, true));
+            out.extend(self.reader_union(flat, branches, loc, true));
         }
         if let Some(n) = kw.not {
-            out.extend(self.reader_not(w, n, loc));
+            out.extend(self.reader_not(flat, n, loc));
         }
-        out.extend(self.check_base(w, r, loc));
+        out.extend(self.check_base(flat, reader_node, loc));
         out
     }
 
@@ -392,16 +206,16 @@ impl<'a> Checker<'a> {
     }
 
     pub(super) fn verb(&self, backward: &'static str, forward: &'static str) -> &'static str {
-        if self.persp == Perspective::Forward { forward } else { backward }
+        if self.perspective == Perspective::Forward { forward } else { backward }
     }
 
     /// The reader node's own (non-combinator) keywords.
-    fn check_base(&mut self, w: &Merged, r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
-        let kw = rdoc.kw(r);
+    fn check_base(&mut self, flat: &FlatWriter, reader_node: NodeId, loc: &Loc) -> Outcome {
+        let rdoc = self.reader;
+        let kw = rdoc.kw(reader_node);
         let mut out = Outcome::default();
         for (k, v) in &kw.unknown {
-            if !self.carried(w, r, k, v) {
+            if !self.carried(flat, reader_node, k, v) {
                 out.extend(self.undecided(
                     loc,
                     k,
@@ -414,12 +228,12 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        out.extend(self.type_violation(w.kinds, kw.kinds, loc));
-        let common = w.kinds.and(kw.kinds);
+        out.extend(self.type_violation(flat.kinds, kw.kinds, loc));
+        let common = flat.kinds.and(kw.kinds);
         if common.is_empty() {
             return out;
         }
-        let wc = w.restrict(common);
+        let wc = flat.restrict(common);
         if let Some(values) = &kw.values {
             out.extend(self.reader_enum(&wc, values, kw.has_const, loc));
             return out;
@@ -428,13 +242,13 @@ impl<'a> Checker<'a> {
             out.extend(self.check_numeric(&wc.restrict(common.and(Kinds::NUM)), kw, loc));
         }
         if common.has(Kinds::STR) {
-            out.extend(self.check_string(&wc.restrict(Kinds::STR), r, loc));
+            out.extend(self.check_string(&wc.restrict(Kinds::STR), reader_node, loc));
         }
         if common.has(Kinds::ARR) {
-            out.extend(self.check_array(&wc.restrict(Kinds::ARR), r, loc));
+            out.extend(self.check_array(&wc.restrict(Kinds::ARR), reader_node, loc));
         }
         if common.has(Kinds::OBJ) {
-            out.extend(self.check_object(&wc.restrict(Kinds::OBJ), r, loc));
+            out.extend(self.check_object(&wc.restrict(Kinds::OBJ), reader_node, loc));
         }
         out
     }
@@ -445,12 +259,12 @@ impl<'a> Checker<'a> {
     /// `$dynamicRef`/`$recursiveRef` on the dynamic scope, so those are never carried (two
     /// schemas with the same `unevaluatedItems` but different `prefixItems` differ), and
     /// `if`/`then`/`else` only as a whole from one writer part.
-    fn carried(&self, w: &Merged, r: NodeId, k: &str, v: &Value) -> bool {
+    fn carried(&self, flat: &FlatWriter, reader_node: NodeId, k: &str, v: &Value) -> bool {
         if CONTEXT_DEPENDENT.contains(&k) || mentions_ref(v) {
             return false;
         }
         let same = |part: NodeId, key: &str, value: Option<&Value>| {
-            let found = self.w.kw(part).unknown.iter().find(|(pk, _)| pk == key).map(|(_, pv)| pv);
+            let found = self.writer.kw(part).unknown.iter().find(|(pk, _)| pk == key).map(|(_, pv)| pv);
             match (found, value) {
                 (Some(a), Some(b)) => json_eq(a, b),
                 (None, None) => true,
@@ -458,38 +272,38 @@ impl<'a> Checker<'a> {
             }
         };
         if matches!(k, "if" | "then" | "else") {
-            let reader = &self.r.kw(r).unknown;
+            let reader = &self.reader.kw(reader_node).unknown;
             let get = |key: &str| reader.iter().find(|(rk, _)| rk == key).map(|(_, rv)| rv);
             let (cond, then, other) = (get("if"), get("then"), get("else"));
             if cond.is_none() || then.is_some_and(mentions_ref) || other.is_some_and(mentions_ref) {
                 // `then`/`else` without `if` assert nothing, but the writer must still agree.
-                return w.parts.iter().any(|p| same(*p, k, Some(v)));
+                return flat.parts.iter().any(|p| same(*p, k, Some(v)));
             }
             // The writer part's (if → then) ∧ (¬if → else) must imply the reader's: same `if`,
             // and every branch the reader has, the part has identically.
-            return w.parts.iter().any(|p| {
+            return flat.parts.iter().any(|p| {
                 same(*p, "if", cond)
                     && then.is_none_or(|t| same(*p, "then", Some(t)))
                     && other.is_none_or(|e| same(*p, "else", Some(e)))
             });
         }
-        w.parts.iter().any(|p| same(*p, k, Some(v)))
+        flat.parts.iter().any(|p| same(*p, k, Some(v)))
     }
 
     // ---- enumerations ----------------------------------------------------------------
 
     /// Whether a value is valid under every writer part; `None` if the validator is unavailable.
-    pub(super) fn writer_accepts(&mut self, w: &Merged, v: &Value) -> Option<bool> {
-        if !w.kinds.has(Kinds::of_value(v)) {
+    pub(super) fn writer_accepts(&mut self, flat: &FlatWriter, v: &Value) -> Option<bool> {
+        if !flat.kinds.has(Kinds::of_value(v)) {
             return Some(false);
         }
-        let wdoc = self.w;
-        for p in &w.parts {
+        let wdoc = self.writer;
+        for p in &flat.parts {
             if plainly_accepts(wdoc.kw(*p), v) {
                 continue;
             }
             let ptr = &wdoc.node(*p).ptr;
-            if !self.wo.valid_upper(ptr, v)? {
+            if !self.writer_oracle.valid_upper(ptr, v)? {
                 return Some(false);
             }
         }
@@ -499,31 +313,31 @@ impl<'a> Checker<'a> {
     /// The writer's values when it is a finite enumeration (its own `enum`/`const`, or a
     /// small null/boolean/integer domain when the reader enumerates); each flagged certain
     /// when the writer's validity was confirmed.
-    fn writer_values(&mut self, w: &Merged, r: NodeId) -> Option<Vec<(Value, bool)>> {
-        let candidates: Vec<Value> = match &w.values {
+    fn writer_values(&mut self, flat: &FlatWriter, reader_node: NodeId) -> Option<Vec<(Value, bool)>> {
+        let candidates: Vec<Value> = match &flat.enumeration.values {
             Some(v) => v.clone(),
             None => {
                 let small = Kinds::NULL.or(Kinds::BOOL).or(Kinds::INT);
-                if self.r.kw(r).values.is_none() || !w.kinds.minus(small).is_empty() {
+                if self.reader.kw(reader_node).values.is_none() || !flat.kinds.minus(small).is_empty() {
                     return None;
                 }
                 let mut vals = Vec::new();
-                if w.kinds.has(Kinds::NULL) {
+                if flat.kinds.has(Kinds::NULL) {
                     vals.push(Value::Null);
                 }
-                if w.kinds.has(Kinds::BOOL) {
+                if flat.kinds.has(Kinds::BOOL) {
                     vals.push(Value::Bool(false));
                     vals.push(Value::Bool(true));
                 }
-                if w.kinds.has(Kinds::INT) {
-                    vals.extend(self.small_integer_domain(w, 64)?);
+                if flat.kinds.has(Kinds::INT) {
+                    vals.extend(self.small_integer_domain(flat, 64)?);
                 }
                 vals
             }
         };
         let mut out = Vec::new();
         for v in candidates {
-            match self.writer_accepts(w, &v) {
+            match self.writer_accepts(flat, &v) {
                 Some(true) => out.push((v, true)),
                 Some(false) => {}
                 None => out.push((v, false)),
@@ -532,16 +346,26 @@ impl<'a> Checker<'a> {
         Some(out)
     }
 
-    fn check_values(&mut self, w: &Merged, values: &[(Value, bool)], r: NodeId, loc: &Loc) -> Outcome {
-        let rdoc = self.r;
-        let rptr = rdoc.node(r).ptr.clone();
+    fn check_values(
+        &mut self,
+        flat: &FlatWriter,
+        values: &[(Value, bool)],
+        reader_node: NodeId,
+        loc: &Loc,
+    ) -> Outcome {
+        let rdoc = self.reader;
+        let rptr = rdoc.node(reader_node).ptr.clone();
         let mut out = Outcome::default();
         // Findings past the first few are counted into one: removing 20k values of an enum
         // is one change, not 20k.
         let mut unlisted: Option<(Violation, bool, usize)> = None;
         for (v, certain) in values {
             // The common string enum needs no validator (building one is most of a comparison).
-            let verdict = if plainly_accepts(rdoc.kw(r), v) { Some(None) } else { self.ro.check(&rptr, v) };
+            let verdict = if plainly_accepts(rdoc.kw(reader_node), v) {
+                Some(None)
+            } else {
+                self.reader_oracle.check(&rptr, v)
+            };
             match verdict {
                 Some(None) => {}
                 Some(Some(keyword)) => {
@@ -553,13 +377,13 @@ impl<'a> Checker<'a> {
                                 *all_certain &= *certain;
                             }
                             None => {
-                                let (rule, _) = self.value_rule(w, &keyword, v, r);
+                                let (rule, _) = self.value_rule(flat, &keyword, v, reader_node);
                                 unlisted = Some((self.finding(loc, "", rule, String::new()), *certain, 1));
                             }
                         }
                         continue;
                     }
-                    let (rule, msg) = self.value_rule(w, &keyword, v, r);
+                    let (rule, msg) = self.value_rule(flat, &keyword, v, reader_node);
                     let f = self.finding(loc, "", rule, msg);
                     if *certain {
                         out.violations.push(f);
@@ -567,7 +391,7 @@ impl<'a> Checker<'a> {
                         out.undecided.push(f);
                     }
                 }
-                None if self.ro.has_remote() => out.extend(self.undecided(
+                None if self.reader_oracle.has_remote() => out.extend(self.undecided(
                     loc,
                     "",
                     Rule::RefUnresolved,
@@ -599,11 +423,11 @@ impl<'a> Checker<'a> {
                 out.undecided.push(f);
             }
         }
-        for (ptr, k) in custom_keywords(rdoc, r) {
-            let carried = w.unknown.iter().any(|(wk, _)| *wk == k);
+        for (ptr, k) in custom_keywords(rdoc, reader_node) {
+            let carried = flat.unknown.iter().any(|(wk, _)| *wk == k);
             if !carried {
                 out.undecided.push(Violation {
-                    path: if self.persp == Perspective::Forward {
+                    path: if self.perspective == Perspective::Forward {
                         self.path(loc, &k)
                     } else {
                         format!("{ptr}/{}", super::model::escape(&k))
@@ -620,14 +444,14 @@ impl<'a> Checker<'a> {
         out
     }
 
-    fn value_rule(&self, w: &Merged, keyword: &str, v: &Value, r: NodeId) -> (Rule, String) {
-        let rkw = self.r.kw(r);
+    fn value_rule(&self, flat: &FlatWriter, keyword: &str, v: &Value, reader_node: NodeId) -> (Rule, String) {
+        let rkw = self.reader.kw(reader_node);
         let generic = format!(
             "{} allows the value {v} but {} rejects it (`{keyword}`)",
             self.wschema(),
             self.rschema()
         );
-        let writer_enum = w.values.is_some();
+        let writer_enum = flat.enumeration.values.is_some();
         let rule = match keyword {
             "enum" if writer_enum => {
                 let msg = format!(
@@ -639,7 +463,7 @@ impl<'a> Checker<'a> {
                 return (self.pick(Rule::EnumNarrowed, Rule::EnumWidened), msg);
             }
             "enum" => self.pick(Rule::EnumAdded, Rule::EnumRemoved),
-            "const" if w.has_const => {
+            "const" if flat.enumeration.has_const => {
                 let msg = format!(
                     "const changed: {} may contain {v}, but {} requires {}",
                     self.wdata(),
@@ -662,9 +486,11 @@ impl<'a> Checker<'a> {
             "multipleOf" => Rule::MultipleOfChanged,
             "minLength" => self.pick(Rule::MinLengthRaised, Rule::MinLengthLowered),
             "maxLength" => self.pick(Rule::MaxLengthLowered, Rule::MaxLengthRaised),
-            "pattern" if w.patterns.is_empty() => self.pick(Rule::PatternAdded, Rule::PatternRemoved),
+            "pattern" if flat.string.patterns.is_empty() => {
+                self.pick(Rule::PatternAdded, Rule::PatternRemoved)
+            }
             "pattern" => Rule::PatternChanged,
-            "format" if w.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
+            "format" if flat.string.formats.is_empty() => self.pick(Rule::FormatAdded, Rule::FormatRemoved),
             "format" => Rule::FormatChanged,
             "minItems" => self.pick(Rule::MinItemsRaised, Rule::MinItemsLowered),
             "maxItems" => self.pick(Rule::MaxItemsLowered, Rule::MaxItemsRaised),
@@ -689,7 +515,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Reader restricts to an enumeration but the writer is not a (small) enumeration.
-    fn reader_enum(&mut self, w: &Merged, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
+    fn reader_enum(&mut self, flat: &FlatWriter, values: &[Value], is_const: bool, loc: &Loc) -> Outcome {
         let keyword = if is_const { "const" } else { "enum" };
         let rule = if is_const {
             self.pick(Rule::ConstAdded, Rule::ConstRemoved)
@@ -697,13 +523,13 @@ impl<'a> Checker<'a> {
             self.pick(Rule::EnumAdded, Rule::EnumRemoved)
         };
         let list = short_list(values);
-        if self.writer_has_more_values_than(w, values.len()) {
+        if self.writer_has_more_values_than(flat, values.len()) {
             let msg = format!(
                 "{keyword} {}: {} only accepts {list}, but {} may be any {}",
                 self.verb("added", "removed"),
                 self.rschema(),
                 self.wdata(),
-                w.kinds.describe()
+                flat.kinds.describe()
             );
             return self.violation(loc, keyword, rule, msg);
         }
