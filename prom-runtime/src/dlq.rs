@@ -127,8 +127,9 @@ pub struct ReplayReport {
     pub replayed: Vec<(Uuid, Uuid)>,
     /// Dead letters in range that were replayed before (skipped).
     pub already_replayed: usize,
-    /// Dead letters that failed to upcast, transform or validate, with the reason.
-    pub failed: Vec<(Uuid, String)>,
+    /// Dead letters that failed to upcast, transform or validate, with the error (e.g.
+    /// [`Error::ReplayTransform`], [`Error::Invalid`]).
+    pub failed: Vec<(Uuid, Error)>,
     /// Dead letters skipped because an earlier one of the same key failed (keeps key order).
     pub held_back: Vec<Uuid>,
 }
@@ -187,7 +188,7 @@ pub async fn replay<B: EventBus>(
                 }
                 Err(e) => {
                     failed_keys.insert(entry.key.clone());
-                    report.failed.push((entry.id, e.to_string()));
+                    report.failed.push((entry.id, e));
                 }
             }
         }
