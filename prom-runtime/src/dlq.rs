@@ -2,8 +2,8 @@
 //! replay, which republishes dead letters to their topic.
 
 use crate::bus::EventBus;
-use crate::error::{Error, Result};
-use crate::publish::{self, Producer, PublishOptions};
+use crate::error::{Derived, Error, JsonError, Result};
+use crate::publish::{self, Producer, PublishOptions, not_publishable};
 use crate::record::{DLQ_ERROR, EventRecord, NewEvent, REPLAY_OF, format_ts, now_ms};
 use crate::registry::{Route, is_runtime_header};
 use serde::{Deserialize, Serialize};
@@ -97,11 +97,10 @@ fn parse(event: &EventRecord) -> Result<DeadLetter> {
     if let Some(corrupt) = event.corrupt_error() {
         return Err(corrupt);
     }
-    serde_json::from_value(event.payload.clone()).map_err(|e| {
-        Error::Config(format!(
-            "dead letter {} on `{}` is not a dead-letter envelope: {e}",
-            event.id, event.topic
-        ))
+    serde_json::from_value(event.payload.clone()).map_err(|e| Error::NotDeadLetter {
+        id: event.id,
+        topic: event.topic.clone(),
+        source: JsonError::new(e),
     })
 }
 
@@ -128,8 +127,9 @@ pub struct ReplayReport {
     pub replayed: Vec<(Uuid, Uuid)>,
     /// Dead letters in range that were replayed before (skipped).
     pub already_replayed: usize,
-    /// Dead letters that failed to upcast, transform or validate, with the reason.
-    pub failed: Vec<(Uuid, String)>,
+    /// Dead letters that failed to upcast, transform or validate, with the error (e.g.
+    /// [`Error::ReplayTransform`], [`Error::Invalid`]).
+    pub failed: Vec<(Uuid, Error)>,
     /// Dead letters skipped because an earlier one of the same key failed (keeps key order).
     pub held_back: Vec<Uuid>,
 }
@@ -147,7 +147,8 @@ pub async fn replay<B: EventBus>(
     let registry = producer.registry();
     let schema = match registry.route(topic)? {
         Route::Topic(schema) => schema,
-        _ => return Err(Error::Config(format!("replay needs a declared topic; `{topic}` is derived"))),
+        Route::Versioned(t, _) => return Err(not_publishable("a DLQ replay", topic, t, Derived::DualWrite)),
+        Route::DeadLetters(t) => return Err(not_publishable("a DLQ replay", topic, t, Derived::DeadLetters)),
     };
     let mut report = ReplayReport::default();
     let mut events = Vec::new();
@@ -187,7 +188,7 @@ pub async fn replay<B: EventBus>(
                 }
                 Err(e) => {
                     failed_keys.insert(entry.key.clone());
-                    report.failed.push((entry.id, e.to_string()));
+                    report.failed.push((entry.id, e));
                 }
             }
         }
@@ -215,8 +216,7 @@ fn rebuild<B: EventBus>(
     })?;
     let mut payload = registry.upcast(schema, version, original.payload, original.id)?;
     if let Some(transform) = &opts.transform {
-        payload =
-            transform(payload).map_err(|e| Error::Config(format!("the replay transform failed: {e}")))?;
+        payload = transform(payload).map_err(|reason| Error::ReplayTransform { id: original.id, reason })?;
     }
     let headers = original
         .headers

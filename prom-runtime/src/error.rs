@@ -125,9 +125,182 @@ pub enum Error {
         /// Partition.
         partition: u32,
     },
-    /// The spec or an option is unusable at run time.
-    #[error("{0}")]
-    Config(String),
+    /// A consumer, projector or changefeed name the spec does not declare (`Pipeline::only`,
+    /// `Pipeline::handle*`).
+    #[error("the spec declares no {kind} `{name}`{}{}", did_you_mean(.hint), declared_line(.declared))]
+    UnknownComponent {
+        /// What was looked for: "consumer", "projector", "changefeed" or "consumer, projector or changefeed".
+        kind: String,
+        /// The name asked for.
+        name: String,
+        /// The closest declared name, if one is close.
+        hint: Option<String>,
+        /// The declared names, when they help (e.g. "consumers: `a`; projectors: none").
+        declared: Option<String>,
+    },
+    /// `Pipeline::only` was given no names.
+    #[error(
+        "`only` was given no names: name at least one consumer, projector or changefeed \
+         (generated code has constants such as `consumers::NAME`), or drop `only` to run them all"
+    )]
+    EmptySelection,
+    /// `Pipeline::run` found consumers without a handler.
+    #[error(
+        "no handler for consumer(s) {}: give every {} consumer a handler before `run`",
+        .consumers.join(", "),
+        if *.selected { "selected" } else { "declared" }
+    )]
+    MissingHandler {
+        /// The consumers without a handler.
+        consumers: Vec<String>,
+        /// Whether `only` selected them (otherwise every declared consumer runs).
+        selected: bool,
+    },
+    /// `Pipeline::run` found a transactional projector without a handler.
+    #[error("no handler for transactional projector `{projector}`: give it one before `run`")]
+    MissingTxHandler {
+        /// The projector's name.
+        projector: String,
+    },
+    /// A projector was given to the runner of another kind (or a handler it does not take).
+    #[error("projector `{projector}` is a {kind} projector: {help}")]
+    WrongProjectorKind {
+        /// The projector's name.
+        projector: String,
+        /// Its declared kind: "changelog" or "transactional".
+        kind: &'static str,
+        /// What to do instead.
+        help: &'static str,
+    },
+    /// A typed handler or decode names another topic than the events it is given.
+    #[error("events of `{reads}` cannot be read as `{wants}` payloads: {help}")]
+    TopicMismatch {
+        /// The topic the events come from.
+        reads: String,
+        /// The topic of the payload type.
+        wants: String,
+        /// What to do instead.
+        help: String,
+    },
+    /// A publish (or a changefeed or DLQ replay) targets a topic the runtime derives from a
+    /// declared one: a dual-write copy or a dead-letter topic.
+    #[error("{by} cannot write `{topic}`: {}", derived_text(*.derived, .declared))]
+    NotPublishable {
+        /// Who tried: "a publish", "changefeed `name`", "a DLQ replay".
+        by: String,
+        /// The derived topic.
+        topic: String,
+        /// The declared topic it derives from.
+        declared: String,
+        /// How it derives.
+        derived: Derived,
+    },
+    /// A publish sets a header the runtime sets itself (`x-schema-version`, ...).
+    #[error("header `{header}` is set by the runtime; remove it from the publish")]
+    ReservedHeader {
+        /// The header name.
+        header: String,
+    },
+    /// A publish sets a header the topic does not declare.
+    #[error(
+        "header `{header}` is not declared for `{topic}` (declared: {}); add it to the topic's \
+         `headers:` in the spec",
+        if .declared.is_empty() { "none".to_owned() } else { .declared.join(", ") }
+    )]
+    UndeclaredHeader {
+        /// The header name.
+        header: String,
+        /// Topic name.
+        topic: String,
+        /// The headers the topic declares.
+        declared: Vec<String>,
+    },
+    /// A typed publish asks for another version than its type's (`PublishOptions::version`).
+    #[error(
+        "a `{topic}` v{version} payload cannot be published as v{asked}: leave `PublishOptions::version` \
+         unset for typed publishes (the type decides the version)"
+    )]
+    VersionMismatch {
+        /// Topic name.
+        topic: String,
+        /// The type's version.
+        version: u32,
+        /// The version `PublishOptions::version` asked for.
+        asked: u32,
+    },
+    /// A consumer group was asked to start after an event id its topic does not hold.
+    #[error(
+        "cannot start group `{group}` after event {id}: no such event on `{topic}`; check the id \
+         (prom tail prints ids) or start from earliest/latest"
+    )]
+    UnknownStartEvent {
+        /// Group name.
+        group: String,
+        /// Topic name.
+        topic: String,
+        /// The id asked for.
+        id: Uuid,
+    },
+    /// Upcast functions a `with:` hop names are not registered.
+    #[error(
+        "upcast functions are not registered: {}; register each with Registry::with_upcaster",
+        .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    MissingUpcasters {
+        /// Each hop whose function is missing.
+        missing: Vec<MissingUpcaster>,
+    },
+    /// A runtime option is unusable (a zero limit or timeout, a zero batch size, ...).
+    #[error("{what}: {reason}")]
+    InvalidSetting {
+        /// The option, e.g. "HTTP limits" or "subscription to `t` (group `g`)".
+        what: String,
+        /// What is wrong with it and how to fix it.
+        reason: String,
+    },
+    /// The system's facts (a hand-built [`crate::system::System`], which no lint checked) are
+    /// unusable: a schema that is not JSON, a topic without versions, a bad `snapshot_api`, ...
+    #[error("{component}: {reason}")]
+    InvalidSystem {
+        /// The component, e.g. "projector `balances`" or "topic `orders` v2".
+        component: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// A dead-letter topic holds an event that is not a dead-letter envelope.
+    #[error("dead letter {id} on `{topic}` is not a dead-letter envelope: {source}")]
+    NotDeadLetter {
+        /// Event id.
+        id: Uuid,
+        /// The dead-letter topic.
+        topic: String,
+        /// What serde reported.
+        #[source]
+        source: JsonError,
+    },
+    /// A DLQ replay's transform refused a payload.
+    #[error("the replay transform failed on dead letter {id}: {reason}")]
+    ReplayTransform {
+        /// The original event's id.
+        id: Uuid,
+        /// What the transform returned.
+        reason: String,
+    },
+    /// A stored time-travel snapshot cannot be read back.
+    #[error("a stored time-travel snapshot of `{topic}` has a corrupt {field}")]
+    CorruptSnapshot {
+        /// Topic name.
+        topic: String,
+        /// The unreadable field.
+        field: &'static str,
+    },
+    /// A pipeline task panicked or was cancelled.
+    #[error("a pipeline task failed: {source}")]
+    TaskFailed {
+        /// The join error (a panic's message, or the cancellation).
+        #[source]
+        source: Cause,
+    },
     /// A spec given as YAML text or paths has lint errors (`Pipeline::from_yaml`,
     /// `Pipeline::from_paths`, `Registry::from_yaml`).
     #[error("the spec has errors; fix them (`prom-codegen lint` reports the same):\n{diagnostics}")]
@@ -153,6 +326,66 @@ impl Error {
     pub fn serialize(what: impl Into<String>, source: serde_json::Error) -> Error {
         Error::Serialize { what: what.into(), source: JsonError(Arc::new(source)) }
     }
+
+    /// An unusable runtime option: `what` it is, and the `reason` (with the fix).
+    pub fn setting(what: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidSetting { what: what.into(), reason: reason.into() }
+    }
+
+    /// Unusable system facts: the `component`, and the `reason` (with the fix).
+    pub fn system(component: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidSystem { component: component.into(), reason: reason.into() }
+    }
+}
+
+/// A `with:` upcast hop whose function is not registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingUpcaster {
+    /// Topic name.
+    pub topic: String,
+    /// The version the hop produces.
+    pub version: u32,
+    /// The function's path as the spec names it.
+    pub function: String,
+}
+
+impl std::fmt::Display for MissingUpcaster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` v{} needs `{}`", self.topic, self.version, self.function)
+    }
+}
+
+/// How a topic publishers cannot write derives from a declared one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Derived {
+    /// A `<topic>.v<N>` copy written by dual-write.
+    DualWrite,
+    /// The `dlq.<topic>` dead-letter topic, written by consumers.
+    DeadLetters,
+}
+
+/// Why a derived topic cannot be written, and what to write instead.
+fn derived_text(derived: Derived, declared: &str) -> String {
+    match derived {
+        Derived::DualWrite => {
+            format!("it is written by dual-write from `{declared}`; publish to `{declared}` instead")
+        }
+        Derived::DeadLetters => format!(
+            "it holds dead letters of `{declared}` and is written by consumers, not publishers; \
+             name a declared topic"
+        ),
+    }
+}
+
+/// "; did you mean `x`?" or nothing.
+fn did_you_mean(hint: &Option<String>) -> String {
+    hint.as_ref().map(|close| format!("; did you mean `{close}`?")).unwrap_or_default()
+}
+
+/// "\ndeclared <names>" or nothing.
+fn declared_line(declared: &Option<String>) -> String {
+    declared.as_ref().map(|names| format!("\ndeclared {names}")).unwrap_or_default()
 }
 
 /// "v1, v2 and v3" (or "only v1").
@@ -173,6 +406,11 @@ fn version_list(latest: u32) -> String {
 pub struct JsonError(Arc<serde_json::Error>);
 
 impl JsonError {
+    /// Keeps `error` as a cause.
+    pub fn new(error: serde_json::Error) -> JsonError {
+        JsonError(Arc::new(error))
+    }
+
     /// The serde error.
     pub fn inner(&self) -> &serde_json::Error {
         &self.0
@@ -192,6 +430,41 @@ impl std::fmt::Display for JsonError {
 }
 
 impl std::error::Error for JsonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// Any error kept as a cause; shared, so [`Error`] stays `Clone` (one failed group commit is
+/// reported to every publisher in it), and compared by message, so it stays `PartialEq`.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Keeps `error` as a cause.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(error))
+    }
+
+    /// The error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.0)
     }

@@ -35,7 +35,7 @@ pub mod validate;
 
 pub use bus::{AnyBus, EventBus, GroupId, MemoryBus, SqliteBus};
 pub use context::Context;
-pub use error::{Error, Result};
+pub use error::{Cause, Derived, Error, JsonError, MissingUpcaster, Result};
 pub use handler_error::{HandlerError, Permanence};
 pub use pipeline::Pipeline;
 /// Compile-time checks against the specs: `#[derive(Event)]`, `topic!`, `include_specs!`.

@@ -387,7 +387,7 @@ mod tests {
             "projector `p`",
             Arc::new(move |line: &str| sink.lock().expect("lock").push(line.to_string())),
         );
-        let permanent = Error::Config("bad".into());
+        let permanent = Error::setting("the test", "bad");
         assert_eq!(outage.failed(permanent.clone()), Err(permanent));
         assert!(!outage.failing());
         for _ in 0..5 {

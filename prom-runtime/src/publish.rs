@@ -2,11 +2,11 @@
 //! partition, and dual-write, all in one atomic batch.
 
 use crate::bus::EventBus;
-use crate::error::{Error, Result};
+use crate::error::{Derived, Error, Result};
 use crate::partition::partition_for;
 use crate::record::{Headers, NewEvent, Receipt, SCHEMA_VERSION};
 use crate::registry::{Registry, Route, TopicSchema, is_runtime_header};
-use crate::typed::Event;
+use crate::typed::{Event, Topic, Versioned};
 use serde_json::Value;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -95,12 +95,7 @@ fn event_payload<E: Event>(event: &E, mut options: PublishOptions) -> Result<(Va
     if let Some(asked) = options.version
         && asked != E::VERSION
     {
-        return Err(Error::Config(format!(
-            "a `{}` v{} payload cannot be published as v{asked}: leave `PublishOptions::version` unset \
-             for typed publishes (the type decides the version)",
-            E::TOPIC,
-            E::VERSION
-        )));
+        return Err(Error::VersionMismatch { topic: E::TOPIC.to_owned(), version: E::VERSION, asked });
     }
     options.version = Some(E::VERSION);
     let value = serde_json::to_value(event)
@@ -118,18 +113,8 @@ pub fn prepare(
 ) -> Result<Vec<NewEvent>> {
     let schema = match registry.route(topic)? {
         Route::Topic(t) => t,
-        Route::Versioned(t, _) => {
-            return Err(Error::Config(format!(
-                "`{topic}` is written by dual-write; publish to `{}` instead",
-                t.name
-            )));
-        }
-        Route::DeadLetters(t) => {
-            return Err(Error::Config(format!(
-                "`{topic}` holds dead letters of `{}` and is written by consumers, not publishers",
-                t.name
-            )));
-        }
+        Route::Versioned(t, _) => return Err(not_publishable("a publish", topic, t, Derived::DualWrite)),
+        Route::DeadLetters(t) => return Err(not_publishable("a publish", topic, t, Derived::DeadLetters)),
     };
     let latest = schema.latest();
     let version = opts.version.unwrap_or(latest);
@@ -185,19 +170,45 @@ pub fn prepare(
 fn check_headers(schema: &TopicSchema, headers: &Headers) -> Result<()> {
     for name in headers.keys() {
         if is_runtime_header(name) {
-            return Err(Error::Config(format!(
-                "header `{name}` is set by the runtime; remove it from the publish"
-            )));
+            return Err(Error::ReservedHeader { header: name.clone() });
         }
         if !schema.headers.iter().any(|h| h == name) {
-            let declared =
-                if schema.headers.is_empty() { "none".to_string() } else { schema.headers.join(", ") };
-            return Err(Error::Config(format!(
-                "header `{name}` is not declared for `{}` (declared: {declared}); add it to the topic's \
-                 `headers:` in the spec",
-                schema.name
-            )));
+            return Err(Error::UndeclaredHeader {
+                header: name.clone(),
+                topic: schema.name.clone(),
+                declared: schema.headers.clone(),
+            });
         }
     }
     Ok(())
+}
+
+impl<V: Versioned> Topic<V> {
+    /// Publishes a latest-version payload: validated, stamped, partitioned and dual-written as
+    /// the spec declares. To publish an older version, pass its struct to
+    /// [`crate::Producer::publish_event`] (`producer.publish_event(&heartbeat_received::V1 { .. })`).
+    pub async fn publish<B: EventBus>(&self, producer: &Producer<B>, payload: &V::Latest) -> Result<Receipt> {
+        self.publish_with(producer, payload, PublishOptions::default()).await
+    }
+
+    /// [`Topic::publish`] with headers, a causation id or a session id.
+    pub async fn publish_with<B: EventBus>(
+        &self,
+        producer: &Producer<B>,
+        payload: &V::Latest,
+        options: PublishOptions,
+    ) -> Result<Receipt> {
+        // `V::Latest: Event`, so this is the typed publish at the latest version.
+        producer.publish_event_with(payload, options).await
+    }
+}
+
+/// The error for a publish (or changefeed, or replay: `by`) to `topic`, which derives from `declared`.
+pub(crate) fn not_publishable(by: &str, topic: &str, declared: &TopicSchema, derived: Derived) -> Error {
+    Error::NotPublishable {
+        by: by.to_owned(),
+        topic: topic.to_owned(),
+        declared: declared.name.clone(),
+        derived,
+    }
 }

@@ -1,7 +1,7 @@
 //! The runtime view of a [`System`]: per topic its compiled schemas, key, partitions and upcast
 //! chain, plus the user functions for `with:` hops. Built once at startup.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MissingUpcaster, Result};
 use crate::record::{EventRecord, SCHEMA_VERSION, UPCASTED_FROM};
 use crate::system::{self, System};
 use crate::typed::Versioned;
@@ -147,24 +147,23 @@ impl Registry {
 
     /// Fails if a `with:` hop names a function that is not registered (call at startup).
     pub fn check_upcasters(&self) -> Result<()> {
-        let missing: Vec<String> = self
+        let missing: Vec<MissingUpcaster> = self
             .topics
             .values()
             .flat_map(|t| t.versions.iter().enumerate().map(move |(i, v)| (t, i + 1, &v.hop)))
             .filter_map(|(t, n, hop)| match hop {
-                Hop::With(path) if !self.functions.contains_key(path) => {
-                    Some(format!("`{}` v{} needs `{path}`", t.name, n))
-                }
+                Hop::With(path) if !self.functions.contains_key(path) => Some(MissingUpcaster {
+                    topic: t.name.clone(),
+                    version: u32::try_from(n).unwrap_or(u32::MAX),
+                    function: path.clone(),
+                }),
                 _ => None,
             })
             .collect();
         if missing.is_empty() {
             return Ok(());
         }
-        Err(Error::Config(format!(
-            "upcast functions are not registered: {}; register each with Registry::with_upcaster",
-            missing.join(", ")
-        )))
+        Err(Error::MissingUpcasters { missing })
     }
 
     /// Declared topics by name.
@@ -272,21 +271,26 @@ impl Registry {
             Route::Topic(topic) => (topic, declared_version(topic, &record)?),
             Route::Versioned(topic, n) => (topic, n),
             Route::DeadLetters(topic) => {
-                return Err(Error::Config(format!(
-                    "`{}` holds dead letters of `{}`, not `{}` payloads; read it with an untyped handler",
-                    record.topic,
-                    topic.name,
-                    V::TOPIC
-                )));
+                return Err(Error::TopicMismatch {
+                    reads: record.topic.clone(),
+                    wants: V::TOPIC.to_owned(),
+                    help: format!(
+                        "it holds dead letters of `{}`, not its payloads; read it with an untyped handler",
+                        topic.name
+                    ),
+                });
             }
         };
         if topic.name != V::TOPIC {
-            return Err(Error::Config(format!(
-                "a `{}` payload type cannot decode events of `{}`; hand this consumer the `{}` types",
-                V::TOPIC,
-                record.topic,
-                topic.name
-            )));
+            return Err(Error::TopicMismatch {
+                reads: record.topic.clone(),
+                wants: V::TOPIC.to_owned(),
+                help: format!(
+                    "a `{}` payload type cannot decode them; hand this consumer the `{}` types",
+                    V::TOPIC,
+                    topic.name
+                ),
+            });
         }
         let schema = topic.schema(version).ok_or(Error::Closed)?;
         schema.check(&record.topic, version, &record.payload)?;
@@ -375,7 +379,7 @@ fn topic_schema(topic: &system::Topic) -> Result<TopicSchema> {
     let mut versions = Vec::with_capacity(topic.versions.len());
     for (i, version) in topic.versions.iter().enumerate() {
         let n = i + 1;
-        let fail = |what: String| Error::Config(format!("the schema of `{name}` v{n} {what}"));
+        let fail = |what: String| Error::system(format!("topic `{name}` v{n}"), format!("the schema {what}"));
         let json: Value =
             serde_json::from_str(&version.schema).map_err(|e| fail(format!("is not JSON: {e}")))?;
         let schema = CompiledSchema::compile(&json).map_err(|e| fail(format!("does not compile: {e}")))?;
@@ -395,7 +399,7 @@ fn topic_schema(topic: &system::Topic) -> Result<TopicSchema> {
         versions.push(VersionSchema { schema, hop, proven: i > 0 && version.upcast_proven });
     }
     if versions.is_empty() {
-        return Err(Error::Config(format!("topic `{name}` declares no versions")));
+        return Err(Error::system(format!("topic `{name}`"), "declares no versions; give it at least v1"));
     }
     Ok(TopicSchema {
         name,

@@ -15,6 +15,7 @@
 
 use crate::bus::mongo::layout;
 use crate::error::{Error, Result};
+use crate::outage;
 use crate::project::plan::{self, Change, Op, Pointers};
 use crate::record::{EventRecord, Headers};
 use crate::registry::Registry;
@@ -58,27 +59,33 @@ impl FoldSpec {
         let pointers = match found.as_slice() {
             [] => {
                 let key = schema.key.clone().ok_or_else(|| {
-                    Error::Config(format!("topic `{topic}` declares no `key`, so it has no per-key state"))
+                    Error::system(format!("topic `{topic}`"), "declares no `key`, so it has no per-key state")
                 })?;
                 Pointers { key, version: None, key_is_event_key: true }
             }
             [(_, first), rest @ ..] => {
                 if let Some((other, _)) = rest.iter().find(|(_, p)| p != first) {
-                    return Err(Error::Config(format!(
-                        "changelog projectors `{}` and `{other}` read `{topic}` with different key or \
-                         version pointers, so its state at a time is ambiguous",
-                        found[0].0
-                    )));
+                    return Err(Error::system(
+                        format!("topic `{topic}`"),
+                        format!(
+                            "changelog projectors `{}` and `{other}` read it with different key or \
+                             version pointers, so its state at a time is ambiguous",
+                            found[0].0
+                        ),
+                    ));
                 }
                 first.clone()
             }
         };
         if !pointers.key_is_event_key {
-            return Err(Error::Config(format!(
-                "the changelog key `{}` of `{topic}` is not the topic's key, so its events cannot be \
-                 found by key; declare it as the topic's `key`",
-                pointers.key
-            )));
+            return Err(Error::system(
+                format!("topic `{topic}`"),
+                format!(
+                    "the changelog key `{}` is not the topic's key, so its events cannot be found by \
+                     key; declare it as the topic's `key`",
+                    pointers.key
+                ),
+            ));
         }
         Ok(FoldSpec { topic: topic.to_string(), pointers })
     }
@@ -138,10 +145,9 @@ impl TimeTravel {
             .keys(doc! { "topic": 1, "key": 1, "fp": 1, "off": -1 })
             .options(IndexOptions::builder().name("topic_key_fp_off".to_string()).unique(true).build())
             .build();
-        db.collection::<Document>(SNAPSHOTS)
-            .create_index(index)
-            .await
-            .map_err(|e| Error::Config(format!("cannot create the index of `{SNAPSHOTS}`: {e}")))?;
+        db.collection::<Document>(SNAPSHOTS).create_index(index).await.map_err(|e| {
+            outage::mongo::error(SNAPSHOTS, format!("cannot create the index of `{SNAPSHOTS}`"), &e)
+        })?;
         Ok(TimeTravel { db, registry, fold, fingerprint, snapshot_every: DEFAULT_SNAPSHOT_EVENTS })
     }
 
@@ -159,7 +165,11 @@ impl TimeTravel {
         let snapshot =
             snapshots.find_one(filter).sort(doc! { "off": -1 }).await.map_err(|e| self.err("read", &e))?;
         let (mut state, base, mut max_ts) = match &snapshot {
-            Some(s) => (restore(s)?, s.get_i64("off").unwrap_or(0), s.get_i64("ts").unwrap_or(i64::MIN)),
+            Some(s) => (
+                restore(s, &self.fold.topic)?,
+                s.get_i64("off").unwrap_or(0),
+                s.get_i64("ts").unwrap_or(i64::MIN),
+            ),
             None => (State::default(), 0, i64::MIN),
         };
         let events = self.db.collection::<StoredEvent>(layout::EVENTS);
@@ -251,13 +261,17 @@ impl TimeTravel {
     }
 
     fn err(&self, what: &str, e: &mongodb::error::Error) -> Error {
-        Error::Config(format!("time travel on `{}`: cannot {what} MongoDB: {e}", self.fold.topic))
+        outage::mongo::error(
+            format!("time travel on `{}`", self.fold.topic),
+            format!("cannot {what} MongoDB"),
+            e,
+        )
     }
 }
 
 /// A state from a stored snapshot.
-fn restore(snapshot: &Document) -> Result<State> {
-    let corrupt = |what: &str| Error::Config(format!("a stored time-travel snapshot has a corrupt {what}"));
+fn restore(snapshot: &Document, topic: &str) -> Result<State> {
+    let corrupt = |field: &'static str| Error::CorruptSnapshot { topic: topic.to_owned(), field };
     let doc = match snapshot.get("state") {
         Some(Bson::Document(d)) => Some(d.clone()),
         Some(Bson::Null) | None => None,

@@ -66,43 +66,6 @@ impl<V: Versioned> Topic<V> {
     }
 }
 
-impl<V: Versioned> Topic<V> {
-    /// Publishes a latest-version payload: validated, stamped, partitioned and dual-written as
-    /// the spec declares. To publish an older version, pass its struct to
-    /// [`crate::Producer::publish_event`] (`producer.publish_event(&heartbeat_received::V1 { .. })`).
-    pub async fn publish<B: crate::bus::EventBus>(
-        &self,
-        producer: &crate::publish::Producer<B>,
-        payload: &V::Latest,
-    ) -> crate::Result<crate::record::Receipt> {
-        self.publish_with(producer, payload, crate::publish::PublishOptions::default()).await
-    }
-
-    /// [`Topic::publish`] with headers, a causation id or a session id.
-    pub async fn publish_with<B: crate::bus::EventBus>(
-        &self,
-        producer: &crate::publish::Producer<B>,
-        payload: &V::Latest,
-        options: crate::publish::PublishOptions,
-    ) -> crate::Result<crate::record::Receipt> {
-        // `V::Latest: Event`, so this is the typed publish at the latest version.
-        producer.publish_event_with(payload, options).await
-    }
-}
-
-impl<V: Versioned> Topic<V> {
-    /// Joins consumer group `group` on this topic: each poll yields the events decoded as
-    /// `V::Latest` through the typed upcasters.
-    pub fn subscribe<B: crate::bus::EventBus>(
-        &self,
-        producer: &crate::publish::Producer<B>,
-        group: &str,
-        options: crate::consumer::SubscribeOptions,
-    ) -> crate::Result<crate::consumer::TypedSubscription<B, V>> {
-        crate::consumer::TypedSubscription::new(producer, group, options)
-    }
-}
-
 impl<V: Versioned> Default for Topic<V> {
     fn default() -> Self {
         Topic::new()

@@ -205,9 +205,15 @@ async fn start_at_time_and_after_id(store: &Store) {
     let after = SubscribeOptions { start: Start::After(receipts[1].id), ..opts() };
     let mut sub = Subscription::new(bus.clone(), "t", "by-id", after).expect("subscribe");
     assert_eq!(drain(&mut sub, 1).await, [2]);
-    let unknown = SubscribeOptions { start: Start::After(uuid::Uuid::now_v7()), ..opts() };
+    let missing = uuid::Uuid::now_v7();
+    let unknown = SubscribeOptions { start: Start::After(missing), ..opts() };
     let mut sub = Subscription::new(bus, "t", "bad", unknown).expect("subscribe");
     let err = sub.poll().await.expect_err("unknown id");
+    assert!(
+        matches!(&err, prom_runtime::Error::UnknownStartEvent { group, topic, id }
+            if group == "bad" && topic == "t" && *id == missing),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("no such event"), "{err}");
 }
 

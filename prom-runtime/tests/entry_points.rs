@@ -77,3 +77,19 @@ fn yaml_passed_as_text_is_not_taken_for_a_path() {
     let registry = Registry::from_yaml("orders.yaml", SPEC).expect("lints clean");
     assert_eq!(registry.topic("orders.placed").map(|t| t.partitions).ok(), Some(1));
 }
+
+#[test]
+fn a_hand_built_system_with_unusable_facts_is_an_invalid_system() {
+    let mut system = Pipeline::from_yaml(MemoryBus::new(), SPEC).expect("lints clean").system().clone();
+    system.topics[0].versions[0].schema = "{ not json".to_owned();
+    let error = Registry::from_system(&system).expect_err("the schema is not JSON");
+    let Error::InvalidSystem { component, reason } = &error else { panic!("unexpected {error:?}") };
+    assert_eq!(component, "topic `orders.placed` v1");
+    assert!(reason.starts_with("the schema is not JSON"), "{reason}");
+    system.topics[0].versions.clear();
+    let error = Registry::from_system(&system).expect_err("no versions");
+    assert!(
+        matches!(&error, Error::InvalidSystem { component, .. } if component == "topic `orders.placed`"),
+        "{error:?}"
+    );
+}

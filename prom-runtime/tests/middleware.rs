@@ -141,7 +141,10 @@ async fn a_with_hop_needs_its_registered_function_and_never_skips() {
     let bus = MemoryBus::new();
     let unregistered = Arc::new(inline_registry(WITH_SPEC));
     let err = unregistered.check_upcasters().expect_err("missing function");
-    assert!(err.to_string().contains("crate::upcast::to_celsius"), "{err}");
+    let Error::MissingUpcasters { missing } = &err else { panic!("unexpected {err:?}") };
+    let missing: Vec<_> =
+        missing.iter().map(|m| (m.topic.as_str(), m.version, m.function.as_str())).collect();
+    assert_eq!(missing, [("temp.read", 2, "crate::upcast::to_celsius")]);
     let producer = Producer::new(bus.clone(), unregistered.clone());
     producer
         .publish("temp.read", json!({ "sensor": "s1", "fahrenheit": 212 }), at(1))
@@ -176,14 +179,20 @@ async fn headers_topics_and_versions_are_checked_with_helpful_errors() {
     producer.publish("temp.read", payload.clone(), with_header("x-source")).await.expect("declared header");
     let err =
         producer.publish("temp.read", payload.clone(), with_header("x-other")).await.expect_err("undeclared");
+    assert!(
+        matches!(&err, Error::UndeclaredHeader { header, topic, .. } if header == "x-other" && topic == "temp.read"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("add it to the topic's `headers:`"), "{err}");
     let err = producer
         .publish("temp.read", payload.clone(), with_header(SCHEMA_VERSION))
         .await
         .expect_err("reserved");
+    assert!(matches!(&err, Error::ReservedHeader { header } if header == SCHEMA_VERSION), "{err:?}");
     assert!(err.to_string().contains("set by the runtime"), "{err}");
     let err =
         producer.publish("temp.reed", payload.clone(), PublishOptions::default()).await.expect_err("typo");
+    assert!(matches!(&err, Error::UnknownTopic { topic, .. } if topic == "temp.reed"), "{err:?}");
     assert!(err.to_string().contains("did you mean `temp.read`?"), "{err}");
     let err = producer.publish("temp.read", payload, at(7)).await.expect_err("no v7");
     assert!(err.to_string().contains("has no version 7; the spec declares v1 and v2"), "{err}");
@@ -195,4 +204,37 @@ async fn headers_topics_and_versions_are_checked_with_helpful_errors() {
     future.headers.remove(SCHEMA_VERSION);
     let err = producer.registry().decode(future).expect_err("no header");
     assert!(err.to_string().contains("no `x-schema-version` header"), "{err}");
+}
+
+#[tokio::test]
+async fn derived_topics_refuse_publishes_with_the_declared_topic_to_write() {
+    let bus = MemoryBus::new();
+    let producer = Producer::new(bus.clone(), Arc::new(example_registry()));
+    let err = producer
+        .publish("heartbeat.received.v3", v3(1), PublishOptions::default())
+        .await
+        .expect_err("a dual-write copy");
+    assert!(
+        matches!(&err, Error::NotPublishable { topic, declared, derived: prom_runtime::Derived::DualWrite, .. }
+            if topic == "heartbeat.received.v3" && declared == TOPIC),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&format!("publish to `{TOPIC}` instead")), "{err}");
+    let dlq = format!("dlq.{TOPIC}");
+    let err = producer.publish(&dlq, v3(1), PublishOptions::default()).await.expect_err("dead letters");
+    assert!(
+        matches!(&err, Error::NotPublishable { derived: prom_runtime::Derived::DeadLetters, declared, .. }
+            if declared == TOPIC),
+        "{err:?}"
+    );
+    assert_eq!(bus.head(TOPIC).await.expect("head"), 0, "nothing was stored");
+}
+
+#[test]
+fn a_subscription_with_a_zero_batch_is_an_invalid_setting() {
+    let opts = SubscribeOptions { batch_size: 0, ..SubscribeOptions::default() };
+    let Err(err) = Subscription::new(MemoryBus::new(), TOPIC, "g", opts) else { panic!("accepted") };
+    let Error::InvalidSetting { what, reason } = &err else { panic!("unexpected {err:?}") };
+    assert_eq!(what, &format!("subscription to `{TOPIC}` (group `g`)"));
+    assert!(reason.contains("must be at least 1"), "{reason}");
 }

@@ -9,7 +9,7 @@ use common::mongo::Target;
 use prom_runtime::bus::mongo::mongodb::bson::{Bson, Document, doc};
 use prom_runtime::bus::mongo::mongodb::{ClientSession, Database};
 use prom_runtime::project::TxFuture;
-use prom_runtime::{EventRecord, MemoryBus, Pipeline, PublishOptions};
+use prom_runtime::{Error, EventRecord, MemoryBus, Pipeline, PublishOptions};
 use serde_json::json;
 use std::time::Duration;
 
@@ -64,8 +64,17 @@ fn integer(document: &Document, field: &str) -> Option<i64> {
 fn transactional_handlers_must_name_a_declared_transactional_projector() {
     let pipeline = || Pipeline::new(MemoryBus::new(), spec(), |r| r).expect("pipeline");
     let err = pipeline().handle_transactional("balance", balances).err().expect("unknown");
+    assert!(
+        matches!(&err, Error::UnknownComponent { kind, name, hint: Some(close), .. }
+            if kind == "projector" && name == "balance" && close == "balances"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("no projector `balance`; did you mean `balances`?"), "{err}");
     let err = pipeline().handle_transactional("accounts", balances).err().expect("changelog");
+    assert!(
+        matches!(&err, Error::WrongProjectorKind { projector, kind: "changelog", .. } if projector == "accounts"),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("is a changelog projector: it needs no handler"), "{err}");
 }
 
@@ -74,6 +83,7 @@ async fn a_transactional_projector_without_a_handler_stops_the_start() {
     let Some(target) = Target::from_env() else { return };
     let pipeline = Pipeline::new(target.open_async().await, spec(), |r| r).expect("pipeline");
     let err = pipeline.run(async {}).await.expect_err("no handler");
+    assert!(matches!(&err, Error::MissingTxHandler { projector } if projector == "balances"), "{err:?}");
     assert!(err.to_string().contains("no handler for transactional projector `balances`"), "{err}");
     target.drop_database().await;
 }

@@ -262,5 +262,19 @@ fn unusable_specs_are_refused_before_serving() {
     assert!(!linted.has_errors(), "{}", linted.render());
     let error =
         SnapshotSpec::all(&prom_runtime::system::System::from_spec(&linted.spec)).expect_err("bad path");
-    assert!(error.to_string().contains("path"), "{error}");
+    let prom_runtime::Error::InvalidSystem { component, reason } = &error else {
+        panic!("unexpected {error:?}")
+    };
+    assert_eq!(component, "projector `processes`", "{error}");
+    assert!(reason.contains("path"), "{error}");
+}
+
+#[test]
+fn unusable_http_limits_are_invalid_settings() {
+    let mut limits = snapshot::Limits::default();
+    limits.max_connections = 0;
+    let error = limits.check().expect_err("no connections");
+    let prom_runtime::Error::InvalidSetting { what, reason } = &error else { panic!("unexpected {error:?}") };
+    assert_eq!(what, "HTTP limits");
+    assert!(reason.contains("give at least 1"), "{reason}");
 }

@@ -2,7 +2,7 @@
 //! the other consumer's group keeps its events, and bad selections are refused clearly.
 
 use prom_runtime::pipeline::Component;
-use prom_runtime::{Context, Pipeline, PublishOptions, SqliteBus};
+use prom_runtime::{Context, Error, Pipeline, PublishOptions, SqliteBus};
 use serde::Deserialize;
 use serde_json::json;
 use std::path::Path;
@@ -116,11 +116,18 @@ async fn a_service_runs_only_its_consumer_and_the_other_group_keeps_its_events()
 #[tokio::test]
 async fn a_name_the_spec_does_not_declare_is_refused_with_did_you_mean_and_the_declared_names() {
     let store = tempfile::tempdir().expect("tempdir");
-    let message = |result: prom_runtime::Result<Pipeline<SqliteBus>>| match result {
+    let refused = |result: prom_runtime::Result<Pipeline<SqliteBus>>| match result {
         Ok(_) => panic!("the selection was accepted"),
-        Err(e) => e.to_string(),
+        Err(e) => e,
     };
-    let error = message(pipeline(store.path()).only(["biling"]));
+    let message = |result| refused(result).to_string();
+    let error = refused(pipeline(store.path()).only(["biling"]));
+    assert!(
+        matches!(&error, Error::UnknownComponent { kind, name, hint: Some(close), declared: Some(_) }
+            if kind == "consumer, projector or changefeed" && name == "biling" && close == "billing"),
+        "{error:?}"
+    );
+    let error = error.to_string();
     assert!(
         error.contains("no consumer, projector or changefeed `biling`; did you mean `billing`?"),
         "{error}"
@@ -132,8 +139,9 @@ async fn a_name_the_spec_does_not_declare_is_refused_with_did_you_mean_and_the_d
     // A typed name looks only among its kind.
     let error = message(pipeline(store.path()).only([Component::projector("billing")]));
     assert!(error.contains("the spec declares no projector `billing`"), "{error}");
-    let error = message(pipeline(store.path()).only(Vec::<Component>::new()));
-    assert!(error.contains("`only` was given no names"), "{error}");
+    let error = refused(pipeline(store.path()).only(Vec::<Component>::new()));
+    assert_eq!(error, Error::EmptySelection);
+    assert!(error.to_string().contains("`only` was given no names"), "{error}");
 }
 
 #[tokio::test]
@@ -145,7 +153,9 @@ async fn a_selected_consumer_without_a_handler_still_refuses_to_start() {
         .handle_typed("billing", |_: Order, _: Context| async { Ok::<(), String>(()) })
         .expect("handler");
     let outcome = tokio::time::timeout(Duration::from_secs(10), selected.run(std::future::pending())).await;
-    let error = outcome.expect("run fails at once").err().map(|e| e.to_string()).unwrap_or_default();
+    let error = outcome.expect("run fails at once").expect_err("a consumer lacks a handler");
+    assert_eq!(error, Error::MissingHandler { consumers: vec!["shipping".to_owned()], selected: true });
+    let error = error.to_string();
     assert!(
         error.contains("no handler for consumer(s) shipping: give every selected consumer a handler"),
         "{error}"

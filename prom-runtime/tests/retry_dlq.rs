@@ -7,7 +7,9 @@ use prom_runtime::consumer::{SubscribeOptions, Subscription};
 use prom_runtime::dlq::{self, ReplayOptions};
 use prom_runtime::retry::RetryPolicy;
 use prom_runtime::runner::{FailurePolicy, Runner};
-use prom_runtime::{AnyBus, EventBus, EventRecord, GroupId, NewEvent, Producer, PublishOptions, Registry};
+use prom_runtime::{
+    AnyBus, Derived, Error, EventBus, EventRecord, GroupId, NewEvent, Producer, PublishOptions, Registry,
+};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +19,7 @@ backend_suite!(
     without_a_dlq_a_failing_event_is_retried_and_never_dropped,
     undecodable_events_go_straight_to_the_dlq,
     replay_is_bounded_transformed_ordered_and_never_repeated,
+    replay_errors_are_matchable,
 );
 
 const SPEC: &str = "
@@ -224,7 +227,8 @@ async fn replay_is_bounded_transformed_ordered_and_never_repeated(store: &Store)
     let opts = ReplayOptions { limit: 10, transform: Some(double), ..ReplayOptions::default() };
     let second = dlq::replay(&producer, TOPIC, &opts).await.expect("replay");
     assert_eq!((second.replayed.len(), second.already_replayed, second.failed.len()), (1, 2, 1));
-    assert!(second.failed[0].1.contains("integer"), "{:?}", second.failed);
+    let Error::Invalid { errors, .. } = &second.failed[0].1 else { panic!("{:?}", second.failed) };
+    assert!(errors.join("\n").contains("integer"), "{errors:?}");
     let b = producer.bus().read(TOPIC, None, head + 2, 10).await.expect("read");
     assert_eq!((b.len(), b[0].payload["amount"].clone()), (1, json!(6)));
 
@@ -236,4 +240,36 @@ async fn replay_is_bounded_transformed_ordered_and_never_repeated(store: &Store)
     // A time range in the future selects nothing.
     let later = ReplayOptions { limit: 10, since: Some(prom_runtime::record::now_ms() + 60_000), ..opts };
     assert_eq!(dlq::replay(&producer, TOPIC, &later).await.expect("replay"), dlq::ReplayReport::default());
+}
+
+async fn replay_errors_are_matchable(store: &Store) {
+    let producer = producer(store.handle());
+    producer.publish(TOPIC, order("a", 1), PublishOptions::default()).await.expect("publish");
+    let originals = producer.bus().read(TOPIC, None, 0, 10).await.expect("read");
+    let letters = originals.iter().map(|o| dlq::dead_letter(o, "billing", "boom", 3)).collect();
+    producer.bus().publish(letters).await.expect("dead letters");
+
+    // A transform that refuses: the dead letter stays, with the transform's reason.
+    let refuse: dlq::Transform = Arc::new(|_| Err("no currency table".to_owned()));
+    let opts = ReplayOptions { limit: 10, transform: Some(refuse), ..ReplayOptions::default() };
+    let report = dlq::replay(&producer, TOPIC, &opts).await.expect("replay");
+    let [(_, error)] = report.failed.as_slice() else { panic!("{report:?}") };
+    assert_eq!(error, &Error::ReplayTransform { id: originals[0].id, reason: "no currency table".into() });
+
+    // The DLQ itself cannot be replayed into.
+    let dlq_topic = format!("dlq.{TOPIC}");
+    let err = dlq::replay(&producer, &dlq_topic, &ReplayOptions::default()).await.expect_err("derived");
+    assert!(
+        matches!(&err, Error::NotPublishable { derived: Derived::DeadLetters, declared, .. } if declared == TOPIC),
+        "{err:?}"
+    );
+
+    // A row on the DLQ that is no dead-letter envelope (written around Prom) is named by id.
+    let stray = NewEvent::new(&dlq_topic, json!({ "not": "a dead letter" }));
+    let stray_id = stray.id;
+    producer.bus().publish(vec![stray]).await.expect("stray");
+    let err = dlq::list(&producer, TOPIC, 10).await.expect_err("not an envelope");
+    let Error::NotDeadLetter { id, topic, .. } = &err else { panic!("unexpected {err:?}") };
+    assert_eq!((*id, topic.as_str()), (stray_id, dlq_topic.as_str()));
+    assert!(std::error::Error::source(&err).is_some(), "serde's error is kept");
 }

@@ -240,7 +240,9 @@ fn bad_stored_payloads_fail_at_their_own_version_with_a_clear_error() {
     let err = registry
         .decode_typed::<Renamed>(stored("reading.taken", 2, json!({ "id": "x", "reading": 1 })))
         .expect_err("another topic's type");
-    assert!(err.to_string().contains("cannot decode events of `reading.taken`"), "{err}");
+    let Error::TopicMismatch { reads, wants, help } = &err else { panic!("unexpected {err:?}") };
+    assert_eq!((reads.as_str(), wants.as_str()), ("reading.taken", Renamed::TOPIC));
+    assert!(help.contains("hand this consumer the `reading.taken` types"), "{help}");
 }
 
 #[tokio::test]
@@ -306,6 +308,10 @@ fn a_typed_handler_must_read_its_consumers_topic() {
         .handle_latest("readers", Topic::<Renamed>::new(), |_: V2, _: Context| async { Ok::<_, String>(()) })
         .err()
         .expect("wrong topic");
+    assert!(
+        matches!(&err, Error::TopicMismatch { reads, wants, .. } if reads == "reading.taken" && wants == "reading.renamed"),
+        "{err:?}"
+    );
     assert!(
         err.to_string().contains("reads `reading.taken`, but its handler takes `reading.renamed`"),
         "{err}"

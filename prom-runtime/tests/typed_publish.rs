@@ -158,5 +158,9 @@ async fn options_cannot_contradict_the_types_version() {
         .publish_event_with(&OrderV1 { order: "o".into(), at: None }, options)
         .await
         .expect_err("mismatch");
+    assert!(
+        matches!(&error, Error::VersionMismatch { topic, version: 1, asked: 2 } if topic == "orders.placed"),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("a `orders.placed` v1 payload cannot be published as v2"), "{error}");
 }

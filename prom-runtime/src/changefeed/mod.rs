@@ -22,7 +22,7 @@ pub use change::{CHANGE_OPERATION, CLUSTER_TIME, DEFAULT_OPERATIONS};
 
 use crate::bus::EventBus;
 use crate::bus::mongo::MongoBus;
-use crate::error::{Error, Result};
+use crate::error::{Derived, Error, Result};
 use crate::outage::Outage;
 use crate::publish::{self, Producer, PublishOptions};
 use crate::registry::{Registry, Route};
@@ -63,11 +63,15 @@ impl ChangefeedSpec {
         let name = feed.name.clone();
         let topic = match registry.route(&feed.topic)? {
             Route::Topic(t) => t.name.clone(),
-            Route::Versioned(..) | Route::DeadLetters(_) => {
-                return Err(Error::Config(format!(
-                    "changefeed `{name}` publishes to `{}`, which publishers cannot write; name a declared topic",
-                    feed.topic
-                )));
+            Route::Versioned(declared, _) | Route::DeadLetters(declared) => {
+                let derived =
+                    if feed.topic == declared.dlq_name() { Derived::DeadLetters } else { Derived::DualWrite };
+                return Err(Error::NotPublishable {
+                    by: format!("changefeed `{name}`"),
+                    topic: feed.topic.clone(),
+                    declared: declared.name.clone(),
+                    derived,
+                });
             }
         };
         let operations = if feed.operations.is_empty() {

@@ -72,7 +72,7 @@ pub async fn run(target: &super::Target, command: Command) -> Outcome {
             super::print_json(&json!({
                 "replayed": report.replayed.iter().map(|(from, to)| json!({ "dead_letter": from, "event": to })).collect::<Vec<_>>(),
                 "already_replayed": report.already_replayed,
-                "failed": report.failed.iter().map(|(id, why)| json!({ "dead_letter": id, "error": why })).collect::<Vec<_>>(),
+                "failed": report.failed.iter().map(|(id, why)| json!({ "dead_letter": id, "error": why.to_string() })).collect::<Vec<_>>(),
                 "held_back": report.held_back,
             }))?;
             if report.failed.is_empty() {

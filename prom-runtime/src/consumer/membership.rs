@@ -97,11 +97,7 @@ impl<B: EventBus> Subscription<B> {
             Start::Latest => self.bus.head(topic).await?,
             Start::Time(ms) => self.bus.offset_before_time(topic, ms).await?,
             Start::After(id) => self.bus.offset_of(topic, id).await?.ok_or_else(|| {
-                Error::Config(format!(
-                    "cannot start group `{}` after event {id}: no such event on `{topic}`; \
-                     check the id (prom tail prints ids) or start from earliest/latest",
-                    self.group.group
-                ))
+                Error::UnknownStartEvent { group: self.group.group.clone(), topic: topic.to_owned(), id }
             })?,
         };
         self.start_offset = Some(offset);

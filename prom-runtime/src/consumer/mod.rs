@@ -199,11 +199,13 @@ impl<B: EventBus> Subscription<B> {
     /// Joins `group` on `topic`. Nothing is read until the first `poll`.
     pub fn new(bus: B, topic: &str, group: &str, opts: SubscribeOptions) -> Result<Subscription<B>> {
         if opts.batch_size == 0 || opts.max_in_flight == 0 || opts.partitions == 0 {
-            return Err(Error::Config(format!(
-                "subscription to `{topic}` (group `{group}`): batch_size, max_in_flight and partitions \
-                 must be at least 1 (got {}, {}, {})",
-                opts.batch_size, opts.max_in_flight, opts.partitions
-            )));
+            return Err(Error::setting(
+                format!("subscription to `{topic}` (group `{group}`)"),
+                format!(
+                    "batch_size, max_in_flight and partitions must be at least 1 (got {}, {}, {})",
+                    opts.batch_size, opts.max_in_flight, opts.partitions
+                ),
+            ));
         }
         let member =
             opts.member.clone().unwrap_or_else(|| format!("{}-{}", std::process::id(), Uuid::now_v7()));

@@ -6,7 +6,7 @@ use crate::bus::{EventBus, GroupId};
 use crate::error::Result;
 use crate::publish::Producer;
 use crate::registry::Registry;
-use crate::typed::Versioned;
+use crate::typed::{Topic, Versioned};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,5 +84,18 @@ impl<B: EventBus, V: Versioned> TypedSubscription<B, V> {
     /// The untyped subscription underneath.
     pub fn inner(&self) -> &Subscription<B> {
         &self.sub
+    }
+}
+
+impl<V: Versioned> Topic<V> {
+    /// Joins consumer group `group` on this topic: each poll yields the events decoded as
+    /// `V::Latest` through the typed upcasters.
+    pub fn subscribe<B: EventBus>(
+        &self,
+        producer: &Producer<B>,
+        group: &str,
+        options: SubscribeOptions,
+    ) -> Result<TypedSubscription<B, V>> {
+        TypedSubscription::new(producer, group, options)
     }
 }

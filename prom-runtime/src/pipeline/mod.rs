@@ -158,11 +158,17 @@ impl<B: EventBus> Pipeline<B> {
         if let Some(declared) = self.system.consumer(consumer)
             && declared.topic != topic.name()
         {
-            return Err(Error::Config(format!(
-                "consumer `{consumer}` reads `{}`, but its handler takes `{}` payloads",
-                declared.topic,
-                topic.name()
-            )));
+            return Err(Error::TopicMismatch {
+                reads: declared.topic.clone(),
+                wants: topic.name().to_owned(),
+                help: format!(
+                    "consumer `{consumer}` reads `{}`, but its handler takes `{}` payloads; give it a \
+                     handler of `{}` payloads",
+                    declared.topic,
+                    topic.name(),
+                    declared.topic
+                ),
+            });
         }
         self.handle(consumer, TypedLatest { handler, versions: PhantomData::<fn() -> V> })
     }
@@ -177,9 +183,11 @@ impl<B: EventBus> Pipeline<B> {
         match self.system.projector(projector).map(|p| &p.kind) {
             Some(ProjectorKind::Transactional { .. }) => {}
             Some(ProjectorKind::Changelog(_)) => {
-                return Err(Error::Config(format!(
-                    "projector `{projector}` is a changelog projector: it needs no handler"
-                )));
+                return Err(Error::WrongProjectorKind {
+                    projector: projector.to_owned(),
+                    kind: "changelog",
+                    help: "it needs no handler",
+                });
             }
             None => {
                 return Err(undeclared(
@@ -200,19 +208,16 @@ impl<B: EventBus> Pipeline<B> {
     /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
     /// permanent error stops it.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let missing: Vec<&str> = self
+        let missing: Vec<String> = self
             .system
             .consumers
             .iter()
             .map(|c| c.name.as_str())
             .filter(|name| self.runs_consumer(name) && !self.handlers.contains_key(*name))
+            .map(str::to_owned)
             .collect();
         if !missing.is_empty() {
-            let what = if self.selection.is_some() { "selected" } else { "declared" };
-            return Err(Error::Config(format!(
-                "no handler for consumer(s) {}: give every {what} consumer a handler before `run`",
-                missing.join(", ")
-            )));
+            return Err(Error::MissingHandler { consumers: missing, selected: self.selection.is_some() });
         }
         for name in self.handlers.keys().filter(|name| !self.runs_consumer(name)) {
             tracing::warn!(consumer = %name, "consumer `{name}` has a handler but `only` did not select it: not running it");
@@ -276,11 +281,13 @@ impl<B: EventBus> Pipeline<B> {
 /// "The spec declares no <what> `name`", with the closest declared name or the list of them.
 fn undeclared<'a>(what: &str, name: &str, declared: impl Iterator<Item = &'a String> + Clone) -> Error {
     let names = declared.map(String::as_str);
-    let hint = match prom_spec::suggest::closest(name, names.clone()) {
-        Some(close) => format!("; did you mean `{close}`?"),
-        None => format!(" (declared: {})", names.collect::<Vec<_>>().join(", ")),
-    };
-    Error::Config(format!("the spec declares no {what} `{name}`{hint}"))
+    let hint = prom_spec::suggest::closest(name, names.clone()).map(str::to_owned);
+    // The list helps only when no declared name is close.
+    let declared = hint.is_none().then(|| {
+        let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+        format!("{what}s: {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") })
+    });
+    Error::UnknownComponent { kind: what.to_owned(), name: name.to_owned(), hint, declared }
 }
 
 /// What `system` declares that runs only on MongoDB (projectors, changefeeds), as
@@ -299,5 +306,5 @@ fn warn_skipped(system: &System, why: &str) {
 }
 
 fn flatten(joined: std::result::Result<Result<()>, tokio::task::JoinError>) -> Result<()> {
-    joined.map_err(|e| Error::Config(format!("a pipeline task failed: {e}")))?
+    joined.map_err(|e| Error::TaskFailed { source: crate::error::Cause::new(e) })?
 }

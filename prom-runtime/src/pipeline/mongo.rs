@@ -71,12 +71,10 @@ where
             ProjectorKind::Transactional { .. } => {
                 let Some(handlers) = handlers else { continue };
                 let resolved = TransactionalSpec::from_system(projector, registry)?;
-                let handler = handlers.get(&resolved.name).cloned().ok_or_else(|| {
-                    Error::Config(format!(
-                        "no handler for transactional projector `{}`: give it one before `run`",
-                        resolved.name
-                    ))
-                })?;
+                let handler = handlers
+                    .get(&resolved.name)
+                    .cloned()
+                    .ok_or_else(|| Error::MissingTxHandler { projector: resolved.name.clone() })?;
                 transactional.push((resolved, handler));
             }
         }

@@ -120,11 +120,7 @@ impl Selection {
             }
         }
         if !any {
-            return Err(Error::Config(
-                "`only` was given no names: name at least one consumer, projector or changefeed \
-                 (generated code has constants such as `consumers::NAME`), or drop `only` to run them all"
-                    .to_owned(),
-            ));
+            return Err(Error::EmptySelection);
         }
         Ok(selection)
     }
@@ -162,17 +158,21 @@ fn unknown(system: &System, component: &Component) -> Error {
         Some(kind) => names(system, kind).collect(),
         None => kinds.iter().flat_map(|kind| names(system, *kind)).collect(),
     };
-    let hint = prom_spec::suggest::closest(name, candidates.iter().copied())
-        .map_or_else(String::new, |close| format!("; did you mean `{close}`?"));
+    let hint = prom_spec::suggest::closest(name, candidates.iter().copied()).map(str::to_owned);
     let list = |kind: ComponentKind| {
         let names: Vec<String> = names(system, kind).map(|n| format!("`{n}`")).collect();
         let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
         format!("{}s: {names}", kind.noun())
     };
-    Error::Config(format!(
-        "`only`: the spec declares no {what} `{name}`{hint}\ndeclared {}; {}; {}",
-        list(ComponentKind::Consumer),
-        list(ComponentKind::Projector),
-        list(ComponentKind::Changefeed),
-    ))
+    Error::UnknownComponent {
+        kind: what.to_owned(),
+        name: name.to_owned(),
+        hint,
+        declared: Some(format!(
+            "{}; {}; {}",
+            list(ComponentKind::Consumer),
+            list(ComponentKind::Projector),
+            list(ComponentKind::Changefeed)
+        )),
+    }
 }

@@ -49,9 +49,13 @@ impl ChangelogSpec {
     /// Resolves a changelog projector of a system against the registry.
     pub fn from_system(projector: &Projector, registry: &crate::registry::Registry) -> Result<ChangelogSpec> {
         let name = projector.name.clone();
-        let fail = |what: String| Error::Config(format!("projector `{name}`: {what}"));
+        let fail = |what: String| Error::system(format!("projector `{name}`"), what);
         let ProjectorKind::Changelog(changelog) = &projector.kind else {
-            return Err(fail("is transactional; run it with the transactional projector".into()));
+            return Err(Error::WrongProjectorKind {
+                projector: name,
+                kind: "transactional",
+                help: "run it with the transactional projector",
+            });
         };
         let topic = registry.topic(&projector.topic)?;
         let collection = changelog.collection.clone();
@@ -128,7 +132,7 @@ impl<B: EventBus> ChangelogProjector<B> {
         };
         let version_path = spec.pointers.version.as_deref().map(plan::dotted_path).transpose();
         let version_path =
-            version_path.map_err(|e| Error::Config(format!("projector `{}`: {e}", spec.name)))?;
+            version_path.map_err(|e| Error::system(format!("projector `{}`", spec.name), e))?;
         let opts = SubscribeOptions { partitions, partitioned: true, ack: AckMode::Manual, ..opts };
         Ok(ChangelogProjector { producer, db, spec, version_path, opts, stats: Arc::default() })
     }

@@ -6,7 +6,7 @@
 //! the cursor moves to the event, in the same commit. Two members racing on one event both
 //! write the cursor document, so one of them conflicts, retries on a fresh snapshot and skips.
 
-use super::transactional::{HandlerError, TxHandler};
+use super::tx_handler::{HandlerError, TxHandler};
 use crate::bus::GroupId;
 use crate::bus::mongo::layout::CURSORS;
 use crate::outage;

@@ -9,6 +9,7 @@ pub mod changelog;
 mod checkpoint;
 pub mod plan;
 pub mod transactional;
+mod tx_handler;
 pub mod write;
 
 pub use changelog::{ChangelogProjector, ChangelogSpec, ProjectorStats};

@@ -14,6 +14,7 @@
 //! the same documents conflict and retry with backoff until then.
 
 use super::checkpoint::{self, Applied, Failure};
+pub use super::tx_handler::{HandlerError, TxFuture, TxHandler};
 use crate::bus::EventBus;
 use crate::bus::mongo::MongoBus;
 use crate::consumer::{Delivery, SubscribeOptions, Subscription};
@@ -28,73 +29,10 @@ use crate::system::{Projector, ProjectorKind};
 use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
-use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Why a handler failed: `Db` keeps MongoDB's error labels, so transient errors are retried
-/// without counting as a failed attempt.
-#[derive(Debug)]
-pub enum HandlerError {
-    /// A MongoDB operation failed.
-    Db(mongodb::error::Error),
-    /// The handler refused the event.
-    Failed(String),
-}
-
-impl HandlerError {
-    /// A handler failure with this message.
-    pub fn failed(message: impl fmt::Display) -> HandlerError {
-        HandlerError::Failed(message.to_string())
-    }
-}
-
-impl From<mongodb::error::Error> for HandlerError {
-    fn from(e: mongodb::error::Error) -> HandlerError {
-        HandlerError::Db(e)
-    }
-}
-
-impl fmt::Display for HandlerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            HandlerError::Db(e) => write!(f, "MongoDB: {e}"),
-            HandlerError::Failed(message) => f.write_str(message),
-        }
-    }
-}
-
-/// The future a transactional handler returns.
-pub type TxFuture<'a> = Pin<Box<dyn Future<Output = std::result::Result<(), HandlerError>> + Send + 'a>>;
-
-/// Applies one decoded event; every write must pass `session` to join the transaction.
-pub trait TxHandler: Send + Sync {
-    /// Applies `event` (upcast to the latest version and validated) inside the transaction;
-    /// `db` is the bus's database.
-    fn handle<'a>(
-        &'a self,
-        event: &'a EventRecord,
-        db: &'a Database,
-        session: &'a mut ClientSession,
-    ) -> TxFuture<'a>;
-}
-
-impl<F> TxHandler for F
-where
-    F: for<'a> Fn(&'a EventRecord, &'a Database, &'a mut ClientSession) -> TxFuture<'a> + Send + Sync,
-{
-    fn handle<'a>(
-        &'a self,
-        event: &'a EventRecord,
-        db: &'a Database,
-        session: &'a mut ClientSession,
-    ) -> TxFuture<'a> {
-        self(event, db, session)
-    }
-}
 
 /// A [`TxHandler`] that hands the user's function the payload decoded as `V::Latest` (what
 /// generated code registers for a `handler:` path).
@@ -156,9 +94,11 @@ impl TransactionalSpec {
     pub fn from_system(projector: &Projector, registry: &Registry) -> Result<TransactionalSpec> {
         let name = projector.name.clone();
         if !matches!(projector.kind, ProjectorKind::Transactional { .. }) {
-            return Err(Error::Config(format!(
-                "projector `{name}` is not `kind: transactional`; run it with the changelog projector"
-            )));
+            return Err(Error::WrongProjectorKind {
+                projector: name,
+                kind: "changelog",
+                help: "run it with the changelog projector",
+            });
         }
         let topic = match registry.route(&projector.topic)? {
             Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t,

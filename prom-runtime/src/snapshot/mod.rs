@@ -99,7 +99,8 @@ impl SnapshotSpec {
         let ProjectorKind::Changelog(changelog) = &projector.kind else { return Ok(None) };
         let Some(api) = &changelog.snapshot_api else { return Ok(None) };
         let name = &projector.name;
-        let fail = |what: String| Error::Config(format!("projector `{name}`: snapshot_api {what}"));
+        let fail =
+            |what: String| Error::system(format!("projector `{name}`"), format!("snapshot_api {what}"));
         let collection = changelog.collection.clone();
         let path = mount_path(&api.path).map_err(&fail)?;
         let mut filters = Vec::new();
@@ -153,18 +154,19 @@ pub fn router(db: &Database, specs: &[SnapshotSpec]) -> Result<Router> {
 /// and methods get problem documents too.
 pub fn router_with(db: &Database, specs: &[SnapshotSpec], options: &ApiOptions) -> Result<Router> {
     if options.store_timeout.is_zero() {
-        return Err(Error::Config(
-            "the store timeout is 0, so every read would fail; give at least 1ms".into(),
+        return Err(Error::setting(
+            "snapshot API store timeout",
+            "it is 0, so every read would fail; give at least 1ms",
         ));
     }
     let mut seen = BTreeSet::new();
     let mut router = Router::new();
     for spec in specs {
         if !seen.insert(spec.path.as_str()) {
-            return Err(Error::Config(format!(
-                "projector `{}`: snapshot_api path `{}` is already served by another projector",
-                spec.projector, spec.path
-            )));
+            return Err(Error::system(
+                format!("projector `{}`", spec.projector),
+                format!("snapshot_api path `{}` is already served by another projector", spec.path),
+            ));
         }
         router = router.merge(handlers::routes(db, spec, options));
     }

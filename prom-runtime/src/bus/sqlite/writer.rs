@@ -232,7 +232,7 @@ mod tests {
                 tx.conn
                     .execute("INSERT INTO topics (name, head) VALUES (?1, 1)", [name])
                     .map_err(|e| tx.err(e))?;
-                if fail { Err(Error::Config(format!("{name} fails"))) } else { Ok(()) }
+                if fail { Err(Error::store(name, "fails")) } else { Ok(()) }
             }
         };
         runtime().block_on(async {

@@ -58,7 +58,7 @@ impl Default for Limits {
 impl Limits {
     /// Refuses limits no server could work with (no connections, zero timeouts).
     pub fn check(&self) -> Result<()> {
-        let fail = |what: &str| Err(Error::Config(format!("HTTP limits: {what}")));
+        let fail = |what: &str| Err(Error::setting("HTTP limits", what));
         if self.max_connections == 0 {
             return fail("the connection limit is 0, so no request could be served; give at least 1");
         }
