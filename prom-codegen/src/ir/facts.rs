@@ -174,7 +174,7 @@ fn changefeed(f: &spec::Changefeed) -> ChangefeedFacts {
         collection: f.collection.value.clone(),
         database: value(&f.database),
         topic: f.topic.value.clone(),
-        full_document: f.full_document.as_ref().map_or(spec::FullDocument::UpdateLookup, |d| d.value),
+        full_document: f.full_document.as_ref().map(|d| d.value).unwrap_or_default(),
         operations: f.operations.iter().map(|o| o.value.clone()).collect(),
         restart_from_now: f
             .on_lost_resume

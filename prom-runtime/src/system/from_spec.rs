@@ -3,8 +3,8 @@
 //! guarantees (numbering, required keys per projector kind, ranges) is taken as given.
 
 use super::{
-    Changefeed, Changelog, CompatMode, Consumer, FullDocument, Index, LostResumePolicy, Projector,
-    ProjectorKind, SnapshotApi, StartFrom, System, Topic, Upcast, Version,
+    Changefeed, Changelog, Consumer, Index, Projector, ProjectorKind, SnapshotApi, System, Topic, Upcast,
+    Version,
 };
 use crate::retry::RetryPolicy;
 use prom_spec::check::upcast_proven;
@@ -44,7 +44,7 @@ fn topic(topic: &spec::Topic) -> Topic {
             .map_or(1, |p| u32::try_from(p.value).unwrap_or(u32::MAX).max(1)),
         headers: topic.headers.iter().map(|h| h.value.clone()).collect(),
         dual_write: topic.dual_write(),
-        compat: compat(topic.compat_mode()),
+        compat: topic.compat_mode(),
         versions,
     }
 }
@@ -65,18 +65,6 @@ fn upcast(upcast: &spec::Upcast) -> Upcast {
     }
 }
 
-fn compat(mode: spec::CompatMode) -> CompatMode {
-    match mode {
-        spec::CompatMode::None => CompatMode::None,
-        spec::CompatMode::Backward => CompatMode::Backward,
-        spec::CompatMode::Forward => CompatMode::Forward,
-        spec::CompatMode::Full => CompatMode::Full,
-        spec::CompatMode::BackwardTransitive => CompatMode::BackwardTransitive,
-        spec::CompatMode::ForwardTransitive => CompatMode::ForwardTransitive,
-        spec::CompatMode::FullTransitive => CompatMode::FullTransitive,
-    }
-}
-
 fn consumer(consumer: &spec::Consumer) -> Consumer {
     let count =
         |v: &Option<Located<u64>>| v.as_ref().map(|v| usize::try_from(v.value).unwrap_or(usize::MAX).max(1));
@@ -84,10 +72,7 @@ fn consumer(consumer: &spec::Consumer) -> Consumer {
         name: consumer.name.value.clone(),
         topic: consumer.topic.value.clone(),
         group: consumer.group.as_ref().map_or(&consumer.name, |g| g).value.clone(),
-        start: match consumer.from.as_ref().map(|f| f.value) {
-            Some(spec::StartFrom::Latest) => StartFrom::Latest,
-            Some(spec::StartFrom::Earliest) | None => StartFrom::Earliest,
-        },
+        start: consumer.from.as_ref().map(|f| f.value).unwrap_or_default(),
         retry: retry(consumer.retry.as_ref()),
         dlq: consumer.dlq.as_ref().is_some_and(|d| d.value),
         partitioned: consumer.partitioned.as_ref().is_some_and(|p| p.value),
@@ -152,17 +137,9 @@ fn changefeed(feed: &spec::Changefeed) -> Changefeed {
         collection: feed.collection.value.clone(),
         database: value(&feed.database),
         topic: feed.topic.value.clone(),
-        full_document: match feed.full_document.as_ref().map(|f| f.value) {
-            Some(spec::FullDocument::Default) => FullDocument::Default,
-            Some(spec::FullDocument::UpdateLookup) | None => FullDocument::UpdateLookup,
-            Some(spec::FullDocument::WhenAvailable) => FullDocument::WhenAvailable,
-            Some(spec::FullDocument::Required) => FullDocument::Required,
-        },
+        full_document: feed.full_document.as_ref().map(|f| f.value).unwrap_or_default(),
         operations: feed.operations.iter().map(|op| op.value.clone()).collect(),
-        on_lost_resume: match feed.on_lost_resume.as_ref().map(|p| p.value) {
-            Some(spec::LostResumePolicy::RestartFromNow) => LostResumePolicy::RestartFromNow,
-            Some(spec::LostResumePolicy::Fail) | None => LostResumePolicy::Fail,
-        },
+        on_lost_resume: feed.on_lost_resume.as_ref().map(|p| p.value).unwrap_or_default(),
     }
 }
 

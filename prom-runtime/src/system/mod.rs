@@ -13,6 +13,7 @@ mod lint;
 pub use lint::{lint_paths, lint_yaml};
 
 use crate::retry::RetryPolicy;
+pub use prom_spec::kinds::{CompatMode, FullDocument, LostResumePolicy, StartFrom};
 use std::time::Duration;
 
 /// A whole declared system.
@@ -100,34 +101,6 @@ pub enum Upcast {
     With(String),
 }
 
-/// Compatibility mode between payload versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CompatMode {
-    /// No checks.
-    None,
-    /// New readers read the previous version's data.
-    Backward,
-    /// Previous readers read the new version's data.
-    Forward,
-    /// Both.
-    Full,
-    /// Backward against every earlier version.
-    BackwardTransitive,
-    /// Forward against every earlier version.
-    ForwardTransitive,
-    /// Full against every earlier version.
-    FullTransitive,
-}
-
-/// Where a consumer group starts when it has no cursor yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StartFrom {
-    /// From the first retained event.
-    Earliest,
-    /// After the newest event present when the group starts.
-    Latest,
-}
-
 /// A consumer group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Consumer {
@@ -213,28 +186,6 @@ pub struct SnapshotApi {
     pub max_age: Option<Duration>,
     /// Largest page size (`None`: the runtime's default).
     pub max_limit: Option<u64>,
-}
-
-/// `fullDocument` mode of a change stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FullDocument {
-    /// Only the delta for updates.
-    Default,
-    /// Look the current document up for updates.
-    UpdateLookup,
-    /// Post-image when available.
-    WhenAvailable,
-    /// Post-image or fail.
-    Required,
-}
-
-/// What a changefeed does when its resume point has left the oplog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LostResumePolicy {
-    /// Stop with an error naming the lost token.
-    Fail,
-    /// Start from now and record the gap.
-    RestartFromNow,
 }
 
 /// A MongoDB change stream republished to a topic.

@@ -1,5 +1,6 @@
 //! The typed spec: what users declare, every element with its location.
 
+pub use crate::kinds::{CompatMode, FullDocument, LostResumePolicy, StartFrom};
 use crate::source::{Located, SourceMap, Span};
 use crate::yaml::Node;
 use std::collections::BTreeMap;
@@ -109,50 +110,6 @@ pub struct Upcast {
     pub with: Option<Located<String>>,
 }
 
-/// Compatibility mode between payload versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CompatMode {
-    /// No checks.
-    None,
-    /// New readers read the previous version's data.
-    Backward,
-    /// Previous readers read the new version's data.
-    Forward,
-    /// Both.
-    Full,
-    /// Backward against every earlier version.
-    BackwardTransitive,
-    /// Forward against every earlier version.
-    ForwardTransitive,
-    /// Full against every earlier version.
-    FullTransitive,
-}
-
-impl CompatMode {
-    /// The spec spelling of the mode (`backward_transitive`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            CompatMode::None => "none",
-            CompatMode::Backward => "backward",
-            CompatMode::Forward => "forward",
-            CompatMode::Full => "full",
-            CompatMode::BackwardTransitive => "backward_transitive",
-            CompatMode::ForwardTransitive => "forward_transitive",
-            CompatMode::FullTransitive => "full_transitive",
-        }
-    }
-}
-
-/// Where a consumer group starts when it has no cursor yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StartFrom {
-    /// From the first retained event.
-    Earliest,
-    /// After the newest event present when the group starts.
-    Latest,
-}
-
 /// A consumer group.
 #[derive(Debug, Clone)]
 pub struct Consumer {
@@ -245,28 +202,6 @@ pub struct SnapshotApi {
     pub max_age: Option<Located<Duration>>,
     /// Largest page size.
     pub max_limit: Option<Located<u64>>,
-}
-
-/// `fullDocument` mode of a change stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FullDocument {
-    /// Only the delta for updates.
-    Default,
-    /// Look the current document up for updates.
-    UpdateLookup,
-    /// Post-image when available.
-    WhenAvailable,
-    /// Post-image or fail.
-    Required,
-}
-
-/// What a changefeed does when its resume point has left the oplog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LostResumePolicy {
-    /// Stop with an error naming the lost token.
-    Fail,
-    /// Start from now and record the gap.
-    RestartFromNow,
 }
 
 /// A MongoDB change stream republished to a topic.
