@@ -283,11 +283,14 @@ fn undeclared<'a>(what: &str, name: &str, declared: impl Iterator<Item = &'a Str
     let names = declared.map(String::as_str);
     let hint = prom_spec::suggest::closest(name, names.clone()).map(str::to_owned);
     // The list helps only when no declared name is close.
-    let declared = hint.is_none().then(|| {
-        let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
-        format!("{what}s: {}", if names.is_empty() { "none".to_owned() } else { names.join(", ") })
-    });
+    let declared = hint.is_none().then(|| format!("{what}s: {}", name_list(names)));
     Error::UnknownComponent { kind: what.to_owned(), name: name.to_owned(), hint, declared }
+}
+
+/// "`a`, `b`" or "none": declared names as error messages list them.
+fn name_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() { "none".to_owned() } else { names.join(", ") }
 }
 
 /// What `system` declares that runs only on MongoDB (projectors, changefeeds), as

@@ -159,11 +159,7 @@ fn unknown(system: &System, component: &Component) -> Error {
         None => kinds.iter().flat_map(|kind| names(system, *kind)).collect(),
     };
     let hint = prom_spec::suggest::closest(name, candidates.iter().copied()).map(str::to_owned);
-    let list = |kind: ComponentKind| {
-        let names: Vec<String> = names(system, kind).map(|n| format!("`{n}`")).collect();
-        let names = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
-        format!("{}s: {names}", kind.noun())
-    };
+    let list = |kind: ComponentKind| format!("{}s: {}", kind.noun(), super::name_list(names(system, kind)));
     Error::UnknownComponent {
         kind: what.to_owned(),
         name: name.to_owned(),
