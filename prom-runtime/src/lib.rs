@@ -23,6 +23,8 @@ pub mod record;
 pub mod registry;
 pub mod retry;
 pub mod runner;
+#[cfg(feature = "serve")]
+pub mod server;
 #[cfg(feature = "mongo")]
 pub mod snapshot;
 pub mod system;

@@ -7,7 +7,6 @@ mod mongo_pipelines;
 mod progress;
 mod publish;
 mod run;
-#[cfg(feature = "mongo")]
 mod serve;
 mod tail;
 #[cfg(feature = "mongo")]
@@ -61,15 +60,12 @@ pub enum Command {
     /// Print the state of one key of a topic at a past time as JSON (`null` when absent).
     #[cfg(feature = "mongo")]
     TimeTravel(timetravel::Args),
-    /// Run the declared changelog projectors and changefeeds and serve the snapshot APIs until Ctrl-C.
-    #[cfg(feature = "mongo")]
+    /// Serve the HTTP gateway (publish, subscribe) until Ctrl-C; on MongoDB also run the declared
+    /// changelog projectors and changefeeds and serve their snapshot APIs.
     Serve(serve::Args),
     /// (Needs a `prom` built with the `mongo` feature.) Print one key's state at a past time.
     #[cfg(not(feature = "mongo"))]
     TimeTravel(WithoutMongo),
-    /// (Needs a `prom` built with the `mongo` feature.) Serve the snapshot APIs.
-    #[cfg(not(feature = "mongo"))]
-    Serve(WithoutMongo),
 }
 
 /// Whatever follows a command this `prom` was built without: it is answered by what is missing,
@@ -166,7 +162,6 @@ async fn dispatch(cli: Cli) -> Outcome {
     #[cfg(not(feature = "mongo"))]
     match (&cli.command, &mongo) {
         (Command::TimeTravel(_), _) => return Err(Failure::Usage(mongo_missing("`prom time-travel`"))),
-        (Command::Serve(_), _) => return Err(Failure::Usage(mongo_missing("`prom serve`"))),
         (_, Some(_)) if flagged => return Err(Failure::Usage(mongo_missing("`--mongo URL`"))),
         (_, Some(_)) => {
             return Err(Failure::Usage(format!(
@@ -186,11 +181,10 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Run(args) => run::run(&target, args).await,
         #[cfg(feature = "mongo")]
         Command::TimeTravel(args) => timetravel::run(&target, args).await,
-        #[cfg(feature = "mongo")]
         Command::Serve(args) => serve::run(&target, args).await,
         // Answered above, before anything is opened.
         #[cfg(not(feature = "mongo"))]
-        Command::TimeTravel(_) | Command::Serve(_) => Err(Failure::Usage(mongo_missing("this command"))),
+        Command::TimeTravel(_) => Err(Failure::Usage(mongo_missing("this command"))),
     }
 }
 
@@ -269,11 +263,9 @@ pub fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send 
 }
 
 /// A progress report that prints nothing.
-#[cfg(feature = "mongo")]
 type Silent = fn() -> std::future::Ready<()>;
 
 /// No progress lines, for [`supervise`] (`prom serve`).
-#[cfg(feature = "mongo")]
 pub(crate) const NO_PROGRESS: Option<(std::time::Duration, Silent)> = None;
 
 /// Runs until `interrupted` completes or a task fails (every task ending also ends it), calling

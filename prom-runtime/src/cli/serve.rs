@@ -1,19 +1,25 @@
-//! `prom serve`: the declared changelog projectors, their snapshot APIs and the declared
-//! changefeeds, until Ctrl-C or SIGTERM.
+//! `prom serve`: the HTTP gateway on any store; on MongoDB also the declared changelog
+//! projectors, their snapshot APIs and the declared changefeeds, until Ctrl-C or SIGTERM.
 
 use super::{Failure, Outcome, SpecArgs};
-use crate::publish::Producer;
-use crate::snapshot::{self, ApiOptions, Limits, Reporter, SnapshotSpec};
+use crate::bus::{AnyBus, SqliteBus};
+use crate::error::Result;
+use crate::registry::Registry;
+use crate::server::{self, Limits, Reporter};
+use crate::system::System;
+use axum::Router;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Arguments of `prom serve`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     spec: SpecArgs,
-    /// Address the snapshot APIs listen on (port 0: any free port, printed on stderr).
+    /// Address the server listens on (port 0: any free port, printed on stderr).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: String,
     /// Connections served at once; at the limit the quietest idle one is closed to make room,
@@ -29,10 +35,13 @@ pub struct Args {
     /// How long a request may take before it is answered with 503.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     request_timeout: Duration,
-    /// How long a snapshot read waits for MongoDB before answering 503.
+    /// How long a snapshot read waits for MongoDB before answering 503 (with --mongo).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     store_timeout: Duration,
 }
+
+/// The snapshot APIs' router and the `(projector, path)` of each API it serves.
+type Snapshots = (Router, Vec<(String, String)>);
 
 /// Connections the kernel may queue for `accept` (it caps this at `net.core.somaxconn`); tokio's
 /// default, 1024, makes a burst of connects wait for SYN retransmits (1 s, 3 s, ...) instead.
@@ -60,13 +69,10 @@ fn duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// Runs the projectors and changefeeds and serves the snapshot APIs until Ctrl-C (or SIGTERM);
-/// on the way out every task finishes its current batch or change and stops cleanly.
+/// Serves until Ctrl-C (or SIGTERM), running the projectors and changefeeds on MongoDB; on the
+/// way out every task finishes its current batch or change and stops cleanly.
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
-    let url = target.mongo.as_deref().ok_or_else(|| {
-        Failure::Runtime("prom serve runs on MongoDB: pass --mongo URL or set PROM_MONGO_URL".into())
-    })?;
     let limits = Limits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         header_timeout: args.header_timeout,
@@ -74,25 +80,81 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         request_timeout: args.request_timeout,
     };
     limits.check()?;
-    // What clients must not see (driver errors, panics) is reported here, on stderr.
+    // What clients must not see (store errors, panics) is reported here, on stderr.
     let reporter = Reporter::new(|message| eprintln!("prom serve: {message}"));
-    let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
-    let bus = super::open_mongo_bus(url).await?;
-    let db = bus.database().clone();
-    let producer = Producer::new(bus, registry);
-    let apis = SnapshotSpec::all(&spec)?;
-    let router = snapshot::router_with(&db, &apis, &options)?;
     let interrupted = super::interrupted();
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    super::mongo_pipelines::start(&spec, &producer, &mut tasks, &stopped)?;
+    let mut tasks = JoinSet::new();
+    let (_bus, snapshots) = match &target.mongo {
+        Some(url) => on_mongo(url, &spec, registry, &args, &reporter, &mut tasks, &stopped).await?,
+        None => (on_embedded(target, &spec)?, None),
+    };
+    let snapshots_served = snapshots.as_ref().map(|(_, served)| served.clone());
+    let router = match snapshots {
+        Some((snapshots, _)) => snapshots,
+        None => Router::new()
+            .fallback(server::fallback::not_found)
+            .method_not_allowed_fallback(server::fallback::method_not_allowed),
+    };
     let listener = bind(&args.listen).await?;
     let address = listener.local_addr().map_err(|e| Failure::Runtime(format!("no local address: {e}")))?;
-    for api in &apis {
-        eprintln!("serving `{}` at http://{address}{}/ (snap, list, openapi.json)", api.projector, api.path);
+    for (projector, path) in snapshots_served.iter().flatten() {
+        eprintln!("serving `{projector}` at http://{address}{path}/ (snap, list, openapi.json)");
     }
     // Tools and tests wait for this line before sending requests.
     eprintln!("listening on {address}");
-    tasks.spawn(snapshot::server::serve(listener, router, limits, reporter, super::stopped(&stopped)));
+    tasks.spawn(server::serve(listener, router, limits, reporter, super::stopped(&stopped)));
     super::supervise(&mut tasks, interrupted, &stop, super::NO_PROGRESS).await
+}
+
+/// Opens the embedded store; says once which declared pipelines do not run on it.
+fn on_embedded(target: &super::Target, spec: &System) -> std::result::Result<AnyBus, Failure> {
+    let names = crate::pipeline::mongo_only(spec);
+    if !names.is_empty() {
+        eprintln!(
+            "not running {}: on the embedded store prom serve serves the gateway only; projectors, \
+             changefeeds and snapshot APIs run with --mongo URL (or PROM_MONGO_URL)",
+            names.join(", ")
+        );
+    }
+    Ok(SqliteBus::open(&target.store)?.into())
+}
+
+/// Opens MongoDB, starts the declared changelog projectors and changefeeds, and builds the
+/// snapshot APIs' router.
+#[cfg(feature = "mongo")]
+async fn on_mongo(
+    url: &str,
+    spec: &System,
+    registry: Arc<Registry>,
+    args: &Args,
+    reporter: &Reporter,
+    tasks: &mut JoinSet<Result<()>>,
+    stopped: &watch::Receiver<bool>,
+) -> std::result::Result<(AnyBus, Option<Snapshots>), Failure> {
+    use crate::publish::Producer;
+    use crate::snapshot::{self, ApiOptions, SnapshotSpec};
+    let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
+    let bus = super::open_mongo_bus(url).await?;
+    let db = bus.database().clone();
+    let producer = Producer::new(bus.clone(), registry);
+    let apis = SnapshotSpec::all(spec)?;
+    let router = snapshot::router_with(&db, &apis, &options)?;
+    super::mongo_pipelines::start(spec, &producer, tasks, stopped)?;
+    let served = apis.into_iter().map(|api| (api.projector, api.path)).collect();
+    Ok((bus.into(), Some((router, served))))
+}
+
+/// Without the `mongo` feature a MongoDB URL is refused before any command runs.
+#[cfg(not(feature = "mongo"))]
+async fn on_mongo(
+    _url: &str,
+    _spec: &System,
+    _registry: Arc<Registry>,
+    _args: &Args,
+    _reporter: &Reporter,
+    _tasks: &mut JoinSet<Result<()>>,
+    _stopped: &watch::Receiver<bool>,
+) -> std::result::Result<(AnyBus, Option<Snapshots>), Failure> {
+    Err(Failure::Usage(super::mongo_missing("`--mongo URL`/PROM_MONGO_URL")))
 }

@@ -4,60 +4,29 @@
 //! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304), `GET {path}/list`
 //! (pages in `_id` order, filtered only by the declared fields) and `GET {path}/openapi.json`.
 //! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description,
-//! [`handlers`] the MongoDB reads, [`problem`] the error documents and [`server`] the connection
-//! handling (limits and timeouts).
+//! [`handlers`] the MongoDB reads; the error documents ([`problem`]) and the connection handling
+//! (limits and timeouts) are the HTTP server's ([`crate::server`]).
 
 mod handlers;
 pub mod openapi;
-pub mod problem;
 pub mod query;
-pub mod server;
 
 use crate::error::{Error, Result};
 use crate::system::{Projector, ProjectorKind, System};
 use axum::Router;
 use mongodb::Database;
 use std::collections::BTreeSet;
-use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
-pub use server::Limits;
+// The server's pieces under their old paths, so `snapshot::problem` and `snapshot::Limits` keep working.
+pub use crate::server::{Limits, Reporter, problem};
 
 /// The page size limit when the spec sets no `max_limit`.
 pub const DEFAULT_MAX_LIMIT: u64 = 100;
 
 /// How long a snapshot read may wait for MongoDB when no `--store-timeout` is given.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where the server reports what clients must not see: driver errors, handler panics, accept
-/// failures. The library prints nothing itself; `prom serve` reports on stderr.
-#[derive(Clone)]
-pub struct Reporter(Arc<dyn Fn(&str) + Send + Sync>);
-
-impl Reporter {
-    /// A reporter calling `report` with each message.
-    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Reporter {
-        Reporter(Arc::new(report))
-    }
-
-    /// A reporter that drops every message.
-    pub fn silent() -> Reporter {
-        Reporter::new(|_| {})
-    }
-
-    /// Reports one message.
-    pub fn report(&self, message: &str) {
-        (self.0)(message);
-    }
-}
-
-impl fmt::Debug for Reporter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Reporter")
-    }
-}
 
 /// How the snapshot handlers read MongoDB and report failures.
 #[derive(Debug, Clone)]
@@ -180,7 +149,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    server::serve(listener, router, Limits::default(), Reporter::silent(), shutdown).await
+    crate::server::serve(listener, router, Limits::default(), Reporter::silent(), shutdown).await
 }
 
 #[cfg(test)]

@@ -21,59 +21,8 @@ pub struct ListQuery {
     pub filters: Vec<(String, String)>,
 }
 
-/// Decodes one percent-encoded URI component; `form` also turns `+` into a space (query
-/// strings are `application/x-www-form-urlencoded`). The error says where and how to fix it.
-pub fn decode_component(raw: &str, form: bool) -> Result<String, String> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = |b: u8| char::from(b).to_digit(16);
-                let pair =
-                    bytes.get(i + 1).copied().and_then(hex).zip(bytes.get(i + 2).copied().and_then(hex));
-                let Some((high, low)) = pair else {
-                    let shown: String = raw[i..].chars().take(3).collect();
-                    return Err(format!(
-                        "`{shown}` at byte {i} is not a percent-escape: write `%` followed by two hex \
-                         digits, and a literal `%` as `%25`"
-                    ));
-                };
-                // Two hex digits make a value below 256.
-                out.push(u8::try_from(high * 16 + low).unwrap_or(u8::MAX));
-                i += 3;
-            }
-            b'+' if form => {
-                out.push(b' ');
-                i += 1;
-            }
-            byte => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|e| {
-        format!(
-            "the decoded bytes are not UTF-8 (at decoded byte {}): percent-encode text as UTF-8, \
-             e.g. `é` as `%C3%A9`",
-            e.utf8_error().valid_up_to()
-        )
-    })
-}
-
-/// Splits and strictly decodes a query string into `(name, value)` pairs, in order.
-pub fn parse_query_string(raw: &str) -> Result<Vec<(String, String)>, String> {
-    let mut pairs = Vec::new();
-    for part in raw.split('&').filter(|part| !part.is_empty()) {
-        let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        let name = decode_component(name, true).map_err(|e| format!("query parameter name `{name}`: {e}"))?;
-        let value = decode_component(value, true).map_err(|e| format!("query parameter `{name}`: {e}"))?;
-        pairs.push((name, value));
-    }
-    Ok(pairs)
-}
+// The server decodes every request target the same way; the snapshot handlers reuse it.
+pub use crate::server::target::{decode_component, parse_query_string};
 
 /// Checks that a declared filter is a plain top-level field name MongoDB reads literally.
 pub fn check_field_name(name: &str) -> Result<(), String> {

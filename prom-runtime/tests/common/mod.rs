@@ -60,7 +60,7 @@ impl Store {
     }
 }
 
-#[cfg(all(feature = "mongo", unix))]
+#[cfg(unix)]
 pub mod serve;
 
 #[cfg(feature = "mongo")]

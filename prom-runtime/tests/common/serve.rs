@@ -1,7 +1,6 @@
 //! Running the real `prom serve` (or `prom run`) binary in tests: start it, read its stderr
 //! lines, stop it.
 
-use super::mongo::Target;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,10 +24,20 @@ impl Drop for Server {
 
 impl Server {
     /// Starts `prom serve --specs SPECS --mongo URL --listen 127.0.0.1:0` on the test database.
-    pub fn start(specs: &Path, target: &Target) -> Server {
+    #[cfg(feature = "mongo")]
+    pub fn start(specs: &Path, target: &super::mongo::Target) -> Server {
         let specs = specs.to_str().expect("a UTF-8 path");
         let url = target.url_with_database();
         Server::spawn(&["serve", "--specs", specs, "--mongo", &url, "--listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `prom --store STORE serve --specs SPECS --listen 127.0.0.1:0 EXTRA` on the embedded store.
+    pub fn embedded(store: &Path, specs: &Path, extra: &[&str]) -> Server {
+        let store = store.to_str().expect("a UTF-8 path");
+        let specs = specs.to_str().expect("a UTF-8 path");
+        let mut args = vec!["--store", store, "serve", "--specs", specs, "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Server::spawn(&args)
     }
 
     /// Starts `prom ARGS` (stdout discarded, stderr read line by line), without PROM_MONGO_URL.

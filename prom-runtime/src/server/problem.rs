@@ -1,4 +1,4 @@
-//! RFC 9457 problem documents: the body of every error answer of the snapshot API.
+//! RFC 9457 problem documents: the body of every error answer of the server.
 //!
 //! A problem names its kind with a stable `type` (a `tag:` URI, which RFC 9457 suggests for types
 //! that are not meant to be dereferenced), a fixed `title` per kind, the HTTP `status` and a

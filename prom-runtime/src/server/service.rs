@@ -1,10 +1,10 @@
 //! What every request goes through before and after the router: strict decoding of its target,
 //! the request timeout, a panic guard, and in-flight tracking until its answer is sent.
 
-use super::super::Reporter;
-use super::super::problem::{Kind, Problem};
-use super::super::query;
+use super::Reporter;
 use super::connections::{Activity, InFlight};
+use super::problem::{Kind, Problem};
+use super::target;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, Response, Uri};
@@ -98,10 +98,10 @@ where
 
 /// Refuses paths and query strings that do not percent-decode to UTF-8 text.
 fn check_target(uri: &Uri) -> Result<(), Problem> {
-    query::decode_component(uri.path(), false)
+    target::decode_component(uri.path(), false)
         .map_err(|e| Problem::new(Kind::BadRequest, format!("the path `{}`: {e}", uri.path())))?;
     if let Some(raw) = uri.query() {
-        query::parse_query_string(raw).map_err(|e| Problem::new(Kind::BadRequest, e))?;
+        target::parse_query_string(raw).map_err(|e| Problem::new(Kind::BadRequest, e))?;
     }
     Ok(())
 }
@@ -116,8 +116,8 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::problem::PROBLEM_JSON;
     use super::super::connections::Clock;
+    use super::super::problem::PROBLEM_JSON;
     use super::*;
     use axum::http::header::{CONTENT_TYPE, RETRY_AFTER};
     use axum::routing::get;

@@ -1,5 +1,5 @@
-//! The HTTP/1.1 server under the snapshot APIs: its own accept loop over hyper, so hostile or
-//! broken clients cannot take it down.
+//! The HTTP/1.1 server under `prom serve` (the gateway and the snapshot APIs): its own accept
+//! loop over hyper, so hostile or broken clients cannot take it down.
 //!
 //! - a connection limit ([`Limits::max_connections`]); at the limit the quietest idle connection
 //!   is closed to make room, and when every connection is serving a request the new one gets a
@@ -12,16 +12,19 @@
 //!   quietest idle connection and backs off (10 ms, doubling to 1 s) instead of spinning.
 
 mod connections;
+pub mod fallback;
 mod io;
+pub mod problem;
 mod service;
+pub mod target;
 
-use super::Reporter;
-use super::problem::{Kind, Problem};
 use crate::error::{Error, Result};
 use axum::Router;
 use connections::{Clock, Connections, Expiry, Slot};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
+use problem::{Kind, Problem};
+use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +32,34 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+
+/// Where the server reports what clients must not see: store errors, handler panics, accept
+/// failures. The library prints nothing itself; `prom serve` reports on stderr.
+#[derive(Clone)]
+pub struct Reporter(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl Reporter {
+    /// A reporter calling `report` with each message.
+    pub fn new(report: impl Fn(&str) + Send + Sync + 'static) -> Reporter {
+        Reporter(Arc::new(report))
+    }
+
+    /// A reporter that drops every message.
+    pub fn silent() -> Reporter {
+        Reporter::new(|_| {})
+    }
+
+    /// Reports one message.
+    pub fn report(&self, message: &str) {
+        (self.0)(message);
+    }
+}
+
+impl fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reporter")
+    }
+}
 
 /// The server's limits; [`Limits::default`] gives the `prom serve` defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
