@@ -202,6 +202,14 @@ impl<B: EventBus> Runner<B> {
         self.sub.group()
     }
 
+    /// Fixes where the group starts ([`Subscription::start`]): once this returns, every event
+    /// published afterwards reaches the group, `from: latest` included. [`Runner::run`] does it
+    /// at its first poll otherwise, so call this before spawning `run` when events may be
+    /// published meanwhile.
+    pub async fn start(&mut self) -> Result<()> {
+        self.sub.start().await
+    }
+
     /// Runs until `shutdown` completes, then stops handlers, commits what was acked and leaves
     /// the group (events in progress are redelivered to whoever takes over).
     pub async fn run<H: Handler>(mut self, handler: H, shutdown: impl Future<Output = ()>) -> Result<()> {

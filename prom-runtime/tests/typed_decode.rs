@@ -338,7 +338,7 @@ async fn a_typed_subscription_yields_latest_payloads_and_reports_the_rest() {
         poll_timeout: Duration::from_millis(50),
         ..Default::default()
     };
-    let mut sub = Topic::<Taken>::new().subscribe(&producer, "typed", options()).expect("subscribe");
+    let mut sub = Topic::<Taken>::new().subscribe(&producer, "typed", options()).await.expect("subscribe");
     // One key's events are handed out one at a time, each after the previous one is acked.
     let mut batch = Vec::new();
     for _ in 0..100 {
@@ -359,6 +359,6 @@ async fn a_typed_subscription_yields_latest_payloads_and_reports_the_rest() {
     assert!(matches!(batch[2].payload, Err(Error::Invalid { version: 2, .. })));
     assert_eq!(batch[2].delivery.record.payload["value"], -1, "the stored record stays with the delivery");
     sub.close().await.expect("close");
-    let mut again = Topic::<Taken>::new().subscribe(&producer, "typed", options()).expect("subscribe");
+    let mut again = Topic::<Taken>::new().subscribe(&producer, "typed", options()).await.expect("subscribe");
     assert!(again.poll().await.expect("poll").is_empty(), "the group resumes after what was acked");
 }

@@ -12,7 +12,7 @@ use super::{Start, Subscription};
 use crate::bus::EventBus;
 use crate::error::{Error, Result};
 use crate::partition;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio::time::Instant;
 
 impl<B: EventBus> Subscription<B> {
@@ -69,11 +69,7 @@ impl<B: EventBus> Subscription<B> {
             now_held.iter().copied().filter(|p| !state.parts.contains_key(p)).collect()
         };
         if !fresh.is_empty() {
-            let start = self.start_offset().await?;
-            let all: Vec<u32> = (0..self.opts.partitions).collect();
-            // Initialize every partition's cursor, not only ours: a partition another member
-            // claims later must start where the group started, not at a later `latest`.
-            let cursors = self.bus.init_cursors(&self.group, all, start).await?;
+            let (start, cursors) = self.init_cursors().await?;
             let mut state = self.shared.lock();
             for p in fresh {
                 state.epochs += 1;
@@ -85,6 +81,27 @@ impl<B: EventBus> Subscription<B> {
         // Ticking at a third of the TTL leaves two chances to renew before the leases lapse.
         self.next_tick = Instant::now() + ttl / 3;
         Ok(())
+    }
+
+    /// Fixes where the group starts: stores a cursor for every partition that has none yet (at
+    /// the start position), so events published from now on are delivered to the group even
+    /// with `Start::Latest`. Idempotent; the first `poll` does it if this was not called.
+    ///
+    /// Cancel-safe: the cursors are written at most once, and a retry after a failure or a
+    /// cancellation reuses the start position already resolved.
+    pub async fn start(&mut self) -> Result<()> {
+        self.init_cursors().await.map(drop)
+    }
+
+    /// Resolves the start position and creates the cursors still missing; returns the start
+    /// and the cursors in effect.
+    async fn init_cursors(&mut self) -> Result<(i64, BTreeMap<u32, i64>)> {
+        let start = self.start_offset().await?;
+        let all: Vec<u32> = (0..self.opts.partitions).collect();
+        // Initialize every partition's cursor, not only ours: a partition another member
+        // claims later must start where the group started, not at a later `latest`.
+        let cursors = self.bus.init_cursors(&self.group, all, start).await?;
+        Ok((start, cursors))
     }
 
     async fn start_offset(&mut self) -> Result<i64> {

@@ -196,7 +196,24 @@ pub struct Subscription<B: EventBus> {
 }
 
 impl<B: EventBus> Subscription<B> {
-    /// Joins `group` on `topic`. Nothing is read until the first `poll`.
+    /// Joins `group` on `topic` and fixes where the group starts before returning: with
+    /// `Start::Latest`, every event published after this returns is delivered. Prefer it to
+    /// [`Subscription::new`]; a group that already has cursors keeps them.
+    pub async fn subscribe(
+        bus: B,
+        topic: &str,
+        group: &str,
+        opts: SubscribeOptions,
+    ) -> Result<Subscription<B>> {
+        let mut sub = Subscription::new(bus, topic, group, opts)?;
+        sub.start().await?;
+        Ok(sub)
+    }
+
+    /// Joins `group` on `topic` without touching the store: the start position of a new group
+    /// is fixed by [`Subscription::start`] or, failing that, at the first `poll`, so with
+    /// `Start::Latest` events published before then are not delivered to it.
+    /// [`Subscription::subscribe`] does both steps.
     pub fn new(bus: B, topic: &str, group: &str, opts: SubscribeOptions) -> Result<Subscription<B>> {
         if opts.batch_size == 0 || opts.max_in_flight == 0 || opts.partitions == 0 {
             return Err(Error::setting(

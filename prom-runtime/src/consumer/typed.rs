@@ -30,7 +30,8 @@ pub struct TypedSubscription<B: EventBus, V: Versioned> {
 
 impl<B: EventBus, V: Versioned> TypedSubscription<B, V> {
     /// Joins `group` on `V::TOPIC` over the producer's bus; the partition count comes from the
-    /// spec, everything else from `opts`.
+    /// spec, everything else from `opts`. Like [`Subscription::new`] it leaves the start of a new
+    /// group to the first poll; [`TypedSubscription::subscribe`] fixes it at once.
     pub fn new(
         producer: &Producer<B>,
         group: &str,
@@ -40,6 +41,18 @@ impl<B: EventBus, V: Versioned> TypedSubscription<B, V> {
         let opts = SubscribeOptions { partitions, ..opts };
         let sub = Subscription::new(producer.bus().clone(), V::TOPIC, group, opts)?;
         Ok(TypedSubscription { sub, registry: producer.registry().clone(), versions: PhantomData })
+    }
+
+    /// Joins `group` like [`TypedSubscription::new`] and fixes where the group starts before
+    /// returning ([`Subscription::start`]), so no event published after this returns is skipped.
+    pub async fn subscribe(
+        producer: &Producer<B>,
+        group: &str,
+        opts: SubscribeOptions,
+    ) -> Result<TypedSubscription<B, V>> {
+        let mut sub = TypedSubscription::new(producer, group, opts)?;
+        sub.sub.start().await?;
+        Ok(sub)
     }
 
     /// Waits for events like [`Subscription::poll`] and decodes each one.
@@ -89,13 +102,13 @@ impl<B: EventBus, V: Versioned> TypedSubscription<B, V> {
 
 impl<V: Versioned> Topic<V> {
     /// Joins consumer group `group` on this topic: each poll yields the events decoded as
-    /// `V::Latest` through the typed upcasters.
-    pub fn subscribe<B: EventBus>(
+    /// `V::Latest` through the typed upcasters. The group's start is fixed when this returns.
+    pub async fn subscribe<B: EventBus>(
         &self,
         producer: &Producer<B>,
         group: &str,
         options: SubscribeOptions,
     ) -> Result<TypedSubscription<B, V>> {
-        TypedSubscription::new(producer, group, options)
+        TypedSubscription::subscribe(producer, group, options).await
     }
 }

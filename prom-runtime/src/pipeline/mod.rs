@@ -15,6 +15,7 @@ use crate::bus::EventBus;
 use crate::consumer::SubscribeOptions;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::outage::Outage;
 use crate::publish::Producer;
 use crate::registry::Registry;
 use crate::runner::{Handler, Runner};
@@ -206,8 +207,33 @@ impl<B: EventBus> Pipeline<B> {
     /// declared projectors and changefeeds run as well (a transactional projector without a
     /// handler is an error); on other buses they are skipped with a `tracing` warning. Every
     /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
-    /// permanent error stops it.
+    /// permanent error stops it. [`Pipeline::start`] then [`Running::until`], in one call.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        tokio::pin!(shutdown);
+        match self.start_until(shutdown.as_mut()).await? {
+            Some(running) => running.until(shutdown).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Starts every consumer like [`Pipeline::run`] and returns once each consumer group's
+    /// start position is fixed (its cursors exist), so every event published after this returns
+    /// is delivered, `from: latest` included. The components run on the current Tokio runtime
+    /// until [`Running::stop`] (or [`Running::until`]); dropping the handle aborts them without
+    /// a final commit (their groups see the events since their last commit again). A store
+    /// outage while starting is waited out like one while running.
+    pub async fn start(self) -> Result<Running> {
+        let never = std::future::pending::<()>();
+        tokio::pin!(never);
+        // `never` does not complete, so `start_until` gives up only with an error.
+        self.start_until(never).await?.ok_or(Error::Closed)
+    }
+
+    /// [`Pipeline::start`], giving up (`None`) when `shutdown` completes first.
+    async fn start_until<S>(self, mut shutdown: std::pin::Pin<&mut S>) -> Result<Option<Running>>
+    where
+        S: Future<Output = ()> + ?Sized,
+    {
         let missing: Vec<String> = self
             .system
             .consumers
@@ -222,6 +248,21 @@ impl<B: EventBus> Pipeline<B> {
         for name in self.handlers.keys().filter(|name| !self.runs_consumer(name)) {
             tracing::warn!(consumer = %name, "consumer `{name}` has a handler but `only` did not select it: not running it");
         }
+        let mut runners = Vec::new();
+        for consumer in self.system.consumers.iter().filter(|c| self.runs_consumer(&c.name)) {
+            let Some(handler) = self.handlers.get(&consumer.name) else { continue };
+            let mut runner =
+                Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?
+                    .named(&consumer.name);
+            // Fixed before anything runs, so nothing published once `start` returns is skipped.
+            let mut outage = Outage::new(format!("consumer `{}`", consumer.name));
+            let started =
+                outage.retry_on(shutdown.as_mut(), &mut runner, |runner| Box::pin(runner.start())).await?;
+            if started.is_none() {
+                return Ok(None);
+            }
+            runners.push((runner, Shared(handler.clone())));
+        }
         let (stop, stopped) = watch::channel(false);
         let stopped = move || {
             let mut stopped = stopped.clone();
@@ -232,21 +273,41 @@ impl<B: EventBus> Pipeline<B> {
         };
         let mut tasks = tokio::task::JoinSet::new();
         self.spawn_mongo(&mut tasks, &stopped)?;
-        for consumer in self.system.consumers.iter().filter(|c| self.runs_consumer(&c.name)) {
-            let runner = Runner::for_consumer(self.producer.clone(), consumer, SubscribeOptions::default())?
-                .named(&consumer.name);
-            let Some(handler) = self.handlers.get(&consumer.name) else { continue };
-            let handler = Shared(handler.clone());
+        for (runner, handler) in runners {
             tasks.spawn(runner.run(handler, stopped()));
         }
+        Ok(Some(Running { stop, tasks }))
+    }
+}
+
+/// A started pipeline (see [`Pipeline::start`]).
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<Result<()>>,
+}
+
+impl Running {
+    /// Runs until `shutdown` completes or a component fails, then stops the others; returns
+    /// the first error.
+    pub async fn until(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
         let outcome = tokio::select! {
             () = &mut shutdown => Ok(()),
-            Some(first) = tasks.join_next() => flatten(first),
+            Some(first) = self.tasks.join_next() => flatten(first),
         };
-        let _ = stop.send(true);
+        self.finish(outcome).await
+    }
+
+    /// Stops every component (consumers commit what was acked and leave their groups) and
+    /// waits for them; returns the first error any of them met.
+    pub async fn stop(self) -> Result<()> {
+        self.finish(Ok(())).await
+    }
+
+    async fn finish(mut self, outcome: Result<()>) -> Result<()> {
+        let _ = self.stop.send(true);
         let mut result = outcome;
-        while let Some(done) = tasks.join_next().await {
+        while let Some(done) = self.tasks.join_next().await {
             result = result.and(flatten(done));
         }
         result
