@@ -33,6 +33,11 @@ trap 'scripts/mongo.sh stop || true; rm -rf "$log" "$PROM_MONGO_STATE"' EXIT
 PROM_MONGO_URL=$(scripts/mongo.sh start)
 # The tests fail (never skip) when this server is missing or unreachable.
 export PROM_MONGO_URL PROM_REQUIRE_MONGO=1
+# The AsyncAPI test validates with the official @asyncapi/cli (installed into target/asyncapi
+# once, from npm); here it fails instead of skipping when the validator cannot be installed.
+echo "== asyncapi validator (scripts/asyncapi.sh)"
+scripts/asyncapi.sh path >/dev/null || echo "warning: scripts/asyncapi.sh could not install the validator; the AsyncAPI test will fail"
+export PROM_REQUIRE_ASYNCAPI=1
 echo "== cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast "${features[@]}" 2>&1 | tee "$log"

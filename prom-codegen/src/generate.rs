@@ -33,8 +33,16 @@ pub fn generate_as(
         return Err(Box::new(linted));
     }
     let model = ir::lower(&linted.spec);
-    let inputs: Vec<String> =
-        linted.spec.sources.files().iter().map(|f| slashed(relative(&f.path, base))).collect();
+    // The lock is read with the specs, but it is no input of the code: `build` rewrites it after
+    // generating, and listing it would make the first `check` after that see a stale header.
+    let inputs: Vec<String> = linted
+        .spec
+        .sources
+        .files()
+        .iter()
+        .filter(|f| !prom_spec::lock::is_lock_file(&f.path))
+        .map(|f| slashed(relative(&f.path, base)))
+        .collect();
     let source = match emit::source(&model, &inputs, origin) {
         Ok(source) => source,
         // The emitter builds its tokens from valid identifiers, so this is a bug in Prom itself.

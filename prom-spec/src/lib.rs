@@ -21,6 +21,8 @@ pub mod diag;
 #[cfg(feature = "lint")]
 pub mod input;
 #[cfg(feature = "lint")]
+pub mod lock;
+#[cfg(feature = "lint")]
 pub mod par;
 #[cfg(feature = "lint")]
 pub mod source;
@@ -33,4 +35,4 @@ pub mod yaml;
 pub mod cli;
 
 #[cfg(feature = "lint")]
-pub use check::{Linted, lint_embedded, lint_paths, lint_str};
+pub use check::{Linted, lint_embedded, lint_paths, lint_paths_rewriting, lint_str};

@@ -25,6 +25,9 @@ fn lint_and_generate(specs: &[PathBuf]) -> Option<Generated> {
 
 pub fn build(specs: &[PathBuf], out: &Path) -> ExitCode {
     let Some(generated) = lint_and_generate(specs) else { return ExitCode::from(1) };
+    if let Err(code) = super::lock::record(&generated.linted, &[]) {
+        return code;
+    }
     let code = match write_if_changed(out, &generated.source) {
         Ok(true) => {
             err!("wrote {}", out.display());
@@ -60,6 +63,9 @@ pub fn check(specs: &[PathBuf], out: &Path) -> ExitCode {
         Err(_) => String::new(),
     };
     if current == generated.source {
+        if let Some(code) = super::lock::stale(&generated.linted, specs) {
+            return code;
+        }
         err!("{} is up to date", out.display());
         return ExitCode::SUCCESS;
     }

@@ -23,9 +23,11 @@ macro_rules! err_raw {
     }};
 }
 
+mod asyncapi;
 mod build;
 mod compat;
 mod lint;
+mod lock;
 pub use prom_spec::cli::{ConflictingSpecPaths, SPEC_PATHS_ID, SpecPaths, spec_paths_last};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand, ValueEnum};
@@ -90,6 +92,29 @@ pub enum Command {
     },
     /// Print the JSON Schema of the spec format (for editor completion and checks).
     Schema,
+    /// Write the AsyncAPI 3.0.0 document (JSON) of the specs: channels, messages, operations.
+    Asyncapi {
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
+        /// Output file (written only if it changed) [default: stdout].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The document's `info.title` [default: "Prom system"].
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Record every version's fingerprint in the spec directory's prom.lock (as `build` does);
+    /// `--rewrite` releases a locked version or topic for a deliberate in-place edit or removal.
+    Lock {
+        /// Where the specs are (a directory: the lock lives in it).
+        #[command(flatten)]
+        specs: SpecPaths,
+        /// A locked `TOPIC@VERSION` (or a whole `TOPIC`) to record afresh, or to drop when the
+        /// spec no longer declares it; repeatable.
+        #[arg(long, value_name = "TOPIC[@VERSION]")]
+        rewrite: Vec<prom_spec::lock::Rewrite>,
+    },
 }
 
 /// Output format of a command.
@@ -148,6 +173,10 @@ fn run_command(cli: Cli) -> ExitCode {
             with_specs(&specs, |specs| lint::run(specs, format, deny_warnings))
         }
         Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
+        Command::Lock { specs, rewrite } => with_specs(&specs, |specs| lock::run(specs, &rewrite)),
+        Command::Asyncapi { specs, out, title } => {
+            with_specs(&specs, |specs| asyncapi::run(specs, out.as_deref(), title))
+        }
         Command::Schema => {
             out!("{}", prom_spec::spec::FORMAT_SCHEMA.trim_end());
             ExitCode::SUCCESS

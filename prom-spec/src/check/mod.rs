@@ -14,8 +14,8 @@ pub use refs::derived_topics;
 pub use versions::upcast_proven;
 
 use crate::diag::{self, Diagnostic};
-use crate::par;
 use crate::spec::{self, Spec, Topic};
+use crate::{input, lock, par};
 use std::path::PathBuf;
 
 /// Runs every lint rule on a loaded spec.
@@ -66,6 +66,11 @@ pub struct Linted {
     pub omitted_errors: usize,
     /// Warnings beyond [`MAX_DIAGNOSTICS`], counted but not kept.
     pub omitted_warnings: usize,
+    /// Where the schema lock of these specs lives (`prom.lock` in the spec directory; none for
+    /// specs named only as files, or given as text).
+    pub lock_path: Option<PathBuf>,
+    /// The lock read from [`Linted::lock_path`], when it exists and parses.
+    pub lock: Option<lock::Lock>,
 }
 
 impl Linted {
@@ -101,24 +106,68 @@ impl Linted {
     }
 }
 
-/// Loads spec files or directories and lints them.
+/// Loads spec files or directories and lints them, against their schema lock when they have
+/// one (see [`lock`]).
 pub fn lint_paths(paths: &[PathBuf]) -> Linted {
-    finish(spec::load_paths(paths))
+    lint_paths_rewriting(paths, &[])
+}
+
+/// Like [`lint_paths`], with the locked entries `rewrites` names released: they may differ
+/// from the lock or be gone (`prom-codegen lock --rewrite`).
+pub fn lint_paths_rewriting(paths: &[PathBuf], rewrites: &[lock::Rewrite]) -> Linted {
+    finish(spec::load_paths(paths), lock::path_for(paths), rewrites)
 }
 
 /// Loads a spec from text (for tests, fuzzing and editors) and lints it.
 pub fn lint_str(name: &str, text: &str) -> Linted {
-    finish(spec::load_str(std::path::Path::new(name), text, std::path::Path::new(".")))
+    finish(spec::load_str(std::path::Path::new(name), text, std::path::Path::new(".")), None, &[])
 }
 
 /// Loads and lints a spec embedded as text (see [`spec::load_embedded`]).
 pub fn lint_embedded(documents: &[&str], files: &[(&str, &str)]) -> Linted {
-    finish(spec::load_embedded(documents, files))
+    finish(spec::load_embedded(documents, files), None, &[])
 }
 
-fn finish(loaded: spec::Loaded) -> Linted {
+/// Reads the lock at `path` into the spec's sources (so its diagnostics render with snippets and
+/// build scripts rerun when it changes); a missing lock is no error.
+fn read_lock(path: &std::path::Path, loaded: &mut spec::Loaded) -> Option<lock::Lock> {
+    match input::read_text(path) {
+        Ok(text) => {
+            let file = loaded.spec.sources.add(path.to_path_buf(), std::sync::Arc::from(text.as_str()));
+            match lock::parse(&text, &file) {
+                Ok(parsed) => Some(parsed),
+                Err(error) => {
+                    loaded.diagnostics.extend(error.diagnostics);
+                    None
+                }
+            }
+        }
+        Err(error) if error.is_not_found() => None,
+        Err(error) => {
+            let file: std::sync::Arc<std::path::Path> = std::sync::Arc::from(path);
+            loaded.diagnostics.push(
+                Diagnostic::error(
+                    diag::Code::Io,
+                    &crate::source::Span::file_start(&file),
+                    format!("cannot read the schema lock: {error}"),
+                )
+                .with_help("prom.lock must be the regular UTF-8 file `prom-codegen build` writes"),
+            );
+            None
+        }
+    }
+}
+
+fn finish(mut loaded: spec::Loaded, lock_path: Option<PathBuf>, rewrites: &[lock::Rewrite]) -> Linted {
+    // Spec files that did not load would look like removed topics: the lock is compared only
+    // with a spec that loaded whole.
+    let load_failed = diag::has_errors(&loaded.diagnostics);
+    let lock = lock_path.as_deref().and_then(|path| read_lock(path, &mut loaded));
     let mut diagnostics = loaded.diagnostics;
     diagnostics.extend(check(&loaded.spec));
+    if let (Some(lock), Some(path), false) = (&lock, &lock_path, load_failed) {
+        lock::check(&loaded.spec, lock, path, rewrites, &mut diagnostics);
+    }
     diag::sort(&mut diagnostics);
     let (mut omitted_errors, mut omitted_warnings) = (0, 0);
     for dropped in diagnostics.drain(diagnostics.len().min(MAX_DIAGNOSTICS)..) {
@@ -127,5 +176,5 @@ fn finish(loaded: spec::Loaded) -> Linted {
             diag::Severity::Warning => omitted_warnings += 1,
         }
     }
-    Linted { spec: loaded.spec, diagnostics, omitted_errors, omitted_warnings }
+    Linted { spec: loaded.spec, diagnostics, omitted_errors, omitted_warnings, lock_path, lock }
 }

@@ -78,6 +78,11 @@ codes! {
     /// A version without an `upcast` block whose predecessor's payloads are not valid under it
     /// (readers move fields across unchanged), whatever the topic's `compat` mode says.
     UpcastMissing = ("P208", "upcast-missing"),
+    /// A version recorded in `prom.lock` was edited in place (its schema or upcast changed):
+    /// events already written with it keep the old shape.
+    LockedVersionEdited = ("P209", "locked-version-edited"),
+    /// A version or topic recorded in `prom.lock` is no longer declared.
+    LockedVersionRemoved = ("P210", "locked-version-removed"),
     /// A consumer, projector or changefeed names a topic that is not declared.
     UnknownTopic = ("P301", "unknown-topic"),
     /// A key or version JSON pointer does not exist in the topic's schema.
