@@ -25,6 +25,7 @@ pub mod retry;
 pub mod runner;
 #[cfg(feature = "mongo")]
 pub mod snapshot;
+pub mod stream;
 pub mod system;
 pub mod timestamp;
 #[cfg(feature = "mongo")]
