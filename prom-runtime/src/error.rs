@@ -308,6 +308,67 @@ pub enum Error {
         /// Every diagnostic, rendered as `prom-codegen lint` does (file:line:col, help).
         diagnostics: String,
     },
+    /// An append's expected version did not match the stream's: another writer appended
+    /// first. Nothing was stored; load the stream again, decide again and retry.
+    #[error(
+        "stream `{stream}`: expected version {expected}, but the stream {}\nhelp: another writer \
+         appended first; read the stream again, re-decide and retry with the new version",
+        actual_text(*.actual)
+    )]
+    StreamConflict {
+        /// The stream (`aggregate/id`).
+        stream: String,
+        /// What the append expected.
+        expected: crate::stream::ExpectedVersion,
+        /// The stream's version when the append was checked (`None`: no stream).
+        actual: Option<u64>,
+    },
+    /// An append the store cannot take as it is (no events, a dedup key, ...).
+    #[error("cannot append to stream `{stream}`: {reason}")]
+    InvalidAppend {
+        /// The stream (`aggregate/id`).
+        stream: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// An aggregate is not declared in the spec.
+    #[error("aggregate `{aggregate}` is not declared in the spec{hint}")]
+    UnknownAggregate {
+        /// The name asked for.
+        aggregate: String,
+        /// A suggestion (`; did you mean ...?`), the declared names, or nothing.
+        hint: String,
+    },
+    /// An append to a stream carries an event of a topic the aggregate does not list.
+    #[error(
+        "topic `{topic}` is not an event of aggregate `{aggregate}` (its events: {})\nhelp: append one \
+         of those topics, or add `{topic}` to the aggregate's `events:` in the spec",
+        .events.join(", ")
+    )]
+    NotAnAggregateEvent {
+        /// The aggregate.
+        aggregate: String,
+        /// The topic appended.
+        topic: String,
+        /// The topics the aggregate declares.
+        events: Vec<String>,
+    },
+    /// A payload appended to a stream names another stream at the aggregate's id pointer.
+    #[error(
+        "a `{topic}` payload appended to stream `{stream}` has {} at `{pointer}`\nhelp: set `{pointer}` \
+         to the stream's id, or append to the stream the payload belongs to",
+        .found.as_ref().map_or_else(|| "no id".to_owned(), |f| format!("id `{f}`"))
+    )]
+    StreamIdMismatch {
+        /// The stream (`aggregate/id`).
+        stream: String,
+        /// The payload's topic.
+        topic: String,
+        /// The aggregate's id pointer.
+        pointer: String,
+        /// The id the payload carries there (`None`: nothing, or not a string or integer).
+        found: Option<String>,
+    },
     /// The bus was shut down.
     #[error("the event bus is closed")]
     Closed,
@@ -386,6 +447,11 @@ fn did_you_mean(hint: &Option<String>) -> String {
 /// "\ndeclared <names>" or nothing.
 fn declared_line(declared: &Option<String>) -> String {
     declared.as_ref().map(|names| format!("\ndeclared {names}")).unwrap_or_default()
+}
+
+/// "is at version N" / "does not exist".
+fn actual_text(actual: Option<u64>) -> String {
+    actual.map_or_else(|| "does not exist".to_owned(), |v| format!("is at version {v}"))
 }
 
 /// "v1, v2 and v3" (or "only v1").

@@ -27,6 +27,7 @@ pub mod runner;
 pub mod server;
 #[cfg(feature = "mongo")]
 pub mod snapshot;
+pub mod stream;
 pub mod system;
 pub mod timestamp;
 #[cfg(feature = "mongo")]

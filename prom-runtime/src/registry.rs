@@ -100,6 +100,7 @@ pub enum Route<'a> {
 pub struct Registry {
     topics: BTreeMap<String, TopicSchema>,
     functions: HashMap<String, UpcastFn>,
+    aggregates: BTreeMap<String, system::Aggregate>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -107,6 +108,7 @@ impl std::fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("topics", &self.topics.keys().collect::<Vec<_>>())
             .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .field("aggregates", &self.aggregates.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -119,7 +121,8 @@ impl Registry {
         for topic in &system.topics {
             topics.insert(topic.name.clone(), topic_schema(topic)?);
         }
-        Ok(Registry { topics, functions: HashMap::new() })
+        let aggregates = system.aggregates.iter().map(|a| (a.name.clone(), a.clone())).collect();
+        Ok(Registry { topics, functions: HashMap::new(), aggregates })
     }
 
     /// Builds the registry from a spec that linted clean.
@@ -174,6 +177,24 @@ impl Registry {
     /// A declared topic.
     pub fn topic(&self, name: &str) -> Result<&TopicSchema> {
         self.topics.get(name).ok_or_else(|| self.unknown(name))
+    }
+
+    /// The declared aggregate `name`.
+    pub fn aggregate(&self, name: &str) -> Result<&system::Aggregate> {
+        self.aggregates.get(name).ok_or_else(|| {
+            let candidates: Vec<&str> = self.aggregates.keys().map(String::as_str).collect();
+            let hint = match prom_spec::suggest::closest(name, candidates.iter().copied()) {
+                Some(close) => format!("; did you mean `{close}`?"),
+                None if candidates.is_empty() => "; the spec declares no aggregates".to_owned(),
+                None => format!(" (declared: {})", candidates.join(", ")),
+            };
+            Error::UnknownAggregate { aggregate: name.to_owned(), hint }
+        })
+    }
+
+    /// Every declared aggregate, by name.
+    pub fn aggregates(&self) -> impl Iterator<Item = &system::Aggregate> {
+        self.aggregates.values()
     }
 
     /// Resolves a declared or derived topic name.

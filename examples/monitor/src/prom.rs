@@ -770,6 +770,7 @@ pub mod spec {
                     on_lost_resume: ::prom_runtime::system::LostResumePolicy::Fail,
                 },
             ]),
+            aggregates: ::std::vec::Vec::new(),
         }
     }
 }

@@ -25,6 +25,8 @@ pub fn function(model: &Model) -> TokenStream {
                 consumers: ::std::vec::Vec::from([#(#consumers),*]),
                 projectors: ::std::vec::Vec::from([#(#projectors),*]),
                 changefeeds: ::std::vec::Vec::from([#(#changefeeds),*]),
+                // Aggregates' facts are emitted by the aggregates codegen (issue #11).
+                aggregates: ::std::vec::Vec::new(),
             }
         }
     }

@@ -350,6 +350,7 @@ pub mod spec {
             consumers: ::std::vec::Vec::from([]),
             projectors: ::std::vec::Vec::from([]),
             changefeeds: ::std::vec::Vec::from([]),
+            aggregates: ::std::vec::Vec::new(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::{EventBus, GroupId, MemoryBus, SqliteBus};
 use crate::error::Result;
 use crate::record::{EventRecord, NewEvent, Receipt};
+use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
@@ -130,5 +131,34 @@ impl EventBus for AnyBus {
 
     async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
         delegate!(self, b => b.wait(topic, seen, timeout))
+    }
+
+    async fn append(&self, append: StreamAppend) -> Result<Appended> {
+        delegate!(self, b => b.append(append))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>> {
+        delegate!(self, b => b.read_stream(stream, after_version, limit))
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
+        delegate!(self, b => b.stream_version(stream))
+    }
+
+    async fn stream_ids(&self, aggregate: &str, after: Option<String>, limit: usize) -> Result<Vec<String>> {
+        delegate!(self, b => b.stream_ids(aggregate, after, limit))
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<()> {
+        delegate!(self, b => b.save_snapshot(stream, snapshot))
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
+        delegate!(self, b => b.load_snapshot(stream))
     }
 }

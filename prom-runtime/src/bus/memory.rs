@@ -3,6 +3,8 @@
 use super::{EventBus, GroupId};
 use crate::error::Result;
 use crate::record::{EventRecord, NewEvent, Receipt, now_ms};
+use crate::stream::chain::{self, GENESIS};
+use crate::stream::{Appended, ChainLink, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -27,6 +29,30 @@ struct State {
     cursors: HashMap<GroupId, BTreeMap<u32, i64>>,
     members: HashMap<GroupId, BTreeMap<String, i64>>,
     leases: HashMap<GroupId, BTreeMap<u32, (String, i64)>>,
+    /// Per stream, its events by version (`[i]` is version `i + 1`).
+    streams: HashMap<StreamId, Vec<StreamEntry>>,
+    snapshots: HashMap<StreamId, Snapshot>,
+}
+
+/// Where a stream event lives in its topic's log, and its chain link.
+struct StreamEntry {
+    topic: String,
+    index: usize,
+    link: Option<ChainLink>,
+}
+
+impl State {
+    /// Stores `event` (no dedup check) and returns its receipt and index in the topic's log.
+    fn insert(&mut self, event: NewEvent) -> (Receipt, usize) {
+        let log = self.topics.entry(event.topic.clone()).or_default();
+        let index = log.events.len();
+        let record = event.into_record(offset_of(index));
+        let receipt =
+            Receipt { id: record.id, offset: record.offset, partition: record.partition, duplicate: false };
+        log.by_id.insert(record.id, index);
+        log.events.push(record);
+        (receipt, index)
+    }
 }
 
 #[derive(Default)]
@@ -88,20 +114,14 @@ impl EventBus for MemoryBus {
                     continue;
                 }
             }
-            let index = log.events.len();
-            let record = event.clone().into_record(offset_of(index));
-            let receipt = Receipt {
-                id: record.id,
-                offset: record.offset,
-                partition: record.partition,
-                duplicate: false,
-            };
-            if let Some(key) = event.dedup {
-                log.dedup.insert(key.clone(), index);
-                batch_dedup.insert((event.topic, key), receipt);
+            let (topic, dedup) = (event.topic.clone(), event.dedup.clone());
+            let (receipt, index) = state.insert(event);
+            if let Some(key) = dedup {
+                if let Some(log) = state.topics.get_mut(&topic) {
+                    log.dedup.insert(key.clone(), index);
+                }
+                batch_dedup.insert((topic, key), receipt);
             }
-            log.by_id.insert(record.id, index);
-            log.events.push(record);
             receipts.push(receipt);
         }
         drop(state);
@@ -245,6 +265,85 @@ impl EventBus for MemoryBus {
             leases.retain(|_, (holder, _)| holder != member);
         }
         Ok(())
+    }
+
+    async fn append(&self, append: StreamAppend) -> Result<Appended> {
+        append.check()?;
+        let mut state = self.state();
+        let StreamAppend { stream, expected, events, tamper_evident, copies } = append;
+        let existing = state.streams.get(&stream);
+        let actual = existing.map(|s| s.len() as u64).filter(|v| *v > 0);
+        check_expected(&stream, expected, actual)?;
+        // The chain starts where tamper evidence was turned on: after an unlinked event, zeros.
+        let mut prev = existing.and_then(|s| s.last()).and_then(|e| e.link).map_or(GENESIS, |l| l.hash);
+        let first_version = actual.unwrap_or(0) + 1;
+        let mut entries = Vec::with_capacity(events.len());
+        let mut receipts = Vec::with_capacity(events.len());
+        for (version, event) in (first_version..).zip(events) {
+            let link = tamper_evident.then(|| chain::link(&stream, version, (&event).into(), prev));
+            prev = link.map_or(GENESIS, |l| l.hash);
+            let topic = event.topic.clone();
+            let (receipt, index) = state.insert(event);
+            entries.push(StreamEntry { topic, index, link });
+            receipts.push(receipt);
+        }
+        for copy in copies {
+            state.insert(copy);
+        }
+        let last_version = first_version + entries.len() as u64 - 1;
+        state.streams.entry(stream).or_default().extend(entries);
+        drop(state);
+        self.inner.published.notify_waiters();
+        Ok(Appended { first_version, last_version, receipts })
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>> {
+        let state = self.state();
+        let Some(entries) = state.streams.get(stream) else { return Ok(Vec::new()) };
+        let start = usize::try_from(after_version).unwrap_or(usize::MAX).min(entries.len());
+        Ok((start as u64 + 1..)
+            .zip(&entries[start..])
+            .take(limit)
+            .filter_map(|(version, entry)| {
+                let record = state.topics.get(&entry.topic)?.events.get(entry.index)?.clone();
+                Some(StreamRecord { version, record, link: entry.link })
+            })
+            .collect())
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
+        Ok(self.state().streams.get(stream).map(|s| s.len() as u64).filter(|v| *v > 0))
+    }
+
+    async fn stream_ids(&self, aggregate: &str, after: Option<String>, limit: usize) -> Result<Vec<String>> {
+        let state = self.state();
+        let mut ids: Vec<String> = state
+            .streams
+            .keys()
+            .filter(|s| s.aggregate == aggregate && after.as_ref().is_none_or(|a| s.id > *a))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.sort();
+        ids.truncate(limit);
+        Ok(ids)
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<()> {
+        let mut state = self.state();
+        let stored = state.snapshots.get(stream);
+        if stored.is_none_or(|s| s.version <= snapshot.version) {
+            state.snapshots.insert(stream.clone(), snapshot);
+        }
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
+        Ok(self.state().snapshots.get(stream).cloned())
     }
 
     async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {

@@ -20,6 +20,7 @@ pub use sqlite::SqliteBus;
 
 use crate::error::Result;
 use crate::record::{EventRecord, NewEvent, Receipt};
+use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -135,6 +136,39 @@ pub trait EventBus: Clone + Send + Sync + 'static {
 
     /// Returns when `topic`'s head passes `seen` or `timeout` elapses.
     fn wait(&self, topic: &str, seen: i64, timeout: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Appends events to a stream atomically (all or none) if its version is what
+    /// `append.expected` says, else fails with [`crate::Error::StreamConflict`] and stores
+    /// nothing. The check and the writes happen in one store transaction; versions run from 1
+    /// without gaps, and the events become ordinary events of their topics. Events must carry
+    /// no dedup key ([`StreamAppend::check`]).
+    fn append(&self, append: StreamAppend) -> impl Future<Output = Result<Appended>> + Send;
+
+    /// Up to `limit` events of `stream` with version `> after_version`, in version order.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamRecord>>> + Send;
+
+    /// The stream's current version (`None`: no event appended yet).
+    fn stream_version(&self, stream: &StreamId) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// Up to `limit` stream ids of `aggregate`, sorted, those after `after` only.
+    fn stream_ids(
+        &self,
+        aggregate: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+
+    /// Stores a snapshot of `stream`, unless one of a higher version is stored already.
+    fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot)
+    -> impl Future<Output = Result<()>> + Send;
+
+    /// The stored snapshot of `stream`, if any.
+    fn load_snapshot(&self, stream: &StreamId) -> impl Future<Output = Result<Option<Snapshot>>> + Send;
 
     /// This bus as a MongoDB bus, if it is one: projectors and changefeeds need MongoDB.
     #[cfg(feature = "mongo")]

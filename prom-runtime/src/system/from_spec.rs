@@ -3,8 +3,8 @@
 //! guarantees (numbering, required keys per projector kind, ranges) is taken as given.
 
 use super::{
-    Changefeed, Changelog, Consumer, Index, Projector, ProjectorKind, SnapshotApi, System, Topic, Upcast,
-    Version,
+    Aggregate, Changefeed, Changelog, Consumer, Index, Projector, ProjectorKind, SnapshotApi, System, Topic,
+    Upcast, Version,
 };
 use crate::retry::RetryPolicy;
 use prom_spec::check::upcast_proven;
@@ -19,6 +19,7 @@ impl System {
             consumers: spec.consumers.values().map(consumer).collect(),
             projectors: spec.projectors.values().filter_map(|p| projector(spec, p)).collect(),
             changefeeds: spec.changefeeds.values().map(changefeed).collect(),
+            aggregates: spec.aggregates.values().map(aggregate).collect(),
         }
     }
 }
@@ -140,6 +141,18 @@ fn changefeed(feed: &spec::Changefeed) -> Changefeed {
         full_document: feed.full_document.as_ref().map(|f| f.value).unwrap_or_default(),
         operations: feed.operations.iter().map(|op| op.value.clone()).collect(),
         on_lost_resume: feed.on_lost_resume.as_ref().map(|p| p.value).unwrap_or_default(),
+    }
+}
+
+fn aggregate(aggregate: &spec::Aggregate) -> Aggregate {
+    Aggregate {
+        name: aggregate.name.value.clone(),
+        description: value(&aggregate.description),
+        id: aggregate.id.value.clone(),
+        events: aggregate.events.iter().map(|e| e.value.clone()).collect(),
+        // Lint bounds `every` far below `u32::MAX`.
+        snapshot_every: aggregate.snapshot_every().map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        tamper_evident: aggregate.tamper_evident(),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct System {
     pub projectors: Vec<Projector>,
     /// MongoDB changefeeds, by name.
     pub changefeeds: Vec<Changefeed>,
+    /// Event-sourced aggregates, by name.
+    pub aggregates: Vec<Aggregate>,
 }
 
 impl System {
@@ -48,6 +50,11 @@ impl System {
     /// The declared changefeed `name`.
     pub fn changefeed(&self, name: &str) -> Option<&Changefeed> {
         self.changefeeds.iter().find(|c| c.name == name)
+    }
+
+    /// The declared aggregate `name`.
+    pub fn aggregate(&self, name: &str) -> Option<&Aggregate> {
+        self.aggregates.iter().find(|a| a.name == name)
     }
 }
 
@@ -205,4 +212,21 @@ pub struct Changefeed {
     pub operations: Vec<String>,
     /// Policy when the resume token is gone.
     pub on_lost_resume: LostResumePolicy,
+}
+
+/// An event-sourced aggregate: streams of its topics' events with gap-free versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    /// The aggregate's name.
+    pub name: String,
+    /// Human description.
+    pub description: Option<String>,
+    /// JSON pointer to the stream id in every event's payload (a string or an integer).
+    pub id: String,
+    /// The topics whose events make up its streams, in spec order.
+    pub events: Vec<String>,
+    /// Events between snapshots (`None`: no snapshots).
+    pub snapshot_every: Option<u32>,
+    /// Whether each stream event is chained to its predecessor by SHA-256.
+    pub tamper_evident: bool,
 }

@@ -2,7 +2,7 @@
 //! test keeps `spec-format.schema.json` in step with these lists.
 
 /// Top-level sections.
-pub const SPEC: &[&str] = &["topics", "consumers", "projectors", "changefeeds"];
+pub const SPEC: &[&str] = &["topics", "consumers", "projectors", "changefeeds", "aggregates"];
 /// Keys of a topic.
 pub const TOPIC: &[&str] =
     &["description", "key", "partitions", "headers", "compat", "dual_write", "versions"];
@@ -35,3 +35,7 @@ pub const SNAPSHOT_API: &[&str] = &["path", "filters", "max_age", "max_limit"];
 /// Keys of a changefeed.
 pub const CHANGEFEED: &[&str] =
     &["description", "collection", "database", "topic", "full_document", "operations", "on_lost_resume"];
+/// Keys of an aggregate.
+pub const AGGREGATE: &[&str] = &["description", "id", "events", "snapshot", "tamper_evident"];
+/// Keys of an aggregate's snapshot policy.
+pub const SNAPSHOT: &[&str] = &["every"];

@@ -26,6 +26,8 @@ pub const MEMBER_TTL: Duration = Duration::from_secs(3_600);
 pub const MAX_AGE: Duration = Duration::from_secs(7 * 86_400);
 /// A snapshot API's `max_limit` (documents per page).
 pub const MAX_LIMIT: u64 = 10_000;
+/// An aggregate's `snapshot: { every }` (events between snapshots).
+pub const SNAPSHOT_EVERY: u64 = 1_000_000;
 
 /// `d` in the largest unit that divides it exactly, as a spec would write it.
 pub fn duration_text(d: Duration) -> String {

@@ -17,6 +17,8 @@ pub struct Spec {
     pub projectors: BTreeMap<String, Projector>,
     /// Changefeeds by name.
     pub changefeeds: BTreeMap<String, Changefeed>,
+    /// Event-sourced aggregates by name.
+    pub aggregates: BTreeMap<String, Aggregate>,
     /// Every file read, for rendering diagnostics.
     pub sources: SourceMap,
     /// The spec documents, in load order (the other sources are `$ref`'d schemas).
@@ -221,4 +223,44 @@ pub struct Changefeed {
     pub operations: Vec<Located<String>>,
     /// Policy when the resume token is gone (default `fail`).
     pub on_lost_resume: Option<Located<LostResumePolicy>>,
+}
+
+/// An event-sourced aggregate: streams of declared topics' events with gap-free versions.
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    /// The aggregate's name (the mapping key).
+    pub name: Located<String>,
+    /// Human description, used for generated docs.
+    pub description: Option<Located<String>>,
+    /// JSON pointer to the stream id inside every event's payload.
+    pub id: Located<String>,
+    /// The declared topics whose events make up the streams, in spec order.
+    pub events: Vec<Located<String>>,
+    /// The `events:` value, for "no events" errors.
+    pub events_span: Span,
+    /// Snapshot policy.
+    pub snapshot: Option<SnapshotPolicy>,
+    /// Whether each stream event is chained to its predecessor by SHA-256.
+    pub tamper_evident: Option<Located<bool>>,
+}
+
+impl Aggregate {
+    /// Events between snapshots, if snapshots are declared.
+    pub fn snapshot_every(&self) -> Option<u64> {
+        self.snapshot.as_ref().map(|s| s.every.value)
+    }
+
+    /// Whether tamper evidence is on.
+    pub fn tamper_evident(&self) -> bool {
+        self.tamper_evident.as_ref().is_some_and(|t| t.value)
+    }
+}
+
+/// `snapshot: { every: N }`.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    /// Events between snapshots (≥ 1).
+    pub every: Located<u64>,
+    /// The `snapshot:` block.
+    pub span: Span,
 }

@@ -59,6 +59,7 @@ pub struct Declarations {
     consumers: Vec<(Located<String>, Option<Consumer>)>,
     projectors: Vec<(Located<String>, Option<Projector>)>,
     changefeeds: Vec<(Located<String>, Option<Changefeed>)>,
+    aggregates: Vec<(Located<String>, Option<Aggregate>)>,
 }
 
 /// Reads one document; `dir` resolves `$ref` paths.
@@ -80,16 +81,20 @@ pub fn document(r: &mut Reader, root: &Node, dir: &Path) -> Declarations {
     if let Some(node) = map.get("changefeeds") {
         out.changefeeds = section(r, node, "changefeeds", changefeed);
     }
+    if let Some(node) = map.get("aggregates") {
+        out.aggregates = section(r, node, "aggregates", aggregate);
+    }
     out
 }
 
 /// Adds a document's declarations to `spec`, reporting names declared twice (in any file).
 pub fn merge(r: &mut Reader, declarations: Declarations, spec: &mut Spec) {
-    let Declarations { topics, consumers, projectors, changefeeds } = declarations;
+    let Declarations { topics, consumers, projectors, changefeeds, aggregates } = declarations;
     merge_section(r, topics, "topics", &mut spec.topics, |t| &t.name);
     merge_section(r, consumers, "consumers", &mut spec.consumers, |c| &c.name);
     merge_section(r, projectors, "projectors", &mut spec.projectors, |p| &p.name);
     merge_section(r, changefeeds, "changefeeds", &mut spec.changefeeds, |c| &c.name);
+    merge_section(r, aggregates, "aggregates", &mut spec.aggregates, |a| &a.name);
 }
 
 /// Reads a `name: body` section.
@@ -421,6 +426,42 @@ fn changefeed(r: &mut Reader, name: Located<String>, node: &Node) -> Option<Chan
         operations,
         name,
     })
+}
+
+fn aggregate(r: &mut Reader, name: Located<String>, node: &Node) -> Option<Aggregate> {
+    let map = r.map(node, keys::AGGREGATE, "aggregate")?;
+    let id =
+        r.req_string(&map, "id", "point at the stream id in every event's payload, e.g. `id: /accountId`");
+    let events_node = map.get("events");
+    if events_node.is_none() {
+        r.missing(
+            &map,
+            "events",
+            "list the topics whose events make up the aggregate, e.g. `events: [account.opened]`",
+        );
+    }
+    let snapshot = map.get("snapshot").and_then(|n| snapshot_policy(r, n));
+    Some(Aggregate {
+        description: r.opt_string(&map, "description"),
+        events: r.string_list(&map, "events"),
+        events_span: events_node.map_or_else(|| name.span.clone(), |n| n.span.clone()),
+        snapshot,
+        tamper_evident: r.opt_bool(&map, "tamper_evident"),
+        id: id?,
+        name,
+    })
+}
+
+fn snapshot_policy(r: &mut Reader, node: &Node) -> Option<SnapshotPolicy> {
+    let map = r.map(node, keys::SNAPSHOT, "snapshot")?;
+    let every = match map.get("every") {
+        Some(_) => r.opt_count(&map, "every", 1, limits::SNAPSHOT_EVERY),
+        None => {
+            r.missing(&map, "every", "say after how many events a snapshot is taken, e.g. `every: 100`");
+            None
+        }
+    };
+    Some(SnapshotPolicy { every: every?, span: node.span.clone() })
 }
 
 /// Checks that `path` is a Rust path such as `crate::upcast::v1_to_v2`.

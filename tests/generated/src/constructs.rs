@@ -845,6 +845,7 @@ pub mod spec {
                     on_lost_resume: ::prom_runtime::system::LostResumePolicy::RestartFromNow,
                 },
             ]),
+            aggregates: ::std::vec::Vec::new(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub use mongodb;
 use super::{EventBus, GroupId};
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, NewEvent, Receipt};
+use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
 use docs::EventDoc;
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -295,5 +296,42 @@ impl EventBus for MongoBus {
             self.head(topic).await.unwrap_or(0)
         })
         .await;
+    }
+
+    async fn append(&self, append: StreamAppend) -> Result<Appended> {
+        Err(streams_not_yet(&append.stream))
+    }
+
+    async fn read_stream(&self, stream: &StreamId, _after: u64, _limit: usize) -> Result<Vec<StreamRecord>> {
+        Err(streams_not_yet(stream))
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
+        Err(streams_not_yet(stream))
+    }
+
+    async fn stream_ids(
+        &self,
+        aggregate: &str,
+        _after: Option<String>,
+        _limit: usize,
+    ) -> Result<Vec<String>> {
+        Err(streams_not_yet(&StreamId::new(aggregate, "*")))
+    }
+
+    async fn save_snapshot(&self, stream: &StreamId, _snapshot: Snapshot) -> Result<()> {
+        Err(streams_not_yet(stream))
+    }
+
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
+        Err(streams_not_yet(stream))
+    }
+}
+
+/// Streams are not stored by this backend yet (phase 1 of issue #11).
+fn streams_not_yet(stream: &StreamId) -> crate::Error {
+    crate::Error::InvalidAppend {
+        stream: stream.to_string(),
+        reason: "MongoDB does not store streams yet; use the in-memory bus".to_owned(),
     }
 }

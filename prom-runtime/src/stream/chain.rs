@@ -1,0 +1,205 @@
+//! Tamper evidence: each event of a tamper-evident stream stores the hash of its predecessor
+//! and its own, so editing, removing or reordering a stored event breaks the chain.
+//!
+//! `hash = SHA-256(encoding)`, where the encoding is the ASCII tag `prom-stream-chain-v1`
+//! followed by these fields, each as an 8-byte big-endian length and then its bytes (UTF-8):
+//! aggregate, stream id, version (decimal), topic, event id (hyphenated lowercase UUID),
+//! ts (decimal ms), key (`0x00` when absent, else `0x01` then the key), headers and payload as
+//! canonical JSON (object keys sorted by their UTF-8 bytes, no whitespace, strings escaped as
+//! `serde_json` does, integral numbers within ±2^53 as integers, other numbers in their
+//! shortest round-trip form), and finally the predecessor's 32-byte hash (zeros for version 1).
+
+use super::{ChainLink, StreamId};
+use crate::record::{EventRecord, Headers, NewEvent};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The fields of an event the chain covers.
+#[derive(Debug, Clone, Copy)]
+pub struct Chained<'a> {
+    /// Topic name.
+    pub topic: &'a str,
+    /// Event id.
+    pub id: uuid::Uuid,
+    /// Publish time, ms.
+    pub ts: i64,
+    /// Partition key.
+    pub key: Option<&'a str>,
+    /// Headers.
+    pub headers: &'a Headers,
+    /// Payload.
+    pub payload: &'a Value,
+}
+
+impl<'a> From<&'a NewEvent> for Chained<'a> {
+    fn from(e: &'a NewEvent) -> Chained<'a> {
+        Chained {
+            topic: &e.topic,
+            id: e.id,
+            ts: e.ts,
+            key: e.key.as_deref(),
+            headers: &e.headers,
+            payload: &e.payload,
+        }
+    }
+}
+
+impl<'a> From<&'a EventRecord> for Chained<'a> {
+    fn from(e: &'a EventRecord) -> Chained<'a> {
+        Chained {
+            topic: &e.topic,
+            id: e.id,
+            ts: e.ts,
+            key: e.key.as_deref(),
+            headers: &e.headers,
+            payload: &e.payload,
+        }
+    }
+}
+
+/// The predecessor hash of version 1.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// The link of `event` at `version` of `stream`, after a predecessor whose hash is `prev`.
+pub fn link(stream: &StreamId, version: u64, event: Chained<'_>, prev: [u8; 32]) -> ChainLink {
+    ChainLink { prev, hash: hash(stream, version, event, &prev) }
+}
+
+/// SHA-256 over the canonical encoding described in the module docs.
+pub fn hash(stream: &StreamId, version: u64, event: Chained<'_>, prev: &[u8; 32]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"prom-stream-chain-v1");
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    };
+    field(stream.aggregate.as_bytes());
+    field(stream.id.as_bytes());
+    field(version.to_string().as_bytes());
+    field(event.topic.as_bytes());
+    field(event.id.hyphenated().to_string().as_bytes());
+    field(event.ts.to_string().as_bytes());
+    match event.key {
+        None => field(&[0]),
+        Some(key) => field(&[&[1u8][..], key.as_bytes()].concat()),
+    }
+    let mut headers = String::new();
+    for (i, (name, value)) in event.headers.iter().enumerate() {
+        headers.push(if i == 0 { '{' } else { ',' });
+        push_string(&mut headers, name);
+        headers.push(':');
+        push_string(&mut headers, value);
+    }
+    headers.push_str(if event.headers.is_empty() { "{}" } else { "}" });
+    field(headers.as_bytes());
+    let mut payload = String::new();
+    canonical_json(event.payload, &mut payload);
+    field(payload.as_bytes());
+    h.update(prev);
+    h.finalize().into()
+}
+
+/// `value` as canonical JSON (see the module docs).
+pub fn canonical_json(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => push_number(n, out),
+        Value::String(s) => push_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push('{');
+            for (i, (name, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_string(out, name);
+                out.push(':');
+                canonical_json(item, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Integral numbers within ±2^53 as integers (a store may hand `1` back as `1.0`), others as
+/// `serde_json` prints them (shortest round-trip form).
+fn push_number(n: &serde_json::Number, out: &mut String) {
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+        && f.fract() == 0.0
+        && f.abs() <= EXACT
+    {
+        // Exact: |f| <= 2^53 and integral.
+        #[allow(clippy::cast_possible_truncation)]
+        out.push_str(&(f as i64).to_string());
+        return;
+    }
+    out.push_str(&n.to_string());
+}
+
+fn push_string(out: &mut String, s: &str) {
+    // Serializing a string cannot fail.
+    out.push_str(&serde_json::to_string(s).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_normalises_integral_floats() {
+        let mut out = String::new();
+        canonical_json(&json!({"b": [1.0, 2.5, "x\"y"], "a": {"d": null, "c": true}}), &mut out);
+        assert_eq!(out, r#"{"a":{"c":true,"d":null},"b":[1,2.5,"x\"y"]}"#);
+    }
+
+    #[test]
+    fn every_covered_field_changes_the_hash() {
+        let stream = StreamId::new("account", "42");
+        let mut headers = Headers::new();
+        headers.insert("x-schema-version".into(), "1".into());
+        let payload = json!({"accountId": "42", "amount": 5});
+        let id = uuid::Uuid::now_v7();
+        let base = Chained {
+            topic: "money.deposited",
+            id,
+            ts: 1,
+            key: Some("42"),
+            headers: &headers,
+            payload: &payload,
+        };
+        let h = hash(&stream, 1, base, &GENESIS);
+        assert_eq!(h, hash(&stream, 1, base, &GENESIS), "deterministic");
+        let other_payload = json!({"accountId": "42", "amount": 6});
+        let mut other_headers = headers.clone();
+        other_headers.insert("x-schema-version".into(), "2".into());
+        let changed = [
+            hash(&StreamId::new("account", "43"), 1, base, &GENESIS),
+            hash(&stream, 2, base, &GENESIS),
+            hash(&stream, 1, Chained { topic: "money.withdrawn", ..base }, &GENESIS),
+            hash(&stream, 1, Chained { id: uuid::Uuid::now_v7(), ..base }, &GENESIS),
+            hash(&stream, 1, Chained { ts: 2, ..base }, &GENESIS),
+            hash(&stream, 1, Chained { key: None, ..base }, &GENESIS),
+            hash(&stream, 1, Chained { key: Some(""), ..base }, &GENESIS),
+            hash(&stream, 1, Chained { headers: &other_headers, ..base }, &GENESIS),
+            hash(&stream, 1, Chained { payload: &other_payload, ..base }, &GENESIS),
+            hash(&stream, 1, base, &[1; 32]),
+        ];
+        for (i, other) in changed.iter().enumerate() {
+            assert_ne!(*other, h, "change {i} went unnoticed");
+        }
+    }
+}
