@@ -8,6 +8,7 @@ mod builder;
 pub mod emit;
 mod generate;
 pub mod ir;
+pub mod scaffold;
 
 #[cfg(feature = "cli")]
 pub mod cli;

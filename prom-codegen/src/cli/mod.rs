@@ -28,6 +28,7 @@ mod build;
 mod compat;
 mod lint;
 mod lock;
+mod new;
 pub use prom_spec::cli::{ConflictingSpecPaths, SPEC_PATHS_ID, SpecPaths, spec_paths_last};
 
 use clap::{CommandFactory, FromArgMatches, Subcommand, ValueEnum};
@@ -89,6 +90,18 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+    },
+    /// Write a new service crate into DIR (which must not exist or be empty): Cargo.toml, a
+    /// starter spec, build.rs with the Builder and a main.rs that publishes and handles an event.
+    New {
+        /// The directory to create.
+        dir: PathBuf,
+        /// The package name [default: the directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Depend on the prom crates of this checkout (path dependencies) instead of crates.io.
+        #[arg(long, value_name = "CHECKOUT")]
+        prom_path: Option<PathBuf>,
     },
     /// Print the JSON Schema of the spec format (for editor completion and checks).
     Schema,
@@ -177,6 +190,7 @@ fn run_command(cli: Cli) -> ExitCode {
         Command::Asyncapi { specs, out, title } => {
             with_specs(&specs, |specs| asyncapi::run(specs, out.as_deref(), title))
         }
+        Command::New { dir, name, prom_path } => new::run(&dir, name, prom_path),
         Command::Schema => {
             out!("{}", prom_spec::spec::FORMAT_SCHEMA.trim_end());
             ExitCode::SUCCESS

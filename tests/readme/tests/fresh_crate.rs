@@ -1,5 +1,7 @@
-//! Builds the crate README.md's "Use Prom in your crate" describes, from the README's own
-//! `<!-- file: PATH -->` blocks, in a temporary directory outside this workspace, and runs it.
+//! Builds the crate README.md's "Use Prom in your crate" describes, in a temporary directory
+//! outside this workspace, and runs it. The first test creates it with `prom-codegen new` and
+//! checks every file equals the README's `<!-- file: PATH -->` block; the second writes the blocks
+//! itself and applies the README's `include_specs!` variant.
 //!
 //! The one change made to the files: each `prom-runtime = { version = "...", ... }` /
 //! `prom-codegen = { version = "...", ... }` dependency line of Cargo.toml gets
@@ -28,9 +30,9 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 static BUILDS: Mutex<()> = Mutex::new(());
 
 #[test]
-fn the_readme_crate_lints_builds_runs_and_resumes() {
+fn prom_codegen_new_writes_the_readme_crate_which_lints_builds_runs_and_resumes() {
     let _serial = BUILDS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let krate = FreshCrate::from_readme();
+    let krate = FreshCrate::from_new();
 
     let lint = krate.run(Command::new(prom_codegen_binary()).args(["lint", "specs"]), BUILD_TIMEOUT);
     assert!(lint.ok, "prom-codegen lint specs failed:\n{}", lint.text());
@@ -136,42 +138,66 @@ fn cargo() -> std::ffi::OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
-/// A crate written from the README in a temporary directory.
+/// A crate in a temporary directory.
 struct FreshCrate {
-    dir: tempfile::TempDir,
+    _root: tempfile::TempDir,
+    dir: PathBuf,
 }
 
 impl FreshCrate {
+    /// `prom-codegen new <tmp>/orders --prom-path <workspace>`, checked against the README.
+    fn from_new() -> FreshCrate {
+        let root =
+            tempfile::Builder::new().prefix("prom-fresh-crate-").tempdir().expect("a temporary directory");
+        let dir = root.path().join("orders");
+        let workspace = workspace();
+        let created = run_in(
+            root.path(),
+            Command::new(prom_codegen_binary()).arg("new").arg(&dir).arg("--prom-path").arg(&workspace),
+            RUN_TIMEOUT,
+        );
+        assert!(created.ok, "prom-codegen new failed:\n{}", created.text());
+        for (path, block) in &readme_blocks().files {
+            let block =
+                if path == "Cargo.toml" { path_dependencies(block, &workspace) } else { block.clone() };
+            let written = std::fs::read_to_string(dir.join(path))
+                .unwrap_or_else(|e| panic!("prom-codegen new wrote no {path}: {e}"));
+            assert_eq!(written, block, "prom-codegen new wrote a {path} unlike the README's block");
+        }
+        std::fs::copy(workspace.join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
+        FreshCrate { _root: root, dir }
+    }
+
     fn from_readme() -> FreshCrate {
         let blocks = readme_blocks();
         for needed in ["Cargo.toml", "build.rs", "src/main.rs", "specs/orders.yaml"] {
             assert!(blocks.files.contains_key(needed), "README.md has no `<!-- file: {needed} -->` block");
         }
-        let dir =
+        let root =
             tempfile::Builder::new().prefix("prom-fresh-crate-").tempdir().expect("a temporary directory");
+        let dir = root.path().to_path_buf();
         for (path, text) in &blocks.files {
             let text =
                 if path == "Cargo.toml" { path_dependencies(text, &workspace()) } else { text.clone() };
-            let target = dir.path().join(path);
+            let target = dir.join(path);
             std::fs::create_dir_all(target.parent().expect("a parent")).expect("create the directory");
             std::fs::write(&target, text).expect("write the file");
         }
-        std::fs::copy(workspace().join("Cargo.lock"), dir.path().join("Cargo.lock"))
-            .expect("copy Cargo.lock");
-        FreshCrate { dir }
+        std::fs::copy(workspace().join("Cargo.lock"), dir.join("Cargo.lock")).expect("copy Cargo.lock");
+        FreshCrate { _root: root, dir }
     }
 
     /// Replaces `mod prom { include!(...) }` with the README's `include_specs!` variant and drops
     /// the build script and its dependencies, as the README says.
     fn use_include_specs(&self, variant: &str) {
-        let main = self.dir.path().join("src/main.rs");
+        let main = self.dir.as_path().join("src/main.rs");
         let text = std::fs::read_to_string(&main).expect("src/main.rs");
         let start = text.find("mod prom {").expect("`mod prom {` in src/main.rs");
         let end = start + text[start..].find("\n}\n").expect("the end of `mod prom`") + 3;
         std::fs::write(&main, format!("{}{variant}{}", &text[..start], &text[end..]))
             .expect("write src/main.rs");
-        std::fs::remove_file(self.dir.path().join("build.rs")).expect("remove build.rs");
-        let manifest = self.dir.path().join("Cargo.toml");
+        std::fs::remove_file(self.dir.as_path().join("build.rs")).expect("remove build.rs");
+        let manifest = self.dir.as_path().join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
         let start = text.find("[build-dependencies]").expect("a [build-dependencies] section");
         // The README: "turn on prom-runtime's `macros` feature".
@@ -200,7 +226,7 @@ impl FreshCrate {
     }
 
     fn run(&self, command: &mut Command, timeout: Duration) -> Outcome {
-        run_in(self.dir.path(), command, timeout)
+        run_in(self.dir.as_path(), command, timeout)
     }
 }
 
