@@ -38,10 +38,15 @@ install() {
     apt-get update -qq >&2 && apt-get install -y -qq nodejs npm >&2 || die "apt-get could not install nodejs and npm"
   fi
   echo "asyncapi.sh: installing $package into $home (once)" >&2
-  rm -rf "$home"
+  marker='{"name":"prom-asyncapi-validator","private":true}'
+  # Only a directory this script made is cleaned (PROM_ASYNCAPI_HOME may name any path).
+  if [[ -d $home && -n $(ls -A "$home") && $(cat "$home/package.json" 2>/dev/null) != "$marker" ]]; then
+    die "$home is not empty and was not made by this script: point PROM_ASYNCAPI_HOME at an empty directory"
+  fi
+  rm -rf "$home/node_modules" "$home/package-lock.json"
   mkdir -p "$home"
   # A package.json of its own, so npm does not walk up into the repository.
-  echo '{"name":"prom-asyncapi-validator","private":true}' >"$home/package.json"
+  echo "$marker" >"$home/package.json"
   npm install --prefix "$home" --no-audit --no-fund --loglevel=error "$package" >&2 \
     || die "npm could not install $package (is the npm registry reachable?)"
   [[ -x $bin ]] || die "$package installed, but $bin is missing"

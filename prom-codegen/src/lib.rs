@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod asyncapi;
+pub mod breaking;
 mod builder;
 pub mod emit;
 mod generate;

@@ -154,14 +154,12 @@ fn removing_a_locked_version_or_topic_is_an_error_and_rewrite_drops_it() {
     assert_eq!(out.status.code(), Some(1));
     let text = stderr(&out);
     assert!(
-        text.contains(
-            "error[P210]: topic `order.cancelled` is locked in specs/prom.lock but no longer declared"
-        ),
+        text.contains("error[P210]: topic `order.cancelled` is locked in prom.lock but no longer declared"),
         "{text}"
     );
     assert!(text.contains("--> specs/prom.lock:"), "{text}");
     assert!(
-        text.contains("error[P210]: version 2 of topic `order.placed` is locked at specs/prom.lock:"),
+        text.contains("error[P210]: version 2 of topic `order.placed` is locked at prom.lock:"),
         "{text}"
     );
 
@@ -225,4 +223,20 @@ fn the_builder_fails_on_an_edited_locked_version() {
         other => panic!("expected a P209 lint error, got {other:?}"),
     }
     assert!(!dir.join("builder.rs").exists());
+}
+
+#[test]
+fn a_lock_that_is_no_regular_file_is_refused_without_hanging() {
+    let dir = temp_dir("fifo");
+    write_spec(&dir, V1);
+    let fifo = dir.join("specs/prom.lock");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    for args in [&["lint", "specs"][..], BUILD] {
+        let out = run(&dir, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let text = stderr(&out);
+        assert!(text.contains("error[P007]: cannot read the schema lock: it is a FIFO"), "{text}");
+        assert!(text.contains("--> specs/prom.lock:1:1"), "{text}");
+    }
 }

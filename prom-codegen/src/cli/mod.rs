@@ -24,6 +24,7 @@ macro_rules! err_raw {
 }
 
 mod asyncapi;
+mod breaking;
 mod build;
 mod compat;
 mod lint;
@@ -105,6 +106,19 @@ pub enum Command {
     },
     /// Print the JSON Schema of the spec format (for editor completion and checks).
     Schema,
+    /// Report what the specs break for existing events and readers, compared with the specs at a
+    /// git ref; exit 1 when something breaks, 2 on a usage error.
+    Breaking {
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
+        /// The git ref (branch, tag, commit) to compare with, e.g. `origin/main`.
+        #[arg(long, value_name = "REF")]
+        against: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Write the AsyncAPI 3.0.0 document (JSON) of the specs: channels, messages, operations.
     Asyncapi {
         /// Where the specs are.
@@ -187,6 +201,9 @@ fn run_command(cli: Cli) -> ExitCode {
         }
         Command::Compat { old, new, mode, format } => compat::run(&old, &new, &mode, format),
         Command::Lock { specs, rewrite } => with_specs(&specs, |specs| lock::run(specs, &rewrite)),
+        Command::Breaking { specs, against, format } => {
+            with_specs(&specs, |specs| breaking::run(specs, &against, format))
+        }
         Command::Asyncapi { specs, out, title } => {
             with_specs(&specs, |specs| asyncapi::run(specs, out.as_deref(), title))
         }

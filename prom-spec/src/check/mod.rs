@@ -165,8 +165,8 @@ fn finish(mut loaded: spec::Loaded, lock_path: Option<PathBuf>, rewrites: &[lock
     let lock = lock_path.as_deref().and_then(|path| read_lock(path, &mut loaded));
     let mut diagnostics = loaded.diagnostics;
     diagnostics.extend(check(&loaded.spec));
-    if let (Some(lock), Some(path), false) = (&lock, &lock_path, load_failed) {
-        lock::check(&loaded.spec, lock, path, rewrites, &mut diagnostics);
+    if let (Some(lock), false) = (&lock, load_failed) {
+        lock::check(&loaded.spec, lock, rewrites, &mut diagnostics);
     }
     diag::sort(&mut diagnostics);
     let (mut omitted_errors, mut omitted_warnings) = (0, 0);

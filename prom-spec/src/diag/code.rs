@@ -101,6 +101,14 @@ codes! {
     InvalidSchema = ("P501", "invalid-schema"),
     /// A payload schema's root is not `type: object`.
     SchemaRootNotObject = ("P502", "schema-root-not-object"),
+    /// (`breaking`) A topic's compatibility mode gives fewer guarantees than at the ref.
+    CompatLoosened = ("P601", "compat-loosened"),
+    /// (`breaking`) A topic's partition count or key changed since the ref (keys reshuffle).
+    PartitioningChanged = ("P602", "partitioning-changed"),
+    /// (`breaking`) A consumer declared at the ref is gone.
+    ConsumerRemoved = ("P603", "consumer-removed"),
+    /// (`breaking`) A topic dual-written at the ref no longer is.
+    DualWriteRemoved = ("P604", "dual-write-removed"),
 }
 
 impl std::fmt::Display for Code {

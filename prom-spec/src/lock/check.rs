@@ -5,11 +5,12 @@
 use super::{Lock, Rewrite, fingerprint};
 use crate::diag::{Code, Diagnostic};
 use crate::spec::Spec;
-use std::path::Path;
 
-/// Checks `spec` against `lock` (read from `lock_path`), except what `rewrites` release.
-pub fn check(spec: &Spec, lock: &Lock, lock_path: &Path, rewrites: &[Rewrite], out: &mut Vec<Diagnostic>) {
-    let lock_file = lock_path.display();
+/// Checks `spec` against `lock`, except what `rewrites` release.
+pub fn check(spec: &Spec, lock: &Lock, rewrites: &[Rewrite], out: &mut Vec<Diagnostic>) {
+    // Messages name the lock by its file name and line only: the diagnostic's own location is in
+    // the spec, and a build script or macro sees absolute paths that must not leak into output.
+    let lock_file = super::LOCK_FILE;
     for (name, locked) in &lock.topics {
         let released = |number: u32| rewrites.iter().any(|r| r.covers(name, number));
         let Some(topic) = spec.topics.get(name) else {
@@ -35,8 +36,8 @@ pub fn check(spec: &Spec, lock: &Lock, lock_path: &Path, rewrites: &[Rewrite], o
                 continue;
             }
             let at = |span: &Option<crate::source::Span>| match span {
-                Some(span) => span.to_string(),
-                None => lock_file.to_string(),
+                Some(span) => format!("{lock_file}:{}:{}", span.start.line, span.start.column),
+                None => lock_file.to_owned(),
             };
             let Some(version) = topic.versions.iter().find(|v| v.number.value == *number) else {
                 // A version that could not be read is reported where it is; no second error.
