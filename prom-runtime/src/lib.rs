@@ -11,6 +11,8 @@ pub mod consumer;
 mod context;
 pub mod dlq;
 pub mod error;
+#[cfg(feature = "serve")]
+pub mod gateway;
 mod handler_error;
 pub mod outage;
 pub mod partition;
@@ -29,6 +31,8 @@ pub mod server;
 pub mod snapshot;
 pub mod stream;
 pub mod system;
+#[cfg(all(feature = "serve", feature = "specs"))]
+pub mod testing;
 pub mod timestamp;
 #[cfg(feature = "mongo")]
 pub mod timetravel;

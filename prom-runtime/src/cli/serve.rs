@@ -4,10 +4,13 @@
 use super::{Failure, Outcome, SpecArgs};
 use crate::bus::{AnyBus, SqliteBus};
 use crate::error::Result;
+use crate::gateway::{self, GatewayOptions, Tokens};
+use crate::publish::Producer;
 use crate::registry::Registry;
 use crate::server::{self, Limits, Reporter};
 use crate::system::System;
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
@@ -35,6 +38,18 @@ pub struct Args {
     /// How long a request may take before it is answered with 503.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     request_timeout: Duration,
+    /// The tokens file (JSON; see the README's gateway section): every request then needs
+    /// `Authorization: Bearer TOKEN` scoped to its action and topic. Default: the JSON in
+    /// PROM_API_TOKENS, if set. Without tokens the server listens on loopback only.
+    #[arg(long, value_name = "FILE")]
+    tokens: Option<std::path::PathBuf>,
+    /// Serve a non-loopback --listen address without tokens: anyone who can reach it may
+    /// publish and subscribe.
+    #[arg(long)]
+    insecure_no_auth: bool,
+    /// The largest body `POST /topics/{topic}/events` takes, in bytes (413 beyond).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
+    max_body: u64,
     /// How long a snapshot read waits for MongoDB before answering 503 (with --mongo).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     store_timeout: Duration,
@@ -85,26 +100,78 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let interrupted = super::interrupted();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let (_bus, snapshots) = match &target.mongo {
-        Some(url) => on_mongo(url, &spec, registry, &args, &reporter, &mut tasks, &stopped).await?,
-        None => (on_embedded(target, &spec)?, None),
-    };
-    let snapshots_served = snapshots.as_ref().map(|(_, served)| served.clone());
-    let router = match snapshots {
-        Some((snapshots, _)) => snapshots,
-        None => Router::new()
-            .fallback(server::fallback::not_found)
-            .method_not_allowed_fallback(server::fallback::method_not_allowed),
-    };
+    let tokens = tokens(&args)?;
+    // Checked before anything starts: an exposed server without tokens never serves a request.
     let listener = bind(&args.listen).await?;
     let address = listener.local_addr().map_err(|e| Failure::Runtime(format!("no local address: {e}")))?;
-    for (projector, path) in snapshots_served.iter().flatten() {
+    check_exposure(address, tokens.is_some(), args.insecure_no_auth)?;
+    let (bus, snapshots) = match &target.mongo {
+        Some(url) => {
+            on_mongo(url, &spec, Arc::clone(&registry), &args, &reporter, &mut tasks, &stopped).await?
+        }
+        None => (on_embedded(target, &spec)?, None),
+    };
+    let (snapshots, served) = snapshots.unzip();
+    let options = GatewayOptions {
+        max_body_bytes: usize::try_from(args.max_body).unwrap_or(usize::MAX),
+        // Below the idle timeout, so a quiet stream is never closed as idle.
+        keep_alive: (limits.idle_timeout / 3).min(GatewayOptions::default().keep_alive),
+        tokens: tokens.clone().map(Arc::new),
+        reporter: reporter.clone(),
+        ..GatewayOptions::default()
+    };
+    let router = gateway::router(Producer::new(bus, registry), options, stopped.clone(), snapshots);
+    eprintln!(
+        "gateway at http://{address}/topics/{{topic}}/events (POST publishes, GET subscribes: SSE or WebSocket)"
+    );
+    for (projector, path) in served.iter().flatten() {
         eprintln!("serving `{projector}` at http://{address}{path}/ (snap, list, openapi.json)");
     }
     // Tools and tests wait for this line before sending requests.
     eprintln!("listening on {address}");
     tasks.spawn(server::serve(listener, router, limits, reporter, super::stopped(&stopped)));
     super::supervise(&mut tasks, interrupted, &stop, super::NO_PROGRESS).await
+}
+
+/// The tokens of `--tokens FILE`, else of PROM_API_TOKENS; `None` when neither is given.
+fn tokens(args: &Args) -> std::result::Result<Option<Tokens>, Failure> {
+    let (source, text) = match &args.tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("--tokens {}: cannot read it: {e}", path.display())))?;
+            (path.display().to_string(), text)
+        }
+        None => match std::env::var("PROM_API_TOKENS") {
+            Ok(text) if !text.trim().is_empty() => ("PROM_API_TOKENS".to_string(), text),
+            _ => return Ok(None),
+        },
+    };
+    Tokens::parse(&source, &text).map(Some).map_err(|e| Failure::Usage(e.to_string()))
+}
+
+/// Refuses to serve a non-loopback address without tokens, unless told to; says where it
+/// serves without them.
+fn check_exposure(address: SocketAddr, has_tokens: bool, insecure: bool) -> std::result::Result<(), Failure> {
+    if has_tokens {
+        return Ok(());
+    }
+    if address.ip().is_loopback() {
+        eprintln!(
+            "no tokens given: serving without authentication on loopback ({address}) only; give --tokens FILE \
+             (or PROM_API_TOKENS) to serve other hosts"
+        );
+        return Ok(());
+    }
+    if insecure {
+        eprintln!(
+            "WARNING: serving {address} without authentication (--insecure-no-auth): anyone who can reach it may publish and subscribe"
+        );
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "--listen {address} is reachable from other hosts, and no tokens are configured\n  = help: give --tokens FILE \
+         (or PROM_API_TOKENS), listen on 127.0.0.1, or pass --insecure-no-auth to serve it open"
+    )))
 }
 
 /// Opens the embedded store; says once which declared pipelines do not run on it.
@@ -132,7 +199,6 @@ async fn on_mongo(
     tasks: &mut JoinSet<Result<()>>,
     stopped: &watch::Receiver<bool>,
 ) -> std::result::Result<(AnyBus, Option<Snapshots>), Failure> {
-    use crate::publish::Producer;
     use crate::snapshot::{self, ApiOptions, SnapshotSpec};
     let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
     let bus = super::open_mongo_bus(url).await?;

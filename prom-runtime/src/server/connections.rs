@@ -78,6 +78,13 @@ impl Activity {
         (InFlight(Arc::clone(self)), Handling(Arc::clone(self)))
     }
 
+    /// Counts an upgraded connection (a WebSocket session) as busy until the guard drops, so
+    /// it is never closed as idle to make room.
+    pub(super) fn hold(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(self))
+    }
+
     /// Whether no request is being handled or answered on this connection.
     pub(super) fn is_idle(&self) -> bool {
         self.in_flight.load(Ordering::Acquire) == 0

@@ -215,6 +215,20 @@ fn refuse(mut stream: TcpStream, refusals: &Arc<Semaphore>, limits: &Limits) {
     });
 }
 
+/// Keeps an upgraded connection (a WebSocket session) counted against the connection limit,
+/// and busy (never closed as idle to make room), until it drops. Upgrade requests carry one as
+/// an `Arc<ConnectionHold>` extension; the handler that takes the connection over keeps it.
+pub struct ConnectionHold {
+    _in_flight: connections::InFlight,
+    _slot: Arc<Slot>,
+}
+
+impl fmt::Debug for ConnectionHold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ConnectionHold")
+    }
+}
+
 /// What one connection's task needs.
 struct Connection {
     router: Router,
@@ -228,14 +242,26 @@ impl Connection {
     /// place while it is idle, or the server stops.
     async fn run(mut self, stream: TcpStream, slot: Slot) {
         let _ = stream.set_nodelay(true);
-        let activity = Arc::clone(&slot.activity);
+        let slot = Arc::new(slot);
+        let service_slot = Arc::clone(&slot);
         let (router, reporter, request_timeout) =
             (self.router.clone(), self.reporter.clone(), self.limits.request_timeout);
-        let service = hyper::service::service_fn(move |request| {
-            service::answer(router.clone(), request, Arc::clone(&activity), request_timeout, reporter.clone())
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            // An upgrade request may take the connection over (a WebSocket session): it gets a
+            // hold that keeps the connection counted against the limit for as long as it lives.
+            if request.headers().contains_key(hyper::header::UPGRADE) {
+                let hold = ConnectionHold {
+                    _in_flight: service_slot.activity.hold(),
+                    _slot: Arc::clone(&service_slot),
+                };
+                request.extensions_mut().insert(Arc::new(hold));
+            }
+            let activity = Arc::clone(&service_slot.activity);
+            service::answer(router.clone(), request, activity, request_timeout, reporter.clone())
         });
         let io = TokioIo::new(io::Watched::new(stream, Arc::clone(&slot.activity)));
-        let connection = http1::Builder::new().max_buf_size(MAX_HEAD_BYTES).serve_connection(io, service);
+        let connection =
+            http1::Builder::new().max_buf_size(MAX_HEAD_BYTES).serve_connection(io, service).with_upgrades();
         tokio::pin!(connection);
         let check = (self.limits.header_timeout.min(self.limits.idle_timeout) / 4)
             .clamp(Duration::from_millis(20), Duration::from_secs(1));

@@ -24,7 +24,17 @@ pub enum Kind {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
-    /// MongoDB did not answer in time or failed.
+    /// No valid bearer token came with the request.
+    Unauthorized,
+    /// The token is valid but not for this action on this topic.
+    Forbidden,
+    /// The body is larger than the server takes.
+    PayloadTooLarge,
+    /// The body's media type is not one the route takes.
+    UnsupportedMediaType,
+    /// The payload does not satisfy the topic's schema (`errors` lists each JSON pointer).
+    InvalidPayload,
+    /// The store (MongoDB or the embedded store) did not answer in time or failed.
     StoreUnavailable,
     /// The server is at its connection limit.
     Overloaded,
@@ -42,6 +52,15 @@ impl Kind {
             Kind::MethodNotAllowed => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed")
             }
+            Kind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Kind::Forbidden => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Kind::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
+            }
+            Kind::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Kind::InvalidPayload => (StatusCode::BAD_REQUEST, "invalid-payload", "Invalid payload"),
             Kind::StoreUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", "Snapshot store unavailable")
             }
@@ -87,6 +106,11 @@ impl Problem {
     pub fn with(mut self, name: &str, value: Value) -> Problem {
         self.extensions.insert(name.to_string(), value);
         self
+    }
+
+    /// The kind of this problem.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The document as JSON.

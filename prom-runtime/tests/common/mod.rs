@@ -62,6 +62,7 @@ impl Store {
 
 #[cfg(unix)]
 pub mod serve;
+pub mod sse;
 
 #[cfg(feature = "mongo")]
 pub mod mongo {

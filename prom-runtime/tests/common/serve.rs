@@ -44,6 +44,7 @@ impl Server {
     pub fn spawn(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_prom"))
             .env_remove("PROM_MONGO_URL")
+            .env_remove("PROM_API_TOKENS")
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
