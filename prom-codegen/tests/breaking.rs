@@ -125,11 +125,11 @@ fn every_breaking_change_is_reported_where_it_is() {
     let expected = vec![
         // Gone from the working tree: located in the old file, named REF:path.
         at("P210", "HEAD~1:specs/orders.yaml", 18, 3),
-        at("P603", "HEAD~1:specs/orders.yaml", 25, 3),
-        at("P602", "specs/orders.yaml", 3, 10),
-        at("P602", "specs/orders.yaml", 4, 17),
-        at("P601", "specs/orders.yaml", 5, 13),
-        at("P604", "specs/orders.yaml", 6, 17),
+        at("P703", "HEAD~1:specs/orders.yaml", 25, 3),
+        at("P702", "specs/orders.yaml", 3, 10),
+        at("P702", "specs/orders.yaml", 4, 17),
+        at("P701", "specs/orders.yaml", 5, 13),
+        at("P704", "specs/orders.yaml", 6, 17),
         at("P210", "specs/orders.yaml", 8, 7),
         at("P209", "specs/orders.yaml", 10, 11),
     ];
@@ -143,7 +143,7 @@ fn every_breaking_change_is_reported_where_it_is() {
     assert_eq!(human.status.code(), Some(1));
     let text = stderr(&human);
     assert!(
-        text.contains("error[P601]: the compatibility mode of topic `order.placed` was loosened from `full` to `backward` since HEAD~1"),
+        text.contains("error[P701]: the compatibility mode of topic `order.placed` was loosened from `full` to `backward` since HEAD~1"),
         "{text}"
     );
     assert!(text.contains(" --> HEAD~1:specs/orders.yaml:25:3\n"), "{text}");

@@ -11,57 +11,7 @@ use std::sync::Arc;
 
 /// Accounts (tamper-evident, string ids) and counters (integer ids); `money.deposited` has a
 /// v2 that renamed `amount` to `cents`.
-pub const SPEC: &str = r#"
-topics:
-  account.opened:
-    key: /accountId
-    versions:
-      1:
-        schema:
-          type: object
-          required: [accountId, owner]
-          properties:
-            accountId: { type: string }
-            owner: { type: string }
-  money.deposited:
-    key: /accountId
-    dual_write: true
-    versions:
-      1:
-        schema:
-          type: object
-          required: [accountId, amount]
-          properties:
-            accountId: { type: string }
-            amount: { type: integer, minimum: 1 }
-      2:
-        schema:
-          type: object
-          required: [accountId, cents]
-          properties:
-            accountId: { type: string }
-            cents: { type: integer, minimum: 1 }
-        upcast:
-          rename: { amount: cents }
-  counter.bumped:
-    versions:
-      1:
-        schema:
-          type: object
-          required: [counter]
-          properties:
-            counter: { type: integer }
-aggregates:
-  account:
-    description: A bank account.
-    id: /accountId
-    events: [account.opened, money.deposited]
-    snapshot: { every: 10 }
-    tamper_evident: true
-  counter:
-    id: /counter
-    events: [counter.bumped]
-"#;
+pub const SPEC: &str = include_str!("streams/streams.yaml");
 
 fn producer(bus: AnyBus) -> Producer<AnyBus> {
     let registry = Registry::from_yaml("streams.yaml", SPEC).expect("the test spec lints clean");
@@ -265,26 +215,16 @@ async fn concurrent_writers_never_lose_an_update(store: &Store) {
     store.cleanup().await;
 }
 
-mod memory {
-    macro_rules! memory_tests {
-        ($($name:ident),* $(,)?) => {$(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name(&super::common::Store::memory()).await;
-            }
-        )*};
-    }
-    memory_tests!(
-        versions_gap_free_and_events_on_their_topics,
-        conflicts_carry_expected_and_actual_and_store_nothing,
-        bad_appends_are_refused_before_anything_is_stored,
-        integer_ids_name_streams_in_decimal,
-        tamper_evident_streams_chain_every_event,
-        stream_ids_are_sorted_and_paged,
-        snapshots_keep_the_highest_version,
-        concurrent_writers_never_lose_an_update,
-    );
-}
+backend_suite!(
+    versions_gap_free_and_events_on_their_topics,
+    conflicts_carry_expected_and_actual_and_store_nothing,
+    bad_appends_are_refused_before_anything_is_stored,
+    integer_ids_name_streams_in_decimal,
+    tamper_evident_streams_chain_every_event,
+    stream_ids_are_sorted_and_paged,
+    snapshots_keep_the_highest_version,
+    concurrent_writers_never_lose_an_update,
+);
 
 #[test]
 fn the_spec_declares_aggregate_facts() {

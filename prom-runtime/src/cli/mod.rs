@@ -8,9 +8,11 @@ mod progress;
 mod publish;
 mod run;
 mod serve;
+mod stream;
 mod tail;
 #[cfg(feature = "mongo")]
 mod timetravel;
+mod verify;
 
 use crate::bus::{AnyBus, SqliteBus};
 use crate::consumer::Start;
@@ -51,6 +53,12 @@ pub enum Command {
     Publish(publish::Args),
     /// Print a topic's events as JSON lines, upcast to the latest version.
     Tail(tail::Args),
+    /// Append to and read the streams of event-sourced aggregates.
+    #[command(subcommand)]
+    Stream(stream::Command),
+    /// Check an aggregate's streams: gap-free versions and, when tamper-evident, every hash
+    /// chain. Exits 1 naming the first broken stream and version.
+    Verify(verify::Args),
     /// Inspect or replay dead letters.
     #[command(subcommand)]
     Dlq(dlq::Command),
@@ -105,6 +113,8 @@ pub enum Failure {
     Runtime(String),
     /// The command line asks for something this `prom` cannot do as given (exit 2).
     Usage(String),
+    /// An append's expected version did not match the stream's (exit 3).
+    Conflict(String),
 }
 
 impl From<Error> for Failure {
@@ -153,6 +163,10 @@ pub fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::from(2)
         }
+        Err(Failure::Conflict(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(3)
+        }
     }
 }
 
@@ -177,6 +191,8 @@ async fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::Publish(args) => publish::run(&target, args).await,
         Command::Tail(args) => tail::run(&target, args).await,
+        Command::Stream(command) => stream::run(&target, command).await,
+        Command::Verify(args) => verify::run(&target, args).await,
         Command::Dlq(command) => dlq::run(&target, command).await,
         Command::Run(args) => run::run(&target, args).await,
         #[cfg(feature = "mongo")]

@@ -9,10 +9,12 @@ mod append;
 pub mod chain;
 mod expected;
 mod id;
+pub mod verify;
 
 pub use append::{id_text, stream_append};
 pub use expected::{ExpectedVersion, ParseExpectedVersionError};
 pub use id::StreamId;
+pub use verify::verify;
 
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, NewEvent, Receipt};

@@ -101,14 +101,24 @@ codes! {
     InvalidSchema = ("P501", "invalid-schema"),
     /// A payload schema's root is not `type: object`.
     SchemaRootNotObject = ("P502", "schema-root-not-object"),
+    /// An aggregate name is not lowercase snake_case (`^[a-z][a-z0-9_]*$`).
+    AggregateName = ("P601", "aggregate-name"),
+    /// An aggregate lists an event topic that is not declared.
+    AggregateUnknownEvent = ("P602", "aggregate-unknown-event"),
+    /// An aggregate's `id` pointer is not a required string or integer in every event's latest schema.
+    AggregateId = ("P603", "aggregate-id"),
+    /// A topic is an event of two aggregates.
+    AggregateSharedEvent = ("P604", "aggregate-shared-event"),
+    /// An aggregate lists no events, or one event twice.
+    AggregateEvents = ("P605", "aggregate-events"),
     /// (`breaking`) A topic's compatibility mode gives fewer guarantees than at the ref.
-    CompatLoosened = ("P601", "compat-loosened"),
+    CompatLoosened = ("P701", "compat-loosened"),
     /// (`breaking`) A topic's partition count or key changed since the ref (keys reshuffle).
-    PartitioningChanged = ("P602", "partitioning-changed"),
+    PartitioningChanged = ("P702", "partitioning-changed"),
     /// (`breaking`) A consumer declared at the ref is gone.
-    ConsumerRemoved = ("P603", "consumer-removed"),
+    ConsumerRemoved = ("P703", "consumer-removed"),
     /// (`breaking`) A topic dual-written at the ref no longer is.
-    DualWriteRemoved = ("P604", "dual-write-removed"),
+    DualWriteRemoved = ("P704", "dual-write-removed"),
 }
 
 impl std::fmt::Display for Code {

@@ -10,6 +10,7 @@ mod open;
 mod ops;
 mod rows;
 mod schema;
+mod streams;
 mod writer;
 
 use super::{EventBus, GroupId};
@@ -119,11 +120,12 @@ impl SqliteBus {
             },
             Err(first) => return Err(fail(first)),
         };
-        if version != schema::VERSION {
+        if !(schema::OLDEST..=schema::VERSION).contains(&version) {
             return Err(Error::store(
                 &display,
                 format!(
-                    "the store has layout version {version}, but this prom reads version {}; {}",
+                    "the store has layout version {version}, but this prom reads versions {} to {}; {}",
+                    schema::OLDEST,
                     schema::VERSION,
                     if version == 0 {
                         "the file is a SQLite database but not a Prom store (or one never opened for writing)"
@@ -383,40 +385,42 @@ impl EventBus for SqliteBus {
     }
 
     async fn append(&self, append: StreamAppend) -> Result<Appended> {
-        Err(streams_not_yet(&append.stream))
+        let job = streams::job(append)?;
+        self.writer()?.submit(true, move |tx| streams::append(tx, job)).await
     }
 
-    async fn read_stream(&self, stream: &StreamId, _after: u64, _limit: usize) -> Result<Vec<StreamRecord>> {
-        Err(streams_not_yet(stream))
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>> {
+        let stream = stream.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_with(move |conn| streams::read(conn, &stream, after_version, limit)).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
-        Err(streams_not_yet(stream))
+        let stream = stream.clone();
+        self.read_with(move |conn| streams::version(conn, &stream)).await
     }
 
-    async fn stream_ids(
-        &self,
-        aggregate: &str,
-        _after: Option<String>,
-        _limit: usize,
-    ) -> Result<Vec<String>> {
-        Err(streams_not_yet(&StreamId::new(aggregate, "*")))
+    async fn stream_ids(&self, aggregate: &str, after: Option<String>, limit: usize) -> Result<Vec<String>> {
+        let aggregate = aggregate.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_with(move |conn| streams::ids(conn, &aggregate, after.as_deref(), limit)).await
     }
 
-    async fn save_snapshot(&self, stream: &StreamId, _snapshot: Snapshot) -> Result<()> {
-        Err(streams_not_yet(stream))
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<()> {
+        let state = serde_json::to_string(&snapshot.state)
+            .map_err(|e| Error::serialize(format!("the snapshot of `{stream}`"), e))?;
+        let stream = stream.clone();
+        self.writer()?.submit(false, move |tx| streams::save_snapshot(tx, &stream, &snapshot, &state)).await
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
-        Err(streams_not_yet(stream))
-    }
-}
-
-/// Streams are not stored by this backend yet (phase 1 of issue #11).
-fn streams_not_yet(stream: &StreamId) -> crate::Error {
-    crate::Error::InvalidAppend {
-        stream: stream.to_string(),
-        reason: "the embedded store does not store streams yet; use the in-memory bus".to_owned(),
+        let stream = stream.clone();
+        self.read_with(move |conn| streams::load_snapshot(conn, &stream)).await
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// An event with its JSON columns serialized by the publisher's task, so the single committer
 /// thread spends its time on SQLite only.
 pub struct Row {
-    event: NewEvent,
+    pub(super) event: NewEvent,
     headers: String,
     payload: String,
 }
@@ -32,12 +32,6 @@ pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     // `conn` is a copy of the shared reference, so the statements below do not borrow `tx`
     // (whose offsets `next_offset` updates); both are prepared once per job, not per event.
     let conn = tx.conn;
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .map_err(|e| tx.err(e))?;
     let mut receipts = Vec::with_capacity(rows.len());
     for Row { event, headers, payload } in rows {
         if let Some(dedup) = &event.dedup {
@@ -60,9 +54,22 @@ pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
                 continue;
             }
         }
-        let offset = tx.next_offset(&event.topic)?;
-        insert
-            .execute(params![
+        receipts.push(insert(tx, Row { event, headers, payload })?);
+    }
+    Ok(receipts)
+}
+
+/// Stores one event at its topic's next offset (no dedup check).
+pub fn insert(tx: &mut Tx<'_>, row: Row) -> Result<Receipt> {
+    let Row { event, headers, payload } = row;
+    let offset = tx.next_offset(&event.topic)?;
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )
+        .and_then(|mut insert| {
+            insert.execute(params![
                 event.topic,
                 offset,
                 event.id.as_bytes().as_slice(),
@@ -75,10 +82,9 @@ pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
                 event.sid,
                 event.dedup,
             ])
-            .map_err(|e| tx.err(e))?;
-        receipts.push(Receipt { id: event.id, offset, partition: event.partition, duplicate: false });
-    }
-    Ok(receipts)
+        })
+        .map_err(|e| tx.err(e))?;
+    Ok(Receipt { id: event.id, offset, partition: event.partition, duplicate: false })
 }
 
 /// Sets cursors unless they exist; returns the cursors in effect.

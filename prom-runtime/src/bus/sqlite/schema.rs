@@ -3,8 +3,13 @@
 use rusqlite::Connection;
 use std::time::Duration;
 
-/// The layout version stored in `PRAGMA user_version`.
-pub const VERSION: i64 = 1;
+/// The layout version stored in `PRAGMA user_version`: 1 had no stream tables, 2 adds
+/// `streams` and `snapshots` (every statement is `IF NOT EXISTS`, so migrating from 1 is
+/// running [`DDL`] again).
+pub const VERSION: i64 = 2;
+
+/// The oldest layout this version can migrate (and read read-only).
+pub const OLDEST: i64 = 1;
 
 /// Tables and indexes. Offsets are per topic; `topics.head` is the last assigned one, read and
 /// bumped inside the writer's transaction so several processes never hand out the same offset.
@@ -52,6 +57,25 @@ CREATE TABLE IF NOT EXISTS leases (
     member TEXT NOT NULL,
     expires INTEGER NOT NULL,
     PRIMARY KEY (topic, grp, part)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    aggregate TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    off INTEGER NOT NULL,
+    prev_hash BLOB,
+    hash BLOB,
+    PRIMARY KEY (aggregate, stream_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    aggregate TEXT NOT NULL,
+    stream_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    PRIMARY KEY (aggregate, stream_id)
 ) WITHOUT ROWID;
 ";
 

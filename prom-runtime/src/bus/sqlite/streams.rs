@@ -1,0 +1,192 @@
+//! Streams on the embedded store: the `streams` table maps (aggregate, id, version) to an
+//! event's topic and offset (with its chain link), written in the same job, so the same
+//! transaction, as the events; `snapshots` holds one snapshot per stream.
+
+use super::ops::{self, Row};
+use super::rows;
+use super::writer::Tx;
+use crate::error::Result;
+use crate::stream::chain::{self, GENESIS};
+use crate::stream::{Appended, ChainLink, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// An append with its JSON columns serialized off the committer thread.
+pub struct Job {
+    stream: StreamId,
+    expected: crate::stream::ExpectedVersion,
+    tamper_evident: bool,
+    events: Vec<Row>,
+    copies: Vec<Row>,
+}
+
+/// Checks and serializes `append` for the committer.
+pub fn job(append: StreamAppend) -> Result<Job> {
+    append.check()?;
+    let StreamAppend { stream, expected, events, tamper_evident, copies } = append;
+    Ok(Job { stream, expected, tamper_evident, events: ops::rows(events)?, copies: ops::rows(copies)? })
+}
+
+/// Runs inside the committer's transaction: the expected-version check sees every commit
+/// before it (the write lock is held), and a conflict fails this job alone.
+pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
+    let Job { stream, expected, tamper_evident, events, copies } = job;
+    let last: Option<(u64, Option<Vec<u8>>)> = tx
+        .conn
+        .prepare_cached(
+            "SELECT version, hash FROM streams WHERE aggregate = ?1 AND stream_id = ?2 \
+             ORDER BY version DESC LIMIT 1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![stream.aggregate, stream.id], |r| Ok((unsigned(r.get(0)?), r.get(1)?)))
+                .optional()
+        })
+        .map_err(|e| tx.err(e))?;
+    let actual = last.as_ref().map(|(v, _)| *v);
+    check_expected(&stream, expected, actual)?;
+    // The chain starts where tamper evidence was turned on: after an unlinked event, zeros.
+    let mut prev = last.and_then(|(_, h)| h).and_then(|h| <[u8; 32]>::try_from(h).ok()).unwrap_or(GENESIS);
+    let first_version = actual.unwrap_or(0) + 1;
+    let mut receipts = Vec::with_capacity(events.len());
+    for (version, row) in (first_version..).zip(events) {
+        let link = tamper_evident.then(|| chain::link(&stream, version, (&row.event).into(), prev));
+        prev = link.map_or(GENESIS, |l| l.hash);
+        let topic = row.event.topic.clone();
+        let receipt = ops::insert(tx, row)?;
+        tx.conn
+            .prepare_cached(
+                "INSERT INTO streams (aggregate, stream_id, version, topic, off, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    stream.aggregate,
+                    stream.id,
+                    signed(version),
+                    topic,
+                    receipt.offset,
+                    link.map(|l| l.prev.to_vec()),
+                    link.map(|l| l.hash.to_vec()),
+                ])
+            })
+            .map_err(|e| tx.err(e))?;
+        receipts.push(receipt);
+    }
+    for row in copies {
+        ops::insert(tx, row)?;
+    }
+    let last_version = first_version + receipts.len() as u64 - 1;
+    Ok(Appended { first_version, last_version, receipts })
+}
+
+/// Up to `limit` events of `stream` after `after`, in version order. A version whose event row
+/// is gone is left out (verification reports the gap).
+pub fn read(
+    conn: &Connection,
+    stream: &StreamId,
+    after: u64,
+    limit: i64,
+) -> rusqlite::Result<Vec<StreamRecord>> {
+    let columns: Vec<String> = rows::COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
+    let sql = format!(
+        "SELECT {}, s.version, s.prev_hash, s.hash FROM streams s JOIN events e ON e.topic = s.topic AND e.off = s.off \
+         WHERE s.aggregate = ?1 AND s.stream_id = ?2 AND s.version > ?3 ORDER BY s.version LIMIT ?4",
+        columns.join(", ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let found = stmt.query_map(params![stream.aggregate, stream.id, signed(after), limit], |r| {
+        Ok(StreamRecord { record: rows::from_row(r)?, version: unsigned(r.get(10)?), link: link(r)? })
+    })?;
+    found.collect()
+}
+
+/// The stored link; a hash of the wrong size reads as all ones, which no chain produces, so
+/// verification reports it as broken.
+fn link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ChainLink>> {
+    let bytes = |i: usize| -> rusqlite::Result<Option<[u8; 32]>> {
+        Ok(match r.get_ref(i)? {
+            ValueRef::Null => None,
+            ValueRef::Blob(b) => Some(<[u8; 32]>::try_from(b).unwrap_or([0xff; 32])),
+            _ => Some([0xff; 32]),
+        })
+    };
+    Ok(match (bytes(11)?, bytes(12)?) {
+        (None, None) => None,
+        (prev, hash) => {
+            Some(ChainLink { prev: prev.unwrap_or([0xff; 32]), hash: hash.unwrap_or([0xff; 32]) })
+        }
+    })
+}
+
+/// The stream's version.
+pub fn version(conn: &Connection, stream: &StreamId) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached("SELECT MAX(version) FROM streams WHERE aggregate = ?1 AND stream_id = ?2")?
+        .query_row(params![stream.aggregate, stream.id], |r| Ok(r.get::<_, Option<i64>>(0)?.map(unsigned)))
+}
+
+/// Stream ids of `aggregate` after `after`, sorted (byte order, as Rust sorts strings).
+pub fn ids(
+    conn: &Connection,
+    aggregate: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT stream_id FROM streams WHERE aggregate = ?1 AND (?2 IS NULL OR stream_id > ?2) \
+         ORDER BY stream_id LIMIT ?3",
+    )?;
+    let found = stmt.query_map(params![aggregate, after, limit], |r| r.get(0))?;
+    found.collect()
+}
+
+/// Stores `snapshot` unless a higher version is stored.
+pub fn save_snapshot(tx: &mut Tx<'_>, stream: &StreamId, snapshot: &Snapshot, state: &str) -> Result<()> {
+    tx.conn
+        .prepare_cached(
+            "INSERT INTO snapshots (aggregate, stream_id, version, fingerprint, state, ts) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (aggregate, stream_id) DO UPDATE SET \
+             version = excluded.version, fingerprint = excluded.fingerprint, state = excluded.state, \
+             ts = excluded.ts WHERE excluded.version >= snapshots.version",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                stream.aggregate,
+                stream.id,
+                signed(snapshot.version),
+                snapshot.fingerprint,
+                state,
+                snapshot.ts
+            ])
+        })
+        .map_err(|e| tx.err(e))?;
+    Ok(())
+}
+
+/// The stored snapshot; one whose state is not JSON (changed behind the store's back) is
+/// skipped with a warning, so the stream is folded from its start instead.
+pub fn load_snapshot(conn: &Connection, stream: &StreamId) -> rusqlite::Result<Option<Snapshot>> {
+    let row: Option<(i64, String, String, i64)> = conn
+        .prepare_cached(
+            "SELECT version, fingerprint, state, ts FROM snapshots WHERE aggregate = ?1 AND stream_id = ?2",
+        )?
+        .query_row(params![stream.aggregate, stream.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    Ok(row.and_then(|(version, fingerprint, state, ts)| match serde_json::from_str(&state) {
+        Ok(state) => Some(Snapshot { version: unsigned(version), fingerprint, state, ts }),
+        Err(e) => {
+            tracing::warn!(stream = %stream, version, "the stored snapshot is not JSON ({e}); it is ignored");
+            None
+        }
+    }))
+}
+
+/// A version as SQLite stores it (versions stay far below `i64::MAX`).
+fn signed(version: u64) -> i64 {
+    i64::try_from(version).unwrap_or(i64::MAX)
+}
+
+/// A stored version; a negative one (written behind the store's back) reads as 0, which no
+/// append writes, so verification reports it.
+fn unsigned(version: i64) -> u64 {
+    u64::try_from(version).unwrap_or(0)
+}
