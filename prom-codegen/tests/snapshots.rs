@@ -46,6 +46,11 @@ fn read_path_benchmark_snapshot() {
 }
 
 #[test]
+fn aggregate_benchmark_snapshot() {
+    check_snapshot("prom-runtime/benches/support/ledger.yaml", "prom-runtime/benches/support/ledger.rs");
+}
+
+#[test]
 fn generated_code_carries_facts_not_spec_text() {
     let root = root();
     let generated = prom_codegen::generate(&[root.join("specs")], Some(&root)).expect("lints clean");

@@ -1,6 +1,7 @@
 //! Prom's runtime: the typed surface generated code targets, the event bus and its stores.
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod bus;
 #[cfg(feature = "mongo")]
 pub mod changefeed;

@@ -592,7 +592,8 @@ pub mod processes_changed {
 #[allow(dead_code)]
 pub mod spec {
     /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
-    /// proved about them), consumers with their retry policies, projectors, changefeeds.
+    /// proved about them), consumers with their retry policies, projectors, changefeeds,
+    /// aggregates.
     pub fn system() -> ::prom_runtime::system::System {
         ::prom_runtime::system::System {
             topics: ::std::vec::Vec::from([
@@ -770,7 +771,7 @@ pub mod spec {
                     on_lost_resume: ::prom_runtime::system::LostResumePolicy::Fail,
                 },
             ]),
-            aggregates: ::std::vec::Vec::new(),
+            aggregates: ::std::vec::Vec::from([]),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Code emission: IR → tokens (for macros) or syntax trees → formatted Rust source.
 
+mod aggregate;
 mod components;
 mod header;
 mod syntax;
@@ -39,9 +40,9 @@ pub fn tokens(model: &Model) -> TokenStream {
 }
 
 /// The number of independently formattable parts: the topic and component names, one module
-/// per topic, and the wiring.
+/// per topic, one per aggregate, and the wiring.
 fn parts(model: &Model) -> usize {
-    model.topics.len() + 2
+    model.topics.len() + model.aggregates.len() + 2
 }
 
 /// The code of one part (see [`parts`]).
@@ -63,8 +64,11 @@ fn part_code(model: &Model, part: usize) -> Piece<'_> {
             #components
         });
     }
-    match model.topics.get(part - 1) {
-        Some(topic) => topic::module(topic),
+    if let Some(topic) = model.topics.get(part - 1) {
+        return topic::module(topic);
+    }
+    match model.aggregates.get(part - 1 - model.topics.len()) {
+        Some(aggregate) => Piece::Tokens(aggregate::module(aggregate)),
         None => Piece::Tokens(wire::items(model)),
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{ident, rt};
 use crate::ir::facts::{ChangefeedFacts, ConsumerFacts, ProjectorFacts, ProjectorKindFacts};
-use crate::ir::{Model, Topic, Upcast};
+use crate::ir::{Aggregate, Model, Topic, Upcast};
 use proc_macro2::TokenStream;
 use prom_spec::spec::FullDocument;
 use quote::{format_ident, quote};
@@ -16,17 +16,18 @@ pub fn function(model: &Model) -> TokenStream {
     let consumers = model.facts.consumers.iter().map(consumer);
     let projectors = model.facts.projectors.iter().map(projector);
     let changefeeds = model.facts.changefeeds.iter().map(changefeed);
+    let aggregates = model.aggregates.iter().map(aggregate);
     quote! {
         /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
-        /// proved about them), consumers with their retry policies, projectors, changefeeds.
+        /// proved about them), consumers with their retry policies, projectors, changefeeds,
+        /// aggregates.
         pub fn system() -> #rt::system::System {
             #rt::system::System {
                 topics: ::std::vec::Vec::from([#(#topics),*]),
                 consumers: ::std::vec::Vec::from([#(#consumers),*]),
                 projectors: ::std::vec::Vec::from([#(#projectors),*]),
                 changefeeds: ::std::vec::Vec::from([#(#changefeeds),*]),
-                // Aggregates' facts are emitted by the aggregates codegen (issue #11).
-                aggregates: ::std::vec::Vec::new(),
+                aggregates: ::std::vec::Vec::from([#(#aggregates),*]),
             }
         }
     }
@@ -205,6 +206,29 @@ fn changefeed(f: &ChangefeedFacts) -> TokenStream {
             full_document: #rt::system::FullDocument::#full_document,
             operations: ::std::vec::Vec::from([#(#operations),*]),
             on_lost_resume: #rt::system::LostResumePolicy::#on_lost_resume,
+        }
+    }
+}
+
+fn aggregate(a: &Aggregate) -> TokenStream {
+    let rt = rt();
+    let (name, id) = (string(&a.name), string(&a.id));
+    let description = option(a.description.as_deref().map(string));
+    let events = a.events.iter().map(|e| string(&e.topic));
+    // Lint bounds `every`; a larger value than u32 holds is clamped, never wrapped.
+    let snapshot_every = option(a.snapshot_every.map(|every| {
+        let every = u32::try_from(every).unwrap_or(u32::MAX);
+        quote!(#every)
+    }));
+    let tamper_evident = a.tamper_evident;
+    quote! {
+        #rt::system::Aggregate {
+            name: #name,
+            description: #description,
+            id: #id,
+            events: ::std::vec::Vec::from([#(#events),*]),
+            snapshot_every: #snapshot_every,
+            tamper_evident: #tamper_evident,
         }
     }
 }

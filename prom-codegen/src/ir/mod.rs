@@ -1,10 +1,12 @@
 //! The resolved model code is generated from: names made valid, types laid out, upcast chains
 //! ordered. Built only from a spec that linted clean.
 
+mod aggregate;
 pub mod facts;
 pub mod names;
 mod types;
 
+pub use aggregate::{Aggregate, AggregateEvent};
 pub use types::{Field, Ty, TypeDef, TypeId, TypeKind, TypeSpace, Variant};
 
 use prom_spec::spec::{self, Spec};
@@ -21,6 +23,8 @@ pub struct Model {
     pub transactional: Vec<TxProjector>,
     /// Every consumer, projector and changefeed by name, with its constant (for `only`).
     pub components: Components,
+    /// Event-sourced aggregates sorted by name.
+    pub aggregates: Vec<Aggregate>,
     /// Consumer, projector and changefeed settings for `spec::system()`.
     pub facts: facts::Facts,
 }
@@ -167,6 +171,7 @@ pub fn lower(spec: &Spec) -> Model {
             }
         })
         .collect::<Vec<Topic>>();
+    let aggregates = aggregate::lower(spec, &topics, &mut modules);
     let mut methods = names::Scope::default();
     for reserved in ["new", "run", "bus", "registry", "spec", "only", "producer"] {
         methods.claim(reserved.to_owned());
@@ -203,6 +208,7 @@ pub fn lower(spec: &Spec) -> Model {
             projectors: component_names(spec.projectors.keys()),
             changefeeds: component_names(spec.changefeeds.keys()),
         },
+        aggregates,
         facts: facts::lower(spec),
     }
 }

@@ -271,7 +271,8 @@ pub mod hb_four {
 #[allow(dead_code)]
 pub mod spec {
     /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
-    /// proved about them), consumers with their retry policies, projectors, changefeeds.
+    /// proved about them), consumers with their retry policies, projectors, changefeeds,
+    /// aggregates.
     pub fn system() -> ::prom_runtime::system::System {
         ::prom_runtime::system::System {
             topics: ::std::vec::Vec::from([
@@ -350,7 +351,7 @@ pub mod spec {
             consumers: ::std::vec::Vec::from([]),
             projectors: ::std::vec::Vec::from([]),
             changefeeds: ::std::vec::Vec::from([]),
-            aggregates: ::std::vec::Vec::new(),
+            aggregates: ::std::vec::Vec::from([]),
         }
     }
 }

@@ -5,6 +5,12 @@
 /// The names of every declared topic.
 #[allow(dead_code)]
 pub mod topics {
+    /// `cart.checked.out`
+    pub const CART_CHECKED_OUT: &str = "cart.checked.out";
+    /// `cart.opened`
+    pub const CART_OPENED: &str = "cart.opened";
+    /// `item.added`
+    pub const ITEM_ADDED: &str = "item.added";
     /// `order.changed`
     pub const ORDER_CHANGED: &str = "order.changed";
     /// `order.placed`
@@ -39,6 +45,389 @@ pub mod changefeeds {
     pub const ORDERS_CHANGED: ::prom_runtime::pipeline::Component = ::prom_runtime::pipeline::Component::changefeed(
         "orders-changed",
     );
+}
+/// Topic `cart.checked.out`.
+#[allow(clippy::all, dead_code)]
+pub mod cart_checked_out {
+    /// The topic's name.
+    pub const NAME: &str = "cart.checked.out";
+    /// The newest payload version; readers always see it.
+    pub const LATEST_VERSION: u32 = 1;
+    /// Number of partitions.
+    pub const PARTITIONS: u32 = 1;
+    /// JSON pointer to the partition key in the payload.
+    pub const KEY: ::std::option::Option<&str> = ::std::option::Option::Some("/cartId");
+    /// Custom header names.
+    pub mod headers {}
+    /// The JSON Schema of each version, used to validate on publish and after upcasting.
+    pub mod schemas {
+        /// The JSON Schema of version 1.
+        pub const V1: &str = r#"{"type":"object","required":["cartId"],"properties":{"cartId":{"type":"string"}}}"#;
+    }
+    /// Version 1 of the `cart.checked.out` payload.
+    #[derive(
+        Debug,
+        Clone,
+        PartialEq,
+        ::prom_runtime::__private::serde::Serialize,
+        ::prom_runtime::__private::serde::Deserialize
+    )]
+    #[serde(crate = "::prom_runtime::__private::serde")]
+    pub struct V1 {
+        /// `cartId`
+        #[serde(rename = "cartId")]
+        pub cart_id: ::std::string::String,
+    }
+    /// The payload type readers see.
+    pub type Latest = V1;
+    /// A payload of any declared version.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum AnyVersion {
+        /// A version 1 payload.
+        V1(V1),
+    }
+    impl AnyVersion {
+        /// Decodes a stored payload of `version`.
+        pub fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            let decoded = match version {
+                1 => {
+                    ::prom_runtime::__private::serde_json::from_value(payload)
+                        .map(AnyVersion::V1)
+                }
+                other => {
+                    return ::std::result::Result::Err(::prom_runtime::DecodeError::UnknownVersion {
+                        topic: NAME,
+                        version: other,
+                    });
+                }
+            };
+            decoded
+                .map_err(|source| ::prom_runtime::DecodeError::Payload {
+                    topic: NAME,
+                    version,
+                    source,
+                })
+        }
+        /// The version of this payload.
+        pub fn version(&self) -> u32 {
+            match self {
+                AnyVersion::V1(_) => 1,
+            }
+        }
+        /// Walks the upcast chain to the latest version.
+        pub fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            match self {
+                AnyVersion::V1(latest) => ::std::result::Result::Ok(latest),
+            }
+        }
+    }
+    impl ::prom_runtime::Versioned for AnyVersion {
+        type Latest = Latest;
+        const TOPIC: &'static str = NAME;
+        const LATEST_VERSION: u32 = LATEST_VERSION;
+        fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            AnyVersion::decode(version, payload)
+        }
+        fn version(&self) -> u32 {
+            AnyVersion::version(self)
+        }
+        fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            AnyVersion::into_latest(self)
+        }
+    }
+    impl ::prom_runtime::Event for V1 {
+        const TOPIC: &'static str = NAME;
+        const VERSION: u32 = 1;
+        const SCHEMA: &'static str = schemas::V1;
+    }
+    /// The typed handle: publishes take [`Latest`], subscribers receive it.
+    pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
+}
+/// A shopper opened a cart.
+/// Topic `cart.opened`.
+#[allow(clippy::all, dead_code)]
+pub mod cart_opened {
+    /// The topic's name.
+    pub const NAME: &str = "cart.opened";
+    /// The newest payload version; readers always see it.
+    pub const LATEST_VERSION: u32 = 1;
+    /// Number of partitions.
+    pub const PARTITIONS: u32 = 1;
+    /// JSON pointer to the partition key in the payload.
+    pub const KEY: ::std::option::Option<&str> = ::std::option::Option::Some("/cartId");
+    /// Custom header names.
+    pub mod headers {}
+    /// The JSON Schema of each version, used to validate on publish and after upcasting.
+    pub mod schemas {
+        /// The JSON Schema of version 1.
+        pub const V1: &str = r#"{"type":"object","additionalProperties":false,"required":["cartId","shopper"],"properties":{"cartId":{"type":"string"},"shopper":{"type":"string"}}}"#;
+    }
+    /// Version 1 of the `cart.opened` payload.
+    #[derive(
+        Debug,
+        Clone,
+        PartialEq,
+        ::prom_runtime::__private::serde::Serialize,
+        ::prom_runtime::__private::serde::Deserialize
+    )]
+    #[serde(crate = "::prom_runtime::__private::serde")]
+    #[serde(deny_unknown_fields)]
+    pub struct V1 {
+        /// `cartId`
+        #[serde(rename = "cartId")]
+        pub cart_id: ::std::string::String,
+        /// `shopper`
+        pub shopper: ::std::string::String,
+    }
+    /// The payload type readers see.
+    pub type Latest = V1;
+    /// A payload of any declared version.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum AnyVersion {
+        /// A version 1 payload.
+        V1(V1),
+    }
+    impl AnyVersion {
+        /// Decodes a stored payload of `version`.
+        pub fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            let decoded = match version {
+                1 => {
+                    ::prom_runtime::__private::serde_json::from_value(payload)
+                        .map(AnyVersion::V1)
+                }
+                other => {
+                    return ::std::result::Result::Err(::prom_runtime::DecodeError::UnknownVersion {
+                        topic: NAME,
+                        version: other,
+                    });
+                }
+            };
+            decoded
+                .map_err(|source| ::prom_runtime::DecodeError::Payload {
+                    topic: NAME,
+                    version,
+                    source,
+                })
+        }
+        /// The version of this payload.
+        pub fn version(&self) -> u32 {
+            match self {
+                AnyVersion::V1(_) => 1,
+            }
+        }
+        /// Walks the upcast chain to the latest version.
+        pub fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            match self {
+                AnyVersion::V1(latest) => ::std::result::Result::Ok(latest),
+            }
+        }
+    }
+    impl ::prom_runtime::Versioned for AnyVersion {
+        type Latest = Latest;
+        const TOPIC: &'static str = NAME;
+        const LATEST_VERSION: u32 = LATEST_VERSION;
+        fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            AnyVersion::decode(version, payload)
+        }
+        fn version(&self) -> u32 {
+            AnyVersion::version(self)
+        }
+        fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            AnyVersion::into_latest(self)
+        }
+    }
+    impl ::prom_runtime::Event for V1 {
+        const TOPIC: &'static str = NAME;
+        const VERSION: u32 = 1;
+        const SCHEMA: &'static str = schemas::V1;
+    }
+    /// The typed handle: publishes take [`Latest`], subscribers receive it.
+    pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
+}
+/// An item was put into a cart; v1 events are read as v2.
+/// Topic `item.added`.
+#[allow(clippy::all, dead_code)]
+pub mod item_added {
+    /// The topic's name.
+    pub const NAME: &str = "item.added";
+    /// The newest payload version; readers always see it.
+    pub const LATEST_VERSION: u32 = 2;
+    /// Number of partitions.
+    pub const PARTITIONS: u32 = 1;
+    /// JSON pointer to the partition key in the payload.
+    pub const KEY: ::std::option::Option<&str> = ::std::option::Option::Some("/cartId");
+    /// Custom header names.
+    pub mod headers {}
+    /// The JSON Schema of each version, used to validate on publish and after upcasting.
+    pub mod schemas {
+        /// The JSON Schema of version 1.
+        pub const V1: &str = r#"{"type":"object","required":["cartId","sku","qty"],"properties":{"cartId":{"type":"string"},"sku":{"type":"string"},"qty":{"type":"integer","minimum":1}}}"#;
+        /// The JSON Schema of version 2.
+        pub const V2: &str = r#"{"type":"object","required":["cartId","sku","quantity","price_cents"],"properties":{"cartId":{"type":"string"},"sku":{"type":"string"},"quantity":{"type":"integer","minimum":1},"price_cents":{"type":"integer","minimum":0}}}"#;
+    }
+    /// Version 1 of the `item.added` payload.
+    #[derive(
+        Debug,
+        Clone,
+        PartialEq,
+        ::prom_runtime::__private::serde::Serialize,
+        ::prom_runtime::__private::serde::Deserialize
+    )]
+    #[serde(crate = "::prom_runtime::__private::serde")]
+    pub struct V1 {
+        /// `cartId`
+        #[serde(rename = "cartId")]
+        pub cart_id: ::std::string::String,
+        /// `sku`
+        pub sku: ::std::string::String,
+        /// `qty`
+        pub qty: i64,
+    }
+    /// Version 2 of the `item.added` payload.
+    #[derive(
+        Debug,
+        Clone,
+        PartialEq,
+        ::prom_runtime::__private::serde::Serialize,
+        ::prom_runtime::__private::serde::Deserialize
+    )]
+    #[serde(crate = "::prom_runtime::__private::serde")]
+    pub struct V2 {
+        /// `cartId`
+        #[serde(rename = "cartId")]
+        pub cart_id: ::std::string::String,
+        /// `sku`
+        pub sku: ::std::string::String,
+        /// `quantity`
+        pub quantity: i64,
+        /// `price_cents`
+        pub price_cents: i64,
+    }
+    /// The payload type readers see.
+    pub type Latest = V2;
+    /// A payload of any declared version.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum AnyVersion {
+        /// A version 1 payload.
+        V1(V1),
+        /// A version 2 payload.
+        V2(V2),
+    }
+    impl AnyVersion {
+        /// Decodes a stored payload of `version`.
+        pub fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            let decoded = match version {
+                1 => {
+                    ::prom_runtime::__private::serde_json::from_value(payload)
+                        .map(AnyVersion::V1)
+                }
+                2 => {
+                    ::prom_runtime::__private::serde_json::from_value(payload)
+                        .map(AnyVersion::V2)
+                }
+                other => {
+                    return ::std::result::Result::Err(::prom_runtime::DecodeError::UnknownVersion {
+                        topic: NAME,
+                        version: other,
+                    });
+                }
+            };
+            decoded
+                .map_err(|source| ::prom_runtime::DecodeError::Payload {
+                    topic: NAME,
+                    version,
+                    source,
+                })
+        }
+        /// The version of this payload.
+        pub fn version(&self) -> u32 {
+            match self {
+                AnyVersion::V1(_) => 1,
+                AnyVersion::V2(_) => 2,
+            }
+        }
+        /// Walks the upcast chain to the latest version.
+        pub fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            let mut current = self;
+            loop {
+                current = match current {
+                    AnyVersion::V1(v) => AnyVersion::V2(upcast::v1_to_v2(v)?),
+                    AnyVersion::V2(latest) => return ::std::result::Result::Ok(latest),
+                };
+            }
+        }
+    }
+    impl ::prom_runtime::Versioned for AnyVersion {
+        type Latest = Latest;
+        const TOPIC: &'static str = NAME;
+        const LATEST_VERSION: u32 = LATEST_VERSION;
+        fn decode(
+            version: u32,
+            payload: ::prom_runtime::__private::serde_json::Value,
+        ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
+            AnyVersion::decode(version, payload)
+        }
+        fn version(&self) -> u32 {
+            AnyVersion::version(self)
+        }
+        fn into_latest(
+            self,
+        ) -> ::std::result::Result<Latest, ::prom_runtime::UpcastError> {
+            AnyVersion::into_latest(self)
+        }
+    }
+    impl ::prom_runtime::Event for V1 {
+        const TOPIC: &'static str = NAME;
+        const VERSION: u32 = 1;
+        const SCHEMA: &'static str = schemas::V1;
+    }
+    impl ::prom_runtime::Event for V2 {
+        const TOPIC: &'static str = NAME;
+        const VERSION: u32 = 2;
+        const SCHEMA: &'static str = schemas::V2;
+    }
+    /// Upcasters, one per version hop.
+    pub mod upcast {
+        use super::*;
+        /// Upcasts a v1 payload to v2.
+        pub fn v1_to_v2(
+            v: V1,
+        ) -> ::std::result::Result<V2, ::prom_runtime::UpcastError> {
+            ::std::result::Result::Ok(V2 {
+                cart_id: v.cart_id,
+                sku: v.sku,
+                quantity: v.qty,
+                price_cents: 0i64,
+            })
+        }
+    }
+    /// The typed handle: publishes take [`Latest`], subscribers receive it.
+    pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
 }
 /// Changes of the `orders` projection, republished by a changefeed.
 /// Topic `order.changed`.
@@ -637,15 +1026,473 @@ pub mod tree_node {
     /// The typed handle: publishes take [`Latest`], subscribers receive it.
     pub const TOPIC: ::prom_runtime::Topic<AnyVersion> = ::prom_runtime::Topic::new();
 }
+/// A shopping cart, folded from its events.
+///
+/// Aggregate `cart`: one stream per `/cartId`, of the events `cart.opened`, `item.added`, `cart.checked.out`.
+#[allow(clippy::all, dead_code)]
+pub mod cart {
+    /// The aggregate's name.
+    pub const NAME: &str = "cart";
+    /// JSON pointer to the stream id in every event's payload.
+    pub const ID: &str = "/cartId";
+    /// Events between snapshots, if the spec declares snapshots.
+    pub const SNAPSHOT_EVERY: ::std::option::Option<u64> = ::std::option::Option::Some(
+        3,
+    );
+    /// Whether each stream is a hash chain (`prom verify` checks it).
+    pub const TAMPER_EVIDENT: bool = false;
+    /// An event of a stream: one variant per event topic, at its latest version.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Event {
+        /// Event `cart.opened`.
+        CartOpened(super::cart_opened::Latest),
+        /// Event `item.added`.
+        ItemAdded(super::item_added::Latest),
+        /// Event `cart.checked.out`.
+        CartCheckedOut(super::cart_checked_out::Latest),
+    }
+    impl ::std::convert::From<super::cart_opened::Latest> for Event {
+        fn from(event: super::cart_opened::Latest) -> Self {
+            Event::CartOpened(event)
+        }
+    }
+    impl ::std::convert::From<super::item_added::Latest> for Event {
+        fn from(event: super::item_added::Latest) -> Self {
+            Event::ItemAdded(event)
+        }
+    }
+    impl ::std::convert::From<super::cart_checked_out::Latest> for Event {
+        fn from(event: super::cart_checked_out::Latest) -> Self {
+            Event::CartCheckedOut(event)
+        }
+    }
+    /// The state of a `cart` stream, folded from `Default` over its events in order.
+    /// One method per event: a state that misses an event the spec adds does not compile.
+    ///
+    /// A snapshot is written every 3 events: the state as JSON, hence the serde
+    /// bounds; loads use it while its fingerprint (type name, `SNAPSHOT_VERSION`) matches.
+    pub trait State: ::std::default::Default + ::prom_runtime::__private::serde::Serialize + ::prom_runtime::__private::serde::de::DeserializeOwned + ::std::marker::Send + ::std::marker::Sync + 'static {
+        /// Part of the snapshot fingerprint (with the type's name): bump it when the
+        /// state's meaning changes while stored snapshots still decode, so they are
+        /// discarded and streams folded again from their first event.
+        const SNAPSHOT_VERSION: u32 = 1;
+        /// Folds a `cart.opened` event into the state.
+        fn on_cart_opened(&mut self, event: &super::cart_opened::Latest);
+        /// Folds a `item.added` event into the state.
+        fn on_item_added(&mut self, event: &super::item_added::Latest);
+        /// Folds a `cart.checked.out` event into the state.
+        fn on_cart_checked_out(&mut self, event: &super::cart_checked_out::Latest);
+    }
+    /// The aggregate, for the runtime's generic [`::prom_runtime::aggregate::Stream`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Aggregate;
+    impl ::prom_runtime::aggregate::Aggregate for Aggregate {
+        const NAME: &'static str = NAME;
+        const ID: &'static str = ID;
+        type Event = Event;
+    }
+    impl ::prom_runtime::aggregate::AggregateEvent for Event {
+        fn topic(&self) -> &'static str {
+            match self {
+                Event::CartOpened(_) => super::cart_opened::NAME,
+                Event::ItemAdded(_) => super::item_added::NAME,
+                Event::CartCheckedOut(_) => super::cart_checked_out::NAME,
+            }
+        }
+        fn to_payload(
+            &self,
+        ) -> ::std::result::Result<
+            ::prom_runtime::__private::serde_json::Value,
+            ::prom_runtime::Error,
+        > {
+            let payload = match self {
+                Event::CartOpened(event) => {
+                    ::prom_runtime::__private::serde_json::to_value(event)
+                }
+                Event::ItemAdded(event) => {
+                    ::prom_runtime::__private::serde_json::to_value(event)
+                }
+                Event::CartCheckedOut(event) => {
+                    ::prom_runtime::__private::serde_json::to_value(event)
+                }
+            };
+            payload
+                .map_err(|source| ::prom_runtime::Error::serialize(
+                    ::std::format!(
+                        "a `{}` event",
+                        ::prom_runtime::aggregate::AggregateEvent::topic(self)
+                    ),
+                    source,
+                ))
+        }
+        fn from_record(
+            registry: &::prom_runtime::Registry,
+            record: ::prom_runtime::EventRecord,
+        ) -> ::std::result::Result<Self, ::prom_runtime::Error> {
+            match record.topic.as_str() {
+                super::cart_opened::NAME => {
+                    registry
+                        .decode_typed::<super::cart_opened::AnyVersion>(record)
+                        .map(|(event, _)| Event::CartOpened(event))
+                }
+                super::item_added::NAME => {
+                    registry
+                        .decode_typed::<super::item_added::AnyVersion>(record)
+                        .map(|(event, _)| Event::ItemAdded(event))
+                }
+                super::cart_checked_out::NAME => {
+                    registry
+                        .decode_typed::<super::cart_checked_out::AnyVersion>(record)
+                        .map(|(event, _)| Event::CartCheckedOut(event))
+                }
+                _ => {
+                    ::std::result::Result::Err(::prom_runtime::Error::TopicMismatch {
+                        reads: record.topic.clone(),
+                        wants: ::std::string::String::from(NAME),
+                        help: ::std::string::String::from(
+                            "`cart` streams hold only `cart.opened`, `item.added`, `cart.checked.out` events",
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    /// Applies one event to a state through its `on_*` method.
+    pub fn fold<S: State>(state: &mut S, event: &Event) {
+        match event {
+            Event::CartOpened(event) => state.on_cart_opened(event),
+            Event::ItemAdded(event) => state.on_item_added(event),
+            Event::CartCheckedOut(event) => state.on_cart_checked_out(event),
+        }
+    }
+    /// The typed stream operations; see [`STREAM`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Streams;
+    /// Load, append and handle streams of this aggregate.
+    pub const STREAM: Streams = Streams;
+    impl Streams {
+        /// The runtime's stream operations for state `S` (snapshots as the spec
+        /// declares, the default conflict retries; change them with `with_retry`).
+        pub fn of<S: State>(&self) -> ::prom_runtime::aggregate::Stream<Aggregate, S> {
+            ::prom_runtime::aggregate::Stream::new(fold::<S>)
+                .with_snapshots(
+                    ::prom_runtime::aggregate::Snapshots::new(
+                        3,
+                        ::prom_runtime::aggregate::fingerprint::<S>(S::SNAPSHOT_VERSION),
+                    ),
+                )
+        }
+        /// The state of stream `id` and its version (0: no such stream), from the
+        /// latest usable snapshot plus the events after it.
+        pub async fn load<S: State, B: ::prom_runtime::bus::EventBus>(
+            &self,
+            producer: &::prom_runtime::Producer<B>,
+            id: &str,
+        ) -> ::std::result::Result<
+            ::prom_runtime::aggregate::Loaded<S>,
+            ::prom_runtime::aggregate::StreamError,
+        > {
+            self.of::<S>().load(producer, id).await
+        }
+        /// Appends `events` to stream `id` if its version is `expected`, atomically and
+        /// validated; otherwise `StreamError::Conflict`, storing nothing. (Writes no
+        /// snapshot: it has no state type; `of::<S>().append` does.)
+        pub async fn append<B: ::prom_runtime::bus::EventBus>(
+            &self,
+            producer: &::prom_runtime::Producer<B>,
+            id: &str,
+            expected: ::prom_runtime::stream::ExpectedVersion,
+            events: ::std::vec::Vec<Event>,
+        ) -> ::std::result::Result<
+            ::prom_runtime::stream::Appended,
+            ::prom_runtime::aggregate::StreamError,
+        > {
+            ::prom_runtime::aggregate::append_events::<
+                Aggregate,
+                B,
+            >(producer, id, expected, &events)
+                .await
+        }
+        /// Load → `decide` → append expecting the loaded version, retried on
+        /// conflicts (bounded, jittered); `decide`'s error is passed through.
+        pub async fn handle<S, B, F, E>(
+            &self,
+            producer: &::prom_runtime::Producer<B>,
+            id: &str,
+            decide: F,
+        ) -> ::std::result::Result<
+            ::prom_runtime::aggregate::Handled,
+            ::prom_runtime::aggregate::HandleError<E>,
+        >
+        where
+            S: State,
+            B: ::prom_runtime::bus::EventBus,
+            F: ::std::ops::FnMut(&S) -> ::std::result::Result<::std::vec::Vec<Event>, E>,
+        {
+            self.of::<S>().handle(producer, id, decide).await
+        }
+        /// A given/when/then test of a command against the fold of `events`.
+        pub fn given<S: State>(
+            &self,
+            events: impl ::std::iter::IntoIterator<Item = Event>,
+        ) -> ::prom_runtime::aggregate::testing::Given<Aggregate, S> {
+            self.of::<S>().given(events)
+        }
+    }
+}
+/// Aggregate `order`: one stream per `/order_id`, of the events `order.placed`.
+#[allow(clippy::all, dead_code)]
+pub mod order {
+    /// The aggregate's name.
+    pub const NAME: &str = "order";
+    /// JSON pointer to the stream id in every event's payload.
+    pub const ID: &str = "/order_id";
+    /// Events between snapshots, if the spec declares snapshots.
+    pub const SNAPSHOT_EVERY: ::std::option::Option<u64> = ::std::option::Option::None;
+    /// Whether each stream is a hash chain (`prom verify` checks it).
+    pub const TAMPER_EVIDENT: bool = true;
+    /// An event of a stream: one variant per event topic, at its latest version.
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Event {
+        /// Event `order.placed`.
+        OrderPlaced(super::order_placed::Latest),
+    }
+    impl ::std::convert::From<super::order_placed::Latest> for Event {
+        fn from(event: super::order_placed::Latest) -> Self {
+            Event::OrderPlaced(event)
+        }
+    }
+    /// The state of a `order` stream, folded from `Default` over its events in order.
+    /// One method per event: a state that misses an event the spec adds does not compile.
+    ///
+    /// The spec declares no snapshots: loads fold every event.
+    pub trait State: ::std::default::Default + ::std::marker::Send + ::std::marker::Sync + 'static {
+        /// Folds a `order.placed` event into the state.
+        fn on_order_placed(&mut self, event: &super::order_placed::Latest);
+    }
+    /// The aggregate, for the runtime's generic [`::prom_runtime::aggregate::Stream`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Aggregate;
+    impl ::prom_runtime::aggregate::Aggregate for Aggregate {
+        const NAME: &'static str = NAME;
+        const ID: &'static str = ID;
+        type Event = Event;
+    }
+    impl ::prom_runtime::aggregate::AggregateEvent for Event {
+        fn topic(&self) -> &'static str {
+            match self {
+                Event::OrderPlaced(_) => super::order_placed::NAME,
+            }
+        }
+        fn to_payload(
+            &self,
+        ) -> ::std::result::Result<
+            ::prom_runtime::__private::serde_json::Value,
+            ::prom_runtime::Error,
+        > {
+            let payload = match self {
+                Event::OrderPlaced(event) => {
+                    ::prom_runtime::__private::serde_json::to_value(event)
+                }
+            };
+            payload
+                .map_err(|source| ::prom_runtime::Error::serialize(
+                    ::std::format!(
+                        "a `{}` event",
+                        ::prom_runtime::aggregate::AggregateEvent::topic(self)
+                    ),
+                    source,
+                ))
+        }
+        fn from_record(
+            registry: &::prom_runtime::Registry,
+            record: ::prom_runtime::EventRecord,
+        ) -> ::std::result::Result<Self, ::prom_runtime::Error> {
+            match record.topic.as_str() {
+                super::order_placed::NAME => {
+                    registry
+                        .decode_typed::<super::order_placed::AnyVersion>(record)
+                        .map(|(event, _)| Event::OrderPlaced(event))
+                }
+                _ => {
+                    ::std::result::Result::Err(::prom_runtime::Error::TopicMismatch {
+                        reads: record.topic.clone(),
+                        wants: ::std::string::String::from(NAME),
+                        help: ::std::string::String::from(
+                            "`order` streams hold only `order.placed` events",
+                        ),
+                    })
+                }
+            }
+        }
+    }
+    /// Applies one event to a state through its `on_*` method.
+    pub fn fold<S: State>(state: &mut S, event: &Event) {
+        match event {
+            Event::OrderPlaced(event) => state.on_order_placed(event),
+        }
+    }
+    /// The typed stream operations; see [`STREAM`].
+    #[derive(Debug, Clone, Copy)]
+    pub struct Streams;
+    /// Load, append and handle streams of this aggregate.
+    pub const STREAM: Streams = Streams;
+    impl Streams {
+        /// The runtime's stream operations for state `S` (snapshots as the spec
+        /// declares, the default conflict retries; change them with `with_retry`).
+        pub fn of<S: State>(&self) -> ::prom_runtime::aggregate::Stream<Aggregate, S> {
+            ::prom_runtime::aggregate::Stream::new(fold::<S>)
+        }
+        /// The state of stream `id` and its version (0: no such stream), from the
+        /// latest usable snapshot plus the events after it.
+        pub async fn load<S: State, B: ::prom_runtime::bus::EventBus>(
+            &self,
+            producer: &::prom_runtime::Producer<B>,
+            id: &str,
+        ) -> ::std::result::Result<
+            ::prom_runtime::aggregate::Loaded<S>,
+            ::prom_runtime::aggregate::StreamError,
+        > {
+            self.of::<S>().load(producer, id).await
+        }
+        /// Appends `events` to stream `id` if its version is `expected`, atomically and
+        /// validated; otherwise `StreamError::Conflict`, storing nothing. (Writes no
+        /// snapshot: it has no state type; `of::<S>().append` does.)
+        pub async fn append<B: ::prom_runtime::bus::EventBus>(
+            &self,
+            producer: &::prom_runtime::Producer<B>,
+            id: &str,
+            expected: ::prom_runtime::stream::ExpectedVersion,
+            events: ::std::vec::Vec<Event>,
+        ) -> ::std::result::Result<
+            ::prom_runtime::stream::Appended,
+            ::prom_runtime::aggregate::StreamError,
+        > {
+            ::prom_runtime::aggregate::append_events::<
+                Aggregate,
+                B,
+            >(producer, id, expected, &events)
+                .await
+        }
+        /// Load → `decide` → append expecting the loaded version, retried on
+        /// conflicts (bounded, jittered); `decide`'s error is passed through.
+        pub async fn handle<S, B, F, E>(
+            &self,
+            producer: &::prom_runtime::Producer<B>,
+            id: &str,
+            decide: F,
+        ) -> ::std::result::Result<
+            ::prom_runtime::aggregate::Handled,
+            ::prom_runtime::aggregate::HandleError<E>,
+        >
+        where
+            S: State,
+            B: ::prom_runtime::bus::EventBus,
+            F: ::std::ops::FnMut(&S) -> ::std::result::Result<::std::vec::Vec<Event>, E>,
+        {
+            self.of::<S>().handle(producer, id, decide).await
+        }
+        /// A given/when/then test of a command against the fold of `events`.
+        pub fn given<S: State>(
+            &self,
+            events: impl ::std::iter::IntoIterator<Item = Event>,
+        ) -> ::prom_runtime::aggregate::testing::Given<Aggregate, S> {
+            self.of::<S>().given(events)
+        }
+    }
+}
 /// The spec this code was generated from, as finished facts: the runtime needs no
 /// spec files and lints nothing at startup.
 #[allow(dead_code)]
 pub mod spec {
     /// What the spec declares, as the runtime takes it: schemas, upcasts (with what lint
-    /// proved about them), consumers with their retry policies, projectors, changefeeds.
+    /// proved about them), consumers with their retry policies, projectors, changefeeds,
+    /// aggregates.
     pub fn system() -> ::prom_runtime::system::System {
         ::prom_runtime::system::System {
             topics: ::std::vec::Vec::from([
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("cart.checked.out"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/cartId"),
+                    ),
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::cart_checked_out::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("cart.opened"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/cartId"),
+                    ),
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::cart_opened::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                    ]),
+                },
+                ::prom_runtime::system::Topic {
+                    name: ::std::string::String::from("item.added"),
+                    key: ::std::option::Option::Some(
+                        ::std::string::String::from("/cartId"),
+                    ),
+                    partitions: 1u32,
+                    headers: ::std::vec::Vec::from([]),
+                    dual_write: false,
+                    compat: ::prom_runtime::system::CompatMode::Backward,
+                    versions: ::std::vec::Vec::from([
+                        ::prom_runtime::system::Version {
+                            number: 1u32,
+                            schema: ::std::string::String::from(
+                                super::item_added::schemas::V1,
+                            ),
+                            upcast: ::std::option::Option::None,
+                            upcast_proven: false,
+                        },
+                        ::prom_runtime::system::Version {
+                            number: 2u32,
+                            schema: ::std::string::String::from(
+                                super::item_added::schemas::V2,
+                            ),
+                            upcast: ::std::option::Option::Some(::prom_runtime::system::Upcast::Steps {
+                                rename: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("qty"),
+                                        ::std::string::String::from("quantity"),
+                                    ),
+                                ]),
+                                remove: ::std::vec::Vec::from([]),
+                                set_default: ::std::vec::Vec::from([
+                                    (
+                                        ::std::string::String::from("price_cents"),
+                                        ::std::string::String::from("0"),
+                                    ),
+                                ]),
+                            }),
+                            upcast_proven: true,
+                        },
+                    ]),
+                },
                 ::prom_runtime::system::Topic {
                     name: ::std::string::String::from("order.changed"),
                     key: ::std::option::Option::None,
@@ -845,7 +1692,34 @@ pub mod spec {
                     on_lost_resume: ::prom_runtime::system::LostResumePolicy::RestartFromNow,
                 },
             ]),
-            aggregates: ::std::vec::Vec::new(),
+            aggregates: ::std::vec::Vec::from([
+                ::prom_runtime::system::Aggregate {
+                    name: ::std::string::String::from("cart"),
+                    description: ::std::option::Option::Some(
+                        ::std::string::String::from(
+                            "A shopping cart, folded from its events.",
+                        ),
+                    ),
+                    id: ::std::string::String::from("/cartId"),
+                    events: ::std::vec::Vec::from([
+                        ::std::string::String::from("cart.opened"),
+                        ::std::string::String::from("item.added"),
+                        ::std::string::String::from("cart.checked.out"),
+                    ]),
+                    snapshot_every: ::std::option::Option::Some(3u32),
+                    tamper_evident: false,
+                },
+                ::prom_runtime::system::Aggregate {
+                    name: ::std::string::String::from("order"),
+                    description: ::std::option::Option::None,
+                    id: ::std::string::String::from("/order_id"),
+                    events: ::std::vec::Vec::from([
+                        ::std::string::String::from("order.placed"),
+                    ]),
+                    snapshot_every: ::std::option::Option::None,
+                    tamper_evident: true,
+                },
+            ]),
         }
     }
 }
