@@ -59,7 +59,7 @@ fn every_rule_fires_where_expected() {
     assert!(failures.is_empty(), "{} corpus file(s) failed:\n{}", failures.len(), failures.join("\n"));
     // Every rule has a bad-spec file, except the undecidable-compat warning, I/O failures and
     // symlink loops: a committed symlink loop would trip every tool that walks the repository,
-    // so `tests/hostile.rs` builds those at test time. The P6xx codes compare two specs
+    // so `tests/hostile.rs` builds those at test time. The P7xx codes compare two specs
     // (`prom-codegen breaking`): `prom-codegen/tests/breaking.rs` covers them.
     use prom_spec::diag::Code;
     for code in Code::ALL {
