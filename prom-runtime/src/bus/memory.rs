@@ -89,16 +89,19 @@ impl EventBus for MemoryBus {
                 }
             }
             let index = log.events.len();
-            let record = event.clone().into_record(offset_of(index));
+            // The event moves into its record: only the dedup key and topic are copied, and
+            // only when there is a dedup key.
+            let dedup = event.dedup.as_ref().map(|key| (event.topic.clone(), key.clone()));
+            let record = event.into_record(offset_of(index));
             let receipt = Receipt {
                 id: record.id,
                 offset: record.offset,
                 partition: record.partition,
                 duplicate: false,
             };
-            if let Some(key) = event.dedup {
+            if let Some((topic, key)) = dedup {
                 log.dedup.insert(key.clone(), index);
-                batch_dedup.insert((event.topic, key), receipt);
+                batch_dedup.insert((topic, key), receipt);
             }
             log.by_id.insert(record.id, index);
             log.events.push(record);
