@@ -1,8 +1,8 @@
 //! Runtime benchmarks. Every figure is printed next to a baseline measured in the same run, as
 //! a ratio, because absolute numbers depend on the machine.
 //!
-//! `cargo bench -p prom-runtime --bench runtime [-- SECTION...]`, sections: `throughput`,
-//! `validation`, `upcast`, `store` (default: all), and `steps`, which is not timed: it runs each
+//! `cargo bench -p prom-runtime --bench runtime [-- SECTION...]`, sections: `hotpath`,
+//! `throughput`, `validation`, `upcast`, `store` (default: all), and `steps`, which is not timed: it runs each
 //! step of the read path in its own function, for `valgrind --tool=callgrind` to count.
 //!
 //! Method: the machine is shared, so a single long timing loop per side picks up whatever else
@@ -35,6 +35,9 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     println!("prom-runtime benchmarks ({EVENTS} events where not said otherwise)\n");
+    if run("hotpath") {
+        runtime.block_on(hotpath::run());
+    }
     if run("throughput") {
         runtime.block_on(throughput());
     }
@@ -213,6 +216,10 @@ const FOUR_VERSIONS: &str = include_str!("support/four.yaml");
 mod four;
 
 use four::hb_four;
+
+/// The issue #12 targets: publishing and handling against the work they must do.
+#[path = "support/hotpath.rs"]
+mod hotpath;
 
 fn four_registry() -> Registry {
     let linted = prom_spec::lint_str("four.yaml", FOUR_VERSIONS);

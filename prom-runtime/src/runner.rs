@@ -31,6 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 
+mod catch_panic;
+
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 
@@ -334,12 +336,13 @@ async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event:
     let mut attempt = 1;
     loop {
         event.attempt = attempt;
-        // A separate task turns a handler panic into a failed attempt instead of losing the
-        // event: it is retried and dead-lettered like any other failure.
-        let outcome = match tokio::spawn(ctx.handler.attempt(&event)).await {
+        // A handler panic is a failed attempt instead of a lost event: it is retried and
+        // dead-lettered like any other failure. Caught in place, not in a task of its own, so
+        // an event costs one task.
+        let outcome = match catch_panic::attempt(ctx.handler.as_ref(), &event).await {
             Ok(outcome) => outcome,
-            Err(e) => {
-                let panic = panic_message(e);
+            Err(payload) => {
+                let panic = panic_message(payload);
                 tracing::error!(
                     consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
                     id = %r.id, attempt, max_attempts = max, panic = %panic,
@@ -370,12 +373,8 @@ async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event:
     }
 }
 
-/// What a handler task's panic said (or why the task ended otherwise).
-fn panic_message(error: tokio::task::JoinError) -> String {
-    if !error.is_panic() {
-        return error.to_string();
-    }
-    let payload = error.into_panic();
+/// What a handler's panic said.
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
     match payload.downcast_ref::<&str>() {
         Some(text) => (*text).to_owned(),
         None => payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "a non-text panic".to_owned()),

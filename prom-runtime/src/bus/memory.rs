@@ -114,9 +114,11 @@ impl EventBus for MemoryBus {
                     continue;
                 }
             }
-            let (topic, dedup) = (event.topic.clone(), event.dedup.clone());
+            // The event moves into its record: the topic and dedup key are copied only when
+            // there is a dedup key.
+            let dedup = event.dedup.as_ref().map(|key| (event.topic.clone(), key.clone()));
             let (receipt, index) = state.insert(event);
-            if let Some(key) = dedup {
+            if let Some((topic, key)) = dedup {
                 if let Some(log) = state.topics.get_mut(&topic) {
                     log.dedup.insert(key.clone(), index);
                 }
