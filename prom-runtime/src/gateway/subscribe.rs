@@ -5,7 +5,8 @@
 //! the connection has taken the previous one, so a slow client costs at most a page plus the
 //! connection's write buffer: it is never buffered without bound. An SSE client that takes
 //! nothing for the server's idle timeout is disconnected; a WebSocket client that does not
-//! read a message within the send timeout is closed with code 1008 and a reason.
+//! read a message within the send timeout is disconnected (with close code 1008 and a reason
+//! when the close frame still fits in the connection's buffers).
 //!
 //! Without `group`, the stream starts at `from` (`earliest`, `latest`, or an offset: that event
 //! first) or after `Last-Event-ID`. With `group`, it joins the consumer group on the topic as a
