@@ -2,7 +2,7 @@
 //! a ratio, because absolute numbers depend on the machine.
 //!
 //! `cargo bench -p prom-runtime --bench runtime [-- SECTION...]`, sections: `hotpath`,
-//! `throughput`, `validation`, `upcast`, `store` (default: all), and `steps`, which is not timed: it runs each
+//! `throughput`, `validation`, `upcast`, `store`, `streams` (default: all), and `steps`, which is not timed: it runs each
 //! step of the read path in its own function, for `valgrind --tool=callgrind` to count.
 //!
 //! Method: the machine is shared, so a single long timing loop per side picks up whatever else
@@ -50,6 +50,76 @@ fn main() {
     if run("store") {
         runtime.block_on(embedded_vs_raw());
     }
+    if run("streams") {
+        streams(&runtime);
+    }
+}
+
+/// The stream tests' spec: `account` is tamper-evident over `money.deposited` (dual-written).
+fn streams_registry() -> Arc<Registry> {
+    let spec = include_str!("../tests/streams/streams.yaml");
+    Arc::new(Registry::from_yaml("streams.yaml", spec).expect("the streams spec lints clean"))
+}
+
+fn deposit(stream: usize, n: usize) -> Value {
+    json!({ "accountId": format!("s{stream}"), "cents": n + 1 })
+}
+
+/// Appends with an expected version (SHA-256 chain included) vs plain publishes of the same
+/// payloads, on the embedded store: in batches, and one event per call (each its own commit).
+fn streams(runtime: &tokio::runtime::Runtime) {
+    use prom_runtime::stream::{ExpectedVersion, StreamId};
+    const STREAMS: usize = 20;
+    let registry = streams_registry();
+    let fresh = |registry: &Arc<Registry>| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = SqliteBus::open(dir.path()).expect("open");
+        (dir, Producer::new(bus, registry.clone()))
+    };
+    let run = |n: usize, batch: usize, append: bool| {
+        let (_dir, producer) = fresh(&registry);
+        runtime.block_on(async {
+            let mut versions = [0u64; STREAMS];
+            let start = Instant::now();
+            for (b, first) in (0..n).step_by(batch).enumerate() {
+                let stream = b % STREAMS;
+                let payloads = (first..first + batch).map(|i| deposit(stream, i));
+                if append {
+                    let events = payloads.map(|p| ("money.deposited".to_owned(), p)).collect();
+                    let expected = ExpectedVersion::Exact(versions[stream]);
+                    let id = StreamId::new("account", format!("s{stream}"));
+                    let appended = producer.append(id, expected, events).await.expect("append");
+                    versions[stream] = appended.last_version;
+                } else {
+                    let items = payloads
+                        .map(|p| ("money.deposited".to_owned(), p, PublishOptions::default()))
+                        .collect();
+                    producer.publish_all(items).await.expect("publish");
+                }
+            }
+            start.elapsed()
+        })
+    };
+    let (n, batch, rounds) = (20_000, 100, 5);
+    let (publish, append) = interleave(rounds, || run(n, batch, false), || run(n, batch, true));
+    let (single_n, single_rounds) = (1_000, 3);
+    let (publish1, append1) =
+        interleave(single_rounds, || run(single_n, 1, false), || run(single_n, 1, true));
+    println!(
+        "stream appends on the embedded store (validated, dual-written, tamper-evident account streams,          {STREAMS} streams; fastest of {rounds} / {single_rounds} alternating rounds)"
+    );
+    println!("  publish_all, batches of {batch}       : {:>10.0} ev/s (baseline)", rate(n, publish));
+    println!(
+        "  append with expected version, {batch}  : {:>10.0} ev/s   {:.2}x the baseline's rate (target >= 0.8x)",
+        rate(n, append),
+        publish.as_secs_f64() / append.as_secs_f64()
+    );
+    println!("  publish, one event per call         : {:>10.0} ev/s (baseline)", rate(single_n, publish1));
+    println!(
+        "  append, one event per call          : {:>10.0} ev/s   {:.2}x the baseline's rate",
+        rate(single_n, append1),
+        publish1.as_secs_f64() / append1.as_secs_f64()
+    );
 }
 
 fn rate(n: usize, elapsed: Duration) -> f64 {
