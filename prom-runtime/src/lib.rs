@@ -16,7 +16,6 @@ pub mod outage;
 pub mod partition;
 pub mod payload;
 pub mod pipeline;
-#[cfg(feature = "mongo")]
 pub mod project;
 pub mod publish;
 pub mod record;

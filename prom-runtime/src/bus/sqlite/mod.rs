@@ -8,6 +8,7 @@
 
 mod open;
 mod ops;
+pub(crate) mod projection;
 mod rows;
 mod schema;
 mod writer;
@@ -201,6 +202,10 @@ impl SqliteBus {
 }
 
 impl EventBus for SqliteBus {
+    fn as_sqlite(&self) -> Option<&SqliteBus> {
+        Some(self)
+    }
+
     async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
         if events.is_empty() {
             return Ok(Vec::new());
