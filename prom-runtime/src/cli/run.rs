@@ -144,8 +144,8 @@ fn start_on_store(
 }
 
 /// Spawns the embedded changelog projectors (each feeding its table's changefeeds) and says
-/// what the embedded store cannot run.
-fn start_embedded(
+/// what the embedded store cannot run (`prom run` and `prom serve` alike).
+pub(super) fn start_embedded(
     spec: &System,
     producer: &Producer<SqliteBus>,
     tasks: &mut JoinSet<Result<()>>,

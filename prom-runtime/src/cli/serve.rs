@@ -1,9 +1,13 @@
 //! `prom serve`: the declared changelog projectors, their snapshot APIs and the declared
-//! changefeeds, until Ctrl-C or SIGTERM.
+//! changefeeds, until Ctrl-C or SIGTERM — on MongoDB with `--mongo`, else on the embedded store
+//! (`--store`).
 
 use super::{Failure, Outcome, SpecArgs};
+use crate::bus::SqliteBus;
 use crate::publish::Producer;
+use crate::snapshot::read::SqliteRead;
 use crate::snapshot::{self, ApiOptions, Limits, Reporter, SnapshotSpec};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
@@ -29,7 +33,7 @@ pub struct Args {
     /// How long a request may take before it is answered with 503.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     request_timeout: Duration,
-    /// How long a snapshot read waits for MongoDB before answering 503.
+    /// How long a snapshot read waits for the store before answering 503.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     store_timeout: Duration,
 }
@@ -64,9 +68,6 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// on the way out every task finishes its current batch or change and stops cleanly.
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
-    let url = target.mongo.as_deref().ok_or_else(|| {
-        Failure::Runtime("prom serve runs on MongoDB: pass --mongo URL or set PROM_MONGO_URL".into())
-    })?;
     let limits = Limits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         header_timeout: args.header_timeout,
@@ -77,15 +78,25 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     // What clients must not see (driver errors, panics) is reported here, on stderr.
     let reporter = Reporter::new(|message| eprintln!("prom serve: {message}"));
     let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
-    let bus = super::open_mongo_bus(url).await?;
-    let db = bus.database().clone();
-    let producer = Producer::new(bus, registry);
     let apis = SnapshotSpec::all(&spec)?;
-    let router = snapshot::router_with(&db, &apis, &options)?;
     let interrupted = super::interrupted();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    super::mongo_pipelines::start(&spec, &producer, &mut tasks, &stopped)?;
+    let router = match target.mongo.as_deref() {
+        Some(url) => {
+            let bus = super::open_mongo_bus(url).await?;
+            let router = snapshot::router_with(bus.database(), &apis, &options)?;
+            super::mongo_pipelines::start(&spec, &Producer::new(bus, registry), &mut tasks, &stopped)?;
+            router
+        }
+        // The embedded store: its projectors write its tables, the APIs read them.
+        None => {
+            let bus = SqliteBus::open(&target.store)?;
+            let router = snapshot::router_on(Arc::new(SqliteRead::new(bus.clone())), &apis, &options)?;
+            super::run::start_embedded(&spec, &Producer::new(bus, registry), &mut tasks, &stopped)?;
+            router
+        }
+    };
     let listener = bind(&args.listen).await?;
     let address = listener.local_addr().map_err(|e| Failure::Runtime(format!("no local address: {e}")))?;
     for api in &apis {

@@ -4,13 +4,14 @@
 //! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304), `GET {path}/list`
 //! (pages in `_id` order, filtered only by the declared fields) and `GET {path}/openapi.json`.
 //! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description,
-//! [`handlers`] the MongoDB reads, [`problem`] the error documents and [`server`] the connection
-//! handling (limits and timeouts).
+//! [`read`] the store reads (MongoDB or the embedded store's tables), [`handlers`] the routes,
+//! [`problem`] the error documents and [`server`] the connection handling (limits and timeouts).
 
 mod handlers;
 pub mod openapi;
 pub mod problem;
 pub mod query;
+pub mod read;
 pub mod server;
 
 use crate::error::{Error, Result};
@@ -28,7 +29,7 @@ pub use server::Limits;
 /// The page size limit when the spec sets no `max_limit`.
 pub const DEFAULT_MAX_LIMIT: u64 = 100;
 
-/// How long a snapshot read may wait for MongoDB when no `--store-timeout` is given.
+/// How long a snapshot read may wait for its store when no `--store-timeout` is given.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where the server reports what clients must not see: driver errors, handler panics, accept
@@ -153,6 +154,16 @@ pub fn router(db: &Database, specs: &[SnapshotSpec]) -> Result<Router> {
 /// The routes of `specs`, reading from `db`; two APIs on one path are refused. Unknown paths
 /// and methods get problem documents too.
 pub fn router_with(db: &Database, specs: &[SnapshotSpec], options: &ApiOptions) -> Result<Router> {
+    router_on(Arc::new(read::MongoRead::new(db.clone())), specs, options)
+}
+
+/// The routes of `specs`, reading from `store` (MongoDB or the embedded store); two APIs on one
+/// path are refused. Unknown paths and methods get problem documents too.
+pub fn router_on(
+    store: Arc<dyn read::ProjectionRead>,
+    specs: &[SnapshotSpec],
+    options: &ApiOptions,
+) -> Result<Router> {
     if options.store_timeout.is_zero() {
         return Err(Error::setting(
             "snapshot API store timeout",
@@ -168,7 +179,7 @@ pub fn router_with(db: &Database, specs: &[SnapshotSpec], options: &ApiOptions) 
                 format!("snapshot_api path `{}` is already served by another projector", spec.path),
             ));
         }
-        router = router.merge(handlers::routes(db, spec, options));
+        router = router.merge(handlers::routes(store.clone(), spec, options));
     }
     Ok(router.fallback(handlers::not_found).method_not_allowed_fallback(handlers::method_not_allowed))
 }

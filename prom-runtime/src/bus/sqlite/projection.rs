@@ -68,4 +68,25 @@ impl SqliteBus {
     {
         self.writer()?.submit(publishes, move |tx| job(&mut ProjectionTx { tx })).await
     }
+
+    /// Runs a query of the projection tables returning `(key, doc)` rows, on a pooled read
+    /// connection (one statement: a consistent view of the last commit). A table no projector
+    /// created yet reads as empty. (Its reader, the snapshot API, is built with the HTTP server.)
+    #[cfg(feature = "mongo")]
+    pub(crate) async fn read_projection(
+        &self,
+        sql: String,
+        params: Vec<rusqlite::types::Value>,
+    ) -> Result<Vec<(String, String)>> {
+        self.read_with(move |conn| {
+            let mut stmt = match conn.prepare_cached(&sql) {
+                Ok(stmt) => stmt,
+                Err(e) if e.to_string().starts_with("no such table") => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
 }
