@@ -8,7 +8,6 @@
 use prom_runtime::{EventBus, GroupId, Producer, PublishOptions, Registry, SqliteBus};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -67,13 +66,16 @@ impl Lcg {
     }
 }
 
+/// Starts `prom run` with its stderr appended to `dir/run.log` (a file, not a pipe: nobody
+/// reads while it runs, and a full pipe would block it).
 fn spawn_run(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("run.log")).expect("log");
     Command::new(PROM)
         .current_dir(dir)
         .env_remove("PROM_MONGO_URL")
-        .args(["--store", "store", "run", "--specs", "spec.yaml", "--progress", "0.05"])
+        .args(["--store", "store", "run", "--specs", "spec.yaml", "--progress", "0.5"])
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn prom run")
 }
@@ -234,10 +236,7 @@ async fn kill_9_mid_projection_then_restart_projects_every_event_exactly_once() 
     }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill -INT");
     let status = child.wait().expect("wait");
-    let mut err = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        let _ = stderr.read_to_string(&mut err);
-    }
+    let err = std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
     assert!(status.success(), "prom run exited with {status}: {err}");
     assert_eq!(check(&bus, &published).await, published.len(), "every event projected: {err}");
     // The kills are random; most must land mid-projection for the test to mean anything.

@@ -345,3 +345,31 @@ async fn a_changefeed_event_its_topic_refuses_stops_the_projector_and_commits_no
         f.producer.bus().cursors(&GroupId::new("process.state", f.spec.group())).await.expect("cursors");
     assert!(cursors.values().all(|&c| c == 0), "{cursors:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_on_the_embedded_store_runs_its_changelog_projectors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = SqliteBus::open(dir.path()).expect("open");
+    let pipeline = prom_runtime::Pipeline::from_yaml(bus.clone(), SPEC).expect("pipeline");
+    let payload = json!({ "processId": "a", "seq": 1, "status": "up" });
+    pipeline.producer().publish("process.state", payload, PublishOptions::default()).await.expect("publish");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(pipeline.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut feed = Vec::new();
+    for _ in 0..150 {
+        feed = bus.read("processes.changed", None, 0, 10).await.expect("feed");
+        if !feed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(());
+    running.await.expect("task").expect("pipeline");
+    assert_eq!(feed.len(), 1, "the projector ran and fed its table's changefeed");
+    assert_eq!(
+        feed[0].payload["document"],
+        json!({ "_id": "a", "processId": "a", "seq": 1, "status": "up" })
+    );
+}

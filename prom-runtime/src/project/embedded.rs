@@ -279,9 +279,9 @@ impl EmbeddedProjector {
         cursors: Vec<(u32, i64)>,
         batch: &[Delivery],
     ) -> Result<BatchOutcome> {
-        // Decoding, validation and changefeed payloads need no store: done here, off the
-        // committer thread, which only runs SQL.
-        // In offset order (publish order; a batch takes partitions in turn): `collapse` needs
+        // Decoding and validation need no store: done here, off the committer thread (the
+        // changefeed events depend on what each write did, so they are built in the
+        // transaction). In offset order (publish order; a batch takes partitions in turn): `collapse` needs
         // it, and a unique index then keeps the row published first.
         let records: BTreeMap<i64, EventRecord> =
             batch.iter().map(|d| (d.record.offset, d.record.clone())).collect();
@@ -400,7 +400,16 @@ impl Job {
         // A change applied again (past the cursor before a crash, unguarded) finds its feed
         // event stored already: its dedup key is the source event's offset.
         outcome.fed = receipts.iter().take(feed_count).filter(|r| !r.duplicate).count() as u64;
-        tx.commit_cursors(&self.group, &self.member, &self.cursors)?;
+        // Every partition of the batch is fenced by this member's lease, also one whose cursor
+        // does not move (its stored cursor is written again, a no-op).
+        let fenced: Vec<(u32, i64)> = done
+            .iter()
+            .map(|(&p, (stored, _))| {
+                let moved = self.cursors.iter().find(|(q, _)| *q == p).map(|&(_, c)| c);
+                (p, moved.unwrap_or(*stored).max(*stored))
+            })
+            .collect();
+        tx.commit_cursors(&self.group, &self.member, &fenced)?;
         Ok(outcome)
     }
 }
