@@ -19,7 +19,6 @@ pub mod outage;
 pub mod partition;
 pub mod payload;
 pub mod pipeline;
-#[cfg(feature = "mongo")]
 pub mod project;
 pub mod publish;
 pub mod record;
@@ -28,7 +27,7 @@ pub mod retry;
 pub mod runner;
 #[cfg(feature = "serve")]
 pub mod server;
-#[cfg(feature = "mongo")]
+#[cfg(feature = "serve")]
 pub mod snapshot;
 pub mod stream;
 pub mod system;

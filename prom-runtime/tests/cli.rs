@@ -229,20 +229,28 @@ fn run_until(dir: &Path, specs: &str, extra: &[&str], done: impl Fn(&str) -> boo
 }
 
 #[test]
-fn run_on_the_embedded_store_says_once_that_projectors_and_changefeeds_need_mongodb() {
+fn run_on_the_embedded_store_projects_feeds_and_says_what_it_skips() {
     let dir = tempfile::tempdir().expect("tempdir");
     let specs = example_specs();
-    let (_, err) =
-        run_until(dir.path(), specs.to_str().expect("utf-8 path"), &["--stand-in", "hb-analyzers"], |err| {
-            err.contains("stand-in for consumer `hb-analyzers`")
-        });
+    let specs = specs.to_str().expect("utf-8 path");
+    let state = r#"{"processId": "h1:7", "host": "h1", "name": "api", "status": "running", "seq": 3}"#;
+    let out = prom(dir.path(), &["publish", "--specs", specs, "process.state", state]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (_, err) = run_until(dir.path(), specs, &[], |err| err.contains("[processes] events=1 upserted=1"));
+    assert!(
+        err.lines().any(|l| l.starts_with("running projector `processes`")
+            && l.contains("changefeed `processes-changed` → `processes.changed`")),
+        "{err}"
+    );
     let skips: Vec<&str> = err.lines().filter(|l| l.starts_with("skipping")).collect();
     assert_eq!(skips.len(), 1, "{err}");
-    for what in
-        ["projector `processes`", "projector `process-stats`", "changefeed `processes-changed`", "--mongo"]
-    {
-        assert!(skips[0].contains(what), "{err}");
-    }
+    assert!(skips[0].contains("projector `process-stats`") && skips[0].contains("transactional"), "{err}");
+    assert!(err.contains("fed=1") && err.contains("lag=0"), "{err}");
+    let feed = prom(dir.path(), &["tail", "--specs", specs, "processes.changed"]);
+    let events = lines(&feed);
+    assert_eq!(events.len(), 1, "{}", text(&feed.stdout));
+    assert_eq!(events[0]["payload"]["operation"], "insert");
+    assert_eq!(events[0]["payload"]["document"]["seq"], 3);
 }
 
 #[test]

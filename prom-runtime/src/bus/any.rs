@@ -51,6 +51,13 @@ macro_rules! delegate {
 }
 
 impl EventBus for AnyBus {
+    fn as_sqlite(&self) -> Option<&SqliteBus> {
+        match self {
+            AnyBus::Sqlite(bus) => Some(bus),
+            _ => None,
+        }
+    }
+
     #[cfg(feature = "mongo")]
     fn as_mongo(&self) -> Option<&super::MongoBus> {
         match self {

@@ -175,6 +175,11 @@ pub trait EventBus: Clone + Send + Sync + 'static {
     fn as_mongo(&self) -> Option<&MongoBus> {
         None
     }
+
+    /// This bus as the embedded store, if it is one: embedded projectors write its tables.
+    fn as_sqlite(&self) -> Option<&SqliteBus> {
+        None
+    }
 }
 
 /// How often a waiting reader looks for events other processes published.

@@ -4,20 +4,23 @@
 //! process. So `prom run` never joins a consumer's group unless asked by name with `--stand-in`
 //! (then loudly), because every event a stand-in acks is an event the service never sees. On
 //! MongoDB the changelog projectors and changefeeds run (as in `prom serve`, without the snapshot
-//! APIs); the embedded store has no collections to project into, so there they are skipped with a
-//! note. Transactional projectors run a handler of the user's program: skipped.
+//! APIs); on the embedded store the changelog projectors run into its tables and publish the
+//! changefeeds of those tables. Transactional projectors run a handler of the user's program:
+//! skipped.
 
 use super::progress::{self, Running};
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::AnyBus;
+use crate::bus::{AnyBus, SqliteBus};
 use crate::consumer::SubscribeOptions;
 use crate::error::Result;
+use crate::pipeline::embedded;
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::runner::Runner;
 use crate::system::System;
 use serde_json::json;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -45,7 +48,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let stand_ins = stand_ins(&spec, &args.stand_in)?;
-    let mut running = start_on_mongo(&spec, &producer, &mut tasks, &stopped)?;
+    let mut running = start_on_store(&spec, &producer, &mut tasks, &stopped)?;
     for consumer in &spec.consumers {
         let name = &consumer.name;
         if !stand_ins.contains(name.as_str()) {
@@ -87,7 +90,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     if running.is_empty() {
         return Err(Failure::Runtime(
             "nothing to run: consumers need your service's handler (or an explicit `--stand-in NAME`), \
-             and changelog projectors and changefeeds run only with --mongo"
+             and the spec declares no changelog projector or changefeed"
                 .into(),
         ));
     }
@@ -111,9 +114,10 @@ fn stand_ins<'a>(spec: &System, names: &'a [String]) -> std::result::Result<Hash
     Ok(names.iter().map(String::as_str).collect())
 }
 
-/// On MongoDB, starts the changelog projectors and changefeeds; elsewhere says once that they
-/// are skipped.
-fn start_on_mongo(
+/// Starts the changelog projectors and changefeeds on the store in use (MongoDB, or the
+/// embedded store, where each projector publishes the changefeeds of its table); on the
+/// in-memory bus says once that they are skipped.
+fn start_on_store(
     spec: &System,
     producer: &Producer<AnyBus>,
     tasks: &mut JoinSet<Result<()>>,
@@ -124,18 +128,54 @@ fn start_on_mongo(
         let producer = Producer::new(bus.clone(), producer.registry().clone());
         return super::mongo_pipelines::start(spec, &producer, tasks, stop);
     }
-    let _ = (producer, tasks, stop);
+    if let AnyBus::Sqlite(bus) = producer.bus() {
+        let producer = Producer::new(bus.clone(), producer.registry().clone());
+        return start_embedded(spec, &producer, tasks, stop);
+    }
     let names = crate::pipeline::mongo_only(spec);
     if !names.is_empty() {
-        let how = if cfg!(feature = "mongo") {
-            "run with --mongo URL (or PROM_MONGO_URL)"
-        } else {
-            "run a prom built with the `mongo` feature, with --mongo URL"
-        };
         eprintln!(
-            "skipping {}: projectors and changefeeds run on MongoDB, not the embedded store; {how}",
+            "skipping {}: projectors and changefeeds need a store to write (the embedded store or MongoDB), \
+             not the in-memory bus",
             names.join(", ")
         );
     }
     Ok(Vec::new())
+}
+
+/// Spawns the embedded changelog projectors (each feeding its table's changefeeds) and says
+/// what the embedded store cannot run (`prom run` and `prom serve` alike).
+pub(super) fn start_embedded(
+    spec: &System,
+    producer: &Producer<SqliteBus>,
+    tasks: &mut JoinSet<Result<()>>,
+    stop: &watch::Receiver<bool>,
+) -> std::result::Result<Vec<Running>, Failure> {
+    for (what, why) in embedded::not_run(spec) {
+        eprintln!("skipping {what}: {why}");
+    }
+    let started = embedded::spawn_declared(spec, producer, tasks, || super::stopped(stop))?;
+    Ok(started
+        .into_iter()
+        .map(|task| {
+            eprintln!("running {}", task.description);
+            let stats = task.stats;
+            Running {
+                name: task.name,
+                group: Some(task.group),
+                counters: Box::new(move || {
+                    let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+                    format!(
+                        "events={} upserted={} deleted={} skipped={} dead_lettered={} fed={}",
+                        load(&stats.events),
+                        load(&stats.upserted),
+                        load(&stats.deleted),
+                        load(&stats.skipped),
+                        load(&stats.dead_lettered),
+                        load(&stats.fed)
+                    )
+                }),
+            }
+        })
+        .collect())
 }

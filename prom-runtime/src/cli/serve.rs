@@ -109,7 +109,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         Some(url) => {
             on_mongo(url, &spec, Arc::clone(&registry), &args, &reporter, &mut tasks, &stopped).await?
         }
-        None => (on_embedded(target, &spec)?, None),
+        None => on_embedded(target, &spec, Arc::clone(&registry), &args, &reporter, &mut tasks, &stopped)?,
     };
     let (snapshots, served) = snapshots.unzip();
     let options = GatewayOptions {
@@ -174,17 +174,25 @@ fn check_exposure(address: SocketAddr, has_tokens: bool, insecure: bool) -> std:
     )))
 }
 
-/// Opens the embedded store; says once which declared pipelines do not run on it.
-fn on_embedded(target: &super::Target, spec: &System) -> std::result::Result<AnyBus, Failure> {
-    let names = crate::pipeline::mongo_only(spec);
-    if !names.is_empty() {
-        eprintln!(
-            "not running {}: on the embedded store prom serve serves the gateway only; projectors, \
-             changefeeds and snapshot APIs run with --mongo URL (or PROM_MONGO_URL)",
-            names.join(", ")
-        );
-    }
-    Ok(SqliteBus::open(&target.store)?.into())
+/// Opens the embedded store, starts the declared changelog projectors (which publish their
+/// tables' changefeeds) and builds the snapshot APIs' router over their tables.
+fn on_embedded(
+    target: &super::Target,
+    spec: &System,
+    registry: Arc<Registry>,
+    args: &Args,
+    reporter: &Reporter,
+    tasks: &mut JoinSet<Result<()>>,
+    stopped: &watch::Receiver<bool>,
+) -> std::result::Result<(AnyBus, Option<Snapshots>), Failure> {
+    use crate::snapshot::{self, ApiOptions, SnapshotSpec, read::SqliteRead};
+    let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
+    let bus = SqliteBus::open(&target.store)?;
+    let apis = SnapshotSpec::all(spec)?;
+    let router = snapshot::router_on(Arc::new(SqliteRead::new(bus.clone())), &apis, &options)?;
+    super::run::start_embedded(spec, &Producer::new(bus.clone(), registry), tasks, stopped)?;
+    let served = apis.into_iter().map(|api| (api.projector, api.path)).collect();
+    Ok((bus.into(), Some((router, served))))
 }
 
 /// Opens MongoDB, starts the declared changelog projectors and changefeeds, and builds the

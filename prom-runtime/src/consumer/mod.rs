@@ -409,6 +409,38 @@ impl<B: EventBus> Subscription<B> {
         self.opts.max_in_flight.saturating_sub(outstanding)
     }
 
+    /// The cursors a commit would store once `deliveries` are acked, without acking them: per
+    /// held partition they belong to, where its cursor may then move, when that is past the
+    /// committed one. A caller that stores progress in its own transaction (the embedded
+    /// projector) commits these with its writes, then acks the deliveries and reports the
+    /// commit with [`Subscription::committed_by_caller`].
+    pub fn cursors_if_acked(&self, deliveries: &[Delivery]) -> Vec<(u32, i64)> {
+        let mut offsets: BTreeMap<u32, BTreeSet<i64>> = BTreeMap::new();
+        for delivery in deliveries {
+            offsets.entry(delivery.token.partition).or_default().insert(delivery.token.offset);
+        }
+        let state = self.shared.lock();
+        offsets
+            .iter()
+            .filter_map(|(p, offsets)| {
+                let part = state.parts.get(p)?;
+                let candidate = part.candidate_with(offsets);
+                (candidate > part.committed).then_some((*p, candidate))
+            })
+            .collect()
+    }
+
+    /// Records cursors the caller committed itself (see [`Subscription::cursors_if_acked`]), so
+    /// the next commit does not write them again.
+    pub fn committed_by_caller(&self, cursors: &[(u32, i64)]) {
+        let mut state = self.shared.lock();
+        for &(p, offset) in cursors {
+            if let Some(part) = state.parts.get_mut(&p) {
+                part.committed = part.committed.max(offset);
+            }
+        }
+    }
+
     /// Commits the progress acked so far (fenced by this member's leases).
     pub async fn commit(&mut self) -> Result<()> {
         if self.opts.ack == AckMode::Auto {

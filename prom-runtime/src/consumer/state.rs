@@ -83,6 +83,12 @@ impl Part {
         self.outstanding.first().map_or(self.read_upto, |&first| first - 1)
     }
 
+    /// Where the cursor could move once the events at `offsets` are acked too (without acking
+    /// them).
+    pub fn candidate_with(&self, offsets: &BTreeSet<i64>) -> i64 {
+        self.outstanding.iter().find(|o| !offsets.contains(o)).map_or(self.read_upto, |&first| first - 1)
+    }
+
     /// Hands out up to `room` events: due redeliveries first, then buffered events whose key has
     /// nothing else out. Returns them with their attempt numbers.
     pub fn take(

@@ -1,9 +1,11 @@
 //! A declared pipeline started with one call: every consumer the spec declares runs with the
 //! user's handler and the retry, DLQ and partitioning the spec gives it; on a MongoDB bus the
-//! declared projectors and changefeeds run too. Generated code wraps this in a typed `Wiring`
+//! declared projectors and changefeeds run too, on the embedded store its changelog projectors
+//! and the changefeeds they feed. Generated code wraps this in a typed `Wiring`
 //! (one method per consumer), so a missing handler is caught at start and a misspelt consumer
 //! at compile time.
 
+pub mod embedded;
 mod handlers;
 #[cfg(feature = "mongo")]
 pub mod mongo;
@@ -205,7 +207,9 @@ impl<B: EventBus> Pipeline<B> {
     /// Runs every consumer (those [`Pipeline::only`] selected, if it was called) until
     /// `shutdown` completes, or until one fails. On a MongoDB bus the
     /// declared projectors and changefeeds run as well (a transactional projector without a
-    /// handler is an error); on other buses they are skipped with a `tracing` warning. Every
+    /// handler is an error); on the embedded store the changelog projectors run and publish the
+    /// changefeeds of their tables ([`embedded`]), what it cannot run is skipped with a `tracing`
+    /// warning, and so is everything on the in-memory bus. Every
     /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
     /// permanent error stops it. [`Pipeline::start`] then [`Running::until`], in one call.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
@@ -272,7 +276,7 @@ impl<B: EventBus> Pipeline<B> {
             }
         };
         let mut tasks = tokio::task::JoinSet::new();
-        self.spawn_mongo(&mut tasks, &stopped)?;
+        self.spawn_stores(&mut tasks, &stopped)?;
         for (runner, handler) in runners {
             tasks.spawn(runner.run(handler, stopped()));
         }
@@ -315,26 +319,30 @@ impl Running {
 }
 
 impl<B: EventBus> Pipeline<B> {
-    /// Starts the MongoDB projectors and changefeeds when the bus is MongoDB.
-    #[cfg(feature = "mongo")]
-    fn spawn_mongo<S, F>(&self, tasks: &mut tokio::task::JoinSet<Result<()>>, stopped: &S) -> Result<()>
+    /// Starts the declared projectors and changefeeds on the store they run on: all of them on
+    /// MongoDB, the changelog projectors (feeding the changefeeds of their tables) on the
+    /// embedded store; elsewhere they are skipped with a warning.
+    fn spawn_stores<S, F>(&self, tasks: &mut tokio::task::JoinSet<Result<()>>, stopped: &S) -> Result<()>
     where
         S: Fn() -> F,
         F: Future<Output = ()> + Send + 'static,
     {
         let system = self.selected_system();
-        let Some(bus) = self.producer.bus().as_mongo() else {
-            warn_skipped(&system, "they need a MongoDB bus");
+        #[cfg(feature = "mongo")]
+        if let Some(bus) = self.producer.bus().as_mongo() {
+            let producer = Producer::new(bus.clone(), self.producer.registry().clone());
+            mongo::spawn_declared(&system, &producer, Some(&self.tx_handlers), tasks, stopped)?;
             return Ok(());
-        };
-        let producer = Producer::new(bus.clone(), self.producer.registry().clone());
-        mongo::spawn_declared(&system, &producer, Some(&self.tx_handlers), tasks, stopped)?;
-        Ok(())
-    }
-
-    #[cfg(not(feature = "mongo"))]
-    fn spawn_mongo<S>(&self, _tasks: &mut tokio::task::JoinSet<Result<()>>, _stopped: &S) -> Result<()> {
-        warn_skipped(&self.selected_system(), "this build of prom-runtime lacks its `mongo` feature");
+        }
+        if let Some(bus) = self.producer.bus().as_sqlite() {
+            for (what, why) in embedded::not_run(&system) {
+                tracing::warn!("not running {what} on the embedded store: {why}");
+            }
+            let producer = Producer::new(bus.clone(), self.producer.registry().clone());
+            embedded::spawn_declared(&system, &producer, tasks, stopped)?;
+            return Ok(());
+        }
+        warn_skipped(&system, "they need the embedded store or a MongoDB bus");
         Ok(())
     }
 }

@@ -6,7 +6,8 @@
 //! its document through the event's key.
 
 use crate::record::EventRecord;
-use mongodb::bson::{self, Bson, Document};
+#[cfg(feature = "mongo")]
+use mongodb::bson::Bson;
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -14,8 +15,9 @@ use std::collections::HashMap;
 /// What a change does to its key's document.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    /// Replace (or insert) the document with this one.
-    Upsert(Document),
+    /// Replace (or insert) the document with this one: the payload, a JSON object, with `_id`
+    /// set to the key (each store encodes it its own way).
+    Upsert(Value),
     /// Delete the document.
     Delete,
 }
@@ -87,10 +89,13 @@ pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, St
     let op = if is_tombstone(payload) {
         Op::Delete
     } else {
-        let mut doc = bson::to_document(payload)
-            .map_err(|e| format!("the payload cannot be stored as a MongoDB document: {e}"))?;
-        doc.insert("_id", key.clone());
-        Op::Upsert(doc)
+        let Value::Object(fields) = payload else {
+            return Err(format!("the payload is {}, not an object, so it is no document", kind(payload)));
+        };
+        let mut doc = serde_json::Map::with_capacity(fields.len() + 1);
+        doc.insert("_id".into(), Value::String(key.clone()));
+        doc.extend(fields.iter().filter(|(k, _)| *k != "_id").map(|(k, v)| (k.clone(), v.clone())));
+        Op::Upsert(Value::Object(doc))
     };
     Ok(Change { key, version, op, offset: record.offset })
 }
@@ -107,7 +112,20 @@ pub fn compare_versions(a: &Number, b: &Number) -> Ordering {
     x.partial_cmp(&y).unwrap_or(Ordering::Equal)
 }
 
+/// What kind of JSON value `v` is, for messages.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// A version as BSON, for the guard's comparison on the server.
+#[cfg(feature = "mongo")]
 pub fn version_bson(n: &Number) -> Bson {
     match n.as_i64() {
         Some(i) => Bson::Int64(i),
@@ -172,7 +190,7 @@ mod tests {
         Change {
             key: key.into(),
             version: version.map(Number::from),
-            op: if delete { Op::Delete } else { Op::Upsert(bson::doc! { "_id": key, "o": offset }) },
+            op: if delete { Op::Delete } else { Op::Upsert(json!({ "_id": key, "o": offset })) },
             offset,
         }
     }

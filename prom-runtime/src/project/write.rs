@@ -147,11 +147,13 @@ pub async fn apply(
 /// version) the pipeline that keeps a stored document of the same or a newer version.
 fn upsert_statement(
     change: &Change,
-    doc: &Document,
+    doc: &serde_json::Value,
     guard: Option<(&str, &serde_json::Number)>,
 ) -> Result<RawDocumentBuf, String> {
+    let doc = mongodb::bson::to_document(doc)
+        .map_err(|e| format!("the payload cannot be stored as a MongoDB document: {e}"))?;
     let raw =
-        RawDocumentBuf::from_document(doc).map_err(|e| format!("the document cannot be encoded: {e}"))?;
+        RawDocumentBuf::from_document(&doc).map_err(|e| format!("the document cannot be encoded: {e}"))?;
     let update = match guard {
         None => RawBson::Document(raw),
         Some((path, version)) => {

@@ -1,11 +1,13 @@
-//! The HTTP handlers: MongoDB reads behind the routes of one snapshot API.
+//! The HTTP handlers: projection reads ([`super::read`], MongoDB or the embedded store) behind the
+//! routes of one snapshot API.
 //!
-//! Every read runs under the store deadline ([`super::ApiOptions::store_timeout`]): when MongoDB
-//! is unreachable the client gets a short 503 problem document at once, and the driver's error
-//! (hosts, replica set, labels) goes to the server's reporter only.
+//! Every read runs under the store deadline ([`super::ApiOptions::store_timeout`]): when the
+//! store is unreachable the client gets a short 503 problem document at once, and the store's
+//! error (hosts, replica set, file) goes to the server's reporter only.
 
 use super::problem::{Kind, Problem};
 use super::query::{self, ListQuery};
+use super::read::{Found, PageRequest, ProjectionRead, ReadError};
 use super::{ApiOptions, SnapshotSpec};
 use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
@@ -13,11 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use futures_util::TryStreamExt;
-use mongodb::bson::{Bson, Document, RawDocumentBuf, doc};
-use mongodb::{Collection, Database};
 use serde_json::{Value, json};
-use std::future::IntoFuture;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -25,7 +24,7 @@ use std::time::Instant;
 struct Api {
     spec: SnapshotSpec,
     options: ApiOptions,
-    collection: Collection<RawDocumentBuf>,
+    store: Arc<dyn ProjectionRead>,
     cache_control: HeaderValue,
     openapi: Value,
     outages: Throttle,
@@ -62,13 +61,13 @@ impl Throttle {
 }
 
 /// The routes of `spec` (`GET`/`HEAD` snap, list, openapi.json) with their state.
-pub(super) fn routes(db: &Database, spec: &SnapshotSpec, options: &ApiOptions) -> Router {
+pub(super) fn routes(store: Arc<dyn ProjectionRead>, spec: &SnapshotSpec, options: &ApiOptions) -> Router {
     let cache_control = HeaderValue::from_str(&format!("max-age={}", spec.max_age.as_secs()))
         .unwrap_or(HeaderValue::from_static("no-cache"));
     let api = Arc::new(Api {
         spec: spec.clone(),
         options: options.clone(),
-        collection: db.collection(&spec.collection),
+        store,
         cache_control,
         openapi: super::openapi::document(spec),
         outages: Throttle::new(),
@@ -105,14 +104,14 @@ async fn snap(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Resp
         Ok(key) => key,
         Err(e) => return Problem::new(Kind::BadRequest, format!("the key `{raw_key}`: {e}")).into_response(),
     };
-    let found = match read(&api, api.collection.find_one(doc! { "_id": &key })).await {
+    let found = match read(&api, api.store.get(&api.spec.collection, &key)).await {
         Ok(found) => found,
-        Err(problem) => return problem.into_response(),
+        Err(response) => return response,
     };
-    let Some(raw) = found else {
+    let Some(found) = found else {
         return Problem::new(Kind::NotFound, format!("no document has the key `{key}`")).into_response();
     };
-    let etag = query::etag(raw.as_bytes());
+    let etag = query::etag(&found.bytes);
     let Ok(etag_value) = HeaderValue::from_str(&etag) else {
         return internal(&api, "cannot format the ETag".into());
     };
@@ -122,10 +121,7 @@ async fn snap(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Resp
     if cached {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    match to_json(&raw) {
-        Ok(body) => (StatusCode::OK, headers, Json(body)).into_response(),
-        Err(e) => internal(&api, format!("key `{key}`: {e}")),
-    }
+    (StatusCode::OK, headers, Json(found.body)).into_response()
 }
 
 async fn list(State(api): State<Arc<Api>>, RawQuery(raw): RawQuery) -> Response {
@@ -154,41 +150,17 @@ async fn list(State(api): State<Arc<Api>>, RawQuery(raw): RawQuery) -> Response 
 
 /// Reads one page: one more document than asked, to know whether another page follows.
 async fn page(api: &Api, request: ListQuery) -> Result<Value, Response> {
-    let mut clauses: Vec<Document> = Vec::new();
-    if let Some(after) = request.after {
-        clauses.push(doc! { "_id": { "$gt": after } });
-    }
-    for (field, value) in request.filters {
-        // `$eq`: the value is compared literally, whatever it looks like.
-        let mut clause = Document::new();
-        clause.insert(field, doc! { "$eq": value });
-        clauses.push(clause);
-    }
-    let filter = if clauses.is_empty() {
-        Document::new()
-    } else {
-        doc! { "$and": clauses }
-    };
-    let limit = i64::try_from(request.limit).unwrap_or(i64::MAX);
-    // One deadline for the whole page: the query and every batch of its cursor.
-    let fetch = async {
-        let cursor =
-            api.collection.find(filter).sort(doc! { "_id": 1 }).limit(limit.saturating_add(1)).await?;
-        cursor.try_collect::<Vec<RawDocumentBuf>>().await
-    };
-    let mut docs = read(api, fetch).await.map_err(IntoResponse::into_response)?;
-    let more = docs.len() as u64 > request.limit;
-    docs.truncate(usize::try_from(request.limit).unwrap_or(usize::MAX));
+    let limit = request.limit;
+    let asked =
+        PageRequest { after: request.after, filters: request.filters, limit: limit.saturating_add(1) };
+    let mut docs: Vec<Found> = read(api, api.store.page(&api.spec.collection, asked)).await?;
+    let more = docs.len() as u64 > limit;
+    docs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = match docs.last() {
-        Some(last) if more => {
-            let id =
-                last.get_str("_id").map_err(|_| internal(api, "a document's `_id` is not text".into()))?;
-            Value::String(query::encode_cursor(id))
-        }
+        Some(last) if more => Value::String(query::encode_cursor(&last.key)),
         _ => Value::Null,
     };
-    let items =
-        docs.iter().map(to_json).collect::<Result<Vec<Value>, String>>().map_err(|e| internal(api, e))?;
+    let items: Vec<Value> = docs.into_iter().map(|d| d.body).collect();
     Ok(json!({ "items": items, "next_cursor": next_cursor }))
 }
 
@@ -196,32 +168,32 @@ async fn openapi(State(api): State<Arc<Api>>) -> Response {
     Json(api.openapi.clone()).into_response()
 }
 
-/// Runs one MongoDB read under the store deadline; failures become a 503 problem for the client
-/// and a report (with the driver's own words) for the operator.
-async fn read<T>(
-    api: &Api,
-    operation: impl IntoFuture<Output = mongodb::error::Result<T>>,
-) -> Result<T, Problem> {
+/// Runs one read under the store deadline; an unavailable store becomes a 503 problem for the
+/// client and a report (with the store's own words) for the operator, a document that cannot be
+/// presented a 500.
+async fn read<T>(api: &Api, operation: impl Future<Output = Result<T, ReadError>>) -> Result<T, Response> {
     let deadline = api.options.store_timeout;
     let (spec, retry_after) = (&api.spec, deadline.max(std::time::Duration::from_secs(1)));
+    let store = api.store.store();
     match tokio::time::timeout(deadline, operation).await {
         Ok(Ok(value)) => Ok(value),
+        Ok(Err(ReadError::Corrupt(reason))) => Err(internal(api, reason)),
         Ok(Err(e)) => {
             api.outages.report(|suppressed| {
                 api.options.reporter.report(&format!(
-                    "snapshot API `{}`: reading the collection `{}` failed: {e}{}",
+                    "snapshot API `{}`: reading the collection `{}` from {store} failed: {e}{}",
                     spec.projector,
                     spec.collection,
                     suppressed_note(suppressed)
                 ));
             });
             let detail = "the snapshot store cannot be read right now; retry later";
-            Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after))
+            Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after).into_response())
         }
         Err(_) => {
             api.outages.report(|suppressed| {
                 api.options.reporter.report(&format!(
-                    "snapshot API `{}`: MongoDB did not answer a read of `{}` within {deadline:?} (the \
+                    "snapshot API `{}`: {store} did not answer a read of `{}` within {deadline:?} (the \
                      store deadline, --store-timeout){}",
                     spec.projector,
                     spec.collection,
@@ -230,7 +202,7 @@ async fn read<T>(
             });
             let detail =
                 format!("the snapshot store did not answer within {} ms; retry later", deadline.as_millis());
-            Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after))
+            Err(Problem::new(Kind::StoreUnavailable, detail).retry_after(retry_after).into_response())
         }
     }
 }
@@ -247,12 +219,6 @@ fn internal(api: &Api, reason: String) -> Response {
     api.options.reporter.report(&format!("snapshot API `{}`: {reason}", api.spec.projector));
     Problem::new(Kind::Internal, "a stored document cannot be presented; the server log says why")
         .into_response()
-}
-
-/// A stored document as JSON (relaxed extended JSON: numbers stay numbers).
-fn to_json(raw: &RawDocumentBuf) -> Result<Value, String> {
-    let document = raw.to_document().map_err(|e| format!("a stored document cannot be read: {e}"))?;
-    Ok(Bson::Document(document).into_relaxed_extjson())
 }
 
 #[cfg(test)]

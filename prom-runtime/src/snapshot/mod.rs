@@ -4,16 +4,19 @@
 //! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304), `GET {path}/list`
 //! (pages in `_id` order, filtered only by the declared fields) and `GET {path}/openapi.json`.
 //! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description,
-//! [`handlers`] the MongoDB reads; the error documents ([`problem`]) and the connection handling
-//! (limits and timeouts) are the HTTP server's ([`crate::server`]).
+//! [`read`] the store reads (MongoDB or the embedded store's tables), [`handlers`] the routes;
+//! the error documents ([`problem`]) and the connection handling (limits and timeouts) are the
+//! HTTP server's ([`crate::server`]).
 
 mod handlers;
 pub mod openapi;
 pub mod query;
+pub mod read;
 
 use crate::error::{Error, Result};
 use crate::system::{Projector, ProjectorKind, System};
 use axum::Router;
+#[cfg(feature = "mongo")]
 use mongodb::Database;
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -25,7 +28,7 @@ pub use crate::server::{Limits, Reporter, problem};
 /// The page size limit when the spec sets no `max_limit`.
 pub const DEFAULT_MAX_LIMIT: u64 = 100;
 
-/// How long a snapshot read may wait for MongoDB when no `--store-timeout` is given.
+/// How long a snapshot read may wait for its store when no `--store-timeout` is given.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How the snapshot handlers read MongoDB and report failures.
@@ -115,13 +118,25 @@ fn mount_path(path: &str) -> std::result::Result<String, String> {
 }
 
 /// The routes of `specs`, reading from `db` with the default [`ApiOptions`].
+#[cfg(feature = "mongo")]
 pub fn router(db: &Database, specs: &[SnapshotSpec]) -> Result<Router> {
     router_with(db, specs, &ApiOptions::default())
 }
 
 /// The routes of `specs`, reading from `db`; two APIs on one path are refused. Unknown paths
 /// and methods get problem documents too.
+#[cfg(feature = "mongo")]
 pub fn router_with(db: &Database, specs: &[SnapshotSpec], options: &ApiOptions) -> Result<Router> {
+    router_on(Arc::new(read::MongoRead::new(db.clone())), specs, options)
+}
+
+/// The routes of `specs`, reading from `store` (MongoDB or the embedded store); two APIs on one
+/// path are refused. Unknown paths and methods get problem documents too.
+pub fn router_on(
+    store: Arc<dyn read::ProjectionRead>,
+    specs: &[SnapshotSpec],
+    options: &ApiOptions,
+) -> Result<Router> {
     if options.store_timeout.is_zero() {
         return Err(Error::setting(
             "snapshot API store timeout",
@@ -137,7 +152,7 @@ pub fn router_with(db: &Database, specs: &[SnapshotSpec], options: &ApiOptions) 
                 format!("snapshot_api path `{}` is already served by another projector", spec.path),
             ));
         }
-        router = router.merge(handlers::routes(db, spec, options));
+        router = router.merge(handlers::routes(store.clone(), spec, options));
     }
     Ok(router.fallback(handlers::not_found).method_not_allowed_fallback(handlers::method_not_allowed))
 }

@@ -8,6 +8,7 @@
 
 mod open;
 mod ops;
+pub(crate) mod projection;
 mod rows;
 mod schema;
 mod streams;
@@ -204,6 +205,10 @@ impl SqliteBus {
 }
 
 impl EventBus for SqliteBus {
+    fn as_sqlite(&self) -> Option<&SqliteBus> {
+        Some(self)
+    }
+
     async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
         if events.is_empty() {
             return Ok(Vec::new());

@@ -1,0 +1,181 @@
+//! The embedded changelog projector against a raw batched SQLite upsert of the same rows, as a
+//! ratio measured in one run (absolute numbers depend on the machine).
+//!
+//! `cargo bench -p prom-runtime --bench projector`
+//!
+//! Projector: a store holding the events (published untimed), then `EmbeddedProjector::run`
+//! timed from its start until it has committed every event — reading them, decoding and
+//! validating each, collapsing, upserting with the version guard and committing the cursor in
+//! the same transaction. Raw: the same final documents upserted by key into a table of the same
+//! shape in a fresh file with the store's settings (WAL, `synchronous=FULL`), in transactions of
+//! the projector's batch size, with one prepared statement. Rounds alternate (after an untimed
+//! warm-up) and each side's fastest round is reported: interference on a shared machine only
+//! ever adds time.
+
+use prom_runtime::consumer::SubscribeOptions;
+use prom_runtime::project::{EmbeddedProjector, EmbeddedSpec};
+use prom_runtime::system::System;
+use prom_runtime::{Producer, PublishOptions, Registry, SqliteBus};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const KEYS: usize = 2_000;
+const VERSIONS: usize = 10;
+const EVENTS: usize = KEYS * VERSIONS;
+const BATCH: usize = 100;
+const ROUNDS: usize = 3;
+
+const SPEC: &str = r#"
+topics:
+  process.state:
+    key: /processId
+    partitions: 4
+    versions:
+      1:
+        schema:
+          type: object
+          required: [processId, seq]
+          properties:
+            processId: { type: string }
+            seq: { type: integer }
+            status: { type: string }
+            host: { type: string }
+            cpu_pct: { type: number }
+projectors:
+  processes:
+    kind: changelog
+    topic: process.state
+    collection: processes
+    version: /seq
+"#;
+
+fn payloads() -> Vec<Value> {
+    (0..EVENTS)
+        .map(|i| {
+            let (key, seq) = (i % KEYS, i / KEYS + 1);
+            json!({
+                "processId": format!("host-{}:{key}", key % 16), "seq": seq,
+                "status": if seq % 2 == 0 { "running" } else { "stopped" },
+                "host": format!("host-{}", key % 16), "cpu_pct": (i % 100) as f64 / 4.0,
+            })
+        })
+        .collect()
+}
+
+struct Setup {
+    registry: Arc<Registry>,
+    spec: EmbeddedSpec,
+}
+
+fn setup() -> Setup {
+    let linted = prom_spec::lint_str("bench.yaml", SPEC);
+    assert!(!linted.has_errors(), "{}", linted.render());
+    let registry = Arc::new(Registry::from_spec(&linted.spec).expect("registry"));
+    let system = System::from_spec(&linted.spec);
+    let spec =
+        EmbeddedSpec::from_system(system.projector("processes").expect("declared"), &system, &registry)
+            .expect("spec");
+    Setup { registry, spec }
+}
+
+/// Publishes the events into a fresh store (untimed), then times the projector until it has
+/// committed all of them.
+async fn projector_round(setup: &Setup, events: &[Value]) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = SqliteBus::open(dir.path()).expect("open");
+    let producer = Producer::new(bus, setup.registry.clone());
+    for chunk in events.chunks(1000) {
+        let items = chunk
+            .iter()
+            .map(|p| ("process.state".to_string(), p.clone(), PublishOptions::default()))
+            .collect();
+        producer.publish_all(items).await.expect("publish");
+    }
+    let opts = SubscribeOptions {
+        batch_size: BATCH,
+        poll_timeout: Duration::from_millis(20),
+        ..SubscribeOptions::default()
+    };
+    let projector = EmbeddedProjector::new(producer, setup.spec.clone(), opts);
+    let stats = projector.stats();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let started = Instant::now();
+    let running = tokio::spawn(projector.run(async move {
+        let _ = stopped.await;
+    }));
+    while stats.events.load(Ordering::Relaxed) < EVENTS as u64 {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let elapsed = started.elapsed();
+    let _ = stop.send(());
+    running.await.expect("task").expect("projector");
+    assert_eq!(stats.upserted.load(Ordering::Relaxed), EVENTS as u64, "every event was a newer version");
+    elapsed
+}
+
+/// Upserts the same documents by key into a fresh table, `BATCH` rows per transaction.
+fn raw_round(rows: &[(String, String)]) -> Duration {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conn = rusqlite::Connection::open(dir.path().join("raw.db")).expect("open");
+    conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
+    conn.pragma_update(None, "synchronous", "FULL").expect("sync");
+    conn.execute_batch("CREATE TABLE proj_processes (key TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)")
+        .expect("table");
+    let started = Instant::now();
+    for chunk in rows.chunks(BATCH) {
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        {
+            let mut upsert = conn
+                .prepare_cached(
+                    "INSERT INTO proj_processes (key, doc) VALUES (?1, ?2) \
+                     ON CONFLICT (key) DO UPDATE SET doc = excluded.doc",
+                )
+                .expect("prepare");
+            for (key, doc) in chunk {
+                upsert.execute([key, doc]).expect("upsert");
+            }
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+    }
+    started.elapsed()
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let setup = setup();
+    let events = payloads();
+    let rows: Vec<(String, String)> = events
+        .iter()
+        .map(|p| {
+            let key = p["processId"].as_str().unwrap_or_default().to_string();
+            let mut doc = serde_json::Map::new();
+            doc.insert("_id".into(), json!(key));
+            doc.extend(p.as_object().cloned().unwrap_or_default());
+            (key, Value::Object(doc).to_string())
+        })
+        .collect();
+    println!(
+        "embedded changelog projector vs raw batched SQLite upsert ({EVENTS} events, {KEYS} keys, batches of {BATCH})\n"
+    );
+    // Warm-up, untimed.
+    runtime.block_on(projector_round(&setup, &events));
+    raw_round(&rows);
+    let (mut projected, mut raw) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            projected.push(runtime.block_on(projector_round(&setup, &events)));
+            raw.push(raw_round(&rows));
+        } else {
+            raw.push(raw_round(&rows));
+            projected.push(runtime.block_on(projector_round(&setup, &events)));
+        }
+    }
+    let best = |d: &[Duration]| d.iter().min().copied().unwrap_or_default();
+    let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
+    let (p, r) = (best(&projected), best(&raw));
+    println!("  raw batched upsert      {:>10.0} rows/s   ({r:?})", rate(r));
+    println!("  embedded projector      {:>10.0} events/s ({p:?})", rate(p));
+    println!("  ratio projector / raw   {:>10.2}x (target >= 0.7x)", rate(p) / rate(r));
+}

@@ -1,0 +1,454 @@
+//! The changelog projector on the embedded store: a topic mirrored into a table of the store's
+//! own file, one row per key, with the changefeeds of that table.
+//!
+//! It is a consumer group (`projector.<name>`) like the MongoDB projector
+//! ([`super::changelog`]), with the same rules (upsert by key, tombstones delete, version guard,
+//! dead letters for events that can never be projected), but each poll batch commits in **one**
+//! SQLite transaction: the row writes, the events of the changefeeds declared on the table, the
+//! dead letters and the group's cursors. A crash before the commit leaves none of them, after it
+//! all of them, so effects and changefeed events are exactly-once. Inside the transaction,
+//! events at or below the stored cursor are skipped (applied before), and the cursor write is
+//! fenced by this member's lease (a member that lost its partition rolls back).
+
+use super::plan::{self, Change, Pointers};
+use super::table::{self, Refused, Statements, Written};
+use crate::bus::sqlite::projection::ProjectionTx;
+use crate::bus::{GroupId, SqliteBus};
+use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
+use crate::dlq;
+use crate::error::{Derived, Error, Result};
+use crate::publish::{self, Producer, PublishOptions};
+use crate::record::{EventRecord, NewEvent};
+use crate::registry::{Registry, Route};
+use crate::system::{Changefeed, FullDocument, Index, Projector, ProjectorKind, System};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The runtime header naming a changefeed event's operation (as MongoDB changefeeds stamp it).
+pub const CHANGE_OPERATION: &str = "x-change-operation";
+
+/// The operations a changefeed republishes when the spec lists none.
+const DEFAULT_OPERATIONS: [&str; 4] = ["insert", "update", "replace", "delete"];
+
+/// A changefeed of the projected table.
+#[derive(Debug, Clone)]
+pub struct FeedSpec {
+    /// The changefeed's name.
+    pub name: String,
+    /// The topic its events go to.
+    pub topic: String,
+    /// Operations republished (`insert`, `update`, `delete`).
+    pub operations: Vec<String>,
+    /// Whether updates carry the new document (every mode but `default`).
+    pub update_document: bool,
+}
+
+/// An embedded changelog projector's declaration, resolved against the registry.
+#[derive(Debug, Clone)]
+pub struct EmbeddedSpec {
+    /// Projector name (its consumer group is `projector.<name>`).
+    pub name: String,
+    /// Source topic.
+    pub topic: String,
+    /// The topic's partitions.
+    pub partitions: u32,
+    /// Target collection (table `proj_<collection>`).
+    pub collection: String,
+    /// Where key and version are.
+    pub pointers: Pointers,
+    /// The version's `json_extract` path, when updates are guarded.
+    pub version_path: Option<String>,
+    /// `CREATE TABLE` and `CREATE INDEX` statements run at start.
+    pub ddl: Vec<String>,
+    /// Changefeeds declared on the collection.
+    pub feeds: Vec<FeedSpec>,
+}
+
+impl EmbeddedSpec {
+    /// Resolves a changelog projector of `system` (and the changefeeds on its collection).
+    pub fn from_system(projector: &Projector, system: &System, registry: &Registry) -> Result<EmbeddedSpec> {
+        let name = projector.name.clone();
+        let fail = |what: String| Error::system(format!("projector `{name}`"), what);
+        let ProjectorKind::Changelog(changelog) = &projector.kind else {
+            return Err(Error::WrongProjectorKind {
+                projector: name,
+                kind: "transactional",
+                help: "run it with the transactional projector",
+            });
+        };
+        let topic = registry.topic(&projector.topic)?;
+        let version_path = changelog
+            .version
+            .as_deref()
+            .map(table::pointer_path)
+            .transpose()
+            .map_err(|e| fail(format!("version {e}")))?;
+        let mut ddl = vec![table::create_table(&changelog.collection)];
+        for index in &changelog.indexes {
+            ddl.push(index_ddl(&changelog.collection, index).map_err(&fail)?);
+        }
+        let feeds = system
+            .changefeeds
+            .iter()
+            .filter(|feed| feed.collection == changelog.collection)
+            .map(|feed| feed_spec(feed, registry))
+            .collect::<Result<Vec<_>>>()?;
+        let key_is_event_key = topic.key.as_deref() == Some(changelog.key.as_str());
+        Ok(EmbeddedSpec {
+            name: name.clone(),
+            topic: topic.name.clone(),
+            partitions: topic.partitions,
+            collection: changelog.collection.clone(),
+            pointers: Pointers {
+                key: changelog.key.clone(),
+                version: changelog.version.clone(),
+                key_is_event_key,
+            },
+            version_path,
+            ddl,
+            feeds,
+        })
+    }
+
+    /// The consumer group the projector reads with.
+    pub fn group(&self) -> String {
+        format!("projector.{}", self.name)
+    }
+}
+
+fn index_ddl(collection: &str, index: &Index) -> std::result::Result<String, String> {
+    table::create_index(collection, index).map_err(|e| format!("index: {e}"))
+}
+
+fn feed_spec(feed: &Changefeed, registry: &Registry) -> Result<FeedSpec> {
+    let name = feed.name.clone();
+    match registry.route(&feed.topic)? {
+        Route::Topic(_) => {}
+        Route::Versioned(declared, _) | Route::DeadLetters(declared) => {
+            let derived =
+                if feed.topic == declared.dlq_name() { Derived::DeadLetters } else { Derived::DualWrite };
+            return Err(Error::NotPublishable {
+                by: format!("changefeed `{name}`"),
+                topic: feed.topic.clone(),
+                declared: declared.name.clone(),
+                derived,
+            });
+        }
+    }
+    let operations = if feed.operations.is_empty() {
+        DEFAULT_OPERATIONS.iter().map(|op| op.to_string()).collect()
+    } else {
+        feed.operations.clone()
+    };
+    Ok(FeedSpec {
+        name,
+        topic: feed.topic.clone(),
+        operations,
+        update_document: feed.full_document != FullDocument::Default,
+    })
+}
+
+/// Counters of a running embedded projector.
+#[derive(Debug, Default)]
+pub struct EmbeddedStats {
+    /// Events consumed (their batch committed).
+    pub events: AtomicU64,
+    /// Rows inserted or replaced.
+    pub upserted: AtomicU64,
+    /// Rows deleted.
+    pub deleted: AtomicU64,
+    /// Events not written: superseded in their batch, not newer than the stored row, or
+    /// applied before (at or below the stored cursor).
+    pub skipped: AtomicU64,
+    /// Events sent to the DLQ.
+    pub dead_lettered: AtomicU64,
+    /// Changefeed events published.
+    pub fed: AtomicU64,
+}
+
+/// What one batch's transaction did.
+#[derive(Debug, Default)]
+struct BatchOutcome {
+    upserted: u64,
+    deleted: u64,
+    skipped: u64,
+    dead_lettered: u64,
+    fed: u64,
+}
+
+/// Keeps a table of the embedded store in step with a topic.
+pub struct EmbeddedProjector {
+    producer: Producer<SqliteBus>,
+    spec: Arc<EmbeddedSpec>,
+    statements: Arc<Statements>,
+    opts: SubscribeOptions,
+    stats: Arc<EmbeddedStats>,
+}
+
+impl EmbeddedProjector {
+    /// A projector writing into `producer`'s store; `opts` gives member id, TTL, batch size and
+    /// poll timeout (partitions come from the registry, acks are manual).
+    pub fn new(
+        producer: Producer<SqliteBus>,
+        spec: EmbeddedSpec,
+        opts: SubscribeOptions,
+    ) -> EmbeddedProjector {
+        let opts =
+            SubscribeOptions { partitions: spec.partitions, partitioned: true, ack: AckMode::Manual, ..opts };
+        let statements = Arc::new(Statements::new(&spec.collection, spec.version_path.as_deref()));
+        EmbeddedProjector { producer, spec: Arc::new(spec), statements, opts, stats: Arc::default() }
+    }
+
+    /// The counters (shared; readable while running).
+    pub fn stats(&self) -> Arc<EmbeddedStats> {
+        self.stats.clone()
+    }
+
+    /// Creates the table and the declared indexes (idempotent).
+    pub async fn create_table(&self) -> Result<()> {
+        let ddl = format!("{};\n{}", self.spec.ddl.join(";\n"), table::LEDGER);
+        self.producer
+            .bus()
+            .in_transaction(false, move |tx| tx.conn().execute_batch(&ddl).map_err(|e| tx.err(e)))
+            .await
+    }
+
+    /// Creates the table, then projects until `shutdown` completes; leaves the group on the way
+    /// out. A batch that `shutdown` cuts short is rolled back whole and projected by the next
+    /// start.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        self.create_table().await?;
+        let mut sub = Subscription::new(
+            self.producer.bus().clone(),
+            &self.spec.topic,
+            &self.spec.group(),
+            self.opts.clone(),
+        )?;
+        tokio::pin!(shutdown);
+        let outcome = loop {
+            let batch = tokio::select! {
+                biased;
+                () = shutdown.as_mut() => break Ok(()),
+                polled = sub.poll() => match polled {
+                    Ok(batch) => batch,
+                    Err(e) => break Err(e),
+                },
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            let group = sub.group().clone();
+            let member = sub.member().to_string();
+            // Where the cursors move once this batch is done: stored by the batch's own
+            // transaction, so the subscription is told instead of committing them again.
+            let cursors = sub.cursors_if_acked(&batch);
+            // Not raced with `shutdown`: once submitted, the committer finishes the transaction
+            // anyway, and waiting for it (milliseconds) keeps the counters exact.
+            match self.project(&group, member, cursors.clone(), &batch).await {
+                Ok(done) => {
+                    self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    self.stats.upserted.fetch_add(done.upserted, Ordering::Relaxed);
+                    self.stats.deleted.fetch_add(done.deleted, Ordering::Relaxed);
+                    self.stats.skipped.fetch_add(done.skipped, Ordering::Relaxed);
+                    self.stats.dead_lettered.fetch_add(done.dead_lettered, Ordering::Relaxed);
+                    self.stats.fed.fetch_add(done.fed, Ordering::Relaxed);
+                    for delivery in &batch {
+                        sub.ack(delivery);
+                    }
+                    sub.committed_by_caller(&cursors);
+                }
+                // Another member holds a partition of the batch now and projects it from the
+                // stored cursor; nothing is acked, and the subscription lets the partition go
+                // at its next heartbeat.
+                Err(Error::LeaseLost { .. }) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        let closed = sub.close().await;
+        outcome.and(closed)
+    }
+
+    /// Projects one batch in one transaction with its cursors.
+    async fn project(
+        &self,
+        group: &GroupId,
+        member: String,
+        cursors: Vec<(u32, i64)>,
+        batch: &[Delivery],
+    ) -> Result<BatchOutcome> {
+        // Decoding and validation need no store: done here, off the committer thread (the
+        // changefeed events depend on what each write did, so they are built in the
+        // transaction). In offset order (publish order; a batch takes partitions in turn): `collapse` needs
+        // it, and a unique index then keeps the row published first.
+        let records: BTreeMap<i64, EventRecord> =
+            batch.iter().map(|d| (d.record.offset, d.record.clone())).collect();
+        let mut decoded = Vec::with_capacity(batch.len());
+        for record in records.values() {
+            decoded.push((record.offset, self.change_of(record.clone())));
+        }
+        let job = Job {
+            spec: self.spec.clone(),
+            statements: self.statements.clone(),
+            registry: self.producer.registry().clone(),
+            group: group.clone(),
+            member,
+            records,
+            decoded,
+            cursors,
+        };
+        let publishes = true;
+        self.producer.bus().in_transaction(publishes, move |tx| job.run(tx)).await
+    }
+
+    fn change_of(&self, record: EventRecord) -> std::result::Result<Change, String> {
+        // A null tombstone has no payload to upcast or validate.
+        let record = if record.payload.is_null() {
+            record
+        } else {
+            self.producer.registry().decode(record).map_err(|e| format!("cannot decode: {e}"))?
+        };
+        plan::change_of(&record, &self.spec.pointers)
+    }
+}
+
+/// One batch's transaction, run on the committer thread.
+struct Job {
+    spec: Arc<EmbeddedSpec>,
+    statements: Arc<Statements>,
+    registry: Arc<Registry>,
+    group: GroupId,
+    member: String,
+    /// The batch's events by offset (offsets are unique within a topic).
+    records: BTreeMap<i64, EventRecord>,
+    /// Each event's change, or why it cannot be projected.
+    decoded: Vec<(i64, std::result::Result<Change, String>)>,
+    cursors: Vec<(u32, i64)>,
+}
+
+impl Job {
+    fn run(self, tx: &mut ProjectionTx<'_, '_>) -> Result<BatchOutcome> {
+        let mut outcome = BatchOutcome::default();
+        // Events at or below the stored cursor, and those the ledger lists past it, were
+        // applied by an earlier transaction (before a crash, or by another member).
+        let mut done: BTreeMap<u32, (i64, BTreeSet<i64>)> = BTreeMap::new();
+        let partitions: BTreeSet<u32> = self.records.values().map(|r| r.partition).collect();
+        for partition in partitions {
+            let cursor = tx.cursor(&self.group, partition)?.unwrap_or(0);
+            let past =
+                table::applied_past(tx.conn(), &self.group, partition, cursor).map_err(|e| tx.err(e))?;
+            done.insert(partition, (cursor, past));
+        }
+        let applied = |offset: i64| {
+            let partition = self.records.get(&offset).map(|r| r.partition);
+            partition
+                .and_then(|p| done.get(&p))
+                .is_some_and(|(cursor, past)| offset <= *cursor || past.contains(&offset))
+        };
+        let mut changes = Vec::new();
+        let mut letters: Vec<(i64, String)> = Vec::new();
+        for (offset, decoded) in &self.decoded {
+            if applied(*offset) {
+                outcome.skipped += 1;
+                continue;
+            }
+            match decoded {
+                Ok(change) => changes.push(change.clone()),
+                Err(reason) => letters.push((*offset, reason.clone())),
+            }
+        }
+        let collapsed_from = changes.len();
+        let changes = plan::collapse(changes);
+        outcome.skipped += (collapsed_from - changes.len()) as u64;
+        let track = !self.spec.feeds.is_empty();
+        let mut events = Vec::new();
+        for change in &changes {
+            match self.statements.apply(tx.conn(), change, track) {
+                Ok(Written::Skipped) => outcome.skipped += 1,
+                Ok(written) => {
+                    if written == Written::Deleted {
+                        outcome.deleted += 1;
+                    } else {
+                        outcome.upserted += 1;
+                    }
+                    for feed in &self.spec.feeds {
+                        events.extend(feed_events(&self.registry, feed, change, written)?);
+                    }
+                }
+                Err(Refused::Change(reason)) => letters.push((change.offset, reason)),
+                Err(Refused::Store(e)) => return Err(tx.err(e)),
+            }
+        }
+        let feed_count = events.len();
+        for (offset, reason) in &letters {
+            if let Some(record) = self.records.get(offset) {
+                events.push(dlq::dead_letter(record, &self.group.group, reason, 0));
+                outcome.dead_lettered += 1;
+            }
+        }
+        let receipts = tx.publish(events)?;
+        // What this batch applied past the cursors it commits goes into the ledger.
+        for &partition in done.keys() {
+            let cursor = self.cursors.iter().find(|(p, _)| *p == partition).map(|&(_, c)| c);
+            let cursor = cursor.unwrap_or(done.get(&partition).map_or(0, |(c, _)| *c));
+            let past = self.records.values().filter(|r| r.partition == partition && r.offset > cursor);
+            table::record_applied(tx.conn(), &self.group, partition, past.map(|r| r.offset), cursor)
+                .map_err(|e| tx.err(e))?;
+        }
+        // A change applied again (past the cursor before a crash, unguarded) finds its feed
+        // event stored already: its dedup key is the source event's offset.
+        outcome.fed = receipts.iter().take(feed_count).filter(|r| !r.duplicate).count() as u64;
+        // Every partition of the batch is fenced by this member's lease, also one whose cursor
+        // does not move (its stored cursor is written again, a no-op).
+        let fenced: Vec<(u32, i64)> = done
+            .iter()
+            .map(|(&p, (stored, _))| {
+                let moved = self.cursors.iter().find(|(q, _)| *q == p).map(|&(_, c)| c);
+                (p, moved.unwrap_or(*stored).max(*stored))
+            })
+            .collect();
+        tx.commit_cursors(&self.group, &self.member, &fenced)?;
+        Ok(outcome)
+    }
+}
+
+/// The events a changefeed publishes for one written change (with a dual-write copy when its
+/// topic declares one), validated like any publish; none when the feed does not republish that
+/// operation.
+fn feed_events(
+    registry: &Registry,
+    feed: &FeedSpec,
+    change: &Change,
+    written: Written,
+) -> Result<Vec<NewEvent>> {
+    let (operation, document) = match (written, &change.op) {
+        (Written::Inserted, plan::Op::Upsert(doc)) => ("insert", doc.clone()),
+        (Written::Replaced, plan::Op::Upsert(doc)) => {
+            ("update", if feed.update_document { doc.clone() } else { Value::Null })
+        }
+        (Written::Deleted, _) => ("delete", Value::Null),
+        _ => return Ok(Vec::new()),
+    };
+    if !feed.operations.iter().any(|op| op == operation) {
+        return Ok(Vec::new());
+    }
+    let payload = json!({ "operation": operation, "key": change.key, "document": document });
+    // The source event's offset names the change: a repeat (which the cursor check prevents
+    // anyway) would be recognised as a duplicate.
+    let opts = PublishOptions {
+        dedup: Some(format!("{}:{}", feed.name, change.offset)),
+        ..PublishOptions::default()
+    };
+    let mut events = publish::prepare(registry, &feed.topic, payload, &opts).map_err(|e| {
+        Error::system(
+            format!("changefeed `{}`", feed.name),
+            format!("its event for key `{}` is refused: {e}", change.key),
+        )
+    })?;
+    for event in &mut events {
+        event.headers.insert(CHANGE_OPERATION.to_string(), operation.to_string());
+    }
+    Ok(events)
+}
