@@ -20,6 +20,7 @@ use axum::Router;
 use mongodb::Database;
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 // The server's pieces under their old paths, so `snapshot::problem` and `snapshot::Limits` keep working.
