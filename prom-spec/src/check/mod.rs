@@ -1,5 +1,6 @@
 //! Lint: every rule over a loaded spec, all problems reported in one pass.
 
+mod aggregates;
 mod fields;
 mod names;
 mod open_fix;
@@ -8,6 +9,7 @@ mod refs;
 mod schemas;
 mod versions;
 
+pub use aggregates::is_aggregate_name;
 pub use fields::{FieldError, resolve as resolve_field};
 pub use names::{RESERVED_HEADERS, is_header_name, is_topic_name, topic_name_error};
 pub use refs::derived_topics;
@@ -47,6 +49,7 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
         }
     }
     refs::check(spec, &usable, &mut out);
+    aggregates::check(spec, &usable, &mut out);
     diag::sort(&mut out);
     out
 }

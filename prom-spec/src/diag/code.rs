@@ -96,6 +96,16 @@ codes! {
     InvalidSchema = ("P501", "invalid-schema"),
     /// A payload schema's root is not `type: object`.
     SchemaRootNotObject = ("P502", "schema-root-not-object"),
+    /// An aggregate name is not lowercase snake_case (`^[a-z][a-z0-9_]*$`).
+    AggregateName = ("P601", "aggregate-name"),
+    /// An aggregate lists an event topic that is not declared.
+    AggregateUnknownEvent = ("P602", "aggregate-unknown-event"),
+    /// An aggregate's `id` pointer is not a required string or integer in every event's latest schema.
+    AggregateId = ("P603", "aggregate-id"),
+    /// A topic is an event of two aggregates.
+    AggregateSharedEvent = ("P604", "aggregate-shared-event"),
+    /// An aggregate lists no events, or one event twice.
+    AggregateEvents = ("P605", "aggregate-events"),
 }
 
 impl std::fmt::Display for Code {

@@ -15,6 +15,10 @@ pub const CURSORS: &str = "cursors";
 pub const MEMBERS: &str = "members";
 /// Partition leases: `{topic, grp, part, member, expires, fence}`.
 pub const LEASES: &str = "leases";
+/// Stream events: `{aggregate, id, version, topic, off, prev?, hash?}`.
+pub const STREAMS: &str = "prom_streams";
+/// Stream snapshots: `{_id: {aggregate, id}, version, fingerprint, state, ts}`.
+pub const SNAPSHOTS: &str = "prom_snapshots";
 
 fn index(keys: Document, name: &str, unique: bool, partial: Option<Document>) -> IndexModel {
     let options = IndexOptions::builder()
@@ -46,6 +50,8 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         (CURSORS, vec![index(doc! { "topic": 1, "grp": 1, "part": 1 }, "group_part", true, None)]),
         (MEMBERS, vec![index(doc! { "topic": 1, "grp": 1, "member": 1 }, "group_member", true, None)]),
         (LEASES, vec![index(doc! { "topic": 1, "grp": 1, "part": 1 }, "group_part", true, None)]),
+        // Unique: two writers can never both store one version of a stream.
+        (STREAMS, vec![index(doc! { "aggregate": 1, "id": 1, "version": 1 }, "stream_version", true, None)]),
     ]
 }
 

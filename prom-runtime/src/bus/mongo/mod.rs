@@ -18,6 +18,7 @@ mod docs;
 mod groups;
 pub mod layout;
 mod publish;
+mod streams;
 mod txn;
 
 pub use mongodb;
@@ -299,39 +300,36 @@ impl EventBus for MongoBus {
     }
 
     async fn append(&self, append: StreamAppend) -> Result<Appended> {
-        Err(streams_not_yet(&append.stream))
+        let job = streams::job(append)?;
+        let appended = streams::append(self, job).await?;
+        self.inner.published.notify_waiters();
+        Ok(appended)
     }
 
-    async fn read_stream(&self, stream: &StreamId, _after: u64, _limit: usize) -> Result<Vec<StreamRecord>> {
-        Err(streams_not_yet(stream))
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>> {
+        streams::read(self, stream, after_version, limit).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>> {
-        Err(streams_not_yet(stream))
+        streams::version(self, stream).await
     }
 
-    async fn stream_ids(
-        &self,
-        aggregate: &str,
-        _after: Option<String>,
-        _limit: usize,
-    ) -> Result<Vec<String>> {
-        Err(streams_not_yet(&StreamId::new(aggregate, "*")))
+    async fn stream_ids(&self, aggregate: &str, after: Option<String>, limit: usize) -> Result<Vec<String>> {
+        streams::ids(self, aggregate, after, limit).await
     }
 
-    async fn save_snapshot(&self, stream: &StreamId, _snapshot: Snapshot) -> Result<()> {
-        Err(streams_not_yet(stream))
+    async fn save_snapshot(&self, stream: &StreamId, snapshot: Snapshot) -> Result<()> {
+        let state = serde_json::to_string(&snapshot.state)
+            .map_err(|e| Error::serialize(format!("the snapshot of `{stream}`"), e))?;
+        streams::save_snapshot(self, stream, snapshot, state).await
     }
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
-        Err(streams_not_yet(stream))
-    }
-}
-
-/// Streams are not stored by this backend yet (phase 1 of issue #11).
-fn streams_not_yet(stream: &StreamId) -> crate::Error {
-    crate::Error::InvalidAppend {
-        stream: stream.to_string(),
-        reason: "MongoDB does not store streams yet; use the in-memory bus".to_owned(),
+        streams::load_snapshot(self, stream).await
     }
 }
