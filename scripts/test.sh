@@ -21,6 +21,10 @@ cargo clippy --workspace --all-targets --locked "${features[@]}" -- -D warnings
 # Without the optional features too, so the non-MongoDB branches compile and lint clean.
 echo "== cargo clippy (default features)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The workspace unifies features (examples/monitor turns `mongo` on), so the runtime's own
+# defaults (`cli`, `serve`, no `mongo`) are linted on their own.
+echo "== cargo clippy (prom-runtime default features, no mongo)"
+cargo clippy -p prom-runtime --all-targets --locked -- -D warnings
 # The runtime as generated code uses it: no macros, no CLI, no YAML loader.
 echo "== cargo clippy (prom-runtime without default features)"
 cargo clippy -p prom-runtime --lib --locked --no-default-features -- -D warnings

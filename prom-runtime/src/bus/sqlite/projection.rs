@@ -72,7 +72,7 @@ impl SqliteBus {
     /// Runs a query of the projection tables returning `(key, doc)` rows, on a pooled read
     /// connection (one statement: a consistent view of the last commit). A table no projector
     /// created yet reads as empty. (Its reader, the snapshot API, is built with the HTTP server.)
-    #[cfg(feature = "mongo")]
+    #[cfg(feature = "serve")]
     pub(crate) async fn read_projection(
         &self,
         sql: String,
