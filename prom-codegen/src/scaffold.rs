@@ -86,7 +86,13 @@ impl Scaffold {
     pub fn files(&self, dir: &Path) -> Result<Vec<(&'static str, String)>, ScaffoldError> {
         let name = match &self.name {
             Some(name) => name.clone(),
-            None => dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            // `new .` names the crate after the current directory, as `cargo init` does.
+            None => dir
+                .file_name()
+                .map(std::ffi::OsStr::to_os_string)
+                .or_else(|| dir.canonicalize().ok()?.file_name().map(std::ffi::OsStr::to_os_string))
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
         };
         check_name(&name)?;
         Ok(TEMPLATES
@@ -172,6 +178,14 @@ mod tests {
         assert!(manifest.contains("name = \"shop-api\""), "{manifest}");
         let files = Scaffold::new().with_name("billing").files(Path::new("/tmp/x")).expect("test setup");
         assert!(files[0].1.contains("name = \"billing\""));
+    }
+
+    #[test]
+    fn the_current_directory_names_the_crate_after_itself() {
+        let dir = tempfile::Builder::new().prefix("shop").tempdir().expect("test setup");
+        let files = Scaffold::new().files(&dir.path().join(".")).expect("test setup");
+        let name = dir.path().file_name().expect("test setup").to_string_lossy().into_owned();
+        assert!(files[0].1.contains(&format!("name = \"{name}\"")), "{}", files[0].1);
     }
 
     #[test]
