@@ -2,7 +2,7 @@
 //! a ratio, because absolute numbers depend on the machine.
 //!
 //! `cargo bench -p prom-runtime --bench runtime [-- SECTION...]`, sections: `hotpath`,
-//! `throughput`, `validation`, `upcast`, `store`, `streams` (default: all), and `steps`, which is not timed: it runs each
+//! `throughput`, `validation`, `upcast`, `store`, `streams`, `scale` (default: all), and `steps`, which is not timed: it runs each
 //! step of the read path in its own function, for `valgrind --tool=callgrind` to count.
 //!
 //! Method: the machine is shared, so a single long timing loop per side picks up whatever else
@@ -52,6 +52,9 @@ fn main() {
     }
     if run("streams") {
         streams(&runtime);
+    }
+    if run("scale") {
+        runtime.block_on(scale::run());
     }
 }
 
@@ -290,6 +293,9 @@ use four::hb_four;
 /// The issue #12 targets: publishing and handling against the work they must do.
 #[path = "support/hotpath.rs"]
 mod hotpath;
+
+#[path = "support/scale.rs"]
+mod scale;
 
 fn four_registry() -> Registry {
     let linted = prom_spec::lint_str("four.yaml", FOUR_VERSIONS);
@@ -612,27 +618,59 @@ async fn embedded_vs_raw() {
     let (raw, pre, ours) = (fastest(raw), fastest(pre), fastest(ours));
 
     // Many small concurrent publishes: the committer groups them into shared transactions.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let bus2 = SqliteBus::open(dir.path().join("prom2")).expect("open");
-    let producer = Producer::new(bus2, Arc::new(heartbeat_registry()));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
+    // Baseline: the same events through `publish_all` in batches of 100 from one task.
     let small = 20_000;
-    for t in 0..64 {
-        let producer = producer.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in (t..small).step_by(64) {
-                producer
-                    .publish("heartbeat.received", payload(i), PublishOptions::default())
-                    .await
-                    .expect("publish");
+    let dir_many = tempfile::tempdir().expect("tempdir");
+    let (batched, grouped) = {
+        let mut stores = 0;
+        let mut fresh_producer = || {
+            stores += 1;
+            let bus = SqliteBus::open(dir_many.path().join(format!("p{stores}"))).expect("open");
+            Producer::new(bus, Arc::new(heartbeat_registry()))
+        };
+        let (mut b, mut g) = (Vec::new(), Vec::new());
+        for r in 0..4 {
+            for side in [r % 2, 1 - r % 2] {
+                let producer = fresh_producer();
+                if side == 0 {
+                    let batches: Vec<Vec<(String, Value, PublishOptions)>> = (0..small)
+                        .step_by(100)
+                        .map(|c| {
+                            (c..c + 100)
+                                .map(|i| {
+                                    ("heartbeat.received".to_owned(), payload(i), PublishOptions::default())
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let start = Instant::now();
+                    for batch in batches {
+                        producer.publish_all(batch).await.expect("publish");
+                    }
+                    b.push(start.elapsed());
+                } else {
+                    let start = Instant::now();
+                    let mut tasks = Vec::new();
+                    for t in 0..64 {
+                        let producer = producer.clone();
+                        tasks.push(tokio::spawn(async move {
+                            for i in (t..small).step_by(64) {
+                                producer
+                                    .publish("heartbeat.received", payload(i), PublishOptions::default())
+                                    .await
+                                    .expect("publish");
+                            }
+                        }));
+                    }
+                    for task in tasks {
+                        task.await.expect("publisher");
+                    }
+                    g.push(start.elapsed());
+                }
             }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("publisher");
-    }
-    let grouped = start.elapsed();
+        }
+        (fastest(b), fastest(g))
+    };
 
     println!(
         "embedded store writes ({n} events per round, batches of {batch}, WAL + synchronous=FULL, \
@@ -654,7 +692,12 @@ async fn embedded_vs_raw() {
         pre.as_secs_f64() / ours.as_secs_f64()
     );
     println!(
-        "  64 tasks x single-event Producer::publish (validated, dual-write, group commit): {:>8.0} ev/s ({small} events)",
-        rate(small, grouped)
+        "  Producer::publish_all, batches of 100 from one task (validated, dual-write): {:>10.0} ev/s ({small} events; baseline)",
+        rate(small, batched)
+    );
+    println!(
+        "  64 tasks x single-event Producer::publish (validated, dual-write, group commit): {:>8.0} ev/s   {:.2}x the batched rate (target >= 0.5x)",
+        rate(small, grouped),
+        batched.as_secs_f64() / grouped.as_secs_f64()
     );
 }

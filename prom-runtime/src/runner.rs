@@ -24,6 +24,8 @@ use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
 use crate::retry::RetryPolicy;
 use crate::system::{Consumer, StartFrom};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
@@ -233,9 +235,7 @@ impl<B: EventBus> Runner<B> {
         let outcome = loop {
             match outage.retry_on(shutdown.as_mut(), &mut self.sub, |sub| Box::pin(sub.poll())).await {
                 Ok(Some(batch)) => {
-                    for delivery in batch {
-                        tasks.spawn(process(delivery, ctx.clone()));
-                    }
+                    tasks.spawn(process_batch(batch, ctx.clone()));
                 }
                 Ok(None) => break Ok(()),
                 Err(e) => break Err(e),
@@ -267,6 +267,14 @@ struct Ctx<B: EventBus> {
     stats: Arc<Stats>,
     group: String,
     consumer: String,
+}
+
+/// Handles one poll's events concurrently in one task: at most one event per key is out at a
+/// time, so their order holds, and a task per event cost more than a cheap handler. The next
+/// poll does not wait for this batch; batches run on any worker thread.
+async fn process_batch<B: EventBus>(batch: Vec<Delivery>, ctx: Arc<Ctx<B>>) {
+    let mut running: FuturesUnordered<_> = batch.into_iter().map(|d| process(d, ctx.clone())).collect();
+    while running.next().await.is_some() {}
 }
 
 async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {

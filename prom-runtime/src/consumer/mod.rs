@@ -133,6 +133,13 @@ struct State {
     parts: BTreeMap<u32, Part>,
     revoking: BTreeSet<u32>,
     epochs: u64,
+    /// The poller is waiting for room (every event it may hold is read and unacked).
+    full: bool,
+    /// Acks since the poller started waiting for room.
+    acks_while_full: usize,
+    /// Acks that wake a poller waiting for room: waking it on every ack would hand out one
+    /// event per poll.
+    wake_after: usize,
 }
 
 impl Shared {
@@ -150,8 +157,21 @@ impl Acker {
 
     /// Marks an event done by its token.
     pub fn ack_token(&self, token: &Token) {
-        let acked = self.shared.lock().parts.get_mut(&token.partition).is_some_and(|p| p.ack(token));
-        if acked {
+        let wake = {
+            let mut state = self.shared.lock();
+            match state.parts.get_mut(&token.partition).and_then(|p| p.ack(token)) {
+                None => false,
+                // A buffered event of the same key may go out now.
+                Some(true) => true,
+                Some(false) if state.full => {
+                    state.acks_while_full += 1;
+                    state.acks_while_full >= state.wake_after
+                        || state.parts.values().all(|p| p.in_flight == 0)
+                }
+                Some(false) => false,
+            }
+        };
+        if wake {
             self.shared.changed.notify_waiters();
         }
     }
@@ -227,12 +247,16 @@ impl<B: EventBus> Subscription<B> {
         let member =
             opts.member.clone().unwrap_or_else(|| format!("{}-{}", std::process::id(), Uuid::now_v7()));
         let commit_interval = opts.commit_interval;
+        let wake_after = (opts.batch_size.min(opts.max_in_flight) / 4).max(1);
         Ok(Subscription {
             bus,
             group: GroupId::new(topic, group),
             member,
             opts,
-            shared: Arc::new(Shared { state: Mutex::new(State::default()), changed: Notify::new() }),
+            shared: Arc::new(Shared {
+                state: Mutex::new(State { wake_after, ..State::default() }),
+                changed: Notify::new(),
+            }),
             auto_pending: Vec::new(),
             start_offset: None,
             next_tick: Instant::now(),
@@ -299,6 +323,7 @@ impl<B: EventBus> Subscription<B> {
             let changed = shared.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
+            shared.lock().full = false;
             self.maintain().await?;
             if Instant::now() >= self.next_commit {
                 self.commit().await?;
@@ -404,9 +429,17 @@ impl<B: EventBus> Subscription<B> {
         Ok(if self.room() == 0 { Refill::Full } else { Refill::Nothing })
     }
 
+    /// How many more events may be read; at 0 acks start counting towards waking the poller
+    /// (set under the same lock, so no ack between the check and the wait is missed).
     fn room(&self) -> usize {
-        let outstanding: usize = self.shared.lock().parts.values().map(Part::outstanding).sum();
-        self.opts.max_in_flight.saturating_sub(outstanding)
+        let mut state = self.shared.lock();
+        let outstanding: usize = state.parts.values().map(Part::outstanding).sum();
+        let room = self.opts.max_in_flight.saturating_sub(outstanding);
+        if room == 0 && !state.full {
+            state.full = true;
+            state.acks_while_full = 0;
+        }
+        room
     }
 
     /// The cursors a commit would store once `deliveries` are acked, without acking them: per

@@ -7,7 +7,8 @@
 //! out at a time, which gives per-key order even when a handler fails and is retried.
 
 use crate::record::EventRecord;
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use tokio::time::Instant;
 
 /// Identifies one handed-out event, for ack and nack.
@@ -18,8 +19,12 @@ pub struct Token {
     /// Which tenure of the partition the event was handed out under; acks from an earlier
     /// tenure (before the lease was lost and regained) are ignored.
     pub(crate) epoch: u64,
-    pub(crate) lane: String,
+    pub(crate) lane: Lane,
 }
+
+/// An ordering lane: a hash of the event's key. Two keys sharing a lane are only delivered one
+/// at a time, like one key; order within a key never depends on the hash.
+pub(crate) type Lane = u64;
 
 /// An event waiting for redelivery after a nack.
 struct Redelivery {
@@ -38,8 +43,10 @@ pub(crate) struct Part {
     /// Whether the last read hit its limit (more may be waiting).
     pub more: bool,
     buffer: VecDeque<EventRecord>,
+    /// Buffered events per lane, so an ack knows whether it made one ready.
+    waiting: HashMap<Lane, u32>,
     outstanding: BTreeSet<i64>,
-    busy: HashSet<String>,
+    busy: HashSet<Lane>,
     redeliver: Vec<Redelivery>,
     attempts: BTreeMap<i64, u32>,
     pub in_flight: usize,
@@ -53,6 +60,7 @@ impl Part {
             read_upto: cursor,
             more: true,
             buffer: VecDeque::new(),
+            waiting: HashMap::new(),
             outstanding: BTreeSet::new(),
             busy: HashSet::new(),
             redeliver: Vec::new(),
@@ -73,6 +81,7 @@ impl Part {
             self.read_upto = self.read_upto.max(event.offset);
             if kept(&event) {
                 self.outstanding.insert(event.offset);
+                *self.waiting.entry(lane(&event)).or_insert(0) += 1;
                 self.buffer.push_back(event);
             }
         }
@@ -117,6 +126,12 @@ impl Part {
                 continue;
             }
             let Some(record) = self.buffer.remove(i) else { break };
+            if let Some(count) = self.waiting.get_mut(&lane) {
+                *count -= 1;
+                if *count == 0 {
+                    self.waiting.remove(&lane);
+                }
+            }
             self.busy.insert(lane);
             let attempt = *self.attempts.entry(record.offset).or_insert(1);
             let token = self.token(partition, &record);
@@ -129,15 +144,16 @@ impl Part {
         Token { partition, offset: record.offset, epoch: self.epoch, lane: lane(record) }
     }
 
-    /// Marks a handed-out event done.
-    pub fn ack(&mut self, token: &Token) -> bool {
+    /// Marks a handed-out event done: `None` if the token is stale, else whether a buffered
+    /// event of the same lane can now be handed out.
+    pub fn ack(&mut self, token: &Token) -> Option<bool> {
         if token.epoch != self.epoch || !self.outstanding.remove(&token.offset) {
-            return false;
+            return None;
         }
         self.busy.remove(&token.lane);
         self.attempts.remove(&token.offset);
         self.in_flight = self.in_flight.saturating_sub(1);
-        true
+        Some(self.waiting.contains_key(&token.lane))
     }
 
     /// Schedules a handed-out event for redelivery; its key stays blocked until then.
@@ -159,10 +175,10 @@ impl Part {
     }
 }
 
-/// The ordering lane of an event: its key (keyless events share one lane, so they keep
-/// their partition's order too).
-fn lane(record: &EventRecord) -> String {
-    record.key.clone().unwrap_or_default()
+/// The ordering lane of an event: a hash of its key (keyless events share one lane, so they
+/// keep their partition's order too). Fixed keys: lanes only need to agree within a process.
+fn lane(record: &EventRecord) -> Lane {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(record.key.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -182,10 +198,10 @@ mod tests {
         let mut out = Vec::new();
         part.take(0, 10, Instant::now(), &mut out);
         assert_eq!(out.len(), 3);
-        assert!(part.ack(&out[1].2));
-        assert!(part.ack(&out[2].2));
+        assert!(part.ack(&out[1].2).is_some());
+        assert!(part.ack(&out[2].2).is_some());
         assert_eq!(part.candidate(), 0, "event 1 is unacked, so the cursor cannot pass it");
-        assert!(part.ack(&out[0].2));
+        assert!(part.ack(&out[0].2).is_some());
         assert_eq!(part.candidate(), 3);
     }
 
@@ -214,8 +230,22 @@ mod tests {
         part.take(0, 10, Instant::now(), &mut out);
         let mut stale = out[0].2.clone();
         stale.epoch = 6;
-        assert!(!part.ack(&stale));
-        assert!(part.ack(&out[0].2));
+        assert!(part.ack(&stale).is_none());
+        assert!(part.ack(&out[0].2).is_some());
         assert_eq!(part.candidate(), 2);
+    }
+
+    #[test]
+    fn an_ack_says_whether_it_unblocked_a_buffered_event_of_its_key() {
+        let mut part = Part::new(1, 0);
+        part.add(vec![event(1, "a"), event(2, "a"), event(3, "b")], false, |_| true);
+        let mut out = Vec::new();
+        part.take(0, 10, Instant::now(), &mut out);
+        assert_eq!(part.ack(&out[1].2), Some(false), "nothing of `b` waits");
+        assert_eq!(part.ack(&out[0].2), Some(true), "offset 2 of `a` waits behind offset 1");
+        let mut again = Vec::new();
+        part.take(0, 10, Instant::now(), &mut again);
+        assert_eq!(again.len(), 1);
+        assert_eq!(part.ack(&again[0].2), Some(false));
     }
 }
