@@ -42,7 +42,8 @@ pub(crate) struct Part {
     pub read_upto: i64,
     /// Whether the last read hit its limit (more may be waiting).
     pub more: bool,
-    buffer: VecDeque<EventRecord>,
+    /// Read and not handed out yet, in offset order, with their lanes.
+    buffer: VecDeque<(Lane, EventRecord)>,
     /// Buffered events per lane, so an ack knows whether it made one ready.
     waiting: HashMap<Lane, u32>,
     outstanding: BTreeSet<i64>,
@@ -81,8 +82,9 @@ impl Part {
             self.read_upto = self.read_upto.max(event.offset);
             if kept(&event) {
                 self.outstanding.insert(event.offset);
-                *self.waiting.entry(lane(&event)).or_insert(0) += 1;
-                self.buffer.push_back(event);
+                let lane = lane(&event);
+                *self.waiting.entry(lane).or_insert(0) += 1;
+                self.buffer.push_back((lane, event));
             }
         }
     }
@@ -118,14 +120,14 @@ impl Part {
                 i += 1;
             }
         }
-        let mut i = 0;
-        while i < self.buffer.len() && out.len() < room {
-            let lane = lane(&self.buffer[i]);
+        // One pass: events of busy lanes stay in order for a later take.
+        let mut blocked = VecDeque::new();
+        while out.len() < room {
+            let Some((lane, record)) = self.buffer.pop_front() else { break };
             if self.busy.contains(&lane) {
-                i += 1;
+                blocked.push_back((lane, record));
                 continue;
             }
-            let Some(record) = self.buffer.remove(i) else { break };
             if let Some(count) = self.waiting.get_mut(&lane) {
                 *count -= 1;
                 if *count == 0 {
@@ -133,10 +135,14 @@ impl Part {
                 }
             }
             self.busy.insert(lane);
-            let attempt = *self.attempts.entry(record.offset).or_insert(1);
-            let token = self.token(partition, &record);
+            let attempt = self.attempts.get(&record.offset).copied().unwrap_or(1);
+            let token = Token { partition, offset: record.offset, epoch: self.epoch, lane };
             self.in_flight += 1;
             out.push((record, attempt, token));
+        }
+        if !blocked.is_empty() {
+            blocked.append(&mut self.buffer);
+            self.buffer = blocked;
         }
     }
 
