@@ -7,10 +7,18 @@ use serde_json::{Map, Number, Value, json};
 const OPTIONAL_DEPTH: usize = 4;
 /// A required chain deeper than this has no finite example (a schema that requires itself).
 const MAX_DEPTH: usize = 64;
+/// Values generated for one example at most: combinators and wide schemas can multiply work.
+const MAX_VALUES: usize = 20_000;
 
 /// The example of `schema`, or why none could be made that validates.
 pub fn example(schema: &Value) -> Result<Value, String> {
-    let value = generate(schema, schema, 0, &mut Vec::new());
+    let mut state = State::default();
+    let value = generate(schema, schema, 0, &mut state);
+    if state.values > MAX_VALUES {
+        return Err(format!(
+            "no example: the schema needs more than {MAX_VALUES} generated values; add `examples: [...]` to it"
+        ));
+    }
     let validator = jsonschema::options()
         .should_validate_formats(true)
         .build(schema)
@@ -33,9 +41,17 @@ fn resolve<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
     root.pointer(pointer)
 }
 
-fn generate(schema: &Value, root: &Value, depth: usize, refs: &mut Vec<String>) -> Value {
+/// What generation has seen: the `$ref`s being expanded and the work done.
+#[derive(Default)]
+struct State {
+    refs: Vec<String>,
+    values: usize,
+}
+
+fn generate(schema: &Value, root: &Value, depth: usize, state: &mut State) -> Value {
     let Value::Object(map) = schema else { return Value::Null };
-    if depth > MAX_DEPTH {
+    state.values += 1;
+    if depth > MAX_DEPTH || state.values > MAX_VALUES {
         return Value::Null;
     }
     if let Some(value) = map.get("const") {
@@ -56,38 +72,63 @@ fn generate(schema: &Value, root: &Value, depth: usize, refs: &mut Vec<String>) 
         }
     }
     if let Some(Value::String(reference)) = map.get("$ref") {
+        // Re-entering a `$ref` here means it requires itself: no finite example exists.
+        if state.refs.contains(reference) {
+            return Value::Null;
+        }
         let Some(target) = resolve(root, reference) else { return Value::Null };
-        refs.push(reference.clone());
-        let value = generate(target, root, depth + 1, refs);
-        refs.pop();
+        state.refs.push(reference.clone());
+        let value = generate(target, root, depth + 1, state);
+        state.refs.pop();
         return value;
     }
     for combinator in ["oneOf", "anyOf"] {
         if let Some(Value::Array(branches)) = map.get(combinator)
             && let Some(first) = branches.iter().find(|b| !is_null_schema(b)).or(branches.first())
         {
-            return generate(first, root, depth + 1, refs);
+            return generate(first, root, depth + 1, state);
         }
     }
     if let Some(Value::Array(branches)) = map.get("allOf") {
-        let mut merged = Map::new();
+        // One schema with every branch's keywords (local `$ref`s followed): properties merged,
+        // required names united, the first word kept for any other keyword. Validation below
+        // has the last word on whether that was enough.
+        let mut merged = map.clone();
+        merged.remove("allOf");
         for branch in branches {
-            match generate(branch, root, depth + 1, refs) {
-                Value::Object(part) => merged.extend(part),
-                other if branches.len() == 1 => return other,
-                _ => {}
+            let branch = match branch.get("$ref").and_then(Value::as_str) {
+                Some(reference) if !state.refs.iter().any(|r| r == reference) => {
+                    resolve(root, reference).unwrap_or(branch)
+                }
+                _ => branch,
+            };
+            let Value::Object(keywords) = branch else { continue };
+            for (key, value) in keywords {
+                match (key.as_str(), merged.get_mut(key), value) {
+                    ("properties", Some(Value::Object(into)), Value::Object(from)) => {
+                        for (name, schema) in from {
+                            into.entry(name.clone()).or_insert_with(|| schema.clone());
+                        }
+                    }
+                    ("required", Some(Value::Array(into)), Value::Array(from)) => {
+                        for name in from {
+                            if !into.contains(name) {
+                                into.push(name.clone());
+                            }
+                        }
+                    }
+                    (_, None, _) => {
+                        merged.insert(key.clone(), value.clone());
+                    }
+                    _ => {}
+                }
             }
         }
-        let mut own = map.clone();
-        own.remove("allOf");
-        if let Value::Object(part) = generate(&Value::Object(own), root, depth + 1, refs) {
-            merged.extend(part);
-        }
-        return Value::Object(merged);
+        return generate(&Value::Object(merged), root, depth + 1, state);
     }
     match type_of(map).as_deref() {
-        Some("object") => object(map, root, depth, refs),
-        Some("array") => array(map, root, depth, refs),
+        Some("object") => object(map, root, depth, state),
+        Some("array") => array(map, root, depth, state),
         Some("string") => string(map),
         Some("integer") => integer(map),
         Some("number") => number(map),
@@ -126,7 +167,7 @@ fn recursive(schema: &Value, refs: &[String]) -> bool {
     [reference, items].into_iter().flatten().any(|r| refs.iter().any(|seen| seen == r))
 }
 
-fn object(map: &Map<String, Value>, root: &Value, depth: usize, refs: &mut Vec<String>) -> Value {
+fn object(map: &Map<String, Value>, root: &Value, depth: usize, state: &mut State) -> Value {
     let required: Vec<&str> = map
         .get("required")
         .and_then(Value::as_array)
@@ -136,8 +177,8 @@ fn object(map: &Map<String, Value>, root: &Value, depth: usize, refs: &mut Vec<S
     if let Some(Value::Object(properties)) = map.get("properties") {
         for (name, property) in properties {
             let needed = required.contains(&name.as_str());
-            if needed || (depth < OPTIONAL_DEPTH && !recursive(property, refs)) {
-                out.insert(name.clone(), generate(property, root, depth + 1, refs));
+            if needed || (depth < OPTIONAL_DEPTH && !recursive(property, &state.refs)) {
+                out.insert(name.clone(), generate(property, root, depth + 1, state));
             }
         }
     }
@@ -145,7 +186,7 @@ fn object(map: &Map<String, Value>, root: &Value, depth: usize, refs: &mut Vec<S
     for name in required {
         if !out.contains_key(name) {
             let value = match map.get("additionalProperties") {
-                Some(schema @ Value::Object(_)) => generate(schema, root, depth + 1, refs),
+                Some(schema @ Value::Object(_)) => generate(schema, root, depth + 1, state),
                 _ => Value::from("value"),
             };
             out.insert(name.to_owned(), value);
@@ -154,22 +195,25 @@ fn object(map: &Map<String, Value>, root: &Value, depth: usize, refs: &mut Vec<S
     Value::Object(out)
 }
 
-fn array(map: &Map<String, Value>, root: &Value, depth: usize, refs: &mut Vec<String>) -> Value {
+fn array(map: &Map<String, Value>, root: &Value, depth: usize, state: &mut State) -> Value {
     let min = map.get("minItems").and_then(Value::as_u64).unwrap_or(0) as usize;
     let max = map.get("maxItems").and_then(Value::as_u64).map_or(usize::MAX, |m| m as usize);
     let mut out = Vec::new();
     if let Some(Value::Array(prefix)) = map.get("prefixItems") {
         for item in prefix {
-            out.push(generate(item, root, depth + 1, refs));
+            out.push(generate(item, root, depth + 1, state));
         }
     }
     let items = map.get("items").filter(|i| i.is_object());
-    let wanted =
-        if depth < OPTIONAL_DEPTH && items.is_some_and(|i| !recursive(i, refs)) { min.max(1) } else { min };
+    let wanted = if depth < OPTIONAL_DEPTH && items.is_some_and(|i| !recursive(i, &state.refs)) {
+        min.max(1)
+    } else {
+        min
+    };
     let wanted = wanted.min(max).min(16);
     if let Some(items) = items {
         while out.len() < wanted {
-            let mut value = generate(items, root, depth + 1, refs);
+            let mut value = generate(items, root, depth + 1, state);
             // Distinct items where they must be unique: numbers and strings are varied.
             if !out.is_empty() {
                 vary(&mut value, out.len());
@@ -291,5 +335,22 @@ mod tests {
             example(&json!({ "type": "string", "pattern": "^[0-9]+$", "examples": ["42"] })),
             Ok(json!("42"))
         );
+        // A schema that requires itself twice has no finite instance: said at once, no blow-up.
+        let selfish = json!({ "$ref": "#/$defs/n", "$defs": { "n": { "type": "object", "required": ["a", "b"],
+            "properties": { "a": { "$ref": "#/$defs/n" }, "b": { "$ref": "#/$defs/n" } } } } });
+        assert!(example(&selfish).is_err());
+        // Nested allOf merges into one schema: linear, not 2^16 leaves.
+        let mut wide = json!({ "type": "string" });
+        for _ in 0..16 {
+            wide = json!({ "allOf": [wide.clone(), wide] });
+        }
+        assert_eq!(example(&wide), Ok(json!("string")));
+        // 16^8 required array items: the work budget ends it.
+        let mut deep = json!({ "type": "integer" });
+        for _ in 0..8 {
+            deep = json!({ "type": "array", "minItems": 16, "items": deep });
+        }
+        assert!(example(&deep).expect_err("too much work").contains("more than"));
+        assert_eq!(example(&json!({ "allOf": [{ "type": "integer" }, { "minimum": 3 }] })), Ok(json!(3)));
     }
 }

@@ -107,18 +107,9 @@ pub struct ElementPage {
     pub related: Vec<Link>,
 }
 
-/// `100ms`, `2s`, `5m`, `1h`.
-pub fn duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(3_600_000) && ms > 0 {
-        format!("{}h", ms / 3_600_000)
-    } else if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+/// `100ms`, `2s`, `5m`, `1h`: as a spec would write it.
+fn duration(d: Duration) -> String {
+    prom_spec::spec::limits::duration_text(d)
 }
 
 /// The page name of a topic as readers name it: itself, or the declared topic of `dlq.X` / `X.vN`.
@@ -458,5 +449,6 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(300)), "5m");
         assert_eq!(duration(Duration::from_secs(7200)), "2h");
         assert_eq!(duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration(Duration::from_secs(86_400)), "1d");
     }
 }

@@ -24,6 +24,10 @@ fn segment(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
 }
 
+/// A table stops after this many rows (with a row that says so): nested combinators can
+/// multiply rows, and a page is for reading.
+pub const MAX_ROWS: usize = 2_000;
+
 /// Rows of `schema`: the payload first, then each `$defs`/`definitions` entry.
 pub fn rows(schema: &Value) -> Vec<Row> {
     let mut out = Vec::new();
@@ -35,6 +39,16 @@ pub fn rows(schema: &Value) -> Vec<Row> {
             }
         }
     }
+    if out.len() > MAX_ROWS {
+        out.truncate(MAX_ROWS);
+        out.push(Row {
+            pointer: "…".to_owned(),
+            kind: String::new(),
+            required: false,
+            constraints: format!("more than {MAX_ROWS} rows: the rest is in the schema below"),
+            description: String::new(),
+        });
+    }
     out
 }
 
@@ -42,6 +56,9 @@ pub fn rows(schema: &Value) -> Vec<Row> {
 const MAX_DEPTH: usize = 32;
 
 fn walk(schema: &Value, pointer: &str, required: bool, out: &mut Vec<Row>, depth: usize) {
+    if out.len() > MAX_ROWS {
+        return;
+    }
     let shown = if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() };
     let Value::Object(map) = schema else {
         let kind = match schema {
@@ -225,5 +242,16 @@ mod tests {
             ]
         );
         assert_eq!(rows[1].description, "An a.");
+    }
+
+    #[test]
+    fn multiplying_combinators_stop_at_the_row_limit() {
+        let mut schema = json!({ "type": "string" });
+        for _ in 0..16 {
+            schema = json!({ "allOf": [schema.clone(), schema] });
+        }
+        let rows = rows(&schema);
+        assert_eq!(rows.len(), MAX_ROWS + 1);
+        assert!(rows[MAX_ROWS].constraints.contains("more than"));
     }
 }
