@@ -6,6 +6,7 @@
 pub mod asyncapi;
 pub mod breaking;
 mod builder;
+pub mod docs;
 pub mod emit;
 mod generate;
 pub mod ir;

@@ -27,6 +27,7 @@ mod asyncapi;
 mod breaking;
 mod build;
 mod compat;
+mod docs;
 mod lint;
 mod lock;
 mod new;
@@ -131,6 +132,19 @@ pub enum Command {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Write the topology site of the specs (HTML plus Markdown) into DIR; `--check` exits 1
+    /// naming the stale or missing files instead of writing.
+    Docs {
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
+        /// The output directory (created when missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Compare DIR with what would be written; exit 1 when it differs.
+        #[arg(long)]
+        check: bool,
+    },
     /// Record every version's fingerprint in the spec directory's prom.lock (as `build` does);
     /// `--rewrite` releases a locked version or topic for a deliberate in-place edit or removal.
     Lock {
@@ -207,6 +221,7 @@ fn run_command(cli: Cli) -> ExitCode {
         Command::Asyncapi { specs, out, title } => {
             with_specs(&specs, |specs| asyncapi::run(specs, out.as_deref(), title))
         }
+        Command::Docs { specs, out, check } => with_specs(&specs, |specs| docs::run(specs, &out, check)),
         Command::New { dir, name, prom_path } => new::run(&dir, name, prom_path),
         Command::Schema => {
             out!("{}", prom_spec::spec::FORMAT_SCHEMA.trim_end());
