@@ -42,6 +42,11 @@ export PROM_MONGO_URL PROM_REQUIRE_MONGO=1
 echo "== asyncapi validator (scripts/asyncapi.sh)"
 scripts/asyncapi.sh path >/dev/null || echo "warning: scripts/asyncapi.sh could not install the validator; the AsyncAPI test will fail"
 export PROM_REQUIRE_ASYNCAPI=1
+# The topology-site test loads every page in Debian's headless Chromium (apt-get) through
+# playwright-core (npm, into target/chromium); here it fails instead of skipping without them.
+echo "== headless Chromium (scripts/chromium.sh)"
+{ scripts/chromium.sh path && scripts/chromium.sh driver; } >/dev/null || echo "warning: scripts/chromium.sh could not install Chromium; the site test will fail"
+export PROM_REQUIRE_CHROMIUM=1
 echo "== cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast "${features[@]}" 2>&1 | tee "$log"
