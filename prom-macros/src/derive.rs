@@ -10,6 +10,7 @@ use crate::shape::{self, Shape};
 use crate::slot::{self, Slot};
 use crate::specs::{self, Specs};
 use proc_macro2::TokenStream;
+use prom_spec::schema::Schema;
 use prom_spec::spec::{Topic, Version};
 use prom_spec::suggest::did_you_mean;
 use quote::quote;
@@ -173,11 +174,7 @@ pub(crate) fn check_struct(
     };
     let target = Target { specs, version, what: format!("`{}` v{}", topic.name.value, version.number.value) };
     let root = target.root();
-    let required: Vec<&str> = root
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
+    let required = Schema::root(root).required();
 
     let mut seen = Vec::new();
     let mut flattened = false;
@@ -276,10 +273,7 @@ struct Property<'a> {
 
 /// The names `properties` declares, in spec order.
 fn declared(root: &Value) -> Vec<&str> {
-    root.get("properties")
-        .and_then(Value::as_object)
-        .map(|p| p.keys().map(String::as_str).collect())
-        .unwrap_or_default()
+    Schema::root(root).property_names()
 }
 
 /// A field an open schema does not declare: most likely a typo, unless marked as an extra.

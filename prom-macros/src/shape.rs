@@ -1,5 +1,6 @@
 //! What JSON a Rust field type (de)serialises as, and whether that fits a property's schema.
 
+use prom_spec::schema::{JsonType, Schema};
 use serde_json::Value;
 use syn::{GenericArgument, PathArguments, Type};
 
@@ -90,38 +91,10 @@ pub fn unwrap_option(ty: &Type) -> &Type {
     ty
 }
 
-/// The JSON types a schema allows (empty = any) and whether null is among them.
-pub fn schema_types(schema: &Value) -> (Vec<String>, bool) {
-    let mut types: Vec<String> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.clone()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
-        _ if schema.get("properties").is_some() => vec!["object".to_owned()],
-        _ => match schema.get("enum").or(schema.get("const")) {
-            Some(v) if v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Value::is_string)) => {
-                vec!["string".to_owned()]
-            }
-            _ => Vec::new(),
-        },
-    };
-    let nullable = types.iter().any(|t| t == "null");
-    types.retain(|t| t != "null");
-    (types, nullable)
-}
-
-/// Whether `null` is a valid value under `schema`: it says so, or it constrains nothing
-/// (`true`, `{}`, a schema without `type`, `enum` or `const`).
+/// Whether `null` is a valid value under `schema` (a node of `root`): it says so, or it
+/// constrains nothing (`true`, `{}`, a schema without `type`, `enum` or `const`).
 pub fn allows_null(root: &Value, schema: &Value) -> bool {
-    let schema = deref(root, schema);
-    let Some(object) = schema.as_object() else { return schema == &Value::Bool(true) };
-    let (types, nullable) = schema_types(schema);
-    if nullable {
-        return true;
-    }
-    match (object.get("enum"), object.get("const")) {
-        (Some(Value::Array(values)), _) => values.contains(&Value::Null),
-        (_, Some(value)) => value.is_null(),
-        _ => types.is_empty(),
-    }
+    Schema::in_document(root, schema).allows_null()
 }
 
 /// A short name for a shape in messages.
@@ -141,98 +114,76 @@ pub fn describe(shape: &Shape) -> String {
     }
 }
 
-/// Checks a (non-`Option`) shape against a schema; `Err` says what the schema wants instead.
+/// Checks a (non-`Option`) shape against a schema (a node of `root`); `Err` says what the
+/// schema wants instead.
 pub fn fits(shape: &Shape, schema: &Value, root: &Value) -> Result<(), String> {
-    let schema = deref(root, schema);
-    let (types, _) = schema_types(schema);
+    fits_schema(shape, Schema::in_document(root, schema))
+}
+
+fn fits_schema(shape: &Shape, schema: Schema<'_>) -> Result<(), String> {
+    let schema = schema.resolved();
+    let types = schema.inferred_types().types;
     if types.is_empty() {
         return Ok(());
     }
-    let wants = |t: &str| types.iter().any(|x| x == t);
+    let wants = |t: JsonType| types.contains(&t);
     let expected = || {
-        let rust = types.iter().map(|t| rust_for(t, schema)).collect::<Vec<_>>().join(" or ");
-        format!("the schema declares {}: use {rust}", types.join(" or "))
+        let rust = types.iter().map(|t| rust_for(*t, schema)).collect::<Vec<_>>().join(" or ");
+        let names = types.iter().map(|t| t.name()).collect::<Vec<_>>().join(" or ");
+        format!("the schema declares {names}: use {rust}")
     };
     let ok = match shape {
         Shape::Any | Shape::Named(_) => true,
-        Shape::Integer => wants("integer"),
-        Shape::Number => wants("number"),
-        Shape::String => wants("string"),
-        Shape::Timestamp => wants("string"),
-        Shape::Bool => wants("boolean"),
-        Shape::Array(inner) => {
-            if !wants("array") {
-                false
-            } else {
-                return match schema.get("items") {
-                    Some(items) if items.is_object() => {
-                        item_fits(inner, items, root).map_err(|e| format!("array items: {e}"))
-                    }
-                    _ => Ok(()),
-                };
-            }
+        Shape::Integer => wants(JsonType::Integer),
+        Shape::Number => wants(JsonType::Number),
+        Shape::String | Shape::Timestamp => wants(JsonType::String),
+        Shape::Bool => wants(JsonType::Boolean),
+        Shape::Array(inner) if wants(JsonType::Array) => {
+            return match schema.items() {
+                Some(items) if items.keywords().is_some() => {
+                    item_fits(inner, items).map_err(|e| format!("array items: {e}"))
+                }
+                _ => Ok(()),
+            };
         }
-        Shape::Map(value) => {
-            if !wants("object") {
-                false
-            } else {
-                return match schema.get("additionalProperties") {
-                    Some(extra) if extra.is_object() => {
-                        item_fits(value, extra, root).map_err(|e| format!("map values: {e}"))
-                    }
-                    _ => Ok(()),
-                };
-            }
+        Shape::Map(value) if wants(JsonType::Object) => {
+            return match schema.additional_properties() {
+                Some(extra) if extra.keywords().is_some() => {
+                    item_fits(value, extra).map_err(|e| format!("map values: {e}"))
+                }
+                _ => Ok(()),
+            };
         }
-        Shape::Option(_) | Shape::Unsupported => false,
+        Shape::Array(_) | Shape::Map(_) | Shape::Option(_) | Shape::Unsupported => false,
     };
     if ok { Ok(()) } else { Err(expected()) }
 }
 
 /// Items and map values may be `Option` only where the schema allows null.
-fn item_fits(shape: &Shape, schema: &Value, root: &Value) -> Result<(), String> {
+fn item_fits(shape: &Shape, schema: Schema<'_>) -> Result<(), String> {
     match shape {
         Shape::Option(inner) => {
-            let (_, nullable) = schema_types(deref(root, schema));
-            if nullable {
-                fits(inner, schema, root)
+            if schema.resolved().inferred_types().nullable {
+                fits_schema(inner, schema)
             } else {
                 Err("`Option` but the schema does not allow null".into())
             }
         }
-        other => fits(other, schema, root),
+        other => fits_schema(other, schema),
     }
 }
 
-fn rust_for(json_type: &str, schema: &Value) -> &'static str {
+fn rust_for(json_type: JsonType, schema: Schema<'_>) -> &'static str {
     match json_type {
-        "integer" => "an integer type (`i64`, `u32`, ...)",
-        "number" => "`f64` or `f32`",
-        "string" if schema.get("format").and_then(Value::as_str) == Some("date-time") => {
-            "`prom_runtime::Timestamp` or `String`"
-        }
-        "string" => "`String`",
-        "boolean" => "`bool`",
-        "array" => "`Vec<_>`",
-        "object" => "a struct or a map",
-        _ => "`serde_json::Value`",
+        JsonType::Integer => "an integer type (`i64`, `u32`, ...)",
+        JsonType::Number => "`f64` or `f32`",
+        JsonType::String if schema.format() == Some("date-time") => "`prom_runtime::Timestamp` or `String`",
+        JsonType::String => "`String`",
+        JsonType::Boolean => "`bool`",
+        JsonType::Array => "`Vec<_>`",
+        JsonType::Object => "a struct or a map",
+        JsonType::Null => "`serde_json::Value`",
     }
-}
-
-/// Follows local `$ref`s a bounded number of times.
-pub fn deref<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        let Some(target) = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-            .and_then(|p| root.pointer(p))
-        else {
-            break;
-        };
-        schema = target;
-    }
-    schema
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Where a JSON property name lands in an object schema: `properties`, `patternProperties`, or
 //! `additionalProperties` (open, constrained, or closed).
 
+use prom_spec::schema::Schema;
 use serde_json::Value;
 
 /// The schema that governs one property name of an object.
@@ -21,17 +22,21 @@ static ANY: Value = Value::Bool(true);
 
 /// Finds the slot of `name` in the object schema `object`.
 pub fn of<'a>(object: &'a Value, name: &str) -> Slot<'a> {
-    if let Some(schema) = object.get("properties").and_then(|p| p.get(name)) {
-        return Slot::Declared { schema, pointer: format!("/properties/{}", escape(name)) };
+    let object = Schema::root(object);
+    if let Some(schema) = object.property(name) {
+        return Slot::Declared { schema: schema.json(), pointer: format!("/properties/{}", escape(name)) };
     }
-    if let Some(patterns) = object.get("patternProperties").and_then(Value::as_object)
-        && let Some((pattern, schema)) = patterns.iter().find(|(pattern, _)| matches(pattern, name))
-    {
-        return Slot::Pattern { schema, pointer: format!("/patternProperties/{}", escape(pattern)) };
+    if let Some((pattern, schema)) = object.pattern_properties().find(|(pattern, _)| matches(pattern, name)) {
+        return Slot::Pattern {
+            schema: schema.json(),
+            pointer: format!("/patternProperties/{}", escape(pattern)),
+        };
     }
-    match object.get("additionalProperties") {
-        Some(Value::Bool(false)) => Slot::Closed,
-        Some(schema) => Slot::Additional { schema, pointer: "/additionalProperties" },
+    if object.is_closed() {
+        return Slot::Closed;
+    }
+    match object.additional_properties() {
+        Some(schema) => Slot::Additional { schema: schema.json(), pointer: "/additionalProperties" },
         None => Slot::Additional { schema: &ANY, pointer: "" },
     }
 }

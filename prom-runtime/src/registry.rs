@@ -232,7 +232,7 @@ impl Registry {
             let hop = &topic.version(to).ok_or_else(|| fail("the version is not declared".into()))?.hop;
             payload = match hop {
                 Hop::Identity => payload,
-                Hop::Steps(steps) => steps.apply(payload).map_err(fail)?,
+                Hop::Steps(steps) => steps.apply(payload).map_err(|e| fail(e.to_string()))?,
                 Hop::With(path) => {
                     let f = self.functions.get(path).ok_or_else(|| {
                         fail(format!(

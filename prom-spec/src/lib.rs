@@ -5,12 +5,15 @@
 //! `prom-codegen`, the way `prost` never depends on `prost-build`.
 //!
 //! Without the default `lint` feature only what a running system needs remains (the reserved
-//! header names, the plain spec choices in [`kinds`] and "did you mean" suggestions): no YAML parser, no JSON Schema compiler.
+//! header names, the plain spec choices in [`kinds`], the upcast steps in [`upcast`] and "did you mean"
+//! suggestions): no YAML parser, no JSON Schema compiler.
 #![deny(missing_docs)]
 
 pub mod headers;
 pub mod kinds;
+pub mod schema;
 pub mod suggest;
+pub mod upcast;
 
 #[cfg(feature = "lint")]
 pub mod check;

@@ -62,6 +62,12 @@ impl<T> Located<T> {
     }
 }
 
+impl AsRef<str> for Located<String> {
+    fn as_ref(&self) -> &str {
+        &self.value
+    }
+}
+
 impl<T> std::ops::Deref for Located<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -223,17 +223,22 @@ fn message(topic: &Topic, version: &Version, id: &str) -> Value {
 fn upcast_json(upcast: &Upcast, number: u32) -> Value {
     let mut out = Map::new();
     out.insert("from".into(), Value::from(number.saturating_sub(1)));
-    if !upcast.rename.is_empty() {
-        let rename: Map<String, Value> =
-            upcast.rename.iter().map(|(a, b)| (a.value.clone(), Value::from(b.value.clone()))).collect();
+    if !upcast.steps.rename.is_empty() {
+        let rename: Map<String, Value> = upcast
+            .steps
+            .rename
+            .iter()
+            .map(|(a, b)| (a.value.clone(), Value::from(b.value.clone())))
+            .collect();
         out.insert("rename".into(), Value::Object(rename));
     }
-    if !upcast.remove.is_empty() {
-        let remove: Vec<Value> = upcast.remove.iter().map(|f| Value::from(f.value.clone())).collect();
+    if !upcast.steps.remove.is_empty() {
+        let remove: Vec<Value> = upcast.steps.remove.iter().map(|f| Value::from(f.value.clone())).collect();
         out.insert("remove".into(), Value::from(remove));
     }
-    if !upcast.set_default.is_empty() {
+    if !upcast.steps.set_default.is_empty() {
         let defaults: Map<String, Value> = upcast
+            .steps
             .set_default
             .iter()
             .map(|(field, node)| (field.value.clone(), node.to_json().unwrap_or(Value::Null)))

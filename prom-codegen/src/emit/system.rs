@@ -76,7 +76,7 @@ fn upcast(upcast: &Upcast) -> TokenStream {
             let path = string(path);
             quote!(#rt::system::Upcast::With(#path))
         }
-        Upcast::Steps { rename, remove, set_default } => {
+        Upcast::Steps(prom_spec::upcast::Steps { rename, remove, set_default }) => {
             let rename = rename.iter().map(|(a, b)| pair(string(a), string(b)));
             let remove = remove.iter().map(|f| string(f));
             let set_default = set_default.iter().map(|(f, v)| pair(string(f), string(&v.to_string())));

@@ -3,6 +3,7 @@
 use super::{ident, rt};
 use crate::ir::{Field, Topic, Ty, TypeKind, TypeSpace, Upcast, Version};
 use proc_macro2::{Literal, TokenStream};
+use prom_spec::upcast::{Fields, Steps};
 use quote::{format_ident, quote};
 use serde_json::Value;
 
@@ -19,10 +20,8 @@ pub fn hop(topic: &Topic, from: &Version, to: &Version) -> TokenStream {
                 syn::parse_str(path).unwrap_or_else(|_| syn::parse_quote!(missing_upcast_fn));
             quote!(#path(v))
         }
-        Some(Upcast::Steps { rename, remove: _, set_default }) => {
-            fields(topic, from, to, rename, set_default)
-        }
-        None => fields(topic, from, to, &[], &[]),
+        Some(Upcast::Steps(steps)) => fields(topic, from, to, steps),
+        None => fields(topic, from, to, &Steps::default()),
     };
     let json = matches!(to.upcast, Some(Upcast::With(_))).then(|| {
         let json_name = format_ident!("json_v{}_to_v{}", from.number, to.number);
@@ -59,30 +58,63 @@ fn root_fields<'a>(space: &'a TypeSpace, version: &Version) -> &'a [Field] {
     }
 }
 
+/// Where a field of the upcast's output comes from: a source field, a default, or both (the
+/// source field's value when present, else the default).
+struct Origin<'a> {
+    source: Option<&'a Field>,
+    default: Option<&'a Value>,
+}
+
+/// The source struct's fields, symbolically: [`Steps::run`] over them tells each output field's
+/// [`Origin`], with the same meaning the runtime applies to stored JSON.
+struct Origins<'a>(Vec<(String, Origin<'a>)>);
+
+impl<'a> Origins<'a> {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(n, _)| n == name)
+    }
+
+    fn get(&self, name: &str) -> Option<&Origin<'a>> {
+        self.position(name).map(|i| &self.0[i].1)
+    }
+}
+
+impl<'a> Fields<&'a Value> for Origins<'a> {
+    type Item = Origin<'a>;
+
+    fn take(&mut self, name: &str) -> Option<Origin<'a>> {
+        self.position(name).map(|i| self.0.remove(i).1)
+    }
+
+    fn put(&mut self, name: &str, item: Origin<'a>) {
+        self.take(name);
+        self.0.push((name.to_owned(), item));
+    }
+
+    fn fill(&mut self, name: &str, default: &&'a Value) {
+        match self.position(name) {
+            Some(i) => self.0[i].1.default = Some(*default),
+            None => self.0.push((name.to_owned(), Origin { source: None, default: Some(*default) })),
+        }
+    }
+}
+
 /// Builds the target struct field by field.
-fn fields(
-    topic: &Topic,
-    from: &Version,
-    to: &Version,
-    rename: &[(String, String)],
-    set_default: &[(String, Value)],
-) -> TokenStream {
+fn fields(topic: &Topic, from: &Version, to: &Version, steps: &Steps) -> TokenStream {
     let rt = rt();
     let space = &topic.types;
-    let source = root_fields(space, from);
+    let mut origins = Origins(
+        root_fields(space, from)
+            .iter()
+            .map(|f| (f.json_name.clone(), Origin { source: Some(f), default: None }))
+            .collect(),
+    );
+    steps.map(String::clone, Some).run(&mut origins);
     let to_ty = root_name(space, to);
     let inits = root_fields(space, to).iter().map(|target| {
         let field = ident(&target.ident);
-        // A renamed field takes the old name's value; a field renamed away is gone.
-        let source_name =
-            rename.iter().find(|(_, new)| *new == target.json_name).map(|(old, _)| old.as_str()).or_else(
-                || {
-                    let renamed_away = rename.iter().any(|(old, _)| *old == target.json_name);
-                    (!renamed_away).then_some(target.json_name.as_str())
-                },
-            );
-        let source_field = source_name.and_then(|n| source.iter().find(|f| f.json_name == n));
-        let default = set_default.iter().find(|(f, _)| *f == target.json_name).map(|(_, v)| v);
+        let origin = origins.get(&target.json_name);
+        let (source_field, default) = origin.map_or((None, None), |o| (o.source, o.default));
         let value = match (source_field, default) {
             (Some(src), None) => convert(&src.ident, &src.ty, &target.ty, &target.json_name),
             (Some(src), Some(default)) => with_default(space, src, &target.ty, default, &target.json_name),
@@ -122,13 +154,7 @@ fn convert(field: &str, from: &Ty, to: &Ty, json_name: &str) -> TokenStream {
 }
 
 /// A source field that may be absent, filled with `default` when it is.
-fn with_default(
-    space: &TypeSpace,
-    src: &crate::ir::Field,
-    to: &Ty,
-    default: &Value,
-    json_name: &str,
-) -> TokenStream {
+fn with_default(space: &TypeSpace, src: &Field, to: &Ty, default: &Value, json_name: &str) -> TokenStream {
     let f = ident(&src.ident);
     match (&src.ty, to) {
         (Ty::Option(inner), Ty::Option(target)) if inner == target => {

@@ -10,7 +10,6 @@ pub use aggregate::{Aggregate, AggregateEvent};
 pub use types::{Field, Ty, TypeDef, TypeId, TypeKind, TypeSpace, Variant};
 
 use prom_spec::spec::{self, Spec};
-use serde_json::Value;
 
 /// Everything the emitter needs, in a deterministic order.
 #[derive(Debug)]
@@ -120,15 +119,8 @@ pub struct Version {
 /// An upcast hop into a version.
 #[derive(Debug, Clone)]
 pub enum Upcast {
-    /// Declarative steps.
-    Steps {
-        /// `old → new` field renames.
-        rename: Vec<(String, String)>,
-        /// Dropped fields.
-        remove: Vec<String>,
-        /// Defaults for absent fields.
-        set_default: Vec<(String, Value)>,
-    },
+    /// Declarative steps (their meaning: [`prom_spec::upcast::Steps::run`]).
+    Steps(prom_spec::upcast::Steps),
     /// A user function `fn(Vn) -> Result<Vn+1, UpcastError>`.
     With(String),
 }
@@ -265,15 +257,7 @@ fn lower_upcast(upcast: &spec::Upcast) -> Upcast {
     if let Some(with) = &upcast.with {
         return Upcast::With(with.value.clone());
     }
-    Upcast::Steps {
-        rename: upcast.rename.iter().map(|(a, b)| (a.value.clone(), b.value.clone())).collect(),
-        remove: upcast.remove.iter().map(|f| f.value.clone()).collect(),
-        set_default: upcast
-            .set_default
-            .iter()
-            .filter_map(|(f, v)| Some((f.value.clone(), v.to_json().ok()?)))
-            .collect(),
-    }
+    Upcast::Steps(upcast.steps.map(|name| name.value.clone(), |value| value.to_json().ok()))
 }
 
 #[cfg(test)]

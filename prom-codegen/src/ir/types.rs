@@ -1,6 +1,7 @@
 //! Rust types for JSON Schemas: an arena of named types with structural de-duplication.
 
 use super::names::{self, Scope};
+use prom_spec::schema::{JsonType, Schema};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -100,6 +101,16 @@ struct Ctx<'a> {
     root: &'a Value,
 }
 
+impl<'a> Ctx<'a> {
+    /// `node` (a part of the version's schema) in the typed view.
+    fn schema<'n>(&self, node: &'n Value) -> Schema<'n>
+    where
+        'a: 'n,
+    {
+        Schema::in_document(self.root, node)
+    }
+}
+
 impl TypeSpace {
     /// The named types in creation order.
     pub fn defs(&self) -> &[TypeDef] {
@@ -138,55 +149,57 @@ impl TypeSpace {
     }
 
     fn ty(&mut self, ctx: &Ctx<'_>, schema: &Value, hint: &str) -> Ty {
-        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
-            return self.reference(ctx, reference, hint);
+        let view = ctx.schema(schema);
+        if let Some(reference) = view.reference() {
+            return self.reference(ctx, view, reference, hint);
         }
-        let (types, nullable) = types_of(schema);
-        let inner = match types.as_slice() {
-            [] if schema.get("properties").is_some() => self.named(ctx, schema, hint),
-            [] => const_or_enum_ty(schema).unwrap_or(Ty::Json),
-            [one] => self.single(ctx, schema, one, hint),
+        let types = view.types();
+        let inner = match types.normalized().as_slice() {
+            [] if view.has_properties() => self.named(ctx, schema, hint),
+            [] => const_or_enum_ty(view).unwrap_or(Ty::Json),
+            [one] => self.single(ctx, view, *one, hint),
             // `[integer, number]` is just a number.
-            [a, b] if (*a == "integer" && *b == "number") || (*a == "number" && *b == "integer") => Ty::Float,
+            [JsonType::Integer, JsonType::Number] => Ty::Float,
             _ => Ty::Json,
         };
-        if nullable { Ty::Option(Box::new(inner)) } else { inner }
+        if types.nullable { Ty::Option(Box::new(inner)) } else { inner }
     }
 
-    fn single(&mut self, ctx: &Ctx<'_>, schema: &Value, ty: &str, hint: &str) -> Ty {
+    fn single(&mut self, ctx: &Ctx<'_>, schema: Schema<'_>, ty: JsonType, hint: &str) -> Ty {
         match ty {
-            "integer" => Ty::Int,
-            "number" => Ty::Float,
-            "boolean" => Ty::Bool,
-            "string" if schema.get("format").and_then(Value::as_str) == Some("date-time") => Ty::Timestamp,
-            "string" if string_enum(schema).is_some() => self.named(ctx, schema, hint),
-            "string" => Ty::Str,
-            "array" => match schema.get("items") {
-                Some(items) if items.is_object() => {
-                    Ty::Vec(Box::new(self.ty(ctx, items, &format!("{hint}_item"))))
+            JsonType::Integer => Ty::Int,
+            JsonType::Number => Ty::Float,
+            JsonType::Boolean => Ty::Bool,
+            JsonType::String if schema.format() == Some("date-time") => Ty::Timestamp,
+            JsonType::String if schema.string_enum().is_some() => self.named(ctx, schema.json(), hint),
+            JsonType::String => Ty::Str,
+            JsonType::Array => match schema.items() {
+                Some(items) if items.keywords().is_some() => {
+                    Ty::Vec(Box::new(self.ty(ctx, items.json(), &format!("{hint}_item"))))
                 }
                 _ => Ty::Vec(Box::new(Ty::Json)),
             },
-            "object" if schema.get("properties").is_some() => self.named(ctx, schema, hint),
-            "object" => match schema.get("additionalProperties") {
-                Some(extra) if extra.is_object() => {
-                    Ty::Map(Box::new(self.ty(ctx, extra, &format!("{hint}_value"))))
+            JsonType::Object if schema.has_properties() => self.named(ctx, schema.json(), hint),
+            JsonType::Object => match schema.additional_properties() {
+                Some(extra) if extra.keywords().is_some() => {
+                    Ty::Map(Box::new(self.ty(ctx, extra.json(), &format!("{hint}_value"))))
                 }
                 _ => Ty::Map(Box::new(Ty::Json)),
             },
-            _ => Ty::Json,
+            JsonType::Null => Ty::Json,
         }
     }
 
-    fn reference(&mut self, ctx: &Ctx<'_>, reference: &str, hint: &str) -> Ty {
-        let Some(target) = reference.strip_prefix('#').and_then(|p| ctx.root.pointer(p)) else {
+    fn reference(&mut self, ctx: &Ctx<'_>, schema: Schema<'_>, reference: &str, hint: &str) -> Ty {
+        let Some(target) = schema.ref_target() else {
             return Ty::Json;
         };
+        let (target_view, target) = (target, target.json());
         if let Some((_, id)) = self.resolving.iter().find(|(r, _)| r == reference) {
             return Ty::Boxed(Box::new(Ty::Named(*id)));
         }
         let name = reference.rsplit('/').next().filter(|n| !n.is_empty()).unwrap_or(hint).to_owned();
-        let is_named = target.get("properties").is_some() || string_enum(target).is_some();
+        let is_named = target_view.has_properties() || target_view.string_enum().is_some();
         if !is_named {
             return self.ty(ctx, target, &name);
         }
@@ -217,20 +230,20 @@ impl TypeSpace {
     }
 
     fn def_for(&mut self, ctx: &Ctx<'_>, schema: &Value, hint: &str) -> TypeDef {
-        match string_enum(schema) {
+        match ctx.schema(schema).string_enum() {
             Some(values) => {
                 let mut scope = Scope::default();
                 let variants = values
                     .into_iter()
                     .map(|value| {
                         let base =
-                            if value.is_empty() { "Empty".to_owned() } else { names::type_name(&value) };
-                        Variant { ident: scope.claim(base), value }
+                            if value.is_empty() { "Empty".to_owned() } else { names::type_name(value) };
+                        Variant { ident: scope.claim(base), value: value.to_owned() }
                     })
                     .collect();
                 TypeDef {
                     name: String::new(),
-                    description: description(schema),
+                    description: description(ctx.schema(schema)),
                     kind: TypeKind::Enum { variants },
                 }
             }
@@ -239,60 +252,41 @@ impl TypeSpace {
     }
 
     fn struct_def(&mut self, ctx: &Ctx<'_>, schema: &Value, hint: &str) -> TypeDef {
-        let required: Vec<&str> = schema
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let view = ctx.schema(schema);
+        let required = view.required();
         let mut scope = Scope::default();
         let mut fields = Vec::new();
-        if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-            for (json_name, prop) in props {
-                let is_required = required.contains(&json_name.as_str());
-                let prop_hint = match hint {
-                    "" => names::root_property_hint(json_name),
-                    _ => format!("{hint}_{json_name}"),
-                };
-                let ty = self.ty(ctx, prop, &prop_hint);
-                let ty = match ty {
-                    Ty::Option(_) => ty,
-                    other if !is_required => Ty::Option(Box::new(other)),
-                    other => other,
-                };
-                fields.push(Field {
-                    json_name: json_name.clone(),
-                    ident: scope.claim(names::field(json_name)),
-                    ty,
-                    required: is_required,
-                    description: description(prop),
-                });
-            }
+        for (json_name, prop) in view.properties() {
+            let is_required = required.contains(&json_name);
+            let prop_hint = match hint {
+                "" => names::root_property_hint(json_name),
+                _ => format!("{hint}_{json_name}"),
+            };
+            let ty = self.ty(ctx, prop.json(), &prop_hint);
+            let ty = match ty {
+                Ty::Option(_) => ty,
+                other if !is_required => Ty::Option(Box::new(other)),
+                other => other,
+            };
+            fields.push(Field {
+                json_name: json_name.to_owned(),
+                ident: scope.claim(names::field(json_name)),
+                ty,
+                required: is_required,
+                description: description(prop),
+            });
         }
-        let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
+        let closed = view.is_closed();
         TypeDef {
             name: String::new(),
-            description: description(schema),
+            description: description(view),
             kind: TypeKind::Struct { fields, closed },
         }
     }
 }
 
-/// The non-null types a schema allows, and whether it allows null.
-fn types_of(schema: &Value) -> (Vec<&str>, bool) {
-    let mut types: Vec<&str> = match schema.get("type") {
-        Some(Value::String(t)) => vec![t.as_str()],
-        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    let nullable = types.contains(&"null");
-    types.retain(|t| *t != "null");
-    types.sort_unstable();
-    types.dedup();
-    (types, nullable)
-}
-
-fn const_or_enum_ty(schema: &Value) -> Option<Ty> {
-    let values: Vec<&Value> = match (schema.get("const"), schema.get("enum").and_then(Value::as_array)) {
+fn const_or_enum_ty(schema: Schema<'_>) -> Option<Ty> {
+    let values: Vec<&Value> = match (schema.const_value(), schema.enum_values()) {
         (Some(c), _) => vec![c],
         (None, Some(values)) => values.iter().collect(),
         _ => return None,
@@ -308,15 +302,8 @@ fn const_or_enum_ty(schema: &Value) -> Option<Ty> {
     })
 }
 
-/// The values of a string enum, if the schema is one.
-fn string_enum(schema: &Value) -> Option<Vec<String>> {
-    let values = schema.get("enum")?.as_array()?;
-    let strings: Vec<String> = values.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect();
-    (strings.len() == values.len() && !strings.is_empty()).then_some(strings)
-}
-
-fn description(schema: &Value) -> Option<String> {
-    schema.get("description").and_then(Value::as_str).map(str::to_owned)
+fn description(schema: Schema<'_>) -> Option<String> {
+    schema.description().map(str::to_owned)
 }
 
 /// Two schemas with the same key generate the same Rust type.

@@ -53,16 +53,12 @@ fn topic(topic: &spec::Topic) -> Topic {
 fn upcast(upcast: &spec::Upcast) -> Upcast {
     match &upcast.with {
         Some(path) => Upcast::With(path.value.clone()),
-        None => Upcast::Steps {
-            rename: upcast.rename.iter().map(|(a, b)| (a.value.clone(), b.value.clone())).collect(),
-            remove: upcast.remove.iter().map(|f| f.value.clone()).collect(),
+        None => {
             // Lint read every default as JSON, so none is dropped here.
-            set_default: upcast
-                .set_default
-                .iter()
-                .filter_map(|(field, node)| Some((field.value.clone(), node.to_json().ok()?.to_string())))
-                .collect(),
-        },
+            let steps =
+                upcast.steps.map(|name| name.value.clone(), |node| Some(node.to_json().ok()?.to_string()));
+            Upcast::Steps { rename: steps.rename, remove: steps.remove, set_default: steps.set_default }
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Aggregates: names, their event topics and the id pointer every event must carry.
 
-use super::fields::{self, FieldError};
 use super::schemas::Usable;
 use crate::diag::{Code, Diagnostic};
+use crate::schema::{FieldError, Schema};
 use crate::source::Located;
 use crate::spec::{Aggregate, Spec, Topic};
 use crate::suggest::did_you_mean;
@@ -148,9 +148,9 @@ fn check_id(
             .with_label(format!("aggregate `{}` reads its stream id at `{id}`", aggregate.name.value))
             .with_help(help)
     };
-    match fields::resolve(&latest.schema.json, id) {
+    match Schema::root(&latest.schema.json).field(id) {
         Ok(field) => {
-            let types = types(fields::deref(&latest.schema.json, field.schema));
+            let types = types(field.schema.json());
             if !field.required {
                 out.push(error(
                     format!(

@@ -1,7 +1,6 @@
 //! Lint: every rule over a loaded spec, all problems reported in one pass.
 
 mod aggregates;
-mod fields;
 mod names;
 mod open_fix;
 mod readable;
@@ -9,8 +8,8 @@ mod refs;
 mod schemas;
 mod versions;
 
+pub use crate::schema::FieldError;
 pub use aggregates::is_aggregate_name;
-pub use fields::{FieldError, resolve as resolve_field};
 pub use names::{RESERVED_HEADERS, is_header_name, is_topic_name, topic_name_error};
 pub use refs::derived_topics;
 pub use versions::upcast_proven;

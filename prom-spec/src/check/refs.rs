@@ -1,8 +1,8 @@
 //! Cross-references: topics named by pipelines, key pointers, derived topic names, projector kinds.
 
-use super::fields::{self, FieldError};
 use super::schemas::Usable;
 use crate::diag::{Code, Diagnostic};
+use crate::schema::{FieldError, Schema};
 use crate::source::{Located, Span};
 use crate::spec::{ProjectorKind, Spec, Topic};
 use crate::suggest::did_you_mean;
@@ -216,7 +216,7 @@ fn check_field(
     };
     let code = if what == "key" || what == "version" { Code::KeyPointer } else { Code::UnknownField };
     let v = latest.number.value;
-    match fields::resolve(&latest.schema.json, pointer) {
+    match Schema::root(&latest.schema.json).field(pointer) {
         Ok(field) if !field.required && what == "key" => out.push(
             Diagnostic::warning(
                 code,

@@ -1,12 +1,14 @@
 //! Version numbering, compatibility between versions, and upcast blocks.
 
-use super::fields::property_names;
 use super::open_fix::{self, Hop};
 use crate::compat::{self, PairMode, Report};
 use crate::diag::{Code, Diagnostic};
+use crate::schema::Schema;
 use crate::source::Located;
 use crate::spec::{CompatMode, Topic, Upcast, Version};
 use crate::suggest::did_you_mean;
+use crate::upcast;
+use crate::yaml::Node;
 use serde_json::{Value, json};
 
 /// Checks one topic's versions; `usable[i]` tells whether `topic.versions[i]` has a valid
@@ -26,8 +28,7 @@ pub fn check_topic(topic: &Topic, usable: &[bool], out: &mut Vec<Diagnostic>) {
             );
             continue;
         }
-        let declarative =
-            !upcast.rename.is_empty() || !upcast.remove.is_empty() || !upcast.set_default.is_empty();
+        let declarative = !upcast.steps.is_empty();
         if let (Some(with), true) = (&upcast.with, declarative) {
             out.push(
                 Diagnostic::error(
@@ -292,8 +293,8 @@ impl Findings {
 
 fn check_upcast(topic: &Topic, from: &Version, to: &Version, upcast: &Upcast, out: &mut Vec<Diagnostic>) {
     let (src, tgt) = (&from.schema.json, &to.schema.json);
-    let src_fields = property_names(src);
-    let tgt_fields = property_names(tgt);
+    let src_fields = Schema::root(src).property_names();
+    let tgt_fields = Schema::root(tgt).property_names();
     let (f, t) = (from.number.value, to.number.value);
     let steps_checked_from = out.len();
     let unknown = |field: &Located<String>, step: &str| {
@@ -309,7 +310,7 @@ fn check_upcast(topic: &Topic, from: &Version, to: &Version, upcast: &Upcast, ou
             hint
         })
     };
-    for (old, new) in &upcast.rename {
+    for (old, new) in &upcast.steps.rename {
         if !src_fields.contains(&old.as_str()) {
             out.push(unknown(old, "rename"));
         }
@@ -329,12 +330,12 @@ fn check_upcast(topic: &Topic, from: &Version, to: &Version, upcast: &Upcast, ou
             );
         }
     }
-    for field in &upcast.remove {
+    for field in &upcast.steps.remove {
         if !src_fields.contains(&field.as_str()) {
             out.push(unknown(field, "remove"));
         }
     }
-    for (field, value) in &upcast.set_default {
+    for (field, value) in &upcast.steps.set_default {
         check_default(topic, to, field, value, out);
     }
     // A broken step already explains why the output is wrong; don't repeat it as P206.
@@ -383,13 +384,13 @@ fn check_default(
     topic: &Topic,
     to: &Version,
     field: &Located<String>,
-    value: &crate::yaml::Node,
+    value: &Node,
     out: &mut Vec<Diagnostic>,
 ) {
     let tgt = &to.schema.json;
     let t = to.number.value;
-    let Some(prop) = tgt.get("properties").and_then(|p| p.get(&field.value)) else {
-        let hint = did_you_mean(&field.value, property_names(tgt));
+    let Some(prop) = Schema::root(tgt).property(&field.value).map(|p| p.json()) else {
+        let hint = did_you_mean(&field.value, Schema::root(tgt).property_names());
         out.push(
             Diagnostic::error(
                 Code::UpcastDefaultType,
@@ -455,43 +456,70 @@ pub fn upcast_proven(from: &Version, to: &Version) -> bool {
         .is_ok_and(|report| report.violations.is_empty() && report.undecided.is_empty())
 }
 
-/// The schema of what the declarative steps produce from a source-version payload.
+/// The schema of what the declarative steps produce from a source-version payload: the steps
+/// run over the source schema's properties (see [`upcast::Steps::run`]).
 fn upcast_output(src: &Value, upcast: &Upcast) -> Value {
     let mut out = src.clone();
     let Value::Object(root) = &mut out else { return out };
-    let mut props = root.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
-    let mut required: Vec<String> = root
+    let properties = root.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+    let required: Vec<String> = root
         .get("required")
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    for (old, new) in &upcast.rename {
-        if let Some(schema) = props.remove(&old.value) {
-            props.insert(new.value.clone(), schema);
+    let mut fields = SchemaFields { properties, required: required.into_iter().map(Some).collect() };
+    upcast.steps.run(&mut fields);
+    let required: Vec<String> = fields.required.into_iter().flatten().collect();
+    root.insert("properties".to_owned(), Value::Object(fields.properties));
+    root.insert("required".to_owned(), Value::from(required));
+    out
+}
+
+/// Every payload of a version, symbolically: each property's schema and the `required` list
+/// (a slot emptied by a step keeps its place, so a renamed entry stays where it was).
+struct SchemaFields {
+    properties: serde_json::Map<String, Value>,
+    required: Vec<Option<String>>,
+}
+
+impl upcast::Fields<Node> for SchemaFields {
+    /// The property's schema (if declared) and the `required` slots that named it.
+    type Item = (Option<Value>, Vec<usize>);
+
+    fn take(&mut self, name: &str) -> Option<Self::Item> {
+        let mut slots = Vec::new();
+        for (i, slot) in self.required.iter_mut().enumerate() {
+            if slot.as_deref() == Some(name) {
+                *slot = None;
+                slots.push(i);
+            }
         }
-        for r in required.iter_mut().filter(|r| **r == old.value) {
-            r.clone_from(&new.value);
+        let schema = self.properties.remove(name);
+        (schema.is_some() || !slots.is_empty()).then_some((schema, slots))
+    }
+
+    fn put(&mut self, name: &str, (schema, slots): Self::Item) {
+        if let Some(schema) = schema {
+            self.properties.insert(name.to_owned(), schema);
+        }
+        for i in slots {
+            self.required[i] = Some(name.to_owned());
         }
     }
-    for field in &upcast.remove {
-        props.remove(&field.value);
-        required.retain(|r| *r != field.value);
-    }
-    for (field, value) in &upcast.set_default {
-        let Ok(value) = value.to_json() else { continue };
+
+    fn fill(&mut self, name: &str, default: &Node) {
+        // A default lint could not read as JSON was reported by `check_default`.
+        let Ok(value) = default.to_json() else { return };
         // Present fields keep their value; absent ones get the default.
-        let schema = match props.remove(&field.value) {
+        let schema = match self.properties.remove(name) {
             Some(existing) => json!({ "anyOf": [existing, { "const": value }] }),
             None => json!({ "const": value }),
         };
-        props.insert(field.value.clone(), schema);
-        if !required.contains(&field.value) {
-            required.push(field.value.clone());
+        self.properties.insert(name.to_owned(), schema);
+        if !self.required.iter().any(|r| r.as_deref() == Some(name)) {
+            self.required.push(Some(name.to_owned()));
         }
     }
-    root.insert("properties".to_owned(), Value::Object(props));
-    root.insert("required".to_owned(), Value::from(required));
-    out
 }
 
 fn json_short(value: &Value) -> String {

@@ -24,12 +24,14 @@ pub fn fingerprint(version: &Version) -> Fingerprint {
 /// The upcast as JSON, steps in the order they apply (so reordering renames is a change).
 fn upcast_json(upcast: &Upcast) -> Value {
     let rename: Vec<Value> = upcast
+        .steps
         .rename
         .iter()
         .map(|(from, to)| Value::from(vec![from.value.clone(), to.value.clone()]))
         .collect();
-    let remove: Vec<Value> = upcast.remove.iter().map(|f| Value::from(f.value.clone())).collect();
+    let remove: Vec<Value> = upcast.steps.remove.iter().map(|f| Value::from(f.value.clone())).collect();
     let set_default: Vec<Value> = upcast
+        .steps
         .set_default
         .iter()
         // A default JSON cannot hold (NaN) was already reported by lint; it still counts as text.

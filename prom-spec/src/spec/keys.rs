@@ -1,6 +1,8 @@
 //! The keys each section of the spec format accepts. The parser rejects anything else, and a
 //! test keeps `spec-format.schema.json` in step with these lists.
 
+use crate::upcast;
+
 /// Top-level sections.
 pub const SPEC: &[&str] = &["topics", "consumers", "projectors", "changefeeds", "aggregates"];
 /// Keys of a topic.
@@ -9,7 +11,7 @@ pub const TOPIC: &[&str] =
 /// Keys of a version.
 pub const VERSION: &[&str] = &["description", "schema", "upcast"];
 /// Keys of an upcast block.
-pub const UPCAST: &[&str] = &["rename", "remove", "set_default", "with"];
+pub const UPCAST: &[&str] = &[upcast::RENAME, upcast::REMOVE, upcast::SET_DEFAULT, upcast::WITH_KEY];
 /// Keys of a consumer.
 pub const CONSUMER: &[&str] = &[
     "description",

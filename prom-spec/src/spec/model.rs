@@ -102,12 +102,8 @@ impl Schema {
 pub struct Upcast {
     /// The `upcast:` block.
     pub span: Span,
-    /// `rename: { old: new }`, applied first.
-    pub rename: Vec<(Located<String>, Located<String>)>,
-    /// `remove: [field]`, applied second.
-    pub remove: Vec<Located<String>>,
-    /// `set_default: { field: value }`, applied last, only where the field is absent.
-    pub set_default: Vec<(Located<String>, Node)>,
+    /// The declarative steps (`rename`, `remove`, `set_default`), as written.
+    pub steps: crate::upcast::Steps<Located<String>, Node>,
     /// `with: path::to::fn`: a user function for what declarative steps cannot say.
     pub with: Option<Located<String>>,
 }

@@ -7,6 +7,7 @@ use super::read::{Keyword, Map, Reader};
 use crate::diag::{Code, Diagnostic};
 use crate::source::Located;
 use crate::suggest::did_you_mean;
+use crate::upcast;
 use crate::yaml::{Node, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -254,14 +255,14 @@ fn schema(r: &mut Reader, node: &Node, dir: &Path) -> Option<Schema> {
 
 fn upcast(r: &mut Reader, node: &Node) -> Option<Upcast> {
     let map = r.map(node, keys::UPCAST, "upcast")?;
-    let rename = pairs(r, &map, "rename")
+    let rename = pairs(r, &map, upcast::RENAME)
         .into_iter()
-        .filter_map(|(from, to)| Some((from, r.string(to, "rename")?)))
+        .filter_map(|(from, to)| Some((from, r.string(to, upcast::RENAME)?)))
         .collect();
-    let set_default = pairs(r, &map, "set_default").into_iter().map(|(f, v)| (f, v.clone())).collect();
-    let remove = r.string_list(&map, "remove");
-    let with = r.opt_string(&map, "with").and_then(|p| rust_path(r, p, "with"));
-    Some(Upcast { span: node.span.clone(), rename, remove, set_default, with })
+    let set_default = pairs(r, &map, upcast::SET_DEFAULT).into_iter().map(|(f, v)| (f, v.clone())).collect();
+    let remove = r.string_list(&map, upcast::REMOVE);
+    let with = r.opt_string(&map, upcast::WITH_KEY).and_then(|p| rust_path(r, p, upcast::WITH_KEY));
+    Some(Upcast { span: node.span.clone(), steps: upcast::Steps { rename, remove, set_default }, with })
 }
 
 /// The entries of an open mapping under `key` (field names → values).
