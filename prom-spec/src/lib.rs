@@ -10,6 +10,7 @@
 
 pub mod headers;
 pub mod kinds;
+pub mod metrics;
 pub mod suggest;
 
 #[cfg(feature = "lint")]
