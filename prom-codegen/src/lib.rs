@@ -3,6 +3,7 @@
 //! compatibility) is `prom-spec`; `prom-codegen` depends on it, never the reverse.
 #![deny(missing_docs)]
 
+pub mod alerts;
 pub mod asyncapi;
 pub mod breaking;
 mod builder;

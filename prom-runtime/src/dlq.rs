@@ -73,7 +73,7 @@ pub struct Entry {
     pub replayed: bool,
 }
 
-fn replay_key(dlq_id: Uuid) -> String {
+pub(crate) fn replay_key(dlq_id: Uuid) -> String {
     format!("replay:{dlq_id}")
 }
 

@@ -15,6 +15,7 @@ pub mod error;
 #[cfg(feature = "serve")]
 pub mod gateway;
 mod handler_error;
+pub mod metrics;
 pub mod outage;
 pub mod partition;
 pub mod payload;

@@ -3,6 +3,7 @@
 
 use crate::bus::EventBus;
 use crate::error::{Derived, Error, Result};
+use crate::metrics::PublishCounters;
 use crate::partition::partition_for;
 use crate::record::{Headers, NewEvent, Receipt, SCHEMA_VERSION};
 use crate::registry::{Registry, Route, TopicSchema, is_runtime_header};
@@ -31,12 +32,14 @@ pub struct PublishOptions {
 pub struct Producer<B> {
     bus: B,
     registry: Arc<Registry>,
+    published: Arc<PublishCounters>,
 }
 
 impl<B: EventBus> Producer<B> {
     /// A producer for the registry's topics.
     pub fn new(bus: B, registry: Arc<Registry>) -> Producer<B> {
-        Producer { bus, registry }
+        let published = Arc::new(PublishCounters::new(&registry));
+        Producer { bus, registry, published }
     }
 
     /// The bus.
@@ -53,7 +56,11 @@ impl<B: EventBus> Producer<B> {
     pub async fn publish(&self, topic: &str, payload: Value, opts: PublishOptions) -> Result<Receipt> {
         let events = prepare(&self.registry, topic, payload, &opts)?;
         let receipts = self.bus.publish(events).await?;
-        receipts.into_iter().next().ok_or(Error::Closed)
+        let receipt = receipts.into_iter().next().ok_or(Error::Closed)?;
+        if !receipt.duplicate {
+            self.published.published(topic);
+        }
+        Ok(receipt)
     }
 
     /// Publishes a typed payload at its type's topic and version ([`Event::TOPIC`],
@@ -81,12 +88,20 @@ impl<B: EventBus> Producer<B> {
     pub async fn publish_all(&self, items: Vec<(String, Value, PublishOptions)>) -> Result<Vec<Receipt>> {
         let mut events = Vec::new();
         let mut primary = Vec::with_capacity(items.len());
+        let mut topics = Vec::with_capacity(items.len());
         for (topic, payload, opts) in items {
             primary.push(events.len());
             events.extend(prepare(&self.registry, &topic, payload, &opts)?);
+            topics.push(topic);
         }
         let receipts = self.bus.publish(events).await?;
-        Ok(primary.into_iter().filter_map(|i| receipts.get(i).copied()).collect())
+        let receipts: Vec<Receipt> = primary.into_iter().filter_map(|i| receipts.get(i).copied()).collect();
+        for (topic, receipt) in topics.iter().zip(&receipts) {
+            if !receipt.duplicate {
+                self.published.published(topic);
+            }
+        }
+        Ok(receipts)
     }
 }
 

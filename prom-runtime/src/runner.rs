@@ -18,6 +18,7 @@ use crate::context::Context;
 use crate::dlq;
 use crate::error::{Error, Result};
 use crate::handler_error::HandlerError;
+use crate::metrics::ConsumerMetrics;
 use crate::outage::Outage;
 use crate::publish::Producer;
 use crate::record::EventRecord;
@@ -217,6 +218,7 @@ impl<B: EventBus> Runner<B> {
     /// Runs until `shutdown` completes, then stops handlers, commits what was acked and leaves
     /// the group (events in progress are redelivered to whoever takes over).
     pub async fn run<H: Handler>(mut self, handler: H, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let consumer = self.name.take().unwrap_or_else(|| self.sub.group().group.clone());
         let ctx = Arc::new(Ctx {
             handler: Arc::new(handler),
             producer: self.producer.clone(),
@@ -224,7 +226,8 @@ impl<B: EventBus> Runner<B> {
             policy: self.policy,
             stats: self.stats.clone(),
             group: self.sub.group().group.clone(),
-            consumer: self.name.take().unwrap_or_else(|| self.sub.group().group.clone()),
+            consumer: consumer.clone(),
+            metrics: ConsumerMetrics::new(&consumer),
         });
         let topic = self.sub.group().topic.clone();
         tracing::info!(consumer = %ctx.consumer, group = %ctx.group, topic = %topic, "consumer `{}` started", ctx.consumer);
@@ -267,6 +270,7 @@ struct Ctx<B: EventBus> {
     stats: Arc<Stats>,
     group: String,
     consumer: String,
+    metrics: ConsumerMetrics,
 }
 
 /// Handles one poll's events concurrently in one task: at most one event per key is out at a
@@ -289,6 +293,7 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
         Ok(event) => match attempt_all(&ctx, &delivery.record, event).await {
             None => {
                 ctx.stats.handled.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.ok();
                 ctx.acker.ack(&delivery);
                 return;
             }
@@ -305,6 +310,7 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
         // Without a durable dead letter the event stays unacked and comes back after a restart.
         if dead_letter(&ctx, r, &error, attempts).await {
             ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.dead_lettered();
             tracing::error!(
                 consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
                 id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
@@ -315,6 +321,7 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
         }
     } else {
         ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.failed();
         let redelivery = ctx.policy.retry.max_backoff;
         tracing::error!(
             consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
@@ -347,7 +354,10 @@ async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event:
         // A handler panic is a failed attempt instead of a lost event: it is retried and
         // dead-lettered like any other failure. Caught in place, not in a task of its own, so
         // an event costs one task.
-        let outcome = match catch_panic::attempt(ctx.handler.as_ref(), &event).await {
+        let started = std::time::Instant::now();
+        let attempted = catch_panic::attempt(ctx.handler.as_ref(), &event).await;
+        ctx.metrics.attempt_took(started.elapsed());
+        let outcome = match attempted {
             Ok(outcome) => outcome,
             Err(payload) => {
                 let panic = panic_message(payload);
@@ -367,6 +377,7 @@ async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event:
             }
             Err(e) => {
                 ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
+                ctx.metrics.retried();
                 ctx.stats.note_error(e.message());
                 let delay = ctx.policy.retry.delay(attempt);
                 tracing::warn!(

@@ -1,5 +1,6 @@
 //! With default features off, a program on `prom-runtime` links none of the compiler's crates:
-//! no syn, quote or prettyplease (code generation), no saphyr-parser (YAML), no clap (CLI).
+//! no syn, quote or prettyplease (code generation), no saphyr-parser (YAML), no clap (CLI), and
+//! no Prometheus exporter (library users get only the `metrics` facade).
 //! Proc-macro crates (serde's derive, thiserror) run at build time only and are left out.
 
 use std::process::Command;
@@ -16,8 +17,16 @@ fn the_runtime_without_default_features_links_no_compiler_crates() {
     assert!(out.status.success(), "cargo tree failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let crates: Vec<&str> = tree.lines().filter_map(|line| line.split_whitespace().next()).collect();
     assert!(crates.contains(&"prom-runtime"), "{tree}");
-    for forbidden in ["syn", "quote", "prettyplease", "saphyr-parser", "clap", "prom-codegen", "prom-macros"]
-    {
+    for forbidden in [
+        "syn",
+        "quote",
+        "prettyplease",
+        "saphyr-parser",
+        "clap",
+        "prom-codegen",
+        "prom-macros",
+        "metrics-exporter-prometheus",
+    ] {
         assert!(!crates.contains(&forbidden), "`{forbidden}` is in the runtime's tree:\n{tree}");
     }
 }

@@ -12,6 +12,7 @@
 pub mod headers;
 pub mod kinds;
 pub mod schema;
+pub mod metrics;
 pub mod suggest;
 pub mod upcast;
 

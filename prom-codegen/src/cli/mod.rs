@@ -23,6 +23,7 @@ macro_rules! err_raw {
     }};
 }
 
+mod alerts;
 mod asyncapi;
 mod breaking;
 mod build;
@@ -145,6 +146,16 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write Prometheus alert rules (prom-alerts.yml) and a Grafana dashboard
+    /// (prom-dashboard.json) for the declared consumers, DLQs, projectors and changefeeds.
+    Alerts {
+        /// Where the specs are.
+        #[command(flatten)]
+        specs: SpecPaths,
+        /// The directory to write both files into (created if missing).
+        #[arg(long, default_value = ".", value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Record every version's fingerprint in the spec directory's prom.lock (as `build` does);
     /// `--rewrite` releases a locked version or topic for a deliberate in-place edit or removal.
     Lock {
@@ -222,6 +233,8 @@ fn run_command(cli: Cli) -> ExitCode {
             with_specs(&specs, |specs| asyncapi::run(specs, out.as_deref(), title))
         }
         Command::Docs { specs, out, check } => with_specs(&specs, |specs| docs::run(specs, &out, check)),
+    },
+        Command::Alerts { specs, out } => with_specs(&specs, |specs| alerts::run(specs, &out)),
         Command::New { dir, name, prom_path } => new::run(&dir, name, prom_path),
         Command::Schema => {
             out!("{}", prom_spec::spec::FORMAT_SCHEMA.trim_end());

@@ -4,6 +4,9 @@
 //!    100 through `publish_all`) against `validate + serialize` of the same payloads;
 //! 2. a `Runner` with a no-op typed handler against a typed decode of the same stored events,
 //!    and against a plain `Subscription::poll` + ack of them.
+//!
+//! `PROM_BENCH_METRICS=1` installs the Prometheus recorder first, so the same ratios include
+//! recording every metric (compare a run with and without it for the cost of metrics).
 
 use prom_runtime::consumer::{SubscribeOptions, Subscription};
 use prom_runtime::retry::RetryPolicy;
@@ -86,6 +89,13 @@ where
 }
 
 pub async fn run() {
+    // With PROM_BENCH_METRICS=1 the metrics are recorded into the `prom` CLI's Prometheus
+    // recorder (as under `prom run --metrics`); without, into the facade's no-op recorder.
+    #[cfg(feature = "cli")]
+    if std::env::var("PROM_BENCH_METRICS").as_deref() == Ok("1") {
+        prom_runtime::metrics::prometheus::install().expect("the Prometheus recorder installs");
+        println!("hot path: metrics recorded into the Prometheus recorder (PROM_BENCH_METRICS=1)");
+    }
     publish().await;
     handle().await;
 }

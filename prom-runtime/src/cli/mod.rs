@@ -8,6 +8,7 @@ mod progress;
 mod publish;
 mod run;
 mod serve;
+mod status;
 mod stream;
 mod tail;
 #[cfg(feature = "mongo")]
@@ -71,6 +72,10 @@ pub enum Command {
     /// Serve the HTTP gateway (publish, subscribe) until Ctrl-C; on MongoDB also run the declared
     /// changelog projectors and changefeeds and serve their snapshot APIs.
     Serve(serve::Args),
+    /// Print each topic, consumer group, DLQ, projector and changefeed of the spec as a table or
+    /// JSON: heads, lag per partition, live members, dead letters, checkpoints, resume points.
+    /// Read-only: takes no event and joins no group.
+    Status(status::Args),
     /// (Needs a `prom` built with the `mongo` feature.) Print one key's state at a past time.
     #[cfg(not(feature = "mongo"))]
     TimeTravel(WithoutMongo),
@@ -198,6 +203,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         #[cfg(feature = "mongo")]
         Command::TimeTravel(args) => timetravel::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
+        Command::Status(args) => status::run(&target, args).await,
         // Answered above, before anything is opened.
         #[cfg(not(feature = "mongo"))]
         Command::TimeTravel(_) => Err(Failure::Usage(mongo_missing("this command"))),

@@ -13,6 +13,7 @@ use super::{Failure, Outcome, SpecArgs};
 use crate::bus::{AnyBus, SqliteBus};
 use crate::consumer::SubscribeOptions;
 use crate::error::Result;
+use crate::metrics;
 use crate::pipeline::embedded;
 use crate::publish::Producer;
 use crate::record::EventRecord;
@@ -38,15 +39,51 @@ pub struct Args {
     /// service runs that consumer. Without it, consumers are never run (`prom tail` prints a topic).
     #[arg(long = "stand-in", value_name = "NAME")]
     stand_in: Vec<String>,
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (no auth: bind a private interface).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
+    /// How often the sampled gauges (lag, DLQ depth and age, resume token age, oplog window)
+    /// are refreshed from the store.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = super::serve::duration)]
+    metrics_interval: Duration,
 }
 
 /// Runs the pipelines until Ctrl-C (or SIGTERM).
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
+    // Before anything registers a metric handle: handles bind to the recorder installed then.
+    let exporter = match &args.metrics {
+        Some(_) => Some(metrics::prometheus::install().ok_or_else(|| {
+            Failure::Runtime("cannot install the Prometheus recorder: another one is installed".into())
+        })?),
+        None => None,
+    };
     let producer = super::open(target, registry.clone()).await?;
     let interrupted = super::interrupted();
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    if let (Some(listen), Some(handle)) = (&args.metrics, exporter) {
+        let listener = super::serve::bind(listen).await?;
+        let address =
+            listener.local_addr().map_err(|e| Failure::Runtime(format!("no local address: {e}")))?;
+        let reporter = crate::server::Reporter::new(|message| eprintln!("prom run: metrics: {message}"));
+        let router = metrics::prometheus::standalone(handle);
+        tasks.spawn(crate::server::serve(
+            listener,
+            router,
+            Default::default(),
+            reporter,
+            super::stopped(&stopped),
+        ));
+        let (bus, system, every) = (producer.bus().clone(), spec.clone(), args.metrics_interval);
+        let until = super::stopped(&stopped);
+        tasks.spawn(async move {
+            metrics::run_sampler(bus, system, every, until).await;
+            Ok(())
+        });
+        // Tools and tests wait for this line before scraping.
+        eprintln!("metrics at http://{address}/metrics");
+    }
     let stand_ins = stand_ins(&spec, &args.stand_in)?;
     let mut running = start_on_store(&spec, &producer, &mut tasks, &stopped)?;
     for consumer in &spec.consumers {

@@ -53,6 +53,10 @@ pub struct Args {
     /// How long a snapshot read waits for MongoDB before answering 503 (with --mongo).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = duration)]
     store_timeout: Duration,
+    /// How often the gauges of `GET /metrics` that need store queries (lag, DLQ depth and age,
+    /// resume token age, oplog window) are refreshed.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration)]
+    metrics_interval: Duration,
 }
 
 /// The snapshot APIs' router and the `(projector, path)` of each API it serves.
@@ -63,7 +67,7 @@ type Snapshots = (Router, Vec<(String, String)>);
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// Binds `listen` with [`LISTEN_BACKLOG`].
-async fn bind(listen: &str) -> Result<TcpListener, Failure> {
+pub(super) async fn bind(listen: &str) -> Result<TcpListener, Failure> {
     let fail = |e: std::io::Error| Failure::Runtime(format!("cannot listen on `{listen}`: {e}"));
     let address = tokio::net::lookup_host(listen).await.map_err(fail)?.next().ok_or_else(|| {
         Failure::Runtime(format!("cannot listen on `{listen}`: it names no address (write HOST:PORT)"))
@@ -76,7 +80,7 @@ async fn bind(listen: &str) -> Result<TcpListener, Failure> {
 }
 
 /// Parses a flag's duration like the spec's (`<integer><ms|s|m|h|d>`), above zero.
-fn duration(text: &str) -> Result<Duration, String> {
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
     match prom_spec::spec::parse_duration(text) {
         Some(d) if !d.is_zero() => Ok(d),
         Some(_) => Err("must be above zero".into()),
@@ -88,6 +92,10 @@ fn duration(text: &str) -> Result<Duration, String> {
 /// way out every task finishes its current batch or change and stops cleanly.
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (spec, registry) = super::load(&args.spec)?;
+    // Before anything registers a metric handle: handles bind to the recorder installed then.
+    let exporter = crate::metrics::prometheus::install().ok_or_else(|| {
+        Failure::Runtime("cannot install the Prometheus recorder: another one is installed".into())
+    })?;
     let limits = Limits {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         header_timeout: args.header_timeout,
@@ -112,6 +120,18 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         None => on_embedded(target, &spec, Arc::clone(&registry), &args, &reporter, &mut tasks, &stopped)?,
     };
     let (snapshots, served) = snapshots.unzip();
+    // `/metrics` sits with the snapshot APIs, so with tokens it needs one allowing `read`.
+    let metrics = crate::metrics::prometheus::router(exporter);
+    let snapshots = Some(match snapshots {
+        Some(snapshots) => snapshots.merge(metrics),
+        None => metrics,
+    });
+    let (sampled, system, every) = (bus.clone(), spec.clone(), args.metrics_interval);
+    let until = super::stopped(&stopped);
+    tasks.spawn(async move {
+        crate::metrics::run_sampler(sampled, system, every, until).await;
+        Ok(())
+    });
     let options = GatewayOptions {
         max_body_bytes: usize::try_from(args.max_body).unwrap_or(usize::MAX),
         // Below the idle timeout, so a quiet stream is never closed as idle.
@@ -124,6 +144,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
     eprintln!(
         "gateway at http://{address}/topics/{{topic}}/events (POST publishes, GET subscribes: SSE or WebSocket)"
     );
+    eprintln!("metrics at http://{address}/metrics");
     for (projector, path) in served.iter().flatten() {
         eprintln!("serving `{projector}` at http://{address}{path}/ (snap, list, openapi.json)");
     }

@@ -14,6 +14,7 @@ use crate::bus::EventBus;
 use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
 use crate::error::{Error, Result};
+use crate::metrics::ProjectorMetrics;
 use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
@@ -116,6 +117,7 @@ pub struct ChangelogProjector<B: EventBus> {
     version_path: Option<String>,
     opts: SubscribeOptions,
     stats: Arc<ProjectorStats>,
+    metrics: ProjectorMetrics,
 }
 
 impl<B: EventBus> ChangelogProjector<B> {
@@ -134,7 +136,8 @@ impl<B: EventBus> ChangelogProjector<B> {
         let version_path =
             version_path.map_err(|e| Error::system(format!("projector `{}`", spec.name), e))?;
         let opts = SubscribeOptions { partitions, partitioned: true, ack: AckMode::Manual, ..opts };
-        Ok(ChangelogProjector { producer, db, spec, version_path, opts, stats: Arc::default() })
+        let metrics = ProjectorMetrics::new(&spec.name);
+        Ok(ChangelogProjector { producer, db, spec, version_path, opts, stats: Arc::default(), metrics })
     }
 
     /// The counters (shared; readable while running).
@@ -262,6 +265,7 @@ impl<B: EventBus> ChangelogProjector<B> {
         self.stats.upserted.fetch_add(outcome.upserted, Ordering::Relaxed);
         self.stats.deleted.fetch_add(outcome.deleted, Ordering::Relaxed);
         self.stats.skipped.fetch_add(outcome.skipped + collapsed_away, Ordering::Relaxed);
+        self.metrics.applied(outcome.upserted, outcome.deleted, outcome.skipped + collapsed_away, 0);
         Ok(outcome)
     }
 
@@ -270,6 +274,7 @@ impl<B: EventBus> ChangelogProjector<B> {
         let letter = dlq::dead_letter(record, &self.spec.group(), reason, 0);
         self.producer.bus().publish(vec![letter]).await?;
         self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.metrics.applied(0, 0, 0, 1);
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use crate::bus::{GroupId, SqliteBus};
 use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
 use crate::error::{Derived, Error, Result};
+use crate::metrics::ProjectorMetrics;
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{EventRecord, NewEvent};
 use crate::registry::{Registry, Route};
@@ -186,6 +187,7 @@ pub struct EmbeddedProjector {
     statements: Arc<Statements>,
     opts: SubscribeOptions,
     stats: Arc<EmbeddedStats>,
+    metrics: ProjectorMetrics,
 }
 
 impl EmbeddedProjector {
@@ -199,7 +201,8 @@ impl EmbeddedProjector {
         let opts =
             SubscribeOptions { partitions: spec.partitions, partitioned: true, ack: AckMode::Manual, ..opts };
         let statements = Arc::new(Statements::new(&spec.collection, spec.version_path.as_deref()));
-        EmbeddedProjector { producer, spec: Arc::new(spec), statements, opts, stats: Arc::default() }
+        let metrics = ProjectorMetrics::new(&spec.name);
+        EmbeddedProjector { producer, spec: Arc::new(spec), statements, opts, stats: Arc::default(), metrics }
     }
 
     /// The counters (shared; readable while running).
@@ -255,6 +258,7 @@ impl EmbeddedProjector {
                     self.stats.skipped.fetch_add(done.skipped, Ordering::Relaxed);
                     self.stats.dead_lettered.fetch_add(done.dead_lettered, Ordering::Relaxed);
                     self.stats.fed.fetch_add(done.fed, Ordering::Relaxed);
+                    self.metrics.applied(done.upserted, done.deleted, done.skipped, done.dead_lettered);
                     for delivery in &batch {
                         sub.ack(delivery);
                     }

@@ -170,7 +170,7 @@ impl SqliteBus {
     }
 
     /// Runs a read on a pooled connection off the async threads.
-    async fn read_with<T, F>(&self, f: F) -> Result<T>
+    pub(crate) async fn read_with<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
