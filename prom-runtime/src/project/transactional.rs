@@ -14,25 +14,24 @@
 //! the same documents conflict and retry with backoff until then.
 
 use super::checkpoint::{self, Applied, Failure};
-pub use super::tx_handler::{HandlerError, TxFuture, TxHandler};
+pub use super::transactional_spec::{TransactionalSpec, TxStats};
+pub use super::tx_handler::{DocsOnMongo, HandlerError, TxFuture, TxHandler};
 use crate::bus::EventBus;
 use crate::bus::mongo::MongoBus;
 use crate::consumer::{Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
-use crate::registry::{Registry, Route};
 use crate::runner::FailurePolicy;
-use crate::system::{Projector, ProjectorKind};
 use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// A [`TxHandler`] that hands the user's function the payload decoded as `V::Latest` (what
 /// generated code registers for a `handler:` path).
@@ -76,53 +75,6 @@ where
             }),
         }
     }
-}
-
-/// A transactional projector's declaration, resolved against the registry.
-#[derive(Debug, Clone)]
-pub struct TransactionalSpec {
-    /// Projector name (its consumer group is `projector.<name>`).
-    pub name: String,
-    /// Source topic.
-    pub topic: String,
-    /// The topic's partition count.
-    pub partitions: u32,
-}
-
-impl TransactionalSpec {
-    /// Resolves a transactional projector of a system against the registry.
-    pub fn from_system(projector: &Projector, registry: &Registry) -> Result<TransactionalSpec> {
-        let name = projector.name.clone();
-        if !matches!(projector.kind, ProjectorKind::Transactional { .. }) {
-            return Err(Error::WrongProjectorKind {
-                projector: name,
-                kind: "changelog",
-                help: "run it with the changelog projector",
-            });
-        }
-        let topic = match registry.route(&projector.topic)? {
-            Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t,
-        };
-        Ok(TransactionalSpec { name, topic: projector.topic.clone(), partitions: topic.partitions })
-    }
-
-    /// The consumer group the projector reads with.
-    pub fn group(&self) -> String {
-        format!("projector.{}", self.name)
-    }
-}
-
-/// Counters of a running transactional projector.
-#[derive(Debug, Default)]
-pub struct TxStats {
-    /// Events whose effects committed.
-    pub applied: AtomicU64,
-    /// Events found already applied (redelivered after a crash or a rebalance).
-    pub already_applied: AtomicU64,
-    /// Handler attempts that failed and were retried.
-    pub retried: AtomicU64,
-    /// Events sent to the DLQ.
-    pub dead_lettered: AtomicU64,
 }
 
 /// Runs a [`TxHandler`] over a topic with exactly-once effects.
