@@ -188,9 +188,8 @@ impl StoreTx {
         let events = publish::prepare(&self.registry, topic, payload, &options)?;
         let receipts = self
             .call(move |live| {
-                live.tx.publish(events).map_err(|e| {
+                live.tx.publish(events).inspect_err(|e| {
                     live.doomed.get_or_insert_with(|| e.to_string());
-                    e
                 })
             })
             .await?;

@@ -82,6 +82,12 @@ pub struct BySession;
 
 /// A user function generated code registers as a transactional handler of topic versions `V`;
 /// `M` ([`ByDocuments`], [`BySession`]) tells the signatures apart.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a transactional projector handler",
+    note = "a handler is `fn<'a>(Latest, &'a EventRecord, &'a mut dyn Documents) -> DocTxFuture<'a>` (runs on \
+            both stores), or with prom-runtime's `mongo` feature `fn<'a>(Latest, &'a EventRecord, &'a Database, \
+            &'a mut ClientSession) -> TxFuture<'a>` (MongoDB only)"
+)]
 pub trait TxFn<V, M> {
     /// The handler.
     fn into_tx(self) -> AnyTxHandler;
