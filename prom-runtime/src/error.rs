@@ -369,6 +369,48 @@ pub enum Error {
         /// The id the payload carries there (`None`: nothing, or not a string or integer).
         found: Option<String>,
     },
+    /// A document `find` by a field the collection does not declare in an index.
+    #[error(
+        "collection `{collection}`: cannot find documents by `{field}`: it is not a declared index field \
+         (declared: {})\nhelp: add an index on `{field}` to the `indexes` of the projector whose \
+         `collection` is `{collection}`, or look the document up by its key",
+        if .declared.is_empty() { "none".to_owned() } else { .declared.join(", ") }
+    )]
+    UndeclaredField {
+        /// The collection searched.
+        collection: String,
+        /// The field asked for.
+        field: String,
+        /// The fields its declared indexes cover.
+        declared: Vec<String>,
+    },
+    /// A document, key or collection name the document API refuses (or a stored document that
+    /// does not decode into the type asked for).
+    #[error("collection `{collection}`, key `{key}`: {reason}")]
+    InvalidDocument {
+        /// The collection.
+        collection: String,
+        /// The document's key (empty when the collection name itself is refused).
+        key: String,
+        /// What is wrong, with the fix.
+        reason: String,
+    },
+    /// A store transaction (document writes and publishes) was rolled back: nothing it wrote
+    /// was stored.
+    #[error("the transaction was rolled back, nothing it wrote is stored: {reason}")]
+    TransactionAborted {
+        /// Why (timed out, an earlier operation failed, dropped without commit).
+        reason: String,
+    },
+    /// A document API operation on MongoDB failed (the driver's error, labels included, is the
+    /// cause).
+    #[error("MongoDB collection `{collection}`: {source}")]
+    MongoDocuments {
+        /// The collection.
+        collection: String,
+        /// The driver's error.
+        source: Cause,
+    },
     /// The bus was shut down.
     #[error("the event bus is closed")]
     Closed,

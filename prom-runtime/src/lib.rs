@@ -11,6 +11,7 @@ pub mod codegen;
 pub mod consumer;
 mod context;
 pub mod dlq;
+pub mod documents;
 pub mod error;
 #[cfg(feature = "serve")]
 pub mod gateway;

@@ -106,7 +106,10 @@ impl<B: EventBus> Producer<B> {
 }
 
 /// `event` as JSON, with the publish options pinned to its version.
-fn event_payload<E: Event>(event: &E, mut options: PublishOptions) -> Result<(Value, PublishOptions)> {
+pub(crate) fn event_payload<E: Event>(
+    event: &E,
+    mut options: PublishOptions,
+) -> Result<(Value, PublishOptions)> {
     if let Some(asked) = options.version
         && asked != E::VERSION
     {

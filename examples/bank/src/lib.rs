@@ -6,6 +6,8 @@
 //! concurrent withdrawals cannot both spend the same money: the second one conflicts, loads the
 //! new balance and decides again.
 
+pub mod balances;
+
 /// The code generated from `specs/bank.yaml`.
 #[allow(missing_docs)]
 pub mod prom {

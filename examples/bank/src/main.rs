@@ -51,6 +51,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "{id}: {done} concurrent withdrawals succeeded, {refused} were refused; balance {} cents at version {version}",
         balance.cents
     );
+
+    // The balances projection (src/balances.rs) catches up: its transactional projectors run in
+    // the wired pipeline on the same store, each event counted exactly once.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = tokio::spawn(bank::prom::wire(bank.producer().bus().clone())?.run(async move {
+        let _ = stopped.await;
+    }));
+    let projected = loop {
+        let mut tx = bank.producer().transaction()?;
+        let row = bank::balances::balance(&mut tx, &id).await?;
+        tx.rollback().await;
+        match row {
+            Some(row) if row.cents == balance.cents => break row,
+            _ if pipeline.is_finished() => return Err("the pipeline stopped".into()),
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    let _ = stop.send(());
+    pipeline.await??;
+    println!("{id}: projected balance {} cents from {} events", projected.cents, projected.events);
     Ok(())
 }
 

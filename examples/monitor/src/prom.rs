@@ -718,6 +718,8 @@ pub mod spec {
                         handler: ::std::string::String::from(
                             "crate::projectors::process_stats",
                         ),
+                        collection: ::std::option::Option::None,
+                        indexes: ::std::vec::Vec::from([]),
                     },
                 },
                 ::prom_runtime::system::Projector {
@@ -788,14 +790,14 @@ pub fn wire<B: ::prom_runtime::bus::EventBus>(
         spec::system(),
         |registry| { registry },
     )?;
-    ::prom_runtime::__require_mongo!("transactional projector `process-stats`");
     let pipeline = pipeline
-        .handle_transactional(
+        .handle_tx(
             "process-stats",
-            ::prom_runtime::project::transactional::TypedTx::<
+            ::prom_runtime::project::typed_tx::<
                 process_state::AnyVersion,
                 _,
-            >::new(crate::projectors::process_stats),
+                _,
+            >(crate::projectors::process_stats),
         )?;
     ::std::result::Result::Ok(Wiring { pipeline })
 }

@@ -2,7 +2,7 @@
 //! carries no spec text and lints nothing at startup.
 
 use super::{ident, rt};
-use crate::ir::facts::{ChangefeedFacts, ConsumerFacts, ProjectorFacts, ProjectorKindFacts};
+use crate::ir::facts::{ChangefeedFacts, ConsumerFacts, IndexFacts, ProjectorFacts, ProjectorKindFacts};
 use crate::ir::{Aggregate, Model, Topic, Upcast};
 use proc_macro2::TokenStream;
 use prom_spec::spec::FullDocument;
@@ -140,23 +140,35 @@ fn consumer(c: &ConsumerFacts) -> TokenStream {
     }
 }
 
+/// A `system::Index` literal.
+fn index(index: &IndexFacts) -> TokenStream {
+    let rt = rt();
+    let unique = index.unique;
+    let keys = index.keys.iter().map(|(field, direction)| pair(string(field), quote!(#direction)));
+    let name = option(index.name.as_deref().map(string));
+    quote!(#rt::system::Index { keys: ::std::vec::Vec::from([#(#keys),*]), unique: #unique, name: #name })
+}
+
 fn projector(p: &ProjectorFacts) -> TokenStream {
     let rt = rt();
     let (name, topic) = (string(&p.name), string(&p.topic));
     let kind = match &p.kind {
-        ProjectorKindFacts::Transactional(handler) => {
+        ProjectorKindFacts::Transactional { handler, collection, indexes } => {
             let handler = string(handler);
-            quote!(#rt::system::ProjectorKind::Transactional { handler: #handler })
+            let collection = option(collection.as_ref().map(|c| string(c)));
+            let indexes = indexes.iter().map(index);
+            quote! {
+                #rt::system::ProjectorKind::Transactional {
+                    handler: #handler,
+                    collection: #collection,
+                    indexes: ::std::vec::Vec::from([#(#indexes),*]),
+                }
+            }
         }
         ProjectorKindFacts::Changelog { collection, key, version, indexes, snapshot_api } => {
             let (collection, key) = (string(collection), string(key));
             let version = option(version.as_ref().map(|v| string(v)));
-            let indexes = indexes.iter().map(|index| {
-                let unique = index.unique;
-                let keys = index.keys.iter().map(|(field, direction)| pair(string(field), quote!(#direction)));
-                let name = option(index.name.as_deref().map(string));
-                quote!(#rt::system::Index { keys: ::std::vec::Vec::from([#(#keys),*]), unique: #unique, name: #name })
-            });
+            let indexes = indexes.iter().map(index);
             let snapshot_api = option(snapshot_api.as_ref().map(|api| {
                 let path = string(&api.path);
                 let filters = api.filters.iter().map(|f| string(f));

@@ -63,18 +63,16 @@ pub fn items(model: &Model) -> TokenStream {
         // Lint checked the path's syntax; the fallback only keeps a bad spec from panicking.
         let handler: syn::Path =
             syn::parse_str(&p.handler).unwrap_or_else(|_| syn::parse_quote!(missing_handler_fn));
-        let what = format!("transactional projector `{name}`");
         let wrapped = match &p.topic_module {
             Some(module) => {
                 let module = ident(module);
-                quote!(#rt::project::transactional::TypedTx::<#module::AnyVersion, _>::new(#handler))
+                quote!(#rt::project::typed_tx::<#module::AnyVersion, _, _>(#handler))
             }
             // Dead-letter and dual-write topics carry runtime envelopes: hand over the record.
-            None => quote!(#handler),
+            None => quote!(#rt::project::AnyTxHandler::Documents(::std::sync::Arc::new(#handler))),
         };
         quote! {
-            #rt::__require_mongo!(#what);
-            let pipeline = pipeline.handle_transactional(#name, #wrapped)?;
+            let pipeline = pipeline.handle_tx(#name, #wrapped)?;
         }
     });
     quote! {

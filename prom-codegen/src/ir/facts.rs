@@ -69,8 +69,15 @@ pub enum ProjectorKindFacts {
         /// The snapshot API.
         snapshot_api: Option<SnapshotApiFacts>,
     },
-    /// Transactional, with its handler path.
-    Transactional(String),
+    /// Transactional: handler path, main collection, its indexes.
+    Transactional {
+        /// The handler's path.
+        handler: String,
+        /// Collection.
+        collection: Option<String>,
+        /// Indexes.
+        indexes: Vec<IndexFacts>,
+    },
 }
 
 /// A MongoDB index.
@@ -141,22 +148,26 @@ fn consumer(c: &spec::Consumer) -> ConsumerFacts {
 }
 
 /// `None` only for a projector lint rejects (P305).
+fn index_facts(i: &spec::Index) -> IndexFacts {
+    IndexFacts {
+        keys: i.keys.iter().map(|(f, d)| (f.value.clone(), d.value)).collect(),
+        unique: i.unique,
+        name: value(&i.name),
+    }
+}
+
 fn projector(spec: &Spec, p: &spec::Projector) -> Option<ProjectorFacts> {
     let kind = match p.kind.value {
-        spec::ProjectorKind::Transactional => ProjectorKindFacts::Transactional(value(&p.handler)?),
+        spec::ProjectorKind::Transactional => ProjectorKindFacts::Transactional {
+            handler: value(&p.handler)?,
+            collection: value(&p.collection),
+            indexes: p.indexes.iter().map(index_facts).collect(),
+        },
         spec::ProjectorKind::Changelog => ProjectorKindFacts::Changelog {
             collection: value(&p.collection)?,
             key: value(&p.key).or_else(|| spec.topics.get(&p.topic.value).and_then(|t| value(&t.key)))?,
             version: value(&p.version),
-            indexes: p
-                .indexes
-                .iter()
-                .map(|i| IndexFacts {
-                    keys: i.keys.iter().map(|(f, d)| (f.value.clone(), d.value)).collect(),
-                    unique: i.unique,
-                    name: value(&i.name),
-                })
-                .collect(),
+            indexes: p.indexes.iter().map(index_facts).collect(),
             snapshot_api: p.snapshot_api.as_ref().map(|api| SnapshotApiFacts {
                 path: api.path.value.clone(),
                 filters: api.filters.iter().map(|f| f.value.clone()).collect(),

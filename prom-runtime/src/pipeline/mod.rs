@@ -37,8 +37,7 @@ pub struct Pipeline<B: EventBus> {
     producer: Producer<B>,
     system: Arc<System>,
     handlers: BTreeMap<String, Arc<dyn Handler>>,
-    #[cfg(feature = "mongo")]
-    tx_handlers: mongo::TxHandlers,
+    tx_handlers: BTreeMap<String, crate::project::AnyTxHandler>,
     /// What [`Pipeline::only`] selected; `None` runs everything.
     selection: Option<Selection>,
 }
@@ -53,7 +52,6 @@ impl<B: EventBus> Pipeline<B> {
             producer: Producer::new(bus, Arc::new(registry)),
             system: Arc::new(system),
             handlers: BTreeMap::new(),
-            #[cfg(feature = "mongo")]
             tx_handlers: BTreeMap::new(),
             selection: None,
         })
@@ -176,12 +174,32 @@ impl<B: EventBus> Pipeline<B> {
         self.handle(consumer, TypedLatest { handler, versions: PhantomData::<fn() -> V> })
     }
 
-    /// Sets the handler of a declared transactional projector (it runs on a MongoDB bus).
+    /// Sets the handler of a declared transactional projector, one taking the MongoDB session
+    /// (it runs on a MongoDB bus only; a [`crate::project::DocHandler`] runs on both stores).
     #[cfg(feature = "mongo")]
-    pub fn handle_transactional<H>(mut self, projector: &str, handler: H) -> Result<Pipeline<B>>
+    pub fn handle_transactional<H>(self, projector: &str, handler: H) -> Result<Pipeline<B>>
     where
         H: crate::project::transactional::TxHandler + 'static,
     {
+        self.handle_tx(projector, crate::project::AnyTxHandler::Session(Arc::new(handler)))
+    }
+
+    /// Sets the handler of a declared transactional projector through the document API: it
+    /// runs unchanged on the embedded store and on MongoDB.
+    pub fn handle_documents<H>(self, projector: &str, handler: H) -> Result<Pipeline<B>>
+    where
+        H: crate::project::DocHandler + 'static,
+    {
+        self.handle_tx(projector, crate::project::AnyTxHandler::Documents(Arc::new(handler)))
+    }
+
+    /// Sets the handler of a declared transactional projector, of either kind (what generated
+    /// code's `wire()` calls with [`crate::project::typed_tx`]).
+    pub fn handle_tx(
+        mut self,
+        projector: &str,
+        handler: crate::project::AnyTxHandler,
+    ) -> Result<Pipeline<B>> {
         use crate::system::ProjectorKind;
         match self.system.projector(projector).map(|p| &p.kind) {
             Some(ProjectorKind::Transactional { .. }) => {}
@@ -200,7 +218,7 @@ impl<B: EventBus> Pipeline<B> {
                 ));
             }
         }
-        self.tx_handlers.insert(projector.to_owned(), Arc::new(handler));
+        self.tx_handlers.insert(projector.to_owned(), handler);
         Ok(self)
     }
 
@@ -208,7 +226,8 @@ impl<B: EventBus> Pipeline<B> {
     /// `shutdown` completes, or until one fails. On a MongoDB bus the
     /// declared projectors and changefeeds run as well (a transactional projector without a
     /// handler is an error); on the embedded store the changelog projectors run and publish the
-    /// changefeeds of their tables ([`embedded`]), what it cannot run is skipped with a `tracing`
+    /// changefeeds of their tables, and the transactional projectors run their document handlers
+    /// ([`embedded`]); what it cannot run is skipped with a `tracing`
     /// warning, and so is everything on the in-memory bus. Every
     /// task waits out a MongoDB outage and carries on by itself ([`crate::outage`]); only a
     /// permanent error stops it. [`Pipeline::start`] then [`Running::until`], in one call.
@@ -335,10 +354,11 @@ impl<B: EventBus> Pipeline<B> {
             return Ok(());
         }
         if let Some(bus) = self.producer.bus().as_sqlite() {
-            for (what, why) in embedded::not_run(&system) {
+            for (what, why) in embedded::not_run_with_handlers(&system) {
                 tracing::warn!("not running {what} on the embedded store: {why}");
             }
             let producer = Producer::new(bus.clone(), self.producer.registry().clone());
+            embedded::spawn_transactional(&system, &producer, &self.tx_handlers, tasks, stopped)?;
             embedded::spawn_declared(&system, &producer, tasks, stopped)?;
             return Ok(());
         }

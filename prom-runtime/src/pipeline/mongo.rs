@@ -7,8 +7,9 @@ use crate::bus::MongoBus;
 use crate::changefeed::{ChangefeedRunner, ChangefeedSpec, ChangefeedStats};
 use crate::consumer::SubscribeOptions;
 use crate::error::{Error, Result};
+use crate::project::AnyTxHandler;
 use crate::project::transactional::{
-    TransactionalProjector, TransactionalSpec, TxFuture, TxHandler, TxStats,
+    DocsOnMongo, TransactionalProjector, TransactionalSpec, TxFuture, TxHandler, TxStats,
 };
 use crate::project::{ChangelogProjector, ChangelogSpec, ProjectorStats};
 use crate::publish::Producer;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 
 /// Transactional projector handlers by projector name.
-pub type TxHandlers = BTreeMap<String, Arc<dyn TxHandler>>;
+pub type TxHandlers = BTreeMap<String, AnyTxHandler>;
 
 /// One task [`spawn_declared`] started, with its live counters.
 pub struct Started {
@@ -71,10 +72,13 @@ where
             ProjectorKind::Transactional { .. } => {
                 let Some(handlers) = handlers else { continue };
                 let resolved = TransactionalSpec::from_system(projector, registry)?;
-                let handler = handlers
-                    .get(&resolved.name)
-                    .cloned()
-                    .ok_or_else(|| Error::MissingTxHandler { projector: resolved.name.clone() })?;
+                let handler: Arc<dyn TxHandler> = match handlers.get(&resolved.name) {
+                    Some(AnyTxHandler::Session(handler)) => handler.clone(),
+                    Some(AnyTxHandler::Documents(handler)) => {
+                        Arc::new(DocsOnMongo::new(handler.clone(), resolved.declared.clone()))
+                    }
+                    None => return Err(Error::MissingTxHandler { projector: resolved.name.clone() }),
+                };
                 transactional.push((resolved, handler));
             }
         }

@@ -1,10 +1,14 @@
 //! One event applied in one MongoDB transaction together with its group's cursor.
 //!
 //! The cursor document (`cursors`, shared with the consumer groups) is read in the
-//! transaction's snapshot: an event at or below the stored cursor was applied already (before a
-//! crash, or by another member) and is skipped. Otherwise the handler runs in the session and
-//! the cursor moves to the event, in the same commit. Two members racing on one event both
-//! write the cursor document, so one of them conflicts, retries on a fresh snapshot and skips.
+//! transaction's snapshot: an event at or below the stored cursor, or listed in the ledger
+//! ([`APPLIED`]) past it, was applied already (before a crash, or by another member) and is
+//! skipped. Otherwise the handler runs in the session and, in the same commit, the cursor moves
+//! as far as the subscription allows (just before the oldest event still out: one event per key
+//! is handed out at a time, so a later event of another key can be done before an earlier one)
+//! and an event the cursor cannot pass yet goes into the ledger; entries the cursor passed are
+//! dropped. Two members racing on one event both write the cursor document, so one of them
+//! conflicts, retries on a fresh snapshot and skips.
 
 use super::tx_handler::{HandlerError, TxHandler};
 use crate::bus::GroupId;
@@ -16,6 +20,9 @@ use mongodb::error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION
 use mongodb::{ClientSession, Database};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
+
+/// The ledger of events applied past their partition's cursor.
+pub const APPLIED: &str = "projector_applied";
 
 /// How long transient transaction errors are retried before the projector gives up.
 const TRANSIENT_BUDGET: Duration = Duration::from_secs(60);
@@ -52,6 +59,7 @@ pub async fn apply_once(
     group: &GroupId,
     handler: &dyn TxHandler,
     event: &EventRecord,
+    cursor_to: Option<i64>,
 ) -> Result<Applied, Failure> {
     let started = Instant::now();
     let mut attempt = 0u32;
@@ -63,7 +71,7 @@ pub async fn apply_once(
             transient(e) && !outage::mongo::unreachable(e) && started.elapsed() < TRANSIENT_BUDGET
         };
         session.start_transaction().await.map_err(|e| Failure::Store("cannot start a transaction", e))?;
-        let outcome = body(db, session, group, handler, event).await;
+        let outcome = body(db, session, group, handler, event, cursor_to).await;
         match outcome {
             Ok(applied) => match commit(session, started).await {
                 Ok(()) => return Ok(applied),
@@ -101,12 +109,19 @@ async fn body(
     group: &GroupId,
     handler: &dyn TxHandler,
     event: &EventRecord,
+    cursor_to: Option<i64>,
 ) -> Result<Applied, Step> {
     let cursors = db.collection::<Document>(CURSORS);
+    let ledger = db.collection::<Document>(APPLIED);
     let key = cursor_key(group, event.partition);
     let stored = cursors.find_one(key.clone()).session(&mut *session).await.map_err(Step::Db)?;
     let at = stored.and_then(|d| d.get_i64("off").ok()).unwrap_or(0);
     if at >= event.offset {
+        return Ok(Applied::AlreadyApplied);
+    }
+    let mut entry = key.clone();
+    entry.insert("off", event.offset);
+    if ledger.find_one(entry.clone()).session(&mut *session).await.map_err(Step::Db)?.is_some() {
         return Ok(Applied::AlreadyApplied);
     }
     // A panicking handler fails its event (and is retried) instead of taking the projector down.
@@ -114,12 +129,22 @@ async fn body(
         .await
         .unwrap_or_else(|_| Err(HandlerError::Failed("the handler panicked".into())));
     handled.map_err(Step::Handler)?;
+    let cursor = cursor_to.unwrap_or(at).max(at);
+    if event.offset > cursor {
+        ledger.insert_one(entry).session(&mut *session).await.map_err(Step::Db)?;
+    }
+    // Written even when it does not move: that write is what makes racing members conflict.
     cursors
-        .update_one(key, doc! { "$max": { "off": event.offset } })
+        .update_one(key.clone(), doc! { "$max": { "off": cursor } })
         .upsert(true)
         .session(&mut *session)
         .await
         .map_err(Step::Db)?;
+    if cursor > at {
+        let mut passed = key;
+        passed.insert("off", doc! { "$lte": cursor });
+        ledger.delete_many(passed).session(&mut *session).await.map_err(Step::Db)?;
+    }
     Ok(Applied::Committed)
 }
 

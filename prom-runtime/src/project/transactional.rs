@@ -14,25 +14,24 @@
 //! the same documents conflict and retry with backoff until then.
 
 use super::checkpoint::{self, Applied, Failure};
-pub use super::tx_handler::{HandlerError, TxFuture, TxHandler};
+pub use super::transactional_spec::{TransactionalSpec, TxStats};
+pub use super::tx_handler::{DocsOnMongo, HandlerError, TxFuture, TxHandler};
 use crate::bus::EventBus;
 use crate::bus::mongo::MongoBus;
 use crate::consumer::{Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
-use crate::registry::{Registry, Route};
 use crate::runner::FailurePolicy;
-use crate::system::{Projector, ProjectorKind};
 use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// A [`TxHandler`] that hands the user's function the payload decoded as `V::Latest` (what
 /// generated code registers for a `handler:` path).
@@ -76,53 +75,6 @@ where
             }),
         }
     }
-}
-
-/// A transactional projector's declaration, resolved against the registry.
-#[derive(Debug, Clone)]
-pub struct TransactionalSpec {
-    /// Projector name (its consumer group is `projector.<name>`).
-    pub name: String,
-    /// Source topic.
-    pub topic: String,
-    /// The topic's partition count.
-    pub partitions: u32,
-}
-
-impl TransactionalSpec {
-    /// Resolves a transactional projector of a system against the registry.
-    pub fn from_system(projector: &Projector, registry: &Registry) -> Result<TransactionalSpec> {
-        let name = projector.name.clone();
-        if !matches!(projector.kind, ProjectorKind::Transactional { .. }) {
-            return Err(Error::WrongProjectorKind {
-                projector: name,
-                kind: "changelog",
-                help: "run it with the changelog projector",
-            });
-        }
-        let topic = match registry.route(&projector.topic)? {
-            Route::Topic(t) | Route::Versioned(t, _) | Route::DeadLetters(t) => t,
-        };
-        Ok(TransactionalSpec { name, topic: projector.topic.clone(), partitions: topic.partitions })
-    }
-
-    /// The consumer group the projector reads with.
-    pub fn group(&self) -> String {
-        format!("projector.{}", self.name)
-    }
-}
-
-/// Counters of a running transactional projector.
-#[derive(Debug, Default)]
-pub struct TxStats {
-    /// Events whose effects committed.
-    pub applied: AtomicU64,
-    /// Events found already applied (redelivered after a crash or a rebalance).
-    pub already_applied: AtomicU64,
-    /// Handler attempts that failed and were retried.
-    pub retried: AtomicU64,
-    /// Events sent to the DLQ.
-    pub dead_lettered: AtomicU64,
 }
 
 /// Runs a [`TxHandler`] over a topic with exactly-once effects.
@@ -176,16 +128,26 @@ impl TransactionalProjector {
             for delivery in &batch {
                 // Dropping `process` mid-transaction leaves it open in the session, which is
                 // aborted when the session is dropped below; nothing is committed half.
+                // Where the cursor may move once this event is done (it stays before events
+                // still out); the event's transaction stores it.
+                let cursors = sub.cursors_if_acked(std::slice::from_ref(delivery));
+                let cursor_to =
+                    cursors.iter().find(|(p, _)| *p == delivery.record.partition).map(|&(_, c)| c);
                 loop {
                     let done = tokio::select! {
                         biased;
                         () = shutdown.as_mut() => break 'run Ok(()),
-                        done = self.process(bus.database(), &mut session, &group, &handler, delivery) => done,
+                        done = self.process(bus.database(), &mut session, &group, &handler, delivery, cursor_to) => done,
                     };
                     match done {
-                        Ok(()) => {
+                        Ok(stored) => {
                             outage.recovered();
                             sub.ack(delivery);
+                            // The event's transaction stored them; otherwise the
+                            // subscription commits them.
+                            if stored {
+                                sub.committed_by_caller(&cursors);
+                            }
                             break;
                         }
                         // Applying it again is safe: its cursor check sees a commit that went through.
@@ -218,7 +180,8 @@ impl TransactionalProjector {
             .map_err(|e| outage::mongo::error(self.path(), "cannot start a MongoDB session", &e))
     }
 
-    /// Applies one delivery: decode, attempts per the policy, then dead letter (or keep trying).
+    /// Applies one delivery: decode, attempts per the policy, then dead letter (or keep trying);
+    /// whether its transaction stored the cursors.
     async fn process(
         &self,
         db: &Database,
@@ -226,29 +189,34 @@ impl TransactionalProjector {
         group: &crate::bus::GroupId,
         handler: &dyn TxHandler,
         delivery: &Delivery,
-    ) -> Result<()> {
+        cursor_to: Option<i64>,
+    ) -> Result<bool> {
         let event = match self.producer.registry().decode(delivery.record.clone()) {
             Ok(event) => event,
-            Err(e) => return self.dead_letter(&delivery.record, &format!("cannot decode: {e}"), 0).await,
+            Err(e) => {
+                self.dead_letter(&delivery.record, &format!("cannot decode: {e}"), 0).await?;
+                return Ok(false);
+            }
         };
         let max = self.policy.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match checkpoint::apply_once(db, session, group, handler, &event).await {
+            match checkpoint::apply_once(db, session, group, handler, &event, cursor_to).await {
                 Ok(Applied::Committed) => {
                     self.stats.applied.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
+                    return Ok(true);
                 }
                 Ok(Applied::AlreadyApplied) => {
                     self.stats.already_applied.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
+                    return Ok(false);
                 }
                 Err(Failure::Store(what, e)) => {
                     let what = format!("cannot apply event {} at offset {}: {what}", event.id, event.offset);
                     return Err(outage::mongo::error(self.path(), what, &e));
                 }
                 Err(Failure::Handler(e)) if attempt >= max && self.policy.dlq => {
-                    return self.dead_letter(&delivery.record, &e, attempt).await;
+                    self.dead_letter(&delivery.record, &e, attempt).await?;
+                    return Ok(false);
                 }
                 Err(Failure::Handler(_)) => {
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);

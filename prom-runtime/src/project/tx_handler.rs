@@ -2,11 +2,14 @@
 //! projector ([`super::transactional`]) and the per-event transaction ([`super::checkpoint`])
 //! use them, so they live below both.
 
+use super::doc_handler::DocHandler;
+use crate::documents::{Declared, MongoDocuments, mongo::mongo_cause};
 use crate::record::EventRecord;
 use mongodb::{ClientSession, Database};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// Why a handler failed: `Db` keeps MongoDB's error labels, so transient errors are retried
 /// without counting as a failed attempt.
@@ -66,5 +69,39 @@ where
         session: &'a mut ClientSession,
     ) -> TxFuture<'a> {
         self(event, db, session)
+    }
+}
+
+/// Runs a store-neutral [`DocHandler`] on MongoDB: its documents are the session's, so its
+/// writes join the transaction; a driver error keeps its labels (write conflicts are retried).
+pub struct DocsOnMongo {
+    handler: Arc<dyn DocHandler>,
+    declared: Declared,
+}
+
+impl DocsOnMongo {
+    /// `handler`, allowed to `find` by the `declared` fields.
+    pub fn new(handler: Arc<dyn DocHandler>, declared: Declared) -> DocsOnMongo {
+        DocsOnMongo { handler, declared }
+    }
+}
+
+impl TxHandler for DocsOnMongo {
+    fn handle<'a>(
+        &'a self,
+        event: &'a EventRecord,
+        db: &'a Database,
+        session: &'a mut ClientSession,
+    ) -> TxFuture<'a> {
+        Box::pin(async move {
+            let mut docs = MongoDocuments::new(db, session, &self.declared);
+            self.handler.handle(event, &mut docs).await.map_err(|e| {
+                let runtime = e.downcast_ref::<crate::Error>();
+                match runtime.and_then(mongo_cause) {
+                    Some(driver) => HandlerError::Db(driver.clone()),
+                    None => HandlerError::Failed(e.to_string()),
+                }
+            })
+        })
     }
 }

@@ -94,9 +94,11 @@ fn retry(retry: Option<&spec::Retry>) -> RetryPolicy {
 /// `None` only for a projector lint rejects (P305), which never gets here.
 fn projector(spec: &spec::Spec, projector: &spec::Projector) -> Option<Projector> {
     let kind = match projector.kind.value {
-        spec::ProjectorKind::Transactional => {
-            ProjectorKind::Transactional { handler: value(&projector.handler)? }
-        }
+        spec::ProjectorKind::Transactional => ProjectorKind::Transactional {
+            handler: value(&projector.handler)?,
+            collection: value(&projector.collection),
+            indexes: projector.indexes.iter().map(index).collect(),
+        },
         spec::ProjectorKind::Changelog => {
             let topic_key = spec.topics.get(&projector.topic.value).and_then(|t| value(&t.key));
             ProjectorKind::Changelog(Changelog {

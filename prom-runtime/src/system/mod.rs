@@ -153,6 +153,11 @@ pub enum ProjectorKind {
     Transactional {
         /// The handler's Rust path.
         handler: String,
+        /// Its main collection (`collection:`), whose declared `indexes` fields the handler may
+        /// `find` by.
+        collection: Option<String>,
+        /// Indexes created on `collection` at start.
+        indexes: Vec<Index>,
     },
 }
 

@@ -81,11 +81,15 @@ pub fn check(spec: &Spec, usable: &Usable, out: &mut Vec<Diagnostic>) {
         if let Some(version) = &projector.version {
             check_pointer(topic, version, "version", usable, out);
         }
+        // A transactional projector's documents are what its handler writes, not payloads: its
+        // index fields name document fields, which no schema describes.
+        let payload_indexes =
+            if projector.kind.value == ProjectorKind::Changelog { &projector.indexes[..] } else { &[] };
         let fields = projector
             .snapshot_api
             .iter()
             .flat_map(|api| api.filters.iter().map(|f| (f, "snapshot filter")))
-            .chain(projector.indexes.iter().flat_map(|i| i.keys.iter().map(|(f, _)| (f, "index field"))));
+            .chain(payload_indexes.iter().flat_map(|i| i.keys.iter().map(|(f, _)| (f, "index field"))));
         for (field, what) in fields {
             let pointer = format!("/{}", field.value.replace('~', "~0").replace('/', "~1").replace('.', "/"));
             check_field(topic, field, &pointer, what, usable, out);
@@ -168,6 +172,17 @@ fn check_projector_kind(
                     &name.span,
                     format!("transactional projector `{}` needs a `handler`", name.value),
                     "add `handler: crate::projectors::my_handler`",
+                ));
+            }
+            if let (None, Some(index)) = (&projector.collection, projector.indexes.first()) {
+                let at = index.keys.first().map_or(&name.span, |(field, _)| &field.span);
+                out.push(mismatch(
+                    at,
+                    format!(
+                        "transactional projector `{}` declares `indexes` but no `collection` to create them on",
+                        name.value
+                    ),
+                    "add `collection: NAME` (the collection its handler `find`s in), or remove `indexes`",
                 ));
             }
             if let Some(api) = &projector.snapshot_api {
