@@ -6,6 +6,7 @@
 //! committing each batch's writes, changefeed events and cursor in one SQLite transaction.
 //! [`plan`] is their pure part (event → change, collapsing a batch to one write per key),
 //! [`write`] the MongoDB bulk writes, [`table`] the SQL of a projection table.
+//! [`rebuild`] folds a changelog projection again from offset 0 into a shadow and swaps it in.
 //! [`transactional`] runs a user handler in one transaction with the group's cursor
 //! (exactly-once effects).
 
@@ -15,6 +16,7 @@ pub mod changelog;
 mod checkpoint;
 pub mod embedded;
 pub mod plan;
+pub mod rebuild;
 pub mod table;
 #[cfg(feature = "mongo")]
 pub mod transactional;
@@ -26,6 +28,7 @@ pub mod write;
 #[cfg(feature = "mongo")]
 pub use changelog::{ChangelogProjector, ChangelogSpec, ProjectorStats};
 pub use embedded::{EmbeddedProjector, EmbeddedSpec, EmbeddedStats};
+pub use rebuild::{RebuildOptions, RebuildReport, rebuild};
 #[cfg(feature = "mongo")]
 pub use transactional::{
     HandlerError, TransactionalProjector, TransactionalSpec, TxFuture, TxHandler, TxStats,
