@@ -11,8 +11,14 @@
 //! the projector's batch size, with one prepared statement. Rounds alternate (after an untimed
 //! warm-up) and each side's fastest round is reported: interference on a shared machine only
 //! ever adds time.
+//!
+//! Rebuild (second section): one store holding the events; `project::rebuild` (from offset 0
+//! into a shadow table, checkpointed, then swapped in) against plain consumption of the same
+//! topic by a fresh consumer group (`Subscription::poll`, ack every event, commit per batch),
+//! both reading pages of the rebuild's default size. The target is >= 0.7x.
 
-use prom_runtime::consumer::SubscribeOptions;
+use prom_runtime::consumer::{AckMode, SubscribeOptions, Subscription};
+use prom_runtime::project::rebuild::{DEFAULT_BATCH, RebuildOptions};
 use prom_runtime::project::{EmbeddedProjector, EmbeddedSpec};
 use prom_runtime::system::System;
 use prom_runtime::{Producer, PublishOptions, Registry, SqliteBus};
@@ -67,6 +73,7 @@ fn payloads() -> Vec<Value> {
 struct Setup {
     registry: Arc<Registry>,
     spec: EmbeddedSpec,
+    system: System,
 }
 
 fn setup() -> Setup {
@@ -77,7 +84,7 @@ fn setup() -> Setup {
     let spec =
         EmbeddedSpec::from_system(system.projector("processes").expect("declared"), &system, &registry)
             .expect("spec");
-    Setup { registry, spec }
+    Setup { registry, spec, system }
 }
 
 /// Publishes the events into a fresh store (untimed), then times the projector until it has
@@ -142,6 +149,91 @@ fn raw_round(rows: &[(String, String)]) -> Duration {
     started.elapsed()
 }
 
+/// Publishes the events into `dir` (untimed).
+async fn publish_into(setup: &Setup, events: &[Value], bus: &SqliteBus) {
+    let producer = Producer::new(bus.clone(), setup.registry.clone());
+    for chunk in events.chunks(1000) {
+        let items = chunk
+            .iter()
+            .map(|p| ("process.state".to_string(), p.clone(), PublishOptions::default()))
+            .collect();
+        producer.publish_all(items).await.expect("publish");
+    }
+}
+
+/// Times a rebuild of `processes` from offset 0 (the previous round's rebuild swapped, so each
+/// round starts over).
+async fn rebuild_round(setup: &Setup, bus: &SqliteBus) -> Duration {
+    let any = prom_runtime::bus::AnyBus::from(bus.clone());
+    let started = Instant::now();
+    let report = prom_runtime::project::rebuild(
+        &any,
+        &setup.system,
+        setup.registry.clone(),
+        "processes",
+        &RebuildOptions::default(),
+    )
+    .await
+    .expect("rebuild");
+    let elapsed = started.elapsed();
+    assert_eq!((report.events, report.rows), (EVENTS as u64, KEYS as u64), "{report:?}");
+    elapsed
+}
+
+/// Times a fresh consumer group reading every event: poll, ack each, commit per batch.
+async fn consume_round(bus: &SqliteBus, round: usize) -> Duration {
+    let opts = SubscribeOptions {
+        batch_size: DEFAULT_BATCH,
+        partitions: 4,
+        ack: AckMode::Manual,
+        poll_timeout: Duration::from_millis(20),
+        ..SubscribeOptions::default()
+    };
+    let started = Instant::now();
+    let mut sub = Subscription::new(bus.clone(), "process.state", &format!("bench.plain.{round}"), opts)
+        .expect("subscribe");
+    let mut consumed = 0;
+    while consumed < EVENTS {
+        let batch = sub.poll().await.expect("poll");
+        for delivery in &batch {
+            sub.ack(delivery);
+        }
+        consumed += batch.len();
+        sub.commit().await.expect("commit");
+    }
+    let elapsed = started.elapsed();
+    sub.close().await.expect("close");
+    elapsed
+}
+
+fn rebuild_section(runtime: &tokio::runtime::Runtime, setup: &Setup, events: &[Value]) {
+    println!(
+        "\nrebuild vs plain consumption of the same topic ({EVENTS} events, pages of {DEFAULT_BATCH})\n"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus = SqliteBus::open(dir.path()).expect("open");
+    runtime.block_on(publish_into(setup, events, &bus));
+    // Warm-up, untimed.
+    runtime.block_on(rebuild_round(setup, &bus));
+    runtime.block_on(consume_round(&bus, 0));
+    let (mut rebuilt, mut consumed) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            rebuilt.push(runtime.block_on(rebuild_round(setup, &bus)));
+            consumed.push(runtime.block_on(consume_round(&bus, round + 1)));
+        } else {
+            consumed.push(runtime.block_on(consume_round(&bus, round + 1)));
+            rebuilt.push(runtime.block_on(rebuild_round(setup, &bus)));
+        }
+    }
+    let best = |d: &[Duration]| d.iter().min().copied().unwrap_or_default();
+    let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
+    let (b, c) = (best(&rebuilt), best(&consumed));
+    println!("  plain consumption       {:>10.0} events/s ({c:?})", rate(c));
+    println!("  rebuild                 {:>10.0} events/s ({b:?})", rate(b));
+    println!("  ratio rebuild / consume {:>10.2}x (target >= 0.7x)", rate(b) / rate(c));
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let setup = setup();
@@ -178,4 +270,5 @@ fn main() {
     println!("  raw batched upsert      {:>10.0} rows/s   ({r:?})", rate(r));
     println!("  embedded projector      {:>10.0} events/s ({p:?})", rate(p));
     println!("  ratio projector / raw   {:>10.2}x (target >= 0.7x)", rate(p) / rate(r));
+    rebuild_section(&runtime, &setup, &events);
 }

@@ -411,6 +411,35 @@ pub enum Error {
         /// The driver's error.
         source: Cause,
     },
+    /// Another rebuild of the same projection moved its checkpoint under this one.
+    #[error(
+        "another rebuild of projector `{projector}` is running (its checkpoint is no longer at offset \
+         {expected})\nhelp: let it finish, or stop it and run this rebuild again: it resumes from the \
+         checkpoint"
+    )]
+    RebuildConflict {
+        /// The projector rebuilt.
+        projector: String,
+        /// Where this rebuild left the checkpoint.
+        expected: i64,
+    },
+    /// A rebuild on MongoDB would swap while live members of the projector's group write the
+    /// collection.
+    #[error(
+        "projector `{projector}` is running (live members of group `{group}`: {}), and on MongoDB a \
+         rebuild swaps only while no live projector writes the collection\nhelp: stop `prom run` / \
+         `prom serve` for this projector, then run `prom rebuild` again: it resumes from its checkpoint \
+         and swaps",
+        .members.join(", ")
+    )]
+    RebuildFenced {
+        /// The projector rebuilt.
+        projector: String,
+        /// Its consumer group.
+        group: String,
+        /// The live members holding it.
+        members: Vec<String>,
+    },
     /// The bus was shut down.
     #[error("the event bus is closed")]
     Closed,

@@ -1,8 +1,11 @@
 //! `prom dlq list` and `prom dlq replay`.
 
+use super::progress_bar::{Piped, ProgressBar};
 use super::{Failure, Outcome, SpecArgs};
+use crate::bus::EventBus;
 use crate::dlq::{self, ReplayOptions};
 use serde_json::json;
+use std::sync::Arc;
 
 /// `prom dlq` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -66,9 +69,32 @@ pub async fn run(target: &super::Target, command: Command) -> Outcome {
         Command::Replay(args) => {
             let (_, registry) = super::load(&args.spec)?;
             let producer = super::open(target, registry).await?;
-            let opts =
-                ReplayOptions { limit: args.limit, since: args.since, until: args.until, transform: None };
-            let report = dlq::replay(&producer, &args.topic, &opts).await?;
+            // The bar counts dead letters republished (each passes the transform hook once),
+            // out of the limit or the dead letters stored, whichever is fewer.
+            let bar = Arc::new(ProgressBar::new(
+                &format!("replay dlq.{}", args.topic),
+                "dead letters",
+                Piped::Silent,
+            ));
+            if !bar.hidden() {
+                let stored =
+                    producer.bus().head(&format!("{}{}", crate::registry::DLQ_PREFIX, args.topic)).await?;
+                bar.set(0, u64::try_from(stored).unwrap_or(0).min(args.limit as u64));
+            }
+            let counted = bar.clone();
+            let transform: dlq::Transform = Arc::new(move |payload| {
+                counted.inc(1);
+                Ok(payload)
+            });
+            let opts = ReplayOptions {
+                limit: args.limit,
+                since: args.since,
+                until: args.until,
+                transform: (!bar.hidden()).then_some(transform),
+            };
+            let report = dlq::replay(&producer, &args.topic, &opts).await;
+            bar.finish();
+            let report = report?;
             super::print_json(&json!({
                 "replayed": report.replayed.iter().map(|(from, to)| json!({ "dead_letter": from, "event": to })).collect::<Vec<_>>(),
                 "already_replayed": report.already_replayed,

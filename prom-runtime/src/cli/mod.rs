@@ -5,7 +5,9 @@ mod logs;
 #[cfg(feature = "mongo")]
 mod mongo_pipelines;
 mod progress;
+mod progress_bar;
 mod publish;
+mod rebuild;
 mod run;
 mod serve;
 mod status;
@@ -60,6 +62,9 @@ pub enum Command {
     /// Check an aggregate's streams: gap-free versions and, when tamper-evident, every hash
     /// chain. Exits 1 naming the first broken stream and version.
     Verify(verify::Args),
+    /// Rebuild a changelog projector's collection from offset 0 into a shadow, checkpointed
+    /// (a killed rebuild resumes), and swap it in atomically; prints a JSON report.
+    Rebuild(rebuild::Args),
     /// Inspect or replay dead letters.
     #[command(subcommand)]
     Dlq(dlq::Command),
@@ -198,6 +203,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Tail(args) => tail::run(&target, args).await,
         Command::Stream(command) => stream::run(&target, command).await,
         Command::Verify(args) => verify::run(&target, args).await,
+        Command::Rebuild(args) => rebuild::run(&target, args).await,
         Command::Dlq(command) => dlq::run(&target, command).await,
         Command::Run(args) => run::run(&target, args).await,
         #[cfg(feature = "mongo")]

@@ -1,10 +1,12 @@
 //! `prom tail`.
 
+use super::progress_bar::{Piped, ProgressBar};
 use super::{Failure, Outcome, SpecArgs};
 use crate::bus::{AnyBus, EventBus, SqliteBus};
 use crate::consumer::{Start, SubscribeOptions, Subscription};
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 /// Arguments of `prom tail`.
@@ -82,6 +84,18 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
                     .await?
                     .ok_or_else(|| Failure::Runtime(format!("no event {id} on `{}`", args.topic)))?,
             };
+            // A bar on a terminal's stderr while the events go to a file or pipe: the whole topic
+            // up to its head now, so only a bounded read from the start gets one.
+            let bar = match args.from {
+                Start::Earliest if !args.follow && !std::io::stdout().is_terminal() => {
+                    let bar = ProgressBar::new(&format!("tail {}", args.topic), "offsets", Piped::Silent);
+                    if !bar.hidden() {
+                        bar.set(0, u64::try_from(bus.head(&args.topic).await?).unwrap_or(0));
+                    }
+                    Some(bar)
+                }
+                _ => None,
+            };
             while printer.printed < limit {
                 let page = bus.read(&args.topic, None, after, (limit - printer.printed).min(500)).await?;
                 let Some(last) = page.last() else {
@@ -97,6 +111,13 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
                 for record in page {
                     printer.print(record)?;
                 }
+                if let Some(bar) = &bar {
+                    let head = u64::try_from(after).unwrap_or(0);
+                    bar.set(head, head.max(bar.total()));
+                }
+            }
+            if let Some(bar) = &bar {
+                bar.finish();
             }
         }
     }

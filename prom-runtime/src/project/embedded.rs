@@ -421,7 +421,7 @@ impl Job {
 /// The events a changefeed publishes for one written change (with a dual-write copy when its
 /// topic declares one), validated like any publish; none when the feed does not republish that
 /// operation.
-fn feed_events(
+pub(crate) fn feed_events(
     registry: &Registry,
     feed: &FeedSpec,
     change: &Change,

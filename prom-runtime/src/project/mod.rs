@@ -9,6 +9,7 @@
 //! [`transactional`] (MongoDB) and [`embedded_tx`] (the embedded store) run a user handler in
 //! one transaction with the group's cursor (exactly-once effects); [`doc_handler`] is the
 //! store-neutral handler they share.
+//! [`rebuild`] folds a changelog projection again from offset 0 into a shadow and swaps it in.
 
 #[cfg(feature = "mongo")]
 pub mod changelog;
@@ -18,6 +19,7 @@ pub mod doc_handler;
 pub mod embedded;
 pub mod embedded_tx;
 pub mod plan;
+pub mod rebuild;
 pub mod table;
 #[cfg(feature = "mongo")]
 pub mod transactional;
@@ -32,6 +34,7 @@ pub use changelog::{ChangelogProjector, ChangelogSpec, ProjectorStats};
 pub use doc_handler::{AnyTxHandler, DocHandler, DocHandlerError, DocTxFuture, TypedDocs, typed_tx};
 pub use embedded::{EmbeddedProjector, EmbeddedSpec, EmbeddedStats};
 pub use embedded_tx::EmbeddedTxProjector;
+pub use rebuild::{RebuildOptions, RebuildReport, rebuild};
 #[cfg(feature = "mongo")]
 pub use transactional::{DocsOnMongo, HandlerError, TransactionalProjector, TxFuture, TxHandler};
 pub use transactional_spec::{TransactionalSpec, TxStats};

@@ -81,6 +81,18 @@ pub fn create_index(collection: &str, index: &Index) -> Result<String, String> {
         let order = if *direction < 0 { "DESC" } else { "ASC" };
         columns.push(format!("{} {order}", field_expr(&path)));
     }
+    let table = table_name(collection);
+    Ok(format!(
+        "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
+        if index.unique { "UNIQUE " } else { "" },
+        quote_ident(&index_name(collection, index)),
+        quote_ident(&table),
+        columns.join(", ")
+    ))
+}
+
+/// The SQLite name of a declared index of `collection` (`proj_<collection>__<name>`).
+pub fn index_name(collection: &str, index: &Index) -> String {
     let name = index.name.clone().unwrap_or_else(|| {
         index
             .keys
@@ -89,14 +101,7 @@ pub fn create_index(collection: &str, index: &Index) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join("_")
     });
-    let table = table_name(collection);
-    Ok(format!(
-        "CREATE {}INDEX IF NOT EXISTS {} ON {} ({})",
-        if index.unique { "UNIQUE " } else { "" },
-        quote_ident(&format!("{table}__{name}")),
-        quote_ident(&table),
-        columns.join(", ")
-    ))
+    format!("{}__{name}", table_name(collection))
 }
 
 /// The ledger of events a projector applied past its group's cursor.

@@ -47,6 +47,26 @@ impl ProjectionTx<'_, '_> {
         ops::commit(self.tx, group, Some(member), cursors)
     }
 
+    /// Events of `topic` with offset `> after` (all partitions, at most `limit`), in offset
+    /// order, as this transaction sees them.
+    pub fn read_events(
+        &self,
+        topic: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::record::EventRecord>> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE topic = ?1 AND off > ?2 ORDER BY off LIMIT ?3",
+            super::rows::COLUMNS
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.tx
+            .conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.query_map(params![topic, after, limit], super::rows::from_row)?.collect())
+            .map_err(|e| self.err(e))
+    }
+
     /// Appends events (already validated) in this transaction.
     pub fn publish(&mut self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
         if events.is_empty() {
