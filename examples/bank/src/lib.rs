@@ -6,6 +6,10 @@
 //! concurrent withdrawals cannot both spend the same money: the second one conflicts, loads the
 //! new balance and decides again.
 
+mod history;
+
+pub use history::parse_time;
+
 /// The code generated from `specs/bank.yaml`.
 #[allow(missing_docs)]
 pub mod prom {
