@@ -36,7 +36,6 @@ pub mod system;
 #[cfg(all(feature = "serve", feature = "specs"))]
 pub mod testing;
 pub mod timestamp;
-#[cfg(feature = "mongo")]
 pub mod timetravel;
 mod typed;
 pub mod upcast;

@@ -366,7 +366,7 @@ fn spec_paths_come_positionally_after_the_commands_own_arguments_or_with_specs()
 fn without_the_mongo_feature_mongodb_commands_say_how_to_get_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     for args in [
-        &["time-travel", "t", "k", "--at", "2026-01-01T00:00:00Z"][..],
+        &["--mongo", "mongodb://127.0.0.1:1/", "time-travel", "t", "k", "--at", "2026-01-01T00:00:00Z"][..],
         &["--mongo", "mongodb://127.0.0.1:1/", "tail", "heartbeat.received"],
     ] {
         let out = prom(dir.path(), args);

@@ -192,3 +192,39 @@ fn verify_names_the_first_event_changed_behind_the_stores_back() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("did you mean `account`?"), "{}", text(&out.stderr));
 }
+
+/// `--until T` prints the stream as it stood at T: its events up to the first one stamped later.
+#[test]
+fn read_until_prints_the_stream_as_it_stood_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let opened = r#"{"accountId": "u1", "owner": "ada"}"#;
+    let out = prom(d, &["stream", "append", "account", "u1", "account.opened", opened]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for cents in [5, 7] {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let out = prom(d, &["stream", "append", "account", "u1", "money.deposited", &deposit("u1", cents)]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let all = json_lines(&prom(d, &["stream", "read", "account", "u1"]));
+    let stamps: Vec<i64> = all.iter().map(|e| e["ts"].as_i64().expect("ts")).collect();
+    assert_eq!(stamps.len(), 3);
+    assert!(stamps[0] < stamps[1] && stamps[1] < stamps[2], "{stamps:?}");
+    let until =
+        |t: i64| json_lines(&prom(d, &["stream", "read", "account", "u1", "--until", &t.to_string()]));
+    let versions =
+        |lines: Vec<serde_json::Value>| lines.iter().map(|l| l["version"].as_u64()).collect::<Vec<_>>();
+    assert_eq!(versions(until(stamps[0] - 1)), Vec::<Option<u64>>::new(), "before the stream existed");
+    assert_eq!(versions(until(stamps[0])), [Some(1)]);
+    assert_eq!(versions(until(stamps[2] - 1)), [Some(1), Some(2)]);
+    assert_eq!(versions(until(stamps[2])), [Some(1), Some(2), Some(3)]);
+    let rfc3339 = prom_runtime::record::format_ts(stamps[1]);
+    assert_eq!(
+        versions(json_lines(&prom(d, &["stream", "read", "account", "u1", "--until", &rfc3339]))).len(),
+        2
+    );
+    let out = prom(d, &["stream", "read", "account", "u1", "--until", "yesterday"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("--until") && stderr.contains("RFC 3339"), "{stderr}");
+}

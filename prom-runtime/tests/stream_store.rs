@@ -27,8 +27,11 @@ async fn a_layout_1_store_is_migrated_and_keeps_its_events() {
     drop(bus);
     // Turn it into what layout 1 wrote: no stream tables, user_version 1.
     let db = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
-    db.execute_batch("DROP TABLE streams; DROP TABLE snapshots; PRAGMA user_version = 1;")
-        .expect("downgrade");
+    db.execute_batch(
+        "DROP TABLE streams; DROP TABLE snapshots; DROP TABLE key_snapshots; \
+         DROP INDEX events_topic_key_off; PRAGMA user_version = 1;",
+    )
+    .expect("downgrade");
     drop(db);
 
     let read_only = SqliteBus::open_read_only(dir.path()).expect("a read-only open accepts layout 1");
@@ -39,7 +42,7 @@ async fn a_layout_1_store_is_migrated_and_keeps_its_events() {
     let version: i64 = rusqlite::Connection::open(dir.path().join("events.db"))
         .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
         .expect("user_version");
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let appended =
         p.append(StreamId::new("account", "m"), ExpectedVersion::NoStream, vec![deposit("m", 3)]).await;
     let appended = appended.expect("append after the migration");

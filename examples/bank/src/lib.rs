@@ -7,6 +7,9 @@
 //! new balance and decides again.
 
 pub mod balances;
+mod history;
+
+pub use history::parse_time;
 
 /// The code generated from `specs/bank.yaml`.
 #[allow(missing_docs)]

@@ -2,6 +2,9 @@
 //! `.prom/bank`), deposits, withdraws, is refused an overdraft, then runs 20 concurrent
 //! withdrawals of 10.00 against 100.00 and prints the balance: exactly ten succeed. Run it again
 //! and it opens the next account in the same store.
+//!
+//! `cargo run -p bank -- balance-at ACCOUNT TIME [STORE_DIR]`: the balance of ACCOUNT as it was
+//! at TIME (RFC 3339 or ms since the epoch), as JSON.
 
 use bank::{Bank, BankError};
 use prom_runtime::aggregate::HandleError;
@@ -9,7 +12,11 @@ use prom_runtime::{EventBus, SqliteBus};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| ".prom/bank".to_owned());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("balance-at") {
+        return balance_at(&args[1..]).await;
+    }
+    let dir = args.first().cloned().unwrap_or_else(|| ".prom/bank".to_owned());
     let bank = Bank::new(SqliteBus::open(&dir)?)?;
 
     // A fresh account id per run: the next number after the accounts this store holds.
@@ -48,6 +55,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (balance, version) = bank.balance(&id).await?;
     println!(
+        "{id}: ask what it held at a time with `cargo run -p bank -- balance-at {id} {} {dir}`",
+        prom_runtime::record::format_ts(prom_runtime::record::now_ms())
+    );
+    println!(
         "{id}: {done} concurrent withdrawals succeeded, {refused} were refused; balance {} cents at version {version}",
         balance.cents
     );
@@ -71,6 +82,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _ = stop.send(());
     pipeline.await??;
     println!("{id}: projected balance {} cents from {} events", projected.cents, projected.events);
+    Ok(())
+}
+
+/// `balance-at ACCOUNT TIME [STORE_DIR]`: prints `{"account","at","owner","cents","version"}`.
+async fn balance_at(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let (Some(id), Some(time)) = (args.first(), args.get(1)) else {
+        return Err(
+            "usage: bank balance-at ACCOUNT TIME [STORE_DIR] (TIME: RFC 3339 or ms since the epoch)".into()
+        );
+    };
+    let at = bank::parse_time(time)?;
+    let dir = args.get(2).map_or(".prom/bank", String::as_str);
+    let bank = Bank::new(SqliteBus::open_read_only(dir)?)?;
+    let (balance, version) = bank.balance_at(id, at).await?;
+    let answer = serde_json::json!({
+        "account": id,
+        "at": prom_runtime::record::format_ts(at),
+        "owner": balance.owner,
+        "cents": balance.cents,
+        "version": version,
+    });
+    println!("{answer}");
     Ok(())
 }
 

@@ -123,6 +123,42 @@ impl<A: Aggregate, S: Default + Send + 'static> Stream<A, S> {
         Ok(loaded)
     }
 
+    /// The state of stream `id` as it stood at `at_ms` (ms since the epoch): its events in
+    /// version order up to the first one stamped after `at_ms` ([`crate::stream::read_until`]),
+    /// folded from the stored snapshot only when that snapshot was taken at or before `at_ms`
+    /// and its last event is stamped at or before it (else from the first event). Nothing is
+    /// stored. `version` is the stream's version at that time (0: it did not exist yet).
+    pub async fn load_at<B: EventBus>(
+        &self,
+        producer: &Producer<B>,
+        id: &str,
+        at_ms: i64,
+    ) -> Result<Loaded<S>, StreamError> {
+        let stream = StreamId::new(A::NAME, id);
+        let start = self.start_at(producer.bus(), &stream, at_ms).await;
+        self.fold_until(producer, &stream, start, Some(at_ms)).await
+    }
+
+    /// Where folding at `at_ms` starts: the snapshot when it covers only events of that time.
+    async fn start_at<B: EventBus>(&self, bus: &B, stream: &StreamId, at_ms: i64) -> Loaded<S> {
+        let fresh = Loaded { state: S::default(), version: 0 };
+        if self.snapshots.is_none() {
+            return fresh;
+        }
+        match bus.load_snapshot(stream).await {
+            Ok(Some(stored))
+                if stored.ts <= at_ms
+                    && crate::stream::stamped_by(bus, stream, stored.version, at_ms)
+                        .await
+                        .unwrap_or(false) =>
+            {
+                self.resume(stream, stored)
+            }
+            // A snapshot is a cache: folding from the first event is always right.
+            _ => fresh,
+        }
+    }
+
     /// Appends `events` to stream `id` if its version is `expected`, atomically (all or none),
     /// each validated against its topic's schema; a different version is
     /// [`StreamError::Conflict`] and stores nothing. When the append reaches a multiple of the
@@ -250,7 +286,9 @@ impl<A: Aggregate, S: Default + Send + 'static> Stream<A, S> {
     /// Where folding starts: the latest usable snapshot, else the default state at version 0.
     async fn start<B: EventBus>(&self, bus: &B, stream: &StreamId) -> Loaded<S> {
         let fresh = || Loaded { state: S::default(), version: 0 };
-        let Some(snapshots) = &self.snapshots else { return fresh() };
+        if self.snapshots.is_none() {
+            return fresh();
+        }
         let stored = match bus.load_snapshot(stream).await {
             Ok(Some(stored)) => stored,
             Ok(None) => return fresh(),
@@ -260,6 +298,13 @@ impl<A: Aggregate, S: Default + Send + 'static> Stream<A, S> {
                 return fresh();
             }
         };
+        self.resume(stream, stored)
+    }
+
+    /// The state a stored snapshot holds, or the default state at version 0 when it is unusable.
+    fn resume(&self, stream: &StreamId, stored: crate::stream::Snapshot) -> Loaded<S> {
+        let fresh = || Loaded { state: S::default(), version: 0 };
+        let Some(snapshots) = &self.snapshots else { return fresh() };
         let at = stored.version;
         match snapshots.decode(stored) {
             Ok((state, version)) => Loaded { state, version },
@@ -282,9 +327,26 @@ impl<A: Aggregate, S: Default + Send + 'static> Stream<A, S> {
         stream: &StreamId,
         from: Loaded<S>,
     ) -> Result<Loaded<S>, StreamError> {
+        self.fold_until(producer, stream, from, None).await
+    }
+
+    /// Folds the events after `from.version` onto `from.state`, up to the stream as it stood at
+    /// `until` (ms since the epoch) when given.
+    async fn fold_until<B: EventBus>(
+        &self,
+        producer: &Producer<B>,
+        stream: &StreamId,
+        from: Loaded<S>,
+        until: Option<i64>,
+    ) -> Result<Loaded<S>, StreamError> {
         let Loaded { mut state, mut version } = from;
         loop {
-            let page = producer.bus().read_stream(stream, version, PAGE).await?;
+            let page = match until {
+                None => producer.bus().read_stream(stream, version, PAGE).await?,
+                Some(until) => {
+                    crate::stream::read_until(producer.bus(), stream, version, until, PAGE).await?
+                }
+            };
             let full = page.len() == PAGE;
             for stored in page {
                 let (at, topic, offset) = (stored.version, stored.record.topic.clone(), stored.record.offset);

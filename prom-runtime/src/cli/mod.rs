@@ -13,7 +13,6 @@ mod serve;
 mod status;
 mod stream;
 mod tail;
-#[cfg(feature = "mongo")]
 mod timetravel;
 mod verify;
 
@@ -72,7 +71,6 @@ pub enum Command {
     /// projectors and changefeeds (consumers only as an explicit `--stand-in`).
     Run(run::Args),
     /// Print the state of one key of a topic at a past time as JSON (`null` when absent).
-    #[cfg(feature = "mongo")]
     TimeTravel(timetravel::Args),
     /// Serve the HTTP gateway (publish, subscribe) until Ctrl-C; on MongoDB also run the declared
     /// changelog projectors and changefeeds and serve their snapshot APIs.
@@ -81,19 +79,6 @@ pub enum Command {
     /// JSON: heads, lag per partition, live members, dead letters, checkpoints, resume points.
     /// Read-only: takes no event and joins no group.
     Status(status::Args),
-    /// (Needs a `prom` built with the `mongo` feature.) Print one key's state at a past time.
-    #[cfg(not(feature = "mongo"))]
-    TimeTravel(WithoutMongo),
-}
-
-/// Whatever follows a command this `prom` was built without: it is answered by what is missing,
-/// not by a parse error about its arguments.
-#[cfg(not(feature = "mongo"))]
-#[derive(Debug, clap::Args)]
-pub struct WithoutMongo {
-    /// The command's arguments (ignored).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<std::ffi::OsString>,
 }
 
 /// What to tell a user whose `prom` lacks the `mongo` feature that `what` needs, and how to
@@ -185,7 +170,6 @@ async fn dispatch(cli: Cli) -> Outcome {
     let mongo = cli.mongo.or_else(|| std::env::var("PROM_MONGO_URL").ok().filter(|u| !u.trim().is_empty()));
     #[cfg(not(feature = "mongo"))]
     match (&cli.command, &mongo) {
-        (Command::TimeTravel(_), _) => return Err(Failure::Usage(mongo_missing("`prom time-travel`"))),
         (_, Some(_)) if flagged => return Err(Failure::Usage(mongo_missing("`--mongo URL`"))),
         (_, Some(_)) => {
             return Err(Failure::Usage(format!(
@@ -206,13 +190,9 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Rebuild(args) => rebuild::run(&target, args).await,
         Command::Dlq(command) => dlq::run(&target, command).await,
         Command::Run(args) => run::run(&target, args).await,
-        #[cfg(feature = "mongo")]
         Command::TimeTravel(args) => timetravel::run(&target, args).await,
         Command::Serve(args) => serve::run(&target, args).await,
         Command::Status(args) => status::run(&target, args).await,
-        // Answered above, before anything is opened.
-        #[cfg(not(feature = "mongo"))]
-        Command::TimeTravel(_) => Err(Failure::Usage(mongo_missing("this command"))),
     }
 }
 

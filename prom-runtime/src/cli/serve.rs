@@ -207,9 +207,11 @@ fn on_embedded(
     stopped: &watch::Receiver<bool>,
 ) -> std::result::Result<(AnyBus, Option<Snapshots>), Failure> {
     use crate::snapshot::{self, ApiOptions, SnapshotSpec, read::SqliteRead};
-    let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
     let bus = SqliteBus::open(&target.store)?;
     let apis = SnapshotSpec::all(spec)?;
+    let travel = snapshot::time_travel_embedded(&bus, spec, &registry, &apis);
+    let options =
+        ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone(), time_travel: travel };
     let router = snapshot::router_on(Arc::new(SqliteRead::new(bus.clone())), &apis, &options)?;
     super::run::start_embedded(spec, &Producer::new(bus.clone(), registry), tasks, stopped)?;
     let served = apis.into_iter().map(|api| (api.projector, api.path)).collect();
@@ -229,11 +231,13 @@ async fn on_mongo(
     stopped: &watch::Receiver<bool>,
 ) -> std::result::Result<(AnyBus, Option<Snapshots>), Failure> {
     use crate::snapshot::{self, ApiOptions, SnapshotSpec};
-    let options = ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone() };
     let bus = super::open_mongo_bus(url).await?;
     let db = bus.database().clone();
-    let producer = Producer::new(bus.clone(), registry);
     let apis = SnapshotSpec::all(spec)?;
+    let travel = snapshot::time_travel(&bus, spec, &registry, &apis).await?;
+    let options =
+        ApiOptions { store_timeout: args.store_timeout, reporter: reporter.clone(), time_travel: travel };
+    let producer = Producer::new(bus.clone(), registry);
     let router = snapshot::router_with(&db, &apis, &options)?;
     super::mongo_pipelines::start(spec, &producer, tasks, stopped)?;
     let served = apis.into_iter().map(|api| (api.projector, api.path)).collect();

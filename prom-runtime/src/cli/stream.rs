@@ -50,6 +50,10 @@ pub struct ReadArgs {
     /// The first version printed.
     #[arg(long, value_name = "N", default_value_t = 1)]
     from_version: u64,
+    /// Print the stream as it stood at this time (RFC 3339 or ms since the epoch): its events up
+    /// to the first one stamped later.
+    #[arg(long, value_name = "TIME")]
+    until: Option<String>,
 }
 
 /// Runs a `prom stream` command.
@@ -80,13 +84,22 @@ async fn append(target: &super::Target, args: AppendArgs) -> Outcome {
 }
 
 async fn read(target: &super::Target, args: ReadArgs) -> Outcome {
+    let until = args
+        .until
+        .as_deref()
+        .map(crate::record::parse_ts)
+        .transpose()
+        .map_err(|e| Failure::Runtime(format!("--until: {e}")))?;
     let (_, registry) = super::load(&args.spec)?;
     registry.aggregate(&args.aggregate)?;
     let bus = target.open().await?;
     let stream = StreamId::new(args.aggregate, args.id);
     let mut after = args.from_version.saturating_sub(1);
     loop {
-        let page = bus.read_stream(&stream, after, PAGE).await?;
+        let page = match until {
+            None => bus.read_stream(&stream, after, PAGE).await?,
+            Some(until) => crate::stream::read_until(&bus, &stream, after, until, PAGE).await?,
+        };
         for record in &page {
             let decoded = registry.decode_stream(record.clone()).map_err(|e| {
                 Failure::Runtime(format!("stream `{stream}` version {}: {e}", record.version))

@@ -11,6 +11,7 @@
 //! Every error answer is an RFC 9457 problem document ([`crate::server::problem`]).
 
 pub mod auth;
+pub mod browser;
 mod failures;
 mod publish;
 mod subscribe;
@@ -23,7 +24,7 @@ use crate::server::problem::{Kind, Problem};
 use crate::server::target::decode_component;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::header::WWW_AUTHENTICATE;
 use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -161,15 +162,21 @@ fn topic_of(path: &str) -> Option<String> {
     decode_component(raw, false).ok()
 }
 
-/// The token check in front of every route.
-async fn authorize(State(tokens): State<Arc<Tokens>>, request: Request, next: Next) -> Response {
+/// The token check in front of every route. Browsers' tokens (query or WebSocket subprotocol,
+/// on subscribe routes only) are taken out of the request before it goes on ([`browser`]).
+async fn authorize(State(tokens): State<Arc<Tokens>>, mut request: Request, next: Next) -> Response {
     let (action, topic) = action_of(request.method(), request.uri().path());
-    let header = request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
-    match tokens.check(header, action, topic.as_deref()) {
+    let presented = match browser::take_token(&mut request, action == Action::Subscribe) {
+        Ok(presented) => presented,
+        Err(problem) => return problem.into_response(),
+    };
+    match tokens.check(presented.as_ref().map(|(token, _)| token.as_slice()), action, topic.as_deref()) {
         Verdict::Allowed => next.run(request).await,
         Verdict::Unauthenticated => {
             let detail = "send a valid token as `Authorization: Bearer TOKEN` (the tokens are configured \
-                          with `prom serve --tokens FILE` or PROM_API_TOKENS)";
+                          with `prom serve --tokens FILE` or PROM_API_TOKENS); browsers subscribing may send \
+                          it as `?access_token=TOKEN` (Server-Sent Events) or as the WebSocket subprotocol \
+                          `base64url.bearer.prom.<base64url token>` next to `prom.v1`";
             let mut response = Problem::new(Kind::Unauthorized, detail).into_response();
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             response

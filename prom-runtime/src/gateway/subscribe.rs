@@ -130,6 +130,8 @@ async fn start(gateway: Arc<Gateway>, request: Request) -> Result<Response, Prob
                 format!("the WebSocket upgrade is malformed: {}", rejection.body_text()),
             )
         })?;
+        // Browsers that sent their token as a subprotocol offered `prom.v1` and need it back.
+        let upgrade = upgrade.protocols([super::browser::WS_PROTOCOL]);
         let send_timeout = gateway.options.send_timeout;
         let keep_alive = gateway.options.keep_alive;
         return Ok(upgrade.on_upgrade(move |socket| async move {
@@ -173,6 +175,9 @@ fn parse(raw: &str) -> Result<Query, Problem> {
                 }
                 query.group = Some(value);
             }
+            // A browser's token: the token check took it out already; a server without tokens
+            // ignores it, so a page written for a secured server works on an open one too.
+            super::browser::ACCESS_TOKEN => {}
             other => {
                 return Err(bad(format!(
                     "unknown query parameter `{other}`; this route takes `from` and `group`"

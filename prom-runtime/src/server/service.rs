@@ -78,7 +78,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    let target = format!("{} {}", request.method(), request.uri());
+    let target = format!("{} {}", request.method(), target::redacted(request.uri()));
     let handled = AssertUnwindSafe(router.call(request.map(Body::new))).catch_unwind();
     match tokio::time::timeout(limit, handled).await {
         Ok(Ok(Ok(response))) => response,

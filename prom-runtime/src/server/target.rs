@@ -45,13 +45,33 @@ pub fn decode_component(raw: &str, form: bool) -> Result<String, String> {
     })
 }
 
+/// `uri` for reports: the value of an `access_token` query parameter (a browser's token) is
+/// replaced by `REDACTED`.
+pub fn redacted(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else { return uri.to_string() };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|part| match part.split_once('=') {
+            Some((name, _)) if decode_component(name, true).ok().as_deref() == Some("access_token") => {
+                format!("{name}=REDACTED")
+            }
+            _ => part.to_owned(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), parts.join("&"))
+}
+
 /// Splits and strictly decodes a query string into `(name, value)` pairs, in order.
 pub fn parse_query_string(raw: &str) -> Result<Vec<(String, String)>, String> {
     let mut pairs = Vec::new();
     for part in raw.split('&').filter(|part| !part.is_empty()) {
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
         let name = decode_component(name, true).map_err(|e| format!("query parameter name `{name}`: {e}"))?;
-        let value = decode_component(value, true).map_err(|e| format!("query parameter `{name}`: {e}"))?;
+        let value = decode_component(value, true).map_err(|e| match name.as_str() {
+            // A secret: nothing of it is quoted.
+            "access_token" => "query parameter `access_token` is not percent-encoded UTF-8 text".to_owned(),
+            _ => format!("query parameter `{name}`: {e}"),
+        })?;
         pairs.push((name, value));
     }
     Ok(pairs)

@@ -9,6 +9,8 @@ use super::problem::{Kind, Problem};
 use super::query::{self, ListQuery};
 use super::read::{Found, PageRequest, ProjectionRead, ReadError};
 use super::{ApiOptions, SnapshotSpec};
+use crate::error::Error;
+use crate::timetravel::TimeTravel;
 use axum::extract::{RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
@@ -104,12 +106,43 @@ async fn snap(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Resp
         Ok(key) => key,
         Err(e) => return Problem::new(Kind::BadRequest, format!("the key `{raw_key}`: {e}")).into_response(),
     };
-    let found = match read(&api, api.store.get(&api.spec.collection, &key)).await {
+    let at = match query::parse_query_string(uri.query().unwrap_or_default())
+        .and_then(|p| query::parse_snap(&p))
+    {
+        Ok(at) => at,
+        Err(message) => {
+            return Problem::new(Kind::BadRequest, message)
+                .with("parameter", json!("at"))
+                .with("expected", json!("RFC 3339 (2026-11-24T13:00:00Z) or ms since the epoch"))
+                .into_response();
+        }
+    };
+    let found = match at {
+        None => read(&api, api.store.get(&api.spec.collection, &key)).await,
+        Some(at_ms) => match api.options.time_travel.get(&api.spec.projector) {
+            Some(Ok(travel)) => read(&api, travelled(travel, &key, at_ms)).await,
+            Some(Err(why)) => {
+                let detail = format!("this API cannot answer `at`: {why}");
+                return Problem::new(Kind::BadRequest, detail).with("parameter", json!("at")).into_response();
+            }
+            None => {
+                let detail = "this server serves no time travel for this API; ask without `at`";
+                return Problem::new(Kind::BadRequest, detail).with("parameter", json!("at")).into_response();
+            }
+        },
+    };
+    let found = match found {
         Ok(found) => found,
         Err(response) => return response,
     };
     let Some(found) = found else {
-        return Problem::new(Kind::NotFound, format!("no document has the key `{key}`")).into_response();
+        let detail = match at {
+            None => format!("no document has the key `{key}`"),
+            Some(at_ms) => {
+                format!("no document had the key `{key}` at {}", crate::record::format_ts(at_ms))
+            }
+        };
+        return Problem::new(Kind::NotFound, detail).into_response();
     };
     let etag = query::etag(&found.bytes);
     let Ok(etag_value) = HeaderValue::from_str(&etag) else {
@@ -122,6 +155,19 @@ async fn snap(State(api): State<Arc<Api>>, uri: Uri, headers: HeaderMap) -> Resp
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     (StatusCode::OK, headers, Json(found.body)).into_response()
+}
+
+/// The document of `key` at `at_ms`, as time travel folds it; its ETag is computed over its
+/// JSON text.
+async fn travelled(travel: &TimeTravel, key: &str, at_ms: i64) -> Result<Option<Found>, ReadError> {
+    let travelled = travel.state_at(key, at_ms).await.map_err(|e| match e {
+        Error::CorruptSnapshot { .. } => ReadError::Corrupt(e.to_string()),
+        other => ReadError::Unavailable(other.to_string()),
+    })?;
+    let Some(body) = travelled.state else { return Ok(None) };
+    let bytes = serde_json::to_vec(&body)
+        .map_err(|e| ReadError::Corrupt(format!("the state of `{key}` cannot be encoded: {e}")))?;
+    Ok(Some(Found { key: key.to_owned(), body, bytes }))
 }
 
 async fn list(State(api): State<Arc<Api>>, RawQuery(raw): RawQuery) -> Response {

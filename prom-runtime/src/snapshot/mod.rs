@@ -1,7 +1,8 @@
 //! The snapshot HTTP API: a read-only JSON view of the collections changelog projectors keep.
 //!
 //! For every changelog projector with `snapshot_api`, under its `path`: `GET|HEAD
-//! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304), `GET {path}/list`
+//! {path}/snap/{key}` (one document, strong ETag, `If-None-Match` → 304; with `?at=T` the
+//! document as it was at T, by [`crate::timetravel`]), `GET {path}/list`
 //! (pages in `_id` order, filtered only by the declared fields) and `GET {path}/openapi.json`.
 //! [`query`] is the pure part (parameters, cursors, ETags), [`openapi`] the description,
 //! [`read`] the store reads (MongoDB or the embedded store's tables), [`handlers`] the routes;
@@ -14,11 +15,13 @@ pub mod query;
 pub mod read;
 
 use crate::error::{Error, Result};
+use crate::registry::Registry;
 use crate::system::{Projector, ProjectorKind, System};
+use crate::timetravel::{FoldSpec, TimeTravel};
 use axum::Router;
 #[cfg(feature = "mongo")]
 use mongodb::Database;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,12 +43,77 @@ pub struct ApiOptions {
     pub store_timeout: Duration,
     /// Where driver errors go.
     pub reporter: Reporter,
+    /// Time travel (`GET {path}/snap/{key}?at=T`) by projector name, or why that projector's
+    /// API cannot answer it; an API missing here answers `at` with a 400.
+    pub time_travel: TimeTravels,
 }
 
 impl Default for ApiOptions {
     fn default() -> ApiOptions {
-        ApiOptions { store_timeout: DEFAULT_STORE_TIMEOUT, reporter: Reporter::silent() }
+        ApiOptions {
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+            reporter: Reporter::silent(),
+            time_travel: BTreeMap::new(),
+        }
     }
+}
+
+impl ApiOptions {
+    /// These options with `time_travel` (see [`time_travel`]).
+    pub fn with_time_travel(mut self, time_travel: TimeTravels) -> ApiOptions {
+        self.time_travel = time_travel;
+        self
+    }
+}
+
+/// Time travel of each API, by projector name: `Ok` or why it has none.
+pub type TimeTravels = BTreeMap<String, std::result::Result<TimeTravel, String>>;
+
+/// Time travel for every API of `specs` on `bus` (the embedded store or MongoDB): by projector
+/// name, the projector topic's [`TimeTravel`], or why its topic has no per-key history (no
+/// `key`, a changelog key that is not the topic's key, projectors that disagree).
+pub async fn time_travel<B: crate::EventBus>(
+    bus: &B,
+    system: &System,
+    registry: &Arc<Registry>,
+    specs: &[SnapshotSpec],
+) -> Result<TimeTravels> {
+    let mut out = BTreeMap::new();
+    for (projector, fold) in folds(system, registry, specs) {
+        let travel = match fold {
+            Ok(fold) => Ok(TimeTravel::on(bus, registry.clone(), fold).await?),
+            Err(why) => Err(why),
+        };
+        out.insert(projector, travel);
+    }
+    Ok(out)
+}
+
+/// [`time_travel`] on the embedded store, which needs no waiting.
+pub fn time_travel_embedded(
+    bus: &crate::SqliteBus,
+    system: &System,
+    registry: &Arc<Registry>,
+    specs: &[SnapshotSpec],
+) -> TimeTravels {
+    folds(system, registry, specs)
+        .map(|(projector, fold)| {
+            (projector, fold.map(|fold| TimeTravel::on_sqlite(bus.clone(), registry.clone(), fold)))
+        })
+        .collect()
+}
+
+/// The fold of each API's topic, by projector name.
+fn folds<'a>(
+    system: &'a System,
+    registry: &'a Registry,
+    specs: &'a [SnapshotSpec],
+) -> impl Iterator<Item = (String, std::result::Result<FoldSpec, String>)> + 'a {
+    specs.iter().filter_map(move |spec| {
+        let projector = system.projectors.iter().find(|p| p.name == spec.projector)?;
+        let fold = FoldSpec::for_topic(system, registry, &projector.topic).map_err(|e| e.to_string());
+        Some((spec.projector.clone(), fold))
+    })
 }
 
 /// One projector's snapshot API, resolved from the spec.

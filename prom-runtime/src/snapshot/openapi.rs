@@ -42,10 +42,17 @@ pub fn document(spec: &SnapshotSpec) -> Value {
                 "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "get": {
                     "operationId": "getSnapshot",
-                    "summary": "The document of one key.",
+                    "summary": "The document of one key, now or (with `at`) as it was at a past time.",
                     "parameters": [{
                         "name": "If-None-Match", "in": "header", "required": false,
                         "schema": { "type": "string" }
+                    }, {
+                        "name": "at", "in": "query", "required": false,
+                        "description": "Time travel: the document as the projector would have stored it after \
+                                        the key's events published at or before this time (RFC 3339, like \
+                                        2026-11-24T13:00:00Z, or ms since the epoch). 404 when the key had \
+                                        no document then.",
+                        "schema": { "type": "string", "format": "date-time" }
                     }],
                     "responses": {
                         "200": {

@@ -99,6 +99,27 @@ pub fn none_match(header: &str, etag: &str) -> bool {
     header.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+/// The time of `GET {path}/snap/{key}?at=T` (`None`: now): `at` is the only parameter, given
+/// once, as RFC 3339 or ms since the epoch. The error names the parameter and the format.
+pub fn parse_snap(pairs: &[(String, String)]) -> Result<Option<i64>, String> {
+    let mut at = None;
+    for (name, value) in pairs {
+        match name.as_str() {
+            "at" if at.is_some() => return Err("the parameter `at` is given twice; give it once".into()),
+            "at" => {
+                let ms = crate::record::parse_ts(value).map_err(|e| format!("the parameter `at`: {e}"))?;
+                at = Some(ms);
+            }
+            other => {
+                return Err(format!(
+                    "unknown query parameter `{other}`; a snapshot takes only `at` (a time, RFC 3339)"
+                ));
+            }
+        }
+    }
+    Ok(at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +163,17 @@ mod tests {
         let error = parse_query_string("status=%ff").expect_err("undecodable");
         assert!(error.starts_with("query parameter `status`"), "{error}");
         assert!(parse_query_string("%ff=1").is_err());
+    }
+
+    #[test]
+    fn a_snapshot_takes_one_time() {
+        assert_eq!(parse_snap(&[]), Ok(None));
+        assert_eq!(parse_snap(&pairs(&[("at", "1970-01-01T00:00:01Z")])), Ok(Some(1000)));
+        assert_eq!(parse_snap(&pairs(&[("at", "2500")])), Ok(Some(2500)));
+        let bad = parse_snap(&pairs(&[("at", "yesterday")])).expect_err("not a time");
+        assert!(bad.contains("`at`") && bad.contains("RFC 3339"), "{bad}");
+        assert!(parse_snap(&pairs(&[("at", "1"), ("at", "2")])).is_err());
+        assert!(parse_snap(&pairs(&[("when", "1")])).expect_err("unknown").contains("`when`"));
     }
 
     #[test]

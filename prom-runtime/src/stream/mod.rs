@@ -9,11 +9,13 @@ mod append;
 pub mod chain;
 mod expected;
 mod id;
+mod until;
 pub mod verify;
 
 pub use append::{id_text, stream_append};
 pub use expected::{ExpectedVersion, ParseExpectedVersionError};
 pub use id::StreamId;
+pub use until::{read_until, stamped_by};
 pub use verify::verify;
 
 use crate::error::{Error, Result};

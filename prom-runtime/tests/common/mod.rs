@@ -47,6 +47,32 @@ impl Store {
         }
     }
 
+    /// The embedded store's directory, for a store made by [`Store::sqlite`].
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_ref().map(|d| d.path())
+    }
+
+    /// The `prom` arguments that select this store (`--store DIR` or `--mongo URL`).
+    pub fn cli_args(&self) -> Vec<String> {
+        #[cfg(feature = "mongo")]
+        if let Some(target) = &self.mongo {
+            return vec!["--mongo".into(), target.url_with_database()];
+        }
+        match &self.dir {
+            Some(dir) => vec!["--store".into(), dir.path().display().to_string()],
+            None => Vec::new(),
+        }
+    }
+
+    /// The store's name in assertion messages.
+    pub fn name(&self) -> &'static str {
+        #[cfg(feature = "mongo")]
+        if self.mongo.is_some() {
+            return "mongodb";
+        }
+        if self.dir.is_some() { "sqlite" } else { "memory" }
+    }
+
     pub fn handle(&self) -> AnyBus {
         #[cfg(feature = "mongo")]
         if let Some(target) = &self.mongo {

@@ -6,6 +6,7 @@
 //! processes split the work. Opening is cheap (one file open and a pragma check), which matters
 //! because every CLI invocation reopens the store.
 
+mod keys;
 mod open;
 mod ops;
 pub(crate) mod projection;

@@ -4,9 +4,9 @@ use rusqlite::Connection;
 use std::time::Duration;
 
 /// The layout version stored in `PRAGMA user_version`: 1 had no stream tables, 2 adds
-/// `streams` and `snapshots` (every statement is `IF NOT EXISTS`, so migrating from 1 is
-/// running [`DDL`] again).
-pub const VERSION: i64 = 2;
+/// `streams` and `snapshots`, 3 the per-key index of events and `key_snapshots` (time travel).
+/// Every statement is `IF NOT EXISTS`, so migrating from an older layout is running [`DDL`] again.
+pub const VERSION: i64 = 3;
 
 /// The oldest layout this version can migrate (and read read-only).
 pub const OLDEST: i64 = 1;
@@ -36,6 +36,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_topic_off ON events (topic, off);
 CREATE INDEX IF NOT EXISTS events_topic_part_off ON events (topic, part, off);
 CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_dedup ON events (topic, dedup) WHERE dedup IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_topic_key_off ON events (topic, key, off) WHERE key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS cursors (
     topic TEXT NOT NULL,
     grp TEXT NOT NULL,
@@ -76,6 +77,16 @@ CREATE TABLE IF NOT EXISTS snapshots (
     state TEXT NOT NULL,
     ts INTEGER NOT NULL,
     PRIMARY KEY (aggregate, stream_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_snapshots (
+    topic TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fp TEXT NOT NULL,
+    off INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    state TEXT,
+    version TEXT,
+    PRIMARY KEY (topic, key, fp, off)
 ) WITHOUT ROWID;
 ";
 
