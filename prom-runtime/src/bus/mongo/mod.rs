@@ -14,6 +14,7 @@
 //! members.
 
 pub mod clients;
+mod committer;
 mod docs;
 mod groups;
 pub mod layout;
@@ -62,6 +63,7 @@ struct Inner {
     db: Database,
     display: String,
     published: Notify,
+    committer: committer::Committer,
 }
 
 impl std::fmt::Debug for MongoBus {
@@ -106,7 +108,15 @@ impl MongoBus {
         layout::create_indexes(&db).await.map_err(|e| {
             Error::store(&display, format!("cannot create the indexes of database `{name}`: {e}"))
         })?;
-        Ok(MongoBus { inner: Arc::new(Inner { client, db, display, published: Notify::new() }) })
+        Ok(MongoBus {
+            inner: Arc::new(Inner {
+                client,
+                db,
+                display,
+                published: Notify::new(),
+                committer: Default::default(),
+            }),
+        })
     }
 
     /// The database holding the bus's collections (projections may live next to them).
@@ -187,7 +197,7 @@ impl EventBus for MongoBus {
             return Ok(Vec::new());
         }
         let rows = docs::rows(&events)?;
-        let receipts = publish::publish(self, rows).await?;
+        let receipts = committer::publish(self, rows).await?;
         self.inner.published.notify_waiters();
         Ok(receipts)
     }

@@ -1,4 +1,5 @@
-//! Publishing: dedup check, offset allocation and insert in one transaction.
+//! Publishing: dedup check, offset allocation and insert in one transaction (of one publish,
+//! or of a group of concurrent ones: see [`super::committer`]).
 
 use super::MongoBus;
 use super::docs::{EventDoc, Row};
@@ -11,10 +12,11 @@ use mongodb::ClientSession;
 use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::ReturnDocument;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// Stores `rows` atomically; events whose dedup key is stored get the earlier event's receipt.
-pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
+pub async fn publish(bus: &MongoBus, rows: Arc<Vec<Row>>) -> Result<Vec<Receipt>> {
     transaction!(bus, |bus, s| attempt(bus, s, &rows))
 }
 
