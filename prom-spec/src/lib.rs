@@ -11,8 +11,8 @@
 
 pub mod headers;
 pub mod kinds;
-pub mod schema;
 pub mod metrics;
+pub mod schema;
 pub mod suggest;
 pub mod upcast;
 

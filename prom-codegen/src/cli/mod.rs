@@ -233,7 +233,6 @@ fn run_command(cli: Cli) -> ExitCode {
             with_specs(&specs, |specs| asyncapi::run(specs, out.as_deref(), title))
         }
         Command::Docs { specs, out, check } => with_specs(&specs, |specs| docs::run(specs, &out, check)),
-    },
         Command::Alerts { specs, out } => with_specs(&specs, |specs| alerts::run(specs, &out)),
         Command::New { dir, name, prom_path } => new::run(&dir, name, prom_path),
         Command::Schema => {

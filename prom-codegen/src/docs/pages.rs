@@ -123,13 +123,13 @@ fn topic_page(spec: &Spec, name: &str) -> Option<String> {
 
 fn upcast_steps(upcast: &Upcast) -> Vec<String> {
     let mut steps = Vec::new();
-    for (from, to) in &upcast.rename {
+    for (from, to) in &upcast.steps.rename {
         steps.push(format!("rename {} → {}", from.value, to.value));
     }
-    for field in &upcast.remove {
+    for field in &upcast.steps.remove {
         steps.push(format!("remove {}", field.value));
     }
-    for (field, node) in &upcast.set_default {
+    for (field, node) in &upcast.steps.set_default {
         let value = node.to_json().map(|v| serde_json::to_string(&v).unwrap_or_default()).unwrap_or_default();
         steps.push(format!("set {} to {value} where absent", field.value));
     }
