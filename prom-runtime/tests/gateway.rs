@@ -238,6 +238,27 @@ async fn a_group_resumes_where_its_last_stream_left_off() {
 }
 
 #[tokio::test]
+async fn a_new_group_from_latest_gets_every_event_published_once_its_stream_is_open() {
+    let harness = Harness::gateway_only(MemoryBus::new().into(), SPEC, GatewayOptions::default())
+        .await
+        .expect("harness");
+    let client = http();
+    let url = harness.url(TOPIC_URL);
+    client.post(&url).json_body(&beat(1)).send().await.expect("publish");
+    // The response has started once `open` returns; the group's start is fixed by then.
+    let mut stream = SseStream::open(&client, &format!("{url}?group=fresh&from=latest"), &[]).await;
+    for seq in 2..=4 {
+        client.post(&url).json_body(&beat(seq)).send().await.expect("publish");
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        seen.push(stream.next(WAIT).await.expect("event").id.expect("id"));
+    }
+    assert_eq!(seen, ["2", "3", "4"], "not the event before the stream, none after it skipped");
+    harness.stop().await.expect("stop");
+}
+
+#[tokio::test]
 async fn websocket_upgrades_of_the_same_route_stream_events_as_messages() {
     use tokio_tungstenite::tungstenite::Message;
     let harness = Harness::memory(SPEC).await.expect("harness");

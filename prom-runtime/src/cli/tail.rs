@@ -51,7 +51,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
                 poll_timeout: Duration::from_millis(200),
                 ..SubscribeOptions::default()
             };
-            let mut sub = Subscription::new(bus, &args.topic, group, opts)?;
+            let mut sub = Subscription::subscribe(bus, &args.topic, group, opts).await?;
             while printer.printed < limit {
                 let batch = tokio::select! {
                     batch = sub.poll() => batch?,

@@ -101,8 +101,12 @@ async fn start(gateway: Arc<Gateway>, request: Request) -> Result<Response, Prob
                 poll_timeout: WAIT,
                 ..SubscribeOptions::default()
             };
-            let subscription = Subscription::new(gateway.producer.bus().clone(), &topic, group, options)
-                .map_err(|e| problem_of(&e, &doing, &reporter))?;
+            // The group's start is fixed before the response starts: with `from=latest` every
+            // event published after the client sees the response reaches it.
+            let subscription =
+                Subscription::subscribe(gateway.producer.bus().clone(), &topic, group, options)
+                    .await
+                    .map_err(|e| problem_of(&e, &doing, &reporter))?;
             Source::Group { subscription: Some(Box::new(subscription)), handed: Vec::new() }
         }
         None => {
