@@ -406,3 +406,33 @@ fn stored_cursors(checkpoint: &Document) -> Vec<(u32, i64)> {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::plan::{Change, Op};
+
+    fn change(key: &str, offset: i64) -> Change {
+        Change { key: key.into(), version: None, op: Op::Delete, offset }
+    }
+
+    #[test]
+    fn rounds_hold_one_change_per_key_in_each_keys_order() {
+        let rounds =
+            rounds(vec![change("a", 1), change("b", 2), change("a", 3), change("a", 4), change("c", 5)]);
+        let offsets: Vec<Vec<i64>> = rounds.iter().map(|r| r.iter().map(|c| c.offset).collect()).collect();
+        assert_eq!(offsets, [vec![1, 2, 5], vec![3], vec![4]]);
+    }
+
+    #[test]
+    fn page_lasts_and_stored_cursors_round_trip() {
+        let record = |partition: u32, offset: i64| {
+            let mut r = crate::record::NewEvent::new("t", serde_json::json!({})).into_record(offset);
+            r.partition = partition;
+            r
+        };
+        assert_eq!(page_lasts(&[record(0, 1), record(1, 2), record(0, 3)]), [(0, 3), (1, 2)]);
+        let checkpoint = doc! { "last": { "0": 3_i64, "1": 2_i64 } };
+        assert_eq!(stored_cursors(&checkpoint), [(0, 3), (1, 2)]);
+    }
+}
