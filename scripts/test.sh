@@ -47,6 +47,10 @@ export PROM_REQUIRE_ASYNCAPI=1
 echo "== headless Chromium (scripts/chromium.sh)"
 { scripts/chromium.sh path && scripts/chromium.sh driver; } >/dev/null || echo "warning: scripts/chromium.sh could not install Chromium; the site test will fail"
 export PROM_REQUIRE_CHROMIUM=1
+# The generated alert rules are checked with `promtool` (Debian's `prometheus` package).
+echo "== promtool (scripts/promtool.sh)"
+bash scripts/promtool.sh >/dev/null || echo "warning: scripts/promtool.sh could not install promtool; the alert-rules test will fail"
+export PROM_REQUIRE_PROMTOOL=1
 echo "== cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast "${features[@]}" 2>&1 | tee "$log"
