@@ -24,6 +24,16 @@ use std::time::{Duration, Instant};
 /// The ledger of events applied past their partition's cursor.
 pub const APPLIED: &str = "projector_applied";
 
+/// Creates the ledger collection (idempotent): creating it implicitly inside a snapshot
+/// transaction is refused by the server.
+pub async fn create_ledger(db: &Database) -> mongodb::error::Result<()> {
+    const NAMESPACE_EXISTS: i32 = 48;
+    match db.create_collection(APPLIED).await {
+        Err(e) if matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == NAMESPACE_EXISTS) => Ok(()),
+        other => other,
+    }
+}
+
 /// How long transient transaction errors are retried before the projector gives up.
 const TRANSIENT_BUDGET: Duration = Duration::from_secs(60);
 

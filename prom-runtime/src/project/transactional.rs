@@ -173,6 +173,9 @@ impl TransactionalProjector {
             .read_concern(ReadConcern::snapshot())
             .write_concern(durable)
             .build();
+        checkpoint::create_ledger(bus.database())
+            .await
+            .map_err(|e| outage::mongo::error(self.path(), "cannot create the applied-events ledger", &e))?;
         bus.client()
             .start_session()
             .default_transaction_options(options)
