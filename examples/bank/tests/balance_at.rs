@@ -62,3 +62,37 @@ async fn the_balance_at_a_time_counts_only_what_happened_by_then() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("RFC 3339"), "{stderr}");
 }
+
+/// With the spec's snapshots (`every: 100`): an answer for a time after the snapshot was taken
+/// starts from it, one for a time before it folds from the first event, and both equal the fold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_the_same_with_and_without_the_snapshot() {
+    use prom_runtime::EventBus;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bank = Bank::new(SqliteBus::open(dir.path()).expect("store")).expect("bank");
+    bank.open("b", "bob").await.expect("open");
+    let mut marks = Vec::new();
+    for i in 1..=120_i64 {
+        bank.deposit("b", 1).await.expect("deposit");
+        if i % 30 == 0 {
+            marks.push((tick().await, i));
+        }
+    }
+    let stream = prom_runtime::stream::StreamId::new("account", "b");
+    let mut snapshot = None;
+    for _ in 0..200 {
+        snapshot = bank.producer().bus().load_snapshot(&stream).await.expect("snapshot");
+        if snapshot.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let snapshot = snapshot.expect("the snapshot at version 100 was written");
+    assert!(snapshot.version >= 100, "{snapshot:?}");
+    let after = tick().await;
+    for (t, deposits) in marks {
+        let (state, version) = bank.balance_at("b", t).await.expect("balance at");
+        assert_eq!((state.cents, version), (deposits, u64::try_from(deposits).expect("count") + 1), "at {t}");
+    }
+    assert_eq!(bank.balance_at("b", after).await.expect("balance at"), bank.balance("b").await.expect("now"));
+}
