@@ -3,7 +3,8 @@
 //! next to raw bulk writes with other forms of its version guard, for reference).
 //!
 //! `PROM_MONGO_URL=... cargo bench -p prom-runtime --features mongo --bench mongo [-- SECTION...]`,
-//! sections `publish` and `project` (default: both). Start a server with
+//! sections `publish`, `concurrency`, `project` and `failover` (default: all; `failover` runs only
+//! with `PROM_MONGO_RS3=1`, as it starts a three-member replica set of its own). Start a server with
 //! `PROM_MONGO_STATE=$(mktemp -d) scripts/mongo.sh start` (it prints the URL).
 //!
 //! Method (as in `runtime.rs`): the sides run in alternating rounds, the order rotated every
@@ -24,6 +25,11 @@ use prom_runtime::{EventBus, EventRecord};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+#[path = "mongo/concurrency.rs"]
+mod concurrency;
+#[path = "mongo/failover.rs"]
+mod failover;
+
 /// Events per publish batch.
 const PUBLISH_BATCH: usize = 500;
 /// Events published per round (per side).
@@ -39,6 +45,10 @@ const ROUNDS: usize = 7;
 const PROJECT_SIDES: usize = GUARDS.len() + 2;
 
 fn main() {
+    if let (Ok(spec), Ok(url)) = (std::env::var(concurrency::CHILD), std::env::var("PROM_MONGO_URL")) {
+        concurrency::child(&spec, &url);
+        return;
+    }
     let Ok(url) = std::env::var("PROM_MONGO_URL") else {
         println!(
             "mongo benchmarks skipped: PROM_MONGO_URL is not set.\n\
@@ -58,8 +68,14 @@ fn main() {
     if run("publish") {
         runtime.block_on(bench.publish());
     }
+    if run("concurrency") {
+        runtime.block_on(bench.concurrency());
+    }
     if run("project") {
         runtime.block_on(bench.project());
+    }
+    if run("failover") {
+        runtime.block_on(failover::failover());
     }
 }
 
