@@ -195,7 +195,15 @@ async fn projected(db: &Database, bus: &AnyBus, expected: &BTreeMap<String, u64>
     let mut counted = 0;
     if let Ok(mut cursor) = stats.find(doc! {}).await {
         while cursor.advance().await.unwrap_or(false) {
-            counted += cursor.deserialize_current().ok().and_then(|d| d.get_i64("changes").ok()).unwrap_or(0);
+            counted += cursor
+                .deserialize_current()
+                .ok()
+                .and_then(|d| match d.get("changes") {
+                    Some(Bson::Int32(n)) => Some(i64::from(*n)),
+                    Some(Bson::Int64(n)) => Some(*n),
+                    _ => None,
+                })
+                .unwrap_or(0);
         }
     }
     counted >= events
