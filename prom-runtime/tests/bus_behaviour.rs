@@ -246,7 +246,9 @@ async fn members_split_partitions_and_take_over_when_one_stops(store: &Store) {
         partitions: parts,
         partitioned: true,
         member: Some(m.into()),
-        member_ttl: Duration::from_millis(300),
+        // Long enough that a loaded machine (MongoDB round trips of hundreds of ms) does not
+        // expire a member between its own polls; each member's view is then current.
+        member_ttl: Duration::from_millis(2000),
         poll_timeout: Duration::from_millis(50),
         batch_size: 2,
         ..opts()
@@ -278,7 +280,7 @@ async fn members_split_partitions_and_take_over_when_one_stops(store: &Store) {
     assert_eq!(seen.len(), 40);
     // `b` stops without leaving; after its TTL `a` takes everything over.
     drop(b);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     for _ in 0..10 {
         a.poll().await.expect("poll");
         if a.partitions().len() == parts as usize {

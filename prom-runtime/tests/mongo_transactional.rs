@@ -205,8 +205,9 @@ async fn sigkill_at_random_points_applies_every_event_exactly_once() {
         tokio::spawn(async move {
             let mut n = 0u64;
             let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+            // At least 4 s and at least 300 events, however slow the machine is.
             let stop = Instant::now() + Duration::from_millis(4000);
-            while Instant::now() < stop {
+            while Instant::now() < stop || n < 300 {
                 let account = format!("a{}", n % ACCOUNTS);
                 let amount = i64::try_from(n % 17).unwrap_or(0) + 1;
                 let payload = json!({ "n": n, "account": account, "amount": amount });
