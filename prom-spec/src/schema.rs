@@ -420,6 +420,18 @@ impl<'a> Schema<'a> {
     }
 }
 
+/// What kind of JSON value `value` is, for messages ("a string", "null", ...).
+pub fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

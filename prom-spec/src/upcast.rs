@@ -94,7 +94,9 @@ impl<N: AsRef<str>, V> Steps<N, V> {
 impl<N: AsRef<str>> Steps<N, Value> {
     /// Applies the steps to a stored payload, which must be a JSON object.
     pub fn apply(&self, mut payload: Value) -> Result<Value, NotAnObject> {
-        let Some(object) = payload.as_object_mut() else { return Err(NotAnObject(kind(&payload))) };
+        let Some(object) = payload.as_object_mut() else {
+            return Err(NotAnObject(crate::schema::value_kind(&payload)));
+        };
         self.run(object);
         Ok(payload)
     }
@@ -133,17 +135,6 @@ impl fmt::Display for NotAnObject {
 }
 
 impl std::error::Error for NotAnObject {}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ pub use store_tx::{StoreTx, TxOptions};
 
 use crate::error::{Error, Result};
 use crate::system::{ProjectorKind, System};
+use prom_spec::schema::value_kind;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -226,7 +227,7 @@ pub(crate) fn with_id(collection: &str, key: &str, doc: Value) -> Result<serde_j
         return Err(invalid(
             collection,
             key,
-            format!("a document must be a JSON object, got {}", kind(&doc)),
+            format!("a document must be a JSON object, got {}", value_kind(&doc)),
         ));
     };
     match map.get("_id") {
@@ -252,7 +253,10 @@ pub(crate) fn check_find(declared: &Declared, collection: &str, field: &str, val
         return Err(invalid(
             collection,
             "",
-            format!("find by `{field}` compares with a string, number, boolean or null, got {}", kind(value)),
+            format!(
+                "find by `{field}` compares with a string, number, boolean or null, got {}",
+                value_kind(value)
+            ),
         ));
     }
     Ok(())
@@ -266,15 +270,4 @@ fn decode<T: DeserializeOwned>(collection: &str, key: &str, doc: Value) -> Resul
 
 pub(crate) fn invalid(collection: &str, key: &str, reason: impl Into<String>) -> Error {
     Error::InvalidDocument { collection: collection.to_owned(), key: key.to_owned(), reason: reason.into() }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }

@@ -8,6 +8,7 @@
 use crate::record::EventRecord;
 #[cfg(feature = "mongo")]
 use mongodb::bson::Bson;
+use prom_spec::schema::value_kind;
 use serde_json::{Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -90,7 +91,10 @@ pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, St
         Op::Delete
     } else {
         let Value::Object(fields) = payload else {
-            return Err(format!("the payload is {}, not an object, so it is no document", kind(payload)));
+            return Err(format!(
+                "the payload is {}, not an object, so it is no document",
+                value_kind(payload)
+            ));
         };
         let mut doc = serde_json::Map::with_capacity(fields.len() + 1);
         doc.insert("_id".into(), Value::String(key.clone()));
@@ -110,18 +114,6 @@ pub fn compare_versions(a: &Number, b: &Number) -> Ordering {
     }
     let (x, y) = (a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN));
     x.partial_cmp(&y).unwrap_or(Ordering::Equal)
-}
-
-/// What kind of JSON value `v` is, for messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A version as BSON, for the guard's comparison on the server.
