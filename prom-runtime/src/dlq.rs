@@ -2,10 +2,10 @@
 //! replay, which republishes dead letters to their topic.
 
 use crate::bus::EventBus;
-use crate::error::{Derived, Error, JsonError, Result};
-use crate::publish::{self, Producer, PublishOptions, not_publishable};
+use crate::error::{Error, JsonError, Result};
+use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{DLQ_ERROR, EventRecord, NewEvent, REPLAY_OF, format_ts, now_ms};
-use crate::registry::{Route, is_runtime_header};
+use crate::registry::is_runtime_header;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -145,11 +145,7 @@ pub async fn replay<B: EventBus>(
     opts: &ReplayOptions,
 ) -> Result<ReplayReport> {
     let registry = producer.registry();
-    let schema = match registry.route(topic)? {
-        Route::Topic(schema) => schema,
-        Route::Versioned(t, _) => return Err(not_publishable("a DLQ replay", topic, t, Derived::DualWrite)),
-        Route::DeadLetters(t) => return Err(not_publishable("a DLQ replay", topic, t, Derived::DeadLetters)),
-    };
+    let schema = crate::publish::publishable(registry, topic, "a DLQ replay")?;
     let mut report = ReplayReport::default();
     let mut events = Vec::new();
     let mut failed_keys: HashSet<Option<String>> = HashSet::new();

@@ -129,11 +129,7 @@ pub fn prepare(
     mut payload: Value,
     opts: &PublishOptions,
 ) -> Result<Vec<NewEvent>> {
-    let schema = match registry.route(topic)? {
-        Route::Topic(t) => t,
-        Route::Versioned(t, _) => return Err(not_publishable("a publish", topic, t, Derived::DualWrite)),
-        Route::DeadLetters(t) => return Err(not_publishable("a publish", topic, t, Derived::DeadLetters)),
-    };
+    let schema = publishable(registry, topic, "a publish")?;
     let latest = schema.latest();
     let version = opts.version.unwrap_or(latest);
     let compiled = schema.schema(version).ok_or_else(|| Error::UnknownVersion {
@@ -222,11 +218,18 @@ impl<V: Versioned> Topic<V> {
 }
 
 /// The error for a publish (or changefeed, or replay: `by`) to `topic`, which derives from `declared`.
-pub(crate) fn not_publishable(by: &str, topic: &str, declared: &TopicSchema, derived: Derived) -> Error {
-    Error::NotPublishable {
+/// The declared topic `topic` names, or why `by` may not publish to it: a dual-write copy or a
+/// dead-letter topic is written by the runtime only.
+pub(crate) fn publishable<'r>(registry: &'r Registry, topic: &str, by: &str) -> Result<&'r TopicSchema> {
+    let (declared, derived) = match registry.route(topic)? {
+        Route::Topic(t) => return Ok(t),
+        Route::Versioned(t, _) => (t, Derived::DualWrite),
+        Route::DeadLetters(t) => (t, Derived::DeadLetters),
+    };
+    Err(Error::NotPublishable {
         by: by.to_owned(),
         topic: topic.to_owned(),
         declared: declared.name.clone(),
         derived,
-    }
+    })
 }

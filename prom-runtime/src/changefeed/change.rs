@@ -10,8 +10,7 @@ pub const CHANGE_OPERATION: &str = "x-change-operation";
 /// Runtime header stamped on changefeed events: the change's cluster time (`seconds.increment`).
 pub const CLUSTER_TIME: &str = "x-cluster-time";
 
-/// The operation types a changefeed republishes when the spec lists none.
-pub const DEFAULT_OPERATIONS: [&str; 4] = ["insert", "update", "replace", "delete"];
+pub use crate::system::DEFAULT_OPERATIONS;
 
 /// An operation type as the spec and the payload spell it.
 pub fn operation_name(op: &OperationType) -> String {

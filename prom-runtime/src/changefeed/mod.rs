@@ -22,10 +22,10 @@ pub use change::{CHANGE_OPERATION, CLUSTER_TIME, DEFAULT_OPERATIONS};
 
 use crate::bus::EventBus;
 use crate::bus::mongo::MongoBus;
-use crate::error::{Derived, Error, Result};
+use crate::error::{Error, Result};
 use crate::outage::Outage;
 use crate::publish::{self, Producer, PublishOptions};
-use crate::registry::{Registry, Route};
+use crate::registry::Registry;
 use crate::system::{Changefeed, FullDocument, LostResumePolicy};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
@@ -61,24 +61,9 @@ impl ChangefeedSpec {
     /// Resolves a changefeed of a system against the registry (no operations: all CRUD ones).
     pub fn from_system(feed: &Changefeed, registry: &Registry) -> Result<ChangefeedSpec> {
         let name = feed.name.clone();
-        let topic = match registry.route(&feed.topic)? {
-            Route::Topic(t) => t.name.clone(),
-            Route::Versioned(declared, _) | Route::DeadLetters(declared) => {
-                let derived =
-                    if feed.topic == declared.dlq_name() { Derived::DeadLetters } else { Derived::DualWrite };
-                return Err(Error::NotPublishable {
-                    by: format!("changefeed `{name}`"),
-                    topic: feed.topic.clone(),
-                    declared: declared.name.clone(),
-                    derived,
-                });
-            }
-        };
-        let operations = if feed.operations.is_empty() {
-            DEFAULT_OPERATIONS.iter().map(|op| op.to_string()).collect()
-        } else {
-            feed.operations.clone()
-        };
+        let topic =
+            publish::publishable(registry, &feed.topic, &format!("changefeed `{name}`"))?.name.clone();
+        let operations = feed.operations_or_default();
         Ok(ChangefeedSpec {
             name,
             database: feed.database.clone(),

@@ -16,11 +16,11 @@ use crate::bus::sqlite::projection::ProjectionTx;
 use crate::bus::{GroupId, SqliteBus};
 use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
 use crate::dlq;
-use crate::error::{Derived, Error, Result};
+use crate::error::{Error, Result};
 use crate::metrics::ProjectorMetrics;
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{EventRecord, NewEvent};
-use crate::registry::{Registry, Route};
+use crate::registry::Registry;
 use crate::system::{Changefeed, FullDocument, Index, Projector, ProjectorKind, System};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -30,9 +30,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The runtime header naming a changefeed event's operation (as MongoDB changefeeds stamp it).
 pub const CHANGE_OPERATION: &str = "x-change-operation";
-
-/// The operations a changefeed republishes when the spec lists none.
-const DEFAULT_OPERATIONS: [&str; 4] = ["insert", "update", "replace", "delete"];
 
 /// A changefeed of the projected table.
 #[derive(Debug, Clone)]
@@ -126,24 +123,8 @@ fn index_ddl(collection: &str, index: &Index) -> std::result::Result<String, Str
 
 fn feed_spec(feed: &Changefeed, registry: &Registry) -> Result<FeedSpec> {
     let name = feed.name.clone();
-    match registry.route(&feed.topic)? {
-        Route::Topic(_) => {}
-        Route::Versioned(declared, _) | Route::DeadLetters(declared) => {
-            let derived =
-                if feed.topic == declared.dlq_name() { Derived::DeadLetters } else { Derived::DualWrite };
-            return Err(Error::NotPublishable {
-                by: format!("changefeed `{name}`"),
-                topic: feed.topic.clone(),
-                declared: declared.name.clone(),
-                derived,
-            });
-        }
-    }
-    let operations = if feed.operations.is_empty() {
-        DEFAULT_OPERATIONS.iter().map(|op| op.to_string()).collect()
-    } else {
-        feed.operations.clone()
-    };
+    crate::publish::publishable(registry, &feed.topic, &format!("changefeed `{name}`"))?;
+    let operations = feed.operations_or_default();
     Ok(FeedSpec {
         name,
         topic: feed.topic.clone(),

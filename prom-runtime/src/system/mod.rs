@@ -219,6 +219,20 @@ pub struct Changefeed {
     pub on_lost_resume: LostResumePolicy,
 }
 
+/// The operation types a changefeed republishes when the spec lists none.
+pub const DEFAULT_OPERATIONS: [&str; 4] = ["insert", "update", "replace", "delete"];
+
+impl Changefeed {
+    /// The operations it republishes: the declared ones, or [`DEFAULT_OPERATIONS`].
+    pub fn operations_or_default(&self) -> Vec<String> {
+        if self.operations.is_empty() {
+            DEFAULT_OPERATIONS.iter().map(|op| op.to_string()).collect()
+        } else {
+            self.operations.clone()
+        }
+    }
+}
+
 /// An event-sourced aggregate: streams of its topics' events with gap-free versions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Aggregate {
