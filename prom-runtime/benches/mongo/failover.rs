@@ -1,7 +1,7 @@
 //! The `failover` section (only with `PROM_MONGO_RS3=1`): a three-member replica set of its own
 //! (`scripts/mongo.sh start3`), one task publishing single events without pause and one reading
 //! them; the primary is SIGKILLed, and the figure is the time from its death to the first event
-//! published and read after the election.
+//! whose publish started after the kill, read back (so published to and read from the new primary).
 
 use prom_runtime::bus::mongo::MongoBus;
 use prom_runtime::bus::mongo::mongodb::bson::doc;
@@ -9,7 +9,7 @@ use prom_runtime::{EventBus, NewEvent};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -53,22 +53,31 @@ pub async fn failover() {
     let state = tempfile::tempdir().expect("state dir");
     let url = script(state.path(), &["start3"]).trim().replace("/?", "/bench_failover?");
     let bus = MongoBus::open(&url).await.expect("open the three-member set");
-    let published = Arc::new(AtomicI64::new(0));
+    // Every acknowledged publish: its offset and when its successful attempt started.
+    let acked: Arc<Mutex<Vec<(i64, Instant)>>> = Arc::default();
     let publisher = {
-        let bus = bus.clone();
+        let (bus, acked) = (bus.clone(), Arc::clone(&acked));
         tokio::spawn(async move {
             for n in 0u64.. {
                 let event = NewEvent::new(TOPIC, json!({ "n": n })).dedup(format!("n-{n}"));
                 // Retried with the same dedup key until acknowledged.
-                while bus.publish(vec![event.clone()]).await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                loop {
+                    let started = Instant::now();
+                    match bus.publish(vec![event.clone()]).await {
+                        Ok(receipts) => {
+                            let mut acked = acked.lock().unwrap_or_else(PoisonError::into_inner);
+                            acked.extend(receipts.iter().map(|r| (r.offset, started)));
+                            break;
+                        }
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
                 }
             }
         })
     };
     let seen = Arc::new(AtomicI64::new(0));
     let reader = {
-        let (bus, seen, published) = (bus.clone(), Arc::clone(&seen), Arc::clone(&published));
+        let (bus, seen) = (bus.clone(), Arc::clone(&seen));
         tokio::spawn(async move {
             loop {
                 let after = seen.load(Ordering::SeqCst);
@@ -76,7 +85,6 @@ pub async fn failover() {
                     Ok(events) if !events.is_empty() => {
                         let last = events.last().map_or(after, |e| e.offset);
                         seen.store(last, Ordering::SeqCst);
-                        published.store(last, Ordering::SeqCst);
                     }
                     _ => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
@@ -87,15 +95,25 @@ pub async fn failover() {
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let member = primary_member(&bus, state.path()).await;
-        let before = seen.load(Ordering::SeqCst);
         script(state.path(), &["kill3", &member]);
         let killed = Instant::now();
-        // The first event read after the kill that was not stored before it.
+        // The first event whose successful publish started after the kill (so the new primary
+        // committed it), once the reader has read it: events stored before the kill and read late,
+        // or acknowledged just after it, do not count.
         let deadline = killed + Duration::from_secs(120);
-        while seen.load(Ordering::SeqCst) <= before + 1 && Instant::now() < deadline {
+        let mut first_after: Option<i64> = None;
+        while Instant::now() < deadline {
+            if first_after.is_none() {
+                let acked = acked.lock().unwrap_or_else(PoisonError::into_inner);
+                first_after = acked.iter().find(|(_, at)| *at > killed).map(|(offset, _)| *offset);
+            }
+            if first_after.is_some_and(|offset| seen.load(Ordering::SeqCst) >= offset) {
+                break;
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         figures.push(killed.elapsed());
+        acked.lock().unwrap_or_else(PoisonError::into_inner).clear();
         script(state.path(), &["restart3", &member]);
     }
     publisher.abort();
