@@ -62,28 +62,3 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
 }
-
-/// Generated code for a spec with transactional projectors calls this; without the `mongo`
-/// feature it fails the build saying what to enable, instead of a missing-path error.
-#[cfg(feature = "mongo")]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __require_mongo {
-    ($what:literal) => {};
-}
-
-/// Generated code for a spec with transactional projectors calls this; without the `mongo`
-/// feature it fails the build saying what to enable, instead of a missing-path error.
-#[cfg(not(feature = "mongo"))]
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __require_mongo {
-    ($what:literal) => {
-        compile_error!(concat!(
-            "the spec declares ",
-            $what,
-            ", which runs on MongoDB: enable prom-runtime's `mongo` feature \
-             (prom-runtime = { version = \"...\", features = [\"mongo\"] })"
-        ));
-    };
-}

@@ -9,8 +9,8 @@ use prom_runtime::{EventBus, NewEvent};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Kills per run (each one's figure is printed).
