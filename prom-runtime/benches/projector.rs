@@ -6,9 +6,10 @@
 //! Projector: a store holding the events (published untimed), then `EmbeddedProjector::run`
 //! timed from its start until it has committed every event — reading them, decoding and
 //! validating each, collapsing, upserting with the version guard and committing the cursor in
-//! the same transaction. Raw: the same final documents upserted by key into a table of the same
-//! shape in a fresh file with the store's settings (WAL, `synchronous=FULL`), in transactions of
-//! the projector's batch size, with one prepared statement. Rounds alternate (after an untimed
+//! the same transaction. Raw: the stored payload texts parsed, each one's key and version read
+//! and its document (`_id` first) encoded and upserted by key with the same version guard into a
+//! table of the same shape in a fresh file with the store's settings (WAL, `synchronous=FULL`),
+//! in transactions of the projector's batch size, with one prepared statement. Rounds alternate (after an untimed
 //! warm-up) and each side's fastest round is reported: interference on a shared machine only
 //! ever adds time.
 //!
@@ -122,26 +123,42 @@ async fn projector_round(setup: &Setup, events: &[Value]) -> Duration {
     elapsed
 }
 
-/// Upserts the same documents by key into a fresh table, `BATCH` rows per transaction.
-fn raw_round(rows: &[(String, String)]) -> Duration {
+/// The projector's version-guarded upsert, spelled out: a stored version that is missing or
+/// `null` is older than any number, a number is compared, anything else is kept.
+const GUARDED_UPSERT: &str = "INSERT INTO \"proj_processes\" (key, doc) VALUES (?1, ?2) \
+     ON CONFLICT (key) DO UPDATE SET doc = excluded.doc WHERE \
+     (json_type(\"proj_processes\".doc, '$.\"seq\"') IS NULL \
+     OR json_type(\"proj_processes\".doc, '$.\"seq\"') = 'null' \
+     OR (json_type(\"proj_processes\".doc, '$.\"seq\"') IN ('integer', 'real') \
+     AND json_extract(\"proj_processes\".doc, '$.\"seq\"') < ?3))";
+
+/// Upserts the same rows by key into a fresh table of the same shape, `BATCH` rows per
+/// transaction: each stored payload text is parsed, its key and version read, the document
+/// (`_id` first) encoded and written with the same version guard.
+fn raw_round(payloads: &[String]) -> Duration {
     let dir = tempfile::tempdir().expect("tempdir");
     let conn = rusqlite::Connection::open(dir.path().join("raw.db")).expect("open");
     conn.pragma_update(None, "journal_mode", "WAL").expect("wal");
     conn.pragma_update(None, "synchronous", "FULL").expect("sync");
-    conn.execute_batch("CREATE TABLE proj_processes (key TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)")
-        .expect("table");
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS \"proj_processes\" (key TEXT PRIMARY KEY NOT NULL, doc TEXT NOT NULL)",
+    )
+    .expect("table");
     let started = Instant::now();
-    for chunk in rows.chunks(BATCH) {
+    for chunk in payloads.chunks(BATCH) {
         conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
         {
-            let mut upsert = conn
-                .prepare_cached(
-                    "INSERT INTO proj_processes (key, doc) VALUES (?1, ?2) \
-                     ON CONFLICT (key) DO UPDATE SET doc = excluded.doc",
-                )
-                .expect("prepare");
-            for (key, doc) in chunk {
-                upsert.execute([key, doc]).expect("upsert");
+            let mut upsert = conn.prepare_cached(GUARDED_UPSERT).expect("prepare");
+            for text in chunk {
+                let payload: Value = serde_json::from_str(text).expect("stored JSON");
+                let Value::Object(fields) = payload else { panic!("not an object") };
+                let key = fields["processId"].as_str().expect("key").to_string();
+                let seq = fields["seq"].as_i64().expect("version");
+                let mut doc = serde_json::Map::with_capacity(fields.len() + 1);
+                doc.insert("_id".into(), Value::String(key.clone()));
+                doc.extend(fields.into_iter().filter(|(k, _)| k != "_id"));
+                let doc = serde_json::to_string(&doc).expect("encode");
+                upsert.execute(rusqlite::params![key, doc, seq]).expect("upsert");
             }
         }
         conn.execute_batch("COMMIT").expect("commit");
@@ -238,29 +255,21 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let setup = setup();
     let events = payloads();
-    let rows: Vec<(String, String)> = events
-        .iter()
-        .map(|p| {
-            let key = p["processId"].as_str().unwrap_or_default().to_string();
-            let mut doc = serde_json::Map::new();
-            doc.insert("_id".into(), json!(key));
-            doc.extend(p.as_object().cloned().unwrap_or_default());
-            (key, Value::Object(doc).to_string())
-        })
-        .collect();
+    // The payloads as the store holds them (JSON text), for the raw side to parse.
+    let stored: Vec<String> = events.iter().map(Value::to_string).collect();
     println!(
         "embedded changelog projector vs raw batched SQLite upsert ({EVENTS} events, {KEYS} keys, batches of {BATCH})\n"
     );
     // Warm-up, untimed.
     runtime.block_on(projector_round(&setup, &events));
-    raw_round(&rows);
+    raw_round(&stored);
     let (mut projected, mut raw) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         if round % 2 == 0 {
             projected.push(runtime.block_on(projector_round(&setup, &events)));
-            raw.push(raw_round(&rows));
+            raw.push(raw_round(&stored));
         } else {
-            raw.push(raw_round(&rows));
+            raw.push(raw_round(&stored));
             projected.push(runtime.block_on(projector_round(&setup, &events)));
         }
     }

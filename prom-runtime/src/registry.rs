@@ -8,6 +8,7 @@ use crate::typed::Versioned;
 use crate::upcast::{Hop, Steps, UpcastFn};
 use crate::validate::CompiledSchema;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -251,26 +252,61 @@ impl Registry {
     /// `x-upcasted-from`) and validated. Dead letters pass through; `<topic>.vN` events are
     /// validated against version N. An event the store could not read back fails with
     /// [`Error::Corrupt`].
-    pub fn decode(&self, mut record: EventRecord) -> Result<EventRecord> {
+    pub fn decode(&self, record: EventRecord) -> Result<EventRecord> {
+        match self.decode_needs(&record)? {
+            Decoding::AsStored => Ok(record),
+            Decoding::Upcast(topic, version) => self.upcast_record(topic, version, record),
+        }
+    }
+
+    /// [`Registry::decode`] without taking the record: borrowed back when it is stored at the
+    /// latest version (validated, nothing to change), an upcast copy otherwise. Readers that
+    /// keep the stored record (for dead letters) save a copy of every current payload.
+    pub fn decode_ref<'r>(&self, record: &'r EventRecord) -> Result<Cow<'r, EventRecord>> {
+        match self.decode_needs(record)? {
+            Decoding::AsStored => Ok(Cow::Borrowed(record)),
+            Decoding::Upcast(topic, version) => {
+                self.upcast_record(topic, version, record.clone()).map(Cow::Owned)
+            }
+        }
+    }
+
+    /// What decoding `record` takes; a record that needs no upcast is validated here.
+    fn decode_needs(&self, record: &EventRecord) -> Result<Decoding<'_>> {
         if let Some(corrupt) = record.corrupt_error() {
             return Err(corrupt);
         }
         let topic = match self.route(&record.topic)? {
-            Route::DeadLetters(_) => return Ok(record),
+            Route::DeadLetters(_) => return Ok(Decoding::AsStored),
             Route::Versioned(topic, n) => {
                 let schema = topic.schema(n).ok_or(Error::Closed)?;
                 schema.check(&record.topic, n, &record.payload)?;
-                return Ok(record);
+                return Ok(Decoding::AsStored);
             }
             Route::Topic(topic) => topic,
         };
         let latest = topic.latest();
-        let version = declared_version(topic, &record)?;
+        let version = declared_version(topic, record)?;
         if version < latest {
-            let payload = std::mem::take(&mut record.payload);
-            record.payload = self.upcast(topic, version, payload, record.id)?;
-            stamp_upcast(&mut record, version, latest);
+            return Ok(Decoding::Upcast(topic, version));
         }
+        if let Some(schema) = topic.schema(latest) {
+            schema.check(&topic.name, latest, &record.payload)?;
+        }
+        Ok(Decoding::AsStored)
+    }
+
+    /// Brings `record`, stored at `version` of `topic`, to the latest version and validates it.
+    fn upcast_record(
+        &self,
+        topic: &TopicSchema,
+        version: u32,
+        mut record: EventRecord,
+    ) -> Result<EventRecord> {
+        let latest = topic.latest();
+        let payload = std::mem::take(&mut record.payload);
+        record.payload = self.upcast(topic, version, payload, record.id)?;
+        stamp_upcast(&mut record, version, latest);
         if let Some(schema) = topic.schema(latest) {
             schema.check(&topic.name, latest, &record.payload)?;
         }
@@ -346,6 +382,14 @@ impl Registry {
 }
 
 /// The stored version of `record`, which `topic` must declare.
+/// What [`Registry::decode`] does to a record.
+enum Decoding<'a> {
+    /// Nothing: it is valid as stored (checked already).
+    AsStored,
+    /// Upcast from this version of this topic, then validated.
+    Upcast(&'a TopicSchema, u32),
+}
+
 fn declared_version(topic: &TopicSchema, record: &EventRecord) -> Result<u32> {
     let latest = topic.latest();
     let version = stored_version(record)?;

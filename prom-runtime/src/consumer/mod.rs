@@ -155,6 +155,17 @@ impl Acker {
         self.ack_token(&delivery.token);
     }
 
+    /// Records cursors the caller committed itself, from any task (see
+    /// [`Subscription::committed_by_caller`]).
+    pub fn committed_by_caller(&self, cursors: &[(u32, i64)]) {
+        let mut state = self.shared.lock();
+        for &(p, offset) in cursors {
+            if let Some(part) = state.parts.get_mut(&p) {
+                part.committed = part.committed.max(offset);
+            }
+        }
+    }
+
     /// Marks an event done by its token.
     pub fn ack_token(&self, token: &Token) {
         let wake = {
@@ -448,9 +459,17 @@ impl<B: EventBus> Subscription<B> {
     /// projector) commits these with its writes, then acks the deliveries and reports the
     /// commit with [`Subscription::committed_by_caller`].
     pub fn cursors_if_acked(&self, deliveries: &[Delivery]) -> Vec<(u32, i64)> {
+        self.cursors_if_tokens_acked(deliveries.iter().map(|d| &d.token))
+    }
+
+    /// [`Subscription::cursors_if_acked`] for deliveries given by their tokens.
+    pub fn cursors_if_tokens_acked<'t>(
+        &self,
+        tokens: impl IntoIterator<Item = &'t Token>,
+    ) -> Vec<(u32, i64)> {
         let mut offsets: BTreeMap<u32, BTreeSet<i64>> = BTreeMap::new();
-        for delivery in deliveries {
-            offsets.entry(delivery.token.partition).or_default().insert(delivery.token.offset);
+        for token in tokens {
+            offsets.entry(token.partition).or_default().insert(token.offset);
         }
         let state = self.shared.lock();
         offsets
@@ -466,12 +485,7 @@ impl<B: EventBus> Subscription<B> {
     /// Records cursors the caller committed itself (see [`Subscription::cursors_if_acked`]), so
     /// the next commit does not write them again.
     pub fn committed_by_caller(&self, cursors: &[(u32, i64)]) {
-        let mut state = self.shared.lock();
-        for &(p, offset) in cursors {
-            if let Some(part) = state.parts.get_mut(&p) {
-                part.committed = part.committed.max(offset);
-            }
-        }
+        self.acker().committed_by_caller(cursors);
     }
 
     /// Commits the progress acked so far (fenced by this member's leases).

@@ -14,7 +14,7 @@ use super::plan::{self, Change, Pointers};
 use super::table::{self, Refused, Statements, Written};
 use crate::bus::sqlite::projection::ProjectionTx;
 use crate::bus::{GroupId, SqliteBus};
-use crate::consumer::{AckMode, Delivery, SubscribeOptions, Subscription};
+use crate::consumer::{AckMode, Acker, Delivery, SubscribeOptions, Subscription, Token};
 use crate::dlq;
 use crate::error::{Error, Result};
 use crate::metrics::ProjectorMetrics;
@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::task::JoinHandle;
 
 /// The runtime header naming a changefeed event's operation (as MongoDB changefeeds stamp it).
 pub const CHANGE_OPERATION: &str = "x-change-operation";
@@ -203,6 +204,11 @@ impl EmbeddedProjector {
     /// Creates the table, then projects until `shutdown` completes; leaves the group on the way
     /// out. A batch that `shutdown` cuts short is rolled back whole and projected by the next
     /// start.
+    ///
+    /// Batches are pipelined: while one commits on the store's committer thread, the next is
+    /// read and decoded (events of keys the committing batch holds are not handed out until it
+    /// is acked, so per-key order stays). A batch is submitted only once the one before it
+    /// committed, with the cursors that follow from both.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         self.create_table().await?;
         let mut sub = Subscription::new(
@@ -211,8 +217,10 @@ impl EmbeddedProjector {
             &self.spec.group(),
             self.opts.clone(),
         )?;
+        let acker = sub.acker();
         tokio::pin!(shutdown);
-        let outcome = loop {
+        let mut committing: Option<JoinHandle<Result<()>>> = None;
+        let mut outcome = loop {
             let batch = tokio::select! {
                 biased;
                 () = shutdown.as_mut() => break Ok(()),
@@ -221,82 +229,103 @@ impl EmbeddedProjector {
                     Err(e) => break Err(e),
                 },
             };
-            if batch.is_empty() {
-                continue;
+            // Decoding needs no store: it overlaps the previous batch's commit.
+            let prepared = (!batch.is_empty()).then(|| self.prepare(batch));
+            if let Some(previous) = committing.take()
+                && let Err(e) = joined(previous).await
+            {
+                break Err(e);
             }
-            let group = sub.group().clone();
-            let member = sub.member().to_string();
-            // Where the cursors move once this batch is done: stored by the batch's own
-            // transaction, so the subscription is told instead of committing them again.
-            let cursors = sub.cursors_if_acked(&batch);
-            // Not raced with `shutdown`: once submitted, the committer finishes the transaction
-            // anyway, and waiting for it (milliseconds) keeps the counters exact.
-            match self.project(&group, member, cursors.clone(), &batch).await {
-                Ok(done) => {
-                    self.stats.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    self.stats.upserted.fetch_add(done.upserted, Ordering::Relaxed);
-                    self.stats.deleted.fetch_add(done.deleted, Ordering::Relaxed);
-                    self.stats.skipped.fetch_add(done.skipped, Ordering::Relaxed);
-                    self.stats.dead_lettered.fetch_add(done.dead_lettered, Ordering::Relaxed);
-                    self.stats.fed.fetch_add(done.fed, Ordering::Relaxed);
-                    self.metrics.applied(done.upserted, done.deleted, done.skipped, done.dead_lettered);
-                    for delivery in &batch {
-                        sub.ack(delivery);
-                    }
-                    sub.committed_by_caller(&cursors);
-                }
-                // Another member holds a partition of the batch now and projects it from the
-                // stored cursor; nothing is acked, and the subscription lets the partition go
-                // at its next heartbeat.
-                Err(Error::LeaseLost { .. }) => {}
-                Err(e) => break Err(e),
-            }
+            let Some((tokens, job)) = prepared else { continue };
+            // Where the cursors move once this batch is done (the previous one is acked by now):
+            // stored by the batch's own transaction, so the subscription is told instead of
+            // committing them again.
+            let cursors = sub.cursors_if_tokens_acked(&tokens);
+            let job = Job { group: sub.group().clone(), member: sub.member().to_string(), cursors, ..job };
+            committing = Some(tokio::spawn(self.commit(job, tokens, acker.clone())));
         };
+        // Not raced with `shutdown`: once submitted, the committer finishes the transaction
+        // anyway, and waiting for it (milliseconds) keeps the counters and acks exact.
+        if let Some(previous) = committing.take() {
+            outcome = outcome.and(joined(previous).await);
+        }
         let closed = sub.close().await;
         outcome.and(closed)
     }
 
-    /// Projects one batch in one transaction with its cursors.
-    async fn project(
-        &self,
-        group: &GroupId,
-        member: String,
-        cursors: Vec<(u32, i64)>,
-        batch: &[Delivery],
-    ) -> Result<BatchOutcome> {
-        // Decoding and validation need no store: done here, off the committer thread (the
-        // changefeed events depend on what each write did, so they are built in the
-        // transaction). In offset order (publish order; a batch takes partitions in turn): `collapse` needs
-        // it, and a unique index then keeps the row published first.
-        let records: BTreeMap<i64, EventRecord> =
-            batch.iter().map(|d| (d.record.offset, d.record.clone())).collect();
-        let mut decoded = Vec::with_capacity(batch.len());
-        for record in records.values() {
-            decoded.push((record.offset, self.change_of(record.clone())));
+    /// Decodes a batch into its transaction's job (in offset order: publish order, as a batch
+    /// takes partitions in turn; `collapse` needs it, and a unique index then keeps the row
+    /// published first), and the tokens to ack once it committed.
+    fn prepare(&self, batch: Vec<Delivery>) -> (Vec<Token>, Job) {
+        let mut tokens = Vec::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
+        for delivery in batch {
+            tokens.push(delivery.token);
+            records.push(delivery.record);
         }
+        records.sort_unstable_by_key(|r| r.offset);
+        // The changefeed events depend on what each write did, so they are built in the
+        // transaction; the changes are not.
+        let decoded = records.iter().map(|record| self.change_of(record)).collect();
         let job = Job {
             spec: self.spec.clone(),
             statements: self.statements.clone(),
             registry: self.producer.registry().clone(),
-            group: group.clone(),
-            member,
+            group: GroupId::new("", ""),
+            member: String::new(),
             records,
             decoded,
-            cursors,
+            cursors: Vec::new(),
         };
-        let publishes = true;
-        self.producer.bus().in_transaction(publishes, move |tx| job.run(tx)).await
+        (tokens, job)
     }
 
-    fn change_of(&self, record: EventRecord) -> std::result::Result<Change, String> {
-        // A null tombstone has no payload to upcast or validate.
-        let record = if record.payload.is_null() {
-            record
-        } else {
-            self.producer.registry().decode(record).map_err(|e| format!("cannot decode: {e}"))?
-        };
-        plan::change_of(&record, &self.spec.pointers)
+    /// Commits one batch's job in one transaction with its cursors; then counts it and acks
+    /// its deliveries. A lost lease is no error: another member holds a partition of the batch
+    /// now and projects it from the stored cursor; nothing is acked, and the subscription lets
+    /// the partition go at its next heartbeat.
+    fn commit(&self, job: Job, tokens: Vec<Token>, acker: Acker) -> impl Future<Output = Result<()>> + use<> {
+        let bus = self.producer.bus().clone();
+        let (stats, metrics) = (self.stats.clone(), self.metrics.clone());
+        async move {
+            let cursors = job.cursors.clone();
+            let publishes = true;
+            let done = match bus.in_transaction(publishes, move |tx| job.run(tx)).await {
+                Ok(done) => done,
+                Err(Error::LeaseLost { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            stats.upserted.fetch_add(done.upserted, Ordering::Relaxed);
+            stats.deleted.fetch_add(done.deleted, Ordering::Relaxed);
+            stats.skipped.fetch_add(done.skipped, Ordering::Relaxed);
+            stats.dead_lettered.fetch_add(done.dead_lettered, Ordering::Relaxed);
+            stats.fed.fetch_add(done.fed, Ordering::Relaxed);
+            metrics.applied(done.upserted, done.deleted, done.skipped, done.dead_lettered);
+            acker.committed_by_caller(&cursors);
+            for token in &tokens {
+                acker.ack_token(token);
+            }
+            // Last: a reader that sees every event counted sees them acked too.
+            stats.events.fetch_add(tokens.len() as u64, Ordering::Relaxed);
+            Ok(())
+        }
     }
+
+    fn change_of(&self, record: &EventRecord) -> std::result::Result<Change, String> {
+        // A null tombstone has no payload to upcast or validate.
+        if record.payload.is_null() {
+            return plan::change_of(record, &self.spec.pointers);
+        }
+        // Borrowed unless upcast: the stored record stays whole for a dead letter.
+        let decoded =
+            self.producer.registry().decode_ref(record).map_err(|e| format!("cannot decode: {e}"))?;
+        plan::change_of(&decoded, &self.spec.pointers)
+    }
+}
+
+/// Waits for a committing batch; a task that died (it cannot panic short of a bug) is an error.
+async fn joined(task: JoinHandle<Result<()>>) -> Result<()> {
+    task.await.map_err(|e| Error::TaskFailed { source: crate::error::Cause::new(e) })?
 }
 
 /// One batch's transaction, run on the committer thread.
@@ -306,51 +335,49 @@ struct Job {
     registry: Arc<Registry>,
     group: GroupId,
     member: String,
-    /// The batch's events by offset (offsets are unique within a topic).
-    records: BTreeMap<i64, EventRecord>,
-    /// Each event's change, or why it cannot be projected.
-    decoded: Vec<(i64, std::result::Result<Change, String>)>,
+    /// The batch's events in offset order (offsets are unique within a topic).
+    records: Vec<EventRecord>,
+    /// Each record's change, or why it cannot be projected.
+    decoded: Vec<std::result::Result<Change, String>>,
     cursors: Vec<(u32, i64)>,
 }
 
 impl Job {
     fn run(self, tx: &mut ProjectionTx<'_, '_>) -> Result<BatchOutcome> {
+        let Job { spec, statements, registry, group, member, records, decoded, cursors } = self;
         let mut outcome = BatchOutcome::default();
         // Events at or below the stored cursor, and those the ledger lists past it, were
         // applied by an earlier transaction (before a crash, or by another member).
         let mut done: BTreeMap<u32, (i64, BTreeSet<i64>)> = BTreeMap::new();
-        let partitions: BTreeSet<u32> = self.records.values().map(|r| r.partition).collect();
+        let partitions: BTreeSet<u32> = records.iter().map(|r| r.partition).collect();
         for partition in partitions {
-            let cursor = tx.cursor(&self.group, partition)?.unwrap_or(0);
-            let past =
-                table::applied_past(tx.conn(), &self.group, partition, cursor).map_err(|e| tx.err(e))?;
+            let cursor = tx.cursor(&group, partition)?.unwrap_or(0);
+            let past = table::applied_past(tx.conn(), &group, partition, cursor).map_err(|e| tx.err(e))?;
             done.insert(partition, (cursor, past));
         }
-        let applied = |offset: i64| {
-            let partition = self.records.get(&offset).map(|r| r.partition);
-            partition
-                .and_then(|p| done.get(&p))
-                .is_some_and(|(cursor, past)| offset <= *cursor || past.contains(&offset))
+        let applied = |record: &EventRecord| {
+            done.get(&record.partition)
+                .is_some_and(|(cursor, past)| record.offset <= *cursor || past.contains(&record.offset))
         };
-        let mut changes = Vec::new();
+        let mut changes = Vec::with_capacity(records.len());
         let mut letters: Vec<(i64, String)> = Vec::new();
-        for (offset, decoded) in &self.decoded {
-            if applied(*offset) {
+        for (record, decoded) in records.iter().zip(decoded) {
+            if applied(record) {
                 outcome.skipped += 1;
                 continue;
             }
             match decoded {
-                Ok(change) => changes.push(change.clone()),
-                Err(reason) => letters.push((*offset, reason.clone())),
+                Ok(change) => changes.push(change),
+                Err(reason) => letters.push((record.offset, reason)),
             }
         }
         let collapsed_from = changes.len();
         let changes = plan::collapse(changes);
         outcome.skipped += (collapsed_from - changes.len()) as u64;
-        let track = !self.spec.feeds.is_empty();
+        let track = !spec.feeds.is_empty();
         let mut events = Vec::new();
         for change in &changes {
-            match self.statements.apply(tx.conn(), change, track) {
+            match statements.apply(tx.conn(), change, track) {
                 Ok(Written::Skipped) => outcome.skipped += 1,
                 Ok(written) => {
                     if written == Written::Deleted {
@@ -358,8 +385,8 @@ impl Job {
                     } else {
                         outcome.upserted += 1;
                     }
-                    for feed in &self.spec.feeds {
-                        events.extend(feed_events(&self.registry, feed, change, written)?);
+                    for feed in &spec.feeds {
+                        events.extend(feed_events(&registry, feed, change, written)?);
                     }
                 }
                 Err(Refused::Change(reason)) => letters.push((change.offset, reason)),
@@ -368,18 +395,18 @@ impl Job {
         }
         let feed_count = events.len();
         for (offset, reason) in &letters {
-            if let Some(record) = self.records.get(offset) {
-                events.push(dlq::dead_letter(record, &self.group.group, reason, 0));
+            if let Ok(i) = records.binary_search_by_key(offset, |r| r.offset) {
+                events.push(dlq::dead_letter(&records[i], &group.group, reason, 0));
                 outcome.dead_lettered += 1;
             }
         }
         let receipts = tx.publish(events)?;
         // What this batch applied past the cursors it commits goes into the ledger.
         for &partition in done.keys() {
-            let cursor = self.cursors.iter().find(|(p, _)| *p == partition).map(|&(_, c)| c);
+            let cursor = cursors.iter().find(|(p, _)| *p == partition).map(|&(_, c)| c);
             let cursor = cursor.unwrap_or(done.get(&partition).map_or(0, |(c, _)| *c));
-            let past = self.records.values().filter(|r| r.partition == partition && r.offset > cursor);
-            table::record_applied(tx.conn(), &self.group, partition, past.map(|r| r.offset), cursor)
+            let past = records.iter().filter(|r| r.partition == partition && r.offset > cursor);
+            table::record_applied(tx.conn(), &group, partition, past.map(|r| r.offset), cursor)
                 .map_err(|e| tx.err(e))?;
         }
         // A change applied again (past the cursor before a crash, unguarded) finds its feed
@@ -390,11 +417,11 @@ impl Job {
         let fenced: Vec<(u32, i64)> = done
             .iter()
             .map(|(&p, (stored, _))| {
-                let moved = self.cursors.iter().find(|(q, _)| *q == p).map(|&(_, c)| c);
+                let moved = cursors.iter().find(|(q, _)| *q == p).map(|&(_, c)| c);
                 (p, moved.unwrap_or(*stored).max(*stored))
             })
             .collect();
-        tx.commit_cursors(&self.group, &self.member, &fenced)?;
+        tx.commit_cursors(&group, &member, &fenced)?;
         Ok(outcome)
     }
 }

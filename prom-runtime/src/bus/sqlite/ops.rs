@@ -119,13 +119,12 @@ pub fn commit(tx: &mut Tx<'_>, group: &GroupId, member: Option<&str>, cursors: &
     let conn = tx.conn;
     for &(partition, offset) in cursors {
         if let Some(member) = member {
+            // Cached: a projector fences every batch's transaction with this check.
             let holder: Option<String> = conn
-                .query_row(
-                    "SELECT member FROM leases WHERE topic = ?1 AND grp = ?2 AND part = ?3",
-                    params![group.topic, group.group, partition],
-                    |r| r.get(0),
-                )
-                .optional()
+                .prepare_cached("SELECT member FROM leases WHERE topic = ?1 AND grp = ?2 AND part = ?3")
+                .and_then(|mut s| {
+                    s.query_row(params![group.topic, group.group, partition], |r| r.get(0)).optional()
+                })
                 .map_err(|e| tx.err(e))?;
             if holder.as_deref() != Some(member) {
                 return Err(Error::LeaseLost {
@@ -142,7 +141,9 @@ pub fn commit(tx: &mut Tx<'_>, group: &GroupId, member: Option<&str>, cursors: &
             "INSERT INTO cursors (topic, grp, part, off) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT DO UPDATE SET off = excluded.off"
         };
-        conn.execute(sql, params![group.topic, group.group, partition, offset]).map_err(|e| tx.err(e))?;
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute(params![group.topic, group.group, partition, offset]))
+            .map_err(|e| tx.err(e))?;
     }
     Ok(())
 }
