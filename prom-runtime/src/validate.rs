@@ -13,6 +13,7 @@ mod integers;
 
 use crate::error::{Error, Result};
 use integers::Integers;
+use prom_spec::schema::{self, Dialect, JsonType, Schema, Types};
 use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -108,22 +109,41 @@ impl CompiledSchema {
     }
 }
 
-/// Drafts whose semantics for the subset below are the ones [`Shape`] implements (draft-04
-/// spells `exclusiveMinimum` as a boolean, so it is left to the general validator).
-const DRAFTS: [&str; 8] = [
-    "https://json-schema.org/draft/2020-12/schema",
-    "https://json-schema.org/draft/2020-12/schema#",
-    "https://json-schema.org/draft/2019-09/schema",
-    "https://json-schema.org/draft/2019-09/schema#",
-    "http://json-schema.org/draft-07/schema",
-    "http://json-schema.org/draft-07/schema#",
-    "http://json-schema.org/draft-06/schema",
-    "http://json-schema.org/draft-06/schema#",
+/// Keywords the fast path decides (besides annotations, [`schema::ANNOTATIONS`]).
+const SUBSET: [&str; 17] = [
+    "type",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "enum",
+    "const",
+    "properties",
+    "required",
+    "additionalProperties",
+    "minProperties",
+    "maxProperties",
+    "items",
+    "minItems",
+    "maxItems",
 ];
 
-/// Keywords that never constrain a payload.
-const ANNOTATIONS: [&str; 8] =
-    ["description", "title", "$comment", "examples", "default", "deprecated", "readOnly", "writeOnly"];
+/// Numeric bounds, and the orderings of `payload.cmp(limit)` each lets pass.
+const BOUNDS: [(&str, &[Ordering]); 4] = [
+    ("minimum", &[Ordering::Greater, Ordering::Equal]),
+    ("maximum", &[Ordering::Less, Ordering::Equal]),
+    ("exclusiveMinimum", &[Ordering::Greater]),
+    ("exclusiveMaximum", &[Ordering::Less]),
+];
+
+/// Keywords that constrain objects.
+const OBJECT_KEYWORDS: [&str; 5] =
+    ["properties", "required", "additionalProperties", "minProperties", "maxProperties"];
+
+/// Keywords that constrain arrays.
+const ARRAY_KEYWORDS: [&str; 3] = ["items", "minItems", "maxItems"];
 
 /// Nesting beyond this is left to the general validator (bounds the compile recursion).
 const MAX_DEPTH: usize = 32;
@@ -232,68 +252,63 @@ struct ArrayShape {
 impl Shape {
     /// The shape of a root schema, or `None` when it uses anything outside the subset.
     fn root(schema: &Value) -> Option<Shape> {
-        if let Some(draft) = schema.get("$schema") {
-            let draft = draft.as_str()?;
-            if !DRAFTS.contains(&draft) {
-                return None;
-            }
+        let schema = Schema::root(schema);
+        // Drafts 6 to 2020-12 give the subset the semantics below; draft-04 spells
+        // `exclusiveMinimum` as a boolean, so it (and any unknown dialect) is left to the
+        // general validator.
+        match schema.dialect() {
+            None
+            | Some(Ok(Dialect::Draft6 | Dialect::Draft7 | Dialect::Draft201909 | Dialect::Draft202012)) => {}
+            Some(_) => return None,
         }
         Shape::compile(schema, 0, true)
     }
 
-    fn compile(schema: &Value, depth: usize, root: bool) -> Option<Shape> {
+    fn compile(schema: Schema<'_>, depth: usize, root: bool) -> Option<Shape> {
         if depth > MAX_DEPTH {
             return None;
         }
-        let keywords = match schema {
-            Value::Bool(true) => return Some(Shape::any()),
-            Value::Object(keywords) => keywords,
-            _ => return None,
-        };
-        let mut shape = Shape::any();
-        let mut object: Option<ObjectShape> = None;
-        let mut array: Option<ArrayShape> = None;
-        for (keyword, value) in keywords {
-            match keyword.as_str() {
-                k if ANNOTATIONS.contains(&k) => {}
-                "$schema" if root => {}
-                "type" => shape.types = types(value)?,
-                "minimum" => shape.bounds.push(bound(value, &[Ordering::Greater, Ordering::Equal])?),
-                "maximum" => shape.bounds.push(bound(value, &[Ordering::Less, Ordering::Equal])?),
-                "exclusiveMinimum" => shape.bounds.push(bound(value, &[Ordering::Greater])?),
-                "exclusiveMaximum" => shape.bounds.push(bound(value, &[Ordering::Less])?),
-                "minLength" => shape.min_length = count(value)?,
-                "maxLength" => shape.max_length = Some(count(value)?),
-                "enum" => shape.choices = Some(value.as_array()?.clone()),
-                "const" => shape.choices = Some(vec![value.clone()]),
-                "properties" | "required" | "additionalProperties" | "minProperties" | "maxProperties" => {}
-                "items" | "minItems" | "maxItems" => {}
-                _ => return None,
-            }
+        if let Some(allows) = schema.as_bool() {
+            // `false` accepts nothing: nothing to prove, so no shape.
+            return allows.then(Shape::any);
         }
-        // `enum` and `const` together: both must hold; rare enough to leave to the validator.
-        if keywords.contains_key("enum") && keywords.contains_key("const") {
+        let keywords = schema.keywords()?;
+        let in_subset = |k: &str| schema::is_annotation(k) || SUBSET.contains(&k) || (root && k == "$schema");
+        if !keywords.keys().all(|k| in_subset(k)) {
             return None;
         }
-        if ["properties", "required", "additionalProperties", "minProperties", "maxProperties"]
-            .iter()
-            .any(|k| keywords.contains_key(*k))
-        {
-            object = Some(ObjectShape::compile(keywords, depth)?);
+        let mut shape = Shape::any();
+        if let Some(types) = schema.declared_types() {
+            shape.types = type_bits(&types.ok()?);
         }
-        if ["items", "minItems", "maxItems"].iter().any(|k| keywords.contains_key(*k)) {
-            let items = match keywords.get("items") {
+        for (keyword, allowed) in BOUNDS {
+            if let Some(limit) = schema.get(keyword) {
+                shape.bounds.push(Bound::new(limit.as_number()?, allowed)?);
+            }
+        }
+        shape.min_length = count(schema, "minLength")?.unwrap_or(0);
+        shape.max_length = count(schema, "maxLength")?;
+        shape.choices = match (schema.get("enum"), schema.const_value()) {
+            // Both must hold; rare enough to leave to the validator.
+            (Some(_), Some(_)) => return None,
+            (Some(_), None) => Some(schema.enum_values()?.to_vec()),
+            (None, Some(value)) => Some(vec![value.clone()]),
+            (None, None) => None,
+        };
+        if OBJECT_KEYWORDS.iter().any(|k| schema.has(k)) {
+            shape.object = Some(Box::new(ObjectShape::compile(schema, depth)?));
+        }
+        if ARRAY_KEYWORDS.iter().any(|k| schema.has(k)) {
+            let items = match schema.items() {
                 None => None,
                 // The array form is tuple validation (drafts before 2020-12): not in the subset.
-                Some(items) if items.is_array() => return None,
+                Some(items) if items.json().is_array() => return None,
                 Some(items) => Some(Shape::compile(items, depth + 1, false)?),
             };
-            let min_items = keywords.get("minItems").map(count).unwrap_or(Some(0))?;
-            let max_items = limit(keywords, "maxItems")?;
-            array = Some(ArrayShape { items, min_items, max_items });
+            let min_items = count(schema, "minItems")?.unwrap_or(0);
+            let max_items = count(schema, "maxItems")?;
+            shape.array = Some(Box::new(ArrayShape { items, min_items, max_items }));
         }
-        shape.object = object.map(Box::new);
-        shape.array = array.map(Box::new);
         Some(shape)
     }
 
@@ -350,27 +365,30 @@ impl Shape {
 }
 
 impl ObjectShape {
-    fn compile(keywords: &Map<String, Value>, depth: usize) -> Option<ObjectShape> {
-        let mut properties = Vec::new();
-        if let Some(declared) = keywords.get("properties") {
-            for (name, schema) in declared.as_object()? {
-                properties.push((name.clone(), Shape::compile(schema, depth + 1, false)?));
-            }
+    fn compile(schema: Schema<'_>, depth: usize) -> Option<ObjectShape> {
+        if schema.has_properties() && schema.get("properties").is_some_and(|p| !p.is_object()) {
+            return None;
         }
-        let additional = match keywords.get("additionalProperties") {
+        let mut properties = Vec::new();
+        for (name, property) in schema.properties() {
+            properties.push((name.to_owned(), Shape::compile(property, depth + 1, false)?));
+        }
+        let additional = match schema.additional_properties() {
             None => true,
-            Some(Value::Bool(b)) => *b,
-            // A schema for the other properties: not in the subset.
-            Some(_) => return None,
+            Some(other) => other.as_bool()?,
         };
         let mut required_bits = 0_u64;
         let mut required_other = Vec::new();
-        if let Some(required) = keywords.get("required") {
-            for name in required.as_array()? {
-                let name = name.as_str()?;
+        if let Some(required) = schema.get("required") {
+            let names = schema.required();
+            // Anything but an array of strings is not in the subset.
+            if required.as_array()?.len() != names.len() {
+                return None;
+            }
+            for name in names {
                 match properties.iter().position(|(p, _)| p == name) {
                     Some(i) if i < 64 => required_bits |= 1 << i,
-                    _ => required_other.push(name.to_string()),
+                    _ => required_other.push(name.to_owned()),
                 }
             }
         }
@@ -382,8 +400,8 @@ impl ObjectShape {
             required_bits,
             required_other,
             additional,
-            min_properties: keywords.get("minProperties").map(count).unwrap_or(Some(0))?,
-            max_properties: limit(keywords, "maxProperties")?,
+            min_properties: count(schema, "minProperties")?.unwrap_or(0),
+            max_properties: count(schema, "maxProperties")?,
         })
     }
 
@@ -443,40 +461,29 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && if a.len() <= 16 { a.iter().zip(b).all(|(x, y)| x == y) } else { a == b }
 }
 
-fn types(value: &Value) -> Option<u8> {
-    let one = |name: &Value| -> Option<u8> {
-        Some(match name.as_str()? {
-            "null" => NULL,
-            "boolean" => BOOLEAN,
-            "integer" => INTEGER,
-            "number" => NUMBER,
-            "string" => STRING,
-            "array" => ARRAY,
-            "object" => OBJECT,
-            _ => return None,
-        })
-    };
-    match value {
-        Value::Array(names) => names.iter().try_fold(0, |all, name| Some(all | one(name)?)),
-        name => one(name),
-    }
+/// The type bits of a `type` keyword.
+fn type_bits(types: &Types) -> u8 {
+    let bits = types.types.iter().fold(0, |all, ty| {
+        all | match ty {
+            JsonType::Null => NULL,
+            JsonType::Boolean => BOOLEAN,
+            JsonType::Integer => INTEGER,
+            JsonType::Number => NUMBER,
+            JsonType::String => STRING,
+            JsonType::Array => ARRAY,
+            JsonType::Object => OBJECT,
+        }
+    });
+    if types.nullable { bits | NULL } else { bits }
 }
 
-fn bound(value: &Value, allowed: &'static [Ordering]) -> Option<Bound> {
-    Bound::new(value.as_number()?, allowed)
-}
-
-/// An optional upper limit: `Some(None)` when absent, `None` when not a count.
-fn limit(keywords: &Map<String, Value>, keyword: &str) -> Option<Option<usize>> {
-    match keywords.get(keyword) {
+/// A count keyword (`minLength`, `maxItems`, ...): `Some(None)` when absent, `None` when its
+/// value is not a non-negative integer.
+fn count(schema: Schema<'_>, keyword: &str) -> Option<Option<usize>> {
+    match schema.get(keyword) {
         None => Some(None),
-        Some(value) => count(value).map(Some),
+        Some(value) => value.as_u64().and_then(|n| usize::try_from(n).ok()).map(Some),
     }
-}
-
-/// A non-negative integer keyword value (`minLength`, `maxItems`, ...).
-fn count(value: &Value) -> Option<usize> {
-    value.as_u64().and_then(|n| usize::try_from(n).ok())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! With default features off, a program on `prom-runtime` links none of the compiler's crates:
 //! no syn, quote or prettyplease (code generation), no saphyr-parser (YAML), no clap (CLI), and
-//! no Prometheus exporter (library users get only the `metrics` facade).
+//! no Prometheus exporter (library users get only the `metrics` facade), no schemars.
 //! Proc-macro crates (serde's derive, thiserror) run at build time only and are left out.
 
 use std::process::Command;
@@ -26,6 +26,8 @@ fn the_runtime_without_default_features_links_no_compiler_crates() {
         "prom-codegen",
         "prom-macros",
         "metrics-exporter-prometheus",
+        // The spec format's schema generator (prom-spec's `format-schema`, for the CLIs).
+        "schemars",
     ] {
         assert!(!crates.contains(&forbidden), "`{forbidden}` is in the runtime's tree:\n{tree}");
     }

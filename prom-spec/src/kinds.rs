@@ -5,6 +5,7 @@
 /// Compatibility mode between payload versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "lint", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[cfg_attr(feature = "format-schema", derive(serde::Deserialize, schemars::JsonSchema), schemars(inline))]
 pub enum CompatMode {
     /// No checks.
     None,
@@ -39,6 +40,12 @@ impl CompatMode {
 
 /// Where a consumer group starts when it has no cursor yet (default: the earliest event).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(
+    feature = "format-schema",
+    derive(serde::Deserialize, schemars::JsonSchema),
+    serde(rename_all = "snake_case"),
+    schemars(inline)
+)]
 pub enum StartFrom {
     /// From the first retained event.
     #[default]
@@ -49,6 +56,12 @@ pub enum StartFrom {
 
 /// `fullDocument` mode of a change stream (default: `updateLookup`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(
+    feature = "format-schema",
+    derive(serde::Deserialize, schemars::JsonSchema),
+    serde(rename_all = "camelCase"),
+    schemars(inline)
+)]
 pub enum FullDocument {
     /// Only the delta for updates.
     Default,
@@ -63,6 +76,12 @@ pub enum FullDocument {
 
 /// What a changefeed does when its resume point has left the oplog (default: fail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(
+    feature = "format-schema",
+    derive(serde::Deserialize, schemars::JsonSchema),
+    serde(rename_all = "snake_case"),
+    schemars(inline)
+)]
 pub enum LostResumePolicy {
     /// Stop with an error naming the lost token.
     #[default]

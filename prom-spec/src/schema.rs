@@ -15,6 +15,170 @@ use serde_json::{Map, Value};
 /// `$ref` hops followed at most, so reference cycles (`A → B → A`) end.
 pub const MAX_REF_HOPS: usize = 32;
 
+/// Keywords that only annotate: they never constrain a value.
+pub const ANNOTATIONS: [&str; 8] =
+    ["title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly"];
+
+/// Keywords that identify a schema or its dialect (`$id`, anchors, `$schema`, ...): they never
+/// constrain a value themselves, though `$id` and anchors change what a `$ref` names.
+pub const IDENTIFIERS: [&str; 7] =
+    ["$schema", "$id", "id", "$anchor", "$dynamicAnchor", "$recursiveAnchor", "$vocabulary"];
+
+/// Keywords describing string content (`contentEncoding`, `contentMediaType`): annotations
+/// from 2019-09 on, assertions a draft-07 validator may choose to enforce.
+pub const CONTENT: [&str; 2] = ["contentEncoding", "contentMediaType"];
+
+/// Whether `keyword` is in [`ANNOTATIONS`].
+pub fn is_annotation(keyword: &str) -> bool {
+    ANNOTATIONS.contains(&keyword)
+}
+
+/// Whether `keyword` never constrains a value in any dialect's required vocabulary: one of
+/// [`ANNOTATIONS`], [`IDENTIFIERS`] or [`CONTENT`].
+pub fn is_non_assertion(keyword: &str) -> bool {
+    is_annotation(keyword) || IDENTIFIERS.contains(&keyword) || CONTENT.contains(&keyword)
+}
+
+/// A JSON Schema dialect a `$schema` URI names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dialect {
+    /// Draft 4 (`exclusiveMinimum` is a boolean, `id` without `$`).
+    Draft4,
+    /// Draft 6.
+    Draft6,
+    /// Draft 7.
+    Draft7,
+    /// 2019-09.
+    Draft201909,
+    /// 2020-12, the default.
+    Draft202012,
+}
+
+impl Dialect {
+    /// The dialect an official meta-schema URI names (`http` or `https`, with or without the
+    /// trailing `#`); `None` for any other URI.
+    pub fn from_uri(uri: &str) -> Option<Dialect> {
+        let uri = uri.strip_suffix('#').unwrap_or(uri);
+        let path = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://"))?;
+        Some(match path {
+            "json-schema.org/draft-04/schema" => Dialect::Draft4,
+            "json-schema.org/draft-06/schema" => Dialect::Draft6,
+            "json-schema.org/draft-07/schema" => Dialect::Draft7,
+            "json-schema.org/draft/2019-09/schema" => Dialect::Draft201909,
+            "json-schema.org/draft/2020-12/schema" => Dialect::Draft202012,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a `$schema` keyword names no dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialectError {
+    /// `$schema` is not a string.
+    NotAString,
+    /// The URI is not an official meta-schema's.
+    Unknown(String),
+}
+
+/// Why a `type` keyword is not a type name or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeError {
+    /// Neither a string nor an array.
+    NotANameOrList,
+    /// An array holding something other than strings.
+    NotStrings,
+    /// A name that is no JSON type.
+    Unknown(String),
+}
+
+/// What a `$ref` text points to, read as RFC 3986 reference + JSON pointer or anchor fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// A JSON pointer into this document (decoded, each segment re-escaped canonically).
+    Pointer(String),
+    /// A plain-name fragment (`#name`): an `$anchor` (or `$id: "#name"`) of this document.
+    Anchor(String),
+    /// Another document (it cannot be fetched).
+    Remote(String),
+}
+
+/// Why a `$ref` text cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferenceError {
+    /// The fragment has a `%` not followed by two hex digits (or decodes to no UTF-8).
+    PercentEscape,
+}
+
+impl Reference {
+    /// Reads `reference`; a URI part other than empty or `base` (the document's `$id`) is
+    /// remote.
+    pub fn parse(reference: &str, base: Option<&str>) -> Result<Reference, ReferenceError> {
+        let (uri, fragment) = reference.split_once('#').unwrap_or((reference, ""));
+        if !uri.is_empty() && Some(uri) != base {
+            return Ok(Reference::Remote(reference.to_owned()));
+        }
+        let fragment = percent_decode(fragment).ok_or(ReferenceError::PercentEscape)?;
+        if fragment.is_empty() || fragment.starts_with('/') {
+            let mut canonical = String::with_capacity(fragment.len());
+            for segment in fragment.split('/').skip(1) {
+                canonical.push('/');
+                push_pointer_segment(&mut canonical, &unescape_pointer_segment(segment));
+            }
+            Ok(Reference::Pointer(canonical))
+        } else {
+            Ok(Reference::Anchor(fragment))
+        }
+    }
+}
+
+/// Appends `segment` to a JSON pointer, escaped (`~` → `~0`, `/` → `~1`).
+pub fn push_pointer_segment(pointer: &mut String, segment: &str) {
+    if !segment.contains(['~', '/']) {
+        pointer.push_str(segment);
+        return;
+    }
+    for c in segment.chars() {
+        match c {
+            '~' => pointer.push_str("~0"),
+            '/' => pointer.push_str("~1"),
+            c => pointer.push(c),
+        }
+    }
+}
+
+/// One JSON-pointer segment escaped (`~` → `~0`, `/` → `~1`).
+pub fn escape_pointer_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    push_pointer_segment(&mut out, segment);
+    out
+}
+
+/// One JSON-pointer segment unescaped (`~1` → `/`, then `~0` → `~`).
+pub fn unescape_pointer_segment(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
+/// `s` with `%XX` escapes decoded; `None` when one is malformed or the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    if !s.contains('%') {
+        return Some(s.to_owned());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// A JSON Schema node, with the document it belongs to (for `$ref`s).
 #[derive(Debug, Clone, Copy)]
 pub struct Schema<'a> {
@@ -175,10 +339,54 @@ impl<'a> Schema<'a> {
         self.get("$ref").and_then(Value::as_str)
     }
 
-    /// The target of a local `$ref` (`#` followed by a JSON pointer), one hop.
+    /// The target of a local `$ref` (`#` followed by a JSON pointer, percent-escapes
+    /// decoded, or `#name` naming an `$anchor`), one hop.
     pub fn ref_target(&self) -> Option<Schema<'a>> {
-        let pointer = self.reference()?.strip_prefix('#')?;
-        self.root.pointer(pointer).map(|node| self.at(node))
+        let reference = self.reference()?;
+        // The common case (`#/$defs/x`, nothing to decode) without allocating.
+        if let Some(pointer) = reference.strip_prefix('#')
+            && (pointer.is_empty() || pointer.starts_with('/'))
+            && !pointer.contains('%')
+        {
+            return self.root.pointer(pointer).map(|node| self.at(node));
+        }
+        let base = self.root.get("$id").and_then(Value::as_str).map(|id| id.split('#').next().unwrap_or(""));
+        match Reference::parse(reference, base.filter(|b| !b.is_empty())).ok()? {
+            Reference::Pointer(pointer) => self.root.pointer(&pointer).map(|node| self.at(node)),
+            Reference::Anchor(name) => find_anchor(self.root, &name, 0).map(|node| self.at(node)),
+            Reference::Remote(_) => None,
+        }
+    }
+
+    /// The dialect `$schema` names: `None` without `$schema`.
+    pub fn dialect(&self) -> Option<Result<Dialect, DialectError>> {
+        let uri = self.get("$schema")?;
+        Some(match uri.as_str() {
+            None => Err(DialectError::NotAString),
+            Some(uri) => Dialect::from_uri(uri).ok_or_else(|| DialectError::Unknown(uri.to_owned())),
+        })
+    }
+
+    /// The `type` keyword read strictly: `None` when absent, an error when it is not a type
+    /// name or an array of type names.
+    pub fn declared_types(&self) -> Option<Result<Types, TypeError>> {
+        let names: Vec<&str> = match self.get("type")? {
+            Value::String(name) => vec![name.as_str()],
+            Value::Array(names) => match names.iter().map(Value::as_str).collect::<Option<Vec<_>>>() {
+                Some(names) => names,
+                None => return Some(Err(TypeError::NotStrings)),
+            },
+            _ => return Some(Err(TypeError::NotANameOrList)),
+        };
+        let mut types = Types::default();
+        for name in names {
+            match JsonType::parse(name) {
+                Some(JsonType::Null) => types.nullable = true,
+                Some(ty) => types.types.push(ty),
+                None => return Some(Err(TypeError::Unknown(name.to_owned()))),
+            }
+        }
+        Some(Ok(types))
     }
 
     /// The schema with local `$ref`s followed (at most [`MAX_REF_HOPS`], so cycles end);
@@ -401,7 +609,7 @@ impl<'a> Schema<'a> {
         let mut schema = self.resolved();
         let mut required = true;
         for raw in rest.split('/') {
-            let segment = raw.replace("~1", "/").replace("~0", "~");
+            let segment = unescape_pointer_segment(raw);
             let Some(next) = schema.property(&segment) else {
                 let known = schema.property_names().into_iter().map(str::to_owned).collect();
                 return Err(FieldError::Missing { segment, known });
@@ -419,6 +627,36 @@ impl<'a> Schema<'a> {
             .unwrap_or_default()
     }
 }
+
+/// The schema in `root` whose `$anchor`/`$dynamicAnchor` (or `$id`/`id` written `#name`) is
+/// `name`: the first in document order, data keywords (`enum`, `const`, ...) not searched.
+fn find_anchor<'a>(node: &'a Value, name: &str, depth: usize) -> Option<&'a Value> {
+    if depth > MAX_ANCHOR_DEPTH {
+        return None;
+    }
+    match node {
+        Value::Object(map) => {
+            let names = ["$anchor", "$dynamicAnchor", "$id", "id"].into_iter().filter_map(|key| {
+                let value = map.get(key)?.as_str()?;
+                if key.ends_with("nchor") { Some(value) } else { value.strip_prefix('#') }
+            });
+            if names.into_iter().any(|anchor| anchor == name) {
+                return Some(node);
+            }
+            map.iter()
+                .filter(|(key, _)| !DATA_KEYWORDS.contains(&key.as_str()))
+                .find_map(|(_, child)| find_anchor(child, name, depth + 1))
+        }
+        Value::Array(items) => items.iter().find_map(|child| find_anchor(child, name, depth + 1)),
+        _ => None,
+    }
+}
+
+/// Nesting searched at most for an anchor.
+const MAX_ANCHOR_DEPTH: usize = 128;
+
+/// Keywords whose values are instances, not schemas (no anchors inside).
+pub const DATA_KEYWORDS: [&str; 4] = ["enum", "const", "default", "examples"];
 
 /// What kind of JSON value `value` is, for messages ("a string", "null", ...).
 pub fn value_kind(value: &Value) -> &'static str {

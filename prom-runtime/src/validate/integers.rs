@@ -11,6 +11,7 @@
 //! `number`) is left as it is.
 
 use crate::payload::{integral, push_pointer};
+use prom_spec::schema::{JsonType, Schema};
 use serde_json::{Map, Number, Value};
 
 /// `$ref` hops followed at most on one path (bounds recursive schemas).
@@ -48,7 +49,7 @@ impl Integers {
     /// The integer positions of `root`, or `None` when it declares no integer anywhere.
     pub fn of(root: &Value) -> Option<Integers> {
         let mut budget = MAX_NODES;
-        let tree = Integers::compile(root, root, 0, 0, &mut budget);
+        let tree = Integers::compile(Schema::root(root), 0, 0, &mut budget);
         (!tree.is_empty()).then_some(tree)
     }
 
@@ -56,44 +57,36 @@ impl Integers {
         !self.here && self.properties.is_empty() && self.additional.is_none() && self.items.is_none()
     }
 
-    fn compile(schema: &Value, root: &Value, depth: usize, refs: usize, budget: &mut usize) -> Integers {
+    fn compile(schema: Schema<'_>, depth: usize, refs: usize, budget: &mut usize) -> Integers {
         let mut tree = Integers::default();
-        let Some(keywords) = schema.as_object() else { return tree };
-        if depth > MAX_DEPTH || *budget == 0 {
+        if schema.keywords().is_none() || depth > MAX_DEPTH || *budget == 0 {
             return tree;
         }
         *budget -= 1;
-        tree.here = declares_integer(keywords.get("type"));
-        if let Some(properties) = keywords.get("properties").and_then(Value::as_object) {
-            for (name, sub) in properties {
-                let child = Integers::compile(sub, root, depth + 1, refs, budget);
-                if !child.is_empty() {
-                    tree.properties.push((name.clone(), child));
-                }
+        // `type: integer` without `number` (a `number` alternative takes any value).
+        let types = schema.types();
+        tree.here = types.contains(JsonType::Integer) && !types.contains(JsonType::Number);
+        for (name, sub) in schema.properties() {
+            let child = Integers::compile(sub, depth + 1, refs, budget);
+            if !child.is_empty() {
+                tree.properties.push((name.to_owned(), child));
             }
         }
-        if let Some(sub) = keywords.get("additionalProperties").filter(|s| s.is_object()) {
-            tree.additional = boxed(Integers::compile(sub, root, depth + 1, refs, budget));
+        // Boolean subschemas declare nothing.
+        if let Some(sub) = schema.additional_properties().filter(|s| s.keywords().is_some()) {
+            tree.additional = boxed(Integers::compile(sub, depth + 1, refs, budget));
         }
-        if let Some(sub) = keywords.get("items").filter(|s| s.is_object()) {
-            tree.items = boxed(Integers::compile(sub, root, depth + 1, refs, budget));
+        if let Some(sub) = schema.items().filter(|s| s.keywords().is_some()) {
+            tree.items = boxed(Integers::compile(sub, depth + 1, refs, budget));
         }
-        let mut conjuncts: Vec<&Value> = keywords
-            .get("allOf")
-            .and_then(Value::as_array)
-            .map(|all| all.iter().collect())
-            .unwrap_or_default();
+        let mut conjuncts = schema.all_of();
         if refs < MAX_REFS
-            && let Some(target) = keywords
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix('#'))
-                .and_then(|pointer| root.pointer(pointer))
+            && let Some(target) = schema.ref_target()
         {
             conjuncts.push(target);
         }
         for sub in conjuncts {
-            tree.merge(Integers::compile(sub, root, depth + 1, refs + 1, budget));
+            tree.merge(Integers::compile(sub, depth + 1, refs + 1, budget));
         }
         tree
     }
@@ -170,16 +163,6 @@ impl Integers {
 
 fn boxed(tree: Integers) -> Option<Box<Integers>> {
     (!tree.is_empty()).then(|| Box::new(tree))
-}
-
-/// Whether `type` says integer and not number (a `number` alternative takes any value).
-fn declares_integer(types: Option<&Value>) -> bool {
-    let names: Vec<&str> = match types {
-        Some(Value::String(one)) => vec![one.as_str()],
-        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
-        _ => return false,
-    };
-    names.contains(&"integer") && !names.contains(&"number")
 }
 
 #[cfg(test)]

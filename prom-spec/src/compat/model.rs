@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::decimal::Dec;
 use super::error::SchemaError;
+use crate::schema::{self, JsonType, Reference, ReferenceError, Schema, TypeError};
 
 /// Index of a node in [`Doc::nodes`].
 pub(super) type NodeId = usize;
@@ -52,19 +53,6 @@ impl Kinds {
         Kinds(self.0 & !o.0)
     }
 
-    pub(super) fn from_name(name: &str) -> Option<Kinds> {
-        Some(match name {
-            "null" => Kinds::NULL,
-            "boolean" => Kinds::BOOL,
-            "object" => Kinds::OBJ,
-            "array" => Kinds::ARR,
-            "string" => Kinds::STR,
-            "integer" => Kinds::INT,
-            "number" => Kinds::NUM,
-            _ => return None,
-        })
-    }
-
     pub(super) fn of_value(v: &Value) -> Kinds {
         match v {
             Value::Null => Kinds::NULL,
@@ -106,6 +94,29 @@ impl Kinds {
         }
         names.join(", ")
     }
+}
+
+impl From<JsonType> for Kinds {
+    fn from(ty: JsonType) -> Kinds {
+        match ty {
+            JsonType::Null => Kinds::NULL,
+            JsonType::Boolean => Kinds::BOOL,
+            JsonType::Object => Kinds::OBJ,
+            JsonType::Array => Kinds::ARR,
+            JsonType::String => Kinds::STR,
+            JsonType::Integer => Kinds::INT,
+            JsonType::Number => Kinds::NUM,
+        }
+    }
+}
+
+/// The kinds `node`'s `type` keyword allows (all without one), read by
+/// [`Schema::declared_types`].
+fn declared_kinds(node: Schema<'_>) -> Result<Kinds, TypeError> {
+    let Some(types) = node.declared_types() else { return Ok(Kinds::ALL) };
+    let types = types?;
+    let kinds = types.types.iter().fold(Kinds::NONE, |all, ty| all.or(Kinds::from(*ty)));
+    Ok(if types.nullable { kinds.or(Kinds::NULL) } else { kinds })
 }
 
 /// A numeric bound; `keyword` names its source for messages and rule choice.
@@ -154,15 +165,9 @@ pub(super) enum RefTarget {
     Remote(String),
 }
 
-/// Dialect, which decides `$ref` sibling semantics and the exact validator's draft.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Draft {
-    Draft4,
-    Draft6,
-    Draft7,
-    Draft201909,
-    Draft202012,
-}
+/// Dialect, which decides `$ref` sibling semantics and the exact validator's draft: the one
+/// reading of `$schema` ([`crate::schema::Dialect`]).
+pub(super) use crate::schema::Dialect as Draft;
 
 /// The keywords of one subschema, validated and decoded.
 #[derive(Debug, Clone)]
@@ -267,73 +272,15 @@ pub(super) struct Doc<'a> {
     pub draft: Draft,
 }
 
-/// Annotation keywords: they never constrain instances.
-const ANNOTATIONS: &[&str] = &[
-    "title",
-    "description",
-    "default",
-    "examples",
-    "$comment",
-    "deprecated",
-    "readOnly",
-    "writeOnly",
-    "$schema",
-    "$id",
-    "id",
-    "$anchor",
-    "$dynamicAnchor",
-    "$recursiveAnchor",
-    "$vocabulary",
-    "contentEncoding",
-    "contentMediaType",
-];
-
-/// Whether `keyword` is an annotation (never constrains instances).
+/// Whether `keyword` is an annotation or identifier (never constrains instances): the shared
+/// keyword lists of [`crate::schema`].
 pub(super) fn is_annotation(keyword: &str) -> bool {
-    ANNOTATIONS.contains(&keyword)
+    schema::is_non_assertion(keyword)
 }
 
 /// Escapes one JSON-pointer segment.
 pub(super) fn escape(seg: &str) -> String {
-    let mut out = String::with_capacity(seg.len());
-    push_escaped(&mut out, seg);
-    out
-}
-
-/// Appends one escaped JSON-pointer segment.
-fn push_escaped(out: &mut String, seg: &str) {
-    if !seg.contains(['~', '/']) {
-        out.push_str(seg);
-        return;
-    }
-    for c in seg.chars() {
-        match c {
-            '~' => out.push_str("~0"),
-            '/' => out.push_str("~1"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn unescape(seg: &str) -> String {
-    seg.replace("~1", "/").replace("~0", "~")
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    schema::escape_pointer_segment(seg)
 }
 
 fn json_type_name(v: &Value) -> &'static str {
@@ -345,22 +292,6 @@ fn json_type_name(v: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-fn draft_from_uri(uri: &str) -> Option<Draft> {
-    Some(if uri.contains("draft-04") {
-        Draft::Draft4
-    } else if uri.contains("draft-06") {
-        Draft::Draft6
-    } else if uri.contains("draft-07") {
-        Draft::Draft7
-    } else if uri.contains("2019-09") {
-        Draft::Draft201909
-    } else if uri.contains("2020-12") {
-        Draft::Draft202012
-    } else {
-        return None;
-    })
 }
 
 struct Parser<'a> {
@@ -389,7 +320,8 @@ impl<'a> Doc<'a> {
         if json_depth_exceeds(root, 2 * MAX_DEPTH + 8) {
             return Err(SchemaError::new("", format!("schema nesting exceeds {MAX_DEPTH} levels")));
         }
-        let declared = root.get("$schema").and_then(Value::as_str).and_then(draft_from_uri);
+        // An unknown or malformed `$schema` leaves the dialect to be inferred below.
+        let declared = Schema::root(root).dialect().and_then(Result::ok);
         let base = root
             .get("$id")
             .and_then(Value::as_str)
@@ -567,12 +499,12 @@ impl Parser<'_> {
                 }
                 for (k, child) in map {
                     // Data-carrying keywords hold instances, not schemas; scalars hold no anchors.
-                    let data = matches!(k.as_str(), "enum" | "const" | "default" | "examples");
+                    let data = schema::DATA_KEYWORDS.contains(&k.as_str());
                     if data || !(child.is_object() || child.is_array()) {
                         continue;
                     }
                     ptr.push('/');
-                    push_escaped(ptr, k);
+                    schema::push_pointer_segment(ptr, k);
                     self.collect_anchors(child, ptr, depth + 1);
                     ptr.truncate(len);
                 }
@@ -593,37 +525,26 @@ impl Parser<'_> {
     }
 
     fn resolve(&mut self, reference: &str, at: &str) -> Result<RefTarget, SchemaError> {
-        let (uri, fragment) = match reference.split_once('#') {
-            Some((u, f)) => (u, f),
-            None => (reference, ""),
-        };
-        if !uri.is_empty() && Some(uri) != self.base.as_deref() {
-            return Ok(RefTarget::Remote(reference.to_string()));
-        }
-        let fragment = percent_decode(fragment).ok_or_else(|| {
-            SchemaError::new(at, format!("`$ref` {reference:?} has a malformed percent-escape"))
-        })?;
-        let target_ptr = if fragment.is_empty() || fragment.starts_with('/') {
-            let mut cur = self.root;
-            let mut canonical = String::new();
-            for seg in fragment.split('/').skip(1) {
-                let seg = unescape(seg);
-                cur = match cur {
-                    Value::Object(m) => m.get(&seg),
-                    Value::Array(a) => seg.parse::<usize>().ok().and_then(|i| a.get(i)),
-                    _ => None,
-                }
-                .ok_or_else(|| {
-                    SchemaError::new(at, format!("`$ref` {reference:?} points to nothing in this document"))
-                })?;
-                canonical.push('/');
-                canonical.push_str(&escape(&seg));
+        let target_ptr = match Reference::parse(reference, self.base.as_deref()) {
+            Ok(Reference::Remote(remote)) => return Ok(RefTarget::Remote(remote)),
+            Err(ReferenceError::PercentEscape) => {
+                return Err(SchemaError::new(
+                    at,
+                    format!("`$ref` {reference:?} has a malformed percent-escape"),
+                ));
             }
-            canonical
-        } else {
-            self.anchors.get(&fragment).cloned().ok_or_else(|| {
+            Ok(Reference::Pointer(pointer)) => {
+                if self.root.pointer(&pointer).is_none() {
+                    return Err(SchemaError::new(
+                        at,
+                        format!("`$ref` {reference:?} points to nothing in this document"),
+                    ));
+                }
+                pointer
+            }
+            Ok(Reference::Anchor(name)) => self.anchors.get(&name).cloned().ok_or_else(|| {
                 SchemaError::new(at, format!("`$ref` {reference:?} names an anchor that does not exist"))
-            })?
+            })?,
         };
         let nodes = &self.nodes;
         let by_ptr = self
@@ -658,7 +579,7 @@ impl Parser<'_> {
                 kinds: if *b { Kinds::ALL } else { Kinds::NONE },
                 ..Keywords::default()
             },
-            Value::Object(map) => self.parse_object(map, id, &ptr, depth)?,
+            Value::Object(map) => self.parse_object(v, map, id, &ptr, depth)?,
             other => {
                 return Err(SchemaError::new(
                     ptr,
@@ -714,6 +635,7 @@ impl Parser<'_> {
 
     fn parse_object(
         &mut self,
+        node: &Value,
         map: &Map<String, Value>,
         id: NodeId,
         ptr: &str,
@@ -761,7 +683,7 @@ impl Parser<'_> {
         let mut dep_required: Map<String, Value> = Map::new();
         for (key, v) in map {
             let k = key.as_str();
-            if ANNOTATIONS.contains(&k) {
+            if is_annotation(k) {
                 if matches!(k, "$id" | "$anchor" | "$schema") && !v.is_string() {
                     return Err(SchemaError::new(at(k), format!("`{k}` must be a string")));
                 }
@@ -769,22 +691,19 @@ impl Parser<'_> {
             }
             match k {
                 "type" => {
-                    let names: Vec<String> = match v {
-                        Value::String(s) => vec![s.clone()],
-                        Value::Array(_) => string_list(k, v)?,
-                        _ => {
-                            return Err(SchemaError::new(
-                                at(k),
-                                "`type` must be a type name or an array of type names",
-                            ));
-                        }
-                    };
-                    let mut kinds = Kinds::NONE;
-                    for n in names {
-                        kinds = kinds.or(Kinds::from_name(&n)
-                            .ok_or_else(|| SchemaError::new(at(k), format!("unknown type name {n:?}")))?);
-                    }
-                    kw.kinds = kw.kinds.and(kinds);
+                    let types = declared_kinds(Schema::in_document(self.root, node)).map_err(|e| {
+                        SchemaError::new(
+                            at(k),
+                            match e {
+                                TypeError::NotANameOrList => {
+                                    "`type` must be a type name or an array of type names".to_owned()
+                                }
+                                TypeError::NotStrings => "`type` must be an array of strings".to_owned(),
+                                TypeError::Unknown(n) => format!("unknown type name {n:?}"),
+                            },
+                        )
+                    })?;
+                    kw.kinds = kw.kinds.and(types);
                 }
                 "enum" => {
                     let arr =
@@ -906,8 +825,8 @@ impl Parser<'_> {
                 }
                 "not" => kw.not = Some(self.child(v, ptr, k, depth)?),
                 "$ref" => {
-                    let r = string(k, v)?;
-                    self.pending.push((id, at(k), r));
+                    let reference = string(k, v)?;
+                    self.pending.push((id, at(k), reference));
                 }
                 _ => kw.unknown.push((key.clone(), v.clone())),
             }

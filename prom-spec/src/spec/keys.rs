@@ -1,5 +1,5 @@
 //! The keys each section of the spec format accepts. The parser rejects anything else, and a
-//! test keeps `spec-format.schema.json` in step with these lists.
+//! test holds the spec format's JSON Schema (`format.rs`, `format.schema.json`) to these lists.
 
 use crate::upcast;
 
