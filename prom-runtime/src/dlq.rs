@@ -6,6 +6,7 @@ use crate::error::{Error, JsonError, Result};
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{DLQ_ERROR, EventRecord, NewEvent, REPLAY_OF, format_ts, now_ms};
 use crate::registry::is_runtime_header;
+use crate::trace::TraceContext;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -54,6 +55,11 @@ pub fn dead_letter(original: &EventRecord, group: &str, error: &str, attempts: u
     event.key = original.key.clone();
     event.partition = original.partition;
     event.caused_by = Some(original.id);
+    // The dead letter continues the trace: the `prom.dead_letter` span's when the runner writes
+    // it, else the original's (the original's own headers stay inside the payload either way).
+    if let Some(trace) = TraceContext::current().or_else(|| TraceContext::from_headers(&original.headers)) {
+        trace.inject(&mut event.headers);
+    }
     event
 }
 
@@ -214,6 +220,9 @@ fn rebuild<B: EventBus>(
     if let Some(transform) = &opts.transform {
         payload = transform(payload).map_err(|reason| Error::ReplayTransform { id: original.id, reason })?;
     }
+    // The replayed event is the original again: it keeps the original's trace, so its
+    // handler's span joins the trace the first attempts were part of.
+    let trace = TraceContext::from_headers(&original.headers);
     let headers = original
         .headers
         .into_iter()
@@ -225,6 +234,7 @@ fn rebuild<B: EventBus>(
         sid: original.sid,
         version: None,
         dedup: Some(replay_key(entry.id)),
+        trace,
     };
     publish::prepare(registry, topic, payload, &publish_opts)
 }

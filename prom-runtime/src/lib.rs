@@ -37,6 +37,7 @@ pub mod system;
 pub mod testing;
 pub mod timestamp;
 pub mod timetravel;
+pub mod trace;
 mod typed;
 pub mod upcast;
 pub mod validate;

@@ -25,6 +25,10 @@ pub struct PublishOptions {
     pub version: Option<u32>,
     /// Idempotency key: republishing with the same key stores nothing new.
     pub dedup: Option<String>,
+    /// The trace the event continues (stored as its `traceparent`); by default the current
+    /// handler's ([`crate::trace::TraceContext::current`]), else a new trace only when
+    /// [`crate::trace::set_new_traces`] is on, else none.
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// Publishes validated, stamped events on any bus.
@@ -89,7 +93,12 @@ impl<B: EventBus> Producer<B> {
         let mut events = Vec::new();
         let mut primary = Vec::with_capacity(items.len());
         let mut topics = Vec::with_capacity(items.len());
-        for (topic, payload, opts) in items {
+        // One batch, one trace: a new trace (when switched on) is shared by all its events.
+        let ambient = crate::trace::for_publish(None);
+        for (topic, payload, mut opts) in items {
+            if opts.trace.is_none() {
+                opts.trace.clone_from(&ambient);
+            }
             primary.push(events.len());
             events.extend(prepare(&self.registry, &topic, payload, &opts)?);
             topics.push(topic);
@@ -144,6 +153,9 @@ pub fn prepare(
     let partition = partition_for(key.as_deref(), schema.partitions);
     let mut headers = opts.headers.clone();
     headers.insert(SCHEMA_VERSION.to_string(), version.to_string());
+    if let Some(trace) = crate::trace::for_publish(opts.trace.as_ref()) {
+        trace.inject(&mut headers);
+    }
     let mut main = NewEvent::new(topic, payload);
     main.key = key;
     main.partition = partition;

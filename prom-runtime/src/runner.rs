@@ -10,7 +10,9 @@
 //! A handler error marked [`HandlerError::permanent`] is dead-lettered after its first attempt.
 //!
 //! Retries, dead letters, handler panics and start/stop are logged through `tracing` (target
-//! `prom_runtime::runner`), with the consumer, topic, partition, offset and id as fields.
+//! `prom_runtime::runner`), with the consumer, topic, partition, offset and id as fields. Each
+//! attempt runs in a `prom.handle` span and each dead letter is written in a `prom.dead_letter`
+//! span, both continuing the event's stored trace ([`crate::trace`]).
 
 use crate::bus::EventBus;
 use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription};
@@ -25,6 +27,8 @@ use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
 use crate::retry::RetryPolicy;
 use crate::system::{Consumer, StartFrom};
+use crate::trace::TraceContext;
+use crate::trace::spans::Traced;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use std::any::Any;
@@ -288,9 +292,11 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
         Some(e) => Err(e),
         None => ctx.handler.decode(ctx.producer.registry(), delivery.record.clone()),
     };
+    // Read once: every attempt and the dead letter continue the same stored trace.
+    let stored = TraceContext::from_headers(&delivery.record.headers);
     let failure = match decoded {
         Err(e) => Failure { error: format!("cannot decode: {e}"), attempts: 0, permanent: true },
-        Ok(event) => match attempt_all(&ctx, &delivery.record, event).await {
+        Ok(event) => match attempt_all(&ctx, &delivery.record, stored.as_ref(), event).await {
             None => {
                 ctx.stats.handled.fetch_add(1, Ordering::Relaxed);
                 ctx.metrics.ok();
@@ -307,16 +313,20 @@ async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
     // Stored bytes no retry can fix go to the DLQ even without `dlq: true`: otherwise their key
     // would be stuck behind them forever. The dead letter keeps the stored text.
     if ctx.policy.dlq || r.corruption().is_some() {
+        let traced = Traced::dead_letter(&ctx.consumer, r, attempts, stored.as_ref());
+        let span = traced.span.clone();
         // Without a durable dead letter the event stays unacked and comes back after a restart.
-        if dead_letter(&ctx, r, &error, attempts).await {
+        if traced.run(dead_letter(&ctx, r, &error, attempts)).await {
             ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
             ctx.metrics.dead_lettered();
-            tracing::error!(
-                consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-                id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
-                dlq_topic = %format!("{}{}", crate::registry::DLQ_PREFIX, r.topic),
-                "event dead-lettered"
-            );
+            span.in_scope(|| {
+                tracing::error!(
+                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                    id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
+                    dlq_topic = %format!("{}{}", crate::registry::DLQ_PREFIX, r.topic),
+                    "event dead-lettered"
+                );
+            });
             ctx.acker.ack(&delivery);
         }
     } else {
@@ -344,28 +354,39 @@ struct Failure {
 }
 
 /// Runs the handler up to `max_attempts` times (once for a permanent error); `None` on
-/// success, else the last failure. `stored` is the event as stored, for logs.
-async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event: Decoded) -> Option<Failure> {
+/// success, else the last failure. `stored` is the event as stored, for logs, and `trace` the
+/// trace it carries, which each attempt's `prom.handle` span continues.
+async fn attempt_all<B: EventBus>(
+    ctx: &Ctx<B>,
+    stored: &EventRecord,
+    trace: Option<&TraceContext>,
+    mut event: Decoded,
+) -> Option<Failure> {
     let max = ctx.policy.retry.max_attempts.max(1);
     let r = stored;
     let mut attempt = 1;
     loop {
         event.attempt = attempt;
+        let traced = Traced::handle(&ctx.consumer, r, attempt, trace);
+        let span = traced.span.clone();
         // A handler panic is a failed attempt instead of a lost event: it is retried and
         // dead-lettered like any other failure. Caught in place, not in a task of its own, so
-        // an event costs one task.
+        // an event costs one task. The handler's future is made inside the span too, so even
+        // its synchronous part publishes in the event's trace.
         let started = std::time::Instant::now();
-        let attempted = catch_panic::attempt(ctx.handler.as_ref(), &event).await;
+        let attempted = traced.run(async { catch_panic::attempt(ctx.handler.as_ref(), &event).await }).await;
         ctx.metrics.attempt_took(started.elapsed());
         let outcome = match attempted {
             Ok(outcome) => outcome,
             Err(payload) => {
                 let panic = panic_message(payload);
-                tracing::error!(
-                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-                    id = %r.id, attempt, max_attempts = max, panic = %panic,
-                    "handler panicked; counted as a failed attempt"
-                );
+                span.in_scope(|| {
+                    tracing::error!(
+                        consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                        id = %r.id, attempt, max_attempts = max, panic = %panic,
+                        "handler panicked; counted as a failed attempt"
+                    );
+                });
                 Err(HandlerError::retry(format!("the handler panicked: {panic}")))
             }
         };
@@ -380,11 +401,13 @@ async fn attempt_all<B: EventBus>(ctx: &Ctx<B>, stored: &EventRecord, mut event:
                 ctx.metrics.retried();
                 ctx.stats.note_error(e.message());
                 let delay = ctx.policy.retry.delay(attempt);
-                tracing::warn!(
-                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-                    id = %r.id, attempt, max_attempts = max, error = %e, next_delay_ms = millis(delay),
-                    "handler failed; retrying"
-                );
+                span.in_scope(|| {
+                    tracing::warn!(
+                        consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                        id = %r.id, attempt, max_attempts = max, error = %e, next_delay_ms = millis(delay),
+                        "handler failed; retrying"
+                    );
+                });
                 tokio::time::sleep(delay).await;
                 attempt += 1;
             }

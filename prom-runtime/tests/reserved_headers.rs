@@ -3,12 +3,22 @@
 
 use prom_runtime::record::{CORRUPT, CORRUPT_HEADERS, DLQ_ERROR, REPLAY_OF, SCHEMA_VERSION, UPCASTED_FROM};
 use prom_runtime::registry::is_runtime_header;
+use prom_runtime::trace::{TRACEPARENT, TRACESTATE};
 
 #[test]
 fn every_header_the_runtime_stamps_is_reserved_for_lint() {
-    let stamped = [SCHEMA_VERSION, UPCASTED_FROM, DLQ_ERROR, REPLAY_OF, CORRUPT, CORRUPT_HEADERS]
-        .into_iter()
-        .chain(changefeed_headers());
+    let stamped = [
+        SCHEMA_VERSION,
+        UPCASTED_FROM,
+        DLQ_ERROR,
+        REPLAY_OF,
+        CORRUPT,
+        CORRUPT_HEADERS,
+        TRACEPARENT,
+        TRACESTATE,
+    ]
+    .into_iter()
+    .chain(changefeed_headers());
     for header in stamped {
         assert!(
             prom_spec::check::RESERVED_HEADERS.contains(&header),

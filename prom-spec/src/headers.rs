@@ -13,4 +13,8 @@ pub const RESERVED_HEADERS: &[&str] = &[
     "x-cluster-time",
     "x-prom-corrupt",
     "x-prom-corrupt-headers",
+    // W3C trace context of the publishing context (`prom_runtime::trace`): forging one through
+    // a declared header would graft events onto someone else's trace.
+    "traceparent",
+    "tracestate",
 ];

@@ -5,7 +5,7 @@ use std::fmt;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The environment variable holding the filter (`EnvFilter` syntax, e.g. `warn` or
@@ -47,6 +47,23 @@ where
     ) -> fmt::Result {
         writer.write_str("prom: ")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
+        // Inside a `prom.handle`/`prom.dead_letter` span, the line carries its trace, so logs
+        // of one event can be found by the trace id its publisher knows.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope {
+                let extensions = span.extensions();
+                let Some(fields) = extensions.get::<FormattedFields<N>>() else { continue };
+                let trace = fields.fields.split(' ').find(|f| f.starts_with("trace_id="));
+                let own = fields.fields.split(' ').find(|f| f.starts_with("span_id="));
+                if let Some(trace) = trace {
+                    write!(writer, " {trace}")?;
+                    if let Some(own) = own {
+                        write!(writer, " {own}")?;
+                    }
+                    break;
+                }
+            }
+        }
         writeln!(writer)
     }
 }

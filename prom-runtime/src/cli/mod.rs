@@ -133,6 +133,10 @@ pub fn main() -> ExitCode {
         Err(error) => error.exit(),
     };
     logs::install();
+    // A publish outside any trace starts one only when asked (see `prom_runtime::trace`).
+    if std::env::var("PROM_NEW_TRACES").is_ok_and(|v| v.trim() == "1") {
+        crate::trace::set_new_traces(true);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

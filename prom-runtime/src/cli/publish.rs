@@ -6,6 +6,7 @@ use super::{Failure, Outcome, SpecArgs};
 use crate::payload::PayloadError;
 use crate::publish::PublishOptions;
 use crate::registry::Registry;
+use crate::trace::TraceContext;
 use input::Source;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -46,12 +47,40 @@ pub struct Args {
     /// versions, if the topic has no version N.
     #[arg(long, value_name = "N")]
     version: Option<u32>,
+    /// The W3C trace context the events continue (default: the TRACEPARENT environment
+    /// variable, as other OpenTelemetry CLIs read it). A malformed value is ignored with a
+    /// warning; nothing is refused for it.
+    #[arg(long, value_name = "00-TRACEID-PARENTID-FLAGS")]
+    traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with --traceparent (default: the TRACESTATE environment
+    /// variable).
+    #[arg(long, value_name = "STATE")]
+    tracestate: Option<String>,
+}
+
+/// The environment variables OpenTelemetry tools pass a trace context in.
+const TRACEPARENT_VAR: &str = "TRACEPARENT";
+const TRACESTATE_VAR: &str = "TRACESTATE";
+
+/// The trace context of `--traceparent`/`TRACEPARENT` (and the matching state), if valid.
+fn trace_of(args: &Args) -> Option<TraceContext> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let (parent, state, source) = match &args.traceparent {
+        Some(parent) => (Some(parent.clone()), args.tracestate.clone(), "--traceparent"),
+        None => (
+            from_env(TRACEPARENT_VAR),
+            args.tracestate.clone().or_else(|| from_env(TRACESTATE_VAR)),
+            "TRACEPARENT",
+        ),
+    };
+    TraceContext::accept(parent.as_deref(), state.as_deref(), source)
 }
 
 /// Lints, validates and publishes; prints the id of each event, one per line.
 pub async fn run(target: &super::Target, args: Args) -> Outcome {
     let (_, registry) = super::load(&args.spec)?;
-    let mut opts = PublishOptions { version: args.version, ..PublishOptions::default() };
+    let mut opts =
+        PublishOptions { version: args.version, trace: trace_of(&args), ..PublishOptions::default() };
     for header in &args.headers {
         let (name, value) = header
             .split_once('=')

@@ -8,6 +8,7 @@ use super::failures::problem_of;
 use crate::publish::PublishOptions;
 use crate::record::Receipt;
 use crate::server::problem::{Kind, Problem};
+use crate::trace::{TRACEPARENT, TRACESTATE, TraceContext};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -47,9 +48,11 @@ async fn run(gateway: &Gateway, request: Request) -> Result<Response, Problem> {
     gateway.producer.registry().route(&topic).map_err(|e| problem_of(&e, &doing, reporter))?;
     let format = format_of(request.headers())?;
     let key = idempotency_key(request.headers())?;
+    let trace = trace_of(request.headers());
     let limit = gateway.options.max_body_bytes;
     let body = read_body(request, limit).await?;
-    let options = |dedup: Option<String>| PublishOptions { dedup, ..PublishOptions::default() };
+    let options =
+        |dedup: Option<String>| PublishOptions { dedup, trace: trace.clone(), ..PublishOptions::default() };
     match format {
         Format::Json => {
             let payload = parse(&body, None)?;
@@ -107,6 +110,27 @@ fn receipt_json(receipt: &Receipt) -> Value {
         "partition": receipt.partition,
         "duplicate": receipt.duplicate,
     })
+}
+
+/// The caller's W3C trace context (`traceparent`, `tracestate`), which the published events
+/// continue. A malformed or repeated `traceparent` is ignored with a warning, never refused: a
+/// tracing problem must not lose an event.
+fn trace_of(headers: &HeaderMap) -> Option<TraceContext> {
+    const SOURCE: &str = "the gateway's traceparent request header";
+    let mut parents = headers.get_all(TRACEPARENT).iter();
+    let parent = String::from_utf8_lossy(parents.next()?.as_bytes()).into_owned();
+    if parents.next().is_some() {
+        tracing::warn!(source = SOURCE, "ignoring a request with more than one traceparent header");
+        return None;
+    }
+    // Several `tracestate` headers are one list, joined by commas (RFC 9110 field lines).
+    let states: Vec<String> = headers
+        .get_all(TRACESTATE)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect();
+    let state = (!states.is_empty()).then(|| states.join(","));
+    TraceContext::accept(Some(&parent), state.as_deref(), SOURCE)
 }
 
 /// The body's format from `Content-Type` (none: JSON).

@@ -22,6 +22,7 @@ use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{EventRecord, NewEvent};
 use crate::registry::Registry;
 use crate::system::{Changefeed, FullDocument, Index, Projector, ProjectorKind, System};
+use crate::trace::TraceContext;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -386,7 +387,11 @@ impl Job {
                         outcome.upserted += 1;
                     }
                     for feed in &spec.feeds {
-                        events.extend(feed_events(&registry, feed, change, written)?);
+                        let cause = records
+                            .binary_search_by_key(&change.offset, |r| r.offset)
+                            .ok()
+                            .map(|i| &records[i]);
+                        events.extend(feed_events(&registry, feed, change, written, cause)?);
                     }
                 }
                 Err(Refused::Change(reason)) => letters.push((change.offset, reason)),
@@ -428,12 +433,14 @@ impl Job {
 
 /// The events a changefeed publishes for one written change (with a dual-write copy when its
 /// topic declares one), validated like any publish; none when the feed does not republish that
-/// operation.
+/// operation. `cause` is the event the change came from: the feed's events name it as their
+/// cause and continue its trace.
 pub(crate) fn feed_events(
     registry: &Registry,
     feed: &FeedSpec,
     change: &Change,
     written: Written,
+    cause: Option<&EventRecord>,
 ) -> Result<Vec<NewEvent>> {
     let (operation, document) = match (written, &change.op) {
         (Written::Inserted, plan::Op::Upsert(doc)) => ("insert", doc.clone()),
@@ -451,6 +458,8 @@ pub(crate) fn feed_events(
     // anyway) would be recognised as a duplicate.
     let opts = PublishOptions {
         dedup: Some(format!("{}:{}", feed.name, change.offset)),
+        caused_by: cause.map(|record| record.id),
+        trace: cause.and_then(|record| TraceContext::from_headers(&record.headers)).map(|t| t.child()),
         ..PublishOptions::default()
     };
     let mut events = publish::prepare(registry, &feed.topic, payload, &opts).map_err(|e| {

@@ -25,6 +25,8 @@ use crate::record::EventRecord;
 use crate::registry::Route;
 use crate::runner::FailurePolicy;
 use crate::system::{Projector, ProjectorKind};
+use crate::trace::TraceContext;
+use crate::trace::spans::Traced;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -139,18 +141,26 @@ impl EmbeddedTxProjector {
     ) -> Result<Vec<(u32, i64)>> {
         let cursors = sub.cursors_if_acked(std::slice::from_ref(delivery));
         let (group, member) = (sub.group().clone(), sub.member().to_string());
-        let event = match self.producer.registry().decode(delivery.record.clone()) {
+        let record = &delivery.record;
+        let stored = TraceContext::from_headers(&record.headers);
+        let name = &self.spec.name;
+        let event = match self.producer.registry().decode(record.clone()) {
             Ok(event) => event,
             Err(e) => {
                 let reason = format!("cannot decode: {e}");
-                self.dead_letter(&group, &member, &cursors, &delivery.record, &reason, 0).await?;
+                Traced::dead_letter(name, record, 0, stored.as_ref())
+                    .run(self.dead_letter(&group, &member, &cursors, record, &reason, 0))
+                    .await?;
                 return Ok(cursors);
             }
         };
         let max = self.policy.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match self.attempt(&group, &member, &cursors, handler, &event).await? {
+            // Each attempt in its own `prom.handle` span: what the handler publishes continues
+            // the event's trace.
+            let traced = Traced::handle(name, record, attempt, stored.as_ref());
+            match traced.run(self.attempt(&group, &member, &cursors, handler, &event)).await? {
                 Attempt::Committed => {
                     self.stats.applied.fetch_add(1, Ordering::Relaxed);
                     return Ok(cursors);
@@ -160,7 +170,9 @@ impl EmbeddedTxProjector {
                     return Ok(Vec::new());
                 }
                 Attempt::Failed(reason) if attempt >= max && self.policy.dlq => {
-                    self.dead_letter(&group, &member, &cursors, &delivery.record, &reason, attempt).await?;
+                    Traced::dead_letter(name, record, attempt, stored.as_ref())
+                        .run(self.dead_letter(&group, &member, &cursors, record, &reason, attempt))
+                        .await?;
                     return Ok(cursors);
                 }
                 Attempt::Failed(reason) => {

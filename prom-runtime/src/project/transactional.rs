@@ -25,6 +25,8 @@ use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::runner::FailurePolicy;
+use crate::trace::TraceContext;
+use crate::trace::spans::Traced;
 use crate::typed::Versioned;
 use mongodb::options::{Acknowledgment, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{ClientSession, Database};
@@ -194,17 +196,24 @@ impl TransactionalProjector {
         delivery: &Delivery,
         cursor_to: Option<i64>,
     ) -> Result<bool> {
-        let event = match self.producer.registry().decode(delivery.record.clone()) {
+        let record = &delivery.record;
+        let stored = TraceContext::from_headers(&record.headers);
+        let name = &self.spec.name;
+        let event = match self.producer.registry().decode(record.clone()) {
             Ok(event) => event,
             Err(e) => {
-                self.dead_letter(&delivery.record, &format!("cannot decode: {e}"), 0).await?;
+                Traced::dead_letter(name, record, 0, stored.as_ref())
+                    .run(self.dead_letter(record, &format!("cannot decode: {e}"), 0))
+                    .await?;
                 return Ok(false);
             }
         };
         let max = self.policy.retry.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            match checkpoint::apply_once(db, session, group, handler, &event, cursor_to).await {
+            // Each attempt in its own `prom.handle` span, continuing the event's trace.
+            let traced = Traced::handle(name, record, attempt, stored.as_ref());
+            match traced.run(checkpoint::apply_once(db, session, group, handler, &event, cursor_to)).await {
                 Ok(Applied::Committed) => {
                     self.stats.applied.fetch_add(1, Ordering::Relaxed);
                     return Ok(true);
@@ -218,7 +227,9 @@ impl TransactionalProjector {
                     return Err(outage::mongo::error(self.path(), what, &e));
                 }
                 Err(Failure::Handler(e)) if attempt >= max && self.policy.dlq => {
-                    self.dead_letter(&delivery.record, &e, attempt).await?;
+                    Traced::dead_letter(name, record, attempt, stored.as_ref())
+                        .run(self.dead_letter(record, &e, attempt))
+                        .await?;
                     return Ok(false);
                 }
                 Err(Failure::Handler(_)) => {

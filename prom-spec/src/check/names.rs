@@ -41,7 +41,18 @@ pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
         }
         let mut seen: HashMap<&str, &Located<String>> = HashMap::new();
         for header in &topic.headers {
-            if !is_header_name(header) {
+            // Reserved first: `traceparent` breaks the name pattern too, but "reserved" is the
+            // reason that tells the author what to do.
+            if RESERVED_HEADERS.contains(&header.as_str()) {
+                out.push(
+                    Diagnostic::error(
+                        Code::HeaderName,
+                        &header.span,
+                        format!("header `{}` is reserved", header.value),
+                    )
+                    .with_help("the runtime stamps this header itself; pick another name"),
+                );
+            } else if !is_header_name(header) {
                 out.push(
                     Diagnostic::error(
                         Code::HeaderName,
@@ -50,15 +61,6 @@ pub fn check(spec: &Spec, out: &mut Vec<Diagnostic>) {
                     )
                     .with_label("must match ^x-[a-z0-9-]+$")
                     .with_help("custom headers are lowercase and start with `x-`, e.g. `x-source`"),
-                );
-            } else if RESERVED_HEADERS.contains(&header.as_str()) {
-                out.push(
-                    Diagnostic::error(
-                        Code::HeaderName,
-                        &header.span,
-                        format!("header `{}` is reserved", header.value),
-                    )
-                    .with_help("the runtime stamps this header itself; pick another name"),
                 );
             }
             if let Some(first) = seen.insert(header.as_str(), header) {

@@ -334,7 +334,13 @@ fn finish_for_live(tx: &mut ProjectionTx<'_, '_>, plan: &Plan, head: i64) -> Res
                 Ok(Written::Skipped) => {}
                 Ok(written) => {
                     for feed in &plan.spec.feeds {
-                        events.extend(live::feed_events(&plan.registry, feed, &change, written)?);
+                        events.extend(live::feed_events(
+                            &plan.registry,
+                            feed,
+                            &change,
+                            written,
+                            by_offset.get(&change.offset).copied(),
+                        )?);
                     }
                 }
                 Err(Refused::Change(reason)) => {
