@@ -402,6 +402,47 @@ pub enum Error {
         /// Why (timed out, an earlier operation failed, dropped without commit).
         reason: String,
     },
+    /// A write in the caller's own MongoDB transaction (`Producer::publish_in`,
+    /// `Producer::append_in`) conflicted with a concurrent writer: another transaction took the
+    /// topic's next offset, the stream's next version or the dedup key first, or the driver
+    /// labelled the failure `TransientTransactionError`. The server has aborted the transaction:
+    /// nothing of it is stored, the caller's own writes included.
+    #[error(
+        "{what}: the MongoDB transaction conflicted with a concurrent writer and was aborted; nothing it \
+         wrote is stored ({source})\nhelp: run the whole transaction again on a fresh \
+         `start_transaction()` (the driver error, `Error::mongo_error`, carries the \
+         `TransientTransactionError` label, so `start_transaction().and_run(..)` retries it when the \
+         callback returns it converted with `mongodb::error::Error::from`)"
+    )]
+    TransactionConflict {
+        /// What was being written (`publish to `topic``, `append to stream `account/42``).
+        what: String,
+        /// The driver's error, labels included.
+        source: Cause,
+    },
+    /// A write meant to join the caller's transaction was given a session that has none open:
+    /// its steps would each commit on their own, so it is refused and nothing is written.
+    #[error(
+        "{what}: the MongoDB session has no transaction in progress ({state})\nhelp: call \
+         `session.start_transaction()` first (on a session from the bus's client, \
+         `bus.client().start_session()`), then commit it after the publish"
+    )]
+    NoTransaction {
+        /// What was being written.
+        what: String,
+        /// The session's transaction state as the driver reports it.
+        state: String,
+    },
+    /// A write meant to join the caller's transaction was given a producer whose bus is not
+    /// MongoDB.
+    #[error(
+        "{what}: the producer's bus is not MongoDB\nhelp: in-session publishes need a producer on a \
+         `MongoBus` (or an `AnyBus::Mongo`); on the embedded store use `producer.transaction()`"
+    )]
+    NotMongo {
+        /// What was being written.
+        what: String,
+    },
     /// A document API operation on MongoDB failed (the driver's error, labels included, is the
     /// cause).
     #[error("MongoDB collection `{collection}`: {source}")]
@@ -443,6 +484,44 @@ pub enum Error {
     /// The bus was shut down.
     #[error("the event bus is closed")]
     Closed,
+}
+
+#[cfg(feature = "mongo")]
+impl Error {
+    /// The MongoDB driver's error behind this one (a transaction conflict, a document API
+    /// failure), with its labels: `e.mongo_error().is_some_and(|m|
+    /// m.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR))`.
+    pub fn mongo_error(&self) -> Option<&mongodb::error::Error> {
+        match self {
+            Error::TransactionConflict { source, .. } | Error::MongoDocuments { source, .. } => {
+                source.inner().downcast_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether running the whole MongoDB transaction again may succeed
+    /// ([`Error::TransactionConflict`], or a driver error labelled `TransientTransactionError`).
+    pub fn is_transient_transaction_error(&self) -> bool {
+        matches!(self, Error::TransactionConflict { .. })
+            || self
+                .mongo_error()
+                .is_some_and(|e| e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR))
+    }
+}
+
+/// For callbacks of the driver's `start_transaction().and_run(..)`: a transaction conflict
+/// becomes the driver's own error (its `TransientTransactionError` label makes `and_run` run the
+/// callback again); any other error becomes a custom driver error carrying this one
+/// (`get_custom::<prom_runtime::Error>()`), which `and_run` does not retry.
+#[cfg(feature = "mongo")]
+impl From<Error> for mongodb::error::Error {
+    fn from(error: Error) -> mongodb::error::Error {
+        match error.mongo_error() {
+            Some(driver) if error.is_transient_transaction_error() => driver.clone(),
+            _ => mongodb::error::Error::custom(error),
+        }
+    }
 }
 
 /// The runtime's result type.

@@ -18,6 +18,7 @@ pub mod gateway;
 mod handler_error;
 pub mod metrics;
 pub mod outage;
+pub mod outbox;
 pub mod partition;
 pub mod payload;
 pub mod pipeline;

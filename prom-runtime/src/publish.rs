@@ -229,6 +229,19 @@ impl<V: Versioned> Topic<V> {
     }
 }
 
+impl<V: Versioned> Topic<V> {
+    /// Publishes a latest-version payload inside an open store transaction (the embedded
+    /// store's `producer.transaction()`, or a MongoDB session's `producer.in_session(..)`):
+    /// stored only if the transaction commits. See [`crate::outbox`].
+    pub async fn publish_in<T: crate::outbox::Outbox>(
+        &self,
+        tx: &mut T,
+        payload: &V::Latest,
+    ) -> Result<Receipt> {
+        tx.publish_event(payload).await
+    }
+}
+
 /// The error for a publish (or changefeed, or replay: `by`) to `topic`, which derives from `declared`.
 /// The declared topic `topic` names, or why `by` may not publish to it: a dual-write copy or a
 /// dead-letter topic is written by the runtime only.

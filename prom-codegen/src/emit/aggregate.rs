@@ -221,6 +221,20 @@ pub fn module(aggregate: &Aggregate) -> TokenStream {
                     #rt::aggregate::append_events::<Aggregate, B>(producer, id, expected, &events).await
                 }
 
+                /// Appends `events` to stream `id` inside an open store transaction `tx`
+                /// (`producer.transaction()` on the embedded store,
+                /// `producer.in_session(&mut session)` on MongoDB) if its version is
+                /// `expected`, checked in that transaction; stored when it commits.
+                pub async fn append_in<T: #rt::outbox::Outbox>(
+                    &self,
+                    tx: &mut T,
+                    id: &str,
+                    expected: #rt::stream::ExpectedVersion,
+                    events: ::std::vec::Vec<Event>,
+                ) -> ::std::result::Result<#rt::stream::Appended, #rt::aggregate::StreamError> {
+                    #rt::aggregate::append_events_in::<Aggregate, T>(tx, id, expected, &events).await
+                }
+
                 /// Load → `decide` → append expecting the loaded version, retried on
                 /// conflicts (bounded, jittered); `decide`'s error is passed through.
                 pub async fn handle<S, B, F, E>(

@@ -100,3 +100,16 @@ impl<E> HandleError<E> {
         }
     }
 }
+
+/// For callbacks of the driver's `start_transaction().and_run(..)`: a store error converts as
+/// [`Error`] does (a transaction conflict keeps the driver's `TransientTransactionError` label,
+/// so `and_run` retries it); any other error becomes a custom driver error carrying this one.
+#[cfg(feature = "mongo")]
+impl From<StreamError> for mongodb::error::Error {
+    fn from(error: StreamError) -> mongodb::error::Error {
+        match error {
+            StreamError::Store(error) => error.into(),
+            other => mongodb::error::Error::custom(other),
+        }
+    }
+}

@@ -14,7 +14,7 @@ pub mod testing;
 pub use error::{HandleError, StreamError};
 pub use retry::ConflictRetry;
 pub use snapshot::{Snapshots, fingerprint};
-pub use stream::{Handled, Loaded, Stream, append_events};
+pub use stream::{Handled, Loaded, Stream, append_events, append_events_in};
 
 use crate::error::Result;
 use crate::record::EventRecord;

@@ -187,6 +187,21 @@ impl<A: Aggregate, S: Default + Send + 'static> Stream<A, S> {
         Ok(appended)
     }
 
+    /// Appends `events` to stream `id` inside an open store transaction `tx` (the embedded
+    /// store's `producer.transaction()`, or `producer.in_session(&mut session)` on MongoDB) if
+    /// its version is `expected`, checked in that transaction: the events are stored, and
+    /// visible, only when it commits (see [`crate::outbox`]). Writes no snapshot (the events
+    /// are not committed yet); loads fold them and write one when due.
+    pub async fn append_in<T: crate::outbox::Outbox>(
+        &self,
+        tx: &mut T,
+        id: &str,
+        expected: ExpectedVersion,
+        events: Vec<A::Event>,
+    ) -> Result<Appended, StreamError> {
+        append_events_in::<A, T>(tx, id, expected, &events).await
+    }
+
     /// Loads stream `id`, asks `decide` which events the command produces given the state, and
     /// appends them expecting the version loaded. When another writer appended in between, it
     /// loads and decides again, up to [`ConflictRetry::max_attempts`] times in all with a
@@ -376,6 +391,21 @@ pub async fn append_events<A: Aggregate, B: EventBus>(
         .map(|event| Ok((event.topic().to_owned(), event.to_payload()?)))
         .collect::<crate::Result<Vec<_>>>()?;
     Ok(producer.append(StreamId::new(A::NAME, id), expected, items).await?)
+}
+
+/// Appends `events` to stream `id` of aggregate `A` inside the open transaction `tx` if its
+/// version is `expected` (see [`Stream::append_in`]).
+pub async fn append_events_in<A: Aggregate, T: crate::outbox::Outbox>(
+    tx: &mut T,
+    id: &str,
+    expected: ExpectedVersion,
+    events: &[A::Event],
+) -> Result<Appended, StreamError> {
+    let items = events
+        .iter()
+        .map(|event| Ok((event.topic().to_owned(), event.to_payload()?)))
+        .collect::<crate::Result<Vec<_>>>()?;
+    Ok(tx.append(StreamId::new(A::NAME, id), expected, items).await?)
 }
 
 /// Saves a snapshot on a spawned task; a failure only logs (the next load folds more events).

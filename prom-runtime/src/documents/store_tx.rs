@@ -1,5 +1,6 @@
-//! One transaction of the embedded store, driven from async code: document reads and writes and
-//! validated publishes (the outbox, natively), all committed together or not at all.
+//! One transaction of the embedded store, driven from async code: document reads and writes,
+//! validated publishes and stream appends with an expected version (the outbox, natively), all
+//! committed together or not at all.
 //!
 //! The store has one write connection, owned by its committer thread. A [`StoreTx`] is a job
 //! of that thread that stays open: it runs each operation the caller sends, in order, on the
@@ -21,6 +22,7 @@ use crate::error::{Cause, Error, Result};
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::Receipt;
 use crate::registry::Registry;
+use crate::stream::{Appended, ExpectedVersion, StreamId, stream_append};
 use crate::typed::Event;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -201,6 +203,49 @@ impl StoreTx {
     pub async fn publish_event<E: Event>(&mut self, event: &E) -> Result<Receipt> {
         let (value, options) = publish::event_payload(event, PublishOptions::default())?;
         self.publish(E::TOPIC, value, options).await
+    }
+
+    /// Publishes several payloads in the transaction, validated like
+    /// [`Producer::publish_all`]; returns the receipts of the events on their topics. An invalid
+    /// payload refuses the whole call ([`Error::Invalid`], nothing of it written) without
+    /// dooming the transaction.
+    pub async fn publish_all(&mut self, items: Vec<(String, Value, PublishOptions)>) -> Result<Vec<Receipt>> {
+        let mut events = Vec::new();
+        let mut primary = Vec::with_capacity(items.len());
+        for (topic, payload, options) in items {
+            primary.push(events.len());
+            events.extend(publish::prepare(&self.registry, &topic, payload, &options)?);
+        }
+        let receipts = self
+            .call(move |live| {
+                live.tx.publish(events).inspect_err(|e| {
+                    live.doomed.get_or_insert_with(|| e.to_string());
+                })
+            })
+            .await?;
+        Ok(primary.into_iter().filter_map(|i| receipts.get(i).copied()).collect())
+    }
+
+    /// Appends `events` (topic, payload) to `stream` in the transaction if its version is
+    /// `expected`, validated like [`Producer::append`] (aggregate's topics, id pointer, chain).
+    /// The version is checked inside the transaction, which holds the store's writer, so no
+    /// other append can slip in before the commit. A conflict ([`Error::StreamConflict`], or
+    /// any store failure) dooms the transaction: `commit` then fails and nothing of it is stored,
+    /// the documents and publishes before the append included. An invalid payload is refused
+    /// before anything is written and does not doom it.
+    pub async fn append(
+        &mut self,
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<(String, Value)>,
+    ) -> Result<Appended> {
+        let append = stream_append(&self.registry, stream, expected, events)?;
+        self.call(move |live| {
+            live.tx.append(append).inspect_err(|e| {
+                live.doomed.get_or_insert_with(|| e.to_string());
+            })
+        })
+        .await
     }
 
     /// Commits everything the transaction wrote and published; durable when it returns. Fails

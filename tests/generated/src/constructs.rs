@@ -1213,6 +1213,26 @@ pub mod cart {
             >(producer, id, expected, &events)
                 .await
         }
+        /// Appends `events` to stream `id` inside an open store transaction `tx`
+        /// (`producer.transaction()` on the embedded store,
+        /// `producer.in_session(&mut session)` on MongoDB) if its version is
+        /// `expected`, checked in that transaction; stored when it commits.
+        pub async fn append_in<T: ::prom_runtime::outbox::Outbox>(
+            &self,
+            tx: &mut T,
+            id: &str,
+            expected: ::prom_runtime::stream::ExpectedVersion,
+            events: ::std::vec::Vec<Event>,
+        ) -> ::std::result::Result<
+            ::prom_runtime::stream::Appended,
+            ::prom_runtime::aggregate::StreamError,
+        > {
+            ::prom_runtime::aggregate::append_events_in::<
+                Aggregate,
+                T,
+            >(tx, id, expected, &events)
+                .await
+        }
         /// Load → `decide` → append expecting the loaded version, retried on
         /// conflicts (bounded, jittered); `decide`'s error is passed through.
         pub async fn handle<S, B, F, E>(
@@ -1372,6 +1392,26 @@ pub mod order {
                 Aggregate,
                 B,
             >(producer, id, expected, &events)
+                .await
+        }
+        /// Appends `events` to stream `id` inside an open store transaction `tx`
+        /// (`producer.transaction()` on the embedded store,
+        /// `producer.in_session(&mut session)` on MongoDB) if its version is
+        /// `expected`, checked in that transaction; stored when it commits.
+        pub async fn append_in<T: ::prom_runtime::outbox::Outbox>(
+            &self,
+            tx: &mut T,
+            id: &str,
+            expected: ::prom_runtime::stream::ExpectedVersion,
+            events: ::std::vec::Vec<Event>,
+        ) -> ::std::result::Result<
+            ::prom_runtime::stream::Appended,
+            ::prom_runtime::aggregate::StreamError,
+        > {
+            ::prom_runtime::aggregate::append_events_in::<
+                Aggregate,
+                T,
+            >(tx, id, expected, &events)
                 .await
         }
         /// Load → `decide` → append expecting the loaded version, retried on

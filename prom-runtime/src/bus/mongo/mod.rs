@@ -17,6 +17,7 @@ pub mod clients;
 mod committer;
 mod docs;
 mod groups;
+pub(crate) mod in_session;
 pub mod layout;
 mod publish;
 mod streams;

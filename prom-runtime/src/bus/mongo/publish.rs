@@ -30,7 +30,7 @@ enum Plan {
     New,
 }
 
-async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row]) -> TxResult<Vec<Receipt>> {
+pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row]) -> TxResult<Vec<Receipt>> {
     // Dedup keys of the batch, per topic, checked against what is stored (in this snapshot).
     let mut wanted: Vec<(&str, Vec<String>)> = Vec::new();
     for row in rows {

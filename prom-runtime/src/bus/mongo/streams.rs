@@ -74,7 +74,7 @@ async fn last(
     }
 }
 
-async fn attempt(bus: &MongoBus, s: &mut ClientSession, job: &Job) -> TxResult<Appended> {
+pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, job: &Job) -> TxResult<Appended> {
     let stream = &job.stream;
     let last = last(bus, Some(&mut *s), stream).await?;
     let actual = last.as_ref().and_then(|d| d.get_i64("version").ok()).map(|v| u64::try_from(v).unwrap_or(0));

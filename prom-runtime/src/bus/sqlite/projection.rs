@@ -75,6 +75,13 @@ impl ProjectionTx<'_, '_> {
         let rows = ops::rows(events)?;
         ops::publish(self.tx, rows)
     }
+
+    /// Appends to a stream (already validated) in this transaction: the expected version is
+    /// checked against what this transaction sees (the writer lock is held, so every commit).
+    pub fn append(&mut self, append: crate::stream::StreamAppend) -> Result<crate::stream::Appended> {
+        let job = super::streams::job(append)?;
+        super::streams::append(self.tx, job)
+    }
 }
 
 impl SqliteBus {
