@@ -97,7 +97,7 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         partition: row.get(3)?,
         ts: row.get(4)?,
         headers,
-        payload,
+        payload: payload.into(),
         caused_by,
         sid,
         offset: row.get(9)?,
