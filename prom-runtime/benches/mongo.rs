@@ -359,7 +359,7 @@ fn project_batches() -> Vec<Vec<EventRecord>> {
                         partition: (i % 8) as u32,
                         ts: 0,
                         headers: Default::default(),
-                        payload,
+                        payload: payload.into(),
                         caused_by: None,
                         sid: None,
                         offset,

@@ -314,7 +314,7 @@ fn stored_four(version: u32, payload: Value) -> EventRecord {
         partition: 0,
         ts: 0,
         headers,
-        payload,
+        payload: payload.into(),
         caused_by: None,
         sid: None,
         offset: 1,
@@ -340,24 +340,20 @@ fn upcast() {
     let records = |version: u32, values: &[Value]| {
         (0..per_round).map(|i| stored_four(version, values[i % 1000].clone())).collect::<Vec<_>>()
     };
-    let typed_v4 = || time_owned(owned(&v4_values), |v| hb_four::V4::deserialize(v).expect("decode"));
+    let typed_v4 = || time_owned(owned(&v4_values), |v| hb_four::V4::deserialize(&v).expect("decode"));
     let ratio = |d: Duration, base: Duration| d.as_secs_f64() / base.as_secs_f64();
 
-    // What typed handlers get: the store hands out parsed, owned payloads
-    // (`EventRecord::payload`); both sides consume owned copies made outside the timing.
+    // What typed handlers get: the store hands out parsed payloads (`EventRecord::payload`),
+    // decoded in place; both sides consume values made outside the timing.
     let (base, steps) = interleave(rounds, typed_v4, || {
         time_owned(owned(&v1_values), |v| {
             v1_schema.check("hb.four", 1, &v).expect("valid v1");
-            hb_four::AnyVersion::decode(1, v).expect("decode v1").into_latest().expect("upcast")
+            hb_four::AnyVersion::decode(1, &v).expect("decode v1").into_latest().expect("upcast")
         })
     });
     // Both sides read stored records (and drop them inside the timing).
-    let plain_record = || {
-        time_owned(records(4, &v4_values), |mut r| {
-            let payload = std::mem::take(&mut r.payload);
-            (hb_four::V4::deserialize(payload).expect("decode"), r)
-        })
-    };
+    let plain_record =
+        || time_owned(records(4, &v4_values), |r| (hb_four::V4::deserialize(&r.payload).expect("decode"), r));
     let (base2, typed) = interleave(rounds, plain_record, || {
         time_owned(records(1, &v1_values), |r| {
             registry.decode_typed::<hb_four::AnyVersion>(r).expect("decode_typed")
@@ -409,7 +405,7 @@ fn upcast() {
         time(per_round, |i| {
             let v: Value = serde_json::from_str(&v1_text[i % 1000]).expect("parse");
             v1_schema.check("hb.four", 1, &v).expect("valid v1");
-            hb_four::AnyVersion::decode(1, v).expect("decode v1").into_latest().expect("upcast")
+            hb_four::AnyVersion::decode(1, &v).expect("decode v1").into_latest().expect("upcast")
         })
     });
     println!("read path from JSON text ({per_round} per round, fastest of {rounds} rounds)");
@@ -441,7 +437,7 @@ fn read_path_steps() {
     let v4 = json!({ "pid": 7, "hostname": "h", "mem_mib": 12.5, "region": "eu" });
     #[inline(never)]
     fn step_typed_decode_v4(v: Value) -> hb_four::V4 {
-        hb_four::V4::deserialize(v).expect("decode")
+        hb_four::V4::deserialize(&v).expect("decode")
     }
     #[inline(never)]
     fn step_validate_v1(schema: &prom_runtime::validate::CompiledSchema, v: &Value) {
@@ -449,7 +445,7 @@ fn read_path_steps() {
     }
     #[inline(never)]
     fn step_typed_decode_v1(v: Value) -> hb_four::AnyVersion {
-        hb_four::AnyVersion::decode(1, v).expect("decode")
+        hb_four::AnyVersion::decode(1, &v).expect("decode")
     }
     #[inline(never)]
     fn step_typed_upcast_3_hops(v: hb_four::AnyVersion) -> hb_four::V4 {

@@ -103,7 +103,7 @@ fn parse(event: &EventRecord) -> Result<DeadLetter> {
     if let Some(corrupt) = event.corrupt_error() {
         return Err(corrupt);
     }
-    serde_json::from_value(event.payload.clone()).map_err(|e| Error::NotDeadLetter {
+    DeadLetter::deserialize(&*event.payload).map_err(|e| Error::NotDeadLetter {
         id: event.id,
         topic: event.topic.clone(),
         source: JsonError::new(e),
@@ -216,7 +216,7 @@ fn rebuild<B: EventBus>(
         topic: topic.to_string(),
         reason: "the dead-lettered event has no usable x-schema-version header".into(),
     })?;
-    let mut payload = registry.upcast(schema, version, original.payload, original.id)?;
+    let mut payload = registry.upcast(schema, version, original.payload.into_value(), original.id)?;
     if let Some(transform) = &opts.transform {
         payload = transform(payload).map_err(|reason| Error::ReplayTransform { id: original.id, reason })?;
     }

@@ -5,7 +5,7 @@ use crate::bus::EventBus;
 use crate::error::{Derived, Error, Result};
 use crate::metrics::PublishCounters;
 use crate::partition::partition_for;
-use crate::record::{Headers, NewEvent, Receipt, SCHEMA_VERSION};
+use crate::record::{Headers, NewEvent, Payload, Receipt, SCHEMA_VERSION};
 use crate::registry::{Registry, Route, TopicSchema, is_runtime_header};
 use crate::typed::{Event, Topic, Versioned};
 use serde_json::Value;
@@ -156,7 +156,10 @@ pub fn prepare(
     if let Some(trace) = crate::trace::for_publish(opts.trace.as_ref()) {
         trace.inject(&mut headers);
     }
-    let mut main = NewEvent::new(topic, payload);
+    // Stamped with the schema it passed, so an in-process reader with the same schema does not
+    // validate it again; the dual-write copy shares the same value.
+    let stamp = schema.stamp(version).ok_or(Error::Closed)?;
+    let mut main = NewEvent::new(topic, Payload::checked(payload, stamp));
     main.key = key;
     main.partition = partition;
     main.caused_by = opts.caused_by;
@@ -166,11 +169,10 @@ pub fn prepare(
     if schema.dual_write {
         let id = crate::record::new_id();
         let payload = if version < latest {
-            let upcast = registry.upcast(schema, version, main.payload.clone(), main.id)?;
-            if let Some(s) = schema.schema(latest) {
-                s.check(topic, latest, &upcast)?;
-            }
-            upcast
+            let upcast = registry.upcast(schema, version, main.payload.value().clone(), main.id)?;
+            let latest_schema = schema.schema(latest).ok_or(Error::Closed)?;
+            latest_schema.check(topic, latest, &upcast)?;
+            Payload::checked(upcast, schema.stamp(latest).ok_or(Error::Closed)?)
         } else {
             main.payload.clone()
         };

@@ -1,7 +1,11 @@
 //! Events as stored and delivered, and events about to be published.
 
+mod payload;
+
+pub use payload::Payload;
+pub(crate) use payload::SchemaStamp;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -37,8 +41,8 @@ pub struct EventRecord {
     pub ts: i64,
     /// Headers.
     pub headers: Headers,
-    /// The payload.
-    pub payload: Value,
+    /// The payload, shared by every copy of this record (read it as a `serde_json::Value`).
+    pub payload: Payload,
     /// The event that caused this one, if any.
     pub caused_by: Option<Uuid>,
     /// Session / stream id the producer attached, if any.
@@ -86,8 +90,8 @@ pub struct NewEvent {
     pub ts: i64,
     /// Headers.
     pub headers: Headers,
-    /// The payload.
-    pub payload: Value,
+    /// The payload; the stored record shares it instead of copying it.
+    pub payload: Payload,
     /// The causing event.
     pub caused_by: Option<Uuid>,
     /// Session / stream id.
@@ -98,7 +102,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// A new event on partition 0 with a fresh id and the current time.
-    pub fn new(topic: impl Into<String>, payload: Value) -> NewEvent {
+    pub fn new(topic: impl Into<String>, payload: impl Into<Payload>) -> NewEvent {
         NewEvent {
             id: new_id(),
             topic: topic.into(),
@@ -106,7 +110,7 @@ impl NewEvent {
             partition: 0,
             ts: now_ms(),
             headers: Headers::new(),
-            payload,
+            payload: payload.into(),
             caused_by: None,
             sid: None,
             dedup: None,

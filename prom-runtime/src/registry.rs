@@ -2,7 +2,7 @@
 //! chain, plus the user functions for `with:` hops. Built once at startup.
 
 use crate::error::{Error, MissingUpcaster, Result};
-use crate::record::{EventRecord, SCHEMA_VERSION, UPCASTED_FROM};
+use crate::record::{EventRecord, Payload, SCHEMA_VERSION, SchemaStamp, UPCASTED_FROM};
 use crate::system::{self, System};
 use crate::typed::Versioned;
 use crate::upcast::{Hop, Steps, UpcastFn};
@@ -35,6 +35,9 @@ pub struct TopicSchema {
 #[derive(Debug)]
 struct VersionSchema {
     schema: CompiledSchema,
+    /// Names this schema in payloads validated against it at publish, so a reader with the
+    /// same schema skips validating them again.
+    stamp: SchemaStamp,
     /// How the previous version becomes this one (version 1 has none).
     hop: Hop,
     /// Lint proves the hop into this version yields a valid payload from any valid one.
@@ -59,6 +62,22 @@ impl TopicSchema {
         self.versions.iter().skip(from).all(|v| v.proven)
     }
 
+    /// The stamp of `version`'s schema, which payloads validated at publish carry.
+    pub(crate) fn stamp(&self, version: u32) -> Option<SchemaStamp> {
+        self.version(version).map(|v| v.stamp)
+    }
+
+    /// Validates a stored payload against `version`'s schema (`topic` is the name the event
+    /// was stored under, for errors), unless it was validated against this very schema when it
+    /// was published in this process: payloads are immutable, so a second check finds nothing.
+    fn check_stored(&self, topic: &str, version: u32, payload: &Payload) -> Result<()> {
+        let schema = self.version(version).ok_or(Error::Closed)?;
+        if payload.is_checked_by(schema.stamp) {
+            return Ok(());
+        }
+        schema.schema.check(topic, version, payload)
+    }
+
     fn version(&self, version: u32) -> Option<&VersionSchema> {
         let index = usize::try_from(version).ok()?.checked_sub(1)?;
         self.versions.get(index)
@@ -68,7 +87,7 @@ impl TopicSchema {
     /// as they are, integral numbers as integers (`1`, `1.0` and `1e0` are all `"1"`), other
     /// values as JSON text.
     pub fn key_of(&self, payload: &Value) -> Option<String> {
-        match payload.pointer(self.key.as_deref()?)? {
+        match pointer(payload, self.key.as_deref()?)? {
             Value::Null => None,
             other => Some(crate::payload::key_text(other)),
         }
@@ -279,8 +298,7 @@ impl Registry {
         let topic = match self.route(&record.topic)? {
             Route::DeadLetters(_) => return Ok(Decoding::AsStored),
             Route::Versioned(topic, n) => {
-                let schema = topic.schema(n).ok_or(Error::Closed)?;
-                schema.check(&record.topic, n, &record.payload)?;
+                topic.check_stored(&record.topic, n, &record.payload)?;
                 return Ok(Decoding::AsStored);
             }
             Route::Topic(topic) => topic,
@@ -290,13 +308,12 @@ impl Registry {
         if version < latest {
             return Ok(Decoding::Upcast(topic, version));
         }
-        if let Some(schema) = topic.schema(latest) {
-            schema.check(&topic.name, latest, &record.payload)?;
-        }
+        topic.check_stored(&topic.name, latest, &record.payload)?;
         Ok(Decoding::AsStored)
     }
 
-    /// Brings `record`, stored at `version` of `topic`, to the latest version and validates it.
+    /// Brings `record`, stored at `version` of `topic`, to the latest version and validates it
+    /// (the upcast value is new: it is validated whatever the stored one was).
     fn upcast_record(
         &self,
         topic: &TopicSchema,
@@ -304,12 +321,10 @@ impl Registry {
         mut record: EventRecord,
     ) -> Result<EventRecord> {
         let latest = topic.latest();
-        let payload = std::mem::take(&mut record.payload);
-        record.payload = self.upcast(topic, version, payload, record.id)?;
+        let payload = std::mem::take(&mut record.payload).into_value();
+        record.payload = self.upcast(topic, version, payload, record.id)?.into();
         stamp_upcast(&mut record, version, latest);
-        if let Some(schema) = topic.schema(latest) {
-            schema.check(&topic.name, latest, &record.payload)?;
-        }
+        topic.check_stored(&topic.name, latest, &record.payload)?;
         Ok(record)
     }
 
@@ -317,9 +332,9 @@ impl Registry {
     /// `AnyVersion`), for typed handlers: the payload is validated against the schema of the
     /// version it was stored at, decoded into that version's type and brought up by the typed
     /// upcasters. The result is validated again only when a hop on the way is not proven by lint
-    /// (a `with:` function, or a step the checker could not decide). The payload moves into the
-    /// typed value, so the returned record's `payload` is `null`; headers are stamped as
-    /// [`Registry::decode`] stamps them.
+    /// (a `with:` function, or a step the checker could not decide). The typed value is
+    /// deserialized from the stored JSON in place (not from a copy), and the returned record
+    /// keeps the stored payload, shared; headers are stamped as [`Registry::decode`] stamps them.
     pub fn decode_typed<V: Versioned>(&self, mut record: EventRecord) -> Result<(V::Latest, EventRecord)> {
         if let Some(corrupt) = record.corrupt_error() {
             return Err(corrupt);
@@ -349,9 +364,7 @@ impl Registry {
                 ),
             });
         }
-        let schema = topic.schema(version).ok_or(Error::Closed)?;
-        schema.check(&record.topic, version, &record.payload)?;
-        let payload = std::mem::take(&mut record.payload);
+        topic.check_stored(&record.topic, version, &record.payload)?;
         let upcast_error = |reason: String| Error::Upcast {
             id: record.id,
             topic: topic.name.clone(),
@@ -360,7 +373,7 @@ impl Registry {
             reason,
         };
         // Valid by its schema yet not decodable means the generated types are older than the spec.
-        let any = V::decode(version, payload).map_err(|e| Error::Invalid {
+        let any = V::decode(version, &record.payload).map_err(|e| Error::Invalid {
             topic: record.topic.clone(),
             version,
             errors: vec![format!(
@@ -381,7 +394,38 @@ impl Registry {
     }
 }
 
-/// The stored version of `record`, which `topic` must declare.
+/// `Value::pointer` without its two string copies per segment: a segment is unescaped
+/// (`~1` → `/`, `~0` → `~`) only when it holds a `~`, so a plain key pointer costs no
+/// allocation on every publish.
+fn pointer<'v>(value: &'v Value, pointer: &str) -> Option<&'v Value> {
+    if pointer.is_empty() {
+        return Some(value);
+    }
+    let rest = pointer.strip_prefix('/')?;
+    rest.split('/').try_fold(value, |target, token| {
+        let unescaped;
+        let token = if token.contains('~') {
+            unescaped = token.replace("~1", "/").replace("~0", "~");
+            unescaped.as_str()
+        } else {
+            token
+        };
+        match target {
+            Value::Object(map) => map.get(token),
+            Value::Array(list) => array_index(token).and_then(|i| list.get(i)),
+            _ => None,
+        }
+    })
+}
+
+/// An array index as JSON Pointer writes it: digits, no leading zero (except `0` itself).
+fn array_index(token: &str) -> Option<usize> {
+    if token.starts_with('+') || (token.starts_with('0') && token.len() > 1) {
+        return None;
+    }
+    token.parse().ok()
+}
+
 /// What [`Registry::decode`] does to a record.
 enum Decoding<'a> {
     /// Nothing: it is valid as stored (checked already).
@@ -390,6 +434,7 @@ enum Decoding<'a> {
     Upcast(&'a TopicSchema, u32),
 }
 
+/// The stored version of `record`, which `topic` must declare.
 fn declared_version(topic: &TopicSchema, record: &EventRecord) -> Result<u32> {
     let latest = topic.latest();
     let version = stored_version(record)?;
@@ -461,7 +506,8 @@ fn topic_schema(topic: &system::Topic) -> Result<TopicSchema> {
                 Hop::Steps(Steps { rename: rename.clone(), remove: remove.clone(), set_default: defaults })
             }
         };
-        versions.push(VersionSchema { schema, hop, proven: i > 0 && version.upcast_proven });
+        let stamp = SchemaStamp::of(&name, u32::try_from(n).unwrap_or(u32::MAX), &version.schema);
+        versions.push(VersionSchema { schema, stamp, hop, proven: i > 0 && version.upcast_proven });
     }
     if versions.is_empty() {
         return Err(Error::system(format!("topic `{name}`"), "declares no versions; give it at least v1"));
@@ -479,4 +525,39 @@ fn topic_schema(topic: &system::Topic) -> Result<TopicSchema> {
 /// Header values of a stored event that the runtime sets (never copied from user input).
 pub fn is_runtime_header(name: &str) -> bool {
     prom_spec::headers::RESERVED_HEADERS.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pointer;
+    use serde_json::json;
+
+    #[test]
+    fn the_key_pointer_reads_what_serde_json_pointer_reads() {
+        let doc = json!({
+            "pid": 7, "a/b": 1, "m~n": 2, "": 3, "list": [10, 11, 12], "nested": { "x": { "y": "z" } },
+            "01": "key with a leading zero"
+        });
+        for p in [
+            "",
+            "/pid",
+            "/a~1b",
+            "/m~0n",
+            "/",
+            "/list/0",
+            "/list/2",
+            "/list/3",
+            "/list/01",
+            "/list/+1",
+            "/list/-",
+            "/nested/x/y",
+            "/nested/x/y/z",
+            "/missing",
+            "pid",
+            "/01",
+            "/pid/0",
+        ] {
+            assert_eq!(pointer(&doc, p), doc.pointer(p), "{p}");
+        }
+    }
 }

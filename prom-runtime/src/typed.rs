@@ -22,8 +22,9 @@ pub trait Versioned: Sized + Send + 'static {
     const TOPIC: &'static str;
     /// The newest version.
     const LATEST_VERSION: u32;
-    /// Decodes a stored payload of `version`.
-    fn decode(version: u32, payload: serde_json::Value) -> Result<Self, DecodeError>;
+    /// Decodes a stored payload of `version`, reading the JSON in place (deserializing from
+    /// `&Value`), so the stored payload is neither moved nor copied.
+    fn decode(version: u32, payload: &serde_json::Value) -> Result<Self, DecodeError>;
     /// The version of this payload.
     fn version(&self) -> u32;
     /// Walks the upcast chain to the latest version.
@@ -56,7 +57,7 @@ impl<V: Versioned> Topic<V> {
     pub fn decode_latest(
         &self,
         version: u32,
-        payload: serde_json::Value,
+        payload: &serde_json::Value,
     ) -> Result<(V::Latest, Option<u32>), DecodeError> {
         let any = V::decode(version, payload)?;
         let from = (any.version() != V::LATEST_VERSION).then(|| any.version());

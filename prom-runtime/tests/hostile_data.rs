@@ -7,6 +7,7 @@ use prom_runtime::consumer::{SubscribeOptions, lag};
 use prom_runtime::dlq::DeadLetter;
 use prom_runtime::runner::Runner;
 use prom_runtime::{Error, EventBus, EventRecord, Producer, PublishOptions, Registry, SqliteBus};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -216,7 +217,7 @@ fn a_runner_dead_letters_a_corrupt_row_with_its_raw_text_and_goes_on() {
         // The spec declares no DLQ: a corrupt row goes there anyway, since no retry can fix it.
         let letters = producer.bus().read("dlq.proc.seen", None, 0, 10).await.expect("read dlq");
         assert_eq!(letters.len(), 1);
-        let letter: DeadLetter = serde_json::from_value(letters[0].payload.clone()).expect("envelope");
+        let letter: DeadLetter = DeadLetter::deserialize(&letters[0].payload).expect("envelope");
         assert_eq!(letter.original.id, events[1].id);
         assert_eq!(letter.original.offset, 2);
         assert_eq!(letter.original.payload, json!("{\"pid\": 2, trailing garbage"), "raw text kept");

@@ -53,7 +53,7 @@ async fn publish_validates_stamps_partitions_and_dual_writes_in_one_batch() {
     assert_eq!(stored[0].key.as_deref(), Some("4242"));
     let copy = bus.read("heartbeat.received.v3", None, 0, 10).await.expect("read");
     assert_eq!(copy.len(), 1, "dual-write copy");
-    assert_eq!((copy[0].payload.clone(), copy[0].partition), (v3(4242), receipt.partition));
+    assert_eq!((copy[0].payload.value().clone(), copy[0].partition), (v3(4242), receipt.partition));
     // A v1 producer's event is upcast for the v3 copy.
     producer.publish(TOPIC, v1(7), at(1)).await.expect("publish v1");
     let copy = bus.read("heartbeat.received.v3", None, 1, 10).await.expect("read");

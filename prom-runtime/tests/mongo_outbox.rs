@@ -89,7 +89,7 @@ async fn a_committed_transaction_stores_the_users_write_and_the_event() {
     assert_eq!(accounts(&bus).await, BTreeSet::from(["a1".to_owned()]));
     let stored = bus.read("account.opened", None, 0, 10).await.expect("read");
     assert_eq!(stored.len(), 1);
-    assert_eq!((stored[0].offset, stored[0].id, &stored[0].payload), (1, receipt.id, &opened("a1")));
+    assert_eq!((stored[0].offset, stored[0].id, &*stored[0].payload), (1, receipt.id, &opened("a1")));
     assert_eq!(stored[0].headers.get("x-schema-version").map(String::as_str), Some("1"));
 
     // A batch and a dual-written topic: every event and copy in the same transaction.

@@ -36,7 +36,7 @@ async fn order(producer: &Producer<SqliteBus>, id: &str) -> Option<Value> {
 
 async fn events(producer: &Producer<SqliteBus>) -> Vec<Value> {
     let records = producer.bus().read("order.placed", None, 0, 10_000).await.expect("read");
-    records.into_iter().map(|r| r.payload).collect()
+    records.into_iter().map(|r| r.payload.into_value()).collect()
 }
 
 async fn place(tx: &mut StoreTx, id: &str, total: i64) -> Result<(), Error> {

@@ -70,7 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
     ];
     for (version, payload) in legacy {
-        let (latest, from) = heartbeats.decode_latest(version, payload)?;
+        let (latest, from) = heartbeats.decode_latest(version, &payload)?;
         println!(
             "stored v{version} heartbeat reads as v3 (upcast from v{}): region {}",
             from.unwrap_or(3),

@@ -165,22 +165,28 @@ pub mod heartbeat_received {
         V3(V3),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 2 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V2 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V2)
                 }
                 3 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V3 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V3)
                 }
                 other => {
@@ -225,7 +231,7 @@ pub mod heartbeat_received {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -376,14 +382,16 @@ pub mod process_state {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -421,7 +429,7 @@ pub mod process_state {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -521,14 +529,16 @@ pub mod processes_changed {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -566,7 +576,7 @@ pub mod processes_changed {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }

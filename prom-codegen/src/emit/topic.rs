@@ -138,7 +138,8 @@ fn versions(topic: &Topic, latest: &Version) -> TokenStream {
     let decode_arms = topic.versions.iter().map(|v| {
         let variant = format_ident!("V{}", v.number);
         let number = Literal::u32_unsuffixed(v.number);
-        quote!(#number => #rt::__private::serde_json::from_value(payload).map(AnyVersion::#variant),)
+        let ty = root(topic, v);
+        quote!(#number => <#ty as #rt::__private::serde::Deserialize>::deserialize(payload).map(AnyVersion::#variant),)
     });
     let version_arms = topic.versions.iter().map(|v| {
         let variant = format_ident!("V{}", v.number);
@@ -175,10 +176,10 @@ fn versions(topic: &Topic, latest: &Version) -> TokenStream {
         }
 
         impl AnyVersion {
-            /// Decodes a stored payload of `version`.
+            /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
             pub fn decode(
                 version: u32,
-                payload: #rt::__private::serde_json::Value,
+                payload: &#rt::__private::serde_json::Value,
             ) -> ::std::result::Result<Self, #rt::DecodeError> {
                 let decoded = match version {
                     #(#decode_arms)*
@@ -207,7 +208,7 @@ fn versions(topic: &Topic, latest: &Version) -> TokenStream {
 
             fn decode(
                 version: u32,
-                payload: #rt::__private::serde_json::Value,
+                payload: &#rt::__private::serde_json::Value,
             ) -> ::std::result::Result<Self, #rt::DecodeError> {
                 AnyVersion::decode(version, payload)
             }

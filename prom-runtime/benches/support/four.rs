@@ -128,26 +128,34 @@ pub mod hb_four {
         V4(V4),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 2 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V2 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V2)
                 }
                 3 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V3 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V3)
                 }
                 4 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V4 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V4)
                 }
                 other => {
@@ -194,7 +202,7 @@ pub mod hb_four {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }

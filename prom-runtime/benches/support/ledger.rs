@@ -63,14 +63,16 @@ pub mod ledger_credited {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -108,7 +110,7 @@ pub mod ledger_credited {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -173,14 +175,16 @@ pub mod ledger_debited {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -218,7 +222,7 @@ pub mod ledger_debited {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }

@@ -44,7 +44,7 @@ struct StreamEntry {
 impl State {
     /// Stores `event` (no dedup check) and returns its receipt and index in the topic's log.
     fn insert(&mut self, event: NewEvent) -> (Receipt, usize) {
-        let log = self.topics.entry(event.topic.clone()).or_default();
+        let log = self.log(&event.topic);
         let index = log.events.len();
         let record = event.into_record(offset_of(index));
         let receipt =
@@ -52,6 +52,14 @@ impl State {
         log.by_id.insert(record.id, index);
         log.events.push(record);
         (receipt, index)
+    }
+
+    /// `topic`'s log, created empty on first use (the name is copied only then).
+    fn log(&mut self, topic: &str) -> &mut Log {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_owned(), Log::default());
+        }
+        self.topics.get_mut(topic).expect("inserted above")
     }
 }
 
@@ -97,7 +105,7 @@ impl EventBus for MemoryBus {
         // Dedup keys may repeat inside one batch too; the first one wins.
         let mut batch_dedup: HashMap<(String, String), Receipt> = HashMap::new();
         for event in events {
-            let log = state.topics.entry(event.topic.clone()).or_default();
+            let log = state.log(&event.topic);
             if let Some(key) = &event.dedup {
                 if let Some(&i) = log.dedup.get(key) {
                     let e = &log.events[i];

@@ -164,7 +164,7 @@ impl Printer<'_> {
         self.printed += 1;
         if let Some(error) = record.corrupt_error() {
             self.corrupt += 1;
-            let stored = match &record.payload {
+            let stored = match &*record.payload {
                 serde_json::Value::String(raw) => raw.chars().take(QUOTED).collect::<String>(),
                 other => other.to_string().chars().take(QUOTED).collect(),
             };

@@ -104,7 +104,7 @@ where
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: std::fmt::Display + 'static,
 {
-    match T::deserialize(&event.payload) {
+    match T::deserialize(&*event.payload) {
         Ok(payload) => call(handler, payload, context),
         // The payload passed schema validation, so this is a type/schema mismatch in the user's
         // crate: no retry can fix it, and the DLQ keeps the event.

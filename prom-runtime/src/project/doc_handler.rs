@@ -55,7 +55,7 @@ where
 {
     fn handle<'a>(&'a self, event: &'a EventRecord, docs: &'a mut dyn Documents) -> DocTxFuture<'a> {
         // Validated already: a mismatch means the generated types are older than the spec.
-        match serde_json::from_value::<V::Latest>(event.payload.clone()) {
+        match <V::Latest as serde::Deserialize>::deserialize(&*event.payload) {
             Ok(payload) => (self.handler)(payload, event, docs),
             Err(e) => Box::pin(async move {
                 Err(format!("payload does not decode into the handler's type: {e}").into())

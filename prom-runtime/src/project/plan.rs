@@ -63,7 +63,7 @@ pub fn key_text(value: &Value) -> Option<String> {
 
 /// The change `record` asks for, or why it cannot be projected (it is then dead-lettered).
 pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, String> {
-    let payload = &record.payload;
+    let payload: &Value = &record.payload;
     if payload.is_null() {
         if !pointers.key_is_event_key {
             return Err(format!(
@@ -220,12 +220,12 @@ mod tests {
         let mut record = crate::record::NewEvent::new("t", json!({ "id": 7, "v": 2 })).into_record(1);
         let up = change_of(&record, &pointers).expect("change");
         assert_eq!((up.key.as_str(), up.version.clone()), ("7", Some(Number::from(2))));
-        record.payload = json!({ "id": "x", "_deleted": true });
+        record.payload = json!({ "id": "x", "_deleted": true }).into();
         assert_eq!(change_of(&record, &pointers).expect("change").op, Op::Delete);
-        record.payload = Value::Null;
+        record.payload = Value::Null.into();
         record.key = Some("x".into());
         assert_eq!(change_of(&record, &pointers).expect("change").key, "x");
-        record.payload = json!({ "id": 1, "v": "two" });
+        record.payload = json!({ "id": 1, "v": "two" }).into();
         assert!(change_of(&record, &pointers).expect_err("bad version").contains("not a number"));
         assert!(
             compare_versions(&Number::from(2), &serde_json::from_str("2.5").expect("n")) == Ordering::Less

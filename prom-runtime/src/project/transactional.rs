@@ -70,7 +70,7 @@ where
     ) -> TxFuture<'a> {
         // The record was upcast and validated already; a mismatch means the generated types
         // are older than the spec, which retrying cannot fix (the DLQ keeps the event).
-        match serde_json::from_value::<V::Latest>(event.payload.clone()) {
+        match <V::Latest as serde::Deserialize>::deserialize(&*event.payload) {
             Ok(payload) => (self.handler)(payload, event, db, session),
             Err(e) => Box::pin(async move {
                 Err(HandlerError::failed(format!("payload does not decode into the handler's type: {e}")))

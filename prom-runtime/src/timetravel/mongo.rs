@@ -142,7 +142,7 @@ fn record(topic: &str, key: &str, stored: StoredEvent) -> EventRecord {
         partition: u32::try_from(stored.part).unwrap_or(u32::MAX),
         ts: stored.ts,
         headers: headers.unwrap_or_default(),
-        payload: payload.unwrap_or(Value::Null),
+        payload: payload.unwrap_or(Value::Null).into(),
         caused_by: None,
         sid: None,
         offset: stored.off,
@@ -150,7 +150,7 @@ fn record(topic: &str, key: &str, stored: StoredEvent) -> EventRecord {
     if !readable {
         // Marked corrupt, so the fold skips it as the projector dead-letters it.
         record.headers.insert(crate::record::CORRUPT.to_owned(), "unreadable headers or payload".to_owned());
-        record.payload = Value::String(stored.payload);
+        record.payload = Value::String(stored.payload).into();
     }
     record
 }

@@ -87,14 +87,16 @@ pub mod cart_checked_out {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -132,7 +134,7 @@ pub mod cart_checked_out {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -198,14 +200,16 @@ pub mod cart_opened {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -243,7 +247,7 @@ pub mod cart_opened {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -334,18 +338,22 @@ pub mod item_added {
         V2(V2),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 2 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V2 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V2)
                 }
                 other => {
@@ -388,7 +396,7 @@ pub mod item_added {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -467,14 +475,16 @@ pub mod order_changed {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -512,7 +522,7 @@ pub mod order_changed {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -749,22 +759,28 @@ pub mod order_placed {
         V3(V3),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 2 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V2 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V2)
                 }
                 3 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V3 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V3)
                 }
                 other => {
@@ -809,7 +825,7 @@ pub mod order_placed {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }
@@ -960,14 +976,16 @@ pub mod tree_node {
         V1(V1),
     }
     impl AnyVersion {
-        /// Decodes a stored payload of `version`.
+        /// Decodes a stored payload of `version`, reading the JSON in place (no copy).
         pub fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             let decoded = match version {
                 1 => {
-                    ::prom_runtime::__private::serde_json::from_value(payload)
+                    <V1 as ::prom_runtime::__private::serde::Deserialize>::deserialize(
+                            payload,
+                        )
                         .map(AnyVersion::V1)
                 }
                 other => {
@@ -1005,7 +1023,7 @@ pub mod tree_node {
         const LATEST_VERSION: u32 = LATEST_VERSION;
         fn decode(
             version: u32,
-            payload: ::prom_runtime::__private::serde_json::Value,
+            payload: &::prom_runtime::__private::serde_json::Value,
         ) -> ::std::result::Result<Self, ::prom_runtime::DecodeError> {
             AnyVersion::decode(version, payload)
         }

@@ -6,7 +6,7 @@ use prom_runtime::{Event, Versioned};
 use serde_json::{Value, json};
 
 fn latest_json(version: u32, payload: Value) -> Value {
-    let (latest, _) = order_placed::TOPIC.decode_latest(version, payload).expect("decodes and upcasts");
+    let (latest, _) = order_placed::TOPIC.decode_latest(version, &payload).expect("decodes and upcasts");
     serde_json::to_value(latest).expect("serialises")
 }
 
@@ -61,28 +61,28 @@ fn v1_to_v2_applies_every_step() {
 #[test]
 fn latest_payloads_are_not_upcast_and_stamped_versions_are_reported() {
     let v3 = json!({ "order_id": "o", "customer_id": "c", "lines": [], "total_cents": 1, "currency": "USD" });
-    let (_, from) = order_placed::TOPIC.decode_latest(3, v3).expect("decodes");
+    let (_, from) = order_placed::TOPIC.decode_latest(3, &v3).expect("decodes");
     assert_eq!(from, None);
     let v2 = json!({
         "order_id": "o", "customer": { "id": "c" }, "lines": [], "total_cents": 1, "currency": "USD",
         "priority": 1, "express": true, "weight": 1.0, "notes": ["n"]
     });
-    let (_, from) = order_placed::TOPIC.decode_latest(2, v2).expect("decodes");
+    let (_, from) = order_placed::TOPIC.decode_latest(2, &v2).expect("decodes");
     assert_eq!(from, Some(2));
 }
 
 #[test]
 fn bad_payloads_and_unknown_versions_are_errors() {
-    let error = order_placed::AnyVersion::decode(9, json!({})).expect_err("unknown version");
+    let error = order_placed::AnyVersion::decode(9, &json!({})).expect_err("unknown version");
     assert!(error.to_string().contains("has no version 9"), "{error}");
-    let error = order_placed::AnyVersion::decode(1, json!({ "order_id": 5 })).expect_err("bad payload");
+    let error = order_placed::AnyVersion::decode(1, &json!({ "order_id": 5 })).expect_err("bad payload");
     assert!(error.to_string().contains("v1 payload does not decode"), "{error}");
     // v2 is closed (additionalProperties: false): unknown fields are rejected.
     let v2 = json!({
         "order_id": "o", "customer": { "id": "c" }, "lines": [], "total_cents": 1, "currency": "USD",
         "priority": 1, "express": true, "weight": 1.0, "notes": [], "surprise": 1
     });
-    assert!(order_placed::AnyVersion::decode(2, v2).is_err());
+    assert!(order_placed::AnyVersion::decode(2, &v2).is_err());
 }
 
 #[test]

@@ -20,10 +20,15 @@ fn bad(column: usize, what: impl std::fmt::Display) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Blob, what.to_string().into())
 }
 
-/// Reads a UUID stored as 16 bytes.
+/// Reads a UUID stored as 16 bytes (borrowed from the row, not copied first).
 pub fn uuid_at(row: &Row<'_>, column: usize) -> rusqlite::Result<Uuid> {
-    let bytes: Vec<u8> = row.get(column)?;
-    Uuid::from_slice(&bytes).map_err(|e| bad(column, e))
+    match row.get_ref(column)? {
+        ValueRef::Blob(bytes) => Uuid::from_slice(bytes).map_err(|e| bad(column, e)),
+        // Not a blob: rusqlite's own conversion says why.
+        _ => row
+            .get::<_, Vec<u8>>(column)
+            .and_then(|bytes| Uuid::from_slice(&bytes).map_err(|e| bad(column, e))),
+    }
 }
 
 /// What is wrong with one row, collected while reading it.
@@ -45,12 +50,13 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
             Uuid::nil()
         }
     };
+    // The JSON columns are parsed straight from SQLite's buffer: one pass, no copy of the text.
     let mut headers = match json_text(row, 5) {
-        Ok(text) => match serde_json::from_str::<Headers>(&text) {
+        Ok(text) => match serde_json::from_str::<Headers>(text) {
             Ok(headers) => headers,
             Err(e) => {
                 damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
-                damage.raw_headers = Some(text);
+                damage.raw_headers = Some(text.to_owned());
                 Headers::new()
             }
         },
@@ -60,11 +66,11 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         }
     };
     let payload = match json_text(row, 6) {
-        Ok(text) => match serde_json::from_str(&text) {
+        Ok(text) => match serde_json::from_str(text) {
             Ok(payload) => payload,
             Err(e) => {
                 damage.reasons.push(format!("its payload is not JSON ({e})"));
-                Value::String(text)
+                Value::String(text.to_owned())
             }
         },
         Err(why) => {
@@ -97,19 +103,17 @@ pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         partition: row.get(3)?,
         ts: row.get(4)?,
         headers,
-        payload,
+        payload: payload.into(),
         caused_by,
         sid,
         offset: row.get(9)?,
     })
 }
 
-/// A JSON column's text, or why it is not text.
-fn json_text(row: &Row<'_>, column: usize) -> Result<String, String> {
+/// A JSON column's text, borrowed from the row, or why it is not text.
+fn json_text<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r str, String> {
     match row.get_ref(column) {
-        Ok(ValueRef::Text(bytes)) => {
-            String::from_utf8(bytes.to_vec()).map_err(|e| format!("not UTF-8 text ({e})"))
-        }
+        Ok(ValueRef::Text(bytes)) => std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8 text ({e})")),
         Ok(ValueRef::Null) => Err("NULL".into()),
         Ok(ValueRef::Blob(_)) => Err("a BLOB, not text".into()),
         Ok(ValueRef::Integer(_) | ValueRef::Real(_)) => Err("a number, not JSON text".into()),
