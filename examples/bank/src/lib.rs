@@ -18,9 +18,10 @@ pub mod prom {
 }
 
 use prom::{account, account_opened, money_deposited, money_withdrawn};
-use prom_runtime::EventBus;
-use prom_runtime::Producer;
 use prom_runtime::aggregate::{ConflictRetry, HandleError, Handled, Stream, StreamError};
+use prom_runtime::documents::{Documents, DocumentsExt};
+use prom_runtime::stream::ExpectedVersion;
+use prom_runtime::{EventBus, Producer, SqliteBus};
 
 /// An account's state: the fold of its events.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -102,6 +103,32 @@ fn check_open(state: &Balance, id: &str, cents: i64) -> Result<(), BankError> {
     Ok(())
 }
 
+/// What [`Bank::pay`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paid {
+    /// The payment was recorded and deposited; the account's version after it.
+    Deposited(u64),
+    /// This payment id was recorded before: nothing was deposited again.
+    AlreadyPaid,
+}
+
+/// Why [`Bank::pay`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    /// The deposit was refused (account not open, amount not positive).
+    #[error(transparent)]
+    Rejected(#[from] BankError),
+    /// Other writers kept appending to the account through every attempt.
+    #[error("account `{0}` kept changing under the payment; try again")]
+    Busy(String),
+    /// The store failed, or a stored event does not fold.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The store's transaction failed.
+    #[error(transparent)]
+    Store(#[from] prom_runtime::Error),
+}
+
 /// Attempts per command when other writers keep appending to the same account: a hot account
 /// under many concurrent writers needs more than the default 10.
 pub const ATTEMPTS: u32 = 64;
@@ -146,5 +173,37 @@ impl<B: EventBus> Bank<B> {
     /// The producer (to read streams or publish other events).
     pub fn producer(&self) -> &Producer<B> {
         &self.producer
+    }
+}
+
+impl Bank<SqliteBus> {
+    /// Pays `cents` into account `id` exactly once per `payment` id: the payment's record
+    /// (collection `payments`) and the deposit event commit in one store transaction, the
+    /// deposit appended expecting the version the decision was made on. A payment id seen before
+    /// deposits nothing; a conflict (another writer appended in between) rolls the whole
+    /// transaction back, and it is decided again on the new state.
+    pub async fn pay(&self, id: &str, payment: &str, cents: i64) -> Result<Paid, PayError> {
+        for _ in 0..ATTEMPTS {
+            let loaded = self.accounts.load(&self.producer, id).await?;
+            let events = deposit(&loaded.state, id, cents)?;
+            let mut tx = self.producer.transaction()?;
+            if tx.get("payments", payment).await?.is_some() {
+                tx.rollback().await;
+                return Ok(Paid::AlreadyPaid);
+            }
+            let record = serde_json::json!({ "account": id, "cents": cents });
+            tx.put_as("payments", payment, &record).await?;
+            let expected = ExpectedVersion::Exact(loaded.version);
+            match account::STREAM.append_in(&mut tx, id, expected, events).await {
+                Ok(appended) => {
+                    tx.commit().await?;
+                    return Ok(Paid::Deposited(appended.last_version));
+                }
+                // The transaction is doomed by the conflict; dropping it rolls it back.
+                Err(StreamError::Conflict { .. }) => tx.rollback().await,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(PayError::Busy(id.to_owned()))
     }
 }
