@@ -299,6 +299,9 @@ async fn in_session_and_group_committed_publishers_share_gap_free_unique_offsets
     let Some(target) = Target::from_env() else { return };
     let bus = target.open_async().await;
     let p = producer(bus.clone());
+    // Created before the transactions start, as in a real service: a collection created inside
+    // one of several concurrent transactions fails the others with `SnapshotUnavailable`.
+    bus.database().create_collection("accounts").await.expect("create the user's collection");
     const WRITERS: usize = 4;
     const EACH: usize = 25;
     let mut tasks = Vec::new();
