@@ -17,6 +17,10 @@ pub enum Error {
         path: String,
         /// What the store reported.
         message: String,
+        /// The driver's or the OS's error, when one caused it (`rusqlite::Error`,
+        /// `mongodb::error::Error`, `std::io::Error`); reachable through `source()`.
+        #[source]
+        source: Option<Cause>,
     },
     /// The store is unreachable for now (network, no primary, server selection timed out);
     /// retrying later may succeed. Long-running tasks wait it out (see [`crate::outage`]).
@@ -30,6 +34,9 @@ pub enum Error {
         path: String,
         /// What failed and what the driver reported.
         message: String,
+        /// The driver's error, when one caused it; reachable through `source()`.
+        #[source]
+        source: Option<Cause>,
     },
     /// A topic is not declared in the spec.
     #[error("topic `{topic}` is not declared in the spec{hint}")]
@@ -394,6 +401,10 @@ pub enum Error {
         key: String,
         /// What is wrong, with the fix.
         reason: String,
+        /// The encoder's or decoder's error, when one caused it (`serde_json::Error`, a BSON
+        /// error); reachable through `source()`.
+        #[source]
+        source: Option<Cause>,
     },
     /// A store transaction (document writes and publishes) was rolled back: nothing it wrote
     /// was stored.
@@ -528,9 +539,38 @@ impl From<Error> for mongodb::error::Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A store error from anything printable.
+    /// A store error the store itself found (no driver error behind it): `message` says what.
     pub fn store(path: impl Into<String>, message: impl std::fmt::Display) -> Error {
-        Error::Store { path: path.into(), message: message.to_string() }
+        Error::Store { path: path.into(), message: message.to_string(), source: None }
+    }
+
+    /// A store error caused by `cause` (a driver or OS error), which says what failed; kept as
+    /// the `source()`.
+    pub fn store_from(
+        path: impl Into<String>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Store { path: path.into(), message: cause.to_string(), source: Some(Cause::new(cause)) }
+    }
+
+    /// A store error: `message` says what failed (usually naming the cause too), `cause` is
+    /// kept as the `source()`.
+    pub fn store_caused(
+        path: impl Into<String>,
+        message: impl std::fmt::Display,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Store { path: path.into(), message: message.to_string(), source: Some(Cause::new(cause)) }
+    }
+
+    /// The store is unreachable for now: `message` says what failed, `cause` (the driver's
+    /// error, when there is one) is kept as the `source()`.
+    pub fn unavailable(
+        path: impl Into<String>,
+        message: impl std::fmt::Display,
+        cause: Option<Cause>,
+    ) -> Error {
+        Error::Unavailable { path: path.into(), message: message.to_string(), source: cause }
     }
 
     /// A serialization error: `what` could not be written as JSON.

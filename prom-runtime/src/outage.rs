@@ -203,7 +203,7 @@ impl Outage {
 /// reports carry the task's name already).
 fn summary(error: &Error) -> String {
     match error {
-        Error::Unavailable { path, message } if path.contains("://") => format!("{message} (at {path})"),
+        Error::Unavailable { path, message, .. } if path.contains("://") => format!("{message} (at {path})"),
         Error::Unavailable { message, .. } => message.clone(),
         other => other.to_string(),
     }
@@ -307,9 +307,9 @@ pub mod mongo {
         let path = path.into();
         if transient(e) {
             // The kind alone: the full error repeats labels and the raw server reply.
-            Error::Unavailable { path, message: format!("{what}: {}", e.kind) }
+            Error::unavailable(path, format!("{what}: {}", e.kind), Some(crate::error::Cause::new(e.clone())))
         } else {
-            Error::Store { path, message: format!("{what}: {e}") }
+            Error::store_caused(path, format!("{what}: {e}"), e.clone())
         }
     }
 
@@ -342,16 +342,37 @@ pub mod mongo {
         fn transient_errors_become_unavailable_and_name_where() {
             let refused: mongodb::error::Error =
                 std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused").into();
-            match error("changefeed `c`", "cannot watch", &refused) {
-                Error::Unavailable { path, message } => {
+            let unavailable = error("changefeed `c`", "cannot watch", &refused);
+            match &unavailable {
+                Error::Unavailable { path, message, .. } => {
                     assert_eq!(path, "changefeed `c`");
                     assert!(message.starts_with("cannot watch: "), "{message}");
                 }
                 other => panic!("not unavailable: {other:?}"),
             }
+            // The driver's error is the cause, with the OS error in it.
+            let driver = driver_cause(&unavailable).expect("the driver's error is kept");
+            assert!(
+                matches!(driver.kind.as_ref(), ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused),
+                "{driver:?}"
+            );
             let refused_auth = error("mongodb://h/db", "cannot read", &command(18, "AuthenticationFailed"));
             assert!(matches!(&refused_auth, Error::Store { .. }), "{refused_auth:?}");
             assert!(!crate::outage::is_transient(&refused_auth));
+            let driver = driver_cause(&refused_auth).expect("the driver's error is kept");
+            assert!(matches!(driver.kind.as_ref(), ErrorKind::Command(c) if c.code == 18));
+        }
+
+        /// The `mongodb::error::Error` among the causes of `error`.
+        fn driver_cause(error: &Error) -> Option<&mongodb::error::Error> {
+            let mut next = std::error::Error::source(error);
+            while let Some(cause) = next {
+                if let Some(driver) = cause.downcast_ref::<mongodb::error::Error>() {
+                    return Some(driver);
+                }
+                next = cause.source();
+            }
+            None
         }
     }
 }
@@ -362,7 +383,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn unavailable() -> Error {
-        Error::Unavailable { path: "mongodb://h/db".into(), message: "no server".into() }
+        Error::unavailable("mongodb://h/db", "no server", None)
     }
 
     #[test]

@@ -795,4 +795,77 @@ mod tests {
         let patterns: Vec<&str> = s.pattern_properties().map(|(p, _)| p).collect();
         assert_eq!(patterns, vec!["^x-"]);
     }
+
+    #[test]
+    fn type_keywords_read_strictly() {
+        let read = |t: Value| Schema::root(&json!({ "type": t })).declared_types();
+        assert_eq!(
+            read(json!("integer")),
+            Some(Ok(Types { types: vec![JsonType::Integer], nullable: false }))
+        );
+        assert_eq!(
+            read(json!(["string", "null"])),
+            Some(Ok(Types { types: vec![JsonType::String], nullable: true }))
+        );
+        assert_eq!(read(json!([])), Some(Ok(Types::default())));
+        assert_eq!(read(json!(["string", 1])), Some(Err(TypeError::NotStrings)));
+        assert_eq!(read(json!(3)), Some(Err(TypeError::NotANameOrList)));
+        assert_eq!(read(json!("bogus")), Some(Err(TypeError::Unknown("bogus".into()))));
+        assert_eq!(Schema::root(&json!({})).declared_types(), None);
+    }
+
+    #[test]
+    fn dialects_are_the_official_meta_schemas() {
+        for (uri, dialect) in [
+            ("https://json-schema.org/draft/2020-12/schema", Some(Dialect::Draft202012)),
+            ("http://json-schema.org/draft/2020-12/schema#", Some(Dialect::Draft202012)),
+            ("http://json-schema.org/draft-07/schema#", Some(Dialect::Draft7)),
+            ("https://json-schema.org/draft/2019-09/schema", Some(Dialect::Draft201909)),
+            ("http://json-schema.org/draft-06/schema", Some(Dialect::Draft6)),
+            ("http://json-schema.org/draft-04/schema#", Some(Dialect::Draft4)),
+            ("http://example.com/draft-07/schema", None),
+        ] {
+            assert_eq!(Dialect::from_uri(uri), dialect, "{uri}");
+        }
+        assert_eq!(Schema::root(&json!({ "$schema": 7 })).dialect(), Some(Err(DialectError::NotAString)));
+        assert_eq!(Schema::root(&json!({})).dialect(), None);
+    }
+
+    #[test]
+    fn references_decode_and_resolve_anchors() {
+        assert_eq!(Reference::parse("#/$defs/a~1b", None), Ok(Reference::Pointer("/$defs/a~1b".into())));
+        assert_eq!(Reference::parse("#/$defs/a%25b", None), Ok(Reference::Pointer("/$defs/a%b".into())));
+        assert_eq!(Reference::parse("#", None), Ok(Reference::Pointer(String::new())));
+        assert_eq!(Reference::parse("#node", None), Ok(Reference::Anchor("node".into())));
+        assert_eq!(Reference::parse("other.json#/a", None), Ok(Reference::Remote("other.json#/a".into())));
+        assert_eq!(Reference::parse("me.json#/a", Some("me.json")), Ok(Reference::Pointer("/a".into())));
+        assert_eq!(Reference::parse("#/a%2", None), Err(ReferenceError::PercentEscape));
+        let doc = json!({
+            "properties": {
+                "a": { "$ref": "#node" }, "b": { "$ref": "#/$defs/with%20space" }, "c": { "$ref": "#missing" },
+                "d": { "$ref": "other.json" }
+            },
+            "$defs": {
+                "N": { "$anchor": "node", "type": "integer" },
+                "with space": { "type": "string" },
+                "data": { "const": { "$anchor": "missing" } }
+            }
+        });
+        let root = Schema::root(&doc);
+        let target = |name: &str| root.property(name).and_then(|p| p.ref_target()).map(|t| t.types().types);
+        assert_eq!(target("a"), Some(vec![JsonType::Integer]));
+        assert_eq!(target("b"), Some(vec![JsonType::String]));
+        // Anchors inside data keywords are not schemas; remote documents are not fetched.
+        assert_eq!(target("c"), None);
+        assert_eq!(target("d"), None);
+    }
+
+    #[test]
+    fn keyword_lists_and_pointer_segments() {
+        assert!(is_annotation("description") && !is_annotation("$id"));
+        assert!(is_non_assertion("$id") && is_non_assertion("contentMediaType") && !is_non_assertion("type"));
+        assert_eq!(escape_pointer_segment("a/b~c"), "a~1b~0c");
+        assert_eq!(unescape_pointer_segment("a~1b~0c"), "a/b~c");
+        assert_eq!(unescape_pointer_segment("~01"), "~1");
+    }
 }

@@ -302,7 +302,7 @@ impl ChangefeedRunner {
     }
 
     fn fail(&self, message: String) -> Error {
-        Error::Store { path: self.path(), message }
+        Error::store(self.path(), message)
     }
 
     fn path(&self) -> String {

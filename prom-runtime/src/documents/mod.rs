@@ -81,7 +81,7 @@ pub trait DocumentsExt: Documents {
     ) -> DocFuture<'a, ()> {
         Box::pin(async move {
             let doc = serde_json::to_value(value)
-                .map_err(|e| invalid(collection, key, format!("cannot serialize: {e}")))?;
+                .map_err(|e| invalid_caused(collection, key, format!("cannot serialize: {e}"), e))?;
             self.put(collection, key, doc).await
         })
     }
@@ -264,10 +264,31 @@ pub(crate) fn check_find(declared: &Declared, collection: &str, field: &str, val
 
 fn decode<T: DeserializeOwned>(collection: &str, key: &str, doc: Value) -> Result<T> {
     serde_json::from_value(doc).map_err(|e| {
-        invalid(collection, key, format!("the stored document does not decode into the type asked for: {e}"))
+        let reason = format!("the stored document does not decode into the type asked for: {e}");
+        invalid_caused(collection, key, reason, e)
     })
 }
 
 pub(crate) fn invalid(collection: &str, key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidDocument { collection: collection.to_owned(), key: key.to_owned(), reason: reason.into() }
+    Error::InvalidDocument {
+        collection: collection.to_owned(),
+        key: key.to_owned(),
+        reason: reason.into(),
+        source: None,
+    }
+}
+
+/// [`invalid`], keeping the encoder's or decoder's error as the cause.
+pub(crate) fn invalid_caused(
+    collection: &str,
+    key: &str,
+    reason: impl Into<String>,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::InvalidDocument {
+        collection: collection.to_owned(),
+        key: key.to_owned(),
+        reason: reason.into(),
+        source: Some(crate::error::Cause::new(cause)),
+    }
 }

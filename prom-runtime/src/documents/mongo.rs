@@ -3,7 +3,7 @@
 //! `_id`. Documents go through BSON's relaxed extended JSON, so JSON in is JSON out (integers
 //! stay integers, whatever their size class).
 
-use super::{Declared, DocFuture, Documents, check_find, check_names, invalid, with_id};
+use super::{Declared, DocFuture, Documents, check_find, check_names, invalid_caused, with_id};
 use crate::error::{Cause, Error};
 use futures_util::TryStreamExt;
 use mongodb::bson::{Bson, Document, doc};
@@ -65,7 +65,7 @@ impl Documents for MongoDocuments<'_> {
         Box::pin(async move {
             let doc = with_id(collection, key, doc)?;
             let doc = Document::try_from(doc)
-                .map_err(|e| invalid(collection, key, format!("cannot be stored as BSON: {e}")))?;
+                .map_err(|e| invalid_caused(collection, key, format!("cannot be stored as BSON: {e}"), e))?;
             self.db
                 .collection::<Document>(collection)
                 .replace_one(doc! { "_id": key }, doc)
@@ -99,8 +99,8 @@ impl Documents for MongoDocuments<'_> {
     ) -> DocFuture<'a, Vec<Value>> {
         Box::pin(async move {
             check_find(self.declared, collection, field, &value)?;
-            let value =
-                Bson::try_from(value).map_err(|e| invalid(collection, "", format!("find value: {e}")))?;
+            let value = Bson::try_from(value)
+                .map_err(|e| invalid_caused(collection, "", format!("find value: {e}"), e))?;
             let mut filter = Document::new();
             filter.insert(field, value);
             let mut cursor = self

@@ -255,9 +255,11 @@ impl<B: EventBus> ChangelogProjector<B> {
             {
                 Ok(outcome) => break outcome,
                 // An outage is the caller's to wait out (and report), not a few quick retries'.
-                Err(WriteError::Unavailable(e)) => return Err(self.unavailable(&e)),
+                Err(e @ WriteError::Unavailable { .. }) => return Err(self.unavailable(e)),
                 Err(e) if attempt >= WRITE_ATTEMPTS => {
-                    return Err(self.fail(format!("cannot write to `{}`: {e}", self.spec.collection)));
+                    let (message, source) = e.into_parts();
+                    let message = format!("cannot write to `{}`: {message}", self.spec.collection);
+                    return Err(Error::Store { path: self.path(), message, source });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50 << attempt)).await,
             }
@@ -278,13 +280,10 @@ impl<B: EventBus> ChangelogProjector<B> {
         Ok(())
     }
 
-    fn fail(&self, what: String) -> Error {
-        Error::Store { path: self.path(), message: what }
-    }
-
-    fn unavailable(&self, message: &str) -> Error {
+    fn unavailable(&self, error: WriteError) -> Error {
+        let (message, source) = error.into_parts();
         let message = format!("cannot write to `{}`: {message}", self.spec.collection);
-        Error::Unavailable { path: self.path(), message }
+        Error::unavailable(self.path(), message, source)
     }
 
     fn path(&self) -> String {

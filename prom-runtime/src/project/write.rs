@@ -28,6 +28,7 @@
 //! to updates.
 
 use super::plan::{Change, Op, version_bson};
+use crate::error::Cause;
 use mongodb::Database;
 use mongodb::bson::{Bson, Document, RawArrayBuf, RawBson, RawDocumentBuf, doc, rawdoc};
 
@@ -52,20 +53,43 @@ pub struct Outcome {
 }
 
 /// Why a bulk write failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
     /// MongoDB could not be reached or has no primary now: write again once it is back.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error("{message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The driver's error, when one caused it.
+        #[source]
+        source: Option<Cause>,
+    },
     /// Anything else: a racing insert of the same key, an encoding error, a refused command.
-    #[error("{0}")]
-    Failed(String),
+    #[error("{message}")]
+    Failed {
+        /// What failed.
+        message: String,
+        /// The driver's or encoder's error, when one caused it.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl WriteError {
+    /// What failed, and the cause when there is one.
+    pub fn into_parts(self) -> (String, Option<Cause>) {
+        match self {
+            WriteError::Unavailable { message, source } | WriteError::Failed { message, source } => {
+                (message, source)
+            }
+        }
+    }
 }
 
 impl From<String> for WriteError {
     fn from(message: String) -> WriteError {
-        WriteError::Failed(message)
+        WriteError::Failed { message, source: None }
     }
 }
 
@@ -217,18 +241,18 @@ async fn run(db: &Database, mut command: RawDocumentBuf) -> Result<Document, Wri
     command.append("writeConcern", rawdoc! { "w": "majority", "j": true });
     let reply = db.run_raw_command(command).await.map_err(|e| {
         if crate::outage::mongo::transient(&e) {
-            WriteError::Unavailable(e.kind.to_string())
+            WriteError::Unavailable { message: e.kind.to_string(), source: Some(Cause::new(e)) }
         } else {
-            WriteError::Failed(e.to_string())
+            WriteError::Failed { message: e.to_string(), source: Some(Cause::new(e)) }
         }
     })?;
     if let Ok(wce) = reply.get_document("writeConcernError") {
         let message = format!("the write was not acknowledged by a majority: {wce}");
         let code = wce.get_i32("code").unwrap_or(0);
         return Err(if crate::outage::mongo::transient_code(code) {
-            WriteError::Unavailable(message)
+            WriteError::Unavailable { message, source: None }
         } else {
-            WriteError::Failed(message)
+            WriteError::Failed { message, source: None }
         });
     }
     Ok(reply)

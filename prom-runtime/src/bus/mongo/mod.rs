@@ -102,12 +102,12 @@ impl MongoBus {
         options.connect_timeout.get_or_insert(CONNECT_TIMEOUT);
         // An acknowledged publish must survive a failover: majority, journaled.
         options.write_concern.get_or_insert_with(durable);
-        let client = Client::with_options(options).map_err(|e| Error::store(&display, e))?;
+        let client = Client::with_options(options).map_err(|e| Error::store_from(&display, e))?;
         clients::opened(&client);
         let db = client.database(&name);
         layout::check_server(&db, &display).await?;
         layout::create_indexes(&db).await.map_err(|e| {
-            Error::store(&display, format!("cannot create the indexes of database `{name}`: {e}"))
+            Error::store_caused(&display, format!("cannot create the indexes of database `{name}`: {e}"), e)
         })?;
         Ok(MongoBus {
             inner: Arc::new(Inner {

@@ -67,10 +67,16 @@ impl SqliteBus {
         let path = dir.join(FILE_NAME);
         let display = path.display().to_string();
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::store(&display, format!("cannot create the store directory `{}`: {e}", dir.display()))
+            Error::store_caused(
+                &display,
+                format!("cannot create the store directory `{}`: {e}", dir.display()),
+                e,
+            )
         })?;
         open::check_file(&path, Mode::ReadWrite).map_err(|e| Error::store(&display, e))?;
-        let fail = |e: rusqlite::Error| Error::store(&display, open::open_error(&path, Mode::ReadWrite, &e));
+        let fail = |e: rusqlite::Error| {
+            Error::store_caused(&display, open::open_error(&path, Mode::ReadWrite, &e), e)
+        };
         let mut conn = Connection::open(&path).map_err(fail)?;
         // SQLite quietly opens a file it may not write read-only; every write would then fail
         // with "attempt to write a readonly database". Say why now, naming the OS error.
@@ -80,8 +86,9 @@ impl SqliteBus {
         schema::configure(&conn).map_err(fail)?;
         schema::migrate(&mut conn).map_err(|e| Error::store(&display, e))?;
         let published = Arc::new(Notify::new());
-        let writer = Writer::spawn(conn, display.clone(), published.clone())
-            .map_err(|e| Error::store(&display, format!("cannot start the committer thread: {e}")))?;
+        let writer = Writer::spawn(conn, display.clone(), published.clone()).map_err(|e| {
+            Error::store_caused(&display, format!("cannot start the committer thread: {e}"), e)
+        })?;
         let reader = (OpenFlags::default(), path.clone());
         Ok(SqliteBus {
             inner: Arc::new(Inner {
@@ -105,7 +112,9 @@ impl SqliteBus {
         let path = dir.as_ref().join(FILE_NAME);
         let display = path.display().to_string();
         open::check_file(&path, Mode::ReadOnly).map_err(|e| Error::store(&display, e))?;
-        let fail = |e: rusqlite::Error| Error::store(&display, open::open_error(&path, Mode::ReadOnly, &e));
+        let fail = |e: rusqlite::Error| {
+            Error::store_caused(&display, open::open_error(&path, Mode::ReadOnly, &e), e)
+        };
         let shared = (OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX, path.clone());
         let immutable = (
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
@@ -184,7 +193,7 @@ impl SqliteBus {
                 None => {
                     let fail = |e: rusqlite::Error| {
                         let mode = if inner.writer.is_some() { Mode::ReadWrite } else { Mode::ReadOnly };
-                        Error::store(&inner.display, open::open_error(&inner.path, mode, &e))
+                        Error::store_caused(&inner.display, open::open_error(&inner.path, mode, &e), e)
                     };
                     let (flags, name) = &inner.reader;
                     let conn = Connection::open_with_flags(name, *flags).map_err(fail)?;
@@ -192,7 +201,7 @@ impl SqliteBus {
                     conn
                 }
             };
-            let result = f(&conn).map_err(|e| Error::store(&inner.display, e));
+            let result = f(&conn).map_err(|e| Error::store_from(&inner.display, e));
             if let Ok(mut pool) = inner.readers.lock()
                 && pool.len() < POOL_SIZE
             {

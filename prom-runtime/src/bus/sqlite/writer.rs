@@ -28,7 +28,7 @@ pub(super) struct Tx<'a> {
 impl Tx<'_> {
     /// Maps a SQLite error to a store error naming the file.
     pub fn err(&self, e: rusqlite::Error) -> Error {
-        Error::store(self.path, e)
+        Error::store_from(self.path, e)
     }
 
     /// The next offset of `topic` (heads are cached for the transaction; the write lock keeps
@@ -144,7 +144,7 @@ fn run(conn: Connection, rx: Receiver<Box<dyn Job>>, path: String, published: Ar
                 Err(_) => break,
             }
         }
-        let outcome = commit(&conn, &path, &mut jobs).map_err(|e| Error::store(&path, e));
+        let outcome = commit(&conn, &path, &mut jobs).map_err(|e| Error::store_from(&path, e));
         let woke = outcome.is_ok() && jobs.iter().any(|j| j.publishes());
         for job in jobs {
             job.finish(outcome.as_ref().map(|_| ()));

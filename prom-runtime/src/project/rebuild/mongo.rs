@@ -31,7 +31,7 @@ use crate::dlq;
 use crate::error::{Error, Result};
 use crate::project::ChangelogSpec;
 use crate::project::plan;
-use crate::project::write::{self, WriteError};
+use crate::project::write;
 use crate::registry::Registry;
 use crate::system::System;
 use mongodb::Database;
@@ -246,8 +246,10 @@ impl Run {
         for round in rounds(changes) {
             match write::apply(&self.db, &self.shadow, self.version_path.as_deref(), &round).await {
                 Ok(outcome) => refused += outcome.rejected.len() as u64,
-                Err(WriteError::Unavailable(e) | WriteError::Failed(e)) => {
-                    return Err(Error::store(self.path(), format!("cannot write to `{}`: {e}", self.shadow)));
+                Err(e) => {
+                    let (message, source) = e.into_parts();
+                    let message = format!("cannot write to `{}`: {message}", self.shadow);
+                    return Err(Error::Store { path: self.path(), message, source });
                 }
             }
         }
