@@ -24,7 +24,7 @@ use crate::registry::Registry;
 use crate::system::{Changefeed, FullDocument, Index, Projector, ProjectorKind, System};
 use crate::trace::TraceContext;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -207,9 +207,10 @@ impl EmbeddedProjector {
     /// start.
     ///
     /// Batches are pipelined: while one commits on the store's committer thread, the next is
-    /// read and decoded (events of keys the committing batch holds are not handed out until it
-    /// is acked, so per-key order stays). A batch is submitted only once the one before it
-    /// committed, with the cursors that follow from both.
+    /// read, decoded and queued behind it ([`IN_FLIGHT_BATCHES`]; events of keys a committing
+    /// batch holds are not handed out until it is acked, so per-key order stays). Its cursors
+    /// count the queued batch's events in its partitions as done, so its transaction first
+    /// checks that they were applied: otherwise it rolls back and nothing of it is acked.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         self.create_table().await?;
         let mut sub = Subscription::new(
@@ -220,8 +221,8 @@ impl EmbeddedProjector {
         )?;
         let acker = sub.acker();
         tokio::pin!(shutdown);
-        let mut committing: Option<JoinHandle<Result<()>>> = None;
-        let mut outcome = loop {
+        let mut committing: VecDeque<Committing> = VecDeque::new();
+        let mut outcome = 'run: loop {
             let batch = tokio::select! {
                 biased;
                 () = shutdown.as_mut() => break Ok(()),
@@ -230,25 +231,39 @@ impl EmbeddedProjector {
                     Err(e) => break Err(e),
                 },
             };
-            // Decoding needs no store: it overlaps the previous batch's commit.
+            // Decoding needs no store: it overlaps the commits in flight.
             let prepared = (!batch.is_empty()).then(|| self.prepare(batch));
-            if let Some(previous) = committing.take()
-                && let Err(e) = joined(previous).await
+            while committing.len() >= IN_FLIGHT_BATCHES
+                || committing.front().is_some_and(|c| c.task.is_finished())
             {
-                break Err(e);
+                let Some(oldest) = committing.pop_front() else { break };
+                if let Err(e) = joined(oldest.task).await {
+                    break 'run Err(e);
+                }
             }
             let Some((tokens, job)) = prepared else { continue };
-            // Where the cursors move once this batch is done (the previous one is acked by now):
-            // stored by the batch's own transaction, so the subscription is told instead of
-            // committing them again.
-            let cursors = sub.cursors_if_tokens_acked(&tokens);
-            let job = Job { group: sub.group().clone(), member: sub.member().to_string(), cursors, ..job };
-            committing = Some(tokio::spawn(self.commit(job, tokens, acker.clone())));
+            // Where the cursors move once this batch and those before it are done: stored by
+            // the batch's own transaction, so the subscription is told instead of committing
+            // them again.
+            let mine: BTreeSet<u32> = tokens.iter().map(|t| t.partition).collect();
+            let queued =
+                || committing.iter().flat_map(|c| c.tokens.iter()).filter(|t| mine.contains(&t.partition));
+            let cursors = sub.cursors_if_tokens_acked(queued().chain(&tokens));
+            let requires = queued().map(|t| (t.partition, t.offset)).collect();
+            let job = Job {
+                group: sub.group().clone(),
+                member: sub.member().to_string(),
+                cursors,
+                requires,
+                ..job
+            };
+            let task = tokio::spawn(self.commit(job, tokens.clone(), acker.clone()));
+            committing.push_back(Committing { task, tokens });
         };
-        // Not raced with `shutdown`: once submitted, the committer finishes the transaction
-        // anyway, and waiting for it (milliseconds) keeps the counters and acks exact.
-        if let Some(previous) = committing.take() {
-            outcome = outcome.and(joined(previous).await);
+        // Not raced with `shutdown`: once submitted, the committer finishes the transactions
+        // anyway, and waiting for them (milliseconds) keeps the counters and acks exact.
+        while let Some(oldest) = committing.pop_front() {
+            outcome = outcome.and(joined(oldest.task).await);
         }
         let closed = sub.close().await;
         outcome.and(closed)
@@ -277,6 +292,7 @@ impl EmbeddedProjector {
             records,
             decoded,
             cursors: Vec::new(),
+            requires: Vec::new(),
         };
         (tokens, job)
     }
@@ -291,7 +307,7 @@ impl EmbeddedProjector {
         async move {
             let cursors = job.cursors.clone();
             let publishes = true;
-            let done = match bus.in_transaction(publishes, move |tx| job.run(tx)).await {
+            let (done, leftovers) = match bus.in_transaction(publishes, move |tx| job.run(tx)).await {
                 Ok(done) => done,
                 Err(Error::LeaseLost { .. }) => return Ok(()),
                 Err(e) => return Err(e),
@@ -308,6 +324,7 @@ impl EmbeddedProjector {
             }
             // Last: a reader that sees every event counted sees them acked too.
             stats.events.fetch_add(tokens.len() as u64, Ordering::Relaxed);
+            drop(leftovers);
             Ok(())
         }
     }
@@ -322,6 +339,17 @@ impl EmbeddedProjector {
             self.producer.registry().decode_ref(record).map_err(|e| format!("cannot decode: {e}"))?;
         plan::change_of(&decoded, &self.spec.pointers)
     }
+}
+
+/// Batches submitted to the committer at once at most: the next is queued behind the one
+/// committing, so the committer does not wait for the projector between them (and may commit
+/// both in one transaction).
+pub const IN_FLIGHT_BATCHES: usize = 2;
+
+/// A batch submitted to the committer.
+struct Committing {
+    task: JoinHandle<Result<()>>,
+    tokens: Vec<Token>,
 }
 
 /// Waits for a committing batch; a task that died (it cannot panic short of a bug) is an error.
@@ -341,11 +369,17 @@ struct Job {
     /// Each record's change, or why it cannot be projected.
     decoded: Vec<std::result::Result<Change, String>>,
     cursors: Vec<(u32, i64)>,
+    /// The events (partition, offset) of the batches queued before this one in its partitions,
+    /// which its cursors count as done: they must be applied.
+    requires: Vec<(u32, i64)>,
 }
 
 impl Job {
-    fn run(self, tx: &mut ProjectionTx<'_, '_>) -> Result<BatchOutcome> {
-        let Job { spec, statements, registry, group, member, records, decoded, cursors } = self;
+    /// Runs the batch; returns what it did and its records and changes, so they are freed by
+    /// the caller rather than on the committer thread, which every writer of the store waits for.
+    fn run(self, tx: &mut ProjectionTx<'_, '_>) -> Result<(BatchOutcome, Leftovers)> {
+        let Job { spec, statements, registry, group, member, records, decoded, cursors, requires } = self;
+        check_applied(tx, &group, &requires)?;
         let mut outcome = BatchOutcome::default();
         // Events at or below the stored cursor, and those the ledger lists past it, were
         // applied by an earlier transaction (before a crash, or by another member).
@@ -377,8 +411,9 @@ impl Job {
         outcome.skipped += (collapsed_from - changes.len()) as u64;
         let track = !spec.feeds.is_empty();
         let mut events = Vec::new();
+        let mut writes = statements.prepare(tx.conn());
         for change in &changes {
-            match statements.apply(tx.conn(), change, track) {
+            match writes.apply(change, track) {
                 Ok(Written::Skipped) => outcome.skipped += 1,
                 Ok(written) => {
                     if written == Written::Deleted {
@@ -398,6 +433,7 @@ impl Job {
                 Err(Refused::Store(e)) => return Err(tx.err(e)),
             }
         }
+        drop(writes);
         let feed_count = events.len();
         for (offset, reason) in &letters {
             if let Ok(i) = records.binary_search_by_key(offset, |r| r.offset) {
@@ -427,8 +463,37 @@ impl Job {
             })
             .collect();
         tx.commit_cursors(&group, &member, &fenced)?;
-        Ok(outcome)
+        Ok((outcome, Leftovers { _records: records, _changes: changes }))
     }
+}
+
+/// Fails (rolling the batch back) unless every event in `required` was applied: at or below
+/// its partition's stored cursor, or in the ledger past it. The batch queued before failed
+/// otherwise — it lost a partition's lease, or the run is ending with its error — and the
+/// cursors of this one would skip its events; this one is then not applied either (reported
+/// as the lost lease it is, or is superseded by, so nothing is acked and the events stay with
+/// whoever holds the partition).
+fn check_applied(tx: &ProjectionTx<'_, '_>, group: &GroupId, required: &[(u32, i64)]) -> Result<()> {
+    let partitions: BTreeSet<u32> = required.iter().map(|&(p, _)| p).collect();
+    for partition in partitions {
+        let cursor = tx.cursor(group, partition)?.unwrap_or(0);
+        let past = table::applied_past(tx.conn(), group, partition, cursor).map_err(|e| tx.err(e))?;
+        let missing = required.iter().any(|&(p, off)| p == partition && off > cursor && !past.contains(&off));
+        if missing {
+            return Err(Error::LeaseLost {
+                topic: group.topic.clone(),
+                group: group.group.clone(),
+                partition,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A committed batch's records and changes, dropped off the committer thread.
+struct Leftovers {
+    _records: Vec<EventRecord>,
+    _changes: Vec<Change>,
 }
 
 /// The events a changefeed publishes for one written change (with a dual-write copy when its

@@ -12,7 +12,7 @@
 
 use super::plan::{Change, Op};
 use crate::system::Index;
-use rusqlite::{Connection, ErrorCode, params};
+use rusqlite::{CachedStatement, Connection, ErrorCode, params};
 use serde_json::Number;
 
 /// The table holding `collection`.
@@ -208,9 +208,55 @@ impl Statements {
     /// costs a lookup); [`Refused::Change`] when the store refuses it for good (a declared
     /// unique index), [`Refused::Store`] for any other failure.
     pub fn apply(&self, conn: &Connection, change: &Change, track: bool) -> Result<Written, Refused> {
+        self.prepare(conn).apply(change, track)
+    }
+
+    /// The statements prepared on `conn` for a batch of writes: each is looked up in the
+    /// connection's cache once per batch, not once per row (the lookup hashes and compares the
+    /// whole SQL text).
+    pub fn prepare<'c>(&'c self, conn: &'c Connection) -> Prepared<'c> {
+        Prepared {
+            statements: self,
+            conn,
+            exists: None,
+            guarded_upsert: None,
+            plain_upsert: None,
+            guarded_delete: None,
+            plain_delete: None,
+        }
+    }
+}
+
+/// A table's statements prepared on one connection (see [`Statements::prepare`]).
+pub struct Prepared<'c> {
+    statements: &'c Statements,
+    conn: &'c Connection,
+    exists: Option<CachedStatement<'c>>,
+    guarded_upsert: Option<CachedStatement<'c>>,
+    plain_upsert: Option<CachedStatement<'c>>,
+    guarded_delete: Option<CachedStatement<'c>>,
+    plain_delete: Option<CachedStatement<'c>>,
+}
+
+/// The statement in `slot`, prepared on first use.
+fn prepared<'s, 'c>(
+    slot: &'s mut Option<CachedStatement<'c>>,
+    conn: &'c Connection,
+    sql: &str,
+) -> rusqlite::Result<&'s mut CachedStatement<'c>> {
+    if slot.is_none() {
+        *slot = Some(conn.prepare_cached(sql)?);
+    }
+    slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+}
+
+impl Prepared<'_> {
+    /// [`Statements::apply`] with the prepared statements.
+    pub fn apply(&mut self, change: &Change, track: bool) -> Result<Written, Refused> {
+        let Prepared { statements, conn, .. } = *self;
         let existed = if track {
-            conn.prepare_cached(&self.exists)
-                .and_then(|mut s| s.exists([&change.key]))
+            prepared(&mut self.exists, conn, &statements.exists)
+                .and_then(|s| s.exists([&change.key]))
                 .map_err(Refused::Store)?
         } else {
             false
@@ -219,20 +265,18 @@ impl Statements {
             Op::Upsert(doc) => {
                 let text = serde_json::to_string(doc)
                     .map_err(|e| Refused::Change(format!("the document cannot be encoded: {e}")))?;
-                match (&self.guarded_upsert, &change.version) {
-                    (Some(sql), Some(version)) => conn
-                        .prepare_cached(sql)
-                        .and_then(|mut s| s.execute(params![change.key, text, VersionParam(version)])),
-                    _ => conn
-                        .prepare_cached(&self.plain_upsert)
-                        .and_then(|mut s| s.execute(params![change.key, text])),
+                match (&statements.guarded_upsert, &change.version) {
+                    (Some(sql), Some(version)) => prepared(&mut self.guarded_upsert, conn, sql)
+                        .and_then(|s| s.execute(params![change.key, text, VersionParam(version)])),
+                    _ => prepared(&mut self.plain_upsert, conn, &statements.plain_upsert)
+                        .and_then(|s| s.execute(params![change.key, text])),
                 }
             }
-            Op::Delete => match (&self.guarded_delete, &change.version) {
-                (Some(sql), Some(version)) => conn
-                    .prepare_cached(sql)
-                    .and_then(|mut s| s.execute(params![change.key, VersionParam(version)])),
-                _ => conn.prepare_cached(&self.plain_delete).and_then(|mut s| s.execute([&change.key])),
+            Op::Delete => match (&statements.guarded_delete, &change.version) {
+                (Some(sql), Some(version)) => prepared(&mut self.guarded_delete, conn, sql)
+                    .and_then(|s| s.execute(params![change.key, VersionParam(version)])),
+                _ => prepared(&mut self.plain_delete, conn, &statements.plain_delete)
+                    .and_then(|s| s.execute([&change.key])),
             },
         };
         let changed = changed.map_err(|e| match e.sqlite_error_code() {
