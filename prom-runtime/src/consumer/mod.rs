@@ -187,6 +187,27 @@ impl Acker {
         }
     }
 
+    /// After a caller's own commit of these partitions failed because it lost `lost`'s lease:
+    /// drops `lost` (another member redelivers it from the stored cursor, as after a failed
+    /// [`Subscription::commit`]) and reads the other `partitions` again from their committed
+    /// cursors in a new tenure, so their handed-out events, never to be acked now, neither
+    /// block their keys nor keep the partitions from being handed over.
+    pub fn rewind(&self, partitions: &BTreeSet<u32>, lost: u32) {
+        {
+            let mut state = self.shared.lock();
+            state.parts.remove(&lost);
+            state.revoking.remove(&lost);
+            for &p in partitions {
+                let Some(committed) = state.parts.get(&p).map(|part| part.committed) else { continue };
+                state.epochs += 1;
+                let epoch = state.epochs;
+                state.parts.insert(p, Part::new(epoch, committed));
+            }
+            state.full = false;
+        }
+        self.shared.changed.notify_waiters();
+    }
+
     /// Asks for a delivery again after `delay`; later events of its key wait for it.
     pub fn nack(&self, delivery: &Delivery, delay: Duration) {
         let due = Instant::now() + delay;

@@ -299,8 +299,8 @@ impl EmbeddedProjector {
 
     /// Commits one batch's job in one transaction with its cursors; then counts it and acks
     /// its deliveries. A lost lease is no error: another member holds a partition of the batch
-    /// now and projects it from the stored cursor; nothing is acked, and the subscription lets
-    /// the partition go at its next heartbeat.
+    /// now and projects it from the stored cursor; nothing is acked, that partition is dropped
+    /// and the batch's other partitions are read again from their cursors.
     fn commit(&self, job: Job, tokens: Vec<Token>, acker: Acker) -> impl Future<Output = Result<()>> + use<> {
         let bus = self.producer.bus().clone();
         let (stats, metrics) = (self.stats.clone(), self.metrics.clone());
@@ -309,7 +309,14 @@ impl EmbeddedProjector {
             let publishes = true;
             let (done, leftovers) = match bus.in_transaction(publishes, move |tx| job.run(tx)).await {
                 Ok(done) => done,
-                Err(Error::LeaseLost { .. }) => return Ok(()),
+                Err(Error::LeaseLost { partition, .. }) => {
+                    // Its deliveries are never acked now: read its partitions again (events
+                    // of the ones still held come back, and are applied once, thanks to the
+                    // version guard and ledger) instead of leaving their keys blocked.
+                    let partitions = tokens.iter().map(|t| t.partition).collect();
+                    acker.rewind(&partitions, partition);
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             };
             stats.upserted.fetch_add(done.upserted, Ordering::Relaxed);
