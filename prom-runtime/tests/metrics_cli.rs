@@ -192,6 +192,13 @@ async fn prom_run_metrics_count_dead_letters_and_follow_a_lagging_group_and_stat
         (Some("orders.placed"), Some(3), Some(2))
     );
     assert_eq!(topic["versions"], serde_json::json!([1]));
+    // What is stored, not what is declared: the v1 spec does not know v2, yet an event is at v2.
+    assert_eq!(
+        topic["stored_versions"],
+        serde_json::json!([{ "version": 1, "events": 2 }, { "version": 2, "events": 1 }]),
+        "{topic}"
+    );
+    assert!(topic["stored_versions_newest_only"].is_null(), "counted from the index: {topic}");
     let heads: i64 = topic["partition_heads"]
         .as_array()
         .expect("array")
@@ -237,6 +244,7 @@ async fn prom_run_metrics_count_dead_letters_and_follow_a_lagging_group_and_stat
         assert!(table.contains(heading), "{table}");
     }
     assert!(table.contains("dlq.orders.placed  1"), "{table}");
+    assert!(table.contains("v1 ×2, v2 ×1"), "{table}");
 
     run.terminate().await;
     // `status` took nothing from `billing`: its events are all still there for its service.
@@ -351,6 +359,7 @@ async fn prom_status_and_metrics_on_mongodb_report_the_projector_the_changefeed_
         status["topics"].as_array().expect("topics").iter().find(|t| t["name"] == "process.state").cloned();
     let topic = topic.expect("process.state");
     assert_eq!((topic["head"].as_i64(), topic["partitions"].as_u64()), (Some(1), Some(4)));
+    assert_eq!(topic["stored_versions"], serde_json::json!([{ "version": 1, "events": 1 }]), "{topic}");
     let projector = status["projectors"]
         .as_array()
         .expect("projectors")

@@ -42,7 +42,7 @@ async fn a_layout_1_store_is_migrated_and_keeps_its_events() {
     let version: i64 = rusqlite::Connection::open(dir.path().join("events.db"))
         .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
         .expect("user_version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let appended =
         p.append(StreamId::new("account", "m"), ExpectedVersion::NoStream, vec![deposit("m", 3)]).await;
     let appended = appended.expect("append after the migration");

@@ -68,12 +68,18 @@ pub fn render(status: &Status) -> String {
                 t.name.clone(),
                 t.partitions.to_string(),
                 list(t.versions.iter().map(|v| format!("v{v}"))),
+                stored_versions(t),
                 t.head.to_string(),
                 list(t.partition_heads.iter().map(i64::to_string)),
             ]
         })
         .collect();
-    table(&mut out, "TOPICS", &["topic", "partitions", "versions", "head", "head by partition"], &topics);
+    table(
+        &mut out,
+        "TOPICS",
+        &["topic", "partitions", "versions", "stored", "head", "head by partition"],
+        &topics,
+    );
     let mut groups = Vec::new();
     for c in &status.consumers {
         let members = if c.members.is_empty() {
@@ -157,6 +163,22 @@ pub fn render(status: &Status) -> String {
         .collect();
     table(&mut out, "CHANGEFEEDS", &["changefeed", "topic", "resume token age", "oplog window"], &feeds);
     out
+}
+
+/// `v1 ×40, v2 ×2` (`?` for events without a recorded version; `(newest N)` when only those
+/// were counted).
+fn stored_versions(topic: &crate::metrics::inspect::TopicStatus) -> String {
+    if topic.stored_versions.is_empty() {
+        return "none".to_owned();
+    }
+    let counts = list(topic.stored_versions.iter().map(|s| match s.version {
+        Some(v) => format!("v{v} ×{}", s.events),
+        None => format!("? ×{}", s.events),
+    }));
+    match topic.stored_versions_newest_only {
+        Some(n) => format!("{counts} (newest {n})"),
+        None => counts,
+    }
 }
 
 fn list(items: impl Iterator<Item = String>) -> String {

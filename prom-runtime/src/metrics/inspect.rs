@@ -46,10 +46,26 @@ pub struct TopicStatus {
     pub partitions: u32,
     /// Declared schema versions (the latest last); events may be stored at any of them.
     pub versions: Vec<u32>,
+    /// The versions events are actually stored at, with counts, oldest first (`version: null`
+    /// last: events whose version the store has not recorded).
+    pub stored_versions: Vec<StoredVersion>,
+    /// `Some(n)` when only the newest `n` events were counted for `stored_versions` (an embedded
+    /// store of an older layout, opened read-only, has no index to count all); else `null`.
+    pub stored_versions_newest_only: Option<u64>,
     /// The newest offset of the topic (0 when empty).
     pub head: i64,
     /// The newest offset stored in each partition, by partition.
     pub partition_heads: Vec<i64>,
+}
+
+/// Events stored at one schema version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredVersion {
+    /// The `x-schema-version` (`null`: not recorded, e.g. MongoDB events written before prom
+    /// recorded it).
+    pub version: Option<u32>,
+    /// How many events.
+    pub events: u64,
 }
 
 /// A partition of a group: where its cursor is, how far behind, who holds it.
@@ -151,10 +167,19 @@ pub async fn collect(bus: &AnyBus, system: &System) -> Result<Status> {
     let mut topics = Vec::new();
     for t in &system.topics {
         let partition_heads = store::partition_heads(bus, &t.name, t.partitions).await?;
+        let stored = store::stored_versions(bus, &t.name).await?;
+        // `None` sorts first in the map; unknown versions are listed last.
+        let (unknown, known): (Vec<_>, Vec<_>) = stored.counts.into_iter().partition(|(v, _)| v.is_none());
         topics.push(TopicStatus {
             name: t.name.clone(),
             partitions: t.partitions,
             versions: t.versions.iter().map(|v| v.number).collect(),
+            stored_versions: known
+                .into_iter()
+                .chain(unknown)
+                .map(|(version, events)| StoredVersion { version, events })
+                .collect(),
+            stored_versions_newest_only: stored.newest_only,
             head: bus.head(&t.name).await?,
             partition_heads,
         });

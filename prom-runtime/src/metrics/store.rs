@@ -74,15 +74,94 @@ pub async fn partition_heads(bus: &AnyBus, topic: &str, partitions: u32) -> Resu
     }
 }
 
+/// How many events of a topic are stored at each schema version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionCounts {
+    /// `x-schema-version` → events; `None` counts events whose version is not recorded where it
+    /// can be counted (MongoDB events written before prom recorded it, unreadable headers).
+    pub counts: BTreeMap<Option<u32>, u64>,
+    /// `Some(n)`: only the newest `n` events were counted (an embedded store of layout 3 or
+    /// older opened read-only has no index to count from); `None`: every event.
+    pub newest_only: Option<u64>,
+}
+
+/// Events counted, at most, on an embedded store without the version index.
+pub const UNINDEXED_VERSION_SCAN: u64 = 100_000;
+
+/// The schema versions `topic`'s stored events are at, with counts, over an index on both
+/// stores (payloads are never read).
+pub async fn stored_versions(bus: &AnyBus, topic: &str) -> Result<VersionCounts> {
+    match bus {
+        AnyBus::Sqlite(bus) => {
+            let topic = topic.to_owned();
+            bus.read_with(move |conn| sqlite_versions(conn, &topic)).await
+        }
+        #[cfg(feature = "mongo")]
+        AnyBus::Mongo(bus) => mongo::stored_versions(bus, topic).await,
+        AnyBus::Memory(bus) => {
+            let mut counts = BTreeMap::new();
+            for e in bus.read(topic, None, 0, usize::MAX).await? {
+                *counts.entry(e.schema_version()).or_insert(0) += 1;
+            }
+            Ok(VersionCounts { counts, newest_only: None })
+        }
+    }
+}
+
+/// Counts over the topic's range of `events_topic_version` (the query repeats its expression,
+/// so the planner groups in index order; SQLite still reads each row's header text, never its
+/// payload); without that index (an older layout read read-only), the newest
+/// [`UNINDEXED_VERSION_SCAN`] events' headers.
+fn sqlite_versions(conn: &rusqlite::Connection, topic: &str) -> rusqlite::Result<VersionCounts> {
+    use crate::bus::sqlite::{STORED_VERSION, VERSION_INDEX};
+    let indexed: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?1)",
+        [VERSION_INDEX],
+        |r| r.get(0),
+    )?;
+    let (sql, newest_only) = if indexed {
+        (format!("SELECT {STORED_VERSION} AS v, count(*) FROM events WHERE topic = ?1 GROUP BY v"), None)
+    } else {
+        (
+            format!(
+                "SELECT v, count(*) FROM (SELECT {STORED_VERSION} AS v FROM events WHERE topic = ?1 \
+                 ORDER BY off DESC LIMIT {UNINDEXED_VERSION_SCAN}) GROUP BY v"
+            ),
+            Some(UNINDEXED_VERSION_SCAN),
+        )
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut counts = BTreeMap::new();
+    let mut total = 0;
+    let rows = stmt
+        .query_map([topic], |r| Ok((r.get::<_, Option<rusqlite::types::Value>>(0)?, r.get::<_, i64>(1)?)))?;
+    for row in rows {
+        let (version, count) = row?;
+        let version = match version {
+            Some(rusqlite::types::Value::Text(text)) => text.parse().ok(),
+            Some(rusqlite::types::Value::Integer(n)) => u32::try_from(n).ok(),
+            _ => None,
+        };
+        let count = u64::try_from(count).unwrap_or(0);
+        total += count;
+        *counts.entry(version).or_insert(0) += count;
+    }
+    // Fewer events than the bound: they were all counted.
+    let newest_only = newest_only.filter(|bound| total >= *bound);
+    Ok(VersionCounts { counts, newest_only })
+}
+
 /// MongoDB's side: collections of the bus, the changefeed states and the `local` oplog.
 #[cfg(feature = "mongo")]
 pub mod mongo {
     use super::Membership;
-    use crate::bus::mongo::layout::{EVENTS, LEASES, MEMBERS};
+    use crate::bus::mongo::layout::{EVENTS, LEASES, MEMBERS, VERSION_INDEX};
     use crate::bus::{GroupId, MongoBus};
     use crate::error::{Error, Result};
     use futures_util::TryStreamExt;
+    use mongodb::action::Action;
     use mongodb::bson::{Document, doc};
+    use mongodb::options::Hint;
     use std::collections::BTreeMap;
 
     fn failed(what: &str, e: &mongodb::error::Error) -> Error {
@@ -138,6 +217,40 @@ pub mod mongo {
         Ok(heads)
     }
 
+    /// Counts by the `v` field the bus stores beside the headers, grouped over the
+    /// `topic_version` index (a covered scan; no document is fetched).
+    pub async fn stored_versions(bus: &MongoBus, topic: &str) -> Result<super::VersionCounts> {
+        let pipeline = vec![
+            doc! { "$match": { "topic": topic } },
+            doc! { "$group": { "_id": "$v", "n": { "$sum": 1 } } },
+        ];
+        let events = bus.database().collection::<Document>(EVENTS);
+        // Every open creates the index; a deployment only ever opened by an older prom lacks
+        // it, and is then counted over `topic_off` (documents fetched, no payload parsed).
+        let names =
+            events.list_index_names().await.map_err(|e| failed("cannot list the event indexes", &e))?;
+        let hint = names.iter().any(|n| n == VERSION_INDEX).then(|| Hint::Name(VERSION_INDEX.to_owned()));
+        let groups: Vec<Document> = events
+            .aggregate(pipeline)
+            .optional(hint, |aggregate, hint| aggregate.hint(hint))
+            .await
+            .map_err(|e| failed("cannot count stored versions", &e))?
+            .try_collect()
+            .await
+            .map_err(|e| failed("cannot count stored versions", &e))?;
+        let mut counts = BTreeMap::new();
+        for group in groups {
+            let version = match group.get("_id") {
+                Some(mongodb::bson::Bson::Int64(v)) => u32::try_from(*v).ok(),
+                Some(mongodb::bson::Bson::Int32(v)) => u32::try_from(*v).ok(),
+                _ => None,
+            };
+            let n = group.get_i64("n").ok().or_else(|| group.get_i32("n").ok().map(i64::from)).unwrap_or(0);
+            *counts.entry(version).or_insert(0) += u64::try_from(n).unwrap_or(0);
+        }
+        Ok(super::VersionCounts { counts, newest_only: None })
+    }
+
     /// Seconds between the server's cluster time and `feed`'s stored resume point (`None`
     /// until the changefeed has started once).
     pub async fn resume_token_age(bus: &MongoBus, feed: &str) -> Result<Option<f64>> {
@@ -174,5 +287,60 @@ pub mod mongo {
             (Some(first), Some(last)) => Some(f64::from(last.time.saturating_sub(first.time))),
             _ => None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewEvent;
+    use crate::record::SCHEMA_VERSION;
+    use serde_json::json;
+
+    fn event(version: &str) -> NewEvent {
+        NewEvent::new("t", json!({})).header(SCHEMA_VERSION, version)
+    }
+
+    #[tokio::test]
+    async fn versions_are_counted_over_the_version_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = crate::SqliteBus::open(dir.path()).expect("open");
+        let mut no_version = NewEvent::new("t", json!({}));
+        no_version.headers.clear();
+        bus.publish(vec![event("1"), event("2"), event("2"), no_version, NewEvent::new("u", json!({}))])
+            .await
+            .expect("publish");
+        let any: AnyBus = bus.clone().into();
+        let counts = stored_versions(&any, "t").await.expect("count");
+        assert_eq!(counts.counts, BTreeMap::from([(None, 1), (Some(1), 1), (Some(2), 2)]));
+        assert_eq!(counts.newest_only, None);
+        let plan = bus
+            .read_with(|conn| {
+                let sql = format!(
+                    "EXPLAIN QUERY PLAN SELECT {} AS v, count(*) FROM events WHERE topic = 't' GROUP BY v",
+                    crate::bus::sqlite::STORED_VERSION
+                );
+                let mut stmt = conn.prepare(&sql)?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(3))?;
+                rows.collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .await
+            .expect("plan");
+        assert!(
+            plan.iter().any(|step| step.contains("USING INDEX events_topic_version (topic=?)")),
+            "not the topic's range of the version index: {plan:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_index_only_the_newest_events_are_counted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = crate::SqliteBus::open(dir.path()).expect("open");
+        bus.publish(vec![event("1"), event("2")]).await.expect("publish");
+        let conn = rusqlite::Connection::open(dir.path().join("events.db")).expect("open the file");
+        conn.execute_batch("DROP INDEX events_topic_version").expect("drop the index");
+        let counts = sqlite_versions(&conn, "t").expect("count");
+        assert_eq!(counts.counts, BTreeMap::from([(Some(1), 1), (Some(2), 1)]));
+        assert_eq!(counts.newest_only, None, "fewer events than the bound: all were counted");
     }
 }

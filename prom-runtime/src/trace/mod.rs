@@ -30,7 +30,6 @@ pub const MAX_TRACESTATE: usize = 512;
 /// The sampled bit of the trace flags.
 const SAMPLED: u8 = 0x01;
 
-mod otel;
 pub(crate) mod spans;
 
 tokio::task_local! {
@@ -266,14 +265,11 @@ impl fmt::Debug for TraceContext {
     }
 }
 
-/// The context a publish stores: the caller's, else the active OpenTelemetry span's (feature
-/// `otel`), else the current handler's, else a new trace when [`set_new_traces`] is on.
+/// The context a publish stores: the caller's, else the current handler's, else a new trace
+/// when [`set_new_traces`] is on.
 pub(crate) fn for_publish(explicit: Option<&TraceContext>) -> Option<TraceContext> {
     if let Some(context) = explicit {
         return Some(context.clone());
-    }
-    if let Some(context) = otel::current() {
-        return Some(context);
     }
     if let Some(context) = TraceContext::current() {
         return Some(context);

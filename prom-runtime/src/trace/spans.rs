@@ -53,7 +53,7 @@ impl Traced {
 
     fn continuing(span: tracing::Span, stored: Option<&TraceContext>) -> Traced {
         let context = stored.map(|parent| {
-            let child = super::otel::link(&span, parent);
+            let child = parent.child();
             if !span.is_disabled() {
                 span.record("trace_id", display(child.trace_id_hex()));
                 span.record("parent_span_id", display(parent.span_id_hex()));

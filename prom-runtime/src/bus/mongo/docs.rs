@@ -6,7 +6,7 @@
 //! queryable view of payloads.
 
 use crate::error::{Error, Result};
-use crate::record::{EventRecord, Headers, NewEvent};
+use crate::record::{EventRecord, Headers, NewEvent, SCHEMA_VERSION};
 use mongodb::bson;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -41,6 +41,10 @@ pub struct EventDoc {
     /// Idempotency key (absent, not null, so the partial unique index skips it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<String>,
+    /// The `x-schema-version` header as a number (absent without one), so stored versions are
+    /// counted from an index instead of parsing every document's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<i64>,
 }
 
 /// An event ready to insert, with its offset still to be assigned.
@@ -77,6 +81,7 @@ pub fn rows(events: &[NewEvent]) -> Result<Vec<Row>> {
                     caused_by: event.caused_by.map(bson_uuid),
                     sid: event.sid.clone(),
                     dedup: event.dedup.clone(),
+                    v: event.headers.get(SCHEMA_VERSION).and_then(|v| v.parse().ok()),
                 },
                 partition: event.partition,
                 id: event.id,

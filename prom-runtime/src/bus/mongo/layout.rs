@@ -5,8 +5,12 @@ use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Database, IndexModel};
 
-/// Events: `_id` (event id), `topic`, `off`, `key`, `part`, `ts`, `headers`, `payload`, ...
+/// Events: `_id` (event id), `topic`, `off`, `key`, `part`, `ts`, `headers`, `payload`, `v`
+/// (the `x-schema-version` header as a number, for counting), ...
 pub const EVENTS: &str = "events";
+/// The index of each event's stored schema version (`v`), which `prom status` counts over.
+pub const VERSION_INDEX: &str = "topic_version";
+
 /// Per-topic offset counters: `{_id: topic, head}`.
 pub const TOPICS: &str = "topics";
 /// Consumer-group cursors: `{topic, grp, part, off}`.
@@ -39,6 +43,7 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 index(doc! { "topic": 1, "off": 1 }, "topic_off", true, None),
                 index(doc! { "topic": 1, "part": 1, "off": 1 }, "topic_part_off", false, None),
                 index(doc! { "topic": 1, "key": 1, "off": 1 }, "topic_key_off", false, None),
+                index(doc! { "topic": 1, "v": 1 }, VERSION_INDEX, false, None),
                 index(
                     doc! { "topic": 1, "dedup": 1 },
                     "topic_dedup",

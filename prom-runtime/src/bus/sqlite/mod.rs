@@ -12,6 +12,7 @@ mod ops;
 pub(crate) mod projection;
 mod rows;
 mod schema;
+pub(crate) use schema::{STORED_VERSION, VERSION_INDEX};
 mod streams;
 mod writer;
 

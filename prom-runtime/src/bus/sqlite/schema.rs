@@ -4,9 +4,10 @@ use rusqlite::Connection;
 use std::time::Duration;
 
 /// The layout version stored in `PRAGMA user_version`: 1 had no stream tables, 2 adds
-/// `streams` and `snapshots`, 3 the per-key index of events and `key_snapshots` (time travel).
+/// `streams` and `snapshots`, 3 the per-key index of events and `key_snapshots` (time travel),
+/// 4 the index of each topic's stored schema versions (`prom status`).
 /// Every statement is `IF NOT EXISTS`, so migrating from an older layout is running [`DDL`] again.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 /// The oldest layout this version can migrate (and read read-only).
 pub const OLDEST: i64 = 1;
@@ -37,6 +38,11 @@ CREATE INDEX IF NOT EXISTS events_topic_part_off ON events (topic, part, off);
 CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE UNIQUE INDEX IF NOT EXISTS events_dedup ON events (topic, dedup) WHERE dedup IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_topic_key_off ON events (topic, key, off) WHERE key IS NOT NULL;
+-- The stored schema version of each event (text, as in the header; NULL for headers that are
+-- not JSON), so `prom status` counts versions from the index alone. The expression must stay
+-- identical to STORED_VERSION below, or the planner cannot use it.
+CREATE INDEX IF NOT EXISTS events_topic_version ON events
+    (topic, iif(json_valid(headers), json_extract(headers, '$.\"x-schema-version\"'), NULL));
 CREATE TABLE IF NOT EXISTS cursors (
     topic TEXT NOT NULL,
     grp TEXT NOT NULL,
@@ -89,6 +95,13 @@ CREATE TABLE IF NOT EXISTS key_snapshots (
     PRIMARY KEY (topic, key, fp, off)
 ) WITHOUT ROWID;
 ";
+
+/// The indexed expression of `events_topic_version`: an event's `x-schema-version` header.
+pub const STORED_VERSION: &str =
+    "iif(json_valid(headers), json_extract(headers, '$.\"x-schema-version\"'), NULL)";
+
+/// The index that makes counting stored versions an index-only scan (layout 4 on).
+pub const VERSION_INDEX: &str = "events_topic_version";
 
 /// How long a connection waits for another process's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
