@@ -287,8 +287,19 @@ async fn a_rebuild_killed_ten_times_resumes_and_readers_only_see_the_old_or_the_
     let mut mid_rebuild = 0;
     let mut swapped_before = 0;
     for n in 0..10 {
-        let mut child = spawn_rebuild(dir, n, "40");
-        std::thread::sleep(Duration::from_millis(100 + rng.next(1500)));
+        // Batches of 10 and a kill soon after the checkpoint shows this run at work (a new or a
+        // moved checkpoint): a fixed delay proved too long once a rebuild of 8,000 events took
+        // under 100 ms.
+        let before = checkpoint(&conn);
+        let mut child = spawn_rebuild(dir, n, "10");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while checkpoint(&conn).is_none_or(|position| Some(position) == before)
+            && Instant::now() < deadline
+            && child.try_wait().expect("poll the rebuild").is_none()
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        std::thread::sleep(Duration::from_millis(rng.next(20)));
         child.kill().expect("kill -9");
         child.wait().expect("wait");
         match checkpoint(&conn) {
