@@ -94,6 +94,10 @@ pub enum Error {
         to: u32,
         /// Why.
         reason: String,
+        /// The upcast step's or typed upcaster's own error, when there is one (a `with:`
+        /// function reports a message only).
+        #[source]
+        source: Option<Cause>,
     },
     /// An event carries no usable `x-schema-version` header.
     #[error("event {id} of `{topic}`: {reason}")]

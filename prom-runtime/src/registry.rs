@@ -1,7 +1,7 @@
 //! The runtime view of a [`System`]: per topic its compiled schemas, key, partitions and upcast
 //! chain, plus the user functions for `with:` hops. Built once at startup.
 
-use crate::error::{Error, MissingUpcaster, Result};
+use crate::error::{Cause, Error, MissingUpcaster, Result};
 use crate::record::{EventRecord, Payload, SCHEMA_VERSION, SchemaStamp, UPCASTED_FROM};
 use crate::system::{self, System};
 use crate::typed::Versioned;
@@ -247,20 +247,31 @@ impl Registry {
     pub fn upcast(&self, topic: &TopicSchema, from: u32, payload: Value, id: uuid::Uuid) -> Result<Value> {
         let mut payload = payload;
         for to in from.saturating_add(1)..=topic.latest() {
-            let fail =
-                |reason: String| Error::Upcast { id, topic: topic.name.clone(), from: to - 1, to, reason };
-            let hop = &topic.version(to).ok_or_else(|| fail("the version is not declared".into()))?.hop;
+            let fail = |reason: String, source: Option<Cause>| Error::Upcast {
+                id,
+                topic: topic.name.clone(),
+                from: to - 1,
+                to,
+                reason,
+                source,
+            };
+            let hop = &topic.version(to).ok_or_else(|| fail("the version is not declared".into(), None))?.hop;
             payload = match hop {
                 Hop::Identity => payload,
-                Hop::Steps(steps) => steps.apply(payload).map_err(|e| fail(e.to_string()))?,
+                Hop::Steps(steps) => {
+                    steps.apply(payload).map_err(|e| fail(e.to_string(), Some(Cause::new(e))))?
+                }
                 Hop::With(path) => {
                     let f = self.functions.get(path).ok_or_else(|| {
-                        fail(format!(
-                            "the hop uses `with: {path}`, but no function is registered under that name; \
-                             call Registry::with_upcaster(\"{path}\", f) at startup"
-                        ))
+                        fail(
+                            format!(
+                                "the hop uses `with: {path}`, but no function is registered under that name; \
+                                 call Registry::with_upcaster(\"{path}\", f) at startup"
+                            ),
+                            None,
+                        )
                     })?;
-                    f(payload).map_err(fail)?
+                    f(payload).map_err(|reason| fail(reason, None))?
                 }
             };
         }
@@ -365,12 +376,13 @@ impl Registry {
             });
         }
         topic.check_stored(&record.topic, version, &record.payload)?;
-        let upcast_error = |reason: String| Error::Upcast {
+        let upcast_error = |reason: String, source: Option<Cause>| Error::Upcast {
             id: record.id,
             topic: topic.name.clone(),
             from: version,
             to: V::LATEST_VERSION,
             reason,
+            source,
         };
         // Valid by its schema yet not decodable means the generated types are older than the spec.
         let any = V::decode(version, &record.payload).map_err(|e| Error::Invalid {
@@ -380,11 +392,13 @@ impl Registry {
                 "  at the payload root: {e}; regenerate the code with `prom-codegen build`"
             )],
         })?;
-        let latest = any.into_latest().map_err(|e| upcast_error(e.message().to_owned()))?;
+        let latest =
+            any.into_latest().map_err(|e| upcast_error(e.message().to_owned(), Some(Cause::new(e))))?;
         let newest = topic.latest();
         if version < newest {
             if !topic.upcast_proven_from(version) {
-                let value = serde_json::to_value(&latest).map_err(|e| upcast_error(e.to_string()))?;
+                let value = serde_json::to_value(&latest)
+                    .map_err(|e| upcast_error(e.to_string(), Some(Cause::new(e))))?;
                 let schema = topic.schema(newest).ok_or(Error::Closed)?;
                 schema.check(&topic.name, newest, &value)?;
             }

@@ -62,3 +62,30 @@ fn errors_the_store_finds_itself_have_no_cause() {
     assert!(matches!(&error, Error::Store { source: None, .. }));
     assert!(error.source().is_none());
 }
+
+const RENAMED: &str = "\
+topics:
+  reading.taken:
+    versions:
+      1:
+        schema: { type: object, properties: { amount: { type: integer } }, required: [amount] }
+      2:
+        schema: { type: object, properties: { total: { type: integer } }, required: [total] }
+        upcast: { rename: { amount: total } }
+";
+
+#[test]
+fn a_failed_upcast_step_is_the_cause_of_the_upcast_error() {
+    let registry = prom_runtime::Registry::from_yaml("spec.yaml", RENAMED).expect("lints clean");
+    // Stored behind Prom's back: a v1 event whose payload is not an object.
+    let mut record = prom_runtime::NewEvent::new("reading.taken", serde_json::json!([1, 2])).into_record(1);
+    record.headers.insert("x-schema-version".into(), "1".into());
+    let error = registry.decode(record).expect_err("an array cannot be renamed in");
+    let Error::Upcast { from: 1, to: 2, .. } = &error else { panic!("not an upcast error: {error:?}") };
+    let step = causes(&error)
+        .iter()
+        .find_map(|cause| cause.downcast_ref::<prom_spec::upcast::NotAnObject>())
+        .map(ToString::to_string);
+    assert!(step.is_some(), "the step's own error is kept as the cause of {error:?}");
+    assert!(error.to_string().contains(step.as_deref().unwrap_or_default()), "{error}");
+}

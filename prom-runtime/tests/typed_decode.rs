@@ -236,6 +236,13 @@ fn bad_stored_payloads_fail_at_their_own_version_with_a_clear_error() {
         .expect_err("the upcaster refuses");
     let Error::Upcast { from, to, reason, .. } = &err else { panic!("unexpected {err}") };
     assert_eq!((*from, *to, reason.as_str()), (1, 2, "a reading needs an id"));
+    let cause = std::iter::successors(std::error::Error::source(&err), |c| c.source())
+        .find_map(|c| c.downcast_ref::<prom_runtime::UpcastError>());
+    assert_eq!(
+        cause.map(|e| e.message()),
+        Some("a reading needs an id"),
+        "the upcaster's own error is the cause"
+    );
 
     let err = registry
         .decode_typed::<Renamed>(stored("reading.taken", 2, json!({ "id": "x", "reading": 1 })))
