@@ -386,11 +386,7 @@ pub async fn append_events<A: Aggregate, B: EventBus>(
     expected: ExpectedVersion,
     events: &[A::Event],
 ) -> Result<Appended, StreamError> {
-    let items = events
-        .iter()
-        .map(|event| Ok((event.topic().to_owned(), event.to_payload()?)))
-        .collect::<crate::Result<Vec<_>>>()?;
-    Ok(producer.append(StreamId::new(A::NAME, id), expected, items).await?)
+    Ok(producer.append(StreamId::new(A::NAME, id), expected, encode::<A>(events)?).await?)
 }
 
 /// Appends `events` to stream `id` of aggregate `A` inside the open transaction `tx` if its
@@ -401,11 +397,12 @@ pub async fn append_events_in<A: Aggregate, T: crate::outbox::Outbox>(
     expected: ExpectedVersion,
     events: &[A::Event],
 ) -> Result<Appended, StreamError> {
-    let items = events
-        .iter()
-        .map(|event| Ok((event.topic().to_owned(), event.to_payload()?)))
-        .collect::<crate::Result<Vec<_>>>()?;
-    Ok(tx.append(StreamId::new(A::NAME, id), expected, items).await?)
+    Ok(tx.append(StreamId::new(A::NAME, id), expected, encode::<A>(events)?).await?)
+}
+
+/// Each event's topic and its payload at the topic's latest version.
+fn encode<A: Aggregate>(events: &[A::Event]) -> crate::Result<Vec<(String, serde_json::Value)>> {
+    events.iter().map(|event| Ok((event.topic().to_owned(), event.to_payload()?))).collect()
 }
 
 /// Saves a snapshot on a spawned task; a failure only logs (the next load folds more events).
