@@ -37,6 +37,9 @@ trap 'scripts/mongo.sh stop || true; rm -rf "$log" "$PROM_MONGO_STATE"' EXIT
 PROM_MONGO_URL=$(scripts/mongo.sh start)
 # The tests fail (never skip) when this server is missing or unreachable.
 export PROM_MONGO_URL PROM_REQUIRE_MONGO=1
+# The failover test starts a three-member replica set of its own (`scripts/mongo.sh start3`, in
+# its own state directory) and SIGKILLs its primary three times (~2-3 min).
+export PROM_MONGO_RS3=1
 # The AsyncAPI test validates with the official @asyncapi/cli (installed into target/asyncapi
 # once, from npm); here it fails instead of skipping when the validator cannot be installed.
 echo "== asyncapi validator (scripts/asyncapi.sh)"
