@@ -213,7 +213,11 @@ mod tests {
             .headers
             .iter()
             .map(|(k, v)| {
-                format!("{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap())
+                format!(
+                    "{}:{}",
+                    serde_json::to_string(k).expect("a string"),
+                    serde_json::to_string(v).expect("a string")
+                )
             })
             .collect();
         field(format!("{{{}}}", headers.join(",")).as_bytes());
@@ -250,7 +254,7 @@ mod tests {
         assert_eq!(hash(&stream, 1, bare, &GENESIS), documented_hash(&stream, 1, bare, &GENESIS));
         let mut out = String::new();
         push_string(&mut out, "a\"b\\c\u{7f}\u{1f}");
-        assert_eq!(out, serde_json::to_string("a\"b\\c\u{7f}\u{1f}").unwrap());
+        assert_eq!(out, serde_json::to_string("a\"b\\c\u{7f}\u{1f}").expect("a string"));
     }
 
     #[test]

@@ -166,9 +166,12 @@ pub async fn rebuild(
     Ok(report)
 }
 
+/// The wait for a page's fold: the changes the shadow refused, and the changes.
+type Folded = Pin<Box<dyn Future<Output = Result<(u64, Vec<Change>)>> + Send>>;
+
 /// A page queued for folding: the wait for its transaction and what it holds.
 struct Folding {
-    done: Pin<Box<dyn Future<Output = Result<(u64, Vec<Change>)>> + Send>>,
+    done: Folded,
     last: i64,
     events: u64,
     refused: u64,
