@@ -1,7 +1,7 @@
 //! The embedded changelog projector against a raw batched SQLite upsert of the same rows, as a
 //! ratio measured in one run (absolute numbers depend on the machine).
 //!
-//! `cargo bench -p prom-runtime --bench projector`
+//! `cargo bench -p prom-runtime --bench projector [-- rebuild]` (`rebuild`: that section alone)
 //!
 //! Projector: a store holding the events (published untimed), then `EmbeddedProjector::run`
 //! timed from its start until it has committed every event — reading them, decoding and
@@ -255,6 +255,11 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let setup = setup();
     let events = payloads();
+    // `rebuild` as an argument runs the rebuild section alone.
+    if std::env::args().skip(1).any(|a| a == "rebuild") {
+        rebuild_section(&runtime, &setup, &events);
+        return;
+    }
     // The payloads as the store holds them (JSON text), for the raw side to parse.
     let stored: Vec<String> = events.iter().map(Value::to_string).collect();
     println!(

@@ -451,8 +451,11 @@ impl Job {
         let receipts = tx.publish(events)?;
         // What this batch applied past the cursors it commits goes into the ledger.
         for &partition in done.keys() {
-            let cursor = cursors.iter().find(|(p, _)| *p == partition).map(|&(_, c)| c);
-            let cursor = cursor.unwrap_or(done.get(&partition).map_or(0, |(c, _)| *c));
+            // The cursor stored is never moved back: past one another transaction moved (a
+            // rebuild's swap), the events were skipped here, not applied, so not recorded.
+            let stored = done.get(&partition).map_or(0, |(c, _)| *c);
+            let cursor =
+                cursors.iter().find(|(p, _)| *p == partition).map_or(stored, |&(_, c)| c.max(stored));
             let past = records.iter().filter(|r| r.partition == partition && r.offset > cursor);
             table::record_applied(tx.conn(), &group, partition, past.map(|r| r.offset), cursor)
                 .map_err(|e| tx.err(e))?;

@@ -66,35 +66,51 @@ pub fn link(stream: &StreamId, version: u64, event: Chained<'_>, prev: [u8; 32])
 }
 
 /// SHA-256 over the canonical encoding described in the module docs.
+///
+/// Fields are fed to the hasher as they are encoded, through one scratch buffer (the
+/// committer computes a hash per appended event, inside the write transaction).
 pub fn hash(stream: &StreamId, version: u64, event: Chained<'_>, prev: &[u8; 32]) -> [u8; 32] {
+    use std::fmt::Write as _;
     let mut h = Sha256::new();
     h.update(b"prom-stream-chain-v1");
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_be_bytes());
         h.update(bytes);
     };
+    let mut scratch = String::with_capacity(256);
     field(stream.aggregate.as_bytes());
     field(stream.id.as_bytes());
-    field(version.to_string().as_bytes());
+    let _ = write!(scratch, "{version}");
+    field(scratch.as_bytes());
     field(event.topic.as_bytes());
-    field(event.id.hyphenated().to_string().as_bytes());
-    field(event.ts.to_string().as_bytes());
+    field(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+    scratch.clear();
+    let _ = write!(scratch, "{}", event.ts);
+    field(scratch.as_bytes());
     match event.key {
         None => field(&[0]),
-        Some(key) => field(&[&[1u8][..], key.as_bytes()].concat()),
+        Some(key) => {
+            scratch.clear();
+            scratch.push('\u{1}');
+            scratch.push_str(key);
+            field(scratch.as_bytes());
+        }
     }
-    let mut headers = String::new();
+    scratch.clear();
+    scratch.push('{');
     for (i, (name, value)) in event.headers.iter().enumerate() {
-        headers.push(if i == 0 { '{' } else { ',' });
-        push_string(&mut headers, name);
-        headers.push(':');
-        push_string(&mut headers, value);
+        if i > 0 {
+            scratch.push(',');
+        }
+        push_string(&mut scratch, name);
+        scratch.push(':');
+        push_string(&mut scratch, value);
     }
-    headers.push_str(if event.headers.is_empty() { "{}" } else { "}" });
-    field(headers.as_bytes());
-    let mut payload = String::new();
-    canonical_json(event.payload, &mut payload);
-    field(payload.as_bytes());
+    scratch.push('}');
+    field(scratch.as_bytes());
+    scratch.clear();
+    canonical_json(event.payload, &mut scratch);
+    field(scratch.as_bytes());
     h.update(prev);
     h.finalize().into()
 }
@@ -118,7 +134,7 @@ pub fn canonical_json(value: &Value, out: &mut String) {
         }
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push('{');
             for (i, (name, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
@@ -136,6 +152,7 @@ pub fn canonical_json(value: &Value, out: &mut String) {
 /// Integral numbers within ±2^53 as integers (a store may hand `1` back as `1.0`), others as
 /// `serde_json` prints them (shortest round-trip form).
 fn push_number(n: &serde_json::Number, out: &mut String) {
+    use std::fmt::Write as _;
     const EXACT: f64 = 9_007_199_254_740_992.0;
     if let Some(f) = n.as_f64().filter(|_| n.is_f64())
         && f.fract() == 0.0
@@ -143,13 +160,21 @@ fn push_number(n: &serde_json::Number, out: &mut String) {
     {
         // Exact: |f| <= 2^53 and integral.
         #[allow(clippy::cast_possible_truncation)]
-        out.push_str(&(f as i64).to_string());
+        let _ = write!(out, "{}", f as i64);
         return;
     }
-    out.push_str(&n.to_string());
+    let _ = write!(out, "{n}");
 }
 
+/// `s` as a JSON string, escaped as `serde_json` escapes it (only quotes, backslashes and control
+/// characters), without an intermediate string when nothing needs escaping.
 fn push_string(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // Serializing a string cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
@@ -164,6 +189,72 @@ mod tests {
         let mut out = String::new();
         canonical_json(&json!({"b": [1.0, 2.5, "x\"y"], "a": {"d": null, "c": true}}), &mut out);
         assert_eq!(out, r#"{"a":{"c":true,"d":null},"b":[1,2.5,"x\"y"]}"#);
+    }
+
+    /// The encoding as the module docs spell it, field by field with allocated strings: the
+    /// hasher's scratch-buffer encoding must give the same hash (stored chains stay valid).
+    fn documented_hash(stream: &StreamId, version: u64, event: Chained<'_>, prev: &[u8; 32]) -> [u8; 32] {
+        let mut bytes = b"prom-stream-chain-v1".to_vec();
+        let mut field = |b: &[u8]| {
+            bytes.extend((b.len() as u64).to_be_bytes());
+            bytes.extend(b);
+        };
+        field(stream.aggregate.as_bytes());
+        field(stream.id.as_bytes());
+        field(version.to_string().as_bytes());
+        field(event.topic.as_bytes());
+        field(event.id.hyphenated().to_string().as_bytes());
+        field(event.ts.to_string().as_bytes());
+        match event.key {
+            None => field(&[0]),
+            Some(key) => field(&[&[1u8][..], key.as_bytes()].concat()),
+        }
+        let headers: Vec<String> = event
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{}:{}",
+                    serde_json::to_string(k).expect("a string"),
+                    serde_json::to_string(v).expect("a string")
+                )
+            })
+            .collect();
+        field(format!("{{{}}}", headers.join(",")).as_bytes());
+        let mut payload = String::new();
+        canonical_json(event.payload, &mut payload);
+        field(payload.as_bytes());
+        bytes.extend(prev);
+        Sha256::digest(&bytes).into()
+    }
+
+    #[test]
+    fn the_hash_is_the_documented_encoding() {
+        let stream = StreamId::new("account", "a\"1");
+        let mut headers = Headers::new();
+        headers.insert("x-schema-version".into(), "2".into());
+        headers.insert("x-note".into(), "tab\there \u{1} \\ é".into());
+        let payload =
+            json!({"z": [1.0, -0.5, 1e300, 12345678901234567890u64], "a": {"q\"": null, "b": "ü\n"}});
+        let event = Chained {
+            topic: "money.deposited",
+            id: uuid::Uuid::now_v7(),
+            ts: 1_700_000_000_123,
+            key: Some("a\"1"),
+            headers: &headers,
+            payload: &payload,
+        };
+        for (version, key, prev) in [(1, Some("a\"1"), GENESIS), (42, None, [7; 32]), (3, Some(""), [1; 32])]
+        {
+            let event = Chained { key, ..event };
+            assert_eq!(hash(&stream, version, event, &prev), documented_hash(&stream, version, event, &prev));
+        }
+        let empty = Headers::new();
+        let bare = Chained { headers: &empty, ..event };
+        assert_eq!(hash(&stream, 1, bare, &GENESIS), documented_hash(&stream, 1, bare, &GENESIS));
+        let mut out = String::new();
+        push_string(&mut out, "a\"b\\c\u{7f}\u{1f}");
+        assert_eq!(out, serde_json::to_string("a\"b\\c\u{7f}\u{1f}").expect("a string"));
     }
 
     #[test]

@@ -96,6 +96,21 @@ impl SqliteBus {
         self.writer()?.submit(publishes, move |tx| job(&mut ProjectionTx { tx })).await
     }
 
+    /// [`SqliteBus::in_transaction`] queued now (behind every write queued before it, so
+    /// transactions queued one after another commit in that order), returning the wait for
+    /// its outcome: the caller prepares its next transaction while this one commits.
+    pub(crate) fn queue_transaction<T, F>(
+        &self,
+        publishes: bool,
+        job: F,
+    ) -> Result<impl std::future::Future<Output = Result<T>> + Send + 'static + use<T, F>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ProjectionTx<'_, '_>) -> Result<T> + Send + 'static,
+    {
+        self.writer()?.queue(publishes, move |tx| job(&mut ProjectionTx { tx }))
+    }
+
     /// Runs a query of the projection tables returning `(key, doc)` rows, on a pooled read
     /// connection (one statement: a consistent view of the last commit). A table no projector
     /// created yet reads as empty. (Its reader, the snapshot API, is built with the HTTP server.)

@@ -6,6 +6,7 @@ use super::ops::{self, Row};
 use super::rows;
 use super::writer::Tx;
 use crate::error::Result;
+use crate::record::Receipt;
 use crate::stream::chain::{self, GENESIS};
 use crate::stream::{Appended, ChainLink, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected};
 use rusqlite::types::ValueRef;
@@ -31,6 +32,7 @@ pub fn job(append: StreamAppend) -> Result<Job> {
 /// before it (the write lock is held), and a conflict fails this job alone.
 pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
     let Job { stream, expected, tamper_evident, events, copies } = job;
+    let append_topics: Vec<String> = events.iter().map(|row| row.event.topic.clone()).collect();
     let last: Option<(u64, Option<Vec<u8>>)> = tx
         .conn
         .prepare_cached(
@@ -48,35 +50,74 @@ pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
     let mut prev = last.and_then(|(_, h)| h).and_then(|h| <[u8; 32]>::try_from(h).ok()).unwrap_or(GENESIS);
     let first_version = actual.unwrap_or(0) + 1;
     let mut receipts = Vec::with_capacity(events.len());
+    let mut links = Vec::with_capacity(events.len());
     for (version, row) in (first_version..).zip(events) {
         let link = tamper_evident.then(|| chain::link(&stream, version, (&row.event).into(), prev));
         prev = link.map_or(GENESIS, |l| l.hash);
-        let topic = row.event.topic.clone();
-        let receipt = ops::insert(tx, row)?;
-        tx.conn
-            .prepare_cached(
-                "INSERT INTO streams (aggregate, stream_id, version, topic, off, prev_hash, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    stream.aggregate,
-                    stream.id,
-                    signed(version),
-                    topic,
-                    receipt.offset,
-                    link.map(|l| l.prev.to_vec()),
-                    link.map(|l| l.hash.to_vec()),
-                ])
-            })
-            .map_err(|e| tx.err(e))?;
-        receipts.push(receipt);
+        receipts.push(ops::insert(tx, row)?);
+        links.push(link);
     }
+    let topics = append_topics.iter().map(String::as_str);
+    insert_versions(tx, &stream, first_version, topics.zip(&receipts).zip(&links))?;
     for row in copies {
         ops::insert(tx, row)?;
     }
     let last_version = first_version + receipts.len() as u64 - 1;
     Ok(Appended { first_version, last_version, receipts })
+}
+
+/// Rows per multi-row insert into `streams`: an append's rows go in statements of these sizes
+/// (largest first), so a few cached statements serve every append length.
+const VERSION_ROWS: [usize; 3] = [32, 8, 1];
+
+/// Writes the `streams` rows of an append (versions from `first`, in order) with multi-row
+/// inserts: one statement per [`VERSION_ROWS`] chunk, not one per event.
+fn insert_versions<'a>(
+    tx: &Tx<'_>,
+    stream: &StreamId,
+    first: u64,
+    rows: impl ExactSizeIterator<Item = ((&'a str, &'a Receipt), &'a Option<ChainLink>)>,
+) -> Result<()> {
+    const COLUMNS: usize = 7;
+    let mut left = rows.len();
+    let mut rows = rows;
+    let mut version = first;
+    for size in VERSION_ROWS {
+        while left >= size {
+            let mut stmt = tx.conn.prepare_cached(insert_sql(size)).map_err(|e| tx.err(e))?;
+            for (i, ((topic, receipt), link)) in rows.by_ref().take(size).enumerate() {
+                let at = i * COLUMNS;
+                let bound = (|| {
+                    stmt.raw_bind_parameter(at + 1, &stream.aggregate)?;
+                    stmt.raw_bind_parameter(at + 2, &stream.id)?;
+                    stmt.raw_bind_parameter(at + 3, signed(version))?;
+                    stmt.raw_bind_parameter(at + 4, topic)?;
+                    stmt.raw_bind_parameter(at + 5, receipt.offset)?;
+                    stmt.raw_bind_parameter(at + 6, link.as_ref().map(|l| &l.prev[..]))?;
+                    stmt.raw_bind_parameter(at + 7, link.as_ref().map(|l| &l.hash[..]))
+                })();
+                bound.map_err(|e| tx.err(e))?;
+                version += 1;
+            }
+            stmt.raw_execute().map_err(|e| tx.err(e))?;
+            left -= size;
+        }
+    }
+    Ok(())
+}
+
+/// The insert of `size` `streams` rows (built once per size).
+fn insert_sql(size: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=VERSION_ROWS[0])
+            .map(|n| {
+                let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
+                format!("INSERT INTO streams (aggregate, stream_id, version, topic, off, prev_hash, hash) VALUES {values}")
+            })
+            .collect()
+    });
+    all.get(size).map_or("", String::as_str)
 }
 
 /// Up to `limit` events of `stream` after `after`, in version order. A version whose event row

@@ -128,10 +128,24 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
     {
+        self.queue(publishes, op)?.await
+    }
+
+    /// Queues `op` now, behind every job queued before it (jobs run in the order queued), and
+    /// returns the wait for its durable outcome: a caller can prepare its next job meanwhile.
+    pub fn queue<T, F>(
+        &self,
+        publishes: bool,
+        op: F,
+    ) -> Result<impl std::future::Future<Output = Result<T>> + Send + 'static + use<T, F>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<T> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let job = Box::new(Typed { op: Some(op), result: None, reply, publishes });
         self.jobs.send(job).map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        Ok(async move { rx.await.map_err(|_| Error::Closed)? })
     }
 }
 

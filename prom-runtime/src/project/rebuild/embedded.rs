@@ -33,13 +33,19 @@ use crate::record::{EventRecord, NewEvent};
 use crate::registry::Registry;
 use crate::system::{Index, ProjectorKind, System};
 use rusqlite::{OptionalExtension, params};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// The checkpoints of running (or killed) rebuilds, one row per collection.
 pub const CHECKPOINTS: &str = "CREATE TABLE IF NOT EXISTS proj__rebuild (\
     collection TEXT PRIMARY KEY NOT NULL, projector TEXT NOT NULL, fingerprint TEXT NOT NULL, \
     position INTEGER NOT NULL) WITHOUT ROWID";
+
+/// Pages queued for the committer at once at most: one folds while the next waits behind it,
+/// so the committer does not wait for the rebuild between pages.
+const IN_FLIGHT_PAGES: usize = 2;
 
 /// Events read per statement inside the swap transaction.
 const SWAP_PAGE: usize = 2000;
@@ -116,24 +122,38 @@ pub async fn rebuild(
         tracing::info!(projector = %plan.spec.name, "resuming the rebuild from offset {from}");
     }
     let batch = opts.batch_size.max(1);
+    // Pages are pipelined: while one folds on the store's committer thread, the next is read
+    // and decoded, then queued behind it (the committer runs them in order, so each moves the
+    // checkpoint from where the one before left it).
+    let mut folding: VecDeque<Folding> = VecDeque::with_capacity(IN_FLIGHT_PAGES);
+    let mut head = bus.head(&plan.spec.topic).await?;
+    opts.report(Progress { position, head: head.max(position), events: report.events });
     loop {
-        let head = bus.head(&plan.spec.topic).await?;
-        opts.report(Progress { position, head: head.max(position), events: report.events });
         // What arrives after this head is folded by the swap, so a busy topic cannot keep the
         // rebuild from finishing.
         if position >= head {
-            break;
+            head = bus.head(&plan.spec.topic).await?;
+            if position >= head {
+                break;
+            }
         }
         let page = bus.read(&plan.spec.topic, None, position, batch).await?;
         let Some(last) = page.last().map(|r| r.offset) else { break };
         let (changes, refused) = changes_of(&plan.registry, &plan.spec.pointers, &page);
+        let events = page.len() as u64;
+        drop(page);
+        while folding.len() >= IN_FLIGHT_PAGES {
+            let Some(oldest) = folding.pop_front() else { break };
+            oldest.settle(&mut report, head, opts).await?;
+        }
         let job = plan.clone();
         let from = position;
-        let refused_by_table =
-            bus.in_transaction(false, move |tx| fold(tx, &job, from, last, changes)).await?;
-        report.events += page.len() as u64;
-        report.refused += refused + refused_by_table;
+        let done = bus.queue_transaction(false, move |tx| fold(tx, &job, from, last, changes))?;
+        folding.push_back(Folding { done: Box::pin(done), last, events, refused });
         position = last;
+    }
+    while let Some(oldest) = folding.pop_front() {
+        oldest.settle(&mut report, head, opts).await?;
     }
     let job = plan.clone();
     let swapped = bus.in_transaction(true, move |tx| swap(tx, &job, position)).await?;
@@ -144,6 +164,29 @@ pub async fn rebuild(
     report.rows = swapped.rows;
     opts.report(Progress { position: swapped.position, head: swapped.position, events: report.events });
     Ok(report)
+}
+
+/// The wait for a page's fold: the changes the shadow refused, and the changes.
+type Folded = Pin<Box<dyn Future<Output = Result<(u64, Vec<Change>)>> + Send>>;
+
+/// A page queued for folding: the wait for its transaction and what it holds.
+struct Folding {
+    done: Folded,
+    last: i64,
+    events: u64,
+    refused: u64,
+}
+
+impl Folding {
+    /// Waits until the page is folded and its checkpoint durable, counts it and reports it.
+    async fn settle(self, report: &mut RebuildReport, head: i64, opts: &RebuildOptions) -> Result<()> {
+        // The page's changes come back to be freed here, not on the committer thread.
+        let (refused_by_table, _changes) = self.done.await?;
+        report.events += self.events;
+        report.refused += self.refused + refused_by_table;
+        opts.report(Progress { position: self.last, head: head.max(self.last), events: report.events });
+        Ok(())
+    }
 }
 
 /// Resumes the checkpoint of this definition, or starts a new shadow at offset 0.
@@ -185,10 +228,16 @@ fn begin(tx: &mut ProjectionTx<'_, '_>, plan: &Plan) -> Result<Option<i64>> {
 }
 
 /// Folds one page into the shadow and moves the checkpoint from `from` to `to`; returns the
-/// changes the shadow refused (a declared unique index).
-fn fold(tx: &mut ProjectionTx<'_, '_>, plan: &Plan, from: i64, to: i64, changes: Vec<Change>) -> Result<u64> {
+/// changes the shadow refused (a declared unique index), and the changes.
+fn fold(
+    tx: &mut ProjectionTx<'_, '_>,
+    plan: &Plan,
+    from: i64,
+    to: i64,
+    changes: Vec<Change>,
+) -> Result<(u64, Vec<Change>)> {
     advance(tx, plan, from, to)?;
-    apply_to_shadow(tx, plan, changes)
+    Ok((apply_to_shadow(tx, plan, &changes)?, changes))
 }
 
 /// Moves the checkpoint, failing if another rebuild moved it meanwhile.
@@ -203,12 +252,14 @@ fn advance(tx: &mut ProjectionTx<'_, '_>, plan: &Plan, from: i64, to: i64) -> Re
     if moved == 1 { Ok(()) } else { Err(plan.conflict(from)) }
 }
 
-fn apply_to_shadow(tx: &mut ProjectionTx<'_, '_>, plan: &Plan, changes: Vec<Change>) -> Result<u64> {
+fn apply_to_shadow(tx: &mut ProjectionTx<'_, '_>, plan: &Plan, changes: &[Change]) -> Result<u64> {
     let mut refused = 0;
+    // Prepared once per page, not looked up in the statement cache per row.
+    let mut writes = plan.shadow_writes.prepare(tx.conn());
     // One by one in offset order, not collapsed: a page holds several events of a key, and a
     // tombstone followed by a stale version ends with a row, which collapsing would lose.
     for change in changes {
-        match plan.shadow_writes.apply(tx.conn(), &change, false) {
+        match writes.apply(change, false) {
             Ok(_) => {}
             Err(Refused::Change(reason)) => {
                 refused += 1;
@@ -239,7 +290,7 @@ fn swap(tx: &mut ProjectionTx<'_, '_>, plan: &Plan, position: i64) -> Result<Swa
         let Some(last) = page.last().map(|r| r.offset) else { break };
         let (changes, refused) = changes_of(&plan.registry, &plan.spec.pointers, &page);
         advance(tx, plan, out.position, last)?;
-        out.refused += refused + apply_to_shadow(tx, plan, changes)?;
+        out.refused += refused + apply_to_shadow(tx, plan, &changes)?;
         out.events += page.len() as u64;
         out.position = last;
     }

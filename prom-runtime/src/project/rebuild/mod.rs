@@ -159,12 +159,12 @@ pub(crate) fn change_of(
         return Err(format!("corrupt event: {error}"));
     }
     // A null tombstone has no payload to upcast or validate.
-    let record = if record.payload.is_null() {
-        record.clone()
-    } else {
-        registry.decode(record.clone()).map_err(|e| format!("cannot decode: {e}"))?
-    };
-    plan::change_of(&record, pointers)
+    if record.payload.is_null() {
+        return plan::change_of(record, pointers);
+    }
+    // Borrowed unless upcast: a page of current events is decoded without copying a record.
+    let decoded = registry.decode_ref(record).map_err(|e| format!("cannot decode: {e}"))?;
+    plan::change_of(&decoded, pointers)
 }
 
 /// Decodes a page of events into changes (in offset order) and the count that cannot be
