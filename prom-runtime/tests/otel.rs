@@ -286,3 +286,156 @@ async fn without_a_layer_nothing_changes() {
     let event = events.iter().find(|e| e.id == receipt.id).expect("stored");
     assert_eq!(event.headers.get(TRACEPARENT), None, "no exported span, no new trace: no header");
 }
+
+/// The real `prom` binary exporting over OTLP to a collector this test runs.
+#[cfg(all(feature = "cli", unix))]
+mod cli {
+    use super::{INCOMING, PLACED, SPEC, incoming};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    const PROM: &str = env!("CARGO_BIN_EXE_prom");
+
+    /// One request the collector received: its request line, headers (lowercase names) and body.
+    struct Received {
+        line: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    }
+
+    impl Received {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// A minimal OTLP/HTTP collector: answers every request `200 OK` with an empty (valid)
+    /// protobuf response and keeps what it received.
+    fn collector() -> (String, Arc<Mutex<Vec<Received>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let kept = Arc::clone(&kept);
+                std::thread::spawn(move || serve(stream, &kept));
+            }
+        });
+        (format!("http://{address}"), received)
+    }
+
+    /// Serves the requests of one (keep-alive) connection until the client closes it.
+    fn serve(stream: TcpStream, kept: &Mutex<Vec<Received>>) {
+        let Ok(mut writer) = stream.try_clone() else { return };
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut headers = Vec::new();
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                let header = header.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                }
+            }
+            let length = headers
+                .iter()
+                .find(|(name, _)| name == "content-length")
+                .and_then(|(_, value)| value.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            kept.lock().expect("lock").push(Received { line: line.trim_end().to_owned(), headers, body });
+            let answer =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|window| window == needle)
+    }
+
+    /// `prom publish --traceparent`, then `prom run --stand-in` with
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` set: on SIGTERM it exports the `prom.handle` span to the
+    /// collector, in the published trace with the published parent. The body is OTLP protobuf:
+    /// ids are raw bytes and names plain strings in it, so they are looked for as such.
+    #[test]
+    fn prom_exports_its_spans_over_otlp_in_the_published_trace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = dir.path().join("orders.yaml");
+        std::fs::write(&spec, format!("{SPEC}consumers:\n  billing:\n    topic: {PLACED}\n")).expect("write");
+        let spec = spec.to_str().expect("a UTF-8 path");
+        let prom = || {
+            let mut command = Command::new(PROM);
+            command
+                .current_dir(dir.path())
+                .env_remove("PROM_MONGO_URL")
+                .env_remove("TRACEPARENT")
+                .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                .env_remove("OTEL_SDK_DISABLED")
+                .env_remove("OTEL_SERVICE_NAME");
+            command
+        };
+        let published = prom()
+            .args(["publish", "--specs", spec, PLACED, r#"{"order":"o-1"}"#, "--traceparent", INCOMING])
+            .output()
+            .expect("run prom publish");
+        assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+
+        let (endpoint, received) = collector();
+        let mut run = prom()
+            .args(["run", "--specs", spec, "--stand-in", "billing"])
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prom run");
+        let stdout = run.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let printed = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert!(printed.contains("o-1"), "the stand-in prints the event: {printed:?}");
+        let pid = run.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = run.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "prom run did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status}");
+
+        let received = received.lock().expect("lock");
+        let incoming = incoming();
+        let traces = received
+            .iter()
+            .find(|r| contains(&r.body, b"prom.handle"))
+            .unwrap_or_else(|| panic!("no exported prom.handle span among {} requests", received.len()));
+        assert_eq!(traces.line, "POST /v1/traces HTTP/1.1");
+        assert_eq!(traces.header("content-type"), Some("application/x-protobuf"));
+        assert!(contains(&traces.body, &incoming.trace_id()), "the published trace id");
+        assert!(contains(&traces.body, &incoming.span_id()), "the published parent span id");
+        assert!(contains(&traces.body, b"service.name"), "the resource names the service");
+        assert!(contains(&traces.body, b"\x0a\x04prom"), "as `prom` (a 4-byte protobuf string)");
+    }
+}
