@@ -43,7 +43,9 @@ where
         }
     };
     let mut resource = Resource::builder();
-    if !set("OTEL_SERVICE_NAME") {
+    let named_in_attributes = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+        .is_ok_and(|attributes| attributes.contains("service.name="));
+    if !set("OTEL_SERVICE_NAME") && !named_in_attributes {
         resource = resource.with_service_name("prom");
     }
     let provider =
