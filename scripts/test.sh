@@ -28,6 +28,11 @@ cargo clippy -p prom-runtime --all-targets --locked -- -D warnings
 # The runtime as generated code uses it: no macros, no CLI, no YAML loader.
 echo "== cargo clippy (prom-runtime without default features)"
 cargo clippy -p prom-runtime --lib --locked --no-default-features -- -D warnings
+# The OpenTelemetry feature is opt-in (off in the workspace runs above): linted on its own, with
+# the README snippets marked `<!-- snippet: otel -->` (compiled by prom-readme-tests).
+echo "== cargo clippy (prom-runtime with otel)"
+cargo clippy -p prom-runtime --all-targets --locked --features otel -- -D warnings
+cargo clippy -p prom-readme-tests --lib --locked --features otel -- -D warnings
 echo "== mongod (scripts/mongo.sh)"
 log=$(mktemp)
 # A state directory of our own: other runs on this machine keep their own mongod.
@@ -58,6 +63,12 @@ echo "== cargo test"
 set +e
 cargo test --workspace --locked --no-fail-fast "${features[@]}" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The `otel` feature's tests (the real SDK's in-memory exporter, `prom` exporting over OTLP),
+# counted in the same closing line; either run failing fails the script.
+echo "== cargo test (prom-runtime with otel)"
+cargo test -p prom-runtime --locked --features otel --test otel 2>&1 | tee -a "$log"
+otel_status=${PIPESTATUS[0]}
+if [ "$status" -eq 0 ]; then status=$otel_status; fi
 set -e
 # One closing line for the whole run: cargo prints one `test result` line per test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }

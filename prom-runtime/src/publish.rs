@@ -26,7 +26,8 @@ pub struct PublishOptions {
     /// Idempotency key: republishing with the same key stores nothing new.
     pub dedup: Option<String>,
     /// The trace the event continues (stored as its `traceparent`); by default the current
-    /// handler's ([`crate::trace::TraceContext::current`]), else a new trace only when
+    /// handler's ([`crate::trace::TraceContext::current`]), else (feature `otel`) the current
+    /// OpenTelemetry-exported `tracing` span's, else a new trace only when
     /// [`crate::trace::set_new_traces`] is on, else none.
     pub trace: Option<crate::trace::TraceContext>,
 }

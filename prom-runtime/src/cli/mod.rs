@@ -4,6 +4,8 @@ mod dlq;
 mod logs;
 #[cfg(feature = "mongo")]
 mod mongo_pipelines;
+#[cfg(feature = "otel")]
+mod otlp;
 mod progress;
 mod progress_bar;
 mod publish;
@@ -132,7 +134,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
-    logs::install();
+    let export = logs::install();
     // A publish outside any trace starts one only when asked (see `prom_runtime::trace`).
     if std::env::var("PROM_NEW_TRACES").is_ok_and(|v| v.trim() == "1") {
         crate::trace::set_new_traces(true);
@@ -151,6 +153,10 @@ pub fn main() -> ExitCode {
     // with the runtime, they would panic on the way out.
     #[cfg(feature = "mongo")]
     runtime.block_on(crate::bus::mongo::clients::shutdown_tracked(CLIENT_SHUTDOWN_GRACE));
+    // The spans of the command are exported before the process exits.
+    if let Some(export) = export {
+        export.shutdown();
+    }
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Spec) => ExitCode::from(2),

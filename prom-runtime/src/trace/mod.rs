@@ -6,8 +6,9 @@
 //! The publishing context is, in order: [`crate::PublishOptions::trace`] when the caller gives
 //! one (the gateway's `traceparent` request header, `prom publish --traceparent`); else the
 //! context of the handler being run ([`TraceContext::current`], a `tokio` task-local the runner
-//! sets around each attempt); else, only when [`set_new_traces`] switched it on, a new trace.
-//! Otherwise nothing is stored: an untraced system pays no header bytes.
+//! sets around each attempt); else, with the `otel` feature, the current `tracing` span when an
+//! OpenTelemetry layer exports it; else, only when [`set_new_traces`] switched it on, a new
+//! trace. Otherwise nothing is stored: an untraced system pays no header bytes.
 //!
 //! Incoming trace headers are parsed strictly (W3C Trace Context level 1: version `00`,
 //! lowercase hex, non-zero ids); a malformed one is ignored with a `tracing` warning and never
@@ -30,7 +31,24 @@ pub const MAX_TRACESTATE: usize = 512;
 /// The sampled bit of the trace flags.
 const SAMPLED: u8 = 0x01;
 
+#[cfg(feature = "otel")]
+mod otel;
 pub(crate) mod spans;
+
+#[cfg(feature = "otel")]
+use otel::{current_span as exported_span, join as join_exported};
+
+/// Without the `otel` feature no span is exported, so none is current.
+#[cfg(not(feature = "otel"))]
+fn exported_span() -> Option<TraceContext> {
+    None
+}
+
+/// Without the `otel` feature a span never joins an exported trace.
+#[cfg(not(feature = "otel"))]
+fn join_exported(_span: &tracing::Span, _parent: &TraceContext) -> Option<TraceContext> {
+    None
+}
 
 tokio::task_local! {
     static CURRENT: TraceContext;
@@ -265,13 +283,16 @@ impl fmt::Debug for TraceContext {
     }
 }
 
-/// The context a publish stores: the caller's, else the current handler's, else a new trace
-/// when [`set_new_traces`] is on.
+/// The context a publish stores: the caller's, else the current handler's, else the current
+/// exported OpenTelemetry span's (feature `otel`), else a new trace when [`set_new_traces`] is on.
 pub(crate) fn for_publish(explicit: Option<&TraceContext>) -> Option<TraceContext> {
     if let Some(context) = explicit {
         return Some(context.clone());
     }
     if let Some(context) = TraceContext::current() {
+        return Some(context);
+    }
+    if let Some(context) = exported_span() {
         return Some(context);
     }
     new_traces().then(TraceContext::new_root)

@@ -1,7 +1,9 @@
 //! The `tracing` spans the runner and the projectors open around an event: `prom.handle` per
 //! handler attempt and `prom.dead_letter` when the event is given up on. Each continues the
-//! event's stored trace: its W3C context is a child of the stored `traceparent`, and it is the
-//! current [`TraceContext`] while the work runs, so what the handler publishes continues it.
+//! event's stored trace: its W3C context is a child of the stored `traceparent` (with the `otel`
+//! feature and an OpenTelemetry layer, the exported span's own id, its remote parent the stored
+//! one), and it is the current [`TraceContext`] while the work runs, so what the handler
+//! publishes continues it.
 
 use super::TraceContext;
 use crate::record::EventRecord;
@@ -53,7 +55,7 @@ impl Traced {
 
     fn continuing(span: tracing::Span, stored: Option<&TraceContext>) -> Traced {
         let context = stored.map(|parent| {
-            let child = parent.child();
+            let child = super::join_exported(&span, parent).unwrap_or_else(|| parent.child());
             if !span.is_disabled() {
                 span.record("trace_id", display(child.trace_id_hex()));
                 span.record("parent_span_id", display(parent.span_id_hex()));

@@ -4,7 +4,7 @@
 //! A snippet that does not compile fails `cargo build -p prom-readme-tests` with an error in
 //! `OUT_DIR/README.md.rs:LINE:COL`, where LINE is the README's own line. Snippets marked
 //! `<!-- snippet: mongo -->` (and the generated `prom` module: `specs/` declares a transactional
-//! projector) need the `mongo` feature.
+//! projector) need the `mongo` feature; `<!-- snippet: otel -->` ones the `otel` feature.
 
 pub mod readme;
 pub mod render;

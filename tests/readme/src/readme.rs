@@ -51,6 +51,8 @@ pub struct SnippetOptions {
     pub build_script: bool,
     /// `mongo`: compiled only with the harness's `mongo` feature.
     pub mongo: bool,
+    /// `otel`: compiled only with the harness's `otel` feature (OpenTelemetry crates).
+    pub otel: bool,
     /// `module=NAME`: the module's name at the crate root (for paths a spec names, such as
     /// `crate::projectors::process_stats`) instead of `readme_md_LINE`.
     pub module: Option<String>,
@@ -155,6 +157,7 @@ fn marker(at: usize, text: &str) -> Result<Option<Marker>, ReadmeError> {
         match option.split_once('=') {
             None if option == "build.rs" => parsed.build_script = true,
             None if option == "mongo" => parsed.mongo = true,
+            None if option == "otel" => parsed.otel = true,
             Some(("module", name)) if is_identifier(name.trim()) => {
                 parsed.module = Some(name.trim().to_owned());
             }
@@ -162,7 +165,7 @@ fn marker(at: usize, text: &str) -> Result<Option<Marker>, ReadmeError> {
                 return Err(ReadmeError::BadMarker {
                     line: at,
                     message: format!(
-                        "unknown snippet option `{option}`: use `build.rs`, `mongo` or `module=NAME` \
+                        "unknown snippet option `{option}`: use `build.rs`, `mongo`, `otel` or `module=NAME` \
                          (comma-separated), e.g. `<!-- snippet: mongo, module=projectors -->`"
                     ),
                 });

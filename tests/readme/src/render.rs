@@ -12,7 +12,8 @@
 //!   `specs/` (as in a crate whose root declares `mod prom`);
 //! - `<!-- snippet: build.rs -->` blocks must be items (a whole build script): they become a
 //!   module, compiled against `prom-codegen`;
-//! - `<!-- snippet: mongo -->` blocks are compiled only with the `mongo` feature;
+//! - `<!-- snippet: mongo -->` blocks are compiled only with the `mongo` feature, and
+//!   `<!-- snippet: otel -->` blocks only with the `otel` feature;
 //! - `<!-- file: PATH -->` and `<!-- variant: NAME -->` blocks are left to `tests/fresh_crate.rs`,
 //!   which builds them as a real crate; other languages are not compiled.
 //!
@@ -78,7 +79,12 @@ pub fn render(
             });
         }
         let name = options.module.clone().unwrap_or_else(|| format!("readme_md_{fence}"));
-        let cfg = if options.mongo { "#[cfg(feature = \"mongo\")] " } else { "" };
+        let cfg = match (options.mongo, options.otel) {
+            (false, false) => "",
+            (true, false) => "#[cfg(feature = \"mongo\")] ",
+            (false, true) => "#[cfg(feature = \"otel\")] ",
+            (true, true) => "#[cfg(all(feature = \"mongo\", feature = \"otel\"))] ",
+        };
         let head = format!("{cfg}#[allow(unused, dead_code)] pub mod {name} {{");
         let (head, tail) = if items {
             (format!("{head} // README.md:{}", block.first_line()), "}".to_owned())
@@ -144,6 +150,9 @@ mod tests {
         assert!(lines[2].contains("pub mod projectors {"), "{}", lines[2]);
         assert!(lines[6].starts_with("// README.md:7: `src/main.rs`"), "{}", lines[6]);
         assert!(lines[7].is_empty(), "file blocks are built by the fresh-crate test");
+        let readme = "# T\n<!-- snippet: otel -->\n```rust\nfn f() {}\n```\n";
+        let lines = rendered(readme).expect("renders");
+        assert!(lines[2].starts_with("#[cfg(feature = \"otel\")] #[allow"), "{}", lines[2]);
     }
 
     #[test]
