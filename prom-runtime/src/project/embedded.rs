@@ -351,10 +351,12 @@ impl EmbeddedProjector {
     }
 }
 
-/// Batches submitted to the committer at once at most: the next is queued behind the one
-/// committing, so the committer does not wait for the projector between them (and may commit
-/// both in one transaction).
-pub const IN_FLIGHT_BATCHES: usize = 2;
+/// Batches submitted to the committer at once at most: the next ones are queued behind the one
+/// committing, so the committer does not wait for the projector between them (and commits
+/// those queued together in one transaction). More than two, because each batch crosses
+/// threads four times (to the committer and back, plus the reads): on a busy machine every
+/// crossing waits for a core, and a deeper queue keeps the committer fed meanwhile.
+pub const IN_FLIGHT_BATCHES: usize = 4;
 
 /// A batch submitted to the committer.
 struct Committing {
