@@ -492,11 +492,7 @@ impl Job {
 /// cursors of this one would skip its events; this one is then not applied either (reported
 /// as the lost lease it is, or is superseded by, so nothing is acked and the events stay with
 /// whoever holds the partition).
-fn check_applied(
-    progress: &BTreeMap<u32, (i64, BTreeSet<i64>)>,
-    group: &GroupId,
-    required: &[(u32, i64)],
-) -> Result<()> {
+fn check_applied(progress: &table::Progress, group: &GroupId, required: &[(u32, i64)]) -> Result<()> {
     let applied = |partition: u32, offset: i64| {
         progress.get(&partition).is_some_and(|(cursor, past)| offset <= *cursor || past.contains(&offset))
             || offset <= 0

@@ -115,12 +115,12 @@ pub fn encoded_of(record: &EventRecord, pointers: &Pointers, keep_document: bool
     Ok(Encoded { key, version, text, document, offset: record.offset })
 }
 
+/// An event's key, version and — for an upsert — payload fields.
+type Parts<'r> = (String, Option<Number>, Option<&'r serde_json::Map<String, Value>>);
+
 /// Key, version and — for an upsert — the payload's fields; or why the event cannot be
 /// projected.
-fn parts_of<'r>(
-    record: &'r EventRecord,
-    pointers: &Pointers,
-) -> Result<(String, Option<Number>, Option<&'r serde_json::Map<String, Value>>), String> {
+fn parts_of<'r>(record: &'r EventRecord, pointers: &Pointers) -> Result<Parts<'r>, String> {
     let payload: &Value = &record.payload;
     if payload.is_null() {
         if !pointers.key_is_event_key {

@@ -131,15 +131,14 @@ pub fn applied_past(
     rows.collect()
 }
 
+/// Per partition: the stored cursor and the offsets applied past it.
+pub type Progress = std::collections::BTreeMap<u32, (i64, std::collections::BTreeSet<i64>)>;
+
 /// Where a group stands in every partition: its stored cursor (0 when none) and the offsets
 /// the ledger lists past it. Two statements, whatever the number of partitions: a projector's
 /// transaction reads this once per batch.
-pub fn progress(
-    conn: &Connection,
-    group: &crate::bus::GroupId,
-) -> rusqlite::Result<std::collections::BTreeMap<u32, (i64, std::collections::BTreeSet<i64>)>> {
-    let mut out: std::collections::BTreeMap<u32, (i64, std::collections::BTreeSet<i64>)> =
-        std::collections::BTreeMap::new();
+pub fn progress(conn: &Connection, group: &crate::bus::GroupId) -> rusqlite::Result<Progress> {
+    let mut out = Progress::new();
     let mut cursors = conn.prepare_cached("SELECT part, off FROM cursors WHERE topic = ?1 AND grp = ?2")?;
     for row in cursors.query_map(params![group.topic, group.group], |r| Ok((r.get(0)?, r.get(1)?)))? {
         let (partition, cursor): (u32, i64) = row?;
