@@ -252,30 +252,37 @@ fn rebuild_section(runtime: &tokio::runtime::Runtime, setup: &Setup, events: &[V
 }
 
 fn main() {
+    // Sections to run (`projector`, `rebuild`); none named runs both.
+    let sections: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let run = |name: &str| sections.is_empty() || sections.iter().any(|s| s == name);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let setup = setup();
     let events = payloads();
-    // `rebuild` as an argument runs the rebuild section alone.
-    if std::env::args().skip(1).any(|a| a == "rebuild") {
-        rebuild_section(&runtime, &setup, &events);
-        return;
+    if run("projector") {
+        projector_section(&runtime, &setup, &events);
     }
+    if run("rebuild") {
+        rebuild_section(&runtime, &setup, &events);
+    }
+}
+
+fn projector_section(runtime: &tokio::runtime::Runtime, setup: &Setup, events: &[Value]) {
     // The payloads as the store holds them (JSON text), for the raw side to parse.
     let stored: Vec<String> = events.iter().map(Value::to_string).collect();
     println!(
         "embedded changelog projector vs raw batched SQLite upsert ({EVENTS} events, {KEYS} keys, batches of {BATCH})\n"
     );
     // Warm-up, untimed.
-    runtime.block_on(projector_round(&setup, &events));
+    runtime.block_on(projector_round(setup, events));
     raw_round(&stored);
     let (mut projected, mut raw) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         if round % 2 == 0 {
-            projected.push(runtime.block_on(projector_round(&setup, &events)));
+            projected.push(runtime.block_on(projector_round(setup, events)));
             raw.push(raw_round(&stored));
         } else {
             raw.push(raw_round(&stored));
-            projected.push(runtime.block_on(projector_round(&setup, &events)));
+            projected.push(runtime.block_on(projector_round(setup, events)));
         }
     }
     let best = |d: &[Duration]| d.iter().min().copied().unwrap_or_default();
@@ -284,5 +291,4 @@ fn main() {
     println!("  raw batched upsert      {:>10.0} rows/s   ({r:?})", rate(r));
     println!("  embedded projector      {:>10.0} events/s ({p:?})", rate(p));
     println!("  ratio projector / raw   {:>10.2}x (target >= 0.7x)", rate(p) / rate(r));
-    rebuild_section(&runtime, &setup, &events);
 }

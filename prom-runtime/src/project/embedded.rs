@@ -10,7 +10,7 @@
 //! events at or below the stored cursor are skipped (applied before), and the cursor write is
 //! fenced by this member's lease (a member that lost its partition rolls back).
 
-use super::plan::{self, Change, Pointers};
+use super::plan::{self, Change, Encoded, Pointers};
 use super::table::{self, Refused, Statements, Written};
 use crate::bus::sqlite::projection::ProjectionTx;
 use crate::bus::{GroupId, SqliteBus};
@@ -336,22 +336,27 @@ impl EmbeddedProjector {
         }
     }
 
-    fn change_of(&self, record: &EventRecord) -> std::result::Result<Change, String> {
+    /// The change `record` asks for, its document encoded here (off the committer); the
+    /// document is kept as a value too only when changefeeds publish it.
+    fn change_of(&self, record: &EventRecord) -> std::result::Result<Encoded, String> {
+        let feeds = !self.spec.feeds.is_empty();
         // A null tombstone has no payload to upcast or validate.
         if record.payload.is_null() {
-            return plan::change_of(record, &self.spec.pointers);
+            return plan::encoded_of(record, &self.spec.pointers, feeds);
         }
         // Borrowed unless upcast: the stored record stays whole for a dead letter.
         let decoded =
             self.producer.registry().decode_ref(record).map_err(|e| format!("cannot decode: {e}"))?;
-        plan::change_of(&decoded, &self.spec.pointers)
+        plan::encoded_of(&decoded, &self.spec.pointers, feeds)
     }
 }
 
-/// Batches submitted to the committer at once at most: the next is queued behind the one
-/// committing, so the committer does not wait for the projector between them (and may commit
-/// both in one transaction).
-pub const IN_FLIGHT_BATCHES: usize = 2;
+/// Batches submitted to the committer at once at most: the next ones are queued behind the one
+/// committing, so the committer does not wait for the projector between them (and commits
+/// those queued together in one transaction). More than two, because each batch crosses
+/// threads four times (to the committer and back, plus the reads): on a busy machine every
+/// crossing waits for a core, and a deeper queue keeps the committer fed meanwhile.
+pub const IN_FLIGHT_BATCHES: usize = 4;
 
 /// A batch submitted to the committer.
 struct Committing {
@@ -374,7 +379,7 @@ struct Job {
     /// The batch's events in offset order (offsets are unique within a topic).
     records: Vec<EventRecord>,
     /// Each record's change, or why it cannot be projected.
-    decoded: Vec<std::result::Result<Change, String>>,
+    decoded: Vec<std::result::Result<Encoded, String>>,
     cursors: Vec<(u32, i64)>,
     /// The events (partition, offset) of the batches queued before this one in its partitions,
     /// which its cursors count as done: they must be applied.
@@ -386,17 +391,14 @@ impl Job {
     /// the caller rather than on the committer thread, which every writer of the store waits for.
     fn run(self, tx: &mut ProjectionTx<'_, '_>) -> Result<(BatchOutcome, Leftovers)> {
         let Job { spec, statements, registry, group, member, records, decoded, cursors, requires } = self;
-        check_applied(tx, &group, &requires)?;
-        let mut outcome = BatchOutcome::default();
         // Events at or below the stored cursor, and those the ledger lists past it, were
         // applied by an earlier transaction (before a crash, or by another member).
-        let mut done: BTreeMap<u32, (i64, BTreeSet<i64>)> = BTreeMap::new();
+        let mut progress = table::progress(tx.conn(), &group).map_err(|e| tx.err(e))?;
+        check_applied(&progress, &group, &requires)?;
+        let mut outcome = BatchOutcome::default();
         let partitions: BTreeSet<u32> = records.iter().map(|r| r.partition).collect();
-        for partition in partitions {
-            let cursor = tx.cursor(&group, partition)?.unwrap_or(0);
-            let past = table::applied_past(tx.conn(), &group, partition, cursor).map_err(|e| tx.err(e))?;
-            done.insert(partition, (cursor, past));
-        }
+        let done: BTreeMap<u32, (i64, BTreeSet<i64>)> =
+            partitions.into_iter().map(|p| (p, progress.remove(&p).unwrap_or_default())).collect();
         let applied = |record: &EventRecord| {
             done.get(&record.partition)
                 .is_some_and(|(cursor, past)| record.offset <= *cursor || past.contains(&record.offset))
@@ -414,13 +416,16 @@ impl Job {
             }
         }
         let collapsed_from = changes.len();
-        let changes = plan::collapse(changes);
+        let changes = plan::collapse_by(changes, |c| (&c.key, c.version.as_ref()));
         outcome.skipped += (collapsed_from - changes.len()) as u64;
         let track = !spec.feeds.is_empty();
         let mut events = Vec::new();
         let mut writes = statements.prepare(tx.conn());
-        for change in &changes {
-            match writes.apply(change, track) {
+        // Kept to be freed off the committer thread, but for those the changefeeds consumed.
+        let mut kept = Vec::with_capacity(changes.len());
+        for change in changes {
+            let text = change.text.as_deref();
+            match writes.write(&change.key, change.version.as_ref(), text, track) {
                 Ok(Written::Skipped) => outcome.skipped += 1,
                 Ok(written) => {
                     if written == Written::Deleted {
@@ -428,17 +433,24 @@ impl Job {
                     } else {
                         outcome.upserted += 1;
                     }
-                    for feed in &spec.feeds {
+                    // With changefeeds (`track`), upserts kept their documents for them.
+                    if track {
                         let cause = records
                             .binary_search_by_key(&change.offset, |r| r.offset)
                             .ok()
                             .map(|i| &records[i]);
-                        events.extend(feed_events(&registry, feed, change, written, cause)?);
+                        if let Some(change) = change.into_change() {
+                            for feed in &spec.feeds {
+                                events.extend(feed_events(&registry, feed, &change, written, cause)?);
+                            }
+                        }
+                        continue;
                     }
                 }
                 Err(Refused::Change(reason)) => letters.push((change.offset, reason)),
                 Err(Refused::Store(e)) => return Err(tx.err(e)),
             }
+            kept.push(change);
         }
         drop(writes);
         let feed_count = events.len();
@@ -473,7 +485,7 @@ impl Job {
             })
             .collect();
         tx.commit_cursors(&group, &member, &fenced)?;
-        Ok((outcome, Leftovers { _records: records, _changes: changes }))
+        Ok((outcome, Leftovers { _records: records, _changes: kept }))
     }
 }
 
@@ -483,27 +495,23 @@ impl Job {
 /// cursors of this one would skip its events; this one is then not applied either (reported
 /// as the lost lease it is, or is superseded by, so nothing is acked and the events stay with
 /// whoever holds the partition).
-fn check_applied(tx: &ProjectionTx<'_, '_>, group: &GroupId, required: &[(u32, i64)]) -> Result<()> {
-    let partitions: BTreeSet<u32> = required.iter().map(|&(p, _)| p).collect();
-    for partition in partitions {
-        let cursor = tx.cursor(group, partition)?.unwrap_or(0);
-        let past = table::applied_past(tx.conn(), group, partition, cursor).map_err(|e| tx.err(e))?;
-        let missing = required.iter().any(|&(p, off)| p == partition && off > cursor && !past.contains(&off));
-        if missing {
-            return Err(Error::LeaseLost {
-                topic: group.topic.clone(),
-                group: group.group.clone(),
-                partition,
-            });
+fn check_applied(progress: &table::Progress, group: &GroupId, required: &[(u32, i64)]) -> Result<()> {
+    let applied = |partition: u32, offset: i64| {
+        progress.get(&partition).is_some_and(|(cursor, past)| offset <= *cursor || past.contains(&offset))
+            || offset <= 0
+    };
+    match required.iter().find(|&&(p, off)| !applied(p, off)) {
+        Some(&(partition, _)) => {
+            Err(Error::LeaseLost { topic: group.topic.clone(), group: group.group.clone(), partition })
         }
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A committed batch's records and changes, dropped off the committer thread.
 struct Leftovers {
     _records: Vec<EventRecord>,
-    _changes: Vec<Change>,
+    _changes: Vec<Encoded>,
 }
 
 /// The events a changefeed publishes for one written change (with a dual-write copy when its

@@ -63,6 +63,64 @@ pub fn key_text(value: &Value) -> Option<String> {
 
 /// The change `record` asks for, or why it cannot be projected (it is then dead-lettered).
 pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, String> {
+    let (key, version, fields) = parts_of(record, pointers)?;
+    let op = match fields {
+        None => Op::Delete,
+        Some(fields) => Op::Upsert(document(fields, &key)),
+    };
+    Ok(Change { key, version, op, offset: record.offset })
+}
+
+/// A change as the embedded store writes it: the document encoded to JSON text once, by the
+/// task that decodes the event, so the committer (which every writer of the store waits for)
+/// only binds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// The row's key (the document's `_id`).
+    pub key: String,
+    /// The event's version, if it has one.
+    pub version: Option<Number>,
+    /// The document's JSON text; `None` deletes the row.
+    pub text: Option<String>,
+    /// The document itself, kept only when changefeeds publish it.
+    pub document: Option<Value>,
+    /// The offset of the event this change came from.
+    pub offset: i64,
+}
+
+impl Encoded {
+    /// The change as the changefeeds see it; `None` for an upsert whose document was not kept.
+    pub fn into_change(self) -> Option<Change> {
+        let op = match (self.text, self.document) {
+            (None, _) => Op::Delete,
+            (Some(_), Some(document)) => Op::Upsert(document),
+            (Some(_), None) => return None,
+        };
+        Some(Change { key: self.key, version: self.version, op, offset: self.offset })
+    }
+}
+
+/// [`change_of`] for the embedded store: the document encoded as text straight from the
+/// payload (no copy of its fields), and kept as a value too when `keep_document`.
+pub fn encoded_of(record: &EventRecord, pointers: &Pointers, keep_document: bool) -> Result<Encoded, String> {
+    let (key, version, fields) = parts_of(record, pointers)?;
+    let (text, document) = match fields {
+        None => (None, None),
+        Some(fields) => {
+            let text = serde_json::to_string(&WithId { key: &key, fields })
+                .map_err(|e| format!("the document cannot be encoded: {e}"))?;
+            (Some(text), keep_document.then(|| document(fields, &key)))
+        }
+    };
+    Ok(Encoded { key, version, text, document, offset: record.offset })
+}
+
+/// An event's key, version and — for an upsert — payload fields.
+type Parts<'r> = (String, Option<Number>, Option<&'r serde_json::Map<String, Value>>);
+
+/// Key, version and — for an upsert — the payload's fields; or why the event cannot be
+/// projected.
+fn parts_of<'r>(record: &'r EventRecord, pointers: &Pointers) -> Result<Parts<'r>, String> {
     let payload: &Value = &record.payload;
     if payload.is_null() {
         if !pointers.key_is_event_key {
@@ -73,7 +131,7 @@ pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, St
             ));
         }
         let key = record.key.clone().ok_or("a null tombstone without an event key names no document")?;
-        return Ok(Change { key, version: None, op: Op::Delete, offset: record.offset });
+        return Ok((key, None, None));
     }
     let key = payload.pointer(&pointers.key).and_then(key_text).ok_or_else(|| {
         format!("the payload has no string, number or boolean at the key `{}`", pointers.key)
@@ -87,21 +145,39 @@ pub fn change_of(record: &EventRecord, pointers: &Pointers) -> Result<Change, St
             None => return Err(format!("the payload has no version at `{pointer}`")),
         },
     };
-    let op = if is_tombstone(payload) {
-        Op::Delete
-    } else {
-        let Value::Object(fields) = payload else {
-            return Err(format!(
-                "the payload is {}, not an object, so it is no document",
-                value_kind(payload)
-            ));
-        };
-        let mut doc = serde_json::Map::with_capacity(fields.len() + 1);
-        doc.insert("_id".into(), Value::String(key.clone()));
-        doc.extend(fields.iter().filter(|(k, _)| *k != "_id").map(|(k, v)| (k.clone(), v.clone())));
-        Op::Upsert(Value::Object(doc))
+    if is_tombstone(payload) {
+        return Ok((key, version, None));
+    }
+    let Value::Object(fields) = payload else {
+        return Err(format!("the payload is {}, not an object, so it is no document", value_kind(payload)));
     };
-    Ok(Change { key, version, op, offset: record.offset })
+    Ok((key, version, Some(fields)))
+}
+
+/// The document an upsert stores: `_id` (the key) first, then the payload's other fields.
+fn document(fields: &serde_json::Map<String, Value>, key: &str) -> Value {
+    let mut doc = serde_json::Map::with_capacity(fields.len() + 1);
+    doc.insert("_id".into(), Value::String(key.to_string()));
+    doc.extend(fields.iter().filter(|(k, _)| *k != "_id").map(|(k, v)| (k.clone(), v.clone())));
+    Value::Object(doc)
+}
+
+/// Serializes as [`document`] builds, without building it.
+struct WithId<'a> {
+    key: &'a str,
+    fields: &'a serde_json::Map<String, Value>,
+}
+
+impl serde::Serialize for WithId<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("_id", self.key)?;
+        for (name, value) in self.fields.iter().filter(|(k, _)| *k != "_id") {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 /// Orders two versions numerically (integers exactly, otherwise as floats).
@@ -131,27 +207,42 @@ pub fn version_bson(n: &Number) -> Bson {
 /// one unless both carry versions and the later one's is lower (a stale event). Versions are
 /// still checked against the stored document when the winner is written.
 pub fn collapse(changes: Vec<Change>) -> Vec<Change> {
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut out: Vec<Change> = Vec::new();
-    for change in changes {
-        match index.get(&change.key) {
-            None => {
-                index.insert(change.key.clone(), out.len());
-                out.push(change);
-            }
-            Some(&i) => {
-                let current = &out[i];
-                let stale = match (&change.version, &current.version) {
-                    (Some(new), Some(old)) => compare_versions(new, old) == Ordering::Less,
-                    _ => false,
-                };
-                if !stale {
-                    out[i] = change;
+    collapse_by(changes, |c| (&c.key, c.version.as_ref()))
+}
+
+/// [`collapse`] for any change type, given its key and version.
+pub fn collapse_by<T>(items: Vec<T>, id: impl Fn(&T) -> (&str, Option<&Number>)) -> Vec<T> {
+    // The winner of each key by index, in order of first change: the keys are borrowed, not
+    // copied, and a batch without repeated keys (the common case) is returned as it is.
+    let winners = {
+        let mut slots: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        let mut winners: Vec<usize> = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let (key, version) = id(item);
+            match slots.get(key) {
+                None => {
+                    slots.insert(key, winners.len());
+                    winners.push(i);
+                }
+                Some(&slot) => {
+                    let (_, current) = id(&items[winners[slot]]);
+                    let stale = match (version, current) {
+                        (Some(new), Some(old)) => compare_versions(new, old) == Ordering::Less,
+                        _ => false,
+                    };
+                    if !stale {
+                        winners[slot] = i;
+                    }
                 }
             }
         }
+        winners
+    };
+    if winners.len() == items.len() {
+        return items;
     }
-    out
+    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    winners.into_iter().filter_map(|i| items.get_mut(i).and_then(Option::take)).collect()
 }
 
 /// A JSON pointer as a MongoDB dotted field path (`/a/b` → `a.b`).
@@ -203,6 +294,46 @@ mod tests {
     fn without_versions_the_last_change_wins() {
         let out = collapse(vec![change("a", None, 1, false), change("a", None, 2, true)]);
         assert_eq!(out, [change("a", None, 2, true)]);
+    }
+
+    #[test]
+    fn encoded_text_is_the_document_change_of_builds() {
+        let pointers = Pointers { key: "/id".into(), version: Some("/v".into()), key_is_event_key: true };
+        let payload = json!({ "b": [1, {"c": "\"q\""}], "_id": "stale", "id": 7, "v": 2, "a": null });
+        let record = crate::record::NewEvent::new("t", payload).into_record(3);
+        let change = change_of(&record, &pointers).expect("change");
+        let Op::Upsert(document) = &change.op else { panic!("an upsert") };
+        let encoded = encoded_of(&record, &pointers, false).expect("encoded");
+        assert_eq!(encoded.text.as_deref(), Some(serde_json::to_string(document).expect("json").as_str()));
+        assert_eq!(
+            (encoded.key.as_str(), encoded.version.clone(), encoded.offset),
+            ("7", Some(Number::from(2)), 3)
+        );
+        assert!(encoded.document.is_none() && encoded.clone().into_change().is_none(), "not kept");
+        let kept = encoded_of(&record, &pointers, true).expect("encoded");
+        assert_eq!(kept.into_change(), Some(change));
+        let mut tombstone = record.clone();
+        tombstone.payload = json!({ "id": 7, "_deleted": true }).into();
+        let deleted = encoded_of(&tombstone, &pointers, false).expect("encoded");
+        assert_eq!(deleted.text, None);
+        assert_eq!(deleted.into_change().map(|c| c.op), Some(Op::Delete));
+        tombstone.payload = json!([1]).into();
+        assert!(encoded_of(&tombstone, &pointers, false).is_err(), "not an object");
+    }
+
+    #[test]
+    fn collapse_by_keeps_input_without_repeats_and_moves_winners_otherwise() {
+        let unique = vec![change("a", Some(1), 1, false), change("b", None, 2, false)];
+        assert_eq!(collapse_by(unique.clone(), |c| (&c.key, c.version.as_ref())), unique);
+        let repeated = vec![
+            change("a", Some(2), 1, false),
+            change("b", None, 2, false),
+            change("a", Some(1), 3, false), // stale
+            change("b", None, 4, true),
+        ];
+        let out = collapse_by(repeated.clone(), |c| (&c.key, c.version.as_ref()));
+        assert_eq!(out, collapse(repeated));
+        assert_eq!(out.iter().map(|c| c.offset).collect::<Vec<_>>(), [1, 4]);
     }
 
     #[test]

@@ -131,6 +131,32 @@ pub fn applied_past(
     rows.collect()
 }
 
+/// Per partition: the stored cursor and the offsets applied past it.
+pub type Progress = std::collections::BTreeMap<u32, (i64, std::collections::BTreeSet<i64>)>;
+
+/// Where a group stands in every partition: its stored cursor (0 when none) and the offsets
+/// the ledger lists past it. Two statements, whatever the number of partitions: a projector's
+/// transaction reads this once per batch.
+pub fn progress(conn: &Connection, group: &crate::bus::GroupId) -> rusqlite::Result<Progress> {
+    let mut out = Progress::new();
+    let mut cursors = conn.prepare_cached("SELECT part, off FROM cursors WHERE topic = ?1 AND grp = ?2")?;
+    for row in cursors.query_map(params![group.topic, group.group], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (partition, cursor): (u32, i64) = row?;
+        out.entry(partition).or_default().0 = cursor;
+    }
+    let mut ledger =
+        conn.prepare_cached("SELECT part, off FROM proj__applied WHERE topic = ?1 AND grp = ?2")?;
+    for row in ledger.query_map(params![group.topic, group.group], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let (partition, offset): (u32, i64) = row?;
+        let (cursor, past) = out.entry(partition).or_default();
+        // Entries the cursor passed are dropped by the transaction that moved it; skip any left.
+        if offset > *cursor {
+            past.insert(offset);
+        }
+    }
+    Ok(out)
+}
+
 /// Records `offsets` of `partition` as applied, and forgets those at or below `cursor`.
 pub fn record_applied(
     conn: &Connection,
@@ -253,30 +279,45 @@ fn prepared<'s, 'c>(
 impl Prepared<'_> {
     /// [`Statements::apply`] with the prepared statements.
     pub fn apply(&mut self, change: &Change, track: bool) -> Result<Written, Refused> {
+        let text = match &change.op {
+            Op::Upsert(doc) => Some(
+                serde_json::to_string(doc)
+                    .map_err(|e| Refused::Change(format!("the document cannot be encoded: {e}")))?,
+            ),
+            Op::Delete => None,
+        };
+        self.write(&change.key, change.version.as_ref(), text.as_deref(), track)
+    }
+
+    /// Writes one change given as its key, version and document text (`None` deletes the row);
+    /// otherwise as [`Statements::apply`].
+    pub fn write(
+        &mut self,
+        key: &str,
+        version: Option<&Number>,
+        text: Option<&str>,
+        track: bool,
+    ) -> Result<Written, Refused> {
         let Prepared { statements, conn, .. } = *self;
         let existed = if track {
             prepared(&mut self.exists, conn, &statements.exists)
-                .and_then(|s| s.exists([&change.key]))
+                .and_then(|s| s.exists([key]))
                 .map_err(Refused::Store)?
         } else {
             false
         };
-        let changed = match &change.op {
-            Op::Upsert(doc) => {
-                let text = serde_json::to_string(doc)
-                    .map_err(|e| Refused::Change(format!("the document cannot be encoded: {e}")))?;
-                match (&statements.guarded_upsert, &change.version) {
-                    (Some(sql), Some(version)) => prepared(&mut self.guarded_upsert, conn, sql)
-                        .and_then(|s| s.execute(params![change.key, text, VersionParam(version)])),
-                    _ => prepared(&mut self.plain_upsert, conn, &statements.plain_upsert)
-                        .and_then(|s| s.execute(params![change.key, text])),
-                }
-            }
-            Op::Delete => match (&statements.guarded_delete, &change.version) {
+        let changed = match text {
+            Some(text) => match (&statements.guarded_upsert, version) {
+                (Some(sql), Some(version)) => prepared(&mut self.guarded_upsert, conn, sql)
+                    .and_then(|s| s.execute(params![key, text, VersionParam(version)])),
+                _ => prepared(&mut self.plain_upsert, conn, &statements.plain_upsert)
+                    .and_then(|s| s.execute(params![key, text])),
+            },
+            None => match (&statements.guarded_delete, version) {
                 (Some(sql), Some(version)) => prepared(&mut self.guarded_delete, conn, sql)
-                    .and_then(|s| s.execute(params![change.key, VersionParam(version)])),
+                    .and_then(|s| s.execute(params![key, VersionParam(version)])),
                 _ => prepared(&mut self.plain_delete, conn, &statements.plain_delete)
-                    .and_then(|s| s.execute([&change.key])),
+                    .and_then(|s| s.execute([key])),
             },
         };
         let changed = changed.map_err(|e| match e.sqlite_error_code() {
@@ -285,11 +326,11 @@ impl Prepared<'_> {
             }
             _ => Refused::Store(e),
         })?;
-        Ok(match (&change.op, changed > 0, existed || !track) {
+        Ok(match (text.is_some(), changed > 0, existed || !track) {
             (_, false, _) => Written::Skipped,
-            (Op::Delete, true, _) => Written::Deleted,
-            (Op::Upsert(_), true, true) => Written::Replaced,
-            (Op::Upsert(_), true, false) => Written::Inserted,
+            (false, true, _) => Written::Deleted,
+            (true, true, true) => Written::Replaced,
+            (true, true, false) => Written::Inserted,
         })
     }
 }
