@@ -381,13 +381,13 @@ impl Registry {
         })
     }
 
-    /// The typed decode of `record` and, when it was upcast, the versions to stamp (from, to).
-    fn decode_typed_in<V: Versioned>(&self, record: &EventRecord) -> Result<(V::Latest, Option<(u32, u32)>)> {
+    /// The typed decode of `record` and, when it was upcast, the versions to stamp.
+    fn decode_typed_in<V: Versioned>(&self, record: &EventRecord) -> Result<(V::Latest, Option<Upcast>)> {
         if let Some(corrupt) = record.corrupt_error() {
             return Err(corrupt);
         }
         let (topic, version) = match self.route(&record.topic)? {
-            Route::Topic(topic) => (topic, declared_version(topic, &record)?),
+            Route::Topic(topic) => (topic, declared_version(topic, record)?),
             Route::Versioned(topic, n) => (topic, n),
             Route::DeadLetters(topic) => {
                 return Err(Error::TopicMismatch {
@@ -443,6 +443,9 @@ impl Registry {
         Ok((latest, None))
     }
 }
+
+/// The versions a typed decode upcast a payload between (from, to), to stamp on its record.
+type Upcast = (u32, u32);
 
 /// `Value::pointer` without its two string copies per segment: a segment is unescaped
 /// (`~1` → `/`, `~0` → `~`) only when it holds a `~`, so a plain key pointer costs no

@@ -176,7 +176,11 @@ impl Acker {
     pub fn ack_tokens(&self, tokens: &[Token]) {
         let wake = {
             let mut state = self.shared.lock();
-            tokens.iter().fold(false, |wake, token| Self::ack_locked(&mut state, token) || wake)
+            let mut wake = false;
+            for token in tokens {
+                wake |= Self::ack_locked(&mut state, token);
+            }
+            wake
         };
         if wake {
             self.shared.changed.notify_waiters();
