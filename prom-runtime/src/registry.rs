@@ -347,11 +347,47 @@ impl Registry {
     /// deserialized from the stored JSON in place (not from a copy), and the returned record
     /// keeps the stored payload, shared; headers are stamped as [`Registry::decode`] stamps them.
     pub fn decode_typed<V: Versioned>(&self, mut record: EventRecord) -> Result<(V::Latest, EventRecord)> {
+        let (latest, upcast) = self.decode_typed_in::<V>(&record)?;
+        if let Some((from, to)) = upcast {
+            stamp_upcast(&mut record, from, to);
+        }
+        Ok((latest, record))
+    }
+
+    /// [`Registry::decode_typed`] of a shared record: the record comes back shared when it was
+    /// stored at the latest version, as a stamped copy only when it was upcast.
+    pub fn decode_typed_shared<V: Versioned>(
+        &self,
+        record: &Arc<EventRecord>,
+    ) -> Result<(V::Latest, Arc<EventRecord>)> {
+        let (latest, upcast) = self.decode_typed_in::<V>(record)?;
+        let record = match upcast {
+            None => record.clone(),
+            Some((from, to)) => {
+                let mut stamped = EventRecord::clone(record);
+                stamp_upcast(&mut stamped, from, to);
+                Arc::new(stamped)
+            }
+        };
+        Ok((latest, record))
+    }
+
+    /// [`Registry::decode`] of a shared record: shared back when nothing changes (stored at the
+    /// latest version), an upcast copy otherwise.
+    pub fn decode_shared(&self, record: &Arc<EventRecord>) -> Result<Arc<EventRecord>> {
+        Ok(match self.decode_ref(record)? {
+            Cow::Borrowed(_) => record.clone(),
+            Cow::Owned(upcast) => Arc::new(upcast),
+        })
+    }
+
+    /// The typed decode of `record` and, when it was upcast, the versions to stamp.
+    fn decode_typed_in<V: Versioned>(&self, record: &EventRecord) -> Result<(V::Latest, Option<Upcast>)> {
         if let Some(corrupt) = record.corrupt_error() {
             return Err(corrupt);
         }
         let (topic, version) = match self.route(&record.topic)? {
-            Route::Topic(topic) => (topic, declared_version(topic, &record)?),
+            Route::Topic(topic) => (topic, declared_version(topic, record)?),
             Route::Versioned(topic, n) => (topic, n),
             Route::DeadLetters(topic) => {
                 return Err(Error::TopicMismatch {
@@ -402,11 +438,14 @@ impl Registry {
                 let schema = topic.schema(newest).ok_or(Error::Closed)?;
                 schema.check(&topic.name, newest, &value)?;
             }
-            stamp_upcast(&mut record, version, newest);
+            return Ok((latest, Some((version, newest))));
         }
-        Ok((latest, record))
+        Ok((latest, None))
     }
 }
+
+/// The versions a typed decode upcast a payload between (from, to), to stamp on its record.
+type Upcast = (u32, u32);
 
 /// `Value::pointer` without its two string copies per segment: a segment is unescaped
 /// (`~1` → `/`, `~0` → `~`) only when it holds a `~`, so a plain key pointer costs no

@@ -15,7 +15,7 @@
 //! span, both continuing the event's stored trace ([`crate::trace`]).
 
 use crate::bus::EventBus;
-use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription};
+use crate::consumer::{Acker, Delivery, Start, SubscribeOptions, Subscription, Token};
 use crate::context::Context;
 use crate::dlq;
 use crate::error::{Error, Result};
@@ -29,55 +29,21 @@ use crate::retry::RetryPolicy;
 use crate::system::{Consumer, StartFrom};
 use crate::trace::TraceContext;
 use crate::trace::spans::Traced;
+use crate::typed::{Topic, Versioned};
+use attempt::{Attempt, Outcome};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use tokio::task::JoinSet;
 
-mod catch_panic;
+mod attempt;
 
 /// A boxed handler future.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
-
-/// One event decoded for its handler, once, before the first attempt.
-pub struct Decoded {
-    /// The record: payload upcast and validated, or moved into `typed`.
-    pub record: EventRecord,
-    typed: Option<Box<dyn Any + Send + Sync>>,
-    attempt: u32,
-}
-
-impl Decoded {
-    /// An event whose JSON payload is what the handler reads.
-    pub fn json(record: EventRecord) -> Decoded {
-        Decoded { record, typed: None, attempt: 1 }
-    }
-
-    /// An event decoded into a typed payload (the record's own payload is left `null`; the
-    /// handler reads the event through [`Decoded::context`]).
-    pub fn typed<T: Send + Sync + 'static>(payload: T, record: EventRecord) -> Decoded {
-        Decoded { record, typed: Some(Box::new(payload)), attempt: 1 }
-    }
-
-    /// Which attempt the runner is making: 1, 2, ... up to `max_attempts`.
-    pub fn attempt(&self) -> u32 {
-        self.attempt
-    }
-
-    /// The event's context for a typed handler, on the current attempt.
-    pub fn context(&self) -> Context {
-        Context::new(&self.record, self.attempt)
-    }
-
-    /// The typed payload, if it was decoded as a `T`.
-    pub fn payload<T: 'static>(&self) -> Option<&T> {
-        self.typed.as_ref()?.downcast_ref()
-    }
-}
 
 /// Handles one decoded event; an error asks for a retry unless it is
 /// [`HandlerError::permanent`].
@@ -85,16 +51,14 @@ pub trait Handler: Send + Sync + 'static {
     /// Handles `event` (already upcast to the latest version and validated).
     fn handle(&self, event: EventRecord) -> HandlerFuture;
 
-    /// Decodes a stored event once, before its first attempt; an error dead-letters the event
-    /// at once, since retrying cannot fix a payload. By default the JSON payload is upcast and
-    /// validated ([`Registry::decode`]).
-    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
-        registry.decode(record).map(Decoded::json)
-    }
-
-    /// One attempt at a decoded event; by default [`Handler::handle`] on a copy of the record.
-    fn attempt(&self, event: &Decoded) -> HandlerFuture {
-        self.handle(event.record.clone())
+    /// Starts attempt `attempt` (1, 2, ...) at a stored event: decodes it and calls the handler.
+    /// An error is a decode error, which dead-letters the event at once since no retry can fix
+    /// a payload. The runner shares the stored record instead of copying it; by default its
+    /// JSON payload is upcast and validated ([`Registry::decode_ref`]) and [`Handler::handle`]
+    /// gets a copy. Decoding is repeated on each attempt, so a retried event holds nothing.
+    fn attempt(&self, registry: &Registry, event: &Arc<EventRecord>, attempt: u32) -> Result<HandlerFuture> {
+        let _ = attempt;
+        Ok(self.handle(registry.decode_ref(event)?.into_owned()))
     }
 }
 
@@ -108,6 +72,21 @@ where
         let fut = self(event);
         Box::pin(async move { fut.await.map_err(HandlerError::from_handler) })
     }
+}
+
+/// A handler of `topic`'s latest payload type, for [`Runner::run`]: stored payloads are decoded
+/// typed and brought up by the generated typed upcasters ([`Registry::decode_typed`]), and the
+/// handler gets the event's [`Context`] alongside (what generated consumer methods and
+/// [`crate::Pipeline::handle_latest`] run).
+pub fn typed<V, F, Fut, E>(topic: Topic<V>, handler: F) -> impl Handler
+where
+    V: Versioned,
+    F: Fn(V::Latest, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + 'static,
+{
+    let _ = topic;
+    crate::pipeline::handlers::TypedLatest { handler, versions: std::marker::PhantomData::<fn() -> V> }
 }
 
 /// Counters of a running consumer.
@@ -277,70 +256,149 @@ struct Ctx<B: EventBus> {
     metrics: ConsumerMetrics,
 }
 
-/// Handles one poll's events concurrently in one task: at most one event per key is out at a
-/// time, so their order holds, and a task per event cost more than a cheap handler. The next
-/// poll does not wait for this batch; batches run on any worker thread.
-async fn process_batch<B: EventBus>(batch: Vec<Delivery>, ctx: Arc<Ctx<B>>) {
-    let mut running: FuturesUnordered<_> = batch.into_iter().map(|d| process(d, ctx.clone())).collect();
-    while running.next().await.is_some() {}
+impl<B: EventBus> Ctx<B> {
+    /// Starts attempt `number` at `event`.
+    fn start(&self, event: &Event, number: u32) -> Attempt {
+        let registry = self.producer.registry();
+        Attempt::start(
+            self.handler.as_ref(),
+            registry,
+            &self.consumer,
+            &event.record,
+            number,
+            event.trace.as_ref(),
+        )
+    }
+
+    /// Counts and acks events the handler finished, under one lock.
+    fn handled(&self, tokens: &[Token]) {
+        self.stats.handled.fetch_add(tokens.len() as u64, Ordering::Relaxed);
+        for _ in tokens {
+            self.metrics.ok();
+        }
+        self.acker.ack_tokens(tokens);
+    }
 }
 
-async fn process<B: EventBus>(delivery: Delivery, ctx: Arc<Ctx<B>>) {
-    // Checked before the handler's own decode, which may not know about corrupt records.
-    let corrupt = delivery.record.corrupt_error();
-    let decoded = match corrupt {
-        Some(e) => Err(e),
-        None => ctx.handler.decode(ctx.producer.registry(), delivery.record.clone()),
-    };
-    // Read once: every attempt and the dead letter continue the same stored trace.
-    let stored = TraceContext::from_headers(&delivery.record.headers);
-    let failure = match decoded {
-        Err(e) => Failure { error: format!("cannot decode: {e}"), attempts: 0, permanent: true },
-        Ok(event) => match attempt_all(&ctx, &delivery.record, stored.as_ref(), event).await {
-            None => {
-                ctx.stats.handled.fetch_add(1, Ordering::Relaxed);
-                ctx.metrics.ok();
-                ctx.acker.ack(&delivery);
+/// One handed-out event: the stored record, shared by every attempt and the failure path.
+struct Event {
+    record: Arc<EventRecord>,
+    token: Token,
+    /// The trace it carries, read once: every attempt and the dead letter continue it.
+    trace: Option<TraceContext>,
+}
+
+/// Where an event's handling stands when it leaves the batch's inline pass.
+enum Step {
+    /// The stored event cannot be read back: no attempt can be made.
+    Corrupt(Error),
+    /// The first attempt is still running.
+    Running(Attempt),
+    /// The first attempt ended without success.
+    Ended(Outcome, Attempt),
+}
+
+/// Handles one poll's events in one task. Each event's first attempt is started and polled
+/// right here: a handler that finishes at once costs no task and no future of the runner's,
+/// and its ack joins the batch's single ack. Only events whose handler is still pending or
+/// failed go on, concurrently. A batch holds at most one event per key, so their order holds.
+/// The next poll does not wait for this batch; batches run on any worker thread.
+async fn process_batch<B: EventBus>(batch: Vec<Delivery>, ctx: Arc<Ctx<B>>) {
+    let mut rest = Vec::new();
+    let mut handled = Vec::with_capacity(batch.len());
+    let mut batch = Some(batch);
+    std::future::poll_fn(|cx| {
+        for Delivery { record, token, .. } in batch.take().into_iter().flatten() {
+            let trace = TraceContext::from_headers(&record.headers);
+            // Checked before the handler's own decode, which may not know about corrupt records.
+            let corrupt = record.corrupt_error();
+            let event = Event { record: Arc::new(record), token, trace };
+            if let Some(error) = corrupt {
+                rest.push(settle(ctx.clone(), event, Step::Corrupt(error)));
+                continue;
+            }
+            let mut attempt = ctx.start(&event, 1);
+            match Pin::new(&mut attempt).poll(cx) {
+                Poll::Ready((outcome, took)) => {
+                    ctx.metrics.attempt_took(took);
+                    match outcome {
+                        Outcome::Handled => handled.push(event.token),
+                        ended => rest.push(settle(ctx.clone(), event, Step::Ended(ended, attempt))),
+                    }
+                }
+                // Polled again below with a waker of its own, so its wake-up reaches it.
+                Poll::Pending => rest.push(settle(ctx.clone(), event, Step::Running(attempt))),
+            }
+        }
+        Poll::Ready(())
+    })
+    .await;
+    ctx.handled(&handled);
+    let mut rest: FuturesUnordered<_> = rest.into_iter().collect();
+    while rest.next().await.is_some() {}
+}
+
+/// Carries an event from `first` to its end: retries with backoff up to `max_attempts` (once
+/// for a permanent error), then acked, dead-lettered or nacked.
+async fn settle<B: EventBus>(ctx: Arc<Ctx<B>>, event: Event, first: Step) {
+    let max = ctx.policy.retry.max_attempts.max(1);
+    let r = &event.record;
+    let mut number = 1;
+    let mut step = first;
+    let failure = loop {
+        let (outcome, attempt) = match step {
+            Step::Corrupt(error) => {
+                break Failure { error: format!("cannot decode: {error}"), attempts: 0, permanent: true };
+            }
+            Step::Ended(outcome, attempt) => (outcome, attempt),
+            Step::Running(mut attempt) => {
+                let (outcome, took) = (&mut attempt).await;
+                ctx.metrics.attempt_took(took);
+                (outcome, attempt)
+            }
+        };
+        let error = match outcome {
+            Outcome::Handled => {
+                ctx.handled(std::slice::from_ref(&event.token));
                 return;
             }
-            Some(failure) => failure,
-        },
-    };
-    let Failure { error, attempts, permanent } = failure;
-    let r = &delivery.record;
-    let max_attempts = ctx.policy.retry.max_attempts.max(1);
-    ctx.stats.note_error(&error);
-    // Stored bytes no retry can fix go to the DLQ even without `dlq: true`: otherwise their key
-    // would be stuck behind them forever. The dead letter keeps the stored text.
-    if ctx.policy.dlq || r.corruption().is_some() {
-        let traced = Traced::dead_letter(&ctx.consumer, r, attempts, stored.as_ref());
-        let span = traced.span.clone();
-        // Without a durable dead letter the event stays unacked and comes back after a restart.
-        if traced.run(dead_letter(&ctx, r, &error, attempts)).await {
-            ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
-            ctx.metrics.dead_lettered();
-            span.in_scope(|| {
-                tracing::error!(
-                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-                    id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
-                    dlq_topic = %format!("{}{}", crate::registry::DLQ_PREFIX, r.topic),
-                    "event dead-lettered"
-                );
-            });
-            ctx.acker.ack(&delivery);
+            Outcome::Undecodable(error) => {
+                let error = format!("cannot decode: {error}");
+                break Failure { error, attempts: number - 1, permanent: true };
+            }
+            Outcome::Panicked(panic) => {
+                attempt.span().in_scope(|| {
+                    tracing::error!(
+                        consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                        id = %r.id, attempt = number, max_attempts = max, panic = %panic,
+                        "handler panicked; counted as a failed attempt"
+                    );
+                });
+                HandlerError::retry(format!("the handler panicked: {panic}"))
+            }
+            Outcome::Failed(error) => error,
+        };
+        if error.is_permanent() || number >= max {
+            let permanent = error.is_permanent();
+            break Failure { error: error.message().to_owned(), attempts: number, permanent };
         }
-    } else {
-        ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
-        ctx.metrics.failed();
-        let redelivery = ctx.policy.retry.max_backoff;
-        tracing::error!(
-            consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-            id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
-            redeliver_in_ms = millis(redelivery),
-            "event failed and the consumer has no DLQ: redelivering it later"
-        );
-        ctx.acker.nack(&delivery, redelivery);
-    }
+        ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.retried();
+        ctx.stats.note_error(error.message());
+        let delay = ctx.policy.retry.delay(number);
+        attempt.span().in_scope(|| {
+            tracing::warn!(
+                consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                id = %r.id, attempt = number, max_attempts = max, error = %error, next_delay_ms = millis(delay),
+                "handler failed; retrying"
+            );
+        });
+        drop(attempt);
+        tokio::time::sleep(delay).await;
+        number += 1;
+        step = Step::Running(ctx.start(&event, number));
+    };
+    give_up(&ctx, event, failure).await;
 }
 
 /// Why an event was given up on.
@@ -353,73 +411,43 @@ struct Failure {
     permanent: bool,
 }
 
-/// Runs the handler up to `max_attempts` times (once for a permanent error); `None` on
-/// success, else the last failure. `stored` is the event as stored, for logs, and `trace` the
-/// trace it carries, which each attempt's `prom.handle` span continues.
-async fn attempt_all<B: EventBus>(
-    ctx: &Ctx<B>,
-    stored: &EventRecord,
-    trace: Option<&TraceContext>,
-    mut event: Decoded,
-) -> Option<Failure> {
-    let max = ctx.policy.retry.max_attempts.max(1);
-    let r = stored;
-    let mut attempt = 1;
-    loop {
-        event.attempt = attempt;
-        let traced = Traced::handle(&ctx.consumer, r, attempt, trace);
+/// Dead-letters an event given up on (acked once its dead letter is durable), or without a
+/// DLQ asks for it again after `max_backoff`.
+async fn give_up<B: EventBus>(ctx: &Ctx<B>, event: Event, failure: Failure) {
+    let Failure { error, attempts, permanent } = failure;
+    let r = &*event.record;
+    let max_attempts = ctx.policy.retry.max_attempts.max(1);
+    ctx.stats.note_error(&error);
+    // Stored bytes no retry can fix go to the DLQ even without `dlq: true`: otherwise their key
+    // would be stuck behind them forever. The dead letter keeps the stored text.
+    if ctx.policy.dlq || r.corruption().is_some() {
+        let traced = Traced::dead_letter(&ctx.consumer, r, attempts, event.trace.as_ref());
         let span = traced.span.clone();
-        // A handler panic is a failed attempt instead of a lost event: it is retried and
-        // dead-lettered like any other failure. Caught in place, not in a task of its own, so
-        // an event costs one task. The handler's future is made inside the span too, so even
-        // its synchronous part publishes in the event's trace.
-        let started = std::time::Instant::now();
-        let attempted = traced.run(async { catch_panic::attempt(ctx.handler.as_ref(), &event).await }).await;
-        ctx.metrics.attempt_took(started.elapsed());
-        let outcome = match attempted {
-            Ok(outcome) => outcome,
-            Err(payload) => {
-                let panic = panic_message(payload);
-                span.in_scope(|| {
-                    tracing::error!(
-                        consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-                        id = %r.id, attempt, max_attempts = max, panic = %panic,
-                        "handler panicked; counted as a failed attempt"
-                    );
-                });
-                Err(HandlerError::retry(format!("the handler panicked: {panic}")))
-            }
-        };
-        match outcome {
-            Ok(()) => return None,
-            Err(e) if e.is_permanent() || attempt >= max => {
-                let permanent = e.is_permanent();
-                return Some(Failure { error: e.message().to_owned(), attempts: attempt, permanent });
-            }
-            Err(e) => {
-                ctx.stats.retried.fetch_add(1, Ordering::Relaxed);
-                ctx.metrics.retried();
-                ctx.stats.note_error(e.message());
-                let delay = ctx.policy.retry.delay(attempt);
-                span.in_scope(|| {
-                    tracing::warn!(
-                        consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
-                        id = %r.id, attempt, max_attempts = max, error = %e, next_delay_ms = millis(delay),
-                        "handler failed; retrying"
-                    );
-                });
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
+        // Without a durable dead letter the event stays unacked and comes back after a restart.
+        if traced.run(dead_letter(ctx, r, &error, attempts)).await {
+            ctx.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            ctx.metrics.dead_lettered();
+            span.in_scope(|| {
+                tracing::error!(
+                    consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+                    id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
+                    dlq_topic = %format!("{}{}", crate::registry::DLQ_PREFIX, r.topic),
+                    "event dead-lettered"
+                );
+            });
+            ctx.acker.ack_token(&event.token);
         }
-    }
-}
-
-/// What a handler's panic said.
-fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    match payload.downcast_ref::<&str>() {
-        Some(text) => (*text).to_owned(),
-        None => payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "a non-text panic".to_owned()),
+    } else {
+        ctx.stats.failed.fetch_add(1, Ordering::Relaxed);
+        ctx.metrics.failed();
+        let redelivery = ctx.policy.retry.max_backoff;
+        tracing::error!(
+            consumer = %ctx.consumer, topic = %r.topic, partition = r.partition, offset = r.offset,
+            id = %r.id, attempt = attempts, max_attempts, permanent, error = %error,
+            redeliver_in_ms = millis(redelivery),
+            "event failed and the consumer has no DLQ: redelivering it later"
+        );
+        ctx.acker.nack_token(&event.token, Arc::unwrap_or_clone(event.record), redelivery);
     }
 }
 

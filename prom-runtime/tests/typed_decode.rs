@@ -369,3 +369,70 @@ async fn a_typed_subscription_yields_latest_payloads_and_reports_the_rest() {
     let mut again = Topic::<Taken>::new().subscribe(&producer, "typed", options()).await.expect("subscribe");
     assert!(again.poll().await.expect("poll").is_empty(), "the group resumes after what was acked");
 }
+
+/// `runner::typed` on a plain `Runner`: every attempt decodes the stored event afresh (the
+/// payload is moved into the handler, not kept), its `Context` carries the attempt number and
+/// the stored record's stamped headers, and a handler that finishes at once, one that is still
+/// pending on its first poll and one that fails first are all handled and acked.
+#[tokio::test]
+async fn a_typed_runner_handler_decodes_each_attempt_and_acks_fast_and_slow_events() {
+    use prom_runtime::consumer::{SubscribeOptions, Subscription};
+    use prom_runtime::runner::{self, FailurePolicy, Runner};
+    let bus = MemoryBus::new();
+    let stamp = |payload: Value| {
+        let mut event = NewEvent::new("reading.taken", payload);
+        event.headers.insert(SCHEMA_VERSION.into(), "1".into());
+        event
+    };
+    let events = [
+        json!({ "id": "now", "value": 1 }),
+        json!({ "id": "later", "value": 2 }),
+        json!({ "id": "retry", "value": 3 }),
+    ];
+    bus.publish(events.into_iter().map(stamp).collect()).await.expect("publish");
+    let producer = prom_runtime::Producer::new(bus.clone(), Arc::new(json_upcaster(registry())));
+    let sub =
+        Subscription::new(bus.clone(), "reading.taken", "typed", SubscribeOptions::default()).expect("sub");
+    let retry = prom_runtime::retry::RetryPolicy {
+        max_attempts: 3,
+        backoff: Duration::from_millis(5),
+        ..prom_runtime::retry::RetryPolicy::default()
+    };
+    let runner = Runner::new(sub, producer, FailurePolicy { retry, dlq: false });
+    let stats = runner.stats();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let handler = move |payload: V2, ctx: Context| {
+        let seen = seen2.clone();
+        async move {
+            let upcast = ctx.upcast_from();
+            seen.lock().expect("lock").push((payload.id.clone(), payload.reading, ctx.attempt(), upcast));
+            match (payload.id.as_str(), ctx.attempt()) {
+                ("later", _) => tokio::time::sleep(Duration::from_millis(20)).await,
+                ("retry", 1) => return Err("not yet".to_string()),
+                _ => {}
+            }
+            Ok(())
+        }
+    };
+    let done = async {
+        while stats.snapshot().0 < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    runner.run(runner::typed(Topic::<Taken>::new(), handler), done).await.expect("run");
+    assert_eq!(stats.snapshot(), (3, 1, 0, 0), "three handled, one retry");
+    let mut seen = seen.lock().expect("lock").clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("later".to_string(), 2, 1, Some(1)),
+            ("now".to_string(), 1, 1, Some(1)),
+            ("retry".to_string(), 3, 1, Some(1)),
+            ("retry".to_string(), 3, 2, Some(1)),
+        ]
+    );
+    let cursors = bus.cursors(&prom_runtime::GroupId::new("reading.taken", "typed")).await.expect("cursors");
+    assert_eq!(cursors.get(&0), Some(&3), "all three acked and committed on close");
+}

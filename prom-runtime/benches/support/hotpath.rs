@@ -2,17 +2,22 @@
 //! in the same run (alternating rounds, median round of each side):
 //! 1. `Producer::publish` into a `MemoryBus` (validated; single awaited events, and batches of
 //!    100 through `publish_all`) against `validate + serialize` of the same payloads;
-//! 2. a `Runner` with a no-op typed handler against a typed decode of the same stored events,
-//!    and against a plain `Subscription::poll` + ack of them.
+//! 2. a `Runner` with a no-op typed handler (`runner::typed`, what generated consumer methods
+//!    run: typed decode, `Context`, ack) against a typed decode of the same stored events, and
+//!    against a plain `Subscription::poll` + ack of them; an untyped closure that decodes the
+//!    JSON itself is shown for reference.
 //!
 //! `PROM_BENCH_METRICS=1` installs the Prometheus recorder first, so the same ratios include
 //! recording every metric (compare a run with and without it for the cost of metrics).
 
 use prom_runtime::consumer::{SubscribeOptions, Subscription};
 use prom_runtime::retry::RetryPolicy;
-use prom_runtime::runner::{FailurePolicy, Runner};
-use prom_runtime::{EventBus, EventRecord, MemoryBus, Producer, PublishOptions, Registry};
-use serde::Deserialize;
+use prom_runtime::runner::{self, FailurePolicy, Runner};
+use prom_runtime::{
+    Context, DecodeError, Event, EventBus, EventRecord, MemoryBus, Producer, PublishOptions, Registry, Topic,
+    UpcastError, Versioned,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -44,7 +49,7 @@ topics:
 ";
 
 /// What a typed handler of the topic receives.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[allow(dead_code)]
 struct Heartbeat {
     pid: u64,
@@ -55,6 +60,42 @@ struct Heartbeat {
     region: String,
     tags: Option<Vec<String>>,
 }
+
+impl Event for Heartbeat {
+    const TOPIC: &'static str = TOPIC;
+    const VERSION: u32 = 1;
+    const SCHEMA: &'static str = "{}";
+}
+
+/// The topic's payload of any version, as `prom-codegen` emits it for a one-version topic.
+struct AnyHeartbeat(Heartbeat);
+
+impl Versioned for AnyHeartbeat {
+    type Latest = Heartbeat;
+    const TOPIC: &'static str = TOPIC;
+    const LATEST_VERSION: u32 = 1;
+
+    fn decode(version: u32, payload: &Value) -> Result<Self, DecodeError> {
+        match version {
+            1 => Heartbeat::deserialize(payload).map(AnyHeartbeat).map_err(|source| DecodeError::Payload {
+                topic: TOPIC,
+                version,
+                source,
+            }),
+            other => Err(DecodeError::UnknownVersion { topic: TOPIC, version: other }),
+        }
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn into_latest(self) -> Result<Heartbeat, UpcastError> {
+        Ok(self.0)
+    }
+}
+
+const HEARTBEATS: Topic<AnyHeartbeat> = Topic::new();
 
 fn registry() -> Arc<Registry> {
     Arc::new(Registry::from_yaml("bench.yaml", SPEC).expect("bench spec"))
@@ -179,7 +220,7 @@ async fn handle() {
     };
     let mut group = 0;
     let r = 7;
-    let times = rounds(r, 3, async |side| {
+    let times = rounds(r, 4, async |side| {
         group += 1;
         let group = format!("g{group}");
         match side {
@@ -211,33 +252,51 @@ async fn handle() {
                 let runner = Runner::new(sub, producer.clone(), policy);
                 let handled = Arc::new(AtomicUsize::new(0));
                 let done = Arc::new(tokio::sync::Notify::new());
-                let handler = {
+                let count = {
                     let (handled, done) = (handled.clone(), done.clone());
-                    move |event: EventRecord| {
-                        let decoded =
-                            Heartbeat::deserialize(&event.payload).map(drop).map_err(|e| e.to_string());
+                    move || {
                         if handled.fetch_add(1, Ordering::Relaxed) + 1 == n {
                             done.notify_one();
                         }
-                        std::future::ready(decoded)
                     }
                 };
                 let start = Instant::now();
-                runner.run(handler, done.notified()).await.expect("run");
+                if side == 2 {
+                    let handler = move |heartbeat: Heartbeat, context: Context| {
+                        black_box((heartbeat, context));
+                        count();
+                        std::future::ready(Ok::<(), String>(()))
+                    };
+                    runner.run(runner::typed(HEARTBEATS, handler), done.notified()).await.expect("run");
+                } else {
+                    let handler = move |event: EventRecord| {
+                        let decoded =
+                            Heartbeat::deserialize(&event.payload).map(drop).map_err(|e| e.to_string());
+                        count();
+                        std::future::ready(decoded)
+                    };
+                    runner.run(handler, done.notified()).await.expect("run");
+                }
                 start.elapsed()
             }
         }
     })
     .await;
-    let (decode, poll, runner) = (times[0], times[1], times[2]);
+    let (decode, poll, runner, untyped) = (times[0], times[1], times[2], times[3]);
     println!("hot path: handling {n} stored events on a MemoryBus (median of {r} rounds)");
     println!("  typed decode of the stored payloads : {:>10.0} ev/s (baseline)", super::rate(n, decode));
     println!("  Subscription::poll + ack            : {:>10.0} ev/s", super::rate(n, poll));
     println!(
         "  Runner, no-op typed handler         : {:>10.0} ev/s   {:.2}x the decode's time (target <= 2x), \
-         {:.2}x the rate of poll + ack (target >= 0.8x)\n",
+         {:.2}x the rate of poll + ack (target >= 0.8x)",
         super::rate(n, runner),
         runner.as_secs_f64() / decode.as_secs_f64(),
         poll.as_secs_f64() / runner.as_secs_f64()
+    );
+    println!(
+        "  Runner, untyped closure (reference) : {:>10.0} ev/s   {:.2}x the decode's time, {:.2}x the rate of poll + ack\n",
+        super::rate(n, untyped),
+        untyped.as_secs_f64() / decode.as_secs_f64(),
+        poll.as_secs_f64() / untyped.as_secs_f64()
     );
 }

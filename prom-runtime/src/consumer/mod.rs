@@ -168,22 +168,36 @@ impl Acker {
 
     /// Marks an event done by its token.
     pub fn ack_token(&self, token: &Token) {
+        self.ack_tokens(std::slice::from_ref(token));
+    }
+
+    /// Marks events done by their tokens under one lock, waking the poller at most once (what
+    /// a runner does with the events of a batch its handler finished at once).
+    pub fn ack_tokens(&self, tokens: &[Token]) {
         let wake = {
             let mut state = self.shared.lock();
-            match state.parts.get_mut(&token.partition).and_then(|p| p.ack(token)) {
-                None => false,
-                // A buffered event of the same key may go out now.
-                Some(true) => true,
-                Some(false) if state.full => {
-                    state.acks_while_full += 1;
-                    state.acks_while_full >= state.wake_after
-                        || state.parts.values().all(|p| p.in_flight == 0)
-                }
-                Some(false) => false,
+            let mut wake = false;
+            for token in tokens {
+                wake |= Self::ack_locked(&mut state, token);
             }
+            wake
         };
         if wake {
             self.shared.changed.notify_waiters();
+        }
+    }
+
+    /// Acks `token` in the locked state; whether the poller should wake.
+    fn ack_locked(state: &mut State, token: &Token) -> bool {
+        match state.parts.get_mut(&token.partition).and_then(|p| p.ack(token)) {
+            None => false,
+            // A buffered event of the same key may go out now.
+            Some(true) => true,
+            Some(false) if state.full => {
+                state.acks_while_full += 1;
+                state.acks_while_full >= state.wake_after || state.parts.values().all(|p| p.in_flight == 0)
+            }
+            Some(false) => false,
         }
     }
 
@@ -210,14 +224,14 @@ impl Acker {
 
     /// Asks for a delivery again after `delay`; later events of its key wait for it.
     pub fn nack(&self, delivery: &Delivery, delay: Duration) {
+        self.nack_token(&delivery.token, delivery.record.clone(), delay);
+    }
+
+    /// [`Acker::nack`] by token, handing back the record to deliver again.
+    pub fn nack_token(&self, token: &Token, record: EventRecord, delay: Duration) {
         let due = Instant::now() + delay;
-        let token = &delivery.token;
-        let nacked = self
-            .shared
-            .lock()
-            .parts
-            .get_mut(&token.partition)
-            .is_some_and(|p| p.nack(token, delivery.record.clone(), due));
+        let nacked =
+            self.shared.lock().parts.get_mut(&token.partition).is_some_and(|p| p.nack(token, record, due));
         if nacked {
             self.shared.changed.notify_waiters();
         }

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::handler_error::HandlerError;
 use crate::record::EventRecord;
 use crate::registry::Registry;
-use crate::runner::{Decoded, Handler, HandlerFuture};
+use crate::runner::{Handler, HandlerFuture};
 use crate::typed::Versioned;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -20,12 +20,8 @@ impl Handler for Shared {
         self.0.handle(event)
     }
 
-    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
-        self.0.decode(registry, record)
-    }
-
-    fn attempt(&self, event: &Decoded) -> HandlerFuture {
-        self.0.attempt(event)
+    fn attempt(&self, registry: &Registry, event: &Arc<EventRecord>, attempt: u32) -> Result<HandlerFuture> {
+        self.0.attempt(registry, event, attempt)
     }
 }
 
@@ -43,12 +39,12 @@ where
     E: std::fmt::Display + 'static,
 {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
-        let context = Context::new(&event, 1);
-        call_with_json(&self.handler, &event, context)
+        call_with_json(&self.handler, Context::new(&event, 1), &event)
     }
 
-    fn attempt(&self, event: &Decoded) -> HandlerFuture {
-        call_with_json(&self.handler, &event.record, event.context())
+    fn attempt(&self, registry: &Registry, event: &Arc<EventRecord>, attempt: u32) -> Result<HandlerFuture> {
+        let decoded = registry.decode_shared(event)?;
+        Ok(call_with_json(&self.handler, Context::shared(decoded.clone(), attempt), &decoded))
     }
 }
 
@@ -64,40 +60,32 @@ where
 }
 
 /// Decodes stored payloads straight into `V::Latest` (typed upcasters) for the user's handler.
-pub(super) struct TypedLatest<F, V> {
-    pub(super) handler: F,
-    pub(super) versions: PhantomData<fn() -> V>,
+pub(crate) struct TypedLatest<F, V> {
+    pub(crate) handler: F,
+    pub(crate) versions: PhantomData<fn() -> V>,
 }
 
 impl<V, F, Fut, E> Handler for TypedLatest<F, V>
 where
     V: Versioned,
-    V::Latest: Clone,
     F: Fn(V::Latest, Context) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
     E: std::fmt::Display + 'static,
 {
     fn handle(&self, event: EventRecord) -> HandlerFuture {
         // Only reached when called directly with an already decoded (latest, JSON) record.
-        let context = Context::new(&event, 1);
-        call_with_json(&self.handler, &event, context)
+        call_with_json(&self.handler, Context::new(&event, 1), &event)
     }
 
-    fn decode(&self, registry: &Registry, record: EventRecord) -> Result<Decoded> {
-        let (payload, record) = registry.decode_typed::<V>(record)?;
-        Ok(Decoded::typed(payload, record))
-    }
-
-    fn attempt(&self, event: &Decoded) -> HandlerFuture {
-        match event.payload::<V::Latest>() {
-            Some(payload) => call(&self.handler, payload.clone(), event.context()),
-            None => call_with_json(&self.handler, &event.record, event.context()),
-        }
+    fn attempt(&self, registry: &Registry, event: &Arc<EventRecord>, attempt: u32) -> Result<HandlerFuture> {
+        // Decoded again on each attempt, so the payload is moved into the handler, not cloned.
+        let (payload, record) = registry.decode_typed_shared::<V>(event)?;
+        Ok(call(&self.handler, payload, Context::shared(record, attempt)))
     }
 }
 
 /// Calls a typed user handler with the record's JSON payload decoded as `T`.
-fn call_with_json<T, F, Fut, E>(handler: &F, event: &EventRecord, context: Context) -> HandlerFuture
+fn call_with_json<T, F, Fut, E>(handler: &F, context: Context, event: &EventRecord) -> HandlerFuture
 where
     T: DeserializeOwned,
     F: Fn(T, Context) -> Fut,

@@ -6,7 +6,7 @@
 //! at compile time.
 
 pub mod embedded;
-mod handlers;
+pub(crate) mod handlers;
 #[cfg(feature = "mongo")]
 pub mod mongo;
 mod select;
@@ -151,7 +151,6 @@ impl<B: EventBus> Pipeline<B> {
     ) -> Result<Pipeline<B>>
     where
         V: Versioned,
-        V::Latest: Clone,
         F: Fn(V::Latest, Context) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = std::result::Result<(), E>> + Send + 'static,
         E: std::fmt::Display + 'static,

@@ -66,6 +66,16 @@ impl Traced {
         Traced { span, context }
     }
 
+    /// Runs the synchronous `work` inside the span, with its context current (when the event
+    /// carries one): a future polled by hand this way sees what [`Traced::run`] gives it.
+    pub(crate) fn in_scope<R>(&self, work: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        match &self.context {
+            Some(context) => super::CURRENT.sync_scope(context.clone(), work),
+            None => work(),
+        }
+    }
+
     /// Runs `work` inside the span, with its context current (when the event carries one).
     pub(crate) async fn run<F: Future>(self, work: F) -> F::Output {
         match self.context {
