@@ -124,6 +124,18 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// Not timed: one raw scan and one consumption of the same 100 k stored events, for
+/// `valgrind --tool=callgrind --toggle-collect='*scale::consume*' --toggle-collect='*raw_scan*'`
+/// to count the instructions of each (section `consume-steps`).
+pub async fn steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 100_000;
+    let store: AnyBus = SqliteBus::open(dir.path()).expect("open").into();
+    fill(&store, n).await;
+    black_box(raw_scan(&dir.path().join("events.db"), n));
+    black_box(consume(&store, "steps", n).await);
+}
+
 pub async fn run() {
     let rounds = 3;
     let dir = tempfile::tempdir().expect("tempdir");
