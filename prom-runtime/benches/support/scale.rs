@@ -52,9 +52,11 @@ async fn consume(bus: &AnyBus, group: &str, n: usize) -> Duration {
 }
 
 /// What a hand-written reader does: page through the topic's rows in offset order, 1,000 at a
-/// time, and parse the headers and payload of each.
+/// time, parse the headers and payload of each, and store how far it got durably at the end
+/// (one cursor row, `synchronous=FULL`, as the consumer's last commit does).
 fn raw_scan(db: &Path, n: usize) -> Duration {
     let conn = rusqlite::Connection::open(db).expect("open raw");
+    conn.pragma_update(None, "synchronous", "FULL").expect("full");
     let start = Instant::now();
     let (mut after, mut seen) = (0_i64, 0);
     let mut stmt = conn
@@ -76,6 +78,12 @@ fn raw_scan(db: &Path, n: usize) -> Duration {
             seen += 1;
         }
     }
+    conn.execute(
+        "INSERT INTO cursors (topic, grp, part, off) VALUES ('bench', 'raw', 0, ?1) \
+         ON CONFLICT DO UPDATE SET off = excluded.off",
+        [after],
+    )
+    .expect("cursor");
     start.elapsed()
 }
 

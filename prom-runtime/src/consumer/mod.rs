@@ -432,19 +432,18 @@ impl<B: EventBus> Subscription<B> {
     /// partition, each skipping the others' events; at most a batch is read again). Partitions
     /// read together stay at one position, so a member holding every partition reads the topic
     /// as a plain scan; one that holds a few reads each of them alone.
+    ///
+    /// While a partition's last read was full there is more to read, so the head is not asked
+    /// for: each round trip to the store (a thread hop on the embedded one) costs more than the
+    /// events it carries when the machine is busy. A read takes as many events as the in-flight
+    /// window has room for, not only a batch: the window, not the batch, bounds what is held.
     async fn refill(&mut self) -> Result<Refill> {
-        let head = self.bus.head(&self.group.topic).await?;
-        let mut due: Vec<(i64, u32)> = {
-            let state = self.shared.lock();
-            state
-                .parts
-                .iter()
-                .filter(|(p, part)| !state.revoking.contains(p) && (part.more || head > self.seen_head))
-                .filter(|(_, part)| part.read_upto < head)
-                .map(|(&p, part)| (part.read_upto, p))
-                .collect()
+        let pending: Vec<(i64, u32)> = self.due(|part| part.more);
+        let head = if pending.is_empty() { Some(self.bus.head(&self.group.topic).await?) } else { None };
+        let due = match head {
+            None => pending,
+            Some(head) => self.due(|part| (part.more || head > self.seen_head) && part.read_upto < head),
         };
-        due.sort_unstable();
         let mut read_any = false;
         let mut rest = due.as_slice();
         while let Some(&(start, _)) = rest.first() {
@@ -463,7 +462,7 @@ impl<B: EventBus> Subscription<B> {
                 if room == 0 {
                     return Ok(if read_any { Refill::Read } else { Refill::Full });
                 }
-                let limit = room.min(self.opts.batch_size);
+                let limit = room;
                 let events = self.bus.read(&self.group.topic, partition, start, limit).await?;
                 read_any |= !events.is_empty();
                 self.buffer(events, limit, targets);
@@ -472,9 +471,27 @@ impl<B: EventBus> Subscription<B> {
         if read_any {
             return Ok(Refill::Read);
         }
+        let Some(head) = head else {
+            // The full reads came back empty (they had ended exactly at the head): ask for it.
+            return Box::pin(self.refill()).await;
+        };
         // Every held partition was read up to `head`, so waiting for `head` to move is exact.
         self.seen_head = head;
         Ok(if self.room() == 0 { Refill::Full } else { Refill::Nothing })
+    }
+
+    /// The held partitions (not being handed over) that `wanted` picks, with their read
+    /// positions, in position order.
+    fn due(&self, wanted: impl Fn(&Part) -> bool) -> Vec<(i64, u32)> {
+        let state = self.shared.lock();
+        let mut due: Vec<(i64, u32)> = state
+            .parts
+            .iter()
+            .filter(|(p, part)| !state.revoking.contains(p) && wanted(part))
+            .map(|(&p, part)| (part.read_upto, p))
+            .collect();
+        due.sort_unstable();
+        due
     }
 
     /// Hands the events of one read (at most `limit`) to the buffers of `targets` (each with
