@@ -231,6 +231,10 @@ enum Refill {
     Full,
 }
 
+/// One read of a refill: the partition to read (`None`: the whole topic), and the partitions it
+/// serves, each with its read position.
+type PlannedRead<'a> = (Option<u32>, &'a [(i64, u32)]);
+
 /// A member of a consumer group.
 pub struct Subscription<B: EventBus> {
     bus: B,
@@ -452,7 +456,7 @@ impl<B: EventBus> Subscription<B> {
             let (cluster, after) = rest.split_at(joined);
             rest = after;
             let together = cluster.len() > 1 && cluster.len() * 2 > self.opts.partitions as usize;
-            let reads: Vec<(Option<u32>, &[(i64, u32)])> = if together {
+            let reads: Vec<PlannedRead<'_>> = if together {
                 vec![(None, cluster)]
             } else {
                 cluster.iter().map(|one| (Some(one.1), std::slice::from_ref(one))).collect()
