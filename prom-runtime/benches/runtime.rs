@@ -2,8 +2,9 @@
 //! a ratio, because absolute numbers depend on the machine.
 //!
 //! `cargo bench -p prom-runtime --bench runtime [-- SECTION...]`, sections: `hotpath`,
-//! `throughput`, `validation`, `upcast`, `store`, `streams`, `scale` (default: all), and `steps`, which is not timed: it runs each
-//! step of the read path in its own function, for `valgrind --tool=callgrind` to count.
+//! `throughput`, `validation`, `upcast`, `store`, `streams`, `scale` (default: all), and `steps` and `consume-steps`, which are not
+//! timed: they run each step of the read path (of a typed decode; of embedded consumption) in
+//! functions of their own, for `valgrind --tool=callgrind` to count.
 //!
 //! Method: the machine is shared, so a single long timing loop per side picks up whatever else
 //! ran meanwhile. Each comparison instead runs its baseline and its measured path in alternating
@@ -34,6 +35,10 @@ fn main() {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    if sections.iter().any(|s| s == "consume-steps") {
+        runtime.block_on(scale::steps());
+        return;
+    }
     println!("prom-runtime benchmarks ({EVENTS} events where not said otherwise)\n");
     if run("hotpath") {
         runtime.block_on(hotpath::run());

@@ -91,7 +91,7 @@ impl<B: EventBus> Producer<B> {
     /// Publishes several payloads atomically; returns the receipts of the events on their
     /// topics (dual-write copies are written but not returned).
     pub async fn publish_all(&self, items: Vec<(String, Value, PublishOptions)>) -> Result<Vec<Receipt>> {
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(items.len());
         let mut primary = Vec::with_capacity(items.len());
         let mut topics = Vec::with_capacity(items.len());
         // One batch, one trace: a new trace (when switched on) is shared by all its events.
@@ -101,7 +101,7 @@ impl<B: EventBus> Producer<B> {
                 opts.trace.clone_from(&ambient);
             }
             primary.push(events.len());
-            events.extend(prepare(&self.registry, &topic, payload, &opts)?);
+            prepare_into(&self.registry, &topic, payload, &opts, &mut events)?;
             topics.push(topic);
         }
         let receipts = self.bus.publish(events).await?;
@@ -136,9 +136,22 @@ pub(crate) fn event_payload<E: Event>(
 pub fn prepare(
     registry: &Registry,
     topic: &str,
-    mut payload: Value,
+    payload: Value,
     opts: &PublishOptions,
 ) -> Result<Vec<NewEvent>> {
+    let mut events = Vec::with_capacity(2);
+    prepare_into(registry, topic, payload, opts, &mut events)?;
+    Ok(events)
+}
+
+/// [`prepare`], adding the events to `events` (a batch's one vector, not one per payload).
+pub(crate) fn prepare_into(
+    registry: &Registry,
+    topic: &str,
+    mut payload: Value,
+    opts: &PublishOptions,
+    events: &mut Vec<NewEvent>,
+) -> Result<()> {
     let schema = publishable(registry, topic, "a publish")?;
     let latest = schema.latest();
     let version = opts.version.unwrap_or(latest);
@@ -166,7 +179,6 @@ pub fn prepare(
     main.caused_by = opts.caused_by;
     main.sid = opts.sid.clone();
     main.dedup = opts.dedup.clone();
-    let mut events = Vec::with_capacity(2);
     if schema.dual_write {
         let id = crate::record::new_id();
         let payload = if version < latest {
@@ -193,7 +205,7 @@ pub fn prepare(
         main.headers = headers;
         events.push(main);
     }
-    Ok(events)
+    Ok(())
 }
 
 fn check_headers(schema: &TopicSchema, headers: &Headers) -> Result<()> {

@@ -103,12 +103,15 @@ pub struct NewEvent {
 impl NewEvent {
     /// A new event on partition 0 with a fresh id and the current time.
     pub fn new(topic: impl Into<String>, payload: impl Into<Payload>) -> NewEvent {
+        let id = new_id();
         NewEvent {
-            id: new_id(),
+            id,
             topic: topic.into(),
             key: None,
             partition: 0,
-            ts: now_ms(),
+            // The id was made from the clock just now: its millisecond is the publish time, so
+            // the clock is read once per event, not twice.
+            ts: id_ms(&id).unwrap_or_else(now_ms),
             headers: Headers::new(),
             payload: payload.into(),
             caused_by: None,
@@ -172,6 +175,12 @@ pub fn new_id() -> Uuid {
     Uuid::now_v7()
 }
 
+/// The millisecond a time-ordered (v7) id was made at.
+fn id_ms(id: &Uuid) -> Option<i64> {
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    i64::try_from(secs).ok()?.checked_mul(1000)?.checked_add(i64::from(nanos / 1_000_000))
+}
+
 /// Now, in milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -191,4 +200,19 @@ pub fn parse_ts(text: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).map_err(|e| {
         format!("`{text}` is not a timestamp ({e}); write RFC 3339 like 2026-11-24T13:00:00Z or ms since the epoch")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_event_is_stamped_with_the_millisecond_its_id_was_made() {
+        let before = now_ms();
+        let event = NewEvent::new("t", serde_json::json!({}));
+        let after = now_ms();
+        assert!((before..=after).contains(&event.ts), "{before} <= {} <= {after}", event.ts);
+        assert_eq!(id_ms(&event.id), Some(event.ts));
+        assert_eq!(id_ms(&Uuid::nil()), None, "an id without a time gives none");
+    }
 }

@@ -52,9 +52,11 @@ async fn consume(bus: &AnyBus, group: &str, n: usize) -> Duration {
 }
 
 /// What a hand-written reader does: page through the topic's rows in offset order, 1,000 at a
-/// time, and parse the headers and payload of each.
+/// time, parse the headers and payload of each, and store how far it got durably at the end
+/// (one cursor row, `synchronous=FULL`, as the consumer's last commit does).
 fn raw_scan(db: &Path, n: usize) -> Duration {
     let conn = rusqlite::Connection::open(db).expect("open raw");
+    conn.pragma_update(None, "synchronous", "FULL").expect("full");
     let start = Instant::now();
     let (mut after, mut seen) = (0_i64, 0);
     let mut stmt = conn
@@ -76,6 +78,12 @@ fn raw_scan(db: &Path, n: usize) -> Duration {
             seen += 1;
         }
     }
+    conn.execute(
+        "INSERT INTO cursors (topic, grp, part, off) VALUES ('bench', 'raw', 0, ?1) \
+         ON CONFLICT DO UPDATE SET off = excluded.off",
+        [after],
+    )
+    .expect("cursor");
     start.elapsed()
 }
 
@@ -122,6 +130,18 @@ impl RssWatch {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Not timed: one raw scan and one consumption of the same 100 k stored events, for
+/// `valgrind --tool=callgrind --toggle-collect='*scale::consume*' --toggle-collect='*raw_scan*'`
+/// to count the instructions of each (section `consume-steps`).
+pub async fn steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 100_000;
+    let store: AnyBus = SqliteBus::open(dir.path()).expect("open").into();
+    fill(&store, n).await;
+    black_box(raw_scan(&dir.path().join("events.db"), n));
+    black_box(consume(&store, "steps", n).await);
 }
 
 pub async fn run() {

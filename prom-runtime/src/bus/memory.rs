@@ -25,7 +25,9 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    topics: HashMap<String, Log>,
+    /// Each topic's index in `logs`: a publish finds its log with one hash of the name.
+    topics: HashMap<String, usize>,
+    logs: Vec<Log>,
     cursors: HashMap<GroupId, BTreeMap<u32, i64>>,
     members: HashMap<GroupId, BTreeMap<String, i64>>,
     leases: HashMap<GroupId, BTreeMap<u32, (String, i64)>>,
@@ -44,22 +46,25 @@ struct StreamEntry {
 impl State {
     /// Stores `event` (no dedup check) and returns its receipt and index in the topic's log.
     fn insert(&mut self, event: NewEvent) -> (Receipt, usize) {
-        let log = self.log(&event.topic);
-        let index = log.events.len();
-        let record = event.into_record(offset_of(index));
-        let receipt =
-            Receipt { id: record.id, offset: record.offset, partition: record.partition, duplicate: false };
-        log.by_id.insert(record.id, index);
-        log.events.push(record);
-        (receipt, index)
+        self.log(&event.topic).insert(event)
     }
 
     /// `topic`'s log, created empty on first use (the name is copied only then).
     fn log(&mut self, topic: &str) -> &mut Log {
-        if !self.topics.contains_key(topic) {
-            self.topics.insert(topic.to_owned(), Log::default());
-        }
-        self.topics.get_mut(topic).expect("inserted above")
+        let index = match self.topics.get(topic) {
+            Some(&index) => index,
+            None => {
+                self.logs.push(Log::default());
+                self.topics.insert(topic.to_owned(), self.logs.len() - 1);
+                self.logs.len() - 1
+            }
+        };
+        &mut self.logs[index]
+    }
+
+    /// `topic`'s log, if anything was published to it.
+    fn find(&self, topic: &str) -> Option<&Log> {
+        self.topics.get(topic).and_then(|&index| self.logs.get(index))
     }
 }
 
@@ -68,7 +73,38 @@ struct Log {
     /// `events[i]` has offset `i + 1`.
     events: Vec<EventRecord>,
     dedup: HashMap<String, usize>,
-    by_id: HashMap<Uuid, usize>,
+    /// Per partition, the indexes of its events in `events`, ascending: a partition's reads
+    /// and counts seek here instead of scanning (and touching) every other partition's events,
+    /// which on a large topic means a cache miss per skipped event.
+    partitions: Vec<Vec<usize>>,
+}
+
+impl Log {
+    /// Stores `event` (no dedup check) and returns its receipt and index.
+    fn insert(&mut self, event: NewEvent) -> (Receipt, usize) {
+        let index = self.events.len();
+        let record = event.into_record(offset_of(index));
+        let receipt =
+            Receipt { id: record.id, offset: record.offset, partition: record.partition, duplicate: false };
+        self.index_partition(record.partition, index);
+        self.events.push(record);
+        (receipt, index)
+    }
+
+    fn index_partition(&mut self, partition: u32, index: usize) {
+        let p = partition as usize;
+        if self.partitions.len() <= p {
+            self.partitions.resize_with(p + 1, Vec::new);
+        }
+        self.partitions[p].push(index);
+    }
+
+    /// The indexes of `partition`'s events after offset `after`.
+    fn partition_after(&self, partition: u32, after: i64) -> &[usize] {
+        let Some(indexes) = self.partitions.get(partition as usize) else { return &[] };
+        let start = index_after(after);
+        &indexes[indexes.partition_point(|&i| i < start)..]
+    }
 }
 
 impl std::fmt::Debug for MemoryBus {
@@ -102,35 +138,26 @@ impl EventBus for MemoryBus {
     async fn publish(&self, events: Vec<NewEvent>) -> Result<Vec<Receipt>> {
         let mut state = self.state();
         let mut receipts = Vec::with_capacity(events.len());
-        // Dedup keys may repeat inside one batch too; the first one wins.
-        let mut batch_dedup: HashMap<(String, String), Receipt> = HashMap::new();
-        for event in events {
+        for mut event in events {
             let log = state.log(&event.topic);
-            if let Some(key) = &event.dedup {
-                if let Some(&i) = log.dedup.get(key) {
-                    let e = &log.events[i];
-                    receipts.push(Receipt {
-                        id: e.id,
-                        offset: e.offset,
-                        partition: e.partition,
-                        duplicate: true,
-                    });
-                    continue;
-                }
-                if let Some(r) = batch_dedup.get(&(event.topic.clone(), key.clone())) {
-                    receipts.push(Receipt { duplicate: true, ..*r });
-                    continue;
-                }
+            // Dedup keys may repeat inside one batch too: each stored key is indexed before the
+            // next event is looked at, so the first one wins.
+            let dedup = event.dedup.take();
+            if let Some(key) = &dedup
+                && let Some(e) = log.dedup.get(key).and_then(|&i| log.events.get(i))
+            {
+                receipts.push(Receipt {
+                    id: e.id,
+                    offset: e.offset,
+                    partition: e.partition,
+                    duplicate: true,
+                });
+                continue;
             }
-            // The event moves into its record: the topic and dedup key are copied only when
-            // there is a dedup key.
-            let dedup = event.dedup.as_ref().map(|key| (event.topic.clone(), key.clone()));
-            let (receipt, index) = state.insert(event);
-            if let Some((topic, key)) = dedup {
-                if let Some(log) = state.topics.get_mut(&topic) {
-                    log.dedup.insert(key.clone(), index);
-                }
-                batch_dedup.insert((topic, key), receipt);
+            // The record keeps no dedup key, so the event needs it no more.
+            let (receipt, index) = log.insert(event);
+            if let Some(key) = dedup {
+                log.dedup.insert(key, index);
             }
             receipts.push(receipt);
         }
@@ -147,23 +174,29 @@ impl EventBus for MemoryBus {
         limit: usize,
     ) -> Result<Vec<EventRecord>> {
         let state = self.state();
-        let Some(log) = state.topics.get(topic) else { return Ok(Vec::new()) };
-        let start = index_after(after).min(log.events.len());
-        Ok(log.events[start..]
-            .iter()
-            .filter(|e| partition.is_none_or(|p| e.partition == p))
-            .take(limit)
-            .cloned()
-            .collect())
+        let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
+        Ok(match partition {
+            Some(p) => log
+                .partition_after(p, after)
+                .iter()
+                .filter_map(|&i| log.events.get(i))
+                .take(limit)
+                .cloned()
+                .collect(),
+            None => {
+                let start = index_after(after).min(log.events.len());
+                log.events[start..].iter().take(limit).cloned().collect()
+            }
+        })
     }
 
     async fn head(&self, topic: &str) -> Result<i64> {
-        Ok(self.state().topics.get(topic).map_or(0, |log| offset_of(log.events.len()) - 1))
+        Ok(self.state().find(topic).map_or(0, |log| offset_of(log.events.len()) - 1))
     }
 
     async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
         let state = self.state();
-        let Some(log) = state.topics.get(topic) else { return Ok(0) };
+        let Some(log) = state.find(topic) else { return Ok(0) };
         Ok(log
             .events
             .iter()
@@ -172,19 +205,24 @@ impl EventBus for MemoryBus {
     }
 
     async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
-        Ok(self.state().topics.get(topic).and_then(|log| log.by_id.get(&id)).map(|&i| offset_of(i)))
+        // A linear search, newest first (a consumer starting after an event usually names a
+        // recent one): an index by id would cost every publish a hash insert for a lookup that
+        // only starting a consumer makes.
+        Ok(self
+            .state()
+            .find(topic)
+            .and_then(|log| log.events.iter().rposition(|e| e.id == id))
+            .map(offset_of))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
         let state = self.state();
-        let Some(log) = state.topics.get(topic) else { return Ok(0) };
-        let start = index_after(after).min(log.events.len());
-        Ok(log.events[start..].iter().filter(|e| e.partition == partition).count() as u64)
+        Ok(state.find(topic).map_or(0, |log| log.partition_after(partition, after).len() as u64))
     }
 
     async fn existing_dedup(&self, topic: &str, keys: Vec<String>) -> Result<Vec<String>> {
         let state = self.state();
-        let Some(log) = state.topics.get(topic) else { return Ok(Vec::new()) };
+        let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
         Ok(keys.into_iter().filter(|k| log.dedup.contains_key(k)).collect())
     }
 
@@ -320,7 +358,7 @@ impl EventBus for MemoryBus {
             .zip(&entries[start..])
             .take(limit)
             .filter_map(|(version, entry)| {
-                let record = state.topics.get(&entry.topic)?.events.get(entry.index)?.clone();
+                let record = state.find(&entry.topic)?.events.get(entry.index)?.clone();
                 Some(StreamRecord { version, record, link: entry.link })
             })
             .collect())
@@ -377,4 +415,55 @@ impl EventBus for MemoryBus {
 /// A TTL in ms, at least 1.
 pub(crate) fn ttl_ms(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn partition_reads_and_counts_seek_the_partition_index() {
+        let bus = MemoryBus::new();
+        let events: Vec<NewEvent> =
+            (0..100).map(|n| NewEvent::new("t", json!({ "n": n })).keyed(format!("k{n}"), n % 3)).collect();
+        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+        bus.publish(events).await.expect("publish");
+        let all = bus.read("t", None, 0, 1000).await.expect("read");
+        for partition in 0..4 {
+            for after in [0, 1, 50, 99, 100] {
+                let expected: Vec<i64> = all
+                    .iter()
+                    .filter(|e| e.partition == partition && e.offset > after)
+                    .map(|e| e.offset)
+                    .collect();
+                let read = bus.read("t", Some(partition), after, 10).await.expect("read");
+                let offsets: Vec<i64> = read.iter().map(|e| e.offset).collect();
+                assert_eq!(offsets, expected.iter().copied().take(10).collect::<Vec<_>>());
+                let count = bus.count_after("t", partition, after).await.expect("count");
+                assert_eq!(count, expected.len() as u64);
+            }
+        }
+        assert_eq!(bus.offset_of("t", ids[41]).await.expect("offset"), Some(42));
+        assert_eq!(bus.offset_of("t", Uuid::nil()).await.expect("offset"), None);
+        assert!(bus.read("u", Some(0), 0, 10).await.expect("read").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dedup_key_repeated_in_one_batch_stores_the_first_event_only() {
+        let bus = MemoryBus::new();
+        let first = NewEvent::new("t", json!(1)).dedup("d");
+        let receipts = bus
+            .publish(vec![
+                first.clone(),
+                NewEvent::new("t", json!(2)).dedup("d"),
+                NewEvent::new("u", json!(3)).dedup("d"),
+            ])
+            .await
+            .expect("publish");
+        assert_eq!(receipts.iter().map(|r| r.duplicate).collect::<Vec<_>>(), [false, true, false]);
+        assert_eq!(receipts[1].id, first.id, "the duplicate points at the stored event");
+        assert_eq!(bus.head("t").await.expect("head"), 1);
+        assert_eq!(bus.existing_dedup("t", vec!["d".into(), "e".into()]).await.expect("dedup"), ["d"]);
+    }
 }

@@ -27,62 +27,74 @@ pub fn rows(events: Vec<NewEvent>) -> Result<Vec<Row>> {
         .collect()
 }
 
+/// The statement that stores one event row.
+const INSERT: &str = "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// The statement that finds the event already stored under a dedup key.
+const FIND_DEDUP: &str = "SELECT id, off, part FROM events WHERE topic = ?1 AND dedup = ?2";
+
 /// Appends events, skipping those whose dedup key is already stored.
 pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     // `conn` is a copy of the shared reference, so the statements below do not borrow `tx`
-    // (whose offsets `next_offset` updates); both are prepared once per job, not per event.
+    // (whose offsets `next_offset` updates). Each is taken from the cache once per job, not
+    // once per event: a cache lookup hashes the whole SQL text.
     let conn = tx.conn;
+    let mut insert = conn.prepare_cached(INSERT).map_err(|e| tx.err(e))?;
+    let mut find = None;
     let mut receipts = Vec::with_capacity(rows.len());
-    for Row { event, headers, payload } in rows {
-        if let Some(dedup) = &event.dedup {
-            let existing = conn
-                .prepare_cached("SELECT id, off, part FROM events WHERE topic = ?1 AND dedup = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![event.topic, dedup], |r| {
-                        Ok(Receipt {
-                            id: super::rows::uuid_at(r, 0)?,
-                            offset: r.get(1)?,
-                            partition: r.get(2)?,
-                            duplicate: true,
-                        })
+    for row in rows {
+        if let Some(dedup) = &row.event.dedup {
+            let find = match &mut find {
+                Some(find) => find,
+                None => find.insert(conn.prepare_cached(FIND_DEDUP).map_err(|e| tx.err(e))?),
+            };
+            let existing = find
+                .query_row(params![row.event.topic, dedup], |r| {
+                    Ok(Receipt {
+                        id: super::rows::uuid_at(r, 0)?,
+                        offset: r.get(1)?,
+                        partition: r.get(2)?,
+                        duplicate: true,
                     })
-                    .optional()
                 })
+                .optional()
                 .map_err(|e| tx.err(e))?;
             if let Some(receipt) = existing {
                 receipts.push(receipt);
                 continue;
             }
         }
-        receipts.push(insert(tx, Row { event, headers, payload })?);
+        receipts.push(insert_with(tx, &mut insert, row)?);
     }
     Ok(receipts)
 }
 
 /// Stores one event at its topic's next offset (no dedup check).
 pub fn insert(tx: &mut Tx<'_>, row: Row) -> Result<Receipt> {
+    let conn = tx.conn;
+    let mut insert = conn.prepare_cached(INSERT).map_err(|e| tx.err(e))?;
+    insert_with(tx, &mut insert, row)
+}
+
+/// [`insert`] with the statement already taken from the cache.
+fn insert_with(tx: &mut Tx<'_>, insert: &mut rusqlite::CachedStatement<'_>, row: Row) -> Result<Receipt> {
     let Row { event, headers, payload } = row;
     let offset = tx.next_offset(&event.topic)?;
-    tx.conn
-        .prepare_cached(
-            "INSERT INTO events (topic, off, id, key, part, ts, headers, payload, caused_by, sid, dedup) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )
-        .and_then(|mut insert| {
-            insert.execute(params![
-                event.topic,
-                offset,
-                event.id.as_bytes().as_slice(),
-                event.key,
-                event.partition,
-                event.ts,
-                headers,
-                payload,
-                event.caused_by.as_ref().map(|id| id.as_bytes().as_slice()),
-                event.sid,
-                event.dedup,
-            ])
-        })
+    insert
+        .execute(params![
+            event.topic,
+            offset,
+            event.id.as_bytes().as_slice(),
+            event.key,
+            event.partition,
+            event.ts,
+            headers,
+            payload,
+            event.caused_by.as_ref().map(|id| id.as_bytes().as_slice()),
+            event.sid,
+            event.dedup,
+        ])
         .map_err(|e| tx.err(e))?;
     Ok(Receipt { id: event.id, offset, partition: event.partition, duplicate: false })
 }
