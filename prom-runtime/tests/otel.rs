@@ -439,3 +439,23 @@ mod cli {
         assert!(contains(&traces.body, b"\x0a\x04prom"), "as `prom` (a 4-byte protobuf string)");
     }
 }
+
+/// An event stored without a trace is handled in an exported `prom.handle` span that starts a
+/// trace, and what its handler publishes continues that trace with the span as parent.
+#[tokio::test]
+async fn an_untraced_event_is_handled_in_a_new_exported_trace_its_publishes_continue() {
+    let exported = Exported::install();
+    let producer = producer();
+    producer.publish(PLACED, json!({ "order": "o-5" }), PublishOptions::default()).await.expect("publish");
+    assert_eq!(stored(&producer, PLACED).await[0].headers.get(TRACEPARENT), None, "no trace stored");
+    let seen = Arc::new(Mutex::new(None));
+    run_once(runner(&producer, "billing", 1), billing(&producer, &seen)).await;
+
+    let handles = exported.spans("prom.handle");
+    assert_eq!(handles.len(), 1, "{handles:#?}");
+    let handle = &handles[0].span_context;
+    assert_eq!(seen.lock().expect("lock").clone(), None, "no Prom context: the event carried none");
+    let (billed, _) = billed(&producer).await;
+    assert_eq!(billed.trace_id(), handle.trace_id().to_bytes());
+    assert_eq!(billed.span_id(), handle.span_id().to_bytes(), "the exported handle span is the parent");
+}
