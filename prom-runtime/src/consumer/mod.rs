@@ -245,10 +245,6 @@ enum Refill {
     Full,
 }
 
-/// One read of a refill: the partition to read (`None`: the whole topic), and the partitions it
-/// serves, each with its read position.
-type PlannedRead<'a> = (Option<u32>, &'a [(i64, u32)]);
-
 /// A member of a consumer group.
 pub struct Subscription<B: EventBus> {
     bus: B,
@@ -443,103 +439,40 @@ impl<B: EventBus> Subscription<B> {
     }
 
     /// Reads more events into the buffers of held partitions.
-    ///
-    /// Partitions whose read positions are at most a batch apart are read together when they
-    /// make up most of the topic: one read of the topic in offset order, from the first of
-    /// them, serves them all (one query and one pass over the store instead of one per
-    /// partition, each skipping the others' events; at most a batch is read again). Partitions
-    /// read together stay at one position, so a member holding every partition reads the topic
-    /// as a plain scan; one that holds a few reads each of them alone.
-    ///
-    /// While a partition's last read was full there is more to read, so the head is not asked
-    /// for: each round trip to the store (a thread hop on the embedded one) costs more than the
-    /// events it carries when the machine is busy. A read takes as many events as the in-flight
-    /// window has room for, not only a batch: the window, not the batch, bounds what is held.
     async fn refill(&mut self) -> Result<Refill> {
-        let pending: Vec<(i64, u32)> = self.due(|part| part.more);
-        let head = if pending.is_empty() { Some(self.bus.head(&self.group.topic).await?) } else { None };
-        let due = match head {
-            None => pending,
-            Some(head) => self.due(|part| (part.more || head > self.seen_head) && part.read_upto < head),
+        let head = self.bus.head(&self.group.topic).await?;
+        let plan: Vec<(u32, i64)> = {
+            let state = self.shared.lock();
+            state
+                .parts
+                .iter()
+                .filter(|(p, part)| !state.revoking.contains(p) && (part.more || head > self.seen_head))
+                .filter(|(_, part)| part.read_upto < head)
+                .map(|(&p, part)| (p, part.read_upto))
+                .collect()
         };
         let mut read_any = false;
-        let mut rest = due.as_slice();
-        while let Some(&(start, _)) = rest.first() {
-            let window = i64::try_from(self.opts.batch_size).unwrap_or(i64::MAX);
-            let joined = rest.partition_point(|&(position, _)| position - start <= window);
-            let (cluster, after) = rest.split_at(joined);
-            rest = after;
-            let together = cluster.len() > 1 && cluster.len() * 2 > self.opts.partitions as usize;
-            let reads: Vec<PlannedRead<'_>> = if together {
-                vec![(None, cluster)]
-            } else {
-                cluster.iter().map(|one| (Some(one.1), std::slice::from_ref(one))).collect()
-            };
-            for (partition, targets) in reads {
-                let room = self.room();
-                if room == 0 {
-                    return Ok(if read_any { Refill::Read } else { Refill::Full });
-                }
-                let limit = room;
-                let events = self.bus.read(&self.group.topic, partition, start, limit).await?;
-                read_any |= !events.is_empty();
-                self.buffer(events, limit, targets);
+        for (p, after) in plan {
+            let room = self.room();
+            if room == 0 {
+                return Ok(if read_any { Refill::Read } else { Refill::Full });
             }
+            let limit = room.min(self.opts.batch_size);
+            let events = self.bus.read(&self.group.topic, Some(p), after, limit).await?;
+            let filter = self.opts.filter.clone();
+            let mut state = self.shared.lock();
+            // The partition may have been dropped or re-acquired while reading.
+            let Some(part) = state.parts.get_mut(&p).filter(|part| part.read_upto == after) else { continue };
+            read_any |= !events.is_empty();
+            let limit_hit = events.len() >= limit;
+            part.add(events, limit_hit, |e| filter.as_ref().is_none_or(|f| f(e)));
         }
         if read_any {
             return Ok(Refill::Read);
         }
-        let Some(head) = head else {
-            // The full reads came back empty (they had ended exactly at the head): ask for it.
-            return Box::pin(self.refill()).await;
-        };
         // Every held partition was read up to `head`, so waiting for `head` to move is exact.
         self.seen_head = head;
         Ok(if self.room() == 0 { Refill::Full } else { Refill::Nothing })
-    }
-
-    /// The held partitions (not being handed over) that `wanted` picks, with their read
-    /// positions, in position order.
-    fn due(&self, wanted: impl Fn(&Part) -> bool) -> Vec<(i64, u32)> {
-        let state = self.shared.lock();
-        let mut due: Vec<(i64, u32)> = state
-            .parts
-            .iter()
-            .filter(|(p, part)| !state.revoking.contains(p) && wanted(part))
-            .map(|(&p, part)| (part.read_upto, p))
-            .collect();
-        due.sort_unstable();
-        due
-    }
-
-    /// Hands the events of one read (at most `limit`) to the buffers of `targets` (each with
-    /// the read position it had when the read was planned), which the read covered up to its
-    /// last event; events of other partitions, or that a target had read already, are dropped.
-    fn buffer(&self, events: Vec<EventRecord>, limit: usize, targets: &[(i64, u32)]) {
-        let limit_hit = events.len() >= limit;
-        let last = events.last().map(|e| e.offset);
-        let filter = self.opts.filter.clone();
-        let kept = |e: &EventRecord| filter.as_ref().is_none_or(|f| f(e));
-        let mut per_partition: BTreeMap<u32, (i64, Vec<EventRecord>)> =
-            targets.iter().map(|&(position, p)| (p, (position, Vec::new()))).collect();
-        for event in events {
-            if let Some((position, list)) = per_partition.get_mut(&event.partition)
-                && event.offset > *position
-            {
-                list.push(event);
-            }
-        }
-        let mut state = self.shared.lock();
-        for (p, (position, events)) in per_partition {
-            // The partition may have been dropped or re-acquired while reading.
-            let Some(part) = state.parts.get_mut(&p).filter(|part| part.read_upto == position) else {
-                continue;
-            };
-            part.add(events, limit_hit, kept);
-            if let Some(last) = last {
-                part.covered(last);
-            }
-        }
     }
 
     /// How many more events may be read; at 0 acks start counting towards waking the poller
@@ -714,58 +647,5 @@ mod tests {
         }
         assert_eq!(sub.poll().await.expect("poll").len(), 5);
         assert_eq!(committed(&bus).await, 5);
-    }
-
-    #[tokio::test]
-    async fn partitions_resuming_at_different_positions_get_each_event_once_in_key_order() {
-        let bus = MemoryBus::new();
-        let events = (0..200)
-            .map(|n| NewEvent::new("t", json!({ "n": n })).keyed(format!("k{}", n % 12), n % 4))
-            .collect();
-        bus.publish(events).await.expect("publish");
-        // Partitions 0-2 resume a few events apart (read together from the first of them);
-        // partition 3 is more than a batch ahead (read on its own).
-        let cursors = [(0, 8), (1, 13), (2, 0), (3, 150)];
-        bus.commit(&GroupId::new("t", "g"), None, cursors.to_vec()).await.expect("cursors");
-        let opts = SubscribeOptions {
-            partitions: 4,
-            batch_size: 50,
-            max_in_flight: 120,
-            poll_timeout: Duration::from_millis(20),
-            ..SubscribeOptions::default()
-        };
-        let mut sub = Subscription::new(bus.clone(), "t", "g", opts).expect("subscribe");
-        let mut seen = Vec::new();
-        loop {
-            let batch = sub.poll().await.expect("poll");
-            if batch.is_empty() {
-                break;
-            }
-            for d in &batch {
-                seen.push((d.record.key.clone().unwrap_or_default(), d.record.partition, d.record.offset));
-                sub.ack(d);
-            }
-        }
-        let mut delivered: Vec<(u32, i64)> = seen.iter().map(|(_, p, o)| (*p, *o)).collect();
-        delivered.sort_unstable();
-        let expected: Vec<(u32, i64)> = (1..=200_i64)
-            .map(|offset| (u32::try_from((offset - 1) % 4).unwrap_or(0), offset))
-            .filter(|(p, offset)| cursors.iter().any(|(c, after)| c == p && offset > after))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        assert_eq!(delivered, expected, "every event after its partition's cursor, once");
-        for key in 0..12 {
-            let offsets: Vec<i64> =
-                seen.iter().filter(|(k, _, _)| *k == format!("k{key}")).map(|(_, _, o)| *o).collect();
-            assert!(offsets.is_sorted(), "key k{key} delivered in offset order: {offsets:?}");
-        }
-        sub.commit().await.expect("commit");
-        let stored = bus.cursors(&GroupId::new("t", "g")).await.expect("cursors");
-        // A partition read together with others is covered up to the read's last event, so its
-        // cursor may pass its own last event (nothing of it lies in between).
-        for (p, last) in [(0, 197), (1, 198), (2, 199), (3, 200)] {
-            assert!((last..=200).contains(&stored[&p]), "partition {p}: cursor {} past {last}", stored[&p]);
-        }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::record::EventRecord;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use tokio::time::Instant;
 
 /// Identifies one handed-out event, for ack and nack.
@@ -25,31 +25,6 @@ pub struct Token {
 /// An ordering lane: a hash of the event's key. Two keys sharing a lane are only delivered one
 /// at a time, like one key; order within a key never depends on the hash.
 pub(crate) type Lane = u64;
-
-/// Hashes a lane as itself: it is a hash already, and the lane maps are touched several times
-/// per delivered event.
-#[derive(Default)]
-pub(crate) struct LaneHasher(u64);
-
-impl Hasher for LaneHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u64` is used for lanes; anything else still hashes to something sound.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, lane: u64) {
-        self.0 = lane;
-    }
-}
-
-type LaneMap<V> = HashMap<Lane, V, BuildHasherDefault<LaneHasher>>;
-type LaneSet = HashSet<Lane, BuildHasherDefault<LaneHasher>>;
 
 /// An event waiting for redelivery after a nack.
 struct Redelivery {
@@ -70,9 +45,9 @@ pub(crate) struct Part {
     /// Read and not handed out yet, in offset order, with their lanes.
     buffer: VecDeque<(Lane, EventRecord)>,
     /// Buffered events per lane, so an ack knows whether it made one ready.
-    waiting: LaneMap<u32>,
+    waiting: HashMap<Lane, u32>,
     outstanding: BTreeSet<i64>,
-    busy: LaneSet,
+    busy: HashSet<Lane>,
     redeliver: Vec<Redelivery>,
     attempts: BTreeMap<i64, u32>,
     pub in_flight: usize,
@@ -86,9 +61,9 @@ impl Part {
             read_upto: cursor,
             more: true,
             buffer: VecDeque::new(),
-            waiting: LaneMap::default(),
+            waiting: HashMap::new(),
             outstanding: BTreeSet::new(),
-            busy: LaneSet::default(),
+            busy: HashSet::new(),
             redeliver: Vec::new(),
             attempts: BTreeMap::new(),
             in_flight: 0,
@@ -112,13 +87,6 @@ impl Part {
                 self.buffer.push_back((lane, event));
             }
         }
-    }
-
-    /// Records that a read returned every event of this partition up to `offset` (a read of
-    /// several partitions at once covers each of them up to its last event, even those with
-    /// no event in it).
-    pub fn covered(&mut self, offset: i64) {
-        self.read_upto = self.read_upto.max(offset);
     }
 
     /// Where the cursor may move: just before the oldest unacked event, or to the read position.
