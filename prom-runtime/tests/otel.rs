@@ -21,25 +21,9 @@ use tracing::subscriber::DefaultGuard;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 
-const SPEC: &str = "
-topics:
-  orders.placed:
-    key: /order
-    partitions: 2
-    versions:
-      1:
-        schema: { type: object, required: [order], properties: { order: { type: string } } }
-  orders.billed:
-    key: /order
-    partitions: 2
-    versions:
-      1:
-        schema: { type: object, required: [order], properties: { order: { type: string } } }
-";
+mod common;
 
-const PLACED: &str = "orders.placed";
-const BILLED: &str = "orders.billed";
-const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+use common::orders::{BILLED, INCOMING, PLACED, SPEC};
 
 /// The SDK exporting into memory, installed for this thread while the guard lives.
 struct Exported {

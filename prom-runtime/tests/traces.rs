@@ -28,25 +28,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 const PROM: &str = env!("CARGO_BIN_EXE_prom");
 
-const SPEC: &str = "
-topics:
-  orders.placed:
-    key: /order
-    partitions: 2
-    versions:
-      1:
-        schema: { type: object, required: [order], properties: { order: { type: string } } }
-  orders.billed:
-    key: /order
-    partitions: 2
-    versions:
-      1:
-        schema: { type: object, required: [order], properties: { order: { type: string } } }
-";
-
-const PLACED: &str = "orders.placed";
-const BILLED: &str = "orders.billed";
-const INCOMING: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+use common::orders::{BILLED, INCOMING, PLACED, SPEC};
 
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod orders;
+
 use prom_runtime::{AnyBus, MemoryBus, SqliteBus};
 
 /// A store under test; `handle` opens another handle on the same data (for SQLite, a new
