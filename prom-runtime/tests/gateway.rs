@@ -42,7 +42,7 @@ async fn body(response: reqwest::Response) -> Value {
 }
 
 async fn head(harness: &Harness) -> i64 {
-    harness.producer().bus().head("heartbeat.received").await.expect("head")
+    harness.producer().bus().heads("heartbeat.received").await.expect("head").total()
 }
 
 #[tokio::test]

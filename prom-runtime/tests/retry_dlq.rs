@@ -163,7 +163,7 @@ async fn without_a_dlq_a_failing_event_is_retried_and_never_dropped(store: &Stor
     .await;
     assert_eq!(handled, ["good"]);
     assert!(stats.snapshot().3 >= 2, "exhausted, redelivered, exhausted again");
-    assert_eq!(producer.bus().head("dlq.orders.placed").await.expect("head"), 0);
+    assert_eq!(producer.bus().heads("dlq.orders.placed").await.expect("head").total(), 0);
     let cursors = producer.bus().cursors(&GroupId::new(TOPIC, "billing")).await.expect("cursors");
     let bad_partition = prom_runtime::partition::partition_for(Some("bad"), 2);
     assert_eq!(
@@ -200,17 +200,19 @@ async fn replay_is_bounded_transformed_ordered_and_never_repeated(store: &Store)
     for (id, amount) in [("a", 2), ("b", 3), ("c", 4)] {
         producer.publish(TOPIC, order(id, amount), PublishOptions::default()).await.expect("publish");
     }
-    let originals = producer.bus().read(TOPIC, None, 0, 10).await.expect("read");
+    let originals =
+        producer.bus().read_topic(TOPIC, &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     let letters = originals.iter().map(|o| dlq::dead_letter(o, "billing", "boom", 3)).collect();
     producer.bus().publish(letters).await.expect("dead letters");
-    let head = producer.bus().head(TOPIC).await.expect("head");
+    let head = producer.bus().heads(TOPIC).await.expect("head").total();
 
     // Bounded: only two.
     let first = dlq::replay(&producer, TOPIC, &ReplayOptions { limit: 2, ..ReplayOptions::default() })
         .await
         .expect("replay");
     assert_eq!(first.replayed.len(), 2);
-    let replayed = producer.bus().read(TOPIC, None, head, 10).await.expect("read");
+    let replayed =
+        producer.bus().read_topic(TOPIC, &prom_runtime::TopicPosition::after(head), 10).await.expect("read");
     let amounts: Vec<(Value, Value)> =
         replayed.iter().map(|e| (e.payload["order"].clone(), e.payload["amount"].clone())).collect();
     assert_eq!(amounts, [(json!("a"), json!(1)), (json!("a"), json!(2))], "key a in its original order");
@@ -229,7 +231,11 @@ async fn replay_is_bounded_transformed_ordered_and_never_repeated(store: &Store)
     assert_eq!((second.replayed.len(), second.already_replayed, second.failed.len()), (1, 2, 1));
     let Error::Invalid { errors, .. } = &second.failed[0].1 else { panic!("{:?}", second.failed) };
     assert!(errors.join("\n").contains("integer"), "{errors:?}");
-    let b = producer.bus().read(TOPIC, None, head + 2, 10).await.expect("read");
+    let b = producer
+        .bus()
+        .read_topic(TOPIC, &prom_runtime::TopicPosition::after(head + 2), 10)
+        .await
+        .expect("read");
     assert_eq!((b.len(), b[0].payload["amount"].clone()), (1, json!(6)));
 
     // Nothing is replayed twice, even with a bigger limit.
@@ -245,7 +251,8 @@ async fn replay_is_bounded_transformed_ordered_and_never_repeated(store: &Store)
 async fn replay_errors_are_matchable(store: &Store) {
     let producer = producer(store.handle());
     producer.publish(TOPIC, order("a", 1), PublishOptions::default()).await.expect("publish");
-    let originals = producer.bus().read(TOPIC, None, 0, 10).await.expect("read");
+    let originals =
+        producer.bus().read_topic(TOPIC, &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     let letters = originals.iter().map(|o| dlq::dead_letter(o, "billing", "boom", 3)).collect();
     producer.bus().publish(letters).await.expect("dead letters");
 

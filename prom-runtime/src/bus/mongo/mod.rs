@@ -25,7 +25,7 @@ mod txn;
 
 pub use mongodb;
 
-use super::{EventBus, GroupId};
+use super::{EventBus, GroupId, TopicPosition};
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
@@ -168,12 +168,12 @@ impl MongoBus {
             .map_err(|e| self.db("cannot start a session", &e))
     }
 
-    async fn find_events(&self, filter: Document, limit: usize) -> Result<Vec<EventRecord>> {
+    async fn find_events(&self, filter: Document, sort: Document, limit: usize) -> Result<Vec<EventRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let cursor = self
             .events()
             .find(filter)
-            .sort(doc! { "off": 1 })
+            .sort(sort)
             .limit(limit)
             .await
             .map_err(|e| self.db("cannot read events", &e))?;
@@ -181,6 +181,32 @@ impl MongoBus {
             cursor.try_collect().await.map_err(|e| self.db("cannot read events", &e))?;
         docs.into_iter().map(|d| d.into_record().map_err(|e| self.err(e))).collect()
     }
+}
+
+/// The filter and sort of a read of `topic` after `from`.
+///
+/// Every listed partition past its own offset, every other one past the floor. An ordered
+/// store sorts by offset (topic order, on `topic_off`), so a reader can keep one number;
+/// otherwise by partition then offset (on `topic_part_off`): each partition's events come as a
+/// prefix of what is after `from` without a merge of per-partition cursors, and one page may
+/// hold fewer partitions than a merge would (a topic-wide reader reads on until it is empty).
+fn topic_filter(topic: &str, from: &TopicPosition, ordered: bool) -> (Document, Document) {
+    let sort = if ordered {
+        doc! { "off": 1 }
+    } else {
+        doc! { "part": 1, "off": 1 }
+    };
+    if from.parts().is_empty() {
+        return (doc! { "topic": topic, "off": { "$gt": from.floor() } }, sort);
+    }
+    let listed: Vec<i64> = from.parts().keys().map(|&p| i64::from(p)).collect();
+    let mut branches: Vec<Document> = from
+        .parts()
+        .iter()
+        .map(|(&p, &offset)| doc! { "part": i64::from(p), "off": { "$gt": offset } })
+        .collect();
+    branches.push(doc! { "part": { "$nin": listed }, "off": { "$gt": from.floor() } });
+    (doc! { "topic": topic, "$or": branches }, sort)
 }
 
 /// Majority-acknowledged and journaled.
@@ -203,47 +229,51 @@ impl EventBus for MongoBus {
         Ok(receipts)
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
+    async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut filter = doc! { "topic": topic, "off": { "$gt": after } };
-        if let Some(p) = partition {
-            filter.insert("part", i64::from(p));
-        }
-        self.find_events(filter, limit).await
+        let filter = doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } };
+        self.find_events(filter, doc! { "off": 1 }, limit).await
     }
 
-    async fn head(&self, topic: &str) -> Result<i64> {
+    async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (filter, sort) = topic_filter(topic, from, self.ordered());
+        self.find_events(filter, sort, limit).await
+    }
+
+    fn ordered(&self) -> bool {
+        true
+    }
+
+    async fn heads(&self, topic: &str) -> Result<TopicPosition> {
         let counter = self
             .coll(layout::TOPICS)
             .find_one(doc! { "_id": topic })
             .await
             .map_err(|e| self.db("cannot read the topic head", &e))?;
-        Ok(counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(0))
+        Ok(TopicPosition::after(counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(0)))
     }
 
-    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
-        let first = self.find_events(doc! { "topic": topic, "ts": { "$gte": at_ms } }, 1).await?;
+    async fn position_before_time(&self, topic: &str, at_ms: i64) -> Result<TopicPosition> {
+        let filter = doc! { "topic": topic, "ts": { "$gte": at_ms } };
+        let first = self.find_events(filter, doc! { "off": 1 }, 1).await?;
         match first.first() {
-            Some(event) => Ok(event.offset - 1),
-            None => self.head(topic).await,
+            Some(event) => Ok(TopicPosition::after(event.offset - 1)),
+            None => self.heads(topic).await,
         }
     }
 
-    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
+    async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
         let found = self
             .events()
             .find_one(doc! { "_id": docs::bson_uuid(id), "topic": topic })
             .await
             .map_err(|e| self.db("cannot look the event up", &e))?;
-        Ok(found.map(|d| d.off))
+        Ok(found.map(|d| TopicPosition::after(d.off)))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
@@ -271,9 +301,10 @@ impl EventBus for MongoBus {
         &self,
         group: &GroupId,
         partitions: Vec<u32>,
-        offset: i64,
+        start: &TopicPosition,
     ) -> Result<BTreeMap<u32, i64>> {
-        groups::init_cursors(self, group, &partitions, offset).await
+        let starts: Vec<(u32, i64)> = partitions.into_iter().map(|p| (p, start.at(p))).collect();
+        groups::init_cursors(self, group, &starts).await
     }
 
     async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
@@ -302,12 +333,8 @@ impl EventBus for MongoBus {
         groups::leave(self, group, member).await
     }
 
-    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
-        // A failing read is retried on the next round; the caller reads (and reports) anyway.
-        super::wait_for_head(&self.inner.published, seen, timeout, || async {
-            self.head(topic).await.unwrap_or(0)
-        })
-        .await;
+    async fn wait(&self, topic: &str, seen: &TopicPosition, timeout: Duration) {
+        super::wait_until(&self.inner.published, timeout, || super::arrived(self, topic, seen)).await;
     }
 
     async fn append(&self, append: StreamAppend) -> Result<Appended> {
