@@ -47,7 +47,8 @@ pub struct EventRecord {
     pub caused_by: Option<Uuid>,
     /// Session / stream id the producer attached, if any.
     pub sid: Option<String>,
-    /// Position in the topic: strictly increasing per topic, starting at 1.
+    /// Position in its partition: starts at 1 and increases strictly per partition (per topic, in
+    /// commit order, on an [`crate::EventBus::ordered`] store).
     pub offset: i64,
 }
 
