@@ -7,32 +7,58 @@ use super::rows;
 use super::writer::Tx;
 use crate::error::Result;
 use crate::record::Receipt;
-use crate::stream::chain::{self, GENESIS};
-use crate::stream::{Appended, ChainLink, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected};
+use crate::stream::chain::{self, GENESIS, Prefix};
+use crate::stream::{
+    Appended, ChainLink, ExpectedVersion, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected,
+};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// An append with its JSON columns serialized off the committer thread.
+/// An append prepared off the committer thread: JSON columns serialized and, when the
+/// expected version fixes the versions, each event's chain hash computed up to its predecessor.
 pub struct Job {
     stream: StreamId,
-    expected: crate::stream::ExpectedVersion,
+    expected: ExpectedVersion,
     tamper_evident: bool,
     events: Vec<Row>,
     copies: Vec<Row>,
+    /// One per event, for the versions the expectation implies (empty when it implies none).
+    prefixes: Vec<Prefix>,
 }
 
-/// Checks and serializes `append` for the committer.
+/// Checks and prepares `append` for the committer.
 pub fn job(append: StreamAppend) -> Result<Job> {
     append.check()?;
     let StreamAppend { stream, expected, events, tamper_evident, copies } = append;
-    Ok(Job { stream, expected, tamper_evident, events: ops::rows(events)?, copies: ops::rows(copies)? })
+    let prefixes = match planned_first(expected) {
+        Some(first) if tamper_evident => {
+            (first..).zip(&events).map(|(version, e)| Prefix::new(&stream, version, e.into())).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Job {
+        stream,
+        expected,
+        tamper_evident,
+        events: ops::rows(events)?,
+        copies: ops::rows(copies)?,
+        prefixes,
+    })
+}
+
+/// The first version an append gets if it goes through, when `expected` decides it.
+fn planned_first(expected: ExpectedVersion) -> Option<u64> {
+    match expected {
+        ExpectedVersion::NoStream => Some(1),
+        ExpectedVersion::Exact(n) => n.checked_add(1),
+        ExpectedVersion::Any | ExpectedVersion::Exists => None,
+    }
 }
 
 /// Runs inside the committer's transaction: the expected-version check sees every commit
 /// before it (the write lock is held), and a conflict fails this job alone.
 pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
-    let Job { stream, expected, tamper_evident, events, copies } = job;
-    let append_topics: Vec<String> = events.iter().map(|row| row.event.topic.clone()).collect();
+    let Job { stream, expected, tamper_evident, events, copies, prefixes } = job;
     let last: Option<(u64, Option<Vec<u8>>)> = tx
         .conn
         .prepare_cached(
@@ -49,19 +75,32 @@ pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
     // The chain starts where tamper evidence was turned on: after an unlinked event, zeros.
     let mut prev = last.and_then(|(_, h)| h).and_then(|h| <[u8; 32]>::try_from(h).ok()).unwrap_or(GENESIS);
     let first_version = actual.unwrap_or(0) + 1;
-    let mut receipts = Vec::with_capacity(events.len());
     let mut links = Vec::with_capacity(events.len());
-    for (version, row) in (first_version..).zip(events) {
-        let link = tamper_evident.then(|| chain::link(&stream, version, (&row.event).into(), prev));
+    let mut prefixes = prefixes.into_iter();
+    for (version, row) in (first_version..).zip(&events) {
+        let link = tamper_evident.then(|| {
+            // A prefix built for another version (none when the expectation fixed none) is
+            // useless: the version is hashed before the content.
+            let hash = match prefixes.next().filter(|p| p.version() == version) {
+                Some(prefix) => prefix.finish(&prev),
+                None => chain::hash(&stream, version, (&row.event).into(), &prev),
+            };
+            ChainLink { prev, hash }
+        });
         prev = link.map_or(GENESIS, |l| l.hash);
-        receipts.push(ops::insert(tx, row)?);
         links.push(link);
     }
-    let topics = append_topics.iter().map(String::as_str);
-    insert_versions(tx, &stream, first_version, topics.zip(&receipts).zip(&links))?;
-    for row in copies {
-        ops::insert(tx, row)?;
-    }
+    let topics: Vec<String> = events.iter().map(|row| row.event.topic.clone()).collect();
+    // No event of an append carries a dedup key (`check`), so publishing is inserting, with
+    // the statement taken from the cache once per job.
+    let receipts = ops::publish(tx, events)?;
+    insert_versions(
+        tx,
+        &stream,
+        first_version,
+        topics.iter().map(String::as_str).zip(&receipts).zip(&links),
+    )?;
+    ops::publish(tx, copies)?;
     let last_version = first_version + receipts.len() as u64 - 1;
     Ok(Appended { first_version, last_version, receipts })
 }
@@ -230,4 +269,63 @@ fn signed(version: u64) -> i64 {
 /// append writes, so verification reports it.
 fn unsigned(version: i64) -> u64 {
     u64::try_from(version).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bus::EventBus;
+    use crate::bus::sqlite::SqliteBus;
+    use crate::record::NewEvent;
+    use crate::stream::{ExpectedVersion, StreamAppend, StreamId, chain, verify};
+    use serde_json::json;
+
+    fn chained(stream: &StreamId, expected: ExpectedVersion, cents: &[i64]) -> StreamAppend {
+        let events = cents
+            .iter()
+            .map(|c| {
+                NewEvent::new(
+                    "money.deposited",
+                    json!({ "id": stream.id, "cents": c, "a": [1.0, {"z": 1, "b": 2}] }),
+                )
+            })
+            .collect();
+        StreamAppend { tamper_evident: true, ..StreamAppend::new(stream.clone(), expected, events) }
+    }
+
+    /// Hashes prepared before queueing (expectations that fix the versions) and hashes computed
+    /// in the transaction (`any`, `exists`) chain alike, as `chain::hash` and `verify` see them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_expectation_chains_what_verify_recomputes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = SqliteBus::open(dir.path()).expect("open");
+        let s = StreamId::new("account", "7");
+        let appends = [
+            (ExpectedVersion::NoStream, &[1, 2][..]),
+            (ExpectedVersion::Exact(2), &[3][..]),
+            (ExpectedVersion::Any, &[4, 5][..]),
+            (ExpectedVersion::Exists, &[6][..]),
+            (ExpectedVersion::Exact(6), &[7, 8, 9][..]),
+        ];
+        for (expected, cents) in appends {
+            bus.append(chained(&s, expected, cents)).await.expect("append");
+        }
+        let stale = bus.append(chained(&s, ExpectedVersion::Exact(3), &[10])).await;
+        assert!(stale.is_err(), "a stale expectation stores nothing");
+        let read = bus.read_stream(&s, 0, 100).await.expect("read");
+        assert_eq!(read.iter().map(|r| r.version).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
+        let mut prev = chain::GENESIS;
+        for r in &read {
+            let link = r.link.expect("linked");
+            assert_eq!(link.prev, prev, "version {}", r.version);
+            assert_eq!(
+                link.hash,
+                chain::hash(&s, r.version, (&r.record).into(), &prev),
+                "version {}",
+                r.version
+            );
+            prev = link.hash;
+        }
+        let report = verify(&bus, "account", None).await.expect("verify");
+        assert!(report.ok() && report.linked == 9, "{report:?}");
+    }
 }
