@@ -1,5 +1,5 @@
 //! Streams on the embedded store: the `streams` table maps (aggregate, id, version) to an
-//! event's topic and offset (with its chain link), written in the same job, so the same
+//! event's topic and offset (with its chain hash), written in the same job, so the same
 //! transaction, as the events; `snapshots` holds one snapshot per stream.
 
 use super::ops::{self, Row};
@@ -117,7 +117,7 @@ fn insert_versions<'a>(
     first: u64,
     rows: impl ExactSizeIterator<Item = ((&'a str, &'a Receipt), &'a Option<ChainLink>)>,
 ) -> Result<()> {
-    const COLUMNS: usize = 7;
+    const COLUMNS: usize = 6;
     let mut left = rows.len();
     let mut rows = rows;
     let mut version = first;
@@ -132,8 +132,7 @@ fn insert_versions<'a>(
                     stmt.raw_bind_parameter(at + 3, signed(version))?;
                     stmt.raw_bind_parameter(at + 4, topic)?;
                     stmt.raw_bind_parameter(at + 5, receipt.offset)?;
-                    stmt.raw_bind_parameter(at + 6, link.as_ref().map(|l| &l.prev[..]))?;
-                    stmt.raw_bind_parameter(at + 7, link.as_ref().map(|l| &l.hash[..]))
+                    stmt.raw_bind_parameter(at + 6, link.as_ref().map(|l| &l.hash[..]))
                 })();
                 bound.map_err(|e| tx.err(e))?;
                 version += 1;
@@ -151,8 +150,10 @@ fn insert_sql(size: usize) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..=VERSION_ROWS[0])
             .map(|n| {
-                let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
-                format!("INSERT INTO streams (aggregate, stream_id, version, topic, off, prev_hash, hash) VALUES {values}")
+                let values = vec!["(?, ?, ?, ?, ?, ?)"; n].join(", ");
+                format!(
+                    "INSERT INTO streams (aggregate, stream_id, version, topic, off, hash) VALUES {values}"
+                )
             })
             .collect()
     });
@@ -160,7 +161,8 @@ fn insert_sql(size: usize) -> &'static str {
 }
 
 /// Up to `limit` events of `stream` after `after`, in version order. A version whose event row
-/// is gone is left out (verification reports the gap).
+/// is gone is left out (verification reports the gap). A link's predecessor hash is the stored
+/// hash of the version before (zeros where there is none or it has none: a chain's start).
 pub fn read(
     conn: &Connection,
     stream: &StreamId,
@@ -169,7 +171,9 @@ pub fn read(
 ) -> rusqlite::Result<Vec<StreamRecord>> {
     let columns: Vec<String> = rows::COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
     let sql = format!(
-        "SELECT {}, s.version, s.prev_hash, s.hash FROM streams s JOIN events e ON e.topic = s.topic AND e.off = s.off \
+        "SELECT {}, s.version, (SELECT p.hash FROM streams p WHERE p.aggregate = s.aggregate \
+         AND p.stream_id = s.stream_id AND p.version = s.version - 1), s.hash \
+         FROM streams s JOIN events e ON e.topic = s.topic AND e.off = s.off \
          WHERE s.aggregate = ?1 AND s.stream_id = ?2 AND s.version > ?3 ORDER BY s.version LIMIT ?4",
         columns.join(", ")
     );
@@ -180,8 +184,8 @@ pub fn read(
     found.collect()
 }
 
-/// The stored link; a hash of the wrong size reads as all ones, which no chain produces, so
-/// verification reports it as broken.
+/// The stored link (none without a hash), after the predecessor's hash; a hash of the wrong
+/// size reads as all ones, which no chain produces, so verification reports it as broken.
 fn link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ChainLink>> {
     let bytes = |i: usize| -> rusqlite::Result<Option<[u8; 32]>> {
         Ok(match r.get_ref(i)? {
@@ -190,12 +194,8 @@ fn link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ChainLink>> {
             _ => Some([0xff; 32]),
         })
     };
-    Ok(match (bytes(11)?, bytes(12)?) {
-        (None, None) => None,
-        (prev, hash) => {
-            Some(ChainLink { prev: prev.unwrap_or([0xff; 32]), hash: hash.unwrap_or([0xff; 32]) })
-        }
-    })
+    let prev = bytes(11)?.unwrap_or(GENESIS);
+    Ok(bytes(12)?.map(|hash| ChainLink { prev, hash }))
 }
 
 /// The stream's version.
