@@ -2,9 +2,10 @@
 //! a ratio, because absolute numbers depend on the machine.
 //!
 //! `cargo bench -p prom-runtime --bench runtime [-- SECTION...]`, sections: `hotpath`,
-//! `throughput`, `validation`, `upcast`, `store`, `streams`, `scale` (default: all), and `steps` and `consume-steps`, which are not
-//! timed: they run each step of the read path (of a typed decode; of embedded consumption) in
-//! functions of their own, for `valgrind --tool=callgrind` to count.
+//! `throughput`, `validation`, `upcast`, `store`, `streams`, `scale` (default: all), and `steps`,
+//! `consume-steps` and `stream-steps`, which are not timed: they run each step of the read path
+//! (of a typed decode; of embedded consumption) in functions of their own, or one side of the
+//! `streams` comparison, for `valgrind --tool=callgrind` to count.
 //!
 //! Method: the machine is shared, so a single long timing loop per side picks up whatever else
 //! ran meanwhile. Each comparison instead runs its baseline and its measured path in alternating
@@ -37,6 +38,23 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     if sections.iter().any(|s| s == "consume-steps") {
         runtime.block_on(scale::steps());
+        return;
+    }
+    if sections.iter().any(|s| s == "stream-steps") {
+        // One side per process, for `valgrind --tool=callgrind` (instructions) or `strace -c`
+        // (commits, writes) to count: `stream-steps publish-100|append-100|publish-1|append-1`.
+        let registry = streams_registry();
+        for (name, batch, append) in [
+            ("publish-100", 100, false),
+            ("append-100", 100, true),
+            ("publish-1", 1, false),
+            ("append-1", 1, true),
+        ] {
+            if sections.iter().any(|s| s == name) {
+                let n = if batch == 1 { 200 } else { 2_000 };
+                println!("{name}: {n} events in {:?}", stream_run(&runtime, &registry, n, batch, append));
+            }
+        }
         return;
     }
     println!("prom-runtime benchmarks ({EVENTS} events where not said otherwise)\n");
@@ -73,48 +91,57 @@ fn deposit(stream: usize, n: usize) -> Value {
     json!({ "accountId": format!("s{stream}"), "cents": n + 1 })
 }
 
+/// The account streams the `streams` section's appends rotate over.
+const STREAMS: usize = 20;
+
+/// `n` events to a fresh embedded store in calls of `batch`: appends with an expected version
+/// (rotating over `STREAMS` tamper-evident account streams) or plain `publish_all`s of the same
+/// payloads. Returns the time the calls took (the store's opening excluded).
+fn stream_run(
+    runtime: &tokio::runtime::Runtime,
+    registry: &Arc<Registry>,
+    n: usize,
+    batch: usize,
+    append: bool,
+) -> Duration {
+    use prom_runtime::stream::{ExpectedVersion, StreamId};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let producer = Producer::new(SqliteBus::open(dir.path()).expect("open"), registry.clone());
+    runtime.block_on(async {
+        let mut versions = [0u64; STREAMS];
+        let start = Instant::now();
+        for (b, first) in (0..n).step_by(batch).enumerate() {
+            let stream = b % STREAMS;
+            let payloads = (first..first + batch).map(|i| deposit(stream, i));
+            if append {
+                let events = payloads.map(|p| ("money.deposited".to_owned(), p)).collect();
+                let expected = ExpectedVersion::Exact(versions[stream]);
+                let id = StreamId::new("account", format!("s{stream}"));
+                let appended = producer.append(id, expected, events).await.expect("append");
+                versions[stream] = appended.last_version;
+            } else {
+                let items =
+                    payloads.map(|p| ("money.deposited".to_owned(), p, PublishOptions::default())).collect();
+                producer.publish_all(items).await.expect("publish");
+            }
+        }
+        start.elapsed()
+    })
+}
+
 /// Appends with an expected version (SHA-256 chain included) vs plain publishes of the same
 /// payloads, on the embedded store: in batches, and one event per call (each its own commit).
 fn streams(runtime: &tokio::runtime::Runtime) {
-    use prom_runtime::stream::{ExpectedVersion, StreamId};
-    const STREAMS: usize = 20;
     let registry = streams_registry();
-    let fresh = |registry: &Arc<Registry>| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let bus = SqliteBus::open(dir.path()).expect("open");
-        (dir, Producer::new(bus, registry.clone()))
-    };
-    let run = |n: usize, batch: usize, append: bool| {
-        let (_dir, producer) = fresh(&registry);
-        runtime.block_on(async {
-            let mut versions = [0u64; STREAMS];
-            let start = Instant::now();
-            for (b, first) in (0..n).step_by(batch).enumerate() {
-                let stream = b % STREAMS;
-                let payloads = (first..first + batch).map(|i| deposit(stream, i));
-                if append {
-                    let events = payloads.map(|p| ("money.deposited".to_owned(), p)).collect();
-                    let expected = ExpectedVersion::Exact(versions[stream]);
-                    let id = StreamId::new("account", format!("s{stream}"));
-                    let appended = producer.append(id, expected, events).await.expect("append");
-                    versions[stream] = appended.last_version;
-                } else {
-                    let items = payloads
-                        .map(|p| ("money.deposited".to_owned(), p, PublishOptions::default()))
-                        .collect();
-                    producer.publish_all(items).await.expect("publish");
-                }
-            }
-            start.elapsed()
-        })
-    };
+    let run = |n: usize, batch: usize, append: bool| stream_run(runtime, &registry, n, batch, append);
     let (n, batch, rounds) = (20_000, 100, 5);
     let (publish, append) = interleave(rounds, || run(n, batch, false), || run(n, batch, true));
     let (single_n, single_rounds) = (1_000, 3);
     let (publish1, append1) =
         interleave(single_rounds, || run(single_n, 1, false), || run(single_n, 1, true));
     println!(
-        "stream appends on the embedded store (validated, dual-written, tamper-evident account streams,          {STREAMS} streams; fastest of {rounds} / {single_rounds} alternating rounds)"
+        "stream appends on the embedded store (validated, dual-written, tamper-evident account streams, \
+         {STREAMS} streams; fastest of {rounds} / {single_rounds} alternating rounds)"
     );
     println!("  publish_all, batches of {batch}       : {:>10.0} ev/s (baseline)", rate(n, publish));
     println!(

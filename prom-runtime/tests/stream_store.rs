@@ -1,5 +1,5 @@
-//! Streams and the stores underneath: a layout-1 embedded store is migrated, and an event
-//! edited behind MongoDB's back is named by `prom verify --mongo`.
+//! Streams and the stores underneath: layout-1 and layout-4 embedded stores are migrated, and
+//! an event edited behind MongoDB's back is named by `prom verify --mongo`.
 
 mod common;
 
@@ -42,7 +42,7 @@ async fn a_layout_1_store_is_migrated_and_keeps_its_events() {
     let version: i64 = rusqlite::Connection::open(dir.path().join("events.db"))
         .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get(0)))
         .expect("user_version");
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let appended =
         p.append(StreamId::new("account", "m"), ExpectedVersion::NoStream, vec![deposit("m", 3)]).await;
     let appended = appended.expect("append after the migration");
@@ -50,6 +50,88 @@ async fn a_layout_1_store_is_migrated_and_keeps_its_events() {
     let old =
         p.bus().read_topic("money.deposited", &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     assert_eq!(old[0].payload, serde_json::json!({ "old": true }));
+}
+
+/// Layout 4 stored each link's predecessor hash in `streams.prev_hash`; layout 5 derives it
+/// from the previous version's hash. A layout-4 store (a chain restarting after an unlinked
+/// event included) reads the same links read-only, and after the migration drops the column its
+/// chains verify, extend and still catch an edited event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_4_store_keeps_its_chains_without_prev_hash() {
+    use prom_runtime::stream::verify;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = producer(SqliteBus::open(dir.path()).expect("create"));
+    let account = StreamId::new("account", "c");
+    p.append(account.clone(), ExpectedVersion::NoStream, vec![deposit("c", 1), deposit("c", 2)])
+        .await
+        .expect("a");
+    p.append(account.clone(), ExpectedVersion::Any, vec![deposit("c", 3)]).await.expect("b");
+    let mut before = p.bus().read_stream(&account, 0, 10).await.expect("read");
+    drop(p);
+    let db = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
+    // What layout 4 wrote: the same rows with `prev_hash`; version 1 made unlinked, as when tamper
+    // evidence is turned on later, so version 2 starts the chain again (zeros before it).
+    db.execute_batch(
+        "UPDATE streams SET hash = NULL WHERE version = 1; \
+         CREATE TABLE old (aggregate TEXT NOT NULL, stream_id TEXT NOT NULL, version INTEGER NOT NULL, \
+             topic TEXT NOT NULL, off INTEGER NOT NULL, prev_hash BLOB, hash BLOB, \
+             PRIMARY KEY (aggregate, stream_id, version)) WITHOUT ROWID; \
+         INSERT INTO old SELECT aggregate, stream_id, version, topic, off, CASE WHEN hash IS NULL THEN NULL ELSE \
+             coalesce((SELECT p.hash FROM streams p WHERE p.aggregate = s.aggregate AND p.stream_id = s.stream_id \
+             AND p.version = s.version - 1), zeroblob(32)) END, hash FROM streams s; \
+         DROP TABLE streams; ALTER TABLE old RENAME TO streams; PRAGMA user_version = 4;",
+    )
+    .expect("downgrade");
+    // Version 2's hash was computed after version 1's: rewrite it as a chain start.
+    let v2 = &before[1];
+    let restarted = prom_runtime::stream::chain::hash(&account, 2, (&v2.record).into(), &[0; 32]);
+    db.execute("UPDATE streams SET hash = ?1 WHERE version = 2", [&restarted[..]]).expect("restart");
+    let v3 = &before[2];
+    let relinked = prom_runtime::stream::chain::hash(&account, 3, (&v3.record).into(), &restarted);
+    db.execute(
+        "UPDATE streams SET prev_hash = ?1, hash = ?2 WHERE version = 3",
+        [&restarted[..], &relinked[..]],
+    )
+    .expect("relink");
+    drop(db);
+    before[0].link = None;
+    before[1].link = Some(prom_runtime::stream::ChainLink { prev: [0; 32], hash: restarted });
+    before[2].link = Some(prom_runtime::stream::ChainLink { prev: restarted, hash: relinked });
+
+    let read_only = SqliteBus::open_read_only(dir.path()).expect("a read-only open accepts layout 4");
+    assert_eq!(read_only.read_stream(&account, 0, 10).await.expect("read"), before);
+    assert!(verify(&read_only, "account", None).await.expect("verify").ok());
+    drop(read_only);
+
+    let p = producer(SqliteBus::open(dir.path()).expect("migrate"));
+    let db = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
+    let (version, prev_hash): (i64, bool) = db
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version), \
+             EXISTS (SELECT 1 FROM pragma_table_info('streams') WHERE name = 'prev_hash')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("layout");
+    assert_eq!((version, prev_hash), (5, false));
+    assert_eq!(p.bus().read_stream(&account, 0, 10).await.expect("read"), before, "the same links");
+    let report = verify(p.bus(), "account", None).await.expect("verify");
+    assert!(report.ok() && report.linked == 2, "{report:?}");
+    p.append(account.clone(), ExpectedVersion::Exact(3), vec![deposit("c", 4)]).await.expect("extend");
+    let after = p.bus().read_stream(&account, 0, 10).await.expect("read");
+    assert_eq!(after[3].link.map(|l| l.prev), Some(relinked), "version 4 follows version 3");
+    let report = verify(p.bus(), "account", None).await.expect("verify");
+    assert!(report.ok() && report.linked == 3, "{report:?}");
+    let edited = db
+        .execute(
+            "UPDATE events SET payload = '{\"accountId\":\"c\",\"cents\":300}' WHERE topic = 'money.deposited' \
+             AND off = (SELECT off FROM streams WHERE stream_id = 'c' AND version = 3)",
+            [],
+        )
+        .expect("edit");
+    assert_eq!(edited, 1);
+    let report = verify(p.bus(), "account", None).await.expect("verify");
+    assert_eq!(report.broken.map(|b| b.version), Some(3), "the edited event breaks the chain");
 }
 
 #[cfg(feature = "mongo")]

@@ -66,53 +66,79 @@ pub fn link(stream: &StreamId, version: u64, event: Chained<'_>, prev: [u8; 32])
 }
 
 /// SHA-256 over the canonical encoding described in the module docs.
-///
-/// Fields are fed to the hasher as they are encoded, through one scratch buffer (the
-/// committer computes a hash per appended event, inside the write transaction).
 pub fn hash(stream: &StreamId, version: u64, event: Chained<'_>, prev: &[u8; 32]) -> [u8; 32] {
-    use std::fmt::Write as _;
-    let mut h = Sha256::new();
-    h.update(b"prom-stream-chain-v1");
-    let mut field = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_be_bytes());
-        h.update(bytes);
-    };
-    let mut scratch = String::with_capacity(256);
-    field(stream.aggregate.as_bytes());
-    field(stream.id.as_bytes());
-    let _ = write!(scratch, "{version}");
-    field(scratch.as_bytes());
-    field(event.topic.as_bytes());
-    field(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
-    scratch.clear();
-    let _ = write!(scratch, "{}", event.ts);
-    field(scratch.as_bytes());
-    match event.key {
-        None => field(&[0]),
-        Some(key) => {
-            scratch.clear();
-            scratch.push('\u{1}');
-            scratch.push_str(key);
-            field(scratch.as_bytes());
+    Prefix::new(stream, version, event).finish(prev)
+}
+
+/// The hash of an event at a version with everything fed in but its predecessor's hash.
+///
+/// The encoding puts the predecessor last, so an append builds this (canonical JSON and all)
+/// before its job is queued and the committer, which alone sees the predecessor, only feeds
+/// 32 bytes and finalizes.
+#[derive(Clone)]
+pub struct Prefix {
+    version: u64,
+    hasher: Sha256,
+}
+
+impl Prefix {
+    /// Feeds every field of `event` at `version` of `stream`, through one scratch buffer.
+    pub fn new(stream: &StreamId, version: u64, event: Chained<'_>) -> Prefix {
+        use std::fmt::Write as _;
+        let mut h = Sha256::new();
+        h.update(b"prom-stream-chain-v1");
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_be_bytes());
+            h.update(bytes);
+        };
+        let mut scratch = String::with_capacity(256);
+        field(stream.aggregate.as_bytes());
+        field(stream.id.as_bytes());
+        let _ = write!(scratch, "{version}");
+        field(scratch.as_bytes());
+        field(event.topic.as_bytes());
+        field(event.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+        scratch.clear();
+        let _ = write!(scratch, "{}", event.ts);
+        field(scratch.as_bytes());
+        match event.key {
+            None => field(&[0]),
+            Some(key) => {
+                scratch.clear();
+                scratch.push('\u{1}');
+                scratch.push_str(key);
+                field(scratch.as_bytes());
+            }
         }
-    }
-    scratch.clear();
-    scratch.push('{');
-    for (i, (name, value)) in event.headers.iter().enumerate() {
-        if i > 0 {
-            scratch.push(',');
+        scratch.clear();
+        scratch.push('{');
+        for (i, (name, value)) in event.headers.iter().enumerate() {
+            if i > 0 {
+                scratch.push(',');
+            }
+            push_string(&mut scratch, name);
+            scratch.push(':');
+            push_string(&mut scratch, value);
         }
-        push_string(&mut scratch, name);
-        scratch.push(':');
-        push_string(&mut scratch, value);
+        scratch.push('}');
+        field(scratch.as_bytes());
+        scratch.clear();
+        canonical_json(event.payload, &mut scratch);
+        field(scratch.as_bytes());
+        Prefix { version, hasher: h }
     }
-    scratch.push('}');
-    field(scratch.as_bytes());
-    scratch.clear();
-    canonical_json(event.payload, &mut scratch);
-    field(scratch.as_bytes());
-    h.update(prev);
-    h.finalize().into()
+
+    /// The version this prefix was built for (the version is hashed).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The hash, given the predecessor's.
+    pub fn finish(self, prev: &[u8; 32]) -> [u8; 32] {
+        let mut h = self.hasher;
+        h.update(prev);
+        h.finalize().into()
+    }
 }
 
 /// `value` as canonical JSON (see the module docs).
@@ -133,20 +159,31 @@ pub fn canonical_json(value: &Value, out: &mut String) {
             out.push(']');
         }
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push('{');
-            for (i, (name, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_string(out, name);
-                out.push(':');
-                canonical_json(item, out);
+            // Maps keep insertion order (`preserve_order`); payloads built or parsed with sorted
+            // keys need no sorted copy.
+            if map.keys().is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes()) {
+                push_object(map.iter(), out);
+            } else {
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+                push_object(entries.into_iter(), out);
             }
-            out.push('}');
         }
     }
+}
+
+/// An object of `entries`, already in canonical (sorted) order.
+fn push_object<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut String) {
+    out.push('{');
+    for (i, (name, item)) in entries.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(out, name);
+        out.push(':');
+        canonical_json(item, out);
+    }
+    out.push('}');
 }
 
 /// Integral numbers within ±2^53 as integers (a store may hand `1` back as `1.0`), others as

@@ -70,14 +70,8 @@ pub fn publish(tx: &mut Tx<'_>, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     Ok(receipts)
 }
 
-/// Stores one event at its topic's next offset (no dedup check).
-pub fn insert(tx: &mut Tx<'_>, row: Row) -> Result<Receipt> {
-    let conn = tx.conn;
-    let mut insert = conn.prepare_cached(INSERT).map_err(|e| tx.err(e))?;
-    insert_with(tx, &mut insert, row)
-}
-
-/// [`insert`] with the statement already taken from the cache.
+/// Stores one event at its topic's next offset (no dedup check), with the statement already
+/// taken from the cache.
 fn insert_with(tx: &mut Tx<'_>, insert: &mut rusqlite::CachedStatement<'_>, row: Row) -> Result<Receipt> {
     let Row { event, headers, payload } = row;
     let offset = tx.next_offset(&event.topic)?;

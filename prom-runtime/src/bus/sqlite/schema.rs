@@ -5,9 +5,11 @@ use std::time::Duration;
 
 /// The layout version stored in `PRAGMA user_version`: 1 had no stream tables, 2 adds
 /// `streams` and `snapshots`, 3 the per-key index of events and `key_snapshots` (time travel),
-/// 4 the index of each topic's stored schema versions (`prom status`).
-/// Every statement is `IF NOT EXISTS`, so migrating from an older layout is running [`DDL`] again.
-pub const VERSION: i64 = 4;
+/// 4 the index of each topic's stored schema versions (`prom status`), 5 drops
+/// `streams.prev_hash` (a link's predecessor hash is the previous version's `hash`).
+/// Every statement is `IF NOT EXISTS`, so migrating from an older layout is running [`DDL`] again
+/// (and, from layout 2 to 4, dropping the column: [`drop_prev_hash`]).
+pub const VERSION: i64 = 5;
 
 /// The oldest layout this version can migrate (and read read-only).
 pub const OLDEST: i64 = 1;
@@ -71,7 +73,6 @@ CREATE TABLE IF NOT EXISTS streams (
     version INTEGER NOT NULL,
     topic TEXT NOT NULL,
     off INTEGER NOT NULL,
-    prev_hash BLOB,
     hash BLOB,
     PRIMARY KEY (aggregate, stream_id, version)
 ) WITHOUT ROWID;
@@ -138,6 +139,25 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| e.to_string())?;
     tx.execute_batch(DDL).map_err(|e| e.to_string())?;
+    drop_prev_hash(&tx).map_err(|e| e.to_string())?;
     tx.pragma_update(None, "user_version", VERSION).map_err(|e| e.to_string())?;
     tx.commit().map_err(|e| e.to_string())
+}
+
+/// Drops `streams.prev_hash` where a layout before 5 created it. The column only repeated the
+/// previous version's `hash` (or zeros where a chain starts), which reads now derive, so stored
+/// chains verify as before; the drop rewrites the table once.
+fn drop_prev_hash(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('streams') WHERE name = 'prev_hash')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has {
+        tracing::info!(
+            "store layout 5: dropping streams.prev_hash (derived from the previous version's hash)"
+        );
+        conn.execute_batch("ALTER TABLE streams DROP COLUMN prev_hash")?;
+    }
+    Ok(())
 }

@@ -1,5 +1,5 @@
 //! Streams on the embedded store: the `streams` table maps (aggregate, id, version) to an
-//! event's topic and offset (with its chain link), written in the same job, so the same
+//! event's topic and offset (with its chain hash), written in the same job, so the same
 //! transaction, as the events; `snapshots` holds one snapshot per stream.
 
 use super::ops::{self, Row};
@@ -7,38 +7,68 @@ use super::rows;
 use super::writer::Tx;
 use crate::error::Result;
 use crate::record::Receipt;
-use crate::stream::chain::{self, GENESIS};
-use crate::stream::{Appended, ChainLink, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected};
+use crate::stream::chain::{self, GENESIS, Prefix};
+use crate::stream::{
+    Appended, ChainLink, ExpectedVersion, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected,
+};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// An append with its JSON columns serialized off the committer thread.
+/// An append prepared off the committer thread: JSON columns serialized and, when the
+/// expected version fixes the versions, each event's chain hash computed up to its predecessor.
 pub struct Job {
     stream: StreamId,
-    expected: crate::stream::ExpectedVersion,
+    expected: ExpectedVersion,
     tamper_evident: bool,
     events: Vec<Row>,
     copies: Vec<Row>,
+    /// One per event, for the versions the expectation implies (empty when it implies none).
+    prefixes: Vec<Prefix>,
 }
 
-/// Checks and serializes `append` for the committer.
+/// Checks and prepares `append` for the committer.
 pub fn job(append: StreamAppend) -> Result<Job> {
     append.check()?;
     let StreamAppend { stream, expected, events, tamper_evident, copies } = append;
-    Ok(Job { stream, expected, tamper_evident, events: ops::rows(events)?, copies: ops::rows(copies)? })
+    let prefixes = match planned_first(expected) {
+        Some(first) if tamper_evident => {
+            (first..).zip(&events).map(|(version, e)| Prefix::new(&stream, version, e.into())).collect()
+        }
+        _ => Vec::new(),
+    };
+    Ok(Job {
+        stream,
+        expected,
+        tamper_evident,
+        events: ops::rows(events)?,
+        copies: ops::rows(copies)?,
+        prefixes,
+    })
 }
+
+/// The first version an append gets if it goes through, when `expected` decides it.
+fn planned_first(expected: ExpectedVersion) -> Option<u64> {
+    match expected {
+        ExpectedVersion::NoStream => Some(1),
+        ExpectedVersion::Exact(n) => n.checked_add(1),
+        ExpectedVersion::Any | ExpectedVersion::Exists => None,
+    }
+}
+
+/// The stream's last version and hash. The ids are compared as expressions, not bare
+/// parameters: with a bare parameter on each of the first two primary-key columns, SQLite
+/// 3.54 re-prepares the statement whenever a new value is bound (so on every append, some 50k
+/// instructions, most of a one-event append's extra work on the committer).
+const HEAD: &str = "SELECT version, hash FROM streams WHERE aggregate = (?1 || '') AND stream_id = (?2 || '') \
+                    ORDER BY version DESC LIMIT 1";
 
 /// Runs inside the committer's transaction: the expected-version check sees every commit
 /// before it (the write lock is held), and a conflict fails this job alone.
 pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
-    let Job { stream, expected, tamper_evident, events, copies } = job;
-    let append_topics: Vec<String> = events.iter().map(|row| row.event.topic.clone()).collect();
+    let Job { stream, expected, tamper_evident, events, copies, prefixes } = job;
     let last: Option<(u64, Option<Vec<u8>>)> = tx
         .conn
-        .prepare_cached(
-            "SELECT version, hash FROM streams WHERE aggregate = ?1 AND stream_id = ?2 \
-             ORDER BY version DESC LIMIT 1",
-        )
+        .prepare_cached(HEAD)
         .and_then(|mut s| {
             s.query_row(params![stream.aggregate, stream.id], |r| Ok((unsigned(r.get(0)?), r.get(1)?)))
                 .optional()
@@ -49,19 +79,32 @@ pub fn append(tx: &mut Tx<'_>, job: Job) -> Result<Appended> {
     // The chain starts where tamper evidence was turned on: after an unlinked event, zeros.
     let mut prev = last.and_then(|(_, h)| h).and_then(|h| <[u8; 32]>::try_from(h).ok()).unwrap_or(GENESIS);
     let first_version = actual.unwrap_or(0) + 1;
-    let mut receipts = Vec::with_capacity(events.len());
     let mut links = Vec::with_capacity(events.len());
-    for (version, row) in (first_version..).zip(events) {
-        let link = tamper_evident.then(|| chain::link(&stream, version, (&row.event).into(), prev));
+    let mut prefixes = prefixes.into_iter();
+    for (version, row) in (first_version..).zip(&events) {
+        let link = tamper_evident.then(|| {
+            // A prefix built for another version (none when the expectation fixed none) is
+            // useless: the version is hashed before the content.
+            let hash = match prefixes.next().filter(|p| p.version() == version) {
+                Some(prefix) => prefix.finish(&prev),
+                None => chain::hash(&stream, version, (&row.event).into(), &prev),
+            };
+            ChainLink { prev, hash }
+        });
         prev = link.map_or(GENESIS, |l| l.hash);
-        receipts.push(ops::insert(tx, row)?);
         links.push(link);
     }
-    let topics = append_topics.iter().map(String::as_str);
-    insert_versions(tx, &stream, first_version, topics.zip(&receipts).zip(&links))?;
-    for row in copies {
-        ops::insert(tx, row)?;
-    }
+    let topics: Vec<String> = events.iter().map(|row| row.event.topic.clone()).collect();
+    // No event of an append carries a dedup key (`check`), so publishing is inserting, with
+    // the statement taken from the cache once per job.
+    let receipts = ops::publish(tx, events)?;
+    insert_versions(
+        tx,
+        &stream,
+        first_version,
+        topics.iter().map(String::as_str).zip(&receipts).zip(&links),
+    )?;
+    ops::publish(tx, copies)?;
     let last_version = first_version + receipts.len() as u64 - 1;
     Ok(Appended { first_version, last_version, receipts })
 }
@@ -78,7 +121,7 @@ fn insert_versions<'a>(
     first: u64,
     rows: impl ExactSizeIterator<Item = ((&'a str, &'a Receipt), &'a Option<ChainLink>)>,
 ) -> Result<()> {
-    const COLUMNS: usize = 7;
+    const COLUMNS: usize = 6;
     let mut left = rows.len();
     let mut rows = rows;
     let mut version = first;
@@ -93,8 +136,7 @@ fn insert_versions<'a>(
                     stmt.raw_bind_parameter(at + 3, signed(version))?;
                     stmt.raw_bind_parameter(at + 4, topic)?;
                     stmt.raw_bind_parameter(at + 5, receipt.offset)?;
-                    stmt.raw_bind_parameter(at + 6, link.as_ref().map(|l| &l.prev[..]))?;
-                    stmt.raw_bind_parameter(at + 7, link.as_ref().map(|l| &l.hash[..]))
+                    stmt.raw_bind_parameter(at + 6, link.as_ref().map(|l| &l.hash[..]))
                 })();
                 bound.map_err(|e| tx.err(e))?;
                 version += 1;
@@ -112,8 +154,10 @@ fn insert_sql(size: usize) -> &'static str {
     let all = SQL.get_or_init(|| {
         (0..=VERSION_ROWS[0])
             .map(|n| {
-                let values = vec!["(?, ?, ?, ?, ?, ?, ?)"; n].join(", ");
-                format!("INSERT INTO streams (aggregate, stream_id, version, topic, off, prev_hash, hash) VALUES {values}")
+                let values = vec!["(?, ?, ?, ?, ?, ?)"; n].join(", ");
+                format!(
+                    "INSERT INTO streams (aggregate, stream_id, version, topic, off, hash) VALUES {values}"
+                )
             })
             .collect()
     });
@@ -121,7 +165,8 @@ fn insert_sql(size: usize) -> &'static str {
 }
 
 /// Up to `limit` events of `stream` after `after`, in version order. A version whose event row
-/// is gone is left out (verification reports the gap).
+/// is gone is left out (verification reports the gap). A link's predecessor hash is the stored
+/// hash of the version before (zeros where there is none or it has none: a chain's start).
 pub fn read(
     conn: &Connection,
     stream: &StreamId,
@@ -130,7 +175,9 @@ pub fn read(
 ) -> rusqlite::Result<Vec<StreamRecord>> {
     let columns: Vec<String> = rows::COLUMNS.split(", ").map(|c| format!("e.{c}")).collect();
     let sql = format!(
-        "SELECT {}, s.version, s.prev_hash, s.hash FROM streams s JOIN events e ON e.topic = s.topic AND e.off = s.off \
+        "SELECT {}, s.version, (SELECT p.hash FROM streams p WHERE p.aggregate = s.aggregate \
+         AND p.stream_id = s.stream_id AND p.version = s.version - 1), s.hash \
+         FROM streams s JOIN events e ON e.topic = s.topic AND e.off = s.off \
          WHERE s.aggregate = ?1 AND s.stream_id = ?2 AND s.version > ?3 ORDER BY s.version LIMIT ?4",
         columns.join(", ")
     );
@@ -141,8 +188,8 @@ pub fn read(
     found.collect()
 }
 
-/// The stored link; a hash of the wrong size reads as all ones, which no chain produces, so
-/// verification reports it as broken.
+/// The stored link (none without a hash), after the predecessor's hash; a hash of the wrong
+/// size reads as all ones, which no chain produces, so verification reports it as broken.
 fn link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ChainLink>> {
     let bytes = |i: usize| -> rusqlite::Result<Option<[u8; 32]>> {
         Ok(match r.get_ref(i)? {
@@ -151,12 +198,8 @@ fn link(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ChainLink>> {
             _ => Some([0xff; 32]),
         })
     };
-    Ok(match (bytes(11)?, bytes(12)?) {
-        (None, None) => None,
-        (prev, hash) => {
-            Some(ChainLink { prev: prev.unwrap_or([0xff; 32]), hash: hash.unwrap_or([0xff; 32]) })
-        }
-    })
+    let prev = bytes(11)?.unwrap_or(GENESIS);
+    Ok(bytes(12)?.map(|hash| ChainLink { prev, hash }))
 }
 
 /// The stream's version.
@@ -230,4 +273,84 @@ fn signed(version: u64) -> i64 {
 /// append writes, so verification reports it.
 fn unsigned(version: i64) -> u64 {
     u64::try_from(version).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::bus::EventBus;
+    use crate::bus::sqlite::SqliteBus;
+    use crate::record::NewEvent;
+    use crate::stream::{ExpectedVersion, StreamAppend, StreamId, chain, verify};
+    use rusqlite::OptionalExtension;
+    use serde_json::json;
+
+    fn chained(stream: &StreamId, expected: ExpectedVersion, cents: &[i64]) -> StreamAppend {
+        let events = cents
+            .iter()
+            .map(|c| {
+                NewEvent::new(
+                    "money.deposited",
+                    json!({ "id": stream.id, "cents": c, "a": [1.0, {"z": 1, "b": 2}] }),
+                )
+            })
+            .collect();
+        StreamAppend { tamper_evident: true, ..StreamAppend::new(stream.clone(), expected, events) }
+    }
+
+    /// The head lookup runs once per append on the committer: rebinding it must not re-prepare.
+    #[test]
+    fn the_head_lookup_is_prepared_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = rusqlite::Connection::open(dir.path().join("h.db")).expect("open");
+        crate::bus::sqlite::schema::configure(&conn).expect("configure");
+        crate::bus::sqlite::schema::migrate(&mut conn).expect("migrate");
+        conn.execute(
+            "INSERT INTO streams (aggregate, stream_id, version, topic, off) VALUES ('a', 's1', 1, 't', 1)",
+            [],
+        )
+        .expect("insert");
+        let mut head = conn.prepare(super::HEAD).expect("prepare");
+        for id in ["s1", "s2", "s1", "s3"] {
+            let found: Option<i64> = head.query_row(["a", id], |r| r.get(0)).optional().expect("query");
+            assert_eq!(found, (id == "s1").then_some(1), "{id}");
+        }
+        assert_eq!(head.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+
+    /// Hashes prepared before queueing (expectations that fix the versions) and hashes computed
+    /// in the transaction (`any`, `exists`) chain alike, as `chain::hash` and `verify` see them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_expectation_chains_what_verify_recomputes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = SqliteBus::open(dir.path()).expect("open");
+        let s = StreamId::new("account", "7");
+        let appends = [
+            (ExpectedVersion::NoStream, &[1, 2][..]),
+            (ExpectedVersion::Exact(2), &[3][..]),
+            (ExpectedVersion::Any, &[4, 5][..]),
+            (ExpectedVersion::Exists, &[6][..]),
+            (ExpectedVersion::Exact(6), &[7, 8, 9][..]),
+        ];
+        for (expected, cents) in appends {
+            bus.append(chained(&s, expected, cents)).await.expect("append");
+        }
+        let stale = bus.append(chained(&s, ExpectedVersion::Exact(3), &[10])).await;
+        assert!(stale.is_err(), "a stale expectation stores nothing");
+        let read = bus.read_stream(&s, 0, 100).await.expect("read");
+        assert_eq!(read.iter().map(|r| r.version).collect::<Vec<_>>(), (1..=9).collect::<Vec<_>>());
+        let mut prev = chain::GENESIS;
+        for r in &read {
+            let link = r.link.expect("linked");
+            assert_eq!(link.prev, prev, "version {}", r.version);
+            assert_eq!(
+                link.hash,
+                chain::hash(&s, r.version, (&r.record).into(), &prev),
+                "version {}",
+                r.version
+            );
+            prev = link.hash;
+        }
+        let report = verify(&bus, "account", None).await.expect("verify");
+        assert!(report.ok() && report.linked == 9, "{report:?}");
+    }
 }
