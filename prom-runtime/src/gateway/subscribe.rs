@@ -287,7 +287,7 @@ impl Stream {
                     subscription.ack(&delivery);
                 }
                 let deliveries = subscription.poll().await?;
-                let records = deliveries.iter().map(|d| d.record.clone()).collect();
+                let records = deliveries.iter().map(|d| EventRecord::clone(&d.record)).collect();
                 *handed = deliveries;
                 Ok(records)
             }
