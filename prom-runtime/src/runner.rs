@@ -312,7 +312,7 @@ async fn process_batch<B: EventBus>(batch: Vec<Delivery>, ctx: Arc<Ctx<B>>) {
             let trace = TraceContext::from_headers(&record.headers);
             // Checked before the handler's own decode, which may not know about corrupt records.
             let corrupt = record.corrupt_error();
-            let event = Event { record: Arc::new(record), token, trace };
+            let event = Event { record, token, trace };
             if let Some(error) = corrupt {
                 rest.push(settle(ctx.clone(), event, Step::Corrupt(error)));
                 continue;
@@ -447,7 +447,7 @@ async fn give_up<B: EventBus>(ctx: &Ctx<B>, event: Event, failure: Failure) {
             redeliver_in_ms = millis(redelivery),
             "event failed and the consumer has no DLQ: redelivering it later"
         );
-        ctx.acker.nack_token(&event.token, Arc::unwrap_or_clone(event.record), redelivery);
+        ctx.acker.nack_token(&event.token, event.record, redelivery);
     }
 }
 

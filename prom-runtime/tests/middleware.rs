@@ -102,7 +102,7 @@ async fn readers_see_every_stored_version_upcast_to_the_latest() {
     let mut decoded = Vec::new();
     let mut pending = batch;
     while let Some(d) = pending.pop() {
-        decoded.push(registry.decode(d.record.clone()).expect("decode"));
+        decoded.push(registry.decode((*d.record).clone()).expect("decode"));
         sub.ack(&d);
         pending = sub.poll().await.expect("poll");
     }

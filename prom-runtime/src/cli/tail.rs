@@ -67,7 +67,7 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
                     }
                     // A corrupt event stays unacked: the group's cursor must not pass an event
                     // nobody handled or dead-lettered (a consumer in `prom run` dead-letters it).
-                    if printer.print(delivery.record.clone())? {
+                    if printer.print(EventRecord::clone(&delivery.record))? {
                         sub.ack(&delivery);
                     }
                 }

@@ -109,8 +109,10 @@ impl Default for SubscribeOptions {
 /// One handed-out event.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The event as stored.
-    pub record: EventRecord,
+    /// The event as stored, shared rather than copied: the delivery, a runner's attempts and a
+    /// redelivery hold the one record read from the store (fields read through `Deref`; take
+    /// it out with [`Arc::unwrap_or_clone`], free while nothing else holds it).
+    pub record: Arc<EventRecord>,
     /// 1 on first delivery in this process, then 2, 3, ... after nacks.
     pub attempt: u32,
     /// What to ack or nack it by.
@@ -228,7 +230,7 @@ impl Acker {
     }
 
     /// [`Acker::nack`] by token, handing back the record to deliver again.
-    pub fn nack_token(&self, token: &Token, record: EventRecord, delay: Duration) {
+    pub fn nack_token(&self, token: &Token, record: Arc<EventRecord>, delay: Duration) {
         let due = Instant::now() + delay;
         let nacked =
             self.shared.lock().parts.get_mut(&token.partition).is_some_and(|p| p.nack(token, record, due));

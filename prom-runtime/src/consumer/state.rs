@@ -8,7 +8,8 @@
 
 use crate::record::EventRecord;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 /// Identifies one handed-out event, for ack and nack.
@@ -26,10 +27,35 @@ pub struct Token {
 /// at a time, like one key; order within a key never depends on the hash.
 pub(crate) type Lane = u64;
 
+/// Hashes a lane as itself: a lane already is a hash of the key, so hashing it again (SipHash,
+/// the std default) would only cost time on every handed-out and acked event.
+#[derive(Default)]
+pub(crate) struct LaneHasher(u64);
+
+impl Hasher for LaneHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for a `Lane`; anything else still hashes deterministically.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, lane: u64) {
+        self.0 = lane;
+    }
+}
+
+/// The hasher of the per-lane sets and maps.
+type Lanes = BuildHasherDefault<LaneHasher>;
+
 /// An event waiting for redelivery after a nack.
 struct Redelivery {
     due: Instant,
-    record: EventRecord,
+    record: Arc<EventRecord>,
     attempt: u32,
 }
 
@@ -42,12 +68,13 @@ pub(crate) struct Part {
     pub read_upto: i64,
     /// Whether the last read hit its limit (more may be waiting).
     pub more: bool,
-    /// Read and not handed out yet, in offset order, with their lanes.
-    buffer: VecDeque<(Lane, EventRecord)>,
+    /// Read and not handed out yet, in offset order, with their lanes. Shared, so a delivery,
+    /// its handler's attempts and a redelivery all hold the one record read from the store.
+    buffer: VecDeque<(Lane, Arc<EventRecord>)>,
     /// Buffered events per lane, so an ack knows whether it made one ready.
-    waiting: HashMap<Lane, u32>,
+    waiting: HashMap<Lane, u32, Lanes>,
     outstanding: BTreeSet<i64>,
-    busy: HashSet<Lane>,
+    busy: HashSet<Lane, Lanes>,
     redeliver: Vec<Redelivery>,
     attempts: BTreeMap<i64, u32>,
     pub in_flight: usize,
@@ -61,9 +88,9 @@ impl Part {
             read_upto: cursor,
             more: true,
             buffer: VecDeque::new(),
-            waiting: HashMap::new(),
+            waiting: HashMap::default(),
             outstanding: BTreeSet::new(),
-            busy: HashSet::new(),
+            busy: HashSet::default(),
             redeliver: Vec::new(),
             attempts: BTreeMap::new(),
             in_flight: 0,
@@ -84,7 +111,7 @@ impl Part {
                 self.outstanding.insert(event.offset);
                 let lane = lane(&event);
                 *self.waiting.entry(lane).or_insert(0) += 1;
-                self.buffer.push_back((lane, event));
+                self.buffer.push_back((lane, Arc::new(event)));
             }
         }
     }
@@ -107,7 +134,7 @@ impl Part {
         partition: u32,
         room: usize,
         now: Instant,
-        out: &mut Vec<(EventRecord, u32, Token)>,
+        out: &mut Vec<(Arc<EventRecord>, u32, Token)>,
     ) {
         let mut i = 0;
         while i < self.redeliver.len() && out.len() < room {
@@ -121,11 +148,11 @@ impl Part {
             }
         }
         // One pass: events of busy lanes stay in order for a later take.
-        let mut blocked = VecDeque::new();
+        let mut blocked = Vec::new();
         while out.len() < room {
             let Some((lane, record)) = self.buffer.pop_front() else { break };
             if self.busy.contains(&lane) {
-                blocked.push_back((lane, record));
+                blocked.push((lane, record));
                 continue;
             }
             if let Some(count) = self.waiting.get_mut(&lane) {
@@ -140,9 +167,10 @@ impl Part {
             self.in_flight += 1;
             out.push((record, attempt, token));
         }
-        if !blocked.is_empty() {
-            blocked.append(&mut self.buffer);
-            self.buffer = blocked;
+        // Back in front, in order, into the room their taking left: the rest of the buffer
+        // stays where it is.
+        for held in blocked.into_iter().rev() {
+            self.buffer.push_front(held);
         }
     }
 
@@ -163,7 +191,7 @@ impl Part {
     }
 
     /// Schedules a handed-out event for redelivery; its key stays blocked until then.
-    pub fn nack(&mut self, token: &Token, record: EventRecord, due: Instant) -> bool {
+    pub fn nack(&mut self, token: &Token, record: Arc<EventRecord>, due: Instant) -> bool {
         if token.epoch != self.epoch || !self.outstanding.contains(&token.offset) {
             return false;
         }
@@ -253,5 +281,26 @@ mod tests {
         part.take(0, 10, Instant::now(), &mut again);
         assert_eq!(again.len(), 1);
         assert_eq!(part.ack(&again[0].2), Some(false));
+    }
+
+    #[test]
+    fn blocked_events_keep_their_order_over_takes() {
+        let mut part = Part::new(1, 0);
+        let events = vec![event(1, "a"), event(2, "a"), event(3, "b"), event(4, "a"), event(5, "c")];
+        part.add(events, false, |_| true);
+        let mut out = Vec::new();
+        part.take(0, 10, Instant::now(), &mut out);
+        let offsets: Vec<i64> = out.iter().map(|d| d.0.offset).collect();
+        assert_eq!(offsets, [1, 3, 5], "`a`'s later events wait behind offset 1");
+        let mut token = out[0].2.clone();
+        for next in [2, 4] {
+            assert_eq!(part.ack(&token), Some(true), "an `a` waits");
+            let mut again = Vec::new();
+            part.take(0, 10, Instant::now(), &mut again);
+            let offsets: Vec<i64> = again.iter().map(|d| d.0.offset).collect();
+            assert_eq!(offsets, [next], "the next `a` in offset order, alone");
+            token = again[0].2.clone();
+        }
+        assert_eq!(part.ack(&token), Some(false), "no `a` left");
     }
 }

@@ -61,9 +61,10 @@ impl<B: EventBus, V: Versioned> TypedSubscription<B, V> {
         Ok(batch
             .into_iter()
             .map(|delivery| {
-                // The stored record stays with the delivery, for dead letters and logs.
+                // The stored record stays with the delivery, for dead letters and logs; the decode
+                // reads it in place.
                 let payload =
-                    self.registry.decode_typed::<V>(delivery.record.clone()).map(|(payload, _)| payload);
+                    self.registry.decode_typed_shared::<V>(&delivery.record).map(|(payload, _)| payload);
                 TypedDelivery { payload, delivery }
             })
             .collect())

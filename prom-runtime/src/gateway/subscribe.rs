@@ -310,8 +310,10 @@ impl Stream {
                     subscription.ack(&delivery);
                 }
                 let deliveries = subscription.poll().await?;
-                let records =
-                    deliveries.iter().map(|d| (d.record.clone(), d.record.offset.to_string())).collect();
+                let records = deliveries
+                    .iter()
+                    .map(|d| (EventRecord::clone(&d.record), d.record.offset.to_string()))
+                    .collect();
                 *handed = deliveries;
                 Ok(records)
             }

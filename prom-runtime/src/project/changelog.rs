@@ -218,7 +218,7 @@ impl<B: EventBus> ChangelogProjector<B> {
     async fn project(&self, batch: &[Delivery]) -> Result<()> {
         let mut changes = Vec::with_capacity(batch.len());
         for delivery in batch {
-            match self.change_of(delivery.record.clone()) {
+            match self.change_of(EventRecord::clone(&delivery.record)) {
                 Ok(change) => changes.push(change),
                 Err(reason) => self.dead_letter(&delivery.record, &reason).await?,
             }

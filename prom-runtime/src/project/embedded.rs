@@ -277,7 +277,7 @@ impl EmbeddedProjector {
         let mut records = Vec::with_capacity(batch.len());
         for delivery in batch {
             tokens.push(delivery.token);
-            records.push(delivery.record);
+            records.push(std::sync::Arc::unwrap_or_clone(delivery.record));
         }
         records.sort_unstable_by_key(|r| r.offset);
         // The changefeed events depend on what each write did, so they are built in the

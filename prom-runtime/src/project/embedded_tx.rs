@@ -144,7 +144,7 @@ impl EmbeddedTxProjector {
         let record = &delivery.record;
         let stored = TraceContext::from_headers(&record.headers);
         let name = &self.spec.name;
-        let event = match self.producer.registry().decode(record.clone()) {
+        let event = match self.producer.registry().decode(EventRecord::clone(record)) {
             Ok(event) => event,
             Err(e) => {
                 let reason = format!("cannot decode: {e}");

@@ -199,7 +199,7 @@ impl TransactionalProjector {
         let record = &delivery.record;
         let stored = TraceContext::from_headers(&record.headers);
         let name = &self.spec.name;
-        let event = match self.producer.registry().decode(record.clone()) {
+        let event = match self.producer.registry().decode(EventRecord::clone(record)) {
             Ok(event) => event,
             Err(e) => {
                 Traced::dead_letter(name, record, 0, stored.as_ref())
