@@ -6,6 +6,7 @@
 //! processes split the work. Opening is cheap (one file open and a pragma check), which matters
 //! because every CLI invocation reopens the store.
 
+mod ahead;
 mod keys;
 mod open;
 mod ops;
@@ -33,8 +34,8 @@ use writer::Writer;
 /// The store's file name inside its directory.
 pub const FILE_NAME: &str = "events.db";
 
-/// Read connections kept for reuse.
-const POOL_SIZE: usize = 4;
+/// Read connections kept for reuse (callers' reads and reads ahead run side by side).
+const POOL_SIZE: usize = 6;
 
 /// An event bus stored in `<dir>/events.db`.
 #[derive(Clone)]
@@ -52,6 +53,8 @@ struct Inner {
     reader: (OpenFlags, PathBuf),
     readers: Mutex<Vec<Connection>>,
     published: Arc<Notify>,
+    /// Partition pages read ahead for consumers working through a backlog.
+    ahead: ahead::ReadAhead,
 }
 
 impl std::fmt::Debug for SqliteBus {
@@ -99,6 +102,7 @@ impl SqliteBus {
                 reader,
                 readers: Mutex::new(Vec::new()),
                 published,
+                ahead: ahead::ReadAhead::default(),
             }),
         })
     }
@@ -155,6 +159,7 @@ impl SqliteBus {
                 reader,
                 readers: Mutex::new(Vec::new()),
                 published: Arc::new(Notify::new()),
+                ahead: ahead::ReadAhead::default(),
             }),
         })
     }
@@ -178,6 +183,59 @@ impl SqliteBus {
 
     fn err(&self, e: impl std::fmt::Display) -> Error {
         Error::store(&self.inner.display, e)
+    }
+
+    /// The next `limit` events of a partition after `after`, exactly as one read of the store
+    /// returns them: taken from a page read ahead when one waits at `after` (topped up by a
+    /// read when it holds fewer), and, when the page is full, the page after it read ahead.
+    async fn read_partition(
+        &self,
+        topic: &str,
+        partition: u32,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let ahead = &self.inner.ahead;
+        let mut events = ahead.take(topic, partition, after).await;
+        if events.len() > limit {
+            let rest = events.split_off(limit);
+            if let Some(last) = events.last() {
+                ahead.keep(topic, partition, last.offset, ahead::Page::Ready(rest));
+            }
+        } else if events.len() < limit {
+            let from = events.last().map_or(after, |e| e.offset);
+            events.extend(self.read_page(topic.to_owned(), partition, from, limit - events.len()).await?);
+        }
+        if events.len() == limit
+            && let Some(last) = events.last().map(|e| e.offset)
+            && ahead.wanted(topic, partition, last, limit)
+        {
+            let (bus, owned) = (self.clone(), topic.to_owned());
+            let reading = tokio::spawn(async move { bus.read_page(owned, partition, last, limit).await });
+            ahead.keep(topic, partition, last, ahead::Page::Reading(reading));
+        }
+        Ok(events)
+    }
+
+    /// One read of a partition's next `limit` events after `after`.
+    async fn read_page(
+        &self,
+        topic: String,
+        partition: u32,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_with(move |conn| {
+            let sql = format!(
+                "SELECT {} FROM events WHERE topic = ?1 AND part = ?2 AND off > ?3 ORDER BY off LIMIT ?4",
+                rows::COLUMNS
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![topic, partition, after, limit], rows::from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .await
     }
 
     /// Runs a read on a pooled connection off the async threads.
@@ -229,18 +287,7 @@ impl EventBus for SqliteBus {
     }
 
     async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        let topic = topic.to_string();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read_with(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM events WHERE topic = ?1 AND part = ?2 AND off > ?3 ORDER BY off LIMIT ?4",
-                rows::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![topic, partition, after, limit], rows::from_row)?;
-            rows.collect()
-        })
-        .await
+        self.read_partition(topic, partition, after, limit).await
     }
 
     async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
