@@ -10,7 +10,7 @@
 //!    memory before (bounded by the in-flight window, not by the topic).
 
 use prom_runtime::consumer::{Start, SubscribeOptions, Subscription};
-use prom_runtime::{AnyBus, EventBus, MemoryBus, SqliteBus};
+use prom_runtime::{AnyBus, EventBus, MemoryBus, SqliteBus, TopicPosition};
 use serde_json::Value;
 use std::hint::black_box;
 use std::path::Path;
@@ -179,7 +179,7 @@ async fn start_at(bus: &AnyBus, offset: i64) -> Start {
     if offset == 0 {
         return Start::Earliest;
     }
-    let at = bus.read("bench", None, offset - 1, 1).await.expect("read");
+    let at = bus.read_topic("bench", &TopicPosition::after(offset - 1), 1).await.expect("read");
     Start::After(at.first().expect("an event at the window's start").id)
 }
 
