@@ -179,8 +179,14 @@ async fn start_at(bus: &AnyBus, offset: i64) -> Start {
     if offset == 0 {
         return Start::Earliest;
     }
-    let at = bus.read("bench", None, offset - 1, 1).await.expect("read");
-    Start::After(at.first().expect("an event at the window's start").id)
+    // Offsets are the topic's, so exactly one partition holds `offset`.
+    for partition in 0..8 {
+        let at = bus.read("bench", partition, offset - 1, 1).await.expect("read");
+        if let Some(event) = at.first().filter(|e| e.offset == offset) {
+            return Start::After(event.id);
+        }
+    }
+    panic!("no event at the window's start (offset {offset})")
 }
 
 pub async fn run() {
