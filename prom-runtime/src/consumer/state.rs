@@ -304,6 +304,25 @@ mod tests {
     }
 
     #[test]
+    fn idle_lanes_leave_no_entry_behind() {
+        let mut part = Part::new(1, 0);
+        let events = (1..=50).map(|offset| event(offset, &format!("k{}", offset % 7))).collect();
+        part.add(events, false, |_| true);
+        let mut acked = 0;
+        while acked < 50 {
+            let mut out = Vec::new();
+            part.take(0, 10, Instant::now(), &mut out);
+            assert!(!out.is_empty(), "a key's next event goes out once the one before it is acked");
+            for delivery in &out {
+                assert!(part.ack(&delivery.token).is_some());
+            }
+            acked += out.len();
+        }
+        assert!(part.lanes.is_empty(), "every lane is idle, so none keeps an entry");
+        assert_eq!((part.outstanding(), part.candidate()), (0, 50));
+    }
+
+    #[test]
     fn blocked_events_keep_their_order_over_takes() {
         let mut part = Part::new(1, 0);
         let events = vec![event(1, "a"), event(2, "a"), event(3, "b"), event(4, "a"), event(5, "c")];
