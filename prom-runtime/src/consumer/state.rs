@@ -164,9 +164,10 @@ impl Part {
             state.waiting = state.waiting.saturating_sub(1);
             state.busy = true;
             // Redeliveries are rare: most takes find no attempts to look up.
-            let attempt = match self.attempts.is_empty() {
-                true => 1,
-                false => self.attempts.get(&record.offset).copied().unwrap_or(1),
+            let attempt = if self.attempts.is_empty() {
+                1
+            } else {
+                self.attempts.get(&record.offset).copied().unwrap_or(1)
             };
             let token = Token { partition, offset: record.offset, epoch: self.epoch, lane };
             self.in_flight += 1;
