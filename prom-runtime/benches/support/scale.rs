@@ -10,7 +10,7 @@
 //!    memory before (bounded by the in-flight window, not by the topic).
 
 use prom_runtime::consumer::{Start, SubscribeOptions, Subscription};
-use prom_runtime::{AnyBus, EventBus, MemoryBus, SqliteBus};
+use prom_runtime::{AnyBus, EventBus, MemoryBus, SqliteBus, TopicPosition};
 use serde_json::Value;
 use std::hint::black_box;
 use std::path::Path;
@@ -179,14 +179,8 @@ async fn start_at(bus: &AnyBus, offset: i64) -> Start {
     if offset == 0 {
         return Start::Earliest;
     }
-    // Offsets are the topic's, so exactly one partition holds `offset`.
-    for partition in 0..8 {
-        let at = bus.read("bench", partition, offset - 1, 1).await.expect("read");
-        if let Some(event) = at.first().filter(|e| e.offset == offset) {
-            return Start::After(event.id);
-        }
-    }
-    panic!("no event at the window's start (offset {offset})")
+    let at = bus.read_topic("bench", &TopicPosition::after(offset - 1), 1).await.expect("read");
+    Start::After(at.first().expect("an event at the window's start").id)
 }
 
 pub async fn run() {
