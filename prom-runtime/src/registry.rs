@@ -360,7 +360,19 @@ impl Registry {
         &self,
         record: &Arc<EventRecord>,
     ) -> Result<(V::Latest, Arc<EventRecord>)> {
-        let (latest, upcast) = self.decode_typed_in::<V>(record)?;
+        if let Some(corrupt) = record.corrupt_error() {
+            return Err(corrupt);
+        }
+        self.decode_typed_shared_sound::<V>(record)
+    }
+
+    /// [`Registry::decode_typed_shared`] of a record the caller found not corrupt (the runner
+    /// checks every event once, before its first attempt).
+    pub(crate) fn decode_typed_shared_sound<V: Versioned>(
+        &self,
+        record: &Arc<EventRecord>,
+    ) -> Result<(V::Latest, Arc<EventRecord>)> {
+        let (latest, upcast) = self.decode_sound::<V>(record)?;
         let record = match upcast {
             None => record.clone(),
             Some((from, to)) => {
@@ -386,6 +398,11 @@ impl Registry {
         if let Some(corrupt) = record.corrupt_error() {
             return Err(corrupt);
         }
+        self.decode_sound::<V>(record)
+    }
+
+    /// [`Registry::decode_typed_in`] of a record known not to be corrupt.
+    fn decode_sound<V: Versioned>(&self, record: &EventRecord) -> Result<(V::Latest, Option<Upcast>)> {
         let (topic, version) = match self.route(&record.topic)? {
             Route::Topic(topic) => (topic, declared_version(topic, record)?),
             Route::Versioned(topic, n) => (topic, n),

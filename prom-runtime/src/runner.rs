@@ -38,6 +38,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
+use std::time::Instant;
 use tokio::task::JoinSet;
 
 mod attempt;
@@ -53,7 +54,8 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Starts attempt `attempt` (1, 2, ...) at a stored event: decodes it and calls the handler.
     /// An error is a decode error, which dead-letters the event at once since no retry can fix
-    /// a payload. The runner shares the stored record instead of copying it; by default its
+    /// a payload. The runner never calls it for a corrupt event ([`EventRecord::corruption`]):
+    /// those are dead-lettered first, so an implementation need not check for them again. The runner shares the stored record instead of copying it; by default its
     /// JSON payload is upcast and validated ([`Registry::decode_ref`]) and [`Handler::handle`]
     /// gets a copy. Decoding is repeated on each attempt, so a retried event holds nothing.
     fn attempt(&self, registry: &Registry, event: &Arc<EventRecord>, attempt: u32) -> Result<HandlerFuture> {
@@ -257,17 +259,11 @@ struct Ctx<B: EventBus> {
 }
 
 impl<B: EventBus> Ctx<B> {
-    /// Starts attempt `number` at `event`.
-    fn start(&self, event: &Event, number: u32) -> Attempt {
+    /// Starts attempt `number` at `event` at `now`.
+    fn start(&self, event: &Event, number: u32, now: Instant) -> Attempt {
         let registry = self.producer.registry();
-        Attempt::start(
-            self.handler.as_ref(),
-            registry,
-            &self.consumer,
-            &event.record,
-            number,
-            event.trace.as_ref(),
-        )
+        let (handler, trace) = (self.handler.as_ref(), event.trace.as_ref());
+        Attempt::start(handler, registry, &self.consumer, &event.record, number, trace, now)
     }
 
     /// Counts and acks events the handler finished, under one lock.
@@ -308,6 +304,8 @@ async fn process_batch<B: EventBus>(batch: Vec<Delivery>, ctx: Arc<Ctx<B>>) {
     let mut handled = Vec::with_capacity(batch.len());
     let mut batch = Some(batch);
     std::future::poll_fn(|cx| {
+        // One clock reading per event: an attempt that ends at once starts the next one's time.
+        let mut now = Instant::now();
         for Delivery { record, token, .. } in batch.take().into_iter().flatten() {
             let trace = TraceContext::from_headers(&record.headers);
             // Checked before the handler's own decode, which may not know about corrupt records.
@@ -317,17 +315,21 @@ async fn process_batch<B: EventBus>(batch: Vec<Delivery>, ctx: Arc<Ctx<B>>) {
                 rest.push(settle(ctx.clone(), event, Step::Corrupt(error)));
                 continue;
             }
-            let mut attempt = ctx.start(&event, 1);
+            let mut attempt = ctx.start(&event, 1, now);
             match Pin::new(&mut attempt).poll(cx) {
-                Poll::Ready((outcome, took)) => {
-                    ctx.metrics.attempt_took(took);
+                Poll::Ready((outcome, ended)) => {
+                    ctx.metrics.attempt_took(attempt.took(ended));
+                    now = ended;
                     match outcome {
                         Outcome::Handled => handled.push(event.token),
                         ended => rest.push(settle(ctx.clone(), event, Step::Ended(ended, attempt))),
                     }
                 }
                 // Polled again below with a waker of its own, so its wake-up reaches it.
-                Poll::Pending => rest.push(settle(ctx.clone(), event, Step::Running(attempt))),
+                Poll::Pending => {
+                    rest.push(settle(ctx.clone(), event, Step::Running(attempt)));
+                    now = Instant::now();
+                }
             }
         }
         Poll::Ready(())
@@ -352,8 +354,8 @@ async fn settle<B: EventBus>(ctx: Arc<Ctx<B>>, event: Event, first: Step) {
             }
             Step::Ended(outcome, attempt) => (outcome, attempt),
             Step::Running(mut attempt) => {
-                let (outcome, took) = (&mut attempt).await;
-                ctx.metrics.attempt_took(took);
+                let (outcome, ended) = (&mut attempt).await;
+                ctx.metrics.attempt_took(attempt.took(ended));
                 (outcome, attempt)
             }
         };
@@ -396,7 +398,7 @@ async fn settle<B: EventBus>(ctx: Arc<Ctx<B>>, event: Event, first: Step) {
         drop(attempt);
         tokio::time::sleep(delay).await;
         number += 1;
-        step = Step::Running(ctx.start(&event, number));
+        step = Step::Running(ctx.start(&event, number, Instant::now()));
     };
     give_up(&ctx, event, failure).await;
 }

@@ -6,9 +6,11 @@
 //! outstanding offset — never passes an unacked event; and at most one event per key is handed
 //! out at a time, which gives per-key order even when a handler fails and is retried.
 
+use super::Delivery;
+use super::outstanding::Outstanding;
 use crate::record::EventRecord;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -49,14 +51,23 @@ impl Hasher for LaneHasher {
     }
 }
 
-/// The hasher of the per-lane sets and maps.
+/// The hasher of the per-lane map.
 type Lanes = BuildHasherDefault<LaneHasher>;
+
+/// What one lane has besides its order: whether an event of it is out, and how many wait in
+/// the buffer. A lane with neither has no entry, so the map stays as small as the keys in play.
+#[derive(Default)]
+struct LaneState {
+    busy: bool,
+    waiting: u32,
+}
 
 /// An event waiting for redelivery after a nack.
 struct Redelivery {
     due: Instant,
     record: Arc<EventRecord>,
     attempt: u32,
+    lane: Lane,
 }
 
 /// One partition this member holds.
@@ -71,10 +82,10 @@ pub(crate) struct Part {
     /// Read and not handed out yet, in offset order, with their lanes. Shared, so a delivery,
     /// its handler's attempts and a redelivery all hold the one record read from the store.
     buffer: VecDeque<(Lane, Arc<EventRecord>)>,
-    /// Buffered events per lane, so an ack knows whether it made one ready.
-    waiting: HashMap<Lane, u32, Lanes>,
-    outstanding: BTreeSet<i64>,
-    busy: HashSet<Lane, Lanes>,
+    /// Per lane with an event out or buffered: one lookup per take and per ack answers both
+    /// whether the lane is free and whether an ack made a buffered event ready.
+    lanes: HashMap<Lane, LaneState, Lanes>,
+    outstanding: Outstanding,
     redeliver: Vec<Redelivery>,
     attempts: BTreeMap<i64, u32>,
     pub in_flight: usize,
@@ -88,9 +99,8 @@ impl Part {
             read_upto: cursor,
             more: true,
             buffer: VecDeque::new(),
-            waiting: HashMap::default(),
-            outstanding: BTreeSet::new(),
-            busy: HashSet::default(),
+            lanes: HashMap::default(),
+            outstanding: Outstanding::default(),
             redeliver: Vec::new(),
             attempts: BTreeMap::new(),
             in_flight: 0,
@@ -110,7 +120,7 @@ impl Part {
             if kept(&event) {
                 self.outstanding.insert(event.offset);
                 let lane = lane(&event);
-                *self.waiting.entry(lane).or_insert(0) += 1;
+                self.lanes.entry(lane).or_default().waiting += 1;
                 self.buffer.push_back((lane, Arc::new(event)));
             }
         }
@@ -118,31 +128,25 @@ impl Part {
 
     /// Where the cursor may move: just before the oldest unacked event, or to the read position.
     pub fn candidate(&self) -> i64 {
-        self.outstanding.first().map_or(self.read_upto, |&first| first - 1)
+        self.outstanding.first().map_or(self.read_upto, |first| first - 1)
     }
 
     /// Where the cursor could move once the events at `offsets` are acked too (without acking
     /// them).
     pub fn candidate_with(&self, offsets: &BTreeSet<i64>) -> i64 {
-        self.outstanding.iter().find(|o| !offsets.contains(o)).map_or(self.read_upto, |&first| first - 1)
+        self.outstanding.iter().find(|o| !offsets.contains(o)).map_or(self.read_upto, |first| first - 1)
     }
 
     /// Hands out up to `room` events: due redeliveries first, then buffered events whose key has
-    /// nothing else out. Returns them with their attempt numbers.
-    pub fn take(
-        &mut self,
-        partition: u32,
-        room: usize,
-        now: Instant,
-        out: &mut Vec<(Arc<EventRecord>, u32, Token)>,
-    ) {
+    /// nothing else out, each with its attempt number.
+    pub fn take(&mut self, partition: u32, room: usize, now: Instant, out: &mut Vec<Delivery>) {
         let mut i = 0;
         while i < self.redeliver.len() && out.len() < room {
             if self.redeliver[i].due <= now {
-                let r = self.redeliver.swap_remove(i);
-                let token = self.token(partition, &r.record);
+                let Redelivery { record, attempt, lane, .. } = self.redeliver.swap_remove(i);
+                let token = Token { partition, offset: record.offset, epoch: self.epoch, lane };
                 self.in_flight += 1;
-                out.push((r.record, r.attempt, token));
+                out.push(Delivery { record, attempt, token });
             } else {
                 i += 1;
             }
@@ -151,21 +155,23 @@ impl Part {
         let mut blocked = Vec::new();
         while out.len() < room {
             let Some((lane, record)) = self.buffer.pop_front() else { break };
-            if self.busy.contains(&lane) {
+            // A buffered event's lane has an entry: `add` counted it as waiting.
+            let state = self.lanes.entry(lane).or_default();
+            if state.busy {
                 blocked.push((lane, record));
                 continue;
             }
-            if let Some(count) = self.waiting.get_mut(&lane) {
-                *count -= 1;
-                if *count == 0 {
-                    self.waiting.remove(&lane);
-                }
-            }
-            self.busy.insert(lane);
-            let attempt = self.attempts.get(&record.offset).copied().unwrap_or(1);
+            state.waiting = state.waiting.saturating_sub(1);
+            state.busy = true;
+            // Redeliveries are rare: most takes find no attempts to look up.
+            let attempt = if self.attempts.is_empty() {
+                1
+            } else {
+                self.attempts.get(&record.offset).copied().unwrap_or(1)
+            };
             let token = Token { partition, offset: record.offset, epoch: self.epoch, lane };
             self.in_flight += 1;
-            out.push((record, attempt, token));
+            out.push(Delivery { record, attempt, token });
         }
         // Back in front, in order, into the room their taking left: the rest of the buffer
         // stays where it is.
@@ -174,32 +180,40 @@ impl Part {
         }
     }
 
-    fn token(&self, partition: u32, record: &EventRecord) -> Token {
-        Token { partition, offset: record.offset, epoch: self.epoch, lane: lane(record) }
-    }
-
     /// Marks a handed-out event done: `None` if the token is stale, else whether a buffered
     /// event of the same lane can now be handed out.
     pub fn ack(&mut self, token: &Token) -> Option<bool> {
-        if token.epoch != self.epoch || !self.outstanding.remove(&token.offset) {
+        if token.epoch != self.epoch || !self.outstanding.remove(token.offset) {
             return None;
         }
-        self.busy.remove(&token.lane);
-        self.attempts.remove(&token.offset);
+        if !self.attempts.is_empty() {
+            self.attempts.remove(&token.offset);
+        }
         self.in_flight = self.in_flight.saturating_sub(1);
-        Some(self.waiting.contains_key(&token.lane))
+        let waiting = match self.lanes.get_mut(&token.lane) {
+            Some(state) if state.waiting > 0 => {
+                state.busy = false;
+                true
+            }
+            Some(_) => {
+                self.lanes.remove(&token.lane);
+                false
+            }
+            None => false,
+        };
+        Some(waiting)
     }
 
     /// Schedules a handed-out event for redelivery; its key stays blocked until then.
     pub fn nack(&mut self, token: &Token, record: Arc<EventRecord>, due: Instant) -> bool {
-        if token.epoch != self.epoch || !self.outstanding.contains(&token.offset) {
+        if token.epoch != self.epoch || !self.outstanding.contains(token.offset) {
             return false;
         }
         let attempt = self.attempts.entry(token.offset).or_insert(1);
         *attempt += 1;
         let attempt = *attempt;
         self.in_flight = self.in_flight.saturating_sub(1);
-        self.redeliver.push(Redelivery { due, record, attempt });
+        self.redeliver.push(Redelivery { due, record, attempt, lane: token.lane });
         true
     }
 
@@ -210,9 +224,12 @@ impl Part {
 }
 
 /// The ordering lane of an event: a hash of its key (keyless events share one lane, so they
-/// keep their partition's order too). Fixed keys: lanes only need to agree within a process.
+/// keep their partition's order too). FNV-1a, fixed: lanes only need to agree within a process,
+/// and keys that collide (by chance or chosen to) only take turns like one key, in order.
 fn lane(record: &EventRecord) -> Lane {
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(record.key.as_deref().unwrap_or_default())
+    let key = record.key.as_deref().unwrap_or_default();
+    key.bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -232,10 +249,10 @@ mod tests {
         let mut out = Vec::new();
         part.take(0, 10, Instant::now(), &mut out);
         assert_eq!(out.len(), 3);
-        assert!(part.ack(&out[1].2).is_some());
-        assert!(part.ack(&out[2].2).is_some());
+        assert!(part.ack(&out[1].token).is_some());
+        assert!(part.ack(&out[2].token).is_some());
         assert_eq!(part.candidate(), 0, "event 1 is unacked, so the cursor cannot pass it");
-        assert!(part.ack(&out[0].2).is_some());
+        assert!(part.ack(&out[0].token).is_some());
         assert_eq!(part.candidate(), 3);
     }
 
@@ -245,14 +262,18 @@ mod tests {
         part.add(vec![event(1, "a"), event(2, "a"), event(3, "b")], false, |_| true);
         let mut out = Vec::new();
         part.take(0, 10, Instant::now(), &mut out);
-        let offsets: Vec<i64> = out.iter().map(|d| d.0.offset).collect();
+        let offsets: Vec<i64> = out.iter().map(|d| d.record.offset).collect();
         assert_eq!(offsets, [1, 3]);
         let now = Instant::now();
-        assert!(part.nack(&out[0].2, out[0].0.clone(), now));
+        assert!(part.nack(&out[0].token, out[0].record.clone(), now));
         let mut again = Vec::new();
         part.take(0, 10, now, &mut again);
         assert_eq!(again.len(), 1);
-        assert_eq!((again[0].0.offset, again[0].1), (1, 2), "the nacked event comes back before offset 2");
+        assert_eq!(
+            (again[0].record.offset, again[0].attempt),
+            (1, 2),
+            "the nacked event comes back before offset 2"
+        );
     }
 
     #[test]
@@ -262,10 +283,10 @@ mod tests {
         assert_eq!(part.candidate(), 1);
         let mut out = Vec::new();
         part.take(0, 10, Instant::now(), &mut out);
-        let mut stale = out[0].2.clone();
+        let mut stale = out[0].token.clone();
         stale.epoch = 6;
         assert!(part.ack(&stale).is_none());
-        assert!(part.ack(&out[0].2).is_some());
+        assert!(part.ack(&out[0].token).is_some());
         assert_eq!(part.candidate(), 2);
     }
 
@@ -275,12 +296,31 @@ mod tests {
         part.add(vec![event(1, "a"), event(2, "a"), event(3, "b")], false, |_| true);
         let mut out = Vec::new();
         part.take(0, 10, Instant::now(), &mut out);
-        assert_eq!(part.ack(&out[1].2), Some(false), "nothing of `b` waits");
-        assert_eq!(part.ack(&out[0].2), Some(true), "offset 2 of `a` waits behind offset 1");
+        assert_eq!(part.ack(&out[1].token), Some(false), "nothing of `b` waits");
+        assert_eq!(part.ack(&out[0].token), Some(true), "offset 2 of `a` waits behind offset 1");
         let mut again = Vec::new();
         part.take(0, 10, Instant::now(), &mut again);
         assert_eq!(again.len(), 1);
-        assert_eq!(part.ack(&again[0].2), Some(false));
+        assert_eq!(part.ack(&again[0].token), Some(false));
+    }
+
+    #[test]
+    fn idle_lanes_leave_no_entry_behind() {
+        let mut part = Part::new(1, 0);
+        let events = (1..=50).map(|offset| event(offset, &format!("k{}", offset % 7))).collect();
+        part.add(events, false, |_| true);
+        let mut acked = 0;
+        while acked < 50 {
+            let mut out = Vec::new();
+            part.take(0, 10, Instant::now(), &mut out);
+            assert!(!out.is_empty(), "a key's next event goes out once the one before it is acked");
+            for delivery in &out {
+                assert!(part.ack(&delivery.token).is_some());
+            }
+            acked += out.len();
+        }
+        assert!(part.lanes.is_empty(), "every lane is idle, so none keeps an entry");
+        assert_eq!((part.outstanding(), part.candidate()), (0, 50));
     }
 
     #[test]
@@ -290,16 +330,16 @@ mod tests {
         part.add(events, false, |_| true);
         let mut out = Vec::new();
         part.take(0, 10, Instant::now(), &mut out);
-        let offsets: Vec<i64> = out.iter().map(|d| d.0.offset).collect();
+        let offsets: Vec<i64> = out.iter().map(|d| d.record.offset).collect();
         assert_eq!(offsets, [1, 3, 5], "`a`'s later events wait behind offset 1");
-        let mut token = out[0].2.clone();
+        let mut token = out[0].token.clone();
         for next in [2, 4] {
             assert_eq!(part.ack(&token), Some(true), "an `a` waits");
             let mut again = Vec::new();
             part.take(0, 10, Instant::now(), &mut again);
-            let offsets: Vec<i64> = again.iter().map(|d| d.0.offset).collect();
+            let offsets: Vec<i64> = again.iter().map(|d| d.record.offset).collect();
             assert_eq!(offsets, [next], "the next `a` in offset order, alone");
-            token = again[0].2.clone();
+            token = again[0].token.clone();
         }
         assert_eq!(part.ack(&token), Some(false), "no `a` left");
     }

@@ -79,7 +79,9 @@ where
 
     fn attempt(&self, registry: &Registry, event: &Arc<EventRecord>, attempt: u32) -> Result<HandlerFuture> {
         // Decoded again on each attempt, so the payload is moved into the handler, not cloned.
-        let (payload, record) = registry.decode_typed_shared::<V>(event)?;
+        // The runner dead-letters corrupt events before any attempt, so they are not checked
+        // for twice.
+        let (payload, record) = registry.decode_typed_shared_sound::<V>(event)?;
         Ok(call(&self.handler, payload, Context::shared(record, attempt)))
     }
 }

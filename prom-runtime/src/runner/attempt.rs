@@ -29,7 +29,7 @@ pub(super) enum Outcome {
     Undecodable(Error),
 }
 
-/// A running attempt; resolves to its outcome and how long it took.
+/// A running attempt; resolves to its outcome and when it ended.
 pub(super) struct Attempt {
     traced: Traced,
     future: Option<HandlerFuture>,
@@ -39,7 +39,9 @@ pub(super) struct Attempt {
 }
 
 impl Attempt {
-    /// Starts attempt `number` at `record` by `consumer`: its span continues `stored`.
+    /// Starts attempt `number` at `record` by `consumer` at `started` (the caller's clock
+    /// reading: a batch's inline pass passes the end of the previous attempt, one reading per
+    /// event): its span continues `stored`.
     pub(super) fn start(
         handler: &dyn Handler,
         registry: &Registry,
@@ -47,9 +49,9 @@ impl Attempt {
         record: &Arc<EventRecord>,
         number: u32,
         stored: Option<&TraceContext>,
+        started: Instant,
     ) -> Attempt {
         let traced = Traced::handle(consumer, record, number, stored);
-        let started = Instant::now();
         // The future is made inside the span too, so even the handler's synchronous part
         // publishes in the event's trace. After a panic the future is dropped and nothing the
         // handler touched is used again by the runner, so unwind safety holds.
@@ -63,6 +65,11 @@ impl Attempt {
         Attempt { traced, future, ended, started }
     }
 
+    /// How long the attempt took, given when it `ended`.
+    pub(super) fn took(&self, ended: Instant) -> Duration {
+        ended.saturating_duration_since(self.started)
+    }
+
     /// The attempt's span, for what the runner logs about it.
     pub(super) fn span(&self) -> &tracing::Span {
         &self.traced.span
@@ -70,9 +77,9 @@ impl Attempt {
 }
 
 impl Future for Attempt {
-    type Output = (Outcome, Duration);
+    type Output = (Outcome, Instant);
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Outcome, Duration)> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Outcome, Instant)> {
         let this = self.get_mut();
         let outcome = match (this.ended.take(), this.future.as_mut()) {
             (Some(ended), _) => ended,
@@ -92,7 +99,7 @@ impl Future for Attempt {
             }
         };
         this.future = None;
-        Poll::Ready((outcome, this.started.elapsed()))
+        Poll::Ready((outcome, Instant::now()))
     }
 }
 
