@@ -154,4 +154,24 @@ mod tests {
             "events stored since are read"
         );
     }
+
+    /// Reading a page binds new values every time; the reader's cached statement must not be
+    /// planned again for each (SQLite does so unless told the plan is stable).
+    #[tokio::test]
+    async fn a_reader_plans_the_page_read_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = SqliteBus::open(dir.path()).expect("open");
+        publish(&bus, 0..300).await;
+        let conn = rusqlite::Connection::open(dir.path().join("events.db")).expect("open");
+        crate::bus::sqlite::schema::configure_reader(&conn).expect("configure");
+        let mut page = conn.prepare(&super::super::page_sql()).expect("prepare");
+        for (partition, after) in [(0, 0), (1, 10), (0, 50), (1, 100), (0, 7)] {
+            let read = page
+                .query_map(rusqlite::params!["t", partition, after, 100], |_| Ok(()))
+                .expect("query")
+                .count();
+            assert!(read > 0, "partition {partition} after {after}");
+        }
+        assert_eq!(page.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 }

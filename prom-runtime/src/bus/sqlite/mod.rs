@@ -227,11 +227,7 @@ impl SqliteBus {
     ) -> Result<Vec<EventRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_with(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM events WHERE topic = ?1 AND part = ?2 AND off > ?3 ORDER BY off LIMIT ?4",
-                rows::COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut stmt = conn.prepare_cached(&page_sql())?;
             let rows = stmt.query_map(params![topic, partition, after, limit], rows::from_row)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
         })
@@ -256,7 +252,7 @@ impl SqliteBus {
                     };
                     let (flags, name) = &inner.reader;
                     let conn = Connection::open_with_flags(name, *flags).map_err(fail)?;
-                    conn.busy_timeout(schema::BUSY_TIMEOUT).map_err(fail)?;
+                    schema::configure_reader(&conn).map_err(fail)?;
                     conn
                 }
             };
@@ -513,10 +509,18 @@ fn read_topic(
     rows.collect()
 }
 
+/// A partition's next events: topic, partition, after, limit.
+fn page_sql() -> String {
+    format!(
+        "SELECT {} FROM events WHERE topic = ?1 AND part = ?2 AND off > ?3 ORDER BY off LIMIT ?4",
+        rows::COLUMNS
+    )
+}
+
 /// The layout version of the store `reader` opens (checking that it can be read at all).
 fn read_layout((flags, name): &(OpenFlags, PathBuf)) -> rusqlite::Result<i64> {
     let conn = Connection::open_with_flags(name, *flags)?;
-    conn.busy_timeout(schema::BUSY_TIMEOUT)?;
+    schema::configure_reader(&conn)?;
     // Reading the schema makes SQLite open the WAL index, which is what fails when it cannot.
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
     conn.pragma_query_value(None, "user_version", |r| r.get(0))

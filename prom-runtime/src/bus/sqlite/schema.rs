@@ -1,6 +1,7 @@
 //! The on-disk layout and connection settings.
 
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 use std::time::Duration;
 
 /// The layout version stored in `PRAGMA user_version`: 1 had no stream tables, 2 adds
@@ -111,7 +112,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// processes can share the file) and `synchronous=FULL` (a commit is on disk when it returns, so
 /// a kill -9 or power loss never loses an acknowledged publish).
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    configure_reader(conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     // Savepoints (one per job when several share a commit) journal the pages they touch; in
@@ -119,6 +120,16 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     // The committer reuses a few dozen distinct statements; keep all of them prepared.
     conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Sets up any connection to the store, reading or writing.
+pub fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Without the query planner stability guarantee SQLite re-plans a cached statement whenever
+    // a newly bound value might change its plan: about 50k instructions per read of a page or
+    // append's head lookup, on statements whose plan never changes (an index lookup).
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 

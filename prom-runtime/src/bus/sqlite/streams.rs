@@ -55,11 +55,9 @@ fn planned_first(expected: ExpectedVersion) -> Option<u64> {
     }
 }
 
-/// The stream's last version and hash. The ids are compared as expressions, not bare
-/// parameters: with a bare parameter on each of the first two primary-key columns, SQLite
-/// 3.54 re-prepares the statement whenever a new value is bound (so on every append, some 50k
-/// instructions, most of a one-event append's extra work on the committer).
-const HEAD: &str = "SELECT version, hash FROM streams WHERE aggregate = (?1 || '') AND stream_id = (?2 || '') \
+/// The stream's last version and hash (planned once per connection: see
+/// `schema::configure_reader`).
+const HEAD: &str = "SELECT version, hash FROM streams WHERE aggregate = ?1 AND stream_id = ?2 \
                     ORDER BY version DESC LIMIT 1";
 
 /// Runs inside the committer's transaction: the expected-version check sees every commit
