@@ -1,12 +1,18 @@
-//! Group commit: the publishes one process makes at the same time share one transaction.
+//! Group commit: the publishes one process makes at the same time to one partition share one
+//! transaction, and the groups of different partitions commit side by side.
 //!
-//! Every publish to MongoDB bumps its topic's offset counter inside a transaction, so two
-//! transactions publishing to one topic at once conflict and one of them retries: sixty-four
-//! tasks each publishing one event would spend most of their time retrying. Instead, a publish
-//! joins a queue; one committer task per bus takes everything queued (up to [`MAX_GROUP_EVENTS`]
-//! events and [`MAX_GROUP_BYTES`]) and stores it in **one** transaction, while the next group
-//! queues up behind it. Nothing waits for a group to fill: an idle bus commits a lone publish at
-//! once, and a busy one batches exactly as much as arrived during the previous commit.
+//! Every publish to MongoDB bumps the offset counter of each partition it writes inside a
+//! transaction, so two transactions publishing to one partition at once conflict and one of
+//! them retries: sixty-four tasks each publishing one event would spend most of their time
+//! retrying. Instead, a publish joins a queue; committer tasks (up to [`MAX_GROUPS_IN_FLIGHT`]
+//! per bus) each take the oldest publish whose partitions no other group is writing, with every
+//! later queued publish to that same single partition (up to [`MAX_GROUP_EVENTS`] events and
+//! [`MAX_GROUP_BYTES`]), and store them in **one** transaction, which therefore touches one
+//! partition's counter (one shard of a sharded cluster). A publish spanning several partitions
+//! (`publish_all`, a dual-write copy) is a group of its own, atomic across its partitions.
+//! Queued publishes touching one partition are taken in queue order. Nothing waits for a group
+//! to fill: an idle bus commits a lone publish at once, and a busy one batches exactly as much
+//! as arrived during the previous commit of that partition.
 //!
 //! Guarantees are those of a lone publish: each publish returns only after the majority,
 //! journaled commit of the transaction holding its events; a publish's events are stored all
@@ -20,7 +26,7 @@ use super::MongoBus;
 use super::docs::Row;
 use crate::error::{Error, Result};
 use crate::record::Receipt;
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -30,6 +36,12 @@ pub const MAX_GROUP_EVENTS: usize = 1000;
 /// one publish has more). MongoDB splits large transactions itself, but small ones commit and
 /// replicate sooner and never approach its 16 MiB per-document limit of a batch insert command.
 pub const MAX_GROUP_BYTES: usize = 4 << 20;
+/// At most this many group transactions of one bus run at once (each holds a pooled
+/// connection; the driver's pool has 10 by default, and reads need some).
+pub const MAX_GROUPS_IN_FLIGHT: usize = 8;
+
+/// A partition: topic and partition number.
+type Part = (String, u32);
 
 /// The queue of one bus's publishes waiting for a group commit.
 #[derive(Default)]
@@ -40,13 +52,17 @@ pub struct Committer {
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
-    /// Whether a committer task is running (it takes the queue until it is empty).
-    running: bool,
+    /// The partitions a running group writes.
+    busy: HashSet<Part>,
+    /// How many committer tasks run (each takes groups until none is ready).
+    runners: usize,
 }
 
 /// One publish waiting for its commit.
 struct Job {
     rows: Vec<Row>,
+    /// The partitions its events go to, sorted.
+    parts: Vec<Part>,
     bytes: usize,
     reply: oneshot::Sender<Result<Vec<Receipt>>>,
 }
@@ -58,14 +74,18 @@ impl Committer {
     }
 }
 
-/// Stores `rows` atomically in the next group transaction; returns after it committed.
+/// Stores `rows` atomically in the next group transaction of their partition; returns after
+/// it committed.
 pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     let bytes = rows.iter().map(|r| r.doc.headers.len() + r.doc.payload.len() + r.doc.topic.len()).sum();
+    let parts: BTreeSet<Part> = rows.iter().map(|r| (r.doc.topic.clone(), r.partition)).collect();
     let (reply, answer) = oneshot::channel();
     let start = {
         let mut queue = bus.inner.committer.queue();
-        queue.jobs.push_back(Job { rows, bytes, reply });
-        !std::mem::replace(&mut queue.running, true)
+        queue.jobs.push_back(Job { rows, parts: parts.into_iter().collect(), bytes, reply });
+        let start = queue.runners < MAX_GROUPS_IN_FLIGHT;
+        queue.runners += usize::from(start);
+        start
     };
     if start {
         // A task of its own: a caller that stops waiting never leaves a group half done.
@@ -74,53 +94,97 @@ pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     answer.await.map_err(|_| bus.err("the group committer stopped before the publish was committed"))?
 }
 
-/// Takes groups off the queue and commits them until the queue is empty.
+/// Takes ready groups off the queue and commits them until none is ready.
 async fn run(bus: MongoBus) {
-    let guard = Running { bus: &bus };
+    let mut guard = Running { bus: &bus, parts: Vec::new(), done: false };
     loop {
         let group = {
             let mut queue = bus.inner.committer.queue();
-            if queue.jobs.is_empty() {
-                queue.running = false;
-                break;
+            for part in guard.parts.drain(..) {
+                queue.busy.remove(&part);
             }
-            take_group(&mut queue.jobs)
+            match take_group(&mut queue) {
+                Some((group, parts)) => {
+                    guard.parts = parts;
+                    group
+                }
+                None => {
+                    // Publishes left queued wait for a busy partition, whose runner takes
+                    // them when its commit is done.
+                    queue.runners -= 1;
+                    guard.done = true;
+                    break;
+                }
+            }
         };
         commit(&bus, group).await;
     }
-    std::mem::forget(guard);
 }
 
-/// Clears `running` (and fails what is queued) if the committer task unwinds, so later
-/// publishes start a new one instead of waiting forever.
+/// Releases a committer task's partitions and its place if it unwinds; the last one to go
+/// fails what is queued, so later publishes start a new one instead of waiting forever.
 struct Running<'a> {
     bus: &'a MongoBus,
+    parts: Vec<Part>,
+    done: bool,
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let mut queue = self.bus.inner.committer.queue();
-        queue.running = false;
-        for job in queue.jobs.drain(..) {
-            let _ = job.reply.send(Err(self.bus.err("the group committer failed; publish again")));
+        for part in self.parts.drain(..) {
+            queue.busy.remove(&part);
+        }
+        queue.runners = queue.runners.saturating_sub(1);
+        if queue.runners == 0 {
+            for job in queue.jobs.drain(..) {
+                let _ = job.reply.send(Err(self.bus.err("the group committer failed; publish again")));
+            }
         }
     }
 }
 
-/// The jobs at the head of the queue that fit in one group (always at least one).
-fn take_group(jobs: &mut VecDeque<Job>) -> Vec<Job> {
-    let (mut events, mut bytes) = (0usize, 0usize);
-    let mut group = Vec::new();
-    while let Some(job) = jobs.front() {
-        let fits = events + job.rows.len() <= MAX_GROUP_EVENTS && bytes + job.bytes <= MAX_GROUP_BYTES;
-        if !group.is_empty() && !fits {
+/// The oldest queued publish none of whose partitions is busy or wanted by an older waiting
+/// publish, with the later ones to the same single partition that fit; marks its partitions
+/// busy and returns them.
+fn take_group(queue: &mut Queue) -> Option<(Vec<Job>, Vec<Part>)> {
+    let mut held: HashSet<&Part> = queue.busy.iter().collect();
+    let mut first = None;
+    for (i, job) in queue.jobs.iter().enumerate() {
+        if job.parts.iter().any(|p| held.contains(p)) {
+            // Waits; later publishes to its partitions wait behind it (queue order).
+            held.extend(&job.parts);
+        } else {
+            first = Some(i);
             break;
         }
-        events += job.rows.len();
-        bytes += job.bytes;
-        group.extend(jobs.pop_front());
     }
-    group
+    let first = queue.jobs.remove(first?)?;
+    let parts = first.parts.clone();
+    let (mut events, mut bytes) = (first.rows.len(), first.bytes);
+    let mut group = vec![first];
+    if let [part] = parts.as_slice() {
+        let mut i = 0;
+        while let Some(job) = queue.jobs.get(i) {
+            if !job.parts.contains(part) {
+                i += 1;
+                continue;
+            }
+            let fits = events + job.rows.len() <= MAX_GROUP_EVENTS && bytes + job.bytes <= MAX_GROUP_BYTES;
+            // A publish also writing other partitions keeps its place: nothing behind it passes.
+            if job.parts.len() != 1 || !fits {
+                break;
+            }
+            events += job.rows.len();
+            bytes += job.bytes;
+            group.extend(queue.jobs.remove(i));
+        }
+    }
+    queue.busy.extend(parts.iter().cloned());
+    Some((group, parts))
 }
 
 /// Commits `group` in one transaction and answers each publish.

@@ -2,19 +2,21 @@
 //! processes and machines.
 //!
 //! Layout (one database; see [`layout`]): `events` (one document per event, `_id` = event id),
-//! `topics` (per-topic offset counters), `cursors`, `members` and `leases`. Dead letters are
-//! events on `dlq.<topic>` like any other.
+//! `partitions` (per-partition offset counters), `cursors`, `members` and `leases`. Dead
+//! letters are events on `dlq.<topic>` like any other.
 //!
 //! Every write that must be atomic runs in a multi-document transaction (which is why MongoDB
-//! must run as a replica set): a publish reads the batch's dedup keys, bumps the topic counter
-//! with `$inc` and inserts the events in one transaction. Two publishers to one topic conflict on
-//! the counter document, so one of them retries; offsets therefore stay gap-free and become
-//! visible in order, whatever the number of processes. Membership and lease expiry use the
+//! must run as a replica set): a publish reads the batch's dedup keys, bumps the counter of each
+//! partition it writes with `$inc` and inserts the events in one transaction. Two publishers to
+//! one partition conflict on its counter document, so one of them retries; a partition's
+//! offsets therefore stay gap-free and become visible in order, whatever the number of
+//! processes, while publishers of different partitions never conflict ([`counters`]). Membership and lease expiry use the
 //! server's clock (`$$NOW`), so clock skew between machines cannot hand a partition to two
 //! members.
 
 pub mod clients;
 mod committer;
+mod counters;
 mod docs;
 mod groups;
 pub(crate) mod in_session;
@@ -168,18 +170,36 @@ impl MongoBus {
             .map_err(|e| self.db("cannot start a session", &e))
     }
 
+    /// Events matching `filter` in (offset, partition) order.
     async fn find_events(&self, filter: Document, limit: usize) -> Result<Vec<EventRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let cursor = self
             .events()
             .find(filter)
-            .sort(doc! { "off": 1 })
+            .sort(doc! { "off": 1, "part": 1 })
             .limit(limit)
             .await
             .map_err(|e| self.db("cannot read events", &e))?;
         let docs: Vec<EventDoc> =
             cursor.try_collect().await.map_err(|e| self.db("cannot read events", &e))?;
         docs.into_iter().map(|d| d.into_record().map_err(|e| self.err(e))).collect()
+    }
+}
+
+impl MongoBus {
+    /// Events of every partition of `topic` with offset `> after`, in (offset, partition)
+    /// order. Partitions share offsets, so a full page is completed with the other partitions'
+    /// events at its last offset: a reader resuming after that offset then skips none of them.
+    async fn read_all(&self, topic: &str, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
+        let mut page = self.find_events(doc! { "topic": topic, "off": { "$gt": after } }, limit).await?;
+        if page.len() == limit
+            && let Some(last) = page.last()
+        {
+            let rest =
+                doc! { "topic": topic, "off": last.offset, "part": { "$gt": i64::from(last.partition) } };
+            page.extend(self.find_events(rest, usize::MAX).await?);
+        }
+        Ok(page)
     }
 }
 
@@ -213,20 +233,14 @@ impl EventBus for MongoBus {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut filter = doc! { "topic": topic, "off": { "$gt": after } };
-        if let Some(p) = partition {
-            filter.insert("part", i64::from(p));
-        }
-        self.find_events(filter, limit).await
+        let Some(p) = partition else {
+            return self.read_all(topic, after, limit).await;
+        };
+        self.find_events(doc! { "topic": topic, "part": i64::from(p), "off": { "$gt": after } }, limit).await
     }
 
     async fn head(&self, topic: &str) -> Result<i64> {
-        let counter = self
-            .coll(layout::TOPICS)
-            .find_one(doc! { "_id": topic })
-            .await
-            .map_err(|e| self.db("cannot read the topic head", &e))?;
-        Ok(counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(0))
+        counters::head(self, topic).await.map_err(|e| self.db("cannot read the topic head", &e))
     }
 
     async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
