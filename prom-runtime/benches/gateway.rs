@@ -116,7 +116,7 @@ async fn publish(events: usize) {
                 }
                 started.elapsed()
             };
-            let head = harness.producer().bus().head(TOPIC).await.expect("head");
+            let head = harness.producer().bus().heads(TOPIC).await.expect("head").total();
             assert_eq!(usize::try_from(head).ok(), Some(events));
             harness.stop().await.expect("stop");
             if round > 0 {

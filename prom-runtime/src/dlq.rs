@@ -1,7 +1,7 @@
 //! Dead letters: what a consumer writes to `dlq.<topic>` when it gives up on an event, and
 //! replay, which republishes dead letters to their topic.
 
-use crate::bus::EventBus;
+use crate::bus::{EventBus, TopicPosition};
 use crate::error::{Error, JsonError, Result};
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{DLQ_ERROR, EventRecord, NewEvent, REPLAY_OF, format_ts, now_ms};
@@ -86,7 +86,7 @@ pub(crate) fn replay_key(dlq_id: Uuid) -> String {
 /// Dead letters of `topic`, oldest first, at most `limit`.
 pub async fn list<B: EventBus>(producer: &Producer<B>, topic: &str, limit: usize) -> Result<Vec<Entry>> {
     let schema = producer.registry().topic(topic)?;
-    let events = producer.bus().read(&schema.dlq_name(), None, 0, limit).await?;
+    let events = producer.bus().read_topic(&schema.dlq_name(), &TopicPosition::start(), limit).await?;
     let keys: Vec<String> = events.iter().map(|e| replay_key(e.id)).collect();
     let replayed: HashSet<String> = producer.bus().existing_dedup(topic, keys).await?.into_iter().collect();
     events
@@ -155,11 +155,16 @@ pub async fn replay<B: EventBus>(
     let mut report = ReplayReport::default();
     let mut events = Vec::new();
     let mut failed_keys: HashSet<Option<String>> = HashSet::new();
-    let mut after = 0;
+    let mut after = TopicPosition::start();
+    let ordered = producer.bus().ordered();
     'pages: loop {
-        let page = producer.bus().read(&schema.dlq_name(), None, after, PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.offset;
+        let page = producer.bus().read_topic(&schema.dlq_name(), &after, PAGE).await?;
+        if page.is_empty() {
+            break;
+        }
+        for event in &page {
+            after.advance(event, ordered);
+        }
         let in_range: Vec<EventRecord> = page
             .into_iter()
             .filter(|e| opts.since.is_none_or(|s| e.ts >= s) && opts.until.is_none_or(|u| e.ts < u))

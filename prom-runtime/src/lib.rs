@@ -43,7 +43,7 @@ mod typed;
 pub mod upcast;
 pub mod validate;
 
-pub use bus::{AnyBus, EventBus, GroupId, MemoryBus, SqliteBus};
+pub use bus::{AnyBus, EventBus, GroupId, MemoryBus, SqliteBus, TopicPosition};
 pub use context::Context;
 pub use error::{Cause, Derived, Error, JsonError, MissingUpcaster, Result};
 pub use handler_error::{HandlerError, Permanence};

@@ -64,12 +64,15 @@ async fn publish_assigns_monotonic_offsets_and_time_ordered_ids(store: &Store) {
     let second = bus.publish(vec![ev("t", 3, "a"), ev("other", 1, "a")]).await.expect("publish");
     let offsets: Vec<i64> = first.iter().chain(&second).map(|r| r.offset).collect();
     assert_eq!(offsets, [1, 2, 3, 1], "offsets are per topic and start at 1");
-    let events = bus.read("t", None, 0, 10).await.expect("read");
+    let events = bus.read_topic("t", &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     assert_eq!(events.iter().map(|e| e.offset).collect::<Vec<_>>(), [1, 2, 3]);
     assert!(events.windows(2).all(|w| w[0].id < w[1].id), "UUIDv7 ids sort by time");
     assert_eq!(events[1].payload, json!({ "n": 2 }));
-    assert_eq!(bus.head("t").await.expect("head"), 3);
-    assert_eq!(bus.read("t", None, 1, 1).await.expect("read")[0].offset, 2);
+    assert_eq!(bus.heads("t").await.expect("head").total(), 3);
+    assert_eq!(
+        bus.read_topic("t", &prom_runtime::TopicPosition::after(1), 1).await.expect("read")[0].offset,
+        2
+    );
     // Another handle (another process, for SQLite) sees the same data and continues the offsets.
     let other = store.handle();
     assert_eq!(other.publish(vec![ev("t", 4, "c")]).await.expect("publish")[0].offset, 4);
@@ -81,7 +84,7 @@ async fn dedup_keys_store_an_event_once(store: &Store) {
     assert!(!a[0].duplicate && a[1].duplicate && a[1].id == a[0].id);
     let b = bus.publish(vec![ev("t", 3, "a").dedup("x"), ev("t", 4, "a").dedup("y")]).await.expect("publish");
     assert!(b[0].duplicate && b[0].offset == 1 && !b[1].duplicate);
-    assert_eq!(bus.read("t", None, 0, 10).await.expect("read").len(), 2);
+    assert_eq!(bus.read_topic("t", &prom_runtime::TopicPosition::start(), 10).await.expect("read").len(), 2);
     let existing = bus.existing_dedup("t", vec!["x".into(), "z".into(), "y".into()]).await.expect("dedup");
     assert_eq!(existing, ["x", "y"]);
 }

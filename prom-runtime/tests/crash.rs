@@ -139,8 +139,9 @@ fn kill_9_loses_no_acknowledged_publish_and_skips_no_event() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
     runtime.block_on(async {
         let bus = SqliteBus::open(dir.path()).expect("reopen");
-        let head = bus.head(TOPIC).await.expect("head");
-        let events = bus.read(TOPIC, None, 0, usize::MAX).await.expect("read");
+        let head = bus.heads(TOPIC).await.expect("head").total();
+        let events =
+            bus.read_topic(TOPIC, &prom_runtime::TopicPosition::start(), usize::MAX).await.expect("read");
         let offsets: Vec<i64> = events.iter().map(|e| e.offset).collect();
         assert_eq!(offsets, (1..=head).collect::<Vec<_>>(), "offsets have no holes (seed {seed})");
         let ids: HashSet<_> = events.iter().map(|e| e.id).collect();

@@ -141,7 +141,11 @@ async fn check(bus: &SqliteBus, published: &[(i64, u32, Value)]) -> usize {
         Err(_) => BTreeMap::new(),
     };
     let mut fed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for event in bus.read("processes.changed", None, 0, 1_000_000).await.expect("feed") {
+    for event in bus
+        .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 1_000_000)
+        .await
+        .expect("feed")
+    {
         let key = event.payload["key"].as_str().unwrap_or_default().to_string();
         fed.entry(key).or_default().push(event.payload["operation"].as_str().unwrap_or_default().to_string());
     }

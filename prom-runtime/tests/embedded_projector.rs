@@ -123,7 +123,11 @@ impl Fixture {
     }
 
     async fn feed(&self) -> Vec<prom_runtime::EventRecord> {
-        self.producer.bus().read("processes.changed", None, 0, 1000).await.expect("read the feed")
+        self.producer
+            .bus()
+            .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 1000)
+            .await
+            .expect("read the feed")
     }
 }
 
@@ -162,7 +166,8 @@ async fn projector_follows_the_topic_and_commits_with_its_writes() {
         let left = bus.count_after("process.state", p, cursors.get(&p).copied().unwrap_or(0)).await;
         assert_eq!(left.expect("count"), 0, "partition {p} fully committed: {cursors:?}");
     }
-    let letters = bus.read("dlq.process.state", None, 0, 10).await.expect("dlq");
+    let letters =
+        bus.read_topic("dlq.process.state", &prom_runtime::TopicPosition::start(), 10).await.expect("dlq");
     assert_eq!(letters.len(), 1);
     assert!(letters[0].payload["error"].as_str().unwrap_or("").contains("cannot decode"), "{letters:?}");
 
@@ -279,7 +284,12 @@ async fn a_row_a_unique_index_refuses_is_dead_lettered() {
         )
         .await;
     assert_eq!(stats.dead_lettered.load(Ordering::Relaxed), 1);
-    let letters = f.producer.bus().read("dlq.process.state", None, 0, 10).await.expect("dlq");
+    let letters = f
+        .producer
+        .bus()
+        .read_topic("dlq.process.state", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("dlq");
     assert_eq!(letters.len(), 1, "{letters:?}");
     let error = letters[0].payload["error"].as_str().unwrap_or("");
     assert!(error.contains("UNIQUE") && error.contains("unique index"), "{error}");
@@ -359,7 +369,10 @@ async fn a_pipeline_on_the_embedded_store_runs_its_changelog_projectors() {
     }));
     let mut feed = Vec::new();
     for _ in 0..150 {
-        feed = bus.read("processes.changed", None, 0, 10).await.expect("feed");
+        feed = bus
+            .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 10)
+            .await
+            .expect("feed");
         if !feed.is_empty() {
             break;
         }

@@ -388,7 +388,12 @@ async fn a_rebuild_next_to_a_live_projector_loses_nothing_and_applies_nothing_tw
     assert!(differ.is_empty(), "the table is not the fold of every event: {differ:?}");
     // One changefeed event per change of the fold, in order: none lost, none twice.
     let mut fed: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for event in store.bus.read("processes.changed", None, 0, 1_000_000).await.expect("feed") {
+    for event in store
+        .bus
+        .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 1_000_000)
+        .await
+        .expect("feed")
+    {
         let key = event.payload["key"].as_str().unwrap_or_default().to_string();
         fed.entry(key).or_default().push(event.payload["operation"].as_str().unwrap_or_default().to_string());
     }

@@ -153,7 +153,8 @@ async fn prom_serve_without_mongo_projects_and_serves_the_embedded_store() {
     assert_eq!(openapi["openapi"], "3.1.0");
 
     // The changefeed of the table, from the projector's transactions: 4 inserts, 1 update.
-    let feed = bus.read("processes.changed", None, 0, 100).await.expect("feed");
+    let feed =
+        bus.read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 100).await.expect("feed");
     let mut ops: Vec<String> =
         feed.iter().map(|e| e.payload["operation"].as_str().unwrap_or("").to_string()).collect();
     ops.sort();

@@ -170,7 +170,8 @@ async fn check(bus: &SqliteBus, seed: u64) -> Observed {
     let markers = documents(&conn, "markers");
     let counters = documents(&conn, "counters");
     // Read after the effects: the publisher goes on, so these are a superset of what was projected.
-    let stored = bus.read(TOPIC, None, 0, 10_000_000).await.expect("read events");
+    let stored =
+        bus.read_topic(TOPIC, &prom_runtime::TopicPosition::start(), 10_000_000).await.expect("read events");
     let twice: Vec<(&String, &Value)> = markers.iter().filter(|(_, d)| d["applied"] != json!(1)).collect();
     assert!(twice.is_empty(), "events applied more than once: {twice:?} (seed {seed})");
     let mut expected: BTreeMap<String, Value> = BTreeMap::new();

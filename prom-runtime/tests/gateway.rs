@@ -42,7 +42,7 @@ async fn body(response: reqwest::Response) -> Value {
 }
 
 async fn head(harness: &Harness) -> i64 {
-    harness.producer().bus().head("heartbeat.received").await.expect("head")
+    harness.producer().bus().heads("heartbeat.received").await.expect("head").total()
 }
 
 #[tokio::test]
@@ -210,6 +210,55 @@ async fn sse_streams_events_with_offsets_as_ids_and_resumes_after_last_event_id(
     // Stopping the server ends open streams.
     harness.stop().await.expect("stop");
     assert_eq!(live.next(WAIT).await, None);
+}
+
+#[tokio::test]
+async fn sse_ids_are_topic_positions_on_a_store_numbering_per_partition() {
+    let bus: AnyBus = MemoryBus::per_partition().into();
+    let harness = Harness::gateway_only(bus, SPEC, GatewayOptions::default()).await.expect("harness");
+    let client = http();
+    let url = harness.url(TOPIC_URL);
+    // Eight processes spread over the 4 partitions, whose offsets each start at 1.
+    let beats: Vec<Value> =
+        (0..16).map(|n| json!({ "processId": format!("p{}", n % 8), "seq": n })).collect();
+    for beat in &beats {
+        let response = client.post(&url).json_body(beat).send().await.expect("publish");
+        assert_eq!(response.status(), 201);
+    }
+    let mut stream = SseStream::open(&client, &url, &[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..beats.len() {
+        let event = stream.next(WAIT).await.expect("an event");
+        let record: Value = serde_json::from_str(&event.data).expect("JSON data");
+        ids.push((event.id.expect("an id"), record["payload"]["seq"].as_i64().expect("seq")));
+    }
+    assert!(ids.iter().any(|(id, _)| id.contains(':')), "vector ids: {ids:?}");
+    // Resuming after any id gives exactly the events not yet received, by header or query.
+    for (at, (id, _)) in ids.iter().enumerate().step_by(5) {
+        let rest: std::collections::BTreeSet<i64> = ids[at + 1..].iter().map(|(_, seq)| *seq).collect();
+        for resume in [Some(id.as_str()), None] {
+            let mut resumed = match resume {
+                Some(id) => SseStream::open(&client, &url, &[("last-event-id", id)]).await,
+                None => SseStream::open(&client, &format!("{url}?after={id}"), &[]).await,
+            };
+            let mut got = std::collections::BTreeSet::new();
+            for _ in 0..rest.len() {
+                let event = resumed.next(WAIT).await.expect("an event");
+                let record: Value = serde_json::from_str(&event.data).expect("JSON data");
+                got.insert(record["payload"]["seq"].as_i64().expect("seq"));
+            }
+            assert_eq!(got, rest, "after {id}");
+        }
+    }
+    for (query, header) in [("?after=1.x", None), ("?after=3&from=latest", None), ("", Some("-2"))] {
+        let mut request = client.get(format!("{url}{query}"));
+        if let Some(value) = header {
+            request = request.header("last-event-id", value);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(response.status(), 400, "{query} {header:?}");
+    }
+    harness.stop().await.expect("stop");
 }
 
 #[tokio::test]

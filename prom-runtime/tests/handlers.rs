@@ -83,7 +83,7 @@ async fn stop(stop: oneshot::Sender<()>, task: tokio::task::JoinHandle<prom_runt
 }
 
 async fn dead_letters(bus: &MemoryBus) -> Vec<EventRecord> {
-    bus.read(DLQ, None, 0, 100).await.expect("read dlq")
+    bus.read_topic(DLQ, &prom_runtime::TopicPosition::start(), 100).await.expect("read dlq")
 }
 
 /// One captured `tracing` event.

@@ -47,16 +47,22 @@ async fn publish_validates_stamps_partitions_and_dual_writes_in_one_batch() {
     let producer = Producer::new(bus.clone(), Arc::new(example_registry()));
     let receipt = producer.publish(TOPIC, v3(4242), PublishOptions::default()).await.expect("publish");
     assert_eq!(receipt.partition, partition_for(Some("4242"), 8), "partition = jump hash of the /pid key");
-    let stored = bus.read(TOPIC, None, 0, 10).await.expect("read");
+    let stored = bus.read_topic(TOPIC, &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].headers[SCHEMA_VERSION], "3");
     assert_eq!(stored[0].key.as_deref(), Some("4242"));
-    let copy = bus.read("heartbeat.received.v3", None, 0, 10).await.expect("read");
+    let copy = bus
+        .read_topic("heartbeat.received.v3", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read");
     assert_eq!(copy.len(), 1, "dual-write copy");
     assert_eq!((copy[0].payload.value().clone(), copy[0].partition), (v3(4242), receipt.partition));
     // A v1 producer's event is upcast for the v3 copy.
     producer.publish(TOPIC, v1(7), at(1)).await.expect("publish v1");
-    let copy = bus.read("heartbeat.received.v3", None, 1, 10).await.expect("read");
+    let copy = bus
+        .read_topic("heartbeat.received.v3", &prom_runtime::TopicPosition::after(1), 10)
+        .await
+        .expect("read");
     assert_eq!(copy[0].payload["mem_mib"], 64);
     assert_eq!(copy[0].payload["region"], "unknown");
 }
@@ -72,8 +78,12 @@ async fn an_invalid_payload_is_rejected_with_its_location_and_nothing_is_stored(
     assert_eq!(*version, 3);
     let text = errors.join("\n");
     assert!(text.contains("`/pid`") && text.contains("`/cpu_pct`"), "{text}");
-    assert_eq!(bus.head(TOPIC).await.expect("head"), 0);
-    assert_eq!(bus.head("heartbeat.received.v3").await.expect("head"), 0, "not even the dual-write copy");
+    assert_eq!(bus.heads(TOPIC).await.expect("head").total(), 0);
+    assert_eq!(
+        bus.heads("heartbeat.received.v3").await.expect("head").total(),
+        0,
+        "not even the dual-write copy"
+    );
 }
 
 #[tokio::test]
@@ -150,7 +160,8 @@ async fn a_with_hop_needs_its_registered_function_and_never_skips() {
         .publish("temp.read", json!({ "sensor": "s1", "fahrenheit": 212 }), at(1))
         .await
         .expect("publish v1");
-    let stored = bus.read("temp.read", None, 0, 1).await.expect("read").remove(0);
+    let stored =
+        bus.read_topic("temp.read", &prom_runtime::TopicPosition::start(), 1).await.expect("read").remove(0);
     let err = unregistered.decode(stored.clone()).expect_err("no function, no decode");
     assert!(err.to_string().contains("with_upcaster"), "{err}");
 
@@ -160,7 +171,8 @@ async fn a_with_hop_needs_its_registered_function_and_never_skips() {
     assert_eq!(decoded.payload, json!({ "sensor": "s1", "celsius": 100.0 }));
     let broken =
         inline_registry(WITH_SPEC).with_upcaster("crate::upcast::to_celsius", |_| Ok::<_, String>(json!({})));
-    let stored = bus.read("temp.read", None, 0, 1).await.expect("read").remove(0);
+    let stored =
+        bus.read_topic("temp.read", &prom_runtime::TopicPosition::start(), 1).await.expect("read").remove(0);
     assert!(
         matches!(broken.decode(stored), Err(Error::Invalid { version: 2, .. })),
         "upcast output is validated"
@@ -197,7 +209,8 @@ async fn headers_topics_and_versions_are_checked_with_helpful_errors() {
     let err = producer.publish("temp.read", payload, at(7)).await.expect_err("no v7");
     assert!(err.to_string().contains("has no version 7; the spec declares v1 and v2"), "{err}");
 
-    let mut future = bus.read("temp.read", None, 0, 1).await.expect("read").remove(0);
+    let mut future =
+        bus.read_topic("temp.read", &prom_runtime::TopicPosition::start(), 1).await.expect("read").remove(0);
     future.headers.insert(SCHEMA_VERSION.into(), "9".into());
     let err = producer.registry().decode(future.clone()).expect_err("newer writer");
     assert!(err.to_string().contains("update the spec"), "{err}");
@@ -227,7 +240,7 @@ async fn derived_topics_refuse_publishes_with_the_declared_topic_to_write() {
             if declared == TOPIC),
         "{err:?}"
     );
-    assert_eq!(bus.head(TOPIC).await.expect("head"), 0, "nothing was stored");
+    assert_eq!(bus.heads(TOPIC).await.expect("head").total(), 0, "nothing was stored");
 }
 
 #[test]

@@ -107,14 +107,14 @@ async fn state(bus: &MongoBus, name: &str) -> Option<Document> {
 }
 
 async fn events(bus: &MongoBus, topic: &str) -> Vec<EventRecord> {
-    bus.read(topic, None, 0, 1000).await.expect("read")
+    bus.read_topic(topic, &prom_runtime::TopicPosition::start(), 1000).await.expect("read")
 }
 
 async fn wait_head(bus: &MongoBus, topic: &str, head: i64) {
-    wait_for(|| async { bus.head(topic).await.expect("head") >= head }).await;
+    wait_for(|| async { bus.heads(topic).await.expect("head").total() >= head }).await;
     // Nothing more arrives than expected.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(bus.head(topic).await.expect("head"), head, "events on {topic}");
+    assert_eq!(bus.heads(topic).await.expect("head").total(), head, "events on {topic}");
 }
 
 /// Rewrites the stored token's cluster time to 1970, long before any oplog's first entry.
@@ -255,6 +255,6 @@ async fn a_lost_resume_point_fails_with_what_to_do_when_the_policy_is_fail() {
     assert!(message.contains("on_lost_resume: restart_from_now"), "{message}");
     let gaps = bus.database().collection::<Document>(GAPS).count_documents(doc! {}).await.expect("count");
     assert_eq!(gaps, 0, "`fail` records no gap and publishes nothing");
-    assert_eq!(bus.head("processes.changed").await.expect("head"), 1);
+    assert_eq!(bus.heads("processes.changed").await.expect("head").total(), 1);
     target.drop_database().await;
 }

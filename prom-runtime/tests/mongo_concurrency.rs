@@ -59,7 +59,8 @@ async fn sixty_four_publishers_keep_offsets_order_and_dedup() {
         all.push(task.await.expect("publisher task"));
     }
     let bus = &buses[0];
-    let stored = bus.read(TOPIC, None, 0, usize::MAX).await.expect("read");
+    let stored =
+        bus.read_topic(TOPIC, &prom_runtime::TopicPosition::start(), usize::MAX).await.expect("read");
     // Gap-free per partition: offsets 1..=n, each once, in every partition.
     let mut per_partition: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
     for event in &stored {
@@ -70,15 +71,18 @@ async fn sixty_four_publishers_keep_offsets_order_and_dedup() {
         offsets.sort_unstable();
         let n = i64::try_from(offsets.len()).expect("small");
         assert_eq!(*offsets, (1..=n).collect::<Vec<_>>(), "partition {partition}: gap-free and unique");
-        let tail = bus.read(TOPIC, Some(*partition), n - 1, 10).await.expect("read the partition");
+        let tail = bus.read(TOPIC, *partition, n - 1, 10).await.expect("read the partition");
         assert_eq!(
             tail.iter().map(|e| e.offset).collect::<Vec<_>>(),
             [n],
             "partition {partition} ends at {n}"
         );
     }
-    let head = per_partition.values().map(|o| o.len()).max().unwrap_or(0);
-    assert_eq!(bus.head(TOPIC).await.expect("head"), i64::try_from(head).expect("small"));
+    let heads = bus.heads(TOPIC).await.expect("heads");
+    for (partition, offsets) in &per_partition {
+        assert_eq!(heads.at(*partition), i64::try_from(offsets.len()).expect("small"), "head of {partition}");
+    }
+    assert_eq!(heads.total(), i64::try_from(stored.len()).expect("small"), "heads count every event");
     let by_offset: HashMap<(u32, i64), &prom_runtime::EventRecord> =
         stored.iter().map(|e| ((e.partition, e.offset), e)).collect();
     let mut dedup: BTreeMap<String, Vec<Receipt>> = BTreeMap::new();
@@ -151,6 +155,6 @@ async fn a_failing_publish_does_not_fail_the_others_in_its_group() {
     }
     offsets.sort_unstable();
     assert_eq!(offsets, (1..=64).collect::<Vec<i64>>(), "the refused event took no offset");
-    assert_eq!(bus.head(TOPIC).await.expect("head"), 64);
+    assert_eq!(bus.heads(TOPIC).await.expect("head").total(), 64);
     target.drop_database().await;
 }

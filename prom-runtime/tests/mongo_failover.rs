@@ -279,9 +279,12 @@ async fn nothing_acknowledged_is_lost_when_the_primary_dies() {
     }
 
     // Every acknowledged event is stored, at its receipt's offset, once.
-    let stored = bus.read("process.state", None, 0, usize::MAX).await.expect("read");
+    let stored = bus
+        .read_topic("process.state", &prom_runtime::TopicPosition::start(), usize::MAX)
+        .await
+        .expect("read");
     let offsets: Vec<i64> = stored.iter().map(|e| e.offset).collect();
-    let head = bus.head("process.state").await.expect("head");
+    let head = bus.heads("process.state").await.expect("head").total();
     assert_eq!(offsets, (1..=head).collect::<Vec<_>>(), "offsets stay gap-free across failovers");
     let by_offset: BTreeMap<i64, &EventRecord> = stored.iter().map(|e| (e.offset, e)).collect();
     for (key, receipts) in &acked {
@@ -318,7 +321,10 @@ async fn nothing_acknowledged_is_lost_when_the_primary_dies() {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let changes = bus.read("processes.changed", None, 0, usize::MAX).await.expect("read changes");
+        let changes = bus
+            .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), usize::MAX)
+            .await
+            .expect("read changes");
         let projected = find_all(bus.database(), "processes").await;
         let done = KEYS.iter().all(|key| {
             let seq = projected
@@ -329,7 +335,10 @@ async fn nothing_acknowledged_is_lost_when_the_primary_dies() {
         });
         if done {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let changes = bus.read("processes.changed", None, 0, usize::MAX).await.expect("read changes");
+            let changes = bus
+                .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), usize::MAX)
+                .await
+                .expect("read changes");
             for key in KEYS {
                 let seqs = change_seqs(&changes, key);
                 // `updateLookup` shows the document as it is when the change is read, so seqs
@@ -368,7 +377,10 @@ async fn nothing_acknowledged_is_lost_when_the_primary_dies() {
             break;
         }
         if Instant::now() >= deadline || transactional.is_finished() {
-            let dead = bus.read("dlq.process.state", None, 0, usize::MAX).await.expect("read the DLQ");
+            let dead = bus
+                .read_topic("dlq.process.state", &prom_runtime::TopicPosition::start(), usize::MAX)
+                .await
+                .expect("read the DLQ");
             let reasons: Vec<_> = dead.iter().map(|e| &e.headers).take(3).collect();
             let ended = if transactional.is_finished() { "ended" } else { "still running" };
             panic!(

@@ -249,7 +249,10 @@ impl Subject {
     }
 
     async fn changes(&self) -> Vec<EventRecord> {
-        self.bus.read("processes.changed", None, 0, 1000).await.expect("read the changefeed topic")
+        self.bus
+            .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 1000)
+            .await
+            .expect("read the changefeed topic")
     }
 }
 
@@ -295,7 +298,10 @@ fn start_transactional(
 async fn assert_effects_exactly_once(bus: &MongoBus) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let events = bus.read("process.state", None, 0, 1000).await.expect("read the topic");
+        let events = bus
+            .read_topic("process.state", &prom_runtime::TopicPosition::start(), 1000)
+            .await
+            .expect("read the topic");
         let effects: Vec<Document> = bus
             .database()
             .collection::<Document>("effects")
@@ -460,7 +466,7 @@ fn prom_publish_never_prints_a_panic_on_exit() {
     }
     let heads = tokio::runtime::Runtime::new().expect("runtime").block_on(async {
         let bus = target.open_async().await;
-        let head = bus.head("heartbeat.received").await.expect("head");
+        let head = bus.heads("heartbeat.received").await.expect("head").total();
         target.drop_database().await;
         head
     });

@@ -12,7 +12,7 @@ use prom_runtime::bus::mongo::mongodb::options::IndexOptions;
 use prom_runtime::bus::mongo::mongodb::{Client, IndexModel};
 use prom_runtime::bus::mongo::{MongoBus, layout};
 use prom_runtime::stream::{ExpectedVersion, StreamAppend, StreamId};
-use prom_runtime::{EventBus, NewEvent};
+use prom_runtime::{EventBus, NewEvent, TopicPosition};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -46,10 +46,11 @@ async fn a_publish_spanning_partitions_numbers_each_and_stays_atomic() {
     let next = bus.publish(vec![event(1, 5), event(2, 6)]).await.expect("publish");
     let expected: BTreeMap<u32, Vec<i64>> = [(1, vec![2]), (2, vec![2])].into();
     assert_eq!(by_partition(&next), expected, "the refused publish took no offset");
-    let stored = bus.read(TOPIC, Some(1), 0, 10).await.expect("read");
+    let stored = bus.read(TOPIC, 1, 0, 10).await.expect("read");
     let ns: Vec<u64> = stored.iter().filter_map(|e| e.payload["n"].as_u64()).collect();
     assert_eq!(ns, [1, 5], "nothing of the refused publish is stored");
-    assert_eq!(bus.head(TOPIC).await.expect("head"), 2);
+    let heads = bus.heads(TOPIC).await.expect("heads");
+    assert_eq!((heads.at(0), heads.at(1), heads.at(2), heads.at(3)), (2, 2, 2, 0));
     target.drop_database().await;
 }
 
@@ -75,7 +76,7 @@ async fn one_dedup_key_published_to_two_partitions_at_once_is_stored_once() {
         assert_eq!((a.id, a.partition, a.offset), (b.id, b.partition, b.offset), "round {round}: one event");
         assert_eq!(u8::from(a.duplicate) + u8::from(b.duplicate), 1, "round {round}: stored once");
     }
-    let stored = buses[0].read(TOPIC, None, 0, usize::MAX).await.expect("read");
+    let stored = buses[0].read_topic(TOPIC, &TopicPosition::start(), usize::MAX).await.expect("read");
     assert_eq!(stored.len(), 20, "one event per dedup key");
     let existing =
         buses[1].existing_dedup(TOPIC, vec!["once-3".into(), "never".into()]).await.expect("dedup");
@@ -146,8 +147,8 @@ async fn a_database_of_the_per_topic_layout_keeps_working() {
         found.map(|m| m.options.as_ref().and_then(|o| o.unique).unwrap_or(false))
     };
     assert_eq!(unique("topic_part_off"), Some(true), "one offset per partition, enforced");
-    assert_eq!(unique("topic_off"), Some(false), "partitions share offsets");
-    assert_eq!(bus.head(TOPIC).await.expect("head"), 10, "the old counter until a partition is written");
+    assert_eq!(unique("topic_off"), None, "partitions share offsets: the old unique index is gone");
+    assert_eq!(bus.heads(TOPIC).await.expect("heads"), TopicPosition::after(10), "the old counter");
 
     // Partitions 0 and 2 hold old events, 3 is new: all continue above the old topic counter.
     let receipts = bus
@@ -156,15 +157,15 @@ async fn a_database_of_the_per_topic_layout_keeps_working() {
         .expect("publish after the upgrade");
     let expected: BTreeMap<u32, Vec<i64>> = [(0, vec![11, 12, 13]), (2, vec![11]), (3, vec![11])].into();
     assert_eq!(by_partition(&receipts), expected);
-    assert_eq!(bus.head(TOPIC).await.expect("head"), 13);
+    let heads = bus.heads(TOPIC).await.expect("heads");
+    assert_eq!((heads.at(0), heads.at(1), heads.at(2), heads.at(3), heads.at(4)), (13, 10, 11, 11, 10));
     for partition in 0..4u32 {
         let offsets: Vec<i64> =
-            bus.read(TOPIC, Some(partition), 0, 100).await.expect("read").iter().map(|e| e.offset).collect();
+            bus.read(TOPIC, partition, 0, 100).await.expect("read").iter().map(|e| e.offset).collect();
         assert!(offsets.windows(2).all(|w| w[0] < w[1]), "partition {partition} increases: {offsets:?}");
     }
     // A cursor committed before the upgrade (partition 0 at offset 6) resumes with what follows.
-    let after: Vec<i64> =
-        bus.read(TOPIC, Some(0), 6, 100).await.expect("read").iter().map(|e| e.offset).collect();
+    let after: Vec<i64> = bus.read(TOPIC, 0, 6, 100).await.expect("read").iter().map(|e| e.offset).collect();
     assert_eq!(after, [9, 11, 12, 13]);
 
     // The stream entry without a partition still finds its event; the stream keeps growing.

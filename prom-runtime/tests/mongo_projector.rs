@@ -301,7 +301,8 @@ async fn projector_follows_the_topic_and_commits_after_writing() {
         let left = bus.count_after("process.state", p, cursors.get(&p).copied().unwrap_or(0)).await;
         assert_eq!(left.expect("count"), 0, "partition {p} fully committed: {cursors:?}");
     }
-    let letters = bus.read("dlq.process.state", None, 0, 10).await.expect("dlq");
+    let letters =
+        bus.read_topic("dlq.process.state", &prom_runtime::TopicPosition::start(), 10).await.expect("dlq");
     assert_eq!(letters.len(), 1);
     assert!(letters[0].payload["error"].as_str().unwrap_or("").contains("cannot decode"), "{letters:?}");
 
@@ -361,7 +362,12 @@ async fn a_document_the_server_refuses_is_dead_lettered() {
     let _ = stop.send(());
     running.await.expect("task").expect("run");
     assert_eq!(f.docs().await.len(), 2);
-    let letters = f.producer.bus().read("dlq.process.state", None, 0, 10).await.expect("dlq");
+    let letters = f
+        .producer
+        .bus()
+        .read_topic("dlq.process.state", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("dlq");
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(letters[0].payload["error"].as_str().unwrap_or("").contains("E11000"), "{letters:?}");
     f.target.drop_database().await;

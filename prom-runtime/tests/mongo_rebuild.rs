@@ -233,7 +233,9 @@ async fn a_killed_rebuild_resumes_and_readers_only_see_the_old_or_the_new_collec
     let bus = setup.target.open_async().await;
     let cursors = bus.cursors(&GroupId::new("process.state", "projector.processes")).await.expect("cursors");
     let mut lasts = BTreeMap::new();
-    for event in bus.read("process.state", None, 0, 100_000).await.expect("read") {
+    for event in
+        bus.read_topic("process.state", &prom_runtime::TopicPosition::start(), 100_000).await.expect("read")
+    {
         lasts.insert(event.partition, event.offset);
     }
     assert_eq!(cursors, lasts);

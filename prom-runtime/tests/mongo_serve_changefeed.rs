@@ -65,7 +65,10 @@ async fn prom_serve_republishes_changes_until_sigterm() {
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let event = loop {
-        let events = bus.read("processes.changed", None, 0, 10).await.expect("read the topic");
+        let events = bus
+            .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 10)
+            .await
+            .expect("read the topic");
         if let Some(event) = events.into_iter().next() {
             break event;
         }
@@ -82,7 +85,10 @@ async fn prom_serve_republishes_changes_until_sigterm() {
     server.terminate().await;
     server.wait_for_line("stopped");
     // Exactly one event: the change was published once, and the stored token is past it.
-    let events = bus.read("processes.changed", None, 0, 10).await.expect("read the topic");
+    let events = bus
+        .read_topic("processes.changed", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read the topic");
     assert_eq!(events.len(), 1, "{events:?}");
     let state = db
         .collection::<Document>(STATES)

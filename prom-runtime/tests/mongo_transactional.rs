@@ -310,7 +310,10 @@ async fn failing_handlers_retry_then_dead_letter_without_effects() {
     let sums = all(bus.database().collection("sums")).await;
     assert_eq!(sums.len(), 1);
     assert_eq!(sums[0].get_i64("sum").or_else(|_| sums[0].get_i32("sum").map(i64::from)).ok(), Some(1011));
-    let letters = bus.read("dlq.ledger.entry", None, 0, 10).await.expect("dead letters");
+    let letters = bus
+        .read_topic("dlq.ledger.entry", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("dead letters");
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].payload["original"]["payload"]["n"], 2);
     assert_eq!(letters[0].payload["attempts"], 3);

@@ -96,7 +96,7 @@ async fn run_once(mut runner: Runner<AnyBus>, handler: impl Handler) {
 }
 
 async fn stored(producer: &Producer<AnyBus>, topic: &str) -> Vec<EventRecord> {
-    producer.bus().read(topic, None, 0, 100).await.expect("read")
+    producer.bus().read_topic(topic, &prom_runtime::TopicPosition::start(), 100).await.expect("read")
 }
 
 fn incoming() -> TraceContext {

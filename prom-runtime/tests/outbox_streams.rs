@@ -29,7 +29,7 @@ async fn doc(producer: &Producer<SqliteBus>, collection: &str, key: &str) -> Opt
 }
 
 async fn head(producer: &Producer<SqliteBus>, topic: &str) -> i64 {
-    producer.bus().head(topic).await.expect("head")
+    producer.bus().heads(topic).await.expect("head").total()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,9 +34,14 @@ async fn reads_and_the_dual_write_copy_share_one_stored_value() {
         .publish("reading.taken", json!({ "id": "r1", "value": 7 }), PublishOptions::default())
         .await
         .expect("publish");
-    let first = bus.read("reading.taken", None, 0, 10).await.expect("read");
-    let second = bus.read("reading.taken", None, 0, 10).await.expect("read");
-    let copy = bus.read("reading.taken.v1", None, 0, 10).await.expect("read the copy");
+    let first =
+        bus.read_topic("reading.taken", &prom_runtime::TopicPosition::start(), 10).await.expect("read");
+    let second =
+        bus.read_topic("reading.taken", &prom_runtime::TopicPosition::start(), 10).await.expect("read");
+    let copy = bus
+        .read_topic("reading.taken.v1", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read the copy");
     assert!(Payload::ptr_eq(&first[0].payload, &second[0].payload), "two reads, one value");
     assert!(Payload::ptr_eq(&first[0].payload, &copy[0].payload), "the dual-write copy shares it too");
     assert_eq!(first[0].payload["value"], 7);
@@ -54,7 +59,11 @@ async fn a_reader_with_another_schema_validates_what_the_writer_validated() {
         .publish("reading.taken", json!({ "id": "r1", "value": 7 }), PublishOptions::default())
         .await
         .expect("publish");
-    let stored = bus.read("reading.taken", None, 0, 10).await.expect("read").remove(0);
+    let stored = bus
+        .read_topic("reading.taken", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read")
+        .remove(0);
     // The same spec in another registry: same schema, the event is accepted.
     registry(SPEC).decode(stored.clone()).expect("same schema");
     // A reader whose v1 caps `value` at 5: the event is checked against its schema and refused.

@@ -196,7 +196,7 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 async fn stored(bus: &AnyBus, topic: &str) -> Vec<EventRecord> {
-    bus.read(topic, None, 0, 100).await.expect("read")
+    bus.read_topic(topic, &prom_runtime::TopicPosition::start(), 100).await.expect("read")
 }
 
 /// `prom publish --traceparent` in one process; a `Runner` in this one handles the event in a
@@ -425,7 +425,7 @@ async fn the_gateway_stores_the_request_traceparent() {
     server.terminate().await;
 
     let bus = prom_runtime::SqliteBus::open(&store).expect("open");
-    let events = bus.read(PLACED, None, 0, 10).await.expect("read");
+    let events = bus.read_topic(PLACED, &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     let by_id = |id: &serde_json::Value| {
         events.iter().find(|e| Some(e.id.to_string().as_str()) == id.as_str()).expect("stored").clone()
     };

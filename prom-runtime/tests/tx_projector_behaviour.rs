@@ -166,9 +166,13 @@ impl Store {
 
     async fn dead_letters(&self) -> usize {
         let read = match self {
-            Store::Embedded(p, _) => p.bus().read("dlq.ledger.entry", None, 0, 10_000).await,
+            Store::Embedded(p, _) => {
+                p.bus().read_topic("dlq.ledger.entry", &prom_runtime::TopicPosition::start(), 10_000).await
+            }
             #[cfg(feature = "mongo")]
-            Store::Mongo(p, _) => p.bus().read("dlq.ledger.entry", None, 0, 10_000).await,
+            Store::Mongo(p, _) => {
+                p.bus().read_topic("dlq.ledger.entry", &prom_runtime::TopicPosition::start(), 10_000).await
+            }
         };
         read.expect("read dlq").len()
     }

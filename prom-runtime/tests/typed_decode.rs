@@ -282,7 +282,7 @@ async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight
             })
             .expect("handler");
     let dlq = async {
-        while bus.head("dlq.reading.taken").await.expect("head") < 2 {
+        while bus.heads("dlq.reading.taken").await.expect("head").total() < 2 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
@@ -300,7 +300,8 @@ async fn a_typed_handler_gets_upcast_payloads_and_undecodable_events_go_straight
     }
     assert_eq!(*seen.lock().expect("lock"), vec![(V2 { id: "a".into(), reading: 3 }, "1".to_string())]);
     assert_eq!(calls.load(Ordering::SeqCst), 1, "undecodable events are never handed to the handler");
-    let letters = bus.read("dlq.reading.taken", None, 0, 10).await.expect("read");
+    let letters =
+        bus.read_topic("dlq.reading.taken", &prom_runtime::TopicPosition::start(), 10).await.expect("read");
     let attempts: Vec<&Value> = letters.iter().map(|l| &l.payload["attempts"]).collect();
     assert_eq!(attempts, [&json!(0), &json!(0)], "dead-lettered at once, not retried: {letters:?}");
 }

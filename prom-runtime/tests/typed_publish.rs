@@ -101,7 +101,11 @@ async fn an_older_version_is_stored_as_such_and_read_upcast() {
         .await
         .expect("publish v2");
 
-    let stored = producer.bus().read("orders.placed", None, 0, 10).await.expect("read");
+    let stored = producer
+        .bus()
+        .read_topic("orders.placed", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read");
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].id, receipt.id);
     assert_eq!(stored[0].schema_version(), Some(1), "stored at the type's version");
@@ -115,7 +119,11 @@ async fn an_older_version_is_stored_as_such_and_read_upcast() {
         serde_json::json!({ "order": "o-1", "at": "2026-11-24T13:00:00.250Z", "currency": "EUR" })
     );
     // The dual-write copy holds the latest shape.
-    let copies = producer.bus().read("orders.placed.v2", None, 0, 10).await.expect("read copies");
+    let copies = producer
+        .bus()
+        .read_topic("orders.placed.v2", &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read copies");
     assert_eq!(copies.first().map(|c| c.payload["currency"].clone()), Some("EUR".into()));
 }
 
@@ -138,7 +146,14 @@ async fn a_payload_breaking_its_versions_schema_names_the_json_pointer() {
     let Error::Invalid { version, errors, .. } = &error else { panic!("unexpected {error:?}") };
     assert_eq!(*version, 1, "checked against the type's version, not the latest");
     assert!(errors.iter().any(|e| e.contains("at `/order`")), "{errors:?}");
-    assert!(producer.bus().read("orders.placed", None, 0, 10).await.expect("read").is_empty());
+    assert!(
+        producer
+            .bus()
+            .read_topic("orders.placed", &prom_runtime::TopicPosition::start(), 10)
+            .await
+            .expect("read")
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -44,9 +44,20 @@ async fn each_payment_is_deposited_exactly_once() {
     withdrawals.await.expect("withdrawals");
     assert_eq!(deposited, 10, "each payment id deposited once");
 
-    let records = bank.producer().bus().read("money.deposited", None, 0, 1_000).await.expect("read");
+    let records = bank
+        .producer()
+        .bus()
+        .read_topic("money.deposited", &prom_runtime::TopicPosition::start(), 1_000)
+        .await
+        .expect("read");
     assert_eq!(records.len(), 10);
-    let withdrawn = bank.producer().bus().read("money.withdrawn", None, 0, 1_000).await.expect("read").len();
+    let withdrawn = bank
+        .producer()
+        .bus()
+        .read_topic("money.withdrawn", &prom_runtime::TopicPosition::start(), 1_000)
+        .await
+        .expect("read")
+        .len();
     let (balance, _) = bank.balance("acc-1").await.expect("balance");
     assert_eq!(balance.cents, 1_000 - 10 * i64::try_from(withdrawn).expect("small"));
     let mut tx = bank.producer().transaction().expect("transaction");

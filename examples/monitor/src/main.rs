@@ -169,7 +169,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(db) = &mongo {
         show(db, "processes", doc! { "_id": 1, "status": 1, "seq": 1 }).await?;
         show(db, projectors::COLLECTION, doc! {}).await?;
-        let changes = producer.bus().head(prom::topics::PROCESSES_CHANGED).await?;
+        let changes = producer.bus().heads(prom::topics::PROCESSES_CHANGED).await?.total();
         println!("`{}` holds {changes} change events so far", prom::topics::PROCESSES_CHANGED);
     }
     Ok(())
@@ -190,7 +190,7 @@ async fn projected(db: &Database, bus: &AnyBus, expected: &BTreeMap<String, u64>
             return false;
         }
     }
-    let Ok(events) = bus.head(process_state::NAME).await else { return false };
+    let Ok(events) = bus.heads(process_state::NAME).await.map(|h| h.total()) else { return false };
     let stats = db.collection::<Document>(projectors::COLLECTION);
     let mut counted = 0;
     if let Ok(mut cursor) = stats.find(doc! {}).await {

@@ -81,7 +81,7 @@ pub async fn failover() {
         tokio::spawn(async move {
             loop {
                 let after = seen.load(Ordering::SeqCst);
-                match bus.read(TOPIC, None, after, 100).await {
+                match bus.read_topic(TOPIC, &prom_runtime::TopicPosition::after(after), 100).await {
                     Ok(events) if !events.is_empty() => {
                         let last = events.last().map_or(after, |e| e.offset);
                         seen.store(last, Ordering::SeqCst);

@@ -225,7 +225,8 @@ async fn handle() {
         let group = format!("g{group}");
         match side {
             0 => {
-                let stored: Vec<EventRecord> = bus.read(TOPIC, None, 0, n).await.expect("read");
+                let stored: Vec<EventRecord> =
+                    bus.read_topic(TOPIC, &prom_runtime::TopicPosition::start(), n).await.expect("read");
                 let start = Instant::now();
                 for record in stored {
                     black_box(Heartbeat::deserialize(&record.payload).expect("decode"));

@@ -215,7 +215,7 @@ pub async fn run() {
             s.as_secs_f64() * (LARGE as f64 / SMALL as f64) / l.as_secs_f64(),
             mib(peak_delta)
         );
-        black_box(large.head("bench").await.expect("head"));
+        black_box(large.heads("bench").await.expect("head").total());
     }
     println!();
 }

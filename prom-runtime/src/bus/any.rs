@@ -1,6 +1,6 @@
 //! A bus whose backend is chosen at run time (the CLI's `--store`, tests' backend matrix).
 
-use super::{EventBus, GroupId, MemoryBus, SqliteBus};
+use super::{EventBus, GroupId, MemoryBus, SqliteBus, TopicPosition};
 use crate::error::Result;
 use crate::record::{EventRecord, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
@@ -70,26 +70,33 @@ impl EventBus for AnyBus {
         delegate!(self, b => b.publish(events))
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
+    async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
         delegate!(self, b => b.read(topic, partition, after, limit))
     }
 
-    async fn head(&self, topic: &str) -> Result<i64> {
-        delegate!(self, b => b.head(topic))
+    async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
+        delegate!(self, b => b.read_topic(topic, from, limit))
     }
 
-    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
-        delegate!(self, b => b.offset_before_time(topic, at_ms))
+    fn ordered(&self) -> bool {
+        match self {
+            AnyBus::Memory(bus) => bus.ordered(),
+            AnyBus::Sqlite(bus) => bus.ordered(),
+            #[cfg(feature = "mongo")]
+            AnyBus::Mongo(bus) => bus.ordered(),
+        }
     }
 
-    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
-        delegate!(self, b => b.offset_of(topic, id))
+    async fn heads(&self, topic: &str) -> Result<TopicPosition> {
+        delegate!(self, b => b.heads(topic))
+    }
+
+    async fn position_before_time(&self, topic: &str, at_ms: i64) -> Result<TopicPosition> {
+        delegate!(self, b => b.position_before_time(topic, at_ms))
+    }
+
+    async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
+        delegate!(self, b => b.position_of(topic, id))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
@@ -108,9 +115,9 @@ impl EventBus for AnyBus {
         &self,
         group: &GroupId,
         partitions: Vec<u32>,
-        offset: i64,
+        start: &TopicPosition,
     ) -> Result<BTreeMap<u32, i64>> {
-        delegate!(self, b => b.init_cursors(group, partitions, offset))
+        delegate!(self, b => b.init_cursors(group, partitions, start))
     }
 
     async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
@@ -136,7 +143,7 @@ impl EventBus for AnyBus {
         delegate!(self, b => b.leave(group, member))
     }
 
-    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
+    async fn wait(&self, topic: &str, seen: &TopicPosition, timeout: Duration) {
         delegate!(self, b => b.wait(topic, seen, timeout))
     }
 

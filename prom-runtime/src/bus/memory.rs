@@ -1,6 +1,6 @@
 //! The in-memory backend: the same contract as the on-disk store, for tests and the dev harness.
 
-use super::{EventBus, GroupId};
+use super::{EventBus, GroupId, TopicPosition};
 use crate::error::Result;
 use crate::record::{EventRecord, NewEvent, Receipt, now_ms};
 use crate::stream::chain::{self, GENESIS};
@@ -25,6 +25,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
+    /// Offsets numbered per partition instead of per topic (see [`MemoryBus::per_partition`]).
+    per_partition: bool,
     /// Each topic's index in `logs`: a publish finds its log with one hash of the name.
     topics: HashMap<String, usize>,
     logs: Vec<Log>,
@@ -54,7 +56,7 @@ impl State {
         let index = match self.topics.get(topic) {
             Some(&index) => index,
             None => {
-                self.logs.push(Log::default());
+                self.logs.push(Log { per_partition: self.per_partition, ..Log::default() });
                 self.topics.insert(topic.to_owned(), self.logs.len() - 1);
                 self.logs.len() - 1
             }
@@ -70,20 +72,27 @@ impl State {
 
 #[derive(Default)]
 struct Log {
-    /// `events[i]` has offset `i + 1`.
+    /// In commit order; `events[i]` has offset `i + 1` unless numbered per partition.
     events: Vec<EventRecord>,
     dedup: HashMap<String, usize>,
-    /// Per partition, the indexes of its events in `events`, ascending: a partition's reads
+    /// Per partition, the indexes of its events in `events`, ascending (numbered per
+    /// partition, `partitions[p][k]` has offset `k + 1`): a partition's reads
     /// and counts seek here instead of scanning (and touching) every other partition's events,
     /// which on a large topic means a cache miss per skipped event.
     partitions: Vec<Vec<usize>>,
+    per_partition: bool,
 }
 
 impl Log {
     /// Stores `event` (no dedup check) and returns its receipt and index.
     fn insert(&mut self, event: NewEvent) -> (Receipt, usize) {
         let index = self.events.len();
-        let record = event.into_record(offset_of(index));
+        let offset = if self.per_partition {
+            offset_of(self.partitions.get(event.partition as usize).map_or(0, Vec::len))
+        } else {
+            offset_of(index)
+        };
+        let record = event.into_record(offset);
         let receipt =
             Receipt { id: record.id, offset: record.offset, partition: record.partition, duplicate: false };
         self.index_partition(record.partition, index);
@@ -102,8 +111,36 @@ impl Log {
     /// The indexes of `partition`'s events after offset `after`.
     fn partition_after(&self, partition: u32, after: i64) -> &[usize] {
         let Some(indexes) = self.partitions.get(partition as usize) else { return &[] };
-        let start = index_after(after);
-        &indexes[indexes.partition_point(|&i| i < start)..]
+        let first = if self.per_partition {
+            index_after(after).min(indexes.len())
+        } else {
+            let start = index_after(after);
+            indexes.partition_point(|&i| i < start)
+        };
+        &indexes[first..]
+    }
+
+    /// Each partition (by number) with the indexes of its events.
+    fn each_partition(&self) -> impl Iterator<Item = (u32, &Vec<usize>)> {
+        (0u32..).zip(&self.partitions)
+    }
+
+    /// Whether some partition has an event after `seen`.
+    fn has_after(&self, seen: &TopicPosition) -> bool {
+        self.each_partition().any(|(p, indexes)| {
+            indexes.last().and_then(|&i| self.events.get(i)).is_some_and(|e| e.offset > seen.at(p))
+        })
+    }
+
+    /// Each partition's offset at `index`: its last event before that index in commit order.
+    fn position_at(&self, index: usize) -> TopicPosition {
+        let parts = self.each_partition().map(|(p, indexes)| {
+            let before = indexes.partition_point(|&i| i < index);
+            let offset =
+                before.checked_sub(1).and_then(|k| self.events.get(indexes[k])).map_or(0, |e| e.offset);
+            (p, offset)
+        });
+        TopicPosition::with_parts(0, parts)
     }
 }
 
@@ -119,6 +156,14 @@ impl MemoryBus {
         MemoryBus::default()
     }
 
+    /// An empty bus that numbers offsets per partition (1, 2, … in each), as a store that
+    /// spreads a topic's partitions over machines may: it is not [`EventBus::ordered`], so
+    /// topic-wide readers can be tested against such stores without one.
+    pub fn per_partition() -> MemoryBus {
+        let state = State { per_partition: true, ..State::default() };
+        MemoryBus { inner: Arc::new(Inner { state: Mutex::new(state), published: Notify::new() }) }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind, still consistent per
         // operation (each one finishes its mutation before anything can panic), so keep going.
@@ -132,6 +177,10 @@ fn offset_of(index: usize) -> i64 {
 
 fn index_after(after: i64) -> usize {
     usize::try_from(after.max(0)).unwrap_or(usize::MAX)
+}
+
+fn offset_count(len: usize) -> i64 {
+    offset_of(len) - 1
 }
 
 impl EventBus for MemoryBus {
@@ -166,53 +215,83 @@ impl EventBus for MemoryBus {
         Ok(receipts)
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
+    async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
         let state = self.state();
         let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
-        Ok(match partition {
-            Some(p) => log
-                .partition_after(p, after)
-                .iter()
-                .filter_map(|&i| log.events.get(i))
-                .take(limit)
-                .cloned()
-                .collect(),
-            None => {
-                let start = index_after(after).min(log.events.len());
-                log.events[start..].iter().take(limit).cloned().collect()
-            }
+        Ok(log
+            .partition_after(partition, after)
+            .iter()
+            .filter_map(|&i| log.events.get(i))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
+        let state = self.state();
+        let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
+        // Commit order from the earliest event any partition has yet to read.
+        let start = if !log.per_partition {
+            index_after(from.floor()).min(log.events.len())
+        } else {
+            log.each_partition()
+                .filter_map(|(p, _)| log.partition_after(p, from.at(p)).first().copied())
+                .min()
+                .unwrap_or(log.events.len())
+        };
+        Ok(log.events[start..]
+            .iter()
+            .filter(|e| e.offset > from.at(e.partition))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn ordered(&self) -> bool {
+        !self.state().per_partition
+    }
+
+    async fn heads(&self, topic: &str) -> Result<TopicPosition> {
+        let state = self.state();
+        let Some(log) = state.find(topic) else { return Ok(TopicPosition::start()) };
+        Ok(if !log.per_partition {
+            TopicPosition::after(offset_count(log.events.len()))
+        } else {
+            TopicPosition::with_parts(0, log.each_partition().map(|(p, i)| (p, offset_count(i.len()))))
         })
     }
 
-    async fn head(&self, topic: &str) -> Result<i64> {
-        Ok(self.state().find(topic).map_or(0, |log| offset_of(log.events.len()) - 1))
-    }
-
-    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
+    async fn position_before_time(&self, topic: &str, at_ms: i64) -> Result<TopicPosition> {
         let state = self.state();
-        let Some(log) = state.find(topic) else { return Ok(0) };
-        Ok(log
-            .events
-            .iter()
-            .find(|e| e.ts >= at_ms)
-            .map_or(offset_of(log.events.len()) - 1, |e| e.offset - 1))
+        let Some(log) = state.find(topic) else { return Ok(TopicPosition::start()) };
+        if !log.per_partition {
+            let offset = log
+                .events
+                .iter()
+                .find(|e| e.ts >= at_ms)
+                .map_or(offset_count(log.events.len()), |e| e.offset - 1);
+            return Ok(TopicPosition::after(offset));
+        }
+        let parts = log.each_partition().map(|(p, indexes)| {
+            let first = indexes.iter().filter_map(|&i| log.events.get(i)).find(|e| e.ts >= at_ms);
+            (p, first.map_or(offset_count(indexes.len()), |e| e.offset - 1))
+        });
+        Ok(TopicPosition::with_parts(0, parts))
     }
 
-    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
+    async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
         // A linear search, newest first (a consumer starting after an event usually names a
         // recent one): an index by id would cost every publish a hash insert for a lookup that
         // only starting a consumer makes.
-        Ok(self
-            .state()
-            .find(topic)
-            .and_then(|log| log.events.iter().rposition(|e| e.id == id))
-            .map(offset_of))
+        let state = self.state();
+        let Some(log) = state.find(topic) else { return Ok(None) };
+        let Some(index) = log.events.iter().rposition(|e| e.id == id) else { return Ok(None) };
+        Ok(Some(if !log.per_partition {
+            TopicPosition::after(offset_of(index))
+        } else {
+            // Commit order is known here: every other partition at its last event before this one.
+            log.position_at(index + 1)
+        }))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
@@ -234,11 +313,11 @@ impl EventBus for MemoryBus {
         &self,
         group: &GroupId,
         partitions: Vec<u32>,
-        offset: i64,
+        start: &TopicPosition,
     ) -> Result<BTreeMap<u32, i64>> {
         let mut state = self.state();
         let cursors = state.cursors.entry(group.clone()).or_default();
-        Ok(partitions.into_iter().map(|p| (p, *cursors.entry(p).or_insert(offset))).collect())
+        Ok(partitions.into_iter().map(|p| (p, *cursors.entry(p).or_insert(start.at(p)))).collect())
     }
 
     async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
@@ -394,14 +473,14 @@ impl EventBus for MemoryBus {
         Ok(self.state().snapshots.get(stream).cloned())
     }
 
-    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
+    async fn wait(&self, topic: &str, seen: &TopicPosition, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.inner.published.notified();
             tokio::pin!(notified);
             // Registering before checking closes the race with a publish in between.
             notified.as_mut().enable();
-            if self.head(topic).await.unwrap_or(0) > seen {
+            if self.state().find(topic).is_some_and(|log| log.has_after(seen)) {
                 return;
             }
             tokio::select! {
@@ -429,7 +508,7 @@ mod tests {
             (0..100).map(|n| NewEvent::new("t", json!({ "n": n })).keyed(format!("k{n}"), n % 3)).collect();
         let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
         bus.publish(events).await.expect("publish");
-        let all = bus.read("t", None, 0, 1000).await.expect("read");
+        let all = bus.read_topic("t", &TopicPosition::start(), 1000).await.expect("read");
         for partition in 0..4 {
             for after in [0, 1, 50, 99, 100] {
                 let expected: Vec<i64> = all
@@ -437,16 +516,16 @@ mod tests {
                     .filter(|e| e.partition == partition && e.offset > after)
                     .map(|e| e.offset)
                     .collect();
-                let read = bus.read("t", Some(partition), after, 10).await.expect("read");
+                let read = bus.read("t", partition, after, 10).await.expect("read");
                 let offsets: Vec<i64> = read.iter().map(|e| e.offset).collect();
                 assert_eq!(offsets, expected.iter().copied().take(10).collect::<Vec<_>>());
                 let count = bus.count_after("t", partition, after).await.expect("count");
                 assert_eq!(count, expected.len() as u64);
             }
         }
-        assert_eq!(bus.offset_of("t", ids[41]).await.expect("offset"), Some(42));
-        assert_eq!(bus.offset_of("t", Uuid::nil()).await.expect("offset"), None);
-        assert!(bus.read("u", Some(0), 0, 10).await.expect("read").is_empty());
+        assert_eq!(bus.position_of("t", ids[41]).await.expect("offset"), Some(TopicPosition::after(42)));
+        assert_eq!(bus.position_of("t", Uuid::nil()).await.expect("offset"), None);
+        assert!(bus.read("u", 0, 0, 10).await.expect("read").is_empty());
     }
 
     #[tokio::test]
@@ -463,7 +542,7 @@ mod tests {
             .expect("publish");
         assert_eq!(receipts.iter().map(|r| r.duplicate).collect::<Vec<_>>(), [false, true, false]);
         assert_eq!(receipts[1].id, first.id, "the duplicate points at the stored event");
-        assert_eq!(bus.head("t").await.expect("head"), 1);
+        assert_eq!(bus.heads("t").await.expect("head"), TopicPosition::after(1));
         assert_eq!(bus.existing_dedup("t", vec!["d".into(), "e".into()]).await.expect("dedup"), ["d"]);
     }
 }

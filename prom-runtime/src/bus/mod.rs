@@ -10,12 +10,14 @@ mod any;
 pub mod memory;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+mod position;
 pub mod sqlite;
 
 pub use any::AnyBus;
 pub use memory::MemoryBus;
 #[cfg(feature = "mongo")]
 pub use mongo::MongoBus;
+pub use position::{PositionError, TopicPosition};
 pub use sqlite::SqliteBus;
 
 use crate::error::Result;
@@ -44,8 +46,10 @@ impl GroupId {
 
 /// Storage operations every backend provides.
 ///
-/// Offsets are per topic, start at 1 and increase strictly; a cursor `c` for a partition means
-/// every event of that partition with offset `<= c` is done.
+/// Offsets start at 1 and increase strictly per partition; a cursor `c` for a partition means
+/// every event of that partition with offset `<= c` is done. A reader of the whole topic keeps a
+/// [`TopicPosition`] (one offset per partition). On a store where [`EventBus::ordered`] holds,
+/// offsets are moreover topic-wide in commit order, so such a position stays one number.
 pub trait EventBus: Clone + Send + Sync + 'static {
     /// Stores `events` atomically (all or none) and returns after they are durable.
     ///
@@ -53,23 +57,49 @@ pub trait EventBus: Clone + Send + Sync + 'static {
     /// receipt points at the earlier event and says `duplicate`.
     fn publish(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<Vec<Receipt>>> + Send;
 
-    /// Events of `topic` (of one partition, or all) with offset `> after`, in offset order.
+    /// Events of `partition` of `topic` with offset `> after`, in offset order.
     fn read(
         &self,
         topic: &str,
-        partition: Option<u32>,
+        partition: u32,
         after: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<EventRecord>>> + Send;
 
-    /// The highest offset of `topic` (0 when empty).
-    fn head(&self, topic: &str) -> impl Future<Output = Result<i64>> + Send;
+    /// Up to `limit` events of `topic` after `from`: each partition's in offset order, and each
+    /// partition's returned events the first ones after `from`, so advancing `from` by every
+    /// returned record ([`TopicPosition::advance`]) never skips an event. Across partitions the
+    /// order is the store's (commit order on an [`EventBus::ordered`] store).
+    fn read_topic(
+        &self,
+        topic: &str,
+        from: &TopicPosition,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<EventRecord>>> + Send;
 
-    /// The cursor position just before the first event with `ts >= at_ms`.
-    fn offset_before_time(&self, topic: &str, at_ms: i64) -> impl Future<Output = Result<i64>> + Send;
+    /// Whether offsets are topic-wide in commit order (then [`EventBus::read_topic`] returns
+    /// events in offset order and a reader's position stays one number).
+    fn ordered(&self) -> bool;
 
-    /// The offset of the event with `id` on `topic`, if stored.
-    fn offset_of(&self, topic: &str, id: Uuid) -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// The position after every event stored on `topic` ([`TopicPosition::start`] when empty).
+    fn heads(&self, topic: &str) -> impl Future<Output = Result<TopicPosition>> + Send;
+
+    /// The position just before the first event with `ts >= at_ms` of each partition (a
+    /// partition with none such: after its last event).
+    fn position_before_time(
+        &self,
+        topic: &str,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<TopicPosition>> + Send;
+
+    /// The position just after the event with `id` on `topic`, if stored: its partition at its
+    /// offset, every other partition before the first event published after it (by offset on
+    /// an ordered store, else by the store's commit order or, lacking one, by time).
+    fn position_of(
+        &self,
+        topic: &str,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<TopicPosition>>> + Send;
 
     /// How many events of `partition` have offset `> after` (for lag).
     fn count_after(
@@ -89,8 +119,8 @@ pub trait EventBus: Clone + Send + Sync + 'static {
     /// The group's committed cursors by partition.
     fn cursors(&self, group: &GroupId) -> impl Future<Output = Result<BTreeMap<u32, i64>>> + Send;
 
-    /// Sets the cursor of each of `partitions` to `offset` unless it exists; returns the
-    /// cursors in effect for them.
+    /// Sets the cursor of each of `partitions` to where `start` has it unless it exists;
+    /// returns the cursors in effect for them.
     ///
     /// Two members starting at once both get the first one's position, and a restarted
     /// `from: latest` group keeps its original start instead of skipping what arrived meanwhile.
@@ -98,7 +128,7 @@ pub trait EventBus: Clone + Send + Sync + 'static {
         &self,
         group: &GroupId,
         partitions: Vec<u32>,
-        offset: i64,
+        start: &TopicPosition,
     ) -> impl Future<Output = Result<BTreeMap<u32, i64>>> + Send;
 
     /// Commits cursors. With `member`, only partitions whose lease that member holds are
@@ -134,8 +164,8 @@ pub trait EventBus: Clone + Send + Sync + 'static {
     /// Removes `member` and releases its leases at once (a clean shutdown).
     fn leave(&self, group: &GroupId, member: &str) -> impl Future<Output = Result<()>> + Send;
 
-    /// Returns when `topic`'s head passes `seen` or `timeout` elapses.
-    fn wait(&self, topic: &str, seen: i64, timeout: Duration) -> impl Future<Output = ()> + Send;
+    /// Returns when some partition of `topic` has an event after `seen`, or `timeout` elapses.
+    fn wait(&self, topic: &str, seen: &TopicPosition, timeout: Duration) -> impl Future<Output = ()> + Send;
 
     /// Appends events to a stream atomically (all or none) if its version is what
     /// `append.expected` says, else fails with [`crate::Error::StreamConflict`] and stores
@@ -185,23 +215,22 @@ pub trait EventBus: Clone + Send + Sync + 'static {
 /// How often a waiting reader looks for events other processes published.
 pub(crate) const CROSS_PROCESS_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// Waits until `head()` passes `seen`, this process publishes (`published` fires), or `timeout`
+/// Waits until `arrived()` says so, this process publishes (`published` fires), or `timeout`
 /// elapses; publishes by other processes are noticed by polling every [`CROSS_PROCESS_POLL`].
-pub(crate) async fn wait_for_head<F, Fut>(
+pub(crate) async fn wait_until<F, Fut>(
     published: &tokio::sync::Notify,
-    seen: i64,
     timeout: std::time::Duration,
-    head: F,
+    arrived: F,
 ) where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = i64>,
+    Fut: std::future::Future<Output = bool>,
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let notified = published.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if head().await > seen {
+        if arrived().await {
             return;
         }
         let now = tokio::time::Instant::now();
@@ -214,4 +243,20 @@ pub(crate) async fn wait_for_head<F, Fut>(
             () = tokio::time::sleep(nap) => {}
         }
     }
+}
+
+/// Whether `topic` has an event after `seen`. On an ordered store the head tells when `seen`
+/// is one number (the cheap check a waiting reader repeats); otherwise a one-event read does.
+pub(crate) async fn arrived<B: EventBus>(bus: &B, topic: &str, seen: &TopicPosition) -> bool {
+    // A failing read counts as nothing new: the caller reads (and reports) after the wait.
+    if bus.ordered() {
+        let head = bus.heads(topic).await.map_or(0, |h| h.floor());
+        if head <= seen.floor() {
+            return false;
+        }
+        if seen.parts().is_empty() {
+            return true;
+        }
+    }
+    bus.read_topic(topic, seen, 1).await.is_ok_and(|page| !page.is_empty())
 }

@@ -77,8 +77,8 @@ pub async fn run(target: &super::Target, command: Command) -> Outcome {
                 Piped::Silent,
             ));
             if !bar.hidden() {
-                let stored =
-                    producer.bus().head(&format!("{}{}", crate::registry::DLQ_PREFIX, args.topic)).await?;
+                let topic = format!("{}{}", crate::registry::DLQ_PREFIX, args.topic);
+                let stored = producer.bus().heads(&topic).await?.total();
                 bar.set(0, u64::try_from(stored).unwrap_or(0).min(args.limit as u64));
             }
             let counted = bar.clone();

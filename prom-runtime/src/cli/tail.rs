@@ -2,7 +2,7 @@
 
 use super::progress_bar::{Piped, ProgressBar};
 use super::{Failure, Outcome, SpecArgs};
-use crate::bus::{AnyBus, EventBus, SqliteBus};
+use crate::bus::{AnyBus, EventBus, SqliteBus, TopicPosition};
 use crate::consumer::{Start, SubscribeOptions, Subscription};
 use crate::record::EventRecord;
 use crate::registry::{Registry, Route};
@@ -76,11 +76,11 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
         }
         None => {
             let mut after = match args.from {
-                Start::Earliest => 0,
-                Start::Latest => bus.head(&args.topic).await?,
-                Start::Time(ms) => bus.offset_before_time(&args.topic, ms).await?,
+                Start::Earliest => TopicPosition::start(),
+                Start::Latest => bus.heads(&args.topic).await?,
+                Start::Time(ms) => bus.position_before_time(&args.topic, ms).await?,
                 Start::After(id) => bus
-                    .offset_of(&args.topic, id)
+                    .position_of(&args.topic, id)
                     .await?
                     .ok_or_else(|| Failure::Runtime(format!("no event {id} on `{}`", args.topic)))?,
             };
@@ -88,31 +88,33 @@ pub async fn run(target: &super::Target, args: Args) -> Outcome {
             // up to its head now, so only a bounded read from the start gets one.
             let bar = match args.from {
                 Start::Earliest if !args.follow && !std::io::stdout().is_terminal() => {
-                    let bar = ProgressBar::new(&format!("tail {}", args.topic), "offsets", Piped::Silent);
+                    let bar = ProgressBar::new(&format!("tail {}", args.topic), "events", Piped::Silent);
                     if !bar.hidden() {
-                        bar.set(0, u64::try_from(bus.head(&args.topic).await?).unwrap_or(0));
+                        bar.set(0, u64::try_from(bus.heads(&args.topic).await?.total()).unwrap_or(0));
                     }
                     Some(bar)
                 }
                 _ => None,
             };
+            let ordered = bus.ordered();
             while printer.printed < limit {
-                let page = bus.read(&args.topic, None, after, (limit - printer.printed).min(500)).await?;
-                let Some(last) = page.last() else {
+                let page = bus.read_topic(&args.topic, &after, (limit - printer.printed).min(500)).await?;
+                if page.is_empty() {
                     if !args.follow {
                         break;
                     }
                     tokio::select! {
-                        () = bus.wait(&args.topic, after, Duration::from_secs(1)) => continue,
+                        () = bus.wait(&args.topic, &after, Duration::from_secs(1)) => continue,
                         () = &mut interrupted => break,
                     }
-                };
-                after = last.offset;
+                }
                 for record in page {
+                    after.advance(&record, ordered);
                     printer.print(record)?;
                 }
                 if let Some(bar) = &bar {
-                    let head = u64::try_from(after).unwrap_or(0);
+                    // Read from the start, the position counts the events behind it.
+                    let head = u64::try_from(after.total()).unwrap_or(0);
                     bar.set(head, head.max(bar.total()));
                 }
             }

@@ -9,7 +9,7 @@
 
 use super::state::Part;
 use super::{Start, Subscription};
-use crate::bus::EventBus;
+use crate::bus::{EventBus, TopicPosition};
 use crate::error::{Error, Result};
 use crate::partition;
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,7 +74,7 @@ impl<B: EventBus> Subscription<B> {
             for p in fresh {
                 state.epochs += 1;
                 let epoch = state.epochs;
-                let cursor = cursors.get(&p).copied().unwrap_or(start);
+                let cursor = cursors.get(&p).copied().unwrap_or_else(|| start.at(p));
                 state.parts.insert(p, Part::new(epoch, cursor));
             }
         }
@@ -95,29 +95,30 @@ impl<B: EventBus> Subscription<B> {
 
     /// Resolves the start position and creates the cursors still missing; returns the start
     /// and the cursors in effect.
-    async fn init_cursors(&mut self) -> Result<(i64, BTreeMap<u32, i64>)> {
-        let start = self.start_offset().await?;
+    async fn init_cursors(&mut self) -> Result<(TopicPosition, BTreeMap<u32, i64>)> {
+        let start = self.start_position().await?;
         let all: Vec<u32> = (0..self.opts.partitions).collect();
         // Initialize every partition's cursor, not only ours: a partition another member
         // claims later must start where the group started, not at a later `latest`.
-        let cursors = self.bus.init_cursors(&self.group, all, start).await?;
+        let cursors = self.bus.init_cursors(&self.group, all, &start).await?;
         Ok((start, cursors))
     }
 
-    async fn start_offset(&mut self) -> Result<i64> {
-        if let Some(offset) = self.start_offset {
-            return Ok(offset);
+    /// Where each partition starts, resolved once.
+    async fn start_position(&mut self) -> Result<TopicPosition> {
+        if let Some(position) = &self.start_position {
+            return Ok(position.clone());
         }
         let topic = &self.group.topic;
-        let offset = match self.opts.start {
-            Start::Earliest => 0,
-            Start::Latest => self.bus.head(topic).await?,
-            Start::Time(ms) => self.bus.offset_before_time(topic, ms).await?,
-            Start::After(id) => self.bus.offset_of(topic, id).await?.ok_or_else(|| {
+        let position = match self.opts.start {
+            Start::Earliest => TopicPosition::start(),
+            Start::Latest => self.bus.heads(topic).await?,
+            Start::Time(ms) => self.bus.position_before_time(topic, ms).await?,
+            Start::After(id) => self.bus.position_of(topic, id).await?.ok_or_else(|| {
                 Error::UnknownStartEvent { group: self.group.group.clone(), topic: topic.to_owned(), id }
             })?,
         };
-        self.start_offset = Some(offset);
-        Ok(offset)
+        self.start_position = Some(position.clone());
+        Ok(position)
     }
 }

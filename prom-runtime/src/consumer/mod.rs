@@ -20,7 +20,7 @@ mod typed;
 pub use state::Token;
 pub use typed::{TypedDelivery, TypedSubscription};
 
-use crate::bus::{EventBus, GroupId};
+use crate::bus::{EventBus, GroupId, TopicPosition};
 use crate::error::{Error, Result};
 use crate::record::EventRecord;
 use state::Part;
@@ -253,11 +253,12 @@ pub struct Subscription<B: EventBus> {
     opts: SubscribeOptions,
     shared: Arc<Shared>,
     auto_pending: Vec<Token>,
-    start_offset: Option<i64>,
+    start_position: Option<TopicPosition>,
     next_tick: Instant,
     /// When `poll` next commits even though events keep coming.
     next_commit: Instant,
-    seen_head: i64,
+    /// The heads the last refill found nothing new below (`None`: not yet).
+    seen_heads: Option<TopicPosition>,
     rotate: usize,
 }
 
@@ -304,10 +305,10 @@ impl<B: EventBus> Subscription<B> {
                 changed: Notify::new(),
             }),
             auto_pending: Vec::new(),
-            start_offset: None,
+            start_position: None,
             next_tick: Instant::now(),
             next_commit: later(commit_interval),
-            seen_head: -1,
+            seen_heads: None,
             rotate: 0,
         })
     }
@@ -408,8 +409,9 @@ impl<B: EventBus> Subscription<B> {
                     () = changed => {}
                 }
             } else {
+                let Some(seen) = &self.seen_heads else { continue };
                 tokio::select! {
-                    () = self.bus.wait(&self.group.topic, self.seen_head, timeout) => {}
+                    () = self.bus.wait(&self.group.topic, seen, timeout) => {}
                     () = changed => {}
                 }
             }
@@ -440,14 +442,15 @@ impl<B: EventBus> Subscription<B> {
 
     /// Reads more events into the buffers of held partitions.
     async fn refill(&mut self) -> Result<Refill> {
-        let head = self.bus.head(&self.group.topic).await?;
+        let heads = self.bus.heads(&self.group.topic).await?;
+        let moved = |p: u32| self.seen_heads.as_ref().is_none_or(|seen| heads.at(p) > seen.at(p));
         let plan: Vec<(u32, i64)> = {
             let state = self.shared.lock();
             state
                 .parts
                 .iter()
-                .filter(|(p, part)| !state.revoking.contains(p) && (part.more || head > self.seen_head))
-                .filter(|(_, part)| part.read_upto < head)
+                .filter(|&(&p, part)| !state.revoking.contains(&p) && (part.more || moved(p)))
+                .filter(|&(&p, part)| part.read_upto < heads.at(p))
                 .map(|(&p, part)| (p, part.read_upto))
                 .collect()
         };
@@ -458,7 +461,7 @@ impl<B: EventBus> Subscription<B> {
                 return Ok(if read_any { Refill::Read } else { Refill::Full });
             }
             let limit = room.min(self.opts.batch_size);
-            let events = self.bus.read(&self.group.topic, Some(p), after, limit).await?;
+            let events = self.bus.read(&self.group.topic, p, after, limit).await?;
             let filter = self.opts.filter.clone();
             let mut state = self.shared.lock();
             // The partition may have been dropped or re-acquired while reading.
@@ -470,8 +473,8 @@ impl<B: EventBus> Subscription<B> {
         if read_any {
             return Ok(Refill::Read);
         }
-        // Every held partition was read up to `head`, so waiting for `head` to move is exact.
-        self.seen_head = head;
+        // Every held partition was read up to its head, so waiting for a head to move is exact.
+        self.seen_heads = Some(heads);
         Ok(if self.room() == 0 { Refill::Full } else { Refill::Nothing })
     }
 

@@ -9,7 +9,8 @@
 //! when the close frame still fits in the connection's buffers).
 //!
 //! Without `group`, the stream starts at `from` (`earliest`, `latest`, or an offset: that event
-//! first) or after `Last-Event-ID`. With `group`, it joins the consumer group on the topic as a
+//! first), or after `after` or `Last-Event-ID` (a topic position in its text form, as each SSE
+//! event's `id` gives it: the position just after that event). With `group`, it joins the consumer group on the topic as a
 //! member (partitions are shared with the group's other members) and starts at the group's
 //! committed position; events are acknowledged once handed to the connection and committed as
 //! the group commits (at least every 200 ms while events flow, and when the stream ends), so
@@ -18,7 +19,7 @@
 
 use super::Gateway;
 use super::failures::problem_of;
-use crate::bus::{AnyBus, EventBus};
+use crate::bus::{AnyBus, EventBus, TopicPosition};
 use crate::consumer::{AckMode, Delivery, Start, SubscribeOptions, Subscription};
 use crate::error::Error;
 use crate::record::EventRecord;
@@ -57,6 +58,8 @@ enum From {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Query {
     from: From,
+    /// Resume after this position (like `Last-Event-ID`, for clients that cannot set headers).
+    after: Option<TopicPosition>,
     group: Option<String>,
 }
 
@@ -78,6 +81,12 @@ async fn start(gateway: Arc<Gateway>, request: Request) -> Result<Response, Prob
     };
     let query = parse(request.uri().query().unwrap_or_default())?;
     let last_event_id = last_event_id(request.headers())?;
+    if query.after.is_some() && (query.group.is_some() || query.from != From::Earliest) {
+        return Err(Problem::new(
+            Kind::BadRequest,
+            "`after` resumes a stream without a group where it stopped: give it alone, without `from` or `group`",
+        ));
+    }
     let source = match &query.group {
         Some(group) => {
             let start = match query.from {
@@ -110,14 +119,14 @@ async fn start(gateway: Arc<Gateway>, request: Request) -> Result<Response, Prob
             Source::Group { subscription: Some(Box::new(subscription)), handed: Vec::new() }
         }
         None => {
-            let after = match (last_event_id, query.from) {
+            let after = match (query.after.or(last_event_id), query.from) {
                 (Some(seen), _) => seen,
-                (None, From::Earliest) => 0,
-                (None, From::Offset(first)) => first - 1,
+                (None, From::Earliest) => TopicPosition::start(),
+                (None, From::Offset(first)) => TopicPosition::after(first - 1),
                 (None, From::Latest) => gateway
                     .producer
                     .bus()
-                    .head(&topic)
+                    .heads(&topic)
                     .await
                     .map_err(|e| problem_of(&e, &doing, &reporter))?,
             };
@@ -154,7 +163,7 @@ async fn start(gateway: Arc<Gateway>, request: Request) -> Result<Response, Prob
 /// Parses `from` and `group`; anything else is refused.
 fn parse(raw: &str) -> Result<Query, Problem> {
     let bad = |detail: String| Problem::new(Kind::BadRequest, detail);
-    let mut query = Query { from: From::Earliest, group: None };
+    let mut query = Query { from: From::Earliest, after: None, group: None };
     for (name, value) in parse_query_string(raw).map_err(bad)? {
         match name.as_str() {
             "from" => {
@@ -171,6 +180,11 @@ fn parse(raw: &str) -> Result<Query, Problem> {
                     },
                 }
             }
+            "after" => {
+                query.after = Some(value.parse().map_err(|e: crate::bus::PositionError| {
+                    bad(format!("`after`: {e}; give the `id` of the last event received"))
+                })?);
+            }
             "group" => {
                 if value.is_empty() || value.len() > MAX_GROUP_LEN || value.chars().any(char::is_control) {
                     return Err(bad(format!(
@@ -184,7 +198,7 @@ fn parse(raw: &str) -> Result<Query, Problem> {
             super::browser::ACCESS_TOKEN => {}
             other => {
                 return Err(bad(format!(
-                    "unknown query parameter `{other}`; this route takes `from` and `group`"
+                    "unknown query parameter `{other}`; this route takes `from`, `after` and `group`"
                 )));
             }
         }
@@ -192,22 +206,23 @@ fn parse(raw: &str) -> Result<Query, Problem> {
     Ok(query)
 }
 
-/// The `Last-Event-ID` header: the offset of the last event the client received.
-fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, Problem> {
+/// The `Last-Event-ID` header: the position after the last event the client received.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<TopicPosition>, Problem> {
     let Some(value) = headers.get("last-event-id") else { return Ok(None) };
-    match value.to_str().ok().and_then(|text| text.trim().parse::<i64>().ok()) {
-        Some(offset) if offset >= 0 => Ok(Some(offset)),
-        _ => Err(Problem::new(
+    match value.to_str().ok().and_then(|text| text.trim().parse::<TopicPosition>().ok()) {
+        Some(position) => Ok(Some(position)),
+        None => Err(Problem::new(
             Kind::BadRequest,
-            "`Last-Event-ID` must be the `id` of an event this route sent (an offset, 0 or more)",
+            "`Last-Event-ID` must be the `id` of an event this route sent (an offset like `42`, or a \
+             position like `42.0:57.3:61`)",
         )),
     }
 }
 
 /// Where a stream's events come from.
 enum Source {
-    /// The topic in offset order, after `after`.
-    Plain { after: i64 },
+    /// The topic after `after`, which moves past each event read.
+    Plain { after: TopicPosition },
     /// A member of a consumer group; `handed` are deliveries given to the connection, acked
     /// when the next page is asked for.
     Group { subscription: Option<Box<Subscription<AnyBus>>>, handed: Vec<Delivery> },
@@ -235,9 +250,9 @@ struct Stream {
     stop: watch::Receiver<bool>,
 }
 
-/// One item for the client: an event or a failure to tell it about.
+/// One item for the client: an event (with its SSE `id`) or a failure to tell it about.
 enum Item {
-    Event(EventRecord),
+    Event(EventRecord, String),
     Failure(Value),
 }
 
@@ -258,7 +273,7 @@ impl Stream {
             };
             match page {
                 Ok(records) if records.is_empty() => continue,
-                Ok(records) => return Some(records.into_iter().map(|r| self.decode(r)).collect()),
+                Ok(records) => return Some(records.into_iter().map(|(r, id)| self.decode(r, id)).collect()),
                 Err(e) => {
                     let problem =
                         problem_of(&e, &format!("reading `{}`", self.topic), &self.gateway.options.reporter);
@@ -268,18 +283,26 @@ impl Stream {
         }
     }
 
-    /// Reads one page (empty after a wait without events). Cancel-safe.
-    async fn read(&mut self) -> Result<Vec<EventRecord>, Error> {
+    /// Reads one page (empty after a wait without events), each event with its SSE `id`: the
+    /// position just after it without a group, its offset with one (the group's cursors say
+    /// where it resumes). Cancel-safe.
+    async fn read(&mut self) -> Result<Vec<(EventRecord, String)>, Error> {
         let bus = self.gateway.producer.bus();
         let page_size = self.gateway.options.page_size;
         match &mut self.source {
             Source::Plain { after } => {
-                let page = bus.read(&self.topic, None, *after, page_size).await?;
-                match page.last() {
-                    Some(last) => *after = last.offset,
-                    None => bus.wait(&self.topic, *after, WAIT).await,
+                let page = bus.read_topic(&self.topic, after, page_size).await?;
+                if page.is_empty() {
+                    bus.wait(&self.topic, after, WAIT).await;
                 }
-                Ok(page)
+                let ordered = bus.ordered();
+                Ok(page
+                    .into_iter()
+                    .map(|record| {
+                        after.advance(&record, ordered);
+                        (record, after.to_string())
+                    })
+                    .collect())
             }
             Source::Group { subscription, handed } => {
                 let Some(subscription) = subscription.as_mut() else { return Err(Error::Closed) };
@@ -287,7 +310,8 @@ impl Stream {
                     subscription.ack(&delivery);
                 }
                 let deliveries = subscription.poll().await?;
-                let records = deliveries.iter().map(|d| d.record.clone()).collect();
+                let records =
+                    deliveries.iter().map(|d| (d.record.clone(), d.record.offset.to_string())).collect();
                 *handed = deliveries;
                 Ok(records)
             }
@@ -295,10 +319,10 @@ impl Stream {
     }
 
     /// The event upcast to the latest version, or a failure naming it.
-    fn decode(&self, record: EventRecord) -> Item {
+    fn decode(&self, record: EventRecord, sse_id: String) -> Item {
         let (offset, id) = (record.offset, record.id);
         match self.gateway.producer.registry().decode(record) {
-            Ok(record) => Item::Event(record),
+            Ok(record) => Item::Event(record, sse_id),
             Err(e) => {
                 let doing = format!("reading event {id} (offset {offset}) of `{}`", self.topic);
                 let body = problem_of(&e, &doing, &self.gateway.options.reporter)
@@ -317,11 +341,9 @@ async fn sse_next(
     loop {
         if let Some(item) = pending.pop_front() {
             let event = match item {
-                Item::Event(record) => {
-                    Event::default().id(record.offset.to_string()).json_data(&record).unwrap_or_else(|_| {
-                        Event::default().event("error").data("the event could not be written as JSON")
-                    })
-                }
+                Item::Event(record, id) => Event::default().id(id).json_data(&record).unwrap_or_else(|_| {
+                    Event::default().event("error").data("the event could not be written as JSON")
+                }),
                 Item::Failure(problem) => Event::default().event("error").data(problem.to_string()),
             };
             return Some((Ok(event), (stream, pending)));
@@ -359,7 +381,7 @@ async fn websocket(mut socket: WebSocket, mut stream: Stream, keep_alive: Durati
                 .into_iter()
                 .map(|item| {
                     let text = match item {
-                        Item::Event(record) => serde_json::to_string(&record).unwrap_or_default(),
+                        Item::Event(record, _) => serde_json::to_string(&record).unwrap_or_default(),
                         Item::Failure(problem) => json!({ "error": problem }).to_string(),
                     };
                     Message::Text(text.into())
@@ -391,13 +413,21 @@ mod tests {
 
     #[test]
     fn queries_take_from_and_group_only() {
-        assert_eq!(parse("").ok(), Some(Query { from: From::Earliest, group: None }));
+        assert_eq!(parse("").ok(), Some(Query { from: From::Earliest, after: None, group: None }));
         assert_eq!(
             parse("from=latest&group=g").ok(),
-            Some(Query { from: From::Latest, group: Some("g".into()) })
+            Some(Query { from: From::Latest, after: None, group: Some("g".into()) })
         );
-        assert_eq!(parse("from=7").ok(), Some(Query { from: From::Offset(7), group: None }));
-        for bad in ["from=0", "from=x", "group=", "limit=3", "from=%ff"] {
+        assert_eq!(parse("from=7").ok(), Some(Query { from: From::Offset(7), after: None, group: None }));
+        assert_eq!(
+            parse("after=7.1:9").ok(),
+            Some(Query {
+                from: From::Earliest,
+                after: Some(TopicPosition::with_parts(7, [(1, 9)])),
+                group: None
+            })
+        );
+        for bad in ["from=0", "from=x", "group=", "limit=3", "from=%ff", "after=x", "after=-1"] {
             assert_eq!(parse(bad).map_err(|p| p.kind()).err(), Some(Kind::BadRequest), "{bad}");
         }
     }

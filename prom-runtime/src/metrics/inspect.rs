@@ -3,7 +3,7 @@
 //! of `prom status --format json`: fields are only ever added.
 
 use super::store::{self, Membership};
-use crate::bus::{AnyBus, EventBus, GroupId};
+use crate::bus::{AnyBus, EventBus, GroupId, TopicPosition};
 use crate::dlq;
 use crate::error::Result;
 use crate::record::{DLQ_ERROR, now_ms};
@@ -180,7 +180,7 @@ pub async fn collect(bus: &AnyBus, system: &System) -> Result<Status> {
                 .map(|(version, events)| StoredVersion { version, events })
                 .collect(),
             stored_versions_newest_only: stored.newest_only,
-            head: bus.head(&t.name).await?,
+            head: bus.heads(&t.name).await?.total(),
             partition_heads,
         });
     }
@@ -303,11 +303,16 @@ async fn dlq_status(bus: &AnyBus, topic: &str) -> Result<DlqStatus> {
     let dlq_topic = format!("{DLQ_PREFIX}{topic}");
     let (mut depth, mut replayed, mut oldest) = (0u64, 0u64, None::<i64>);
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut after = 0;
+    let mut after = TopicPosition::start();
+    let ordered = bus.ordered();
     loop {
-        let page = bus.read(&dlq_topic, None, after, DLQ_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.offset;
+        let page = bus.read_topic(&dlq_topic, &after, DLQ_PAGE).await?;
+        for e in &page {
+            after.advance(e, ordered);
+        }
+        if page.is_empty() {
+            break;
+        }
         let keys: Vec<String> = page.iter().map(|e| dlq::replay_key(e.id)).collect();
         let done: HashSet<String> = bus.existing_dedup(topic, keys).await?.into_iter().collect();
         for e in &page {

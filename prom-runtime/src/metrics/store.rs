@@ -2,7 +2,7 @@
 //! who holds which partition, each partition's newest offset and, on MongoDB, resume points
 //! and the oplog window. Nothing here writes, joins a group or takes an event.
 
-use crate::bus::{AnyBus, EventBus, GroupId};
+use crate::bus::{AnyBus, EventBus, GroupId, TopicPosition};
 use crate::error::Result;
 use rusqlite::params;
 use std::collections::BTreeMap;
@@ -63,7 +63,7 @@ pub async fn partition_heads(bus: &AnyBus, topic: &str, partitions: u32) -> Resu
         AnyBus::Memory(bus) => {
             // The in-memory bus keeps no per-partition index: read the topic once.
             let mut heads = vec![0; partitions as usize];
-            let events = bus.read(topic, None, 0, usize::MAX).await?;
+            let events = bus.read_topic(topic, &TopicPosition::start(), usize::MAX).await?;
             for e in events {
                 if let Some(head) = heads.get_mut(e.partition as usize) {
                     *head = e.offset;
@@ -100,7 +100,7 @@ pub async fn stored_versions(bus: &AnyBus, topic: &str) -> Result<VersionCounts>
         AnyBus::Mongo(bus) => mongo::stored_versions(bus, topic).await,
         AnyBus::Memory(bus) => {
             let mut counts = BTreeMap::new();
-            for e in bus.read(topic, None, 0, usize::MAX).await? {
+            for e in bus.read_topic(topic, &TopicPosition::start(), usize::MAX).await? {
                 *counts.entry(e.schema_version()).or_insert(0) += 1;
             }
             Ok(VersionCounts { counts, newest_only: None })

@@ -24,6 +24,17 @@ impl Store {
         }
     }
 
+    /// A memory store around `bus` (a [`MemoryBus`] made another way).
+    pub fn of(bus: AnyBus) -> Store {
+        let AnyBus::Memory(mem) = bus else { panic!("Store::of takes a memory bus") };
+        Store {
+            mem: Some(mem),
+            dir: None,
+            #[cfg(feature = "mongo")]
+            mongo: None,
+        }
+    }
+
     pub fn sqlite() -> Store {
         Store {
             mem: None,

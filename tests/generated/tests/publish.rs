@@ -21,7 +21,11 @@ async fn a_generated_v1_is_stored_as_v1_and_read_as_the_latest() {
     let v1 = order_placed::V1 { placed_at: Some(placed_at), ..v1 };
     let receipt = producer.publish_event(&v1).await.expect("publish v1");
 
-    let stored = producer.bus().read(order_placed::NAME, None, 0, 10).await.expect("read");
+    let stored = producer
+        .bus()
+        .read_topic(order_placed::NAME, &prom_runtime::TopicPosition::start(), 10)
+        .await
+        .expect("read");
     assert_eq!(stored.len(), 1);
     assert_eq!((stored[0].id, stored[0].schema_version()), (receipt.id, Some(1)), "stored at v1");
     assert_eq!(stored[0].payload["placedAt"], "2026-11-24T10:00:00Z", "the timestamp as chrono wrote it");

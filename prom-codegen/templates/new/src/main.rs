@@ -17,7 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A typed publish: `Latest` is generated from the spec, so a wrong field does not compile,
     // and the payload is validated against the schema before it is stored.
-    let number = bus.head(order_placed::NAME).await? + 1;
+    let number = bus.heads(order_placed::NAME).await?.total() + 1;
     let order =
         order_placed::Latest { order_id: format!("o-{number}"), customer: "ada".into(), total_cents: 4200 };
     let receipt = order_placed::TOPIC.publish(pipeline.producer(), &order).await?;

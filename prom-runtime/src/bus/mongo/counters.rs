@@ -16,6 +16,7 @@ use super::MongoBus;
 use super::docs::EventDoc;
 use super::layout::{EVENTS, PARTITIONS, TOPICS};
 use super::txn::{Abort, TxResult};
+use crate::bus::TopicPosition;
 use futures_util::TryStreamExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Document, doc};
@@ -95,21 +96,40 @@ async fn start_of(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64)
     Ok(legacy.max(last))
 }
 
-/// The highest offset handed out on any partition of `topic` (0 when none): what a topic-wide
-/// reader waits to pass.
-pub async fn head(bus: &MongoBus, topic: &str) -> mongodb::error::Result<i64> {
-    let top: Vec<Document> = bus
-        .coll(PARTITIONS)
-        .find(doc! { "topic": topic })
-        .sort(doc! { "head": -1 })
-        .limit(1)
-        .await?
-        .try_collect()
-        .await?;
-    if let Some(head) = top.first().and_then(|d| d.get_i64("head").ok()) {
-        // Every counter starts above the earlier layout's, so that one is passed already.
-        return Ok(head);
-    }
+/// The position after every event of `topic`: each partition at its counter, the partitions
+/// without one at the earlier layout's topic counter (above all their events; every counter
+/// starts above it).
+pub async fn heads(bus: &MongoBus, topic: &str) -> mongodb::error::Result<TopicPosition> {
+    let counters: Vec<Document> =
+        bus.coll(PARTITIONS).find(doc! { "topic": topic }).await?.try_collect().await?;
     let legacy = bus.coll(TOPICS).find_one(doc! { "_id": topic }).await?;
-    Ok(legacy.and_then(|d| d.get_i64("head").ok()).unwrap_or(0))
+    let floor = legacy.and_then(|d| d.get_i64("head").ok()).unwrap_or(0);
+    let parts = counters.iter().filter_map(|c| {
+        let part = u32::try_from(c.get_i64("part").ok()?).ok()?;
+        Some((part, c.get_i64("head").ok()?))
+    });
+    Ok(TopicPosition::with_parts(floor, parts))
+}
+
+/// Each partition of `topic` just before its first event with `ts >= at_ms`, or after its last
+/// event when it has none such.
+pub async fn before_time(bus: &MongoBus, topic: &str, at_ms: i64) -> mongodb::error::Result<TopicPosition> {
+    let heads = heads(bus, topic).await?;
+    let pipeline = [
+        doc! { "$match": { "topic": topic, "ts": { "$gte": at_ms } } },
+        doc! { "$group": { "_id": "$part", "first": { "$min": "$off" } } },
+    ];
+    let firsts: Vec<Document> = bus.coll(EVENTS).aggregate(pipeline).await?.try_collect().await?;
+    let firsts: BTreeMap<u32, i64> = firsts
+        .iter()
+        .filter_map(|d| Some((u32::try_from(d.get_i64("_id").ok()?).ok()?, d.get_i64("first").ok()?)))
+        .collect();
+    // Every partition listed, as partitions of the earlier layout have no counter and stand at
+    // the floor of `heads`, which may be past their events after `at_ms`.
+    let stored = bus.coll(EVENTS).distinct("part", doc! { "topic": topic }).await?;
+    let partitions =
+        stored.iter().filter_map(|p| u32::try_from(p.as_i64()?).ok()).chain(heads.parts().keys().copied());
+    let parts: Vec<(u32, i64)> =
+        partitions.map(|p| (p, firsts.get(&p).map_or_else(|| heads.at(p), |first| first - 1))).collect();
+    Ok(TopicPosition::with_parts(0, parts))
 }

@@ -53,17 +53,16 @@ pub async fn cursors(bus: &MongoBus, group: &GroupId) -> Result<BTreeMap<u32, i6
     Ok(docs.iter().filter_map(|d| Some((part_of(d)?, d.get_i64("off").ok()?))).collect())
 }
 
-/// Creates missing cursors at `offset`; returns the cursors in effect for `partitions`.
+/// Creates missing cursors at each partition's start; returns the cursors in effect for them.
 pub async fn init_cursors(
     bus: &MongoBus,
     group: &GroupId,
-    partitions: &[u32],
-    offset: i64,
+    starts: &[(u32, i64)],
 ) -> Result<BTreeMap<u32, i64>> {
-    let (group, partitions) = (group.clone(), partitions.to_vec());
+    let (group, starts) = (group.clone(), starts.to_vec());
     transaction!(bus, |bus, s| async {
         let group = &group;
-        for &p in &partitions {
+        for &(p, offset) in &starts {
             bus.coll(CURSORS)
                 .update_one(
                     with(group_filter(group), doc! { "part": i64::from(p) }),
@@ -73,7 +72,7 @@ pub async fn init_cursors(
                 .session(&mut *s)
                 .await?;
         }
-        let wanted: Vec<i64> = partitions.iter().map(|&p| i64::from(p)).collect();
+        let wanted: Vec<i64> = starts.iter().map(|&(p, _)| i64::from(p)).collect();
         let filter = with(group_filter(group), doc! { "part": { "$in": wanted } });
         let docs = find_all(bus, s, CURSORS, filter, doc! { "part": 1 }).await?;
         Ok(docs.iter().filter_map(|d| Some((part_of(d)?, d.get_i64("off").ok()?))).collect())

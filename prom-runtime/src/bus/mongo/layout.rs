@@ -46,9 +46,6 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 // Unique: the backstop against two writers ever handing out one offset of a
                 // partition; also the consumer's read path and the shard key's index.
                 index(doc! { "topic": 1, "part": 1, "off": 1 }, "topic_part_off", true, None),
-                // Topic-wide reads in (offset, partition) order (not unique: partitions share
-                // offsets).
-                index(doc! { "topic": 1, "off": 1, "part": 1 }, "topic_off", false, None),
                 index(doc! { "topic": 1, "key": 1, "off": 1 }, "topic_key_off", false, None),
                 index(doc! { "topic": 1, "v": 1 }, VERSION_INDEX, false, None),
                 index(
@@ -68,8 +65,14 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
     ]
 }
 
+/// Indexes of earlier layouts, dropped when found: `topic_off` was unique on (topic, offset)
+/// when offsets were per topic; partitions now share offsets, and topic-wide reads go partition
+/// by partition on `topic_part_off`.
+const RETIRED: [(&str, &str); 1] = [(EVENTS, "topic_off")];
+
 /// Creates the indexes (a no-op when they exist, so every open may run it), first dropping
-/// an index of an earlier layout whose name is taken by one with other options.
+/// the indexes of earlier layouts: retired ones, and those whose name is now taken by an index
+/// with other options.
 pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
     for (collection, models) in indexes() {
         let coll = db.collection::<Document>(collection);
@@ -79,9 +82,9 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
     Ok(())
 }
 
-/// Drops each index of `coll` named like one of `models` but differing in keys or uniqueness:
-/// before per-partition offsets `topic_off` was unique on (topic, off) and `topic_part_off` was
-/// not unique, and MongoDB refuses to create an index over one of the same name.
+/// Drops each retired index of `coll`, and each named like one of `models` but differing in
+/// keys or uniqueness (before per-partition offsets `topic_part_off` was not unique), which
+/// MongoDB would refuse to create over.
 async fn drop_changed(coll: &Collection<Document>, models: &[IndexModel]) -> mongodb::error::Result<()> {
     const NAMESPACE_NOT_FOUND: i32 = 26;
     const INDEX_NOT_FOUND: i32 = 27;
@@ -94,10 +97,12 @@ async fn drop_changed(coll: &Collection<Document>, models: &[IndexModel]) -> mon
     let name = |m: &IndexModel| m.options.as_ref().and_then(|o| o.name.clone());
     for old in &existing {
         let Some(old_name) = name(old) else { continue };
-        let changed = models.iter().any(|m| {
-            name(m).as_deref() == Some(&old_name)
-                && (unique(m) != unique(old) || !same_keys(&m.keys, &old.keys))
-        });
+        let retired = RETIRED.contains(&(coll.name(), old_name.as_str()));
+        let changed = retired
+            || models.iter().any(|m| {
+                name(m).as_deref() == Some(&old_name)
+                    && (unique(m) != unique(old) || !same_keys(&m.keys, &old.keys))
+            });
         if !changed {
             continue;
         }

@@ -10,7 +10,8 @@
 //! partition it writes with `$inc` and inserts the events in one transaction. Two publishers to
 //! one partition conflict on its counter document, so one of them retries; a partition's
 //! offsets therefore stay gap-free and become visible in order, whatever the number of
-//! processes, while publishers of different partitions never conflict ([`counters`]). Membership and lease expiry use the
+//! processes, while publishers of different partitions never conflict ([`counters`]). The store
+//! is not [`EventBus::ordered`]: topic-wide readers keep one position per partition. Membership and lease expiry use the
 //! server's clock (`$$NOW`), so clock skew between machines cannot hand a partition to two
 //! members.
 
@@ -27,7 +28,7 @@ mod txn;
 
 pub use mongodb;
 
-use super::{EventBus, GroupId};
+use super::{EventBus, GroupId, TopicPosition};
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
@@ -170,13 +171,12 @@ impl MongoBus {
             .map_err(|e| self.db("cannot start a session", &e))
     }
 
-    /// Events matching `filter` in (offset, partition) order.
-    async fn find_events(&self, filter: Document, limit: usize) -> Result<Vec<EventRecord>> {
+    async fn find_events(&self, filter: Document, sort: Document, limit: usize) -> Result<Vec<EventRecord>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let cursor = self
             .events()
             .find(filter)
-            .sort(doc! { "off": 1, "part": 1 })
+            .sort(sort)
             .limit(limit)
             .await
             .map_err(|e| self.db("cannot read events", &e))?;
@@ -186,21 +186,30 @@ impl MongoBus {
     }
 }
 
-impl MongoBus {
-    /// Events of every partition of `topic` with offset `> after`, in (offset, partition)
-    /// order. Partitions share offsets, so a full page is completed with the other partitions'
-    /// events at its last offset: a reader resuming after that offset then skips none of them.
-    async fn read_all(&self, topic: &str, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        let mut page = self.find_events(doc! { "topic": topic, "off": { "$gt": after } }, limit).await?;
-        if page.len() == limit
-            && let Some(last) = page.last()
-        {
-            let rest =
-                doc! { "topic": topic, "off": last.offset, "part": { "$gt": i64::from(last.partition) } };
-            page.extend(self.find_events(rest, usize::MAX).await?);
-        }
-        Ok(page)
+/// The filter and sort of a read of `topic` after `from`.
+///
+/// Every listed partition past its own offset, every other one past the floor. An ordered
+/// store sorts by offset (topic order, on `topic_off`), so a reader can keep one number;
+/// otherwise by partition then offset (on `topic_part_off`): each partition's events come as a
+/// prefix of what is after `from` without a merge of per-partition cursors, and one page may
+/// hold fewer partitions than a merge would (a topic-wide reader reads on until it is empty).
+fn topic_filter(topic: &str, from: &TopicPosition, ordered: bool) -> (Document, Document) {
+    let sort = if ordered {
+        doc! { "off": 1 }
+    } else {
+        doc! { "part": 1, "off": 1 }
+    };
+    if from.parts().is_empty() {
+        return (doc! { "topic": topic, "off": { "$gt": from.floor() } }, sort);
     }
+    let listed: Vec<i64> = from.parts().keys().map(|&p| i64::from(p)).collect();
+    let mut branches: Vec<Document> = from
+        .parts()
+        .iter()
+        .map(|(&p, &offset)| doc! { "part": i64::from(p), "off": { "$gt": offset } })
+        .collect();
+    branches.push(doc! { "part": { "$nin": listed }, "off": { "$gt": from.floor() } });
+    (doc! { "topic": topic, "$or": branches }, sort)
 }
 
 /// Majority-acknowledged and journaled.
@@ -223,41 +232,51 @@ impl EventBus for MongoBus {
         Ok(receipts)
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
+    async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Some(p) = partition else {
-            return self.read_all(topic, after, limit).await;
-        };
-        self.find_events(doc! { "topic": topic, "part": i64::from(p), "off": { "$gt": after } }, limit).await
+        let filter = doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } };
+        self.find_events(filter, doc! { "off": 1 }, limit).await
     }
 
-    async fn head(&self, topic: &str) -> Result<i64> {
-        counters::head(self, topic).await.map_err(|e| self.db("cannot read the topic head", &e))
-    }
-
-    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
-        let first = self.find_events(doc! { "topic": topic, "ts": { "$gte": at_ms } }, 1).await?;
-        match first.first() {
-            Some(event) => Ok(event.offset - 1),
-            None => self.head(topic).await,
+    async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
         }
+        let (filter, sort) = topic_filter(topic, from, self.ordered());
+        self.find_events(filter, sort, limit).await
     }
 
-    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
+    fn ordered(&self) -> bool {
+        false
+    }
+
+    async fn heads(&self, topic: &str) -> Result<TopicPosition> {
+        counters::heads(self, topic).await.map_err(|e| self.db("cannot read the topic head", &e))
+    }
+
+    async fn position_before_time(&self, topic: &str, at_ms: i64) -> Result<TopicPosition> {
+        counters::before_time(self, topic, at_ms)
+            .await
+            .map_err(|e| self.db("cannot find a position by time", &e))
+    }
+
+    async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
         let found = self
             .events()
             .find_one(doc! { "_id": docs::bson_uuid(id), "topic": topic })
             .await
             .map_err(|e| self.db("cannot look the event up", &e))?;
-        Ok(found.map(|d| d.off))
+        let Some(event) = found else { return Ok(None) };
+        // No commit order across partitions: the other partitions start before their first
+        // event published in the same millisecond or later (publish time, by the publisher's
+        // clock), so a doubt redelivers instead of skipping.
+        let mut position = self.position_before_time(topic, event.ts).await?;
+        let partition =
+            u32::try_from(event.part).map_err(|e| self.err(format!("event {id}: partition {e}")))?;
+        position.set(partition, event.off);
+        Ok(Some(position))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
@@ -285,9 +304,10 @@ impl EventBus for MongoBus {
         &self,
         group: &GroupId,
         partitions: Vec<u32>,
-        offset: i64,
+        start: &TopicPosition,
     ) -> Result<BTreeMap<u32, i64>> {
-        groups::init_cursors(self, group, &partitions, offset).await
+        let starts: Vec<(u32, i64)> = partitions.into_iter().map(|p| (p, start.at(p))).collect();
+        groups::init_cursors(self, group, &starts).await
     }
 
     async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
@@ -316,12 +336,8 @@ impl EventBus for MongoBus {
         groups::leave(self, group, member).await
     }
 
-    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
-        // A failing read is retried on the next round; the caller reads (and reports) anyway.
-        super::wait_for_head(&self.inner.published, seen, timeout, || async {
-            self.head(topic).await.unwrap_or(0)
-        })
-        .await;
+    async fn wait(&self, topic: &str, seen: &TopicPosition, timeout: Duration) {
+        super::wait_until(&self.inner.published, timeout, || super::arrived(self, topic, seen)).await;
     }
 
     async fn append(&self, append: StreamAppend) -> Result<Appended> {

@@ -16,7 +16,7 @@ pub(crate) use schema::{STORED_VERSION, VERSION_INDEX};
 mod streams;
 mod writer;
 
-use super::{EventBus, GroupId};
+use super::{EventBus, GroupId, TopicPosition};
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, NewEvent, Receipt, now_ms};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
@@ -228,78 +228,66 @@ impl EventBus for SqliteBus {
         self.writer()?.submit(true, move |tx| ops::publish(tx, rows)).await
     }
 
-    async fn read(
-        &self,
-        topic: &str,
-        partition: Option<u32>,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
+    async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
         let topic = topic.to_string();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_with(move |conn| {
-            let events = match partition {
-                Some(p) => {
-                    let sql = format!(
-                        "SELECT {} FROM events WHERE topic = ?1 AND part = ?2 AND off > ?3 ORDER BY off LIMIT ?4",
-                        rows::COLUMNS
-                    );
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let rows = stmt.query_map(params![topic, p, after, limit], rows::from_row)?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-                None => {
-                    let sql = format!(
-                        "SELECT {} FROM events WHERE topic = ?1 AND off > ?2 ORDER BY off LIMIT ?3",
-                        rows::COLUMNS
-                    );
-                    let mut stmt = conn.prepare_cached(&sql)?;
-                    let rows = stmt.query_map(params![topic, after, limit], rows::from_row)?;
-                    rows.collect::<rusqlite::Result<Vec<_>>>()?
-                }
-            };
-            Ok(events)
+            let sql = format!(
+                "SELECT {} FROM events WHERE topic = ?1 AND part = ?2 AND off > ?3 ORDER BY off LIMIT ?4",
+                rows::COLUMNS
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![topic, partition, after, limit], rows::from_row)?;
+            rows.collect()
         })
         .await
     }
 
-    async fn head(&self, topic: &str) -> Result<i64> {
+    async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
         let topic = topic.to_string();
-        self.read_with(move |conn| {
-            conn.prepare_cached("SELECT head FROM topics WHERE name = ?1")?
-                .query_row([topic], |r| r.get(0))
-                .optional()
-                .map(|h| h.unwrap_or(0))
-        })
-        .await
+        let from = from.clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_with(move |conn| read_topic(conn, &topic, &from, limit)).await
     }
 
-    async fn offset_before_time(&self, topic: &str, at_ms: i64) -> Result<i64> {
+    fn ordered(&self) -> bool {
+        true
+    }
+
+    async fn heads(&self, topic: &str) -> Result<TopicPosition> {
         let topic = topic.to_string();
-        self.read_with(move |conn| {
-            let first: Option<i64> = conn
-                .prepare_cached("SELECT off FROM events WHERE topic = ?1 AND ts >= ?2 ORDER BY off LIMIT 1")?
-                .query_row(params![topic, at_ms], |r| r.get(0))
-                .optional()?;
-            match first {
-                Some(off) => Ok(off - 1),
-                None => conn
-                    .query_row("SELECT head FROM topics WHERE name = ?1", [&topic], |r| r.get(0))
+        self.read_with(move |conn| head(conn, &topic)).await.map(TopicPosition::after)
+    }
+
+    async fn position_before_time(&self, topic: &str, at_ms: i64) -> Result<TopicPosition> {
+        let topic = topic.to_string();
+        let offset = self
+            .read_with(move |conn| {
+                let first: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT off FROM events WHERE topic = ?1 AND ts >= ?2 ORDER BY off LIMIT 1",
+                    )?
+                    .query_row(params![topic, at_ms], |r| r.get(0))
+                    .optional()?;
+                match first {
+                    Some(off) => Ok(off - 1),
+                    None => head(conn, &topic),
+                }
+            })
+            .await?;
+        Ok(TopicPosition::after(offset))
+    }
+
+    async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
+        let topic = topic.to_string();
+        let offset: Option<i64> = self
+            .read_with(move |conn| {
+                conn.prepare_cached("SELECT off FROM events WHERE id = ?1 AND topic = ?2")?
+                    .query_row(params![id.as_bytes().as_slice(), topic], |r| r.get(0))
                     .optional()
-                    .map(|h| h.unwrap_or(0)),
-            }
-        })
-        .await
-    }
-
-    async fn offset_of(&self, topic: &str, id: Uuid) -> Result<Option<i64>> {
-        let topic = topic.to_string();
-        self.read_with(move |conn| {
-            conn.prepare_cached("SELECT off FROM events WHERE id = ?1 AND topic = ?2")?
-                .query_row(params![id.as_bytes().as_slice(), topic], |r| r.get(0))
-                .optional()
-        })
-        .await
+            })
+            .await?;
+        Ok(offset.map(TopicPosition::after))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
@@ -342,10 +330,11 @@ impl EventBus for SqliteBus {
         &self,
         group: &GroupId,
         partitions: Vec<u32>,
-        offset: i64,
+        start: &TopicPosition,
     ) -> Result<BTreeMap<u32, i64>> {
         let group = group.clone();
-        self.writer()?.submit(false, move |tx| ops::init_cursors(tx, &group, &partitions, offset)).await
+        let starts: Vec<(u32, i64)> = partitions.into_iter().map(|p| (p, start.at(p))).collect();
+        self.writer()?.submit(false, move |tx| ops::init_cursors(tx, &group, &starts)).await
     }
 
     async fn commit(&self, group: &GroupId, member: Option<&str>, cursors: Vec<(u32, i64)>) -> Result<()> {
@@ -392,12 +381,8 @@ impl EventBus for SqliteBus {
         self.writer()?.submit(false, move |tx| ops::leave(tx, &group, &member)).await
     }
 
-    async fn wait(&self, topic: &str, seen: i64, timeout: Duration) {
-        // A failing read is retried on the next round; the caller reads (and reports) anyway.
-        super::wait_for_head(&self.inner.published, seen, timeout, || async {
-            self.head(topic).await.unwrap_or(0)
-        })
-        .await;
+    async fn wait(&self, topic: &str, seen: &TopicPosition, timeout: Duration) {
+        super::wait_until(&self.inner.published, timeout, || super::arrived(self, topic, seen)).await;
     }
 
     async fn append(&self, append: StreamAppend) -> Result<Appended> {
@@ -438,6 +423,47 @@ impl EventBus for SqliteBus {
         let stream = stream.clone();
         self.read_with(move |conn| streams::load_snapshot(conn, &stream)).await
     }
+}
+
+/// The highest offset of `topic` (0 when empty).
+fn head(conn: &Connection, topic: &str) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT head FROM topics WHERE name = ?1")?
+        .query_row([topic], |r| r.get(0))
+        .optional()
+        .map(|h| h.unwrap_or(0))
+}
+
+/// Up to `limit` events of `topic` after `from`, in offset order. Offsets are topic-wide, so
+/// everything past the floor qualifies except what a listed partition has read already.
+fn read_topic(
+    conn: &Connection,
+    topic: &str,
+    from: &TopicPosition,
+    limit: i64,
+) -> rusqlite::Result<Vec<EventRecord>> {
+    use rusqlite::types::Value;
+    if from.parts().is_empty() {
+        let sql = format!(
+            "SELECT {} FROM events WHERE topic = ?1 AND off > ?2 ORDER BY off LIMIT ?3",
+            rows::COLUMNS
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![topic, from.floor(), limit], rows::from_row)?;
+        return rows.collect();
+    }
+    let mut sql = format!("SELECT {} FROM events WHERE topic = ?1 AND off > ?2", rows::COLUMNS);
+    let mut values = vec![Value::Text(topic.to_owned()), Value::Integer(from.floor())];
+    for (&partition, &offset) in from.parts() {
+        sql.push_str(&format!(" AND NOT (part = ?{} AND off <= ?{})", values.len() + 1, values.len() + 2));
+        values.extend([Value::Integer(i64::from(partition)), Value::Integer(offset)]);
+    }
+    sql.push_str(&format!(" ORDER BY off LIMIT ?{}", values.len() + 1));
+    values.push(Value::Integer(limit));
+    // Not cached: the text varies with the number of listed partitions, and such reads are rare
+    // on a store whose readers keep one number.
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(values), rows::from_row)?;
+    rows.collect()
 }
 
 /// The layout version of the store `reader` opens (checking that it can be read at all).

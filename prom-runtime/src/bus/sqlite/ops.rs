@@ -99,17 +99,12 @@ fn insert_with(tx: &mut Tx<'_>, insert: &mut rusqlite::CachedStatement<'_>, row:
     Ok(Receipt { id: event.id, offset, partition: event.partition, duplicate: false })
 }
 
-/// Sets cursors unless they exist; returns the cursors in effect.
-pub fn init_cursors(
-    tx: &mut Tx<'_>,
-    group: &GroupId,
-    partitions: &[u32],
-    offset: i64,
-) -> Result<BTreeMap<u32, i64>> {
+/// Sets each partition's cursor to its start unless it exists; returns the cursors in effect.
+pub fn init_cursors(tx: &mut Tx<'_>, group: &GroupId, starts: &[(u32, i64)]) -> Result<BTreeMap<u32, i64>> {
     let conn = tx.conn;
     let run = || -> rusqlite::Result<BTreeMap<u32, i64>> {
         let mut out = BTreeMap::new();
-        for &partition in partitions {
+        for &(partition, offset) in starts {
             conn.execute(
                 "INSERT INTO cursors (topic, grp, part, off) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
                 params![group.topic, group.group, partition, offset],

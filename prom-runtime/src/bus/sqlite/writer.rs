@@ -226,8 +226,10 @@ mod tests {
             let e = NewEvent::new("t", json!({ "n": 1 }));
             let batch = vec![e.clone(), NewEvent::new("t", json!({ "n": 2 })), e];
             bus.publish(batch).await.expect_err("a duplicate id fails the whole batch");
-            assert_eq!(bus.head("t").await.expect("head"), 0);
-            assert!(bus.read("t", None, 0, 10).await.expect("read").is_empty());
+            assert_eq!(bus.heads("t").await.expect("head").total(), 0);
+            assert!(
+                bus.read_topic("t", &crate::bus::TopicPosition::start(), 10).await.expect("read").is_empty()
+            );
             let next = bus.publish(vec![NewEvent::new("t", json!({ "n": 3 }))]).await.expect("publish");
             assert_eq!(next[0].offset, 1, "the failed batch assigned no offsets");
         });

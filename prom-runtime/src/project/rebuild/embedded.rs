@@ -23,7 +23,7 @@
 
 use super::{Progress, RebuildOptions, RebuildReport, changes_of, fingerprint, shadow_collection};
 use crate::bus::sqlite::projection::ProjectionTx;
-use crate::bus::{EventBus, GroupId, SqliteBus};
+use crate::bus::{EventBus, GroupId, SqliteBus, TopicPosition};
 use crate::dlq;
 use crate::error::{Error, Result};
 use crate::project::embedded::{self as live, EmbeddedSpec};
@@ -126,18 +126,20 @@ pub async fn rebuild(
     // and decoded, then queued behind it (the committer runs them in order, so each moves the
     // checkpoint from where the one before left it).
     let mut folding: VecDeque<Folding> = VecDeque::with_capacity(IN_FLIGHT_PAGES);
-    let mut head = bus.head(&plan.spec.topic).await?;
+    // The embedded store numbers a topic's events topic-wide in commit order (one writer assigns
+    // offsets), so one offset is a whole topic position here: the checkpoint stays an integer.
+    let mut head = bus.heads(&plan.spec.topic).await?.floor();
     opts.report(Progress { position, head: head.max(position), events: report.events });
     loop {
         // What arrives after this head is folded by the swap, so a busy topic cannot keep the
         // rebuild from finishing.
         if position >= head {
-            head = bus.head(&plan.spec.topic).await?;
+            head = bus.heads(&plan.spec.topic).await?.floor();
             if position >= head {
                 break;
             }
         }
-        let page = bus.read(&plan.spec.topic, None, position, batch).await?;
+        let page = bus.read_topic(&plan.spec.topic, &TopicPosition::after(position), batch).await?;
         let Some(last) = page.last().map(|r| r.offset) else { break };
         let (changes, refused) = changes_of(&plan.registry, &plan.spec.pointers, &page);
         let events = page.len() as u64;

@@ -3,7 +3,9 @@
 //! The shadow is the collection `<collection>__rebuild` (the declared indexes created on it
 //! first). Pages of events are written to it with the projector's own majority-acknowledged,
 //! version-guarded bulk writes; after each, the checkpoint (collection `prom_rebuilds`, one
-//! document per collection) moves to the page's last offset. A kill between a page's writes
+//! document per collection) moves past the page: its `position` is the topic position read up
+//! to, an integer while it is one number (as every checkpoint before topic positions was), else
+//! its text form. A kill between a page's writes
 //! and its checkpoint writes that page again on resume, which is harmless: replaying a suffix of
 //! the events in order leaves every document where the first pass left it.
 //!
@@ -26,7 +28,7 @@
 //! finishes 4. The leases of a crashed rebuild expire after [`FENCE_TTL`].
 
 use super::{Progress, RebuildOptions, RebuildReport, changes_of, fingerprint, shadow_collection};
-use crate::bus::{EventBus, GroupId, MongoBus};
+use crate::bus::{EventBus, GroupId, MongoBus, TopicPosition};
 use crate::dlq;
 use crate::error::{Error, Result};
 use crate::project::ChangelogSpec;
@@ -35,7 +37,7 @@ use crate::project::write;
 use crate::registry::Registry;
 use crate::system::System;
 use mongodb::Database;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::{Bson, Document, doc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,40 +93,42 @@ pub async fn rebuild(
         && checkpoint.get_str("phase").ok() == Some("swapping")
         && !shadow_exists
     {
-        let position = checkpoint.get_i64("position").unwrap_or(0);
+        let position = run.position_of(checkpoint)?;
         let cursors = stored_cursors(checkpoint);
         run.fenced(bus, |_| async { Ok(()) }).await?;
         run.finish(bus, &cursors).await?;
-        report.resumed_from = Some(position);
-        report.position = position;
+        report.resumed_from = Some(position.total());
+        report.position = position.total();
         report.rows = run.count(&run.spec.collection).await?;
         return Ok(report);
     }
     let mut position = match resumable {
         Some(checkpoint) if shadow_exists => {
-            let position = checkpoint.get_i64("position").unwrap_or(0);
-            report.resumed_from = Some(position);
+            let position = run.position_of(checkpoint)?;
+            report.resumed_from = Some(position.total());
             position
         }
         _ => {
             run.start().await?;
-            0
+            TopicPosition::start()
         }
     };
     let batch = opts.batch_size.max(1);
     loop {
-        let head = bus.head(&run.spec.topic).await?;
-        opts.report(Progress { position, head: head.max(position), events: report.events });
-        if position >= head {
+        let heads = bus.heads(&run.spec.topic).await?;
+        let (at, head) = (position.total(), heads.total());
+        opts.report(Progress { position: at, head: head.max(at), events: report.events });
+        if !heads.passes(&position) {
             break;
         }
-        let page = bus.read(&run.spec.topic, None, position, batch).await?;
-        let Some(last) = page.last().map(|r| r.offset) else { break };
+        let page = bus.read_topic(&run.spec.topic, &position, batch).await?;
+        if page.is_empty() {
+            break;
+        }
         let (changes, refused) = changes_of(&run.registry, &run.spec.pointers, &page);
         report.refused += refused + run.write(changes).await?;
-        run.advance(position, last, &page_lasts(&page), false).await?;
+        position = run.advance_past(bus, &position, &page).await?;
         report.events += page.len() as u64;
-        position = last;
     }
     // The swap, holding every lease of the group.
     let swapped = run
@@ -133,17 +137,18 @@ pub async fn rebuild(
             let mut events = 0;
             let mut refused = 0;
             loop {
-                let page = bus.read(&run.spec.topic, None, position, batch).await?;
-                let Some(last) = page.last().map(|r| r.offset) else { break };
+                let page = bus.read_topic(&run.spec.topic, &position, batch).await?;
+                if page.is_empty() {
+                    break;
+                }
                 let (changes, left_out) = changes_of(&run.registry, &run.spec.pointers, &page);
                 refused += left_out + run.write(changes).await?;
-                run.advance(position, last, &page_lasts(&page), false).await?;
+                position = run.advance_past(bus, &position, &page).await?;
                 events += page.len() as u64;
-                position = last;
             }
             let live = bus.cursors(&run.group).await?;
-            let finished = run.dead_letter_pending(bus, &live, position).await?;
-            run.advance(position, position, &[], true).await?;
+            let finished = run.dead_letter_pending(bus, &live, &position).await?;
+            run.advance(&position, &position, &[], true).await?;
             let cursors = run.checkpoint().await?.map(|c| stored_cursors(&c)).unwrap_or_default();
             run.rename().await?;
             run.finish(bus, &cursors).await?;
@@ -151,6 +156,7 @@ pub async fn rebuild(
         })
         .await?;
     let (position, events, refused, finished) = swapped;
+    let position = position.total();
     report.position = position;
     report.events += events;
     report.refused += refused;
@@ -256,10 +262,45 @@ impl Run {
         Ok(refused)
     }
 
+    /// The position a checkpoint records: an integer (every checkpoint written before topic
+    /// positions, and any while the position is one number) or the text form.
+    fn position_of(&self, checkpoint: &Document) -> Result<TopicPosition> {
+        match checkpoint.get("position") {
+            Some(Bson::Int64(offset)) => Ok(TopicPosition::after(*offset)),
+            Some(Bson::Int32(offset)) => Ok(TopicPosition::after(i64::from(*offset))),
+            Some(Bson::String(text)) => text.parse().map_err(|e| {
+                Error::store(self.path(), format!("its checkpoint in `{CHECKPOINTS}` is unreadable: {e}"))
+            }),
+            _ => Ok(TopicPosition::start()),
+        }
+    }
+
+    /// Moves the checkpoint past `page`, read from `from`; returns the new position.
+    async fn advance_past(
+        &self,
+        bus: &MongoBus,
+        from: &TopicPosition,
+        page: &[crate::record::EventRecord],
+    ) -> Result<TopicPosition> {
+        let mut to = from.clone();
+        let ordered = bus.ordered();
+        for record in page {
+            to.advance(record, ordered);
+        }
+        self.advance(from, &to, &page_lasts(page), false).await?;
+        Ok(to)
+    }
+
     /// Moves the checkpoint from `from` to `to` (failing if another rebuild moved it), raising
     /// each partition's last folded offset to `lasts`; `swapping` marks the swap as begun.
-    async fn advance(&self, from: i64, to: i64, lasts: &[(u32, i64)], swapping: bool) -> Result<()> {
-        let mut set = doc! { "position": to };
+    async fn advance(
+        &self,
+        from: &TopicPosition,
+        to: &TopicPosition,
+        lasts: &[(u32, i64)],
+        swapping: bool,
+    ) -> Result<()> {
+        let mut set = doc! { "position": position_bson(to) };
         if swapping {
             set.insert("phase", "swapping");
         }
@@ -271,8 +312,11 @@ impl Run {
         if !max.is_empty() {
             update.insert("$max", max);
         }
-        let filter =
-            doc! { "_id": &self.spec.collection, "fingerprint": &self.fingerprint, "position": from };
+        let filter = doc! {
+            "_id": &self.spec.collection,
+            "fingerprint": &self.fingerprint,
+            "position": position_bson(from),
+        };
         let moved = self
             .checkpoints()
             .update_one(filter, update)
@@ -281,19 +325,24 @@ impl Run {
         if moved.matched_count == 1 {
             Ok(())
         } else {
-            Err(Error::RebuildConflict { projector: self.spec.name.clone(), expected: from })
+            Err(Error::RebuildConflict { projector: self.spec.name.clone(), expected: from.total() })
         }
     }
 
     /// Dead-letters the events past the live cursors (up to `head`) that cannot be projected,
     /// as the live projector would have; returns how many events were past the cursors.
-    async fn dead_letter_pending(&self, bus: &MongoBus, live: &BTreeMap<u32, i64>, head: i64) -> Result<u64> {
+    async fn dead_letter_pending(
+        &self,
+        bus: &MongoBus,
+        live: &BTreeMap<u32, i64>,
+        head: &TopicPosition,
+    ) -> Result<u64> {
         let mut pending = 0;
         for partition in 0..self.partitions {
             let mut after = live.get(&partition).copied().unwrap_or(0);
             loop {
-                let page = bus.read(&self.spec.topic, Some(partition), after, 1000).await?;
-                let page: Vec<_> = page.into_iter().filter(|r| r.offset <= head).collect();
+                let page = bus.read(&self.spec.topic, partition, after, 1000).await?;
+                let page: Vec<_> = page.into_iter().filter(|r| r.offset <= head.at(partition)).collect();
                 let Some(last) = page.last().map(|r| r.offset) else { break };
                 after = last;
                 pending += page.len() as u64;
@@ -390,6 +439,16 @@ fn rounds(changes: Vec<plan::Change>) -> Vec<Vec<plan::Change>> {
 }
 
 /// The last offset of each partition in a page.
+/// A position as a checkpoint stores it: an integer while it is one number (so checkpoints
+/// read as they always did), else its text form.
+fn position_bson(position: &TopicPosition) -> Bson {
+    if position.parts().is_empty() {
+        Bson::Int64(position.floor())
+    } else {
+        Bson::String(position.to_string())
+    }
+}
+
 fn page_lasts(page: &[crate::record::EventRecord]) -> Vec<(u32, i64)> {
     let mut lasts: BTreeMap<u32, i64> = BTreeMap::new();
     for record in page {
