@@ -188,17 +188,13 @@ impl MongoBus {
 
 /// The filter and sort of a read of `topic` after `from`.
 ///
-/// Every listed partition past its own offset, every other one past the floor. An ordered
-/// store sorts by offset (topic order, on `topic_off`), so a reader can keep one number;
-/// otherwise by partition then offset (on `topic_part_off`): each partition's events come as a
-/// prefix of what is after `from` without a merge of per-partition cursors, and one page may
-/// hold fewer partitions than a merge would (a topic-wide reader reads on until it is empty).
-fn topic_filter(topic: &str, from: &TopicPosition, ordered: bool) -> (Document, Document) {
-    let sort = if ordered {
-        doc! { "off": 1 }
-    } else {
-        doc! { "part": 1, "off": 1 }
-    };
+/// Every listed partition past its own offset, every other one past the floor, sorted by
+/// partition then offset (on `topic_part_off`; partitions are numbered on their own): each
+/// partition's events come as a prefix of what is after `from` without a merge of
+/// per-partition cursors, and one page may hold fewer partitions than a merge would (a
+/// topic-wide reader reads on until it is empty).
+fn topic_filter(topic: &str, from: &TopicPosition) -> (Document, Document) {
+    let sort = doc! { "part": 1, "off": 1 };
     if from.parts().is_empty() {
         return (doc! { "topic": topic, "off": { "$gt": from.floor() } }, sort);
     }
@@ -244,7 +240,7 @@ impl EventBus for MongoBus {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (filter, sort) = topic_filter(topic, from, self.ordered());
+        let (filter, sort) = topic_filter(topic, from);
         self.find_events(filter, sort, limit).await
     }
 

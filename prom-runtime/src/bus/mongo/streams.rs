@@ -147,7 +147,7 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
         .await
         .map_err(|e| bus.db("cannot read the stream", &e))?;
     // Offsets to fetch per (topic, partition); entries of the earlier layout have no partition.
-    let mut wanted: Vec<((&str, Option<i64>), Vec<i64>)> = Vec::new();
+    let mut wanted: Vec<(Partition<'_>, Vec<i64>)> = Vec::new();
     for entry in &entries {
         let Some((topic, part, off)) = place(entry) else { continue };
         match wanted.iter_mut().find(|(at, _)| *at == (topic, part)) {
@@ -192,6 +192,9 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
     }
     Ok(out)
 }
+
+/// A topic and partition (`None`: an entry of the per-topic layout).
+type Partition<'a> = (&'a str, Option<i64>);
 
 /// Where a stream entry's event is stored: topic, partition (`None` in entries written before
 /// per-partition offsets, whose offset alone is unique in the topic) and offset.
