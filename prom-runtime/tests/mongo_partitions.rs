@@ -14,7 +14,7 @@ use prom_runtime::bus::mongo::{MongoBus, layout};
 use prom_runtime::stream::{ExpectedVersion, StreamAppend, StreamId};
 use prom_runtime::{EventBus, NewEvent, TopicPosition};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const TOPIC: &str = "parts";
 
@@ -81,6 +81,68 @@ async fn one_dedup_key_published_to_two_partitions_at_once_is_stored_once() {
     let existing =
         buses[1].existing_dedup(TOPIC, vec!["once-3".into(), "never".into()]).await.expect("dedup");
     assert_eq!(existing, ["once-3"]);
+    target.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_clients_publishing_across_the_same_partitions_keep_them_gap_free() {
+    let Some(target) = Target::from_env() else { return };
+    // Two clients, as two processes: their group transactions reserve the same partitions'
+    // counters (created by whichever comes first) and conflict.
+    let buses = [target.open_async().await, target.open_async().await];
+    let mut tasks = Vec::new();
+    for task in 0..32usize {
+        let bus: MongoBus = buses[task % 2].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut published = Vec::new();
+            for n in 0..8usize {
+                // Single events, and publishes spanning two or three of the four partitions.
+                let partitions: Vec<u32> = match n % 3 {
+                    0 => vec![u32::try_from(task % 4).expect("small")],
+                    1 => vec![0, 2],
+                    _ => vec![3, 1, 2],
+                };
+                let events: Vec<NewEvent> = partitions.iter().map(|&p| event(p, task * 100 + n)).collect();
+                let ids: Vec<_> = events.iter().map(|e| e.id).collect();
+                let receipts = bus.publish(events).await.expect("publish");
+                assert_eq!(receipts.iter().map(|r| r.partition).collect::<Vec<_>>(), partitions);
+                published.extend(ids.into_iter().zip(receipts));
+            }
+            published
+        }));
+    }
+    let mut published = Vec::new();
+    for task in tasks {
+        published.extend(task.await.expect("publisher task"));
+    }
+    let stored = buses[1].read_topic(TOPIC, &TopicPosition::start(), usize::MAX).await.expect("read");
+    assert_eq!(stored.len(), published.len(), "every event stored once");
+    let ids: BTreeSet<_> = stored.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), stored.len(), "no event stored twice");
+    let mut per_partition: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for e in &stored {
+        per_partition.entry(e.partition).or_default().push(e.offset);
+    }
+    for (partition, offsets) in &mut per_partition {
+        offsets.sort_unstable();
+        let n = i64::try_from(offsets.len()).expect("small");
+        assert_eq!(
+            *offsets,
+            (1..=n).collect::<Vec<_>>(),
+            "partition {partition}: 1..{n}, gap-free and unique"
+        );
+    }
+    let at: BTreeMap<(u32, i64), uuid::Uuid> =
+        stored.iter().map(|e| ((e.partition, e.offset), e.id)).collect();
+    for (id, receipt) in &published {
+        assert_eq!(
+            at.get(&(receipt.partition, receipt.offset)),
+            Some(id),
+            "the receipt names where the event is"
+        );
+    }
+    let heads = buses[0].heads(TOPIC).await.expect("heads");
+    assert_eq!(heads.total(), i64::try_from(stored.len()).expect("small"), "heads count every event");
     target.drop_database().await;
 }
 
@@ -159,6 +221,9 @@ async fn a_database_of_the_per_topic_layout_keeps_working() {
     assert_eq!(by_partition(&receipts), expected);
     let heads = bus.heads(TOPIC).await.expect("heads");
     assert_eq!((heads.at(0), heads.at(1), heads.at(2), heads.at(3), heads.at(4)), (13, 10, 11, 11, 10));
+    // The old counter counts the old events (numbered 1..=10 topic-wide, gap-free) and every
+    // partition's counter starts at it, so the heads still count every event: 10 + 3 + 1 + 1.
+    assert_eq!(heads.total(), 15, "heads count the old and the new events once each");
     for partition in 0..4u32 {
         let offsets: Vec<i64> =
             bus.read(TOPIC, partition, 0, 100).await.expect("read").iter().map(|e| e.offset).collect();

@@ -1,18 +1,29 @@
-//! Group commit: the publishes one process makes at the same time to one partition share one
-//! transaction, and the groups of different partitions commit side by side.
+//! Group commit: the publishes one process makes at the same time share one transaction,
+//! whatever partitions they write.
 //!
 //! Every publish to MongoDB bumps the offset counter of each partition it writes inside a
 //! transaction, so two transactions publishing to one partition at once conflict and one of
 //! them retries: sixty-four tasks each publishing one event would spend most of their time
-//! retrying. Instead, a publish joins a queue; committer tasks (up to [`MAX_GROUPS_IN_FLIGHT`]
-//! per bus) each take the oldest publish whose partitions no other group is writing, with every
-//! later queued publish to that same single partition (up to [`MAX_GROUP_EVENTS`] events and
-//! [`MAX_GROUP_BYTES`]), and store them in **one** transaction, which therefore touches one
-//! partition's counter (one shard of a sharded cluster). A publish spanning several partitions
-//! (`publish_all`, a dual-write copy) is a group of its own, atomic across its partitions.
-//! Queued publishes touching one partition are taken in queue order. Nothing waits for a group
-//! to fill: an idle bus commits a lone publish at once, and a busy one batches exactly as much
-//! as arrived during the previous commit of that partition.
+//! retrying. Instead, a publish joins a queue, and a committer task takes the oldest queued
+//! publish with every later one whose partitions no running group writes (up to
+//! [`MAX_GROUP_EVENTS`] events and [`MAX_GROUP_BYTES`]) and stores them in **one** transaction:
+//! one dedup read, one counter reservation for all their partitions (two round trips however
+//! many, see [`super::counters`]), one insert and one majority-journaled commit. Nothing waits
+//! for a group to fill: an idle bus commits a lone publish at once, and a busy one batches what
+//! arrived during the previous commit. A further group runs beside the first ones (up to
+//! [`MAX_GROUPS_IN_FLIGHT`]) only once [`PARALLEL_GROUP_EVENTS`] events wait, so large batches
+//! insert in parallel while small publishes keep filling one group. Queued publishes touching
+//! one partition are taken in queue order (one waiting for a busy partition holds back every
+//! later one touching any of its partitions).
+//!
+//! Why groups span partitions instead of one group per partition (the layout before, measured
+//! by `--bench mongo -- concurrency` on one machine): sixty-four publishers over eight
+//! partitions made eight groups of two to four events, i.e. a transaction and a journal write
+//! per few events, and over two processes every partition's pair of groups conflicted (about
+//! 45 % of attempts retried): 0.43-0.49x raw `insert_one`. One group per process commits 16-35
+//! events per transaction and two processes conflict once per group instead of once per
+//! partition: 0.93-1.16x. On a sharded cluster a group whose partitions live on several shards
+//! is a distributed transaction (see the README's "Layout and sharding").
 //!
 //! Guarantees are those of a lone publish: each publish returns only after the majority,
 //! journaled commit of the transaction holding its events; a publish's events are stored all
@@ -39,6 +50,10 @@ pub const MAX_GROUP_BYTES: usize = 4 << 20;
 /// At most this many group transactions of one bus run at once (each holds a pooled
 /// connection; the driver's pool has 10 by default, and reads need some).
 pub const MAX_GROUPS_IN_FLIGHT: usize = 8;
+/// A group starts beside running ones only when this many events wait: fewer fill the next
+/// group of a running committer (one transaction for many small publishes), more are worth a
+/// transaction of their own (large batches insert in parallel).
+pub const PARALLEL_GROUP_EVENTS: usize = 256;
 
 /// A partition: topic and partition number.
 type Part = (String, u32);
@@ -56,6 +71,8 @@ struct Queue {
     busy: HashSet<Part>,
     /// How many committer tasks run (each takes groups until none is ready).
     runners: usize,
+    /// Events in `jobs`.
+    waiting: usize,
 }
 
 /// One publish waiting for its commit.
@@ -74,16 +91,17 @@ impl Committer {
     }
 }
 
-/// Stores `rows` atomically in the next group transaction of their partition; returns after
-/// it committed.
+/// Stores `rows` atomically in the next group transaction; returns after it committed.
 pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     let bytes = rows.iter().map(|r| r.doc.headers.len() + r.doc.payload.len() + r.doc.topic.len()).sum();
     let parts: BTreeSet<Part> = rows.iter().map(|r| (r.doc.topic.clone(), r.partition)).collect();
     let (reply, answer) = oneshot::channel();
     let start = {
         let mut queue = bus.inner.committer.queue();
+        queue.waiting += rows.len();
         queue.jobs.push_back(Job { rows, parts: parts.into_iter().collect(), bytes, reply });
-        let start = queue.runners < MAX_GROUPS_IN_FLIGHT;
+        let start = queue.runners == 0
+            || (queue.runners < MAX_GROUPS_IN_FLIGHT && queue.waiting >= PARALLEL_GROUP_EVENTS);
         queue.runners += usize::from(start);
         start
     };
@@ -140,6 +158,7 @@ impl Drop for Running<'_> {
         }
         queue.runners = queue.runners.saturating_sub(1);
         if queue.runners == 0 {
+            queue.waiting = 0;
             for job in queue.jobs.drain(..) {
                 let _ = job.reply.send(Err(self.bus.err("the group committer failed; publish again")));
             }
@@ -147,44 +166,37 @@ impl Drop for Running<'_> {
     }
 }
 
-/// The oldest queued publish none of whose partitions is busy or wanted by an older waiting
-/// publish, with the later ones to the same single partition that fit; marks its partitions
-/// busy and returns them.
+/// The oldest queued publish none of whose partitions is busy, with every later one that is
+/// free too and fits; marks their partitions busy and returns them. A publish left in the
+/// queue holds its partitions for the rest of the scan, so no later publish to them passes it
+/// (queue order per partition).
 fn take_group(queue: &mut Queue) -> Option<(Vec<Job>, Vec<Part>)> {
-    let mut held: HashSet<&Part> = queue.busy.iter().collect();
-    let mut first = None;
-    for (i, job) in queue.jobs.iter().enumerate() {
-        if job.parts.iter().any(|p| held.contains(p)) {
-            // Waits; later publishes to its partitions wait behind it (queue order).
-            held.extend(&job.parts);
-        } else {
-            first = Some(i);
-            break;
-        }
-    }
-    let first = queue.jobs.remove(first?)?;
-    let parts = first.parts.clone();
-    let (mut events, mut bytes) = (first.rows.len(), first.bytes);
-    let mut group = vec![first];
-    if let [part] = parts.as_slice() {
-        let mut i = 0;
-        while let Some(job) = queue.jobs.get(i) {
-            if !job.parts.contains(part) {
-                i += 1;
-                continue;
-            }
-            let fits = events + job.rows.len() <= MAX_GROUP_EVENTS && bytes + job.bytes <= MAX_GROUP_BYTES;
-            // A publish also writing other partitions keeps its place: nothing behind it passes.
-            if job.parts.len() != 1 || !fits {
-                break;
-            }
+    let mut held: HashSet<Part> = queue.busy.clone();
+    let mut parts: BTreeSet<Part> = BTreeSet::new();
+    let (mut events, mut bytes) = (0, 0);
+    let mut group = Vec::new();
+    let mut i = 0;
+    while let Some(job) = queue.jobs.get(i) {
+        let free = !job.parts.iter().any(|p| held.contains(p));
+        // The first publish always fits, however large.
+        let fits = group.is_empty()
+            || (events + job.rows.len() <= MAX_GROUP_EVENTS && bytes + job.bytes <= MAX_GROUP_BYTES);
+        if free && fits {
             events += job.rows.len();
             bytes += job.bytes;
+            parts.extend(job.parts.iter().cloned());
+            queue.waiting -= job.rows.len();
             group.extend(queue.jobs.remove(i));
+            continue;
         }
+        held.extend(job.parts.iter().cloned());
+        i += 1;
+    }
+    if group.is_empty() {
+        return None;
     }
     queue.busy.extend(parts.iter().cloned());
-    Some((group, parts))
+    Some((group, parts.into_iter().collect()))
 }
 
 /// Commits `group` in one transaction and answers each publish.

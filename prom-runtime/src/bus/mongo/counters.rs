@@ -1,5 +1,6 @@
 //! Offsets per (topic, partition): one counter document per partition in `partitions`, bumped
-//! with `$inc` inside the writing transaction.
+//! inside the writing transaction (one `find_one_and_update` for one partition; one update of
+//! all of them and one read back for several, whatever their number).
 //!
 //! Two transactions writing one partition conflict on its counter, so only one commits and the
 //! other retries on a newer snapshot: a partition's offsets are gap-free, unique and become
@@ -29,7 +30,8 @@ pub struct Reserved {
 }
 
 impl Reserved {
-    /// Reserves one offset per document of `docs` on its partition's counter.
+    /// Reserves one offset per document of `docs` on its partition's counter: one round trip
+    /// for one partition, two for several (whatever their number).
     pub async fn reserve<'a>(
         bus: &MongoBus,
         s: &mut ClientSession,
@@ -40,9 +42,24 @@ impl Reserved {
             *needed.entry((doc.topic.clone(), doc.part)).or_default() += 1;
         }
         let mut next = BTreeMap::new();
-        // In (topic, partition) order, so every writer takes counters in the same order.
+        if needed.is_empty() {
+            // Every event of the transaction is already stored (dedup): nothing to number.
+            return Ok(Reserved { next });
+        }
+        if let [((topic, part), n)] = needed.iter().collect::<Vec<_>>()[..] {
+            let first = match bump_one(bus, s, topic, *part, *n).await? {
+                Some(first) => first,
+                None => create(bus, s, topic, *part, *n).await?,
+            };
+            next.insert((topic.clone(), *part), first);
+            return Ok(Reserved { next });
+        }
+        let mut bumped = bump_many(bus, s, &needed).await?;
         for ((topic, part), n) in needed {
-            let first = reserve(bus, s, &topic, part, n).await?;
+            let first = match bumped.remove(&(topic.clone(), part)) {
+                Some(head) => head - n + 1,
+                None => create(bus, s, &topic, part, n).await?,
+            };
             next.insert((topic, part), first);
         }
         Ok(Reserved { next })
@@ -58,25 +75,74 @@ impl Reserved {
     }
 }
 
-/// Bumps the counter of (`topic`, `part`) by `n`; returns the first of the `n` offsets.
-async fn reserve(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64, n: i64) -> TxResult<i64> {
-    let counters = bus.coll(PARTITIONS);
-    let filter = doc! { "topic": topic, "part": part };
-    let bumped = counters
-        .find_one_and_update(filter, doc! { "$inc": { "head": n } })
+fn corrupt(bus: &MongoBus, topic: &str, part: i64, e: impl std::fmt::Display) -> Abort {
+    Abort::Fail(bus.err(format!("the offset counter of `{topic}` partition {part} is corrupt: {e}")))
+}
+
+/// Bumps the counter of (`topic`, `part`) by `n`; returns the first of the `n` offsets, or
+/// `None` when the partition has no counter yet.
+async fn bump_one(
+    bus: &MongoBus,
+    s: &mut ClientSession,
+    topic: &str,
+    part: i64,
+    n: i64,
+) -> TxResult<Option<i64>> {
+    let bumped = bus
+        .coll(PARTITIONS)
+        .find_one_and_update(doc! { "topic": topic, "part": part }, doc! { "$inc": { "head": n } })
         .return_document(ReturnDocument::After)
         .session(&mut *s)
         .await?;
-    if let Some(counter) = bumped {
-        let head = counter.get_i64("head").map_err(|e| {
-            Abort::Fail(bus.err(format!("the offset counter of `{topic}` partition {part} is corrupt: {e}")))
-        })?;
-        return Ok(head - n + 1);
+    let Some(counter) = bumped else { return Ok(None) };
+    let head = counter.get_i64("head").map_err(|e| corrupt(bus, topic, part, e))?;
+    Ok(Some(head - n + 1))
+}
+
+/// Bumps every counter of `needed` by its count with one update, then reads them back (the
+/// transaction reads its own writes): two round trips for any number of partitions, where a
+/// `find_one_and_update` each would take one per partition. Returns the new heads of the
+/// partitions that have a counter.
+async fn bump_many(
+    bus: &MongoBus,
+    s: &mut ClientSession,
+    needed: &BTreeMap<(String, i64), i64>,
+) -> TxResult<BTreeMap<(String, i64), i64>> {
+    let mut per_topic: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut branches = Vec::with_capacity(needed.len());
+    for ((topic, part), n) in needed {
+        per_topic.entry(topic).or_default().push(*part);
+        let case = doc! { "$and": [{ "$eq": ["$topic", topic] }, { "$eq": ["$part", part] }] };
+        branches.push(doc! { "case": case, "then": n });
     }
-    // The partition's first write in this layout. A concurrent first writer makes one of the
-    // two inserts conflict (write conflict or the unique `topic_part` index) and retry.
+    let filter = doc! {
+        "$or": per_topic.iter().map(|(topic, parts)| doc! { "topic": topic, "part": { "$in": parts } }).collect::<Vec<_>>()
+    };
+    let by = doc! { "$switch": { "branches": branches, "default": 0i64 } };
+    let update = vec![doc! { "$set": { "head": { "$add": ["$head", by] } } }];
+    let counters = bus.coll(PARTITIONS);
+    counters.update_many(filter.clone(), update).session(&mut *s).await?;
+    let mut cursor =
+        counters.find(filter).projection(doc! { "topic": 1, "part": 1, "head": 1 }).session(&mut *s).await?;
+    let read: Vec<Document> = cursor.stream(&mut *s).try_collect().await?;
+    let mut heads = BTreeMap::new();
+    for counter in read {
+        let (Ok(topic), Ok(part)) = (counter.get_str("topic"), counter.get_i64("part")) else { continue };
+        let head = counter.get_i64("head").map_err(|e| corrupt(bus, topic, part, e))?;
+        heads.insert((topic.to_string(), part), head);
+    }
+    Ok(heads)
+}
+
+/// Creates the counter of a partition's first write in this layout with `n` offsets taken;
+/// returns the first. A concurrent first writer makes one of the two inserts conflict (write
+/// conflict or the unique `topic_part` index) and retry.
+async fn create(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64, n: i64) -> TxResult<i64> {
     let start = start_of(bus, s, topic, part).await?;
-    counters.insert_one(doc! { "topic": topic, "part": part, "head": start + n }).session(&mut *s).await?;
+    bus.coll(PARTITIONS)
+        .insert_one(doc! { "topic": topic, "part": part, "head": start + n })
+        .session(&mut *s)
+        .await?;
     Ok(start + 1)
 }
 
