@@ -11,8 +11,9 @@
 //! many, see [`super::counters`]), one insert and one majority-journaled commit. Nothing waits
 //! for a group to fill: an idle bus commits a lone publish at once, and a busy one batches what
 //! arrived during the previous commit. A further group runs beside the first ones (up to
-//! [`MAX_GROUPS_IN_FLIGHT`]) only once [`PARALLEL_GROUP_EVENTS`] events wait, so large batches
-//! insert in parallel while small publishes keep filling one group. Queued publishes touching
+//! [`MAX_GROUPS_IN_FLIGHT`]) only once [`MAX_GROUP_EVENTS`] events wait or a publish of
+//! [`LARGE_PUBLISH_EVENTS`] comes (which is a group of its own), so large batches insert in
+//! parallel while small publishes keep filling one group. Queued publishes touching
 //! one partition are taken in queue order (one waiting for a busy partition holds back every
 //! later one touching any of its partitions).
 //!
@@ -41,8 +42,15 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-/// At most this many events go into one group transaction (more only when one publish has more).
-pub const MAX_GROUP_EVENTS: usize = 1000;
+/// At most this many events go into one group transaction (more only when one publish has
+/// more); once this many wait, a further group starts beside the running ones. Fewer fill the
+/// next group of a running committer (one transaction for many small publishes); more are
+/// worth a transaction of their own (large batches insert in parallel).
+pub const MAX_GROUP_EVENTS: usize = 256;
+/// A publish of at least this many events is a group of its own, started beside the running
+/// ones (up to [`MAX_GROUPS_IN_FLIGHT`]): it is worth a transaction of its own, and batches then
+/// insert in parallel (on one partition's counter each) instead of queueing behind one another.
+pub const LARGE_PUBLISH_EVENTS: usize = 64;
 /// At most this many bytes of headers and payload go into one group transaction (more only when
 /// one publish has more). MongoDB splits large transactions itself, but small ones commit and
 /// replicate sooner and never approach its 16 MiB per-document limit of a batch insert command.
@@ -50,10 +58,6 @@ pub const MAX_GROUP_BYTES: usize = 4 << 20;
 /// At most this many group transactions of one bus run at once (each holds a pooled
 /// connection; the driver's pool has 10 by default, and reads need some).
 pub const MAX_GROUPS_IN_FLIGHT: usize = 8;
-/// A group starts beside running ones only when this many events wait: fewer fill the next
-/// group of a running committer (one transaction for many small publishes), more are worth a
-/// transaction of their own (large batches insert in parallel).
-pub const PARALLEL_GROUP_EVENTS: usize = 256;
 
 /// A partition: topic and partition number.
 type Part = (String, u32);
@@ -98,12 +102,10 @@ pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     let (reply, answer) = oneshot::channel();
     let start = {
         let mut queue = bus.inner.committer.queue();
+        let large = rows.len() >= LARGE_PUBLISH_EVENTS;
         queue.waiting += rows.len();
         queue.jobs.push_back(Job { rows, parts: parts.into_iter().collect(), bytes, reply });
-        let start = queue.runners == 0
-            || (queue.runners < MAX_GROUPS_IN_FLIGHT && queue.waiting >= PARALLEL_GROUP_EVENTS);
-        queue.runners += usize::from(start);
-        start
+        another(&mut queue, large)
     };
     if start {
         // A task of its own: a caller that stops waiting never leaves a group half done.
@@ -112,11 +114,26 @@ pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
     answer.await.map_err(|_| bus.err("the group committer stopped before the publish was committed"))?
 }
 
+/// Whether a committer should start: none runs, or fewer than [`MAX_GROUPS_IN_FLIGHT`] run and
+/// a full group waits or a `large` publish just came; counts it as running if so.
+fn another(queue: &mut Queue, large: bool) -> bool {
+    let start = queue.runners == 0
+        || (queue.runners < MAX_GROUPS_IN_FLIGHT && (large || queue.waiting >= MAX_GROUP_EVENTS));
+    queue.runners += usize::from(start);
+    start
+}
+
+/// A committer task (boxed: a committer may start another, and a recursive `async fn` has no
+/// provable `Send`).
+fn run(bus: MongoBus) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(committer(bus))
+}
+
 /// Takes ready groups off the queue and commits them until none is ready.
-async fn run(bus: MongoBus) {
+async fn committer(bus: MongoBus) {
     let mut guard = Running { bus: &bus, parts: Vec::new(), done: false };
     loop {
-        let group = {
+        let (group, more) = {
             let mut queue = bus.inner.committer.queue();
             for part in guard.parts.drain(..) {
                 queue.busy.remove(&part);
@@ -124,7 +141,8 @@ async fn run(bus: MongoBus) {
             match take_group(&mut queue) {
                 Some((group, parts)) => {
                     guard.parts = parts;
-                    group
+                    // What is left may make a full group of its own.
+                    (group, another(&mut queue, false))
                 }
                 None => {
                     // Publishes left queued wait for a busy partition, whose runner takes
@@ -135,6 +153,9 @@ async fn run(bus: MongoBus) {
                 }
             }
         };
+        if more {
+            tokio::spawn(run(bus.clone()));
+        }
         commit(&bus, group).await;
     }
 }
@@ -178,9 +199,13 @@ fn take_group(queue: &mut Queue) -> Option<(Vec<Job>, Vec<Part>)> {
     let mut i = 0;
     while let Some(job) = queue.jobs.get(i) {
         let free = !job.parts.iter().any(|p| held.contains(p));
-        // The first publish always fits, however large.
+        // The first publish always fits, however large; a large one stays alone.
+        let large = |n: usize| n >= LARGE_PUBLISH_EVENTS;
         let fits = group.is_empty()
-            || (events + job.rows.len() <= MAX_GROUP_EVENTS && bytes + job.bytes <= MAX_GROUP_BYTES);
+            || (!(group.len() == 1 && large(events))
+                && !large(job.rows.len())
+                && events + job.rows.len() <= MAX_GROUP_EVENTS
+                && bytes + job.bytes <= MAX_GROUP_BYTES);
         if free && fits {
             events += job.rows.len();
             bytes += job.bytes;
