@@ -201,9 +201,9 @@ fn take_group(queue: &mut Queue) -> Option<(Vec<Job>, Vec<Part>)> {
         let free = !job.parts.iter().any(|p| held.contains(p));
         // The first publish always fits, however large; a large one stays alone.
         let large = |n: usize| n >= LARGE_PUBLISH_EVENTS;
+        let alone = large(job.rows.len()) || (group.len() == 1 && large(events));
         let fits = group.is_empty()
-            || (!(group.len() == 1 && large(events))
-                && !large(job.rows.len())
+            || (!alone
                 && events + job.rows.len() <= MAX_GROUP_EVENTS
                 && bytes + job.bytes <= MAX_GROUP_BYTES);
         if free && fits {
