@@ -23,8 +23,8 @@
 //! per few events, and over two processes every partition's pair of groups conflicted (about
 //! 45 % of attempts retried): 0.43-0.49x raw `insert_one`. One group per process commits 16-35
 //! events per transaction and two processes conflict once per group instead of once per
-//! partition: 0.88-1.19x over 3 runs. On a sharded cluster a group whose partitions live on several shards
-//! is a distributed transaction (see the README's "Layout and sharding").
+//! partition: 0.88-1.19x over 3 runs. On a sharded cluster a group whose partitions live on
+//! several shards is a distributed transaction (see the README's "Layout and sharding").
 //!
 //! Guarantees are those of a lone publish: each publish returns only after the majority,
 //! journaled commit of the transaction holding its events; a publish's events are stored all
