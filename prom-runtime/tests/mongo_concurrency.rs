@@ -1,6 +1,6 @@
 //! Many publishers at once on MongoDB: 64 tasks over two clients (each with its own group
-//! committer, as two processes have) publish single events and batches to one topic. Offsets
-//! stay gap-free, per-key order holds, dedup keys are stored once (inside one group commit and
+//! committer, as two processes have) publish single events and batches to one topic. Each
+//! partition's offsets stay gap-free, per-key order holds, dedup keys are stored once (inside one group commit and
 //! across clients), and one failing publish in a group does not fail the others.
 #![cfg(feature = "mongo")]
 
@@ -59,13 +59,32 @@ async fn sixty_four_publishers_keep_offsets_order_and_dedup() {
         all.push(task.await.expect("publisher task"));
     }
     let bus = &buses[0];
-    let head = bus.heads(TOPIC).await.expect("head").total();
     let stored =
         bus.read_topic(TOPIC, &prom_runtime::TopicPosition::start(), usize::MAX).await.expect("read");
-    // Gap-free: offsets 1..=head, each once.
-    let offsets: Vec<i64> = stored.iter().map(|e| e.offset).collect();
-    assert_eq!(offsets, (1..=head).collect::<Vec<_>>(), "offsets are gap-free and unique");
-    let by_offset: HashMap<i64, &prom_runtime::EventRecord> = stored.iter().map(|e| (e.offset, e)).collect();
+    // Gap-free per partition: offsets 1..=n, each once, in every partition.
+    let mut per_partition: BTreeMap<u32, Vec<i64>> = BTreeMap::new();
+    for event in &stored {
+        per_partition.entry(event.partition).or_default().push(event.offset);
+    }
+    assert_eq!(per_partition.len(), PARTITIONS as usize, "every partition was written");
+    for (partition, offsets) in &mut per_partition {
+        offsets.sort_unstable();
+        let n = i64::try_from(offsets.len()).expect("small");
+        assert_eq!(*offsets, (1..=n).collect::<Vec<_>>(), "partition {partition}: gap-free and unique");
+        let tail = bus.read(TOPIC, *partition, n - 1, 10).await.expect("read the partition");
+        assert_eq!(
+            tail.iter().map(|e| e.offset).collect::<Vec<_>>(),
+            [n],
+            "partition {partition} ends at {n}"
+        );
+    }
+    let heads = bus.heads(TOPIC).await.expect("heads");
+    for (partition, offsets) in &per_partition {
+        assert_eq!(heads.at(*partition), i64::try_from(offsets.len()).expect("small"), "head of {partition}");
+    }
+    assert_eq!(heads.total(), i64::try_from(stored.len()).expect("small"), "heads count every event");
+    let by_offset: HashMap<(u32, i64), &prom_runtime::EventRecord> =
+        stored.iter().map(|e| ((e.partition, e.offset), e)).collect();
     let mut dedup: BTreeMap<String, Vec<Receipt>> = BTreeMap::new();
     let mut fresh = 0usize;
     for (task, receipts) in &all {
@@ -79,7 +98,8 @@ async fn sixty_four_publishers_keep_offsets_order_and_dedup() {
             }
             fresh += 1;
             // Every acknowledged event is stored at its receipt's offset.
-            let event = by_offset.get(&receipt.offset).expect("an acknowledged event is stored");
+            let event =
+                by_offset.get(&(receipt.partition, receipt.offset)).expect("an acknowledged event is stored");
             assert_eq!(event.id, *id, "receipt offset {} holds the published event", receipt.offset);
             assert_eq!(event.key.as_deref(), Some(format!("k{task}").as_str()));
             // Per key (one task = one key): offsets increase in publish order.
@@ -90,7 +110,12 @@ async fn sixty_four_publishers_keep_offsets_order_and_dedup() {
     assert_eq!(fresh, stored.len(), "exactly the non-duplicate receipts are stored");
     for (key, receipts) in &dedup {
         let first = receipts[0];
-        assert!(receipts.iter().all(|r| r.id == first.id && r.offset == first.offset), "{key}: one event");
+        assert!(
+            receipts
+                .iter()
+                .all(|r| r.id == first.id && r.offset == first.offset && r.partition == first.partition),
+            "{key}: one event"
+        );
         assert_eq!(receipts.iter().filter(|r| !r.duplicate).count(), 1, "{key}: stored once");
     }
     let stored_keys = stored.iter().filter(|e| e.payload["n"].as_u64().is_some_and(|n| n % 3 == 0)).count();

@@ -196,7 +196,16 @@ async fn a_killed_rebuild_resumes_and_readers_only_see_the_old_or_the_new_collec
         child.wait().expect("wait");
         let checkpoint =
             setup.db.collection::<Document>("prom_rebuilds").find_one(doc! { "_id": "processes" }).await;
-        if checkpoint.expect("checkpoint").is_some_and(|c| c.get_i64("position").unwrap_or(0) > 0) {
+        // An offset on a store numbering the topic as one sequence, else a position per
+        // partition as text (`0.3:120`): either way past the start.
+        let started = |c: &Document| match c.get("position") {
+            Some(mongodb::bson::Bson::Int64(offset)) => *offset > 0,
+            Some(mongodb::bson::Bson::String(text)) => {
+                text.parse::<prom_runtime::TopicPosition>().is_ok_and(|p| p.total() > 0)
+            }
+            _ => false,
+        };
+        if checkpoint.expect("checkpoint").as_ref().is_some_and(started) {
             mid += 1;
         }
     }

@@ -19,7 +19,7 @@ pub struct EventDoc {
     pub id: bson::Uuid,
     /// Topic name.
     pub topic: String,
-    /// Offset in the topic.
+    /// Offset within its partition.
     pub off: i64,
     /// Partition key.
     #[serde(default, skip_serializing_if = "Option::is_none")]

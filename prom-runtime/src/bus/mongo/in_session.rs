@@ -3,10 +3,10 @@
 //! session whose transaction the caller started and will commit or abort.
 //!
 //! The group committer is bypassed (the caller owns the commit), yet offsets stay gap-free and
-//! never handed out twice: every writer of a topic, the committer included, reserves offsets
-//! by `$inc` on the topic's counter document inside its transaction, so two open transactions
-//! writing one counter conflict and only one of them can commit; an aborted transaction takes
-//! its `$inc` with it. The unique `topic_off` index is the backstop. A conflict here is not
+//! never handed out twice: every writer of a partition, the committer included, reserves offsets
+//! by `$inc` on the partition's counter document inside its transaction, so two open
+//! transactions writing one counter conflict and only one of them can commit; an aborted
+//! transaction takes its `$inc` with it. The unique `topic_part_off` index is the backstop. A conflict here is not
 //! retried (the caller's own writes are in the transaction too): it is handed back as
 //! [`Error::TransactionConflict`] for the caller to run the whole transaction again.
 

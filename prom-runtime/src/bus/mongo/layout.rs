@@ -1,9 +1,10 @@
 //! Collection names, their indexes, and the server checks made when a bus opens.
 
 use crate::error::{Error, Result};
+use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
-use mongodb::{Database, IndexModel};
+use mongodb::{Collection, Database, IndexModel};
 
 /// Events: `_id` (event id), `topic`, `off`, `key`, `part`, `ts`, `headers`, `payload`, `v`
 /// (the `x-schema-version` header as a number, for counting), ...
@@ -11,7 +12,10 @@ pub const EVENTS: &str = "events";
 /// The index of each event's stored schema version (`v`), which `prom status` counts over.
 pub const VERSION_INDEX: &str = "topic_version";
 
-/// Per-topic offset counters: `{_id: topic, head}`.
+/// Per-partition offset counters: `{topic, part, head}` (unique by topic and partition).
+pub const PARTITIONS: &str = "partitions";
+/// The per-topic offset counters of the layout before per-partition offsets (`{_id: topic,
+/// head}`): never written any more, read once per partition to start its counter above them.
 pub const TOPICS: &str = "topics";
 /// Consumer-group cursors: `{topic, grp, part, off}`.
 pub const CURSORS: &str = "cursors";
@@ -39,9 +43,9 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
         (
             EVENTS,
             vec![
-                // Unique: the backstop against two writers ever handing out one offset.
-                index(doc! { "topic": 1, "off": 1 }, "topic_off", true, None),
-                index(doc! { "topic": 1, "part": 1, "off": 1 }, "topic_part_off", false, None),
+                // Unique: the backstop against two writers ever handing out one offset of a
+                // partition; also the consumer's read path and the shard key's index.
+                index(doc! { "topic": 1, "part": 1, "off": 1 }, "topic_part_off", true, None),
                 index(doc! { "topic": 1, "key": 1, "off": 1 }, "topic_key_off", false, None),
                 index(doc! { "topic": 1, "v": 1 }, VERSION_INDEX, false, None),
                 index(
@@ -52,6 +56,7 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
                 ),
             ],
         ),
+        (PARTITIONS, vec![index(doc! { "topic": 1, "part": 1 }, "topic_part", true, None)]),
         (CURSORS, vec![index(doc! { "topic": 1, "grp": 1, "part": 1 }, "group_part", true, None)]),
         (MEMBERS, vec![index(doc! { "topic": 1, "grp": 1, "member": 1 }, "group_member", true, None)]),
         (LEASES, vec![index(doc! { "topic": 1, "grp": 1, "part": 1 }, "group_part", true, None)]),
@@ -60,12 +65,74 @@ pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
     ]
 }
 
-/// Creates the indexes (a no-op when they exist, so every open may run it).
+/// Indexes of earlier layouts, dropped when found: `topic_off` was unique on (topic, offset)
+/// when offsets were per topic; partitions now share offsets, and topic-wide reads go partition
+/// by partition on `topic_part_off`.
+const RETIRED: [(&str, &str); 1] = [(EVENTS, "topic_off")];
+
+/// Creates the indexes (a no-op when they exist, so every open may run it), first dropping
+/// the indexes of earlier layouts: retired ones, and those whose name is now taken by an index
+/// with other options.
 pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
     for (collection, models) in indexes() {
-        db.collection::<Document>(collection).create_indexes(models).await?;
+        let coll = db.collection::<Document>(collection);
+        drop_changed(&coll, &models).await?;
+        coll.create_indexes(models).await?;
     }
     Ok(())
+}
+
+/// Drops each retired index of `coll`, and each named like one of `models` but differing in
+/// keys or uniqueness (before per-partition offsets `topic_part_off` was not unique), which
+/// MongoDB would refuse to create over.
+async fn drop_changed(coll: &Collection<Document>, models: &[IndexModel]) -> mongodb::error::Result<()> {
+    const NAMESPACE_NOT_FOUND: i32 = 26;
+    const INDEX_NOT_FOUND: i32 = 27;
+    let existing: Vec<IndexModel> = match coll.list_indexes().await {
+        Ok(cursor) => cursor.try_collect().await?,
+        Err(e) if code(&e) == Some(NAMESPACE_NOT_FOUND) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let unique = |m: &IndexModel| m.options.as_ref().and_then(|o| o.unique).unwrap_or(false);
+    let name = |m: &IndexModel| m.options.as_ref().and_then(|o| o.name.clone());
+    for old in &existing {
+        let Some(old_name) = name(old) else { continue };
+        let retired = RETIRED.contains(&(coll.name(), old_name.as_str()));
+        let changed = retired
+            || models.iter().any(|m| {
+                name(m).as_deref() == Some(&old_name)
+                    && (unique(m) != unique(old) || !same_keys(&m.keys, &old.keys))
+            });
+        if !changed {
+            continue;
+        }
+        tracing::info!(collection = coll.name(), index = %old_name, "dropping an index of the earlier layout");
+        match coll.drop_index(&old_name).await {
+            // Another process opening the same database dropped it first.
+            Err(e) if code(&e) == Some(INDEX_NOT_FOUND) => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
+/// Whether two index key documents are equal (the server may list `1` as a double).
+fn same_keys(a: &Document, b: &Document) -> bool {
+    let number = |v: &mongodb::bson::Bson| {
+        v.as_f64().or_else(|| v.as_i32().map(f64::from)).or_else(|| v.as_i64().map(|n| n as f64))
+    };
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| {
+            ka == kb && (va == vb || (number(va).is_some() && number(va) == number(vb)))
+        })
+}
+
+/// The server's error code of a failed command.
+fn code(e: &mongodb::error::Error) -> Option<i32> {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
 }
 
 /// Checks that the server is reachable and can run transactions (a replica set or mongos).

@@ -2,19 +2,22 @@
 //! processes and machines.
 //!
 //! Layout (one database; see [`layout`]): `events` (one document per event, `_id` = event id),
-//! `topics` (per-topic offset counters), `cursors`, `members` and `leases`. Dead letters are
-//! events on `dlq.<topic>` like any other.
+//! `partitions` (per-partition offset counters), `cursors`, `members` and `leases`. Dead
+//! letters are events on `dlq.<topic>` like any other.
 //!
 //! Every write that must be atomic runs in a multi-document transaction (which is why MongoDB
-//! must run as a replica set): a publish reads the batch's dedup keys, bumps the topic counter
-//! with `$inc` and inserts the events in one transaction. Two publishers to one topic conflict on
-//! the counter document, so one of them retries; offsets therefore stay gap-free and become
-//! visible in order, whatever the number of processes. Membership and lease expiry use the
+//! must run as a replica set): a publish reads the batch's dedup keys, bumps the counter of each
+//! partition it writes with `$inc` and inserts the events in one transaction. Two publishers to
+//! one partition conflict on its counter document, so one of them retries; a partition's
+//! offsets therefore stay gap-free and become visible in order, whatever the number of
+//! processes, while publishers of different partitions never conflict ([`counters`]). The store
+//! is not [`EventBus::ordered`]: topic-wide readers keep one position per partition. Membership and lease expiry use the
 //! server's clock (`$$NOW`), so clock skew between machines cannot hand a partition to two
 //! members.
 
 pub mod clients;
 mod committer;
+mod counters;
 mod docs;
 mod groups;
 pub(crate) mod in_session;
@@ -185,17 +188,13 @@ impl MongoBus {
 
 /// The filter and sort of a read of `topic` after `from`.
 ///
-/// Every listed partition past its own offset, every other one past the floor. An ordered
-/// store sorts by offset (topic order, on `topic_off`), so a reader can keep one number;
-/// otherwise by partition then offset (on `topic_part_off`): each partition's events come as a
-/// prefix of what is after `from` without a merge of per-partition cursors, and one page may
-/// hold fewer partitions than a merge would (a topic-wide reader reads on until it is empty).
-fn topic_filter(topic: &str, from: &TopicPosition, ordered: bool) -> (Document, Document) {
-    let sort = if ordered {
-        doc! { "off": 1 }
-    } else {
-        doc! { "part": 1, "off": 1 }
-    };
+/// Every listed partition past its own offset, every other one past the floor, sorted by
+/// partition then offset (on `topic_part_off`; partitions are numbered on their own): each
+/// partition's events come as a prefix of what is after `from` without a merge of
+/// per-partition cursors, and one page may hold fewer partitions than a merge would (a
+/// topic-wide reader reads on until it is empty).
+fn topic_filter(topic: &str, from: &TopicPosition) -> (Document, Document) {
+    let sort = doc! { "part": 1, "off": 1 };
     if from.parts().is_empty() {
         return (doc! { "topic": topic, "off": { "$gt": from.floor() } }, sort);
     }
@@ -241,30 +240,22 @@ impl EventBus for MongoBus {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (filter, sort) = topic_filter(topic, from, self.ordered());
+        let (filter, sort) = topic_filter(topic, from);
         self.find_events(filter, sort, limit).await
     }
 
     fn ordered(&self) -> bool {
-        true
+        false
     }
 
     async fn heads(&self, topic: &str) -> Result<TopicPosition> {
-        let counter = self
-            .coll(layout::TOPICS)
-            .find_one(doc! { "_id": topic })
-            .await
-            .map_err(|e| self.db("cannot read the topic head", &e))?;
-        Ok(TopicPosition::after(counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(0)))
+        counters::heads(self, topic).await.map_err(|e| self.db("cannot read the topic head", &e))
     }
 
     async fn position_before_time(&self, topic: &str, at_ms: i64) -> Result<TopicPosition> {
-        let filter = doc! { "topic": topic, "ts": { "$gte": at_ms } };
-        let first = self.find_events(filter, doc! { "off": 1 }, 1).await?;
-        match first.first() {
-            Some(event) => Ok(TopicPosition::after(event.offset - 1)),
-            None => self.heads(topic).await,
-        }
+        counters::before_time(self, topic, at_ms)
+            .await
+            .map_err(|e| self.db("cannot find a position by time", &e))
     }
 
     async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
@@ -273,7 +264,15 @@ impl EventBus for MongoBus {
             .find_one(doc! { "_id": docs::bson_uuid(id), "topic": topic })
             .await
             .map_err(|e| self.db("cannot look the event up", &e))?;
-        Ok(found.map(|d| TopicPosition::after(d.off)))
+        let Some(event) = found else { return Ok(None) };
+        // No commit order across partitions: the other partitions start before their first
+        // event published in the same millisecond or later (publish time, by the publisher's
+        // clock), so a doubt redelivers instead of skipping.
+        let mut position = self.position_before_time(topic, event.ts).await?;
+        let partition =
+            u32::try_from(event.part).map_err(|e| self.err(format!("event {id}: partition {e}")))?;
+        position.set(partition, event.off);
+        Ok(Some(position))
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {

@@ -2,15 +2,15 @@
 //! or of a group of concurrent ones: see [`super::committer`]).
 
 use super::MongoBus;
+use super::counters::Reserved;
 use super::docs::{EventDoc, Row};
-use super::layout::{EVENTS, TOPICS};
+use super::layout::EVENTS;
 use super::txn::{TxResult, transaction};
 use crate::error::Result;
 use crate::record::Receipt;
 use futures_util::TryStreamExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::options::ReturnDocument;
 use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -26,12 +26,15 @@ enum Plan {
     Stored(Receipt),
     /// A duplicate of the batch's event at this index.
     SameAs(usize),
-    /// Written at the next offset of its topic.
+    /// Written at the next offset of its partition.
     New,
 }
 
 pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row]) -> TxResult<Vec<Receipt>> {
     // Dedup keys of the batch, per topic, checked against what is stored (in this snapshot).
+    // One key published at once to two partitions (which share no counter) is missed by both
+    // snapshots; the second insert then fails on the unique `topic_dedup` index (or conflicts on
+    // its key), and the retry finds the stored event and answers with its receipt.
     let mut wanted: Vec<(&str, Vec<String>)> = Vec::new();
     for row in rows {
         if let Some(key) = &row.doc.dedup {
@@ -47,9 +50,8 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
             stored.insert((topic, key), receipt);
         }
     }
-    // Which events are new, and how many offsets each topic needs.
+    // Which events are new.
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut needed: Vec<(&str, i64)> = Vec::new();
     let mut plans = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let topic = row.doc.topic.as_str();
@@ -64,26 +66,12 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
             }
             first.insert((topic, key), i);
         }
-        match needed.iter_mut().find(|(t, _)| *t == topic) {
-            Some((_, n)) => *n += 1,
-            None => needed.push((topic, 1)),
-        }
         plans.push(Plan::New);
     }
-    // Reserve each topic's offsets. Writing the counter makes concurrent publishers to the topic
-    // conflict, so exactly one of them commits and the others retry on a newer snapshot.
-    let mut next: HashMap<&str, i64> = HashMap::new();
-    for (topic, n) in needed {
-        let counter = bus
-            .coll(TOPICS)
-            .find_one_and_update(doc! { "_id": topic }, doc! { "$inc": { "head": n } })
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .session(&mut *s)
-            .await?;
-        let head = counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(n);
-        next.insert(topic, head - n + 1);
-    }
+    // Reserve each partition's offsets. Writing its counter makes concurrent publishers to the
+    // partition conflict, so exactly one of them commits and the others retry on a newer snapshot.
+    let new = rows.iter().zip(&plans).filter(|(_, p)| matches!(p, Plan::New)).map(|(r, _)| &r.doc);
+    let mut offsets = Reserved::reserve(bus, s, new).await?;
     let mut docs: Vec<EventDoc> = Vec::new();
     let mut receipts: Vec<Receipt> = Vec::with_capacity(rows.len());
     for (row, plan) in rows.iter().zip(plans) {
@@ -91,10 +79,7 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
             Plan::Stored(receipt) => receipt,
             Plan::SameAs(earlier) => Receipt { duplicate: true, ..receipts[earlier] },
             Plan::New => {
-                let offset = next.get_mut(row.doc.topic.as_str()).map_or(0, |o| {
-                    *o += 1;
-                    *o - 1
-                });
+                let offset = offsets.take(&row.doc);
                 docs.push(EventDoc { off: offset, ..row.doc.clone() });
                 Receipt { id: row.id, offset, partition: row.partition, duplicate: false }
             }

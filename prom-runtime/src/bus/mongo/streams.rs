@@ -1,11 +1,13 @@
-//! Streams on MongoDB: `prom_streams` maps (aggregate, id, version) to an event's topic and
-//! offset (with its chain link), inserted in the same transaction as the events; a unique index
+//! Streams on MongoDB: `prom_streams` maps (aggregate, id, version) to an event's topic,
+//! partition and offset (with its chain link; entries written before per-partition offsets have
+//! no partition, and their (topic, offset) is unique: see [`super::counters`]), inserted in the same transaction as the events; a unique index
 //! on (aggregate, id, version) is the backstop against two writers both taking a version.
 //! `prom_snapshots` holds one snapshot per stream.
 
 use super::MongoBus;
+use super::counters::Reserved;
 use super::docs::{EventDoc, Row};
-use super::layout::{SNAPSHOTS, STREAMS, TOPICS};
+use super::layout::{SNAPSHOTS, STREAMS};
 use super::txn::{Abort, TxResult, transaction};
 use crate::error::Result;
 use crate::stream::chain::{self, GENESIS};
@@ -15,7 +17,6 @@ use crate::stream::{
 use futures_util::TryStreamExt;
 use mongodb::ClientSession;
 use mongodb::bson::{Binary, Bson, Document, doc, spec::BinarySubtype};
-use mongodb::options::ReturnDocument;
 use std::collections::HashMap;
 
 /// An append with its documents serialized before the transaction (retries do not redo it).
@@ -84,43 +85,21 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, job: &Job) ->
         .and_then(|d| d.get_binary_generic("hash").ok())
         .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
         .unwrap_or(GENESIS);
-    // Offsets for every event and copy, per topic, reserved by bumping the topic counters.
-    let mut needed: Vec<(&str, i64)> = Vec::new();
-    for row in job.events.iter().map(|(r, _)| r).chain(&job.copies) {
-        match needed.iter_mut().find(|(t, _)| *t == row.doc.topic) {
-            Some((_, n)) => *n += 1,
-            None => needed.push((&row.doc.topic, 1)),
-        }
-    }
-    let mut next: HashMap<&str, i64> = HashMap::new();
-    for (topic, n) in needed {
-        let counter = bus
-            .coll(TOPICS)
-            .find_one_and_update(doc! { "_id": topic }, doc! { "$inc": { "head": n } })
-            .upsert(true)
-            .return_document(ReturnDocument::After)
-            .session(&mut *s)
-            .await?;
-        let head = counter.and_then(|c| c.get_i64("head").ok()).unwrap_or(n);
-        next.insert(topic, head - n + 1);
-    }
-    let mut take = |topic: &str| {
-        next.get_mut(topic).map_or(0, |o| {
-            *o += 1;
-            *o - 1
-        })
-    };
+    // Offsets for every event and copy, reserved on their partitions' counters.
+    let rows = job.events.iter().map(|(r, _)| &r.doc).chain(job.copies.iter().map(|r| &r.doc));
+    let mut offsets = Reserved::reserve(bus, s, rows).await?;
     let first_version = actual.unwrap_or(0) + 1;
     let mut docs: Vec<EventDoc> = Vec::new();
     let mut links: Vec<Document> = Vec::new();
     let mut receipts = Vec::with_capacity(job.events.len());
     for (version, (row, event)) in (first_version..).zip(&job.events) {
-        let offset = take(&row.doc.topic);
+        let offset = offsets.take(&row.doc);
         let mut entry = doc! {
             "aggregate": &stream.aggregate,
             "id": &stream.id,
             "version": signed(version),
             "topic": &row.doc.topic,
+            "part": row.doc.part,
             "off": offset,
         };
         if job.tamper_evident {
@@ -141,7 +120,7 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, job: &Job) ->
         });
     }
     for row in &job.copies {
-        docs.push(EventDoc { off: take(&row.doc.topic), ..row.doc.clone() });
+        docs.push(EventDoc { off: offsets.take(&row.doc), ..row.doc.clone() });
     }
     bus.events().insert_many(docs).session(&mut *s).await?;
     bus.coll(STREAMS).insert_many(links).session(&mut *s).await?;
@@ -167,19 +146,28 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
         .try_collect()
         .await
         .map_err(|e| bus.db("cannot read the stream", &e))?;
-    let mut by_topic: Vec<(String, Vec<i64>)> = Vec::new();
+    // Offsets to fetch per (topic, partition); entries of the earlier layout have no partition.
+    let mut wanted: Vec<(Partition<'_>, Vec<i64>)> = Vec::new();
     for entry in &entries {
-        let (Ok(topic), Ok(off)) = (entry.get_str("topic"), entry.get_i64("off")) else { continue };
-        match by_topic.iter_mut().find(|(t, _)| t == topic) {
+        let Some((topic, part, off)) = place(entry) else { continue };
+        match wanted.iter_mut().find(|(at, _)| *at == (topic, part)) {
             Some((_, offs)) => offs.push(off),
-            None => by_topic.push((topic.to_owned(), vec![off])),
+            None => wanted.push(((topic, part), vec![off])),
         }
     }
-    if by_topic.is_empty() {
+    if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let any: Vec<Document> =
-        by_topic.iter().map(|(t, offs)| doc! { "topic": t, "off": { "$in": offs } }).collect();
+    let any: Vec<Document> = wanted
+        .iter()
+        .map(|((topic, part), offs)| {
+            let mut filter = doc! { "topic": *topic, "off": { "$in": offs } };
+            if let Some(part) = part {
+                filter.insert("part", *part);
+            }
+            filter
+        })
+        .collect();
     let events: Vec<EventDoc> = bus
         .events()
         .find(doc! { "$or": any })
@@ -188,20 +176,30 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
         .try_collect()
         .await
         .map_err(|e| bus.db("cannot read the stream's events", &e))?;
-    let mut events: HashMap<(String, i64), EventDoc> =
-        events.into_iter().map(|d| ((d.topic.clone(), d.off), d)).collect();
+    let mut by_place: HashMap<(String, i64), Vec<EventDoc>> = HashMap::new();
+    for event in events {
+        by_place.entry((event.topic.clone(), event.off)).or_default().push(event);
+    }
     let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let (Ok(topic), Ok(off), Ok(version)) =
-            (entry.get_str("topic"), entry.get_i64("off"), entry.get_i64("version"))
-        else {
+    for entry in &entries {
+        let (Some((topic, part, off)), Ok(version)) = (place(entry), entry.get_i64("version")) else {
             continue;
         };
-        let Some(event) = events.remove(&(topic.to_owned(), off)) else { continue };
-        let record = event.into_record().map_err(|e| bus.err(e))?;
-        out.push(StreamRecord { version: u64::try_from(version).unwrap_or(0), record, link: link(&entry) });
+        let Some(found) = by_place.get_mut(&(topic.to_owned(), off)) else { continue };
+        let Some(i) = found.iter().position(|e| part.is_none_or(|p| e.part == p)) else { continue };
+        let record = found.swap_remove(i).into_record().map_err(|e| bus.err(e))?;
+        out.push(StreamRecord { version: u64::try_from(version).unwrap_or(0), record, link: link(entry) });
     }
     Ok(out)
+}
+
+/// A topic and partition (`None`: an entry of the per-topic layout).
+type Partition<'a> = (&'a str, Option<i64>);
+
+/// Where a stream entry's event is stored: topic, partition (`None` in entries written before
+/// per-partition offsets, whose offset alone is unique in the topic) and offset.
+fn place(entry: &Document) -> Option<(&str, Option<i64>, i64)> {
+    Some((entry.get_str("topic").ok()?, entry.get_i64("part").ok(), entry.get_i64("off").ok()?))
 }
 
 /// The stored link; a hash of the wrong size or type reads as all ones, which no chain

@@ -1,6 +1,6 @@
 //! Running a body in a transaction, retried when MongoDB says a retry can succeed.
 //!
-//! Concurrent writers of one document (a topic counter, a lease) make all but one transaction
+//! Concurrent writers of one document (a partition counter, a lease) make all but one transaction
 //! fail with a write conflict; a racing insert of one unique key fails with a duplicate key. Both
 //! are retried from the start, on a fresh snapshot that sees the winner's write, so the bodies
 //! must only decide from what they read inside the transaction.
