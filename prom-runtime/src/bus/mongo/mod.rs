@@ -377,21 +377,17 @@ mod tests {
 
     #[test]
     fn a_topic_read_filters_each_listed_partition_past_its_own_offset() {
-        let (filter, sort) = topic_filter("t", &TopicPosition::after(7), true);
+        let (filter, sort) = topic_filter("t", &TopicPosition::after(7));
         assert_eq!(filter, doc! { "topic": "t", "off": { "$gt": 7_i64 } });
-        assert_eq!(sort, doc! { "off": 1 });
+        assert_eq!(sort, doc! { "part": 1, "off": 1 });
         let from = TopicPosition::with_parts(3, [(1, 9), (4, 5)]);
-        let (filter, sort) = topic_filter("t", &from, false);
+        let (filter, sort) = topic_filter("t", &from);
         let branches = vec![
             doc! { "part": 1_i64, "off": { "$gt": 9_i64 } },
             doc! { "part": 4_i64, "off": { "$gt": 5_i64 } },
             doc! { "part": { "$nin": [1_i64, 4_i64] }, "off": { "$gt": 3_i64 } },
         ];
         assert_eq!(filter, doc! { "topic": "t", "$or": branches });
-        assert_eq!(
-            sort,
-            doc! { "part": 1, "off": 1 },
-            "unordered: partition by partition, on topic_part_off"
-        );
+        assert_eq!(sort, doc! { "part": 1, "off": 1 }, "partition by partition, on topic_part_off");
     }
 }
