@@ -86,10 +86,23 @@ async fn one_dedup_key_published_to_two_partitions_at_once_is_stored_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_clients_publishing_across_the_same_partitions_keep_them_gap_free() {
+    two_clients_keep_partitions_gap_free(false).await;
+}
+
+/// What a sharded cluster gets: each group commit holds one partition's publishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_groups_per_partition_two_clients_keep_the_partitions_gap_free() {
+    two_clients_keep_partitions_gap_free(true).await;
+}
+
+async fn two_clients_keep_partitions_gap_free(per_partition: bool) {
     let Some(target) = Target::from_env() else { return };
     // Two clients, as two processes: their group transactions reserve the same partitions'
     // counters (created by whichever comes first) and conflict.
     let buses = [target.open_async().await, target.open_async().await];
+    for bus in &buses {
+        bus.group_per_partition(per_partition);
+    }
     let mut tasks = Vec::new();
     for task in 0..32usize {
         let bus: MongoBus = buses[task % 2].clone();

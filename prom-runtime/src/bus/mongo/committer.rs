@@ -24,7 +24,10 @@
 //! 45 % of attempts retried): 0.43-0.49x raw `insert_one`. One group per process commits 16-35
 //! events per transaction and two processes conflict once per group instead of once per
 //! partition: 0.88-1.19x over 3 runs. On a sharded cluster a group whose partitions live on
-//! several shards is a distributed transaction (see the README's "Layout and sharding").
+//! several shards would be a distributed transaction, so on a sharded cluster (a `mongos`)
+//! groups are per partition instead ([`Committer::per_partition`]): every transaction on the
+//! publish path then stays on its partition's shard, and groups of different partitions commit
+//! side by side (see the README's "Layout and sharding").
 //!
 //! Guarantees are those of a lone publish: each publish returns only after the majority,
 //! journaled commit of the transaction holding its events; a publish's events are stored all
@@ -68,6 +71,14 @@ pub struct Committer {
     queue: Mutex<Queue>,
 }
 
+impl Committer {
+    /// Group publishes per partition (`true`: a sharded cluster, where a group spanning
+    /// partitions would span shards) or across partitions (`false`, the default).
+    pub fn per_partition(&self, on: bool) {
+        self.queue().per_partition = on;
+    }
+}
+
 #[derive(Default)]
 struct Queue {
     jobs: VecDeque<Job>,
@@ -77,6 +88,8 @@ struct Queue {
     runners: usize,
     /// Events in `jobs`.
     waiting: usize,
+    /// Whether a group holds one partition's publishes only.
+    per_partition: bool,
 }
 
 /// One publish waiting for its commit.
@@ -117,8 +130,11 @@ pub async fn publish(bus: &MongoBus, rows: Vec<Row>) -> Result<Vec<Receipt>> {
 /// Whether a committer should start: none runs, or fewer than [`MAX_GROUPS_IN_FLIGHT`] run and
 /// a full group waits or a `large` publish just came; counts it as running if so.
 fn another(queue: &mut Queue, large: bool) -> bool {
+    // Per partition, a group cannot take another partition's publishes, so they need a
+    // committer of their own to commit side by side.
     let start = queue.runners == 0
-        || (queue.runners < MAX_GROUPS_IN_FLIGHT && (large || queue.waiting >= MAX_GROUP_EVENTS));
+        || (queue.runners < MAX_GROUPS_IN_FLIGHT
+            && (large || queue.per_partition || queue.waiting >= MAX_GROUP_EVENTS));
     queue.runners += usize::from(start);
     start
 }
@@ -202,8 +218,11 @@ fn take_group(queue: &mut Queue) -> Option<(Vec<Job>, Vec<Part>)> {
         // The first publish always fits, however large; a large one stays alone.
         let large = |n: usize| n >= LARGE_PUBLISH_EVENTS;
         let alone = large(job.rows.len()) || (group.len() == 1 && large(events));
+        // Per partition, later publishes join only a one-partition group, and only to its partition.
+        let joins = !queue.per_partition || (parts.len() == 1 && job.parts.iter().all(|p| parts.contains(p)));
         let fits = group.is_empty()
             || (!alone
+                && joins
                 && events + job.rows.len() <= MAX_GROUP_EVENTS
                 && bytes + job.bytes <= MAX_GROUP_BYTES);
         if free && fits {
@@ -265,5 +284,50 @@ async fn commit(bus: &MongoBus, group: Vec<Job>) {
                 rest = tail;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Job, Part, Queue, take_group};
+    use tokio::sync::oneshot;
+
+    fn job(parts: &[(&str, u32)]) -> Job {
+        let parts: Vec<Part> = parts.iter().map(|&(t, p)| (t.to_string(), p)).collect();
+        Job { rows: Vec::new(), parts, bytes: 0, reply: oneshot::channel().0 }
+    }
+
+    fn queue(per_partition: bool, jobs: Vec<Job>) -> Queue {
+        Queue { jobs: jobs.into(), per_partition, ..Queue::default() }
+    }
+
+    fn parts(taken: &[Job]) -> Vec<Vec<Part>> {
+        taken.iter().map(|j| j.parts.clone()).collect()
+    }
+
+    #[test]
+    fn across_partitions_a_group_takes_every_free_publish() {
+        let mut q = queue(false, vec![job(&[("t", 0)]), job(&[("t", 1)]), job(&[("t", 0), ("t", 2)])]);
+        let (group, busy) = take_group(&mut q).expect("a group");
+        assert_eq!(group.len(), 3);
+        assert_eq!(busy, [("t".into(), 0), ("t".into(), 1), ("t".into(), 2)]);
+        assert!(take_group(&mut q).is_none());
+    }
+
+    #[test]
+    fn per_partition_a_group_holds_one_partition_and_the_others_wait_for_their_own() {
+        let jobs = vec![job(&[("t", 0)]), job(&[("t", 1)]), job(&[("t", 0)]), job(&[("t", 0), ("t", 1)])];
+        let mut q = queue(true, jobs);
+        let (first, busy) = take_group(&mut q).expect("partition 0's group");
+        assert_eq!(parts(&first), [vec![("t".to_string(), 0)], vec![("t".to_string(), 0)]]);
+        assert_eq!(busy, [("t".to_string(), 0)]);
+        // Partition 0 is busy: the next group is partition 1's, beside it.
+        let (second, busy) = take_group(&mut q).expect("partition 1's group");
+        assert_eq!(parts(&second), [vec![("t".to_string(), 1)]]);
+        assert_eq!(busy, [("t".to_string(), 1)]);
+        assert!(take_group(&mut q).is_none(), "the two-partition publish waits for both");
+        q.busy.clear();
+        let (last, _) = take_group(&mut q).expect("the spanning publish, alone");
+        assert_eq!(last.len(), 1);
     }
 }

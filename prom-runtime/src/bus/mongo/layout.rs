@@ -135,8 +135,9 @@ fn code(e: &mongodb::error::Error) -> Option<i32> {
     }
 }
 
-/// Checks that the server is reachable and can run transactions (a replica set or mongos).
-pub async fn check_server(db: &Database, display: &str) -> Result<()> {
+/// Checks that the server is reachable and can run transactions (a replica set or mongos);
+/// returns whether it is a sharded cluster's `mongos`.
+pub async fn check_server(db: &Database, display: &str) -> Result<bool> {
     let hello = db.run_command(doc! { "hello": 1 }).await.map_err(|e| {
         Error::store(
             display,
@@ -156,5 +157,5 @@ pub async fn check_server(db: &Database, display: &str) -> Result<()> {
              `rs.initiate()` once (scripts/mongo.sh start does both)",
         ));
     }
-    Ok(())
+    Ok(mongos)
 }

@@ -108,11 +108,11 @@ impl MongoBus {
         let client = Client::with_options(options).map_err(|e| Error::store_from(&display, e))?;
         clients::opened(&client);
         let db = client.database(&name);
-        layout::check_server(&db, &display).await?;
+        let sharded = layout::check_server(&db, &display).await?;
         layout::create_indexes(&db).await.map_err(|e| {
             Error::store_caused(&display, format!("cannot create the indexes of database `{name}`: {e}"), e)
         })?;
-        Ok(MongoBus {
+        let bus = MongoBus {
             inner: Arc::new(Inner {
                 client,
                 db,
@@ -120,7 +120,17 @@ impl MongoBus {
                 published: Notify::new(),
                 committer: Default::default(),
             }),
-        })
+        };
+        bus.group_per_partition(sharded);
+        Ok(bus)
+    }
+
+    /// Makes each group commit hold one partition's publishes (else a group takes every queued
+    /// publish whatever its partition). On by default on a sharded cluster, where it keeps every
+    /// transaction of the publish path on one shard; off on a replica set, where one group per
+    /// process commits more events per transaction.
+    pub fn group_per_partition(&self, on: bool) {
+        self.inner.committer.per_partition(on);
     }
 
     /// The database holding the bus's collections (projections may live next to them).
