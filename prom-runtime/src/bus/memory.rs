@@ -11,6 +11,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+mod chunks;
+
+use chunks::Chunks;
+
+/// Maps keyed by topic name, hashed on every publish: names come from specs, so a fast hash
+/// needs no protection against chosen collisions.
+type ByTopic<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// An event bus held in memory (lost when the process exits).
 #[derive(Clone, Default)]
 pub struct MemoryBus {
@@ -28,7 +36,7 @@ struct State {
     /// Offsets numbered per partition instead of per topic (see [`MemoryBus::per_partition`]).
     per_partition: bool,
     /// Each topic's index in `logs`: a publish finds its log with one hash of the name.
-    topics: HashMap<String, usize>,
+    topics: ByTopic<usize>,
     logs: Vec<Log>,
     cursors: HashMap<GroupId, BTreeMap<u32, i64>>,
     members: HashMap<GroupId, BTreeMap<String, i64>>,
@@ -73,7 +81,7 @@ impl State {
 #[derive(Default)]
 struct Log {
     /// In commit order; `events[i]` has offset `i + 1` unless numbered per partition.
-    events: Vec<EventRecord>,
+    events: Chunks<EventRecord>,
     dedup: HashMap<String, usize>,
     /// Per partition, the indexes of its events in `events`, ascending (numbered per
     /// partition, `partitions[p][k]` has offset `k + 1`): a partition's reads
@@ -239,8 +247,9 @@ impl EventBus for MemoryBus {
                 .min()
                 .unwrap_or(log.events.len())
         };
-        Ok(log.events[start..]
-            .iter()
+        Ok(log
+            .events
+            .iter_from(start)
             .filter(|e| e.offset > from.at(e.partition))
             .take(limit)
             .cloned()
@@ -267,7 +276,7 @@ impl EventBus for MemoryBus {
         if !log.per_partition {
             let offset = log
                 .events
-                .iter()
+                .iter_from(0)
                 .find(|e| e.ts >= at_ms)
                 .map_or(offset_count(log.events.len()), |e| e.offset - 1);
             return Ok(TopicPosition::after(offset));
@@ -285,7 +294,7 @@ impl EventBus for MemoryBus {
         // only starting a consumer makes.
         let state = self.state();
         let Some(log) = state.find(topic) else { return Ok(None) };
-        let Some(index) = log.events.iter().rposition(|e| e.id == id) else { return Ok(None) };
+        let Some(index) = log.events.rposition(|e| e.id == id) else { return Ok(None) };
         Ok(Some(if !log.per_partition {
             TopicPosition::after(offset_of(index))
         } else {

@@ -10,7 +10,8 @@ use std::time::Duration;
 /// `prom_events_published_total` per declared topic.
 #[derive(Debug, Clone, Default)]
 pub struct PublishCounters {
-    by_topic: HashMap<String, Counter>,
+    /// A fast hash: looked up on every publish, keyed by the spec's topic names.
+    by_topic: HashMap<String, Counter, foldhash::fast::RandomState>,
 }
 
 impl PublishCounters {
