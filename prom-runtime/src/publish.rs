@@ -165,8 +165,15 @@ pub(crate) fn prepare_into(
     check_headers(schema, &opts.headers)?;
     let key = schema.key_of(&payload);
     let partition = partition_for(key.as_deref(), schema.partitions);
-    let mut headers = opts.headers.clone();
-    headers.insert(SCHEMA_VERSION.to_string(), version.to_string());
+    // Without custom headers, the version's shared `x-schema-version` list: no map per event.
+    let mut headers = match schema.version_headers(version) {
+        Some(stamped) if opts.headers.is_empty() => stamped.clone(),
+        _ => {
+            let mut headers = opts.headers.clone();
+            headers.insert(SCHEMA_VERSION.to_string(), version.to_string());
+            headers
+        }
+    };
     if let Some(trace) = crate::trace::for_publish(opts.trace.as_ref()) {
         trace.inject(&mut headers);
     }

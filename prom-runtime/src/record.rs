@@ -1,16 +1,14 @@
 //! Events as stored and delivered, and events about to be published.
 
+mod headers;
 mod payload;
 
+pub use headers::Headers;
 pub use payload::Payload;
 pub(crate) use payload::SchemaStamp;
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use uuid::Uuid;
-
-/// Event headers: `x-schema-version`, `x-upcasted-from` and the topic's declared custom headers.
-pub type Headers = BTreeMap<String, String>;
 
 /// Header stamped on publish: the payload's schema version.
 pub const SCHEMA_VERSION: &str = "x-schema-version";

@@ -2,7 +2,7 @@
 //! chain, plus the user functions for `with:` hops. Built once at startup.
 
 use crate::error::{Cause, Error, MissingUpcaster, Result};
-use crate::record::{EventRecord, Payload, SCHEMA_VERSION, SchemaStamp, UPCASTED_FROM};
+use crate::record::{EventRecord, Headers, Payload, SCHEMA_VERSION, SchemaStamp, UPCASTED_FROM};
 use crate::system::{self, System};
 use crate::typed::Versioned;
 use crate::upcast::{Hop, Steps, UpcastFn};
@@ -42,6 +42,9 @@ struct VersionSchema {
     hop: Hop,
     /// Lint proves the hop into this version yields a valid payload from any valid one.
     proven: bool,
+    /// `x-schema-version` alone at this version: what most publishes stamp, shared by all of
+    /// them instead of built per event.
+    headers: Headers,
 }
 
 impl TopicSchema {
@@ -60,6 +63,11 @@ impl TopicSchema {
     pub fn upcast_proven_from(&self, version: u32) -> bool {
         let from = usize::try_from(version).unwrap_or(usize::MAX);
         self.versions.iter().skip(from).all(|v| v.proven)
+    }
+
+    /// The headers of an event published at `version` without custom headers.
+    pub(crate) fn version_headers(&self, version: u32) -> Option<&Headers> {
+        self.version(version).map(|v| &v.headers)
     }
 
     /// The stamp of `version`'s schema, which payloads validated at publish carry.
@@ -577,7 +585,8 @@ fn topic_schema(topic: &system::Topic) -> Result<TopicSchema> {
             }
         };
         let stamp = SchemaStamp::of(&name, u32::try_from(n).unwrap_or(u32::MAX), &version.schema);
-        versions.push(VersionSchema { schema, stamp, hop, proven: i > 0 && version.upcast_proven });
+        let headers = Headers::from([(SCHEMA_VERSION, n.to_string())]);
+        versions.push(VersionSchema { schema, stamp, hop, proven: i > 0 && version.upcast_proven, headers });
     }
     if versions.is_empty() {
         return Err(Error::system(format!("topic `{name}`"), "declares no versions; give it at least v1"));

@@ -36,8 +36,7 @@ impl SqliteBus {
                 rows::COLUMNS
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let found = stmt.query_map(params![topic, key, after, at_ms, limit], rows::from_row)?;
-            found.collect()
+            rows::collect(&mut stmt, params![topic, key, after, at_ms, limit])
         })
         .await
     }

@@ -228,8 +228,7 @@ impl SqliteBus {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read_with(move |conn| {
             let mut stmt = conn.prepare_cached(&page_sql())?;
-            let rows = stmt.query_map(params![topic, partition, after, limit], rows::from_row)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()
+            rows::collect(&mut stmt, params![topic, partition, after, limit])
         })
         .await
     }
@@ -491,8 +490,7 @@ fn read_topic(
             rows::COLUMNS
         );
         let mut stmt = conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![topic, from.floor(), limit], rows::from_row)?;
-        return rows.collect();
+        return rows::collect(&mut stmt, params![topic, from.floor(), limit]);
     }
     let mut sql = format!("SELECT {} FROM events WHERE topic = ?1 AND off > ?2", rows::COLUMNS);
     let mut values = vec![Value::Text(topic.to_owned()), Value::Integer(from.floor())];
@@ -505,8 +503,7 @@ fn read_topic(
     // Not cached: the text varies with the number of listed partitions, and such reads are rare
     // on a store whose readers keep one number.
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(values), rows::from_row)?;
-    rows.collect()
+    rows::collect(&mut stmt, rusqlite::params_from_iter(values))
 }
 
 /// A partition's next events: topic, partition, after, limit.

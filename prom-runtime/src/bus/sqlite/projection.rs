@@ -63,7 +63,7 @@ impl ProjectionTx<'_, '_> {
         self.tx
             .conn
             .prepare_cached(&sql)
-            .and_then(|mut s| s.query_map(params![topic, after, limit], super::rows::from_row)?.collect())
+            .and_then(|mut s| super::rows::collect(&mut s, params![topic, after, limit]))
             .map_err(|e| self.err(e))
     }
 

@@ -8,8 +8,8 @@
 //! dead-letter.
 
 use crate::record::{CORRUPT, CORRUPT_HEADERS, EventRecord, Headers};
-use rusqlite::Row;
 use rusqlite::types::ValueRef;
+use rusqlite::{Row, Statement};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -42,72 +42,108 @@ struct Damage {
 /// corrupt record (see the module docs). Only unreadable positional columns (topic, partition,
 /// offset, time) fail the read.
 pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
-    let mut damage = Damage::default();
-    let id = match uuid_at(row, 0) {
-        Ok(id) => id,
-        Err(e) => {
-            damage.reasons.push(format!("its id is not a 16-byte UUID ({})", conversion(&e)));
-            Uuid::nil()
+    Reader::default().record(row)
+}
+
+/// The events of a statement's rows selected with [`COLUMNS`] (see [`from_row`]).
+pub fn collect<P: rusqlite::Params>(
+    stmt: &mut Statement<'_>,
+    params: P,
+) -> rusqlite::Result<Vec<EventRecord>> {
+    let mut reader = Reader::default();
+    stmt.query_map(params, |row| reader.record(row))?.collect()
+}
+
+/// Reads rows into records, parsing a headers text once for the rows that repeat it: the rows
+/// of a page mostly carry the same `{"x-schema-version":"1"}`, and then share one list.
+#[derive(Default)]
+struct Reader {
+    /// The last headers text parsed, and what it parsed to.
+    last: Option<(String, Headers)>,
+}
+
+impl Reader {
+    /// The headers a row's text holds, parsed unless it repeats the last row's.
+    fn headers(&mut self, text: &str) -> serde_json::Result<Headers> {
+        if let Some((last, headers)) = &self.last
+            && last == text
+        {
+            return Ok(headers.clone());
         }
-    };
-    // The JSON columns are parsed straight from SQLite's buffer: one pass, no copy of the text.
-    let mut headers = match json_text(row, 5) {
-        Ok(text) => match serde_json::from_str::<Headers>(text) {
-            Ok(headers) => headers,
+        let headers: Headers = serde_json::from_str(text)?;
+        self.last = Some((text.to_owned(), headers.clone()));
+        Ok(headers)
+    }
+
+    /// See [`from_row`].
+    fn record(&mut self, row: &Row<'_>) -> rusqlite::Result<EventRecord> {
+        let mut damage = Damage::default();
+        let id = match uuid_at(row, 0) {
+            Ok(id) => id,
             Err(e) => {
-                damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
-                damage.raw_headers = Some(text.to_owned());
+                damage.reasons.push(format!("its id is not a 16-byte UUID ({})", conversion(&e)));
+                Uuid::nil()
+            }
+        };
+        // The JSON columns are parsed straight from SQLite's buffer: one pass, no copy of the text.
+        let mut headers = match json_text(row, 5) {
+            Ok(text) => match self.headers(text) {
+                Ok(headers) => headers,
+                Err(e) => {
+                    damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
+                    damage.raw_headers = Some(text.to_owned());
+                    Headers::new()
+                }
+            },
+            Err(why) => {
+                damage.reasons.push(format!("its headers are unreadable: {why}"));
                 Headers::new()
             }
-        },
-        Err(why) => {
-            damage.reasons.push(format!("its headers are unreadable: {why}"));
-            Headers::new()
-        }
-    };
-    let payload = match json_text(row, 6) {
-        Ok(text) => match serde_json::from_str(text) {
-            Ok(payload) => payload,
-            Err(e) => {
-                damage.reasons.push(format!("its payload is not JSON ({e})"));
-                Value::String(text.to_owned())
+        };
+        let payload = match json_text(row, 6) {
+            Ok(text) => match serde_json::from_str(text) {
+                Ok(payload) => payload,
+                Err(e) => {
+                    damage.reasons.push(format!("its payload is not JSON ({e})"));
+                    Value::String(text.to_owned())
+                }
+            },
+            Err(why) => {
+                damage.reasons.push(format!("its payload is unreadable: {why}"));
+                raw_text(row, 6).map_or(Value::Null, Value::String)
             }
-        },
-        Err(why) => {
-            damage.reasons.push(format!("its payload is unreadable: {why}"));
-            raw_text(row, 6).map_or(Value::Null, Value::String)
-        }
-    };
-    let caused_by = match row.get_ref(7)? {
-        ValueRef::Null => None,
-        _ => match uuid_at(row, 7) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                damage.reasons.push(format!("its caused_by is not a 16-byte UUID ({})", conversion(&e)));
-                None
+        };
+        let caused_by = match row.get_ref(7)? {
+            ValueRef::Null => None,
+            _ => match uuid_at(row, 7) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    damage.reasons.push(format!("its caused_by is not a 16-byte UUID ({})", conversion(&e)));
+                    None
+                }
+            },
+        };
+        let key = optional_text(row, 2, "key", &mut damage);
+        let sid = optional_text(row, 8, "sid", &mut damage);
+        if !damage.reasons.is_empty() {
+            headers.insert(CORRUPT.to_string(), damage.reasons.join("; "));
+            if let Some(raw) = damage.raw_headers {
+                headers.insert(CORRUPT_HEADERS.to_string(), raw);
             }
-        },
-    };
-    let key = optional_text(row, 2, "key", &mut damage);
-    let sid = optional_text(row, 8, "sid", &mut damage);
-    if !damage.reasons.is_empty() {
-        headers.insert(CORRUPT.to_string(), damage.reasons.join("; "));
-        if let Some(raw) = damage.raw_headers {
-            headers.insert(CORRUPT_HEADERS.to_string(), raw);
         }
+        Ok(EventRecord {
+            id,
+            topic: row.get(1)?,
+            key,
+            partition: row.get(3)?,
+            ts: row.get(4)?,
+            headers,
+            payload: payload.into(),
+            caused_by,
+            sid,
+            offset: row.get(9)?,
+        })
     }
-    Ok(EventRecord {
-        id,
-        topic: row.get(1)?,
-        key,
-        partition: row.get(3)?,
-        ts: row.get(4)?,
-        headers,
-        payload: payload.into(),
-        caused_by,
-        sid,
-        offset: row.get(9)?,
-    })
 }
 
 /// A JSON column's text, borrowed from the row, or why it is not text.
@@ -148,5 +184,47 @@ fn conversion(error: &rusqlite::Error) -> String {
     match error {
         rusqlite::Error::FromSqlConversionFailure(_, _, cause) => cause.to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::SCHEMA_VERSION;
+
+    #[test]
+    fn rows_repeating_a_headers_text_share_it_and_a_corrupt_one_between_them_stays_alone() {
+        let conn = rusqlite::Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE events (id BLOB, topic TEXT, key TEXT, part INTEGER, ts INTEGER,
+                                 headers TEXT, payload TEXT, caused_by BLOB, sid TEXT, off INTEGER)",
+        )
+        .expect("create");
+        let texts = [
+            r#"{"x-schema-version":"1"}"#,
+            r#"{"x-schema-version":"1"}"#,
+            "not json",
+            r#"{"x-schema-version":"1"}"#,
+            r#"{"x-schema-version":"2"}"#,
+        ];
+        for (off, headers) in (1..).zip(texts) {
+            conn.execute(
+                "INSERT INTO events VALUES (?1, 't', NULL, 0, 0, ?2, '{}', NULL, NULL, ?3)",
+                rusqlite::params![Uuid::now_v7().as_bytes().to_vec(), headers, off],
+            )
+            .expect("insert");
+        }
+        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM events ORDER BY off")).expect("prepare");
+        let records = collect(&mut stmt, []).expect("read");
+        let versions: Vec<Option<u32>> = records.iter().map(EventRecord::schema_version).collect();
+        assert_eq!(versions, [Some(1), Some(1), None, Some(1), Some(2)]);
+        let corrupt: Vec<bool> = records.iter().map(|r| r.corruption().is_some()).collect();
+        assert_eq!(corrupt, [false, false, true, false, false]);
+        assert_eq!(records[2].headers.get(CORRUPT_HEADERS).map(String::as_str), Some("not json"));
+        assert_eq!(
+            records[3].headers,
+            Headers::from([(SCHEMA_VERSION, "1")]),
+            "the corrupt row marked only itself"
+        );
     }
 }
