@@ -4,6 +4,7 @@ mod headers;
 mod payload;
 
 pub use headers::Headers;
+pub(crate) use headers::HeadersText;
 pub use payload::Payload;
 pub(crate) use payload::SchemaStamp;
 

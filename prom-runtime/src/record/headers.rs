@@ -108,6 +108,28 @@ impl Headers {
     }
 }
 
+/// Parses headers texts, once for a run of equal ones: the events of a page read from a store
+/// mostly carry the same `{"x-schema-version":"1"}`, and then share one list.
+#[derive(Default)]
+pub(crate) struct HeadersText {
+    /// The last text parsed, and what it parsed to.
+    last: Option<(String, Headers)>,
+}
+
+impl HeadersText {
+    /// The headers `text` holds (a JSON object of strings).
+    pub(crate) fn parse(&mut self, text: &str) -> serde_json::Result<Headers> {
+        if let Some((last, headers)) = &self.last
+            && last == text
+        {
+            return Ok(headers.clone());
+        }
+        let headers: Headers = serde_json::from_str(text)?;
+        self.last = Some((text.to_owned(), headers.clone()));
+        Ok(headers)
+    }
+}
+
 /// The headers of a [`Headers`] as (name, value), in name order.
 #[derive(Debug, Clone)]
 pub struct Iter<'a> {
@@ -279,6 +301,24 @@ mod tests {
         assert_eq!(
             original.clone().into_iter().collect::<Vec<_>>(),
             [("x-schema-version".into(), "1".into())]
+        );
+    }
+
+    #[test]
+    fn a_repeated_text_is_parsed_once_and_shared() {
+        let mut texts = HeadersText::default();
+        let a = texts.parse(r#"{"x-schema-version":"1"}"#).expect("parse");
+        let b = texts.parse(r#"{"x-schema-version":"1"}"#).expect("parse");
+        assert!(a.pairs.as_ref().zip(b.pairs.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b)));
+        assert!(texts.parse("[]").is_err());
+        assert_eq!(texts.parse(r#"{"x-schema-version":"1"}"#).expect("parse"), a, "an error forgets nothing");
+        assert_eq!(
+            texts
+                .parse(r#"{"x-schema-version":"2"}"#)
+                .expect("parse")
+                .get("x-schema-version")
+                .map(String::as_str),
+            Some("2")
         );
     }
 

@@ -6,7 +6,7 @@
 //! queryable view of payloads.
 
 use crate::error::{Error, Result};
-use crate::record::{EventRecord, Headers, NewEvent, SCHEMA_VERSION};
+use crate::record::{EventRecord, HeadersText, NewEvent, SCHEMA_VERSION};
 use mongodb::bson;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -96,12 +96,13 @@ fn json<T: Serialize>(event: &NewEvent, value: &T) -> Result<String> {
 }
 
 impl EventDoc {
-    /// The event this document stores.
-    pub fn into_record(self) -> std::result::Result<EventRecord, String> {
+    /// The event this document stores (`texts` parses a headers text once for a run of
+    /// documents that repeat it).
+    pub fn into_record(self, texts: &mut HeadersText) -> std::result::Result<EventRecord, String> {
         let corrupt = |what: &str, e: &dyn std::fmt::Display| {
             format!("event {} at offset {} of `{}` has a corrupt {what}: {e}", self.id, self.off, self.topic)
         };
-        let headers: Headers = serde_json::from_str(&self.headers).map_err(|e| corrupt("headers", &e))?;
+        let headers = texts.parse(&self.headers).map_err(|e| corrupt("headers", &e))?;
         let payload = serde_json::from_str(&self.payload).map_err(|e| corrupt("payload", &e))?;
         let partition = u32::try_from(self.part).map_err(|e| corrupt("partition", &e))?;
         Ok(EventRecord {

@@ -30,7 +30,7 @@ pub use mongodb;
 
 use super::{EventBus, GroupId, TopicPosition};
 use crate::error::{Error, Result};
-use crate::record::{EventRecord, NewEvent, Receipt};
+use crate::record::{EventRecord, HeadersText, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
 use docs::EventDoc;
 use futures_util::TryStreamExt;
@@ -192,7 +192,8 @@ impl MongoBus {
             .map_err(|e| self.db("cannot read events", &e))?;
         let docs: Vec<EventDoc> =
             cursor.try_collect().await.map_err(|e| self.db("cannot read events", &e))?;
-        docs.into_iter().map(|d| d.into_record().map_err(|e| self.err(e))).collect()
+        let mut texts = HeadersText::default();
+        docs.into_iter().map(|d| d.into_record(&mut texts).map_err(|e| self.err(e))).collect()
     }
 }
 

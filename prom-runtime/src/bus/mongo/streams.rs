@@ -10,6 +10,7 @@ use super::docs::{EventDoc, Row};
 use super::layout::{SNAPSHOTS, STREAMS};
 use super::txn::{Abort, TxResult, transaction};
 use crate::error::Result;
+use crate::record::HeadersText;
 use crate::stream::chain::{self, GENESIS};
 use crate::stream::{
     Appended, ChainLink, ExpectedVersion, Snapshot, StreamAppend, StreamId, StreamRecord, check_expected,
@@ -187,7 +188,7 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
         };
         let Some(found) = by_place.get_mut(&(topic.to_owned(), off)) else { continue };
         let Some(i) = found.iter().position(|e| part.is_none_or(|p| e.part == p)) else { continue };
-        let record = found.swap_remove(i).into_record().map_err(|e| bus.err(e))?;
+        let record = found.swap_remove(i).into_record(&mut HeadersText::default()).map_err(|e| bus.err(e))?;
         out.push(StreamRecord { version: u64::try_from(version).unwrap_or(0), record, link: link(entry) });
     }
     Ok(out)

@@ -7,7 +7,7 @@
 //! as a JSON string, which readers report by topic, partition, offset and id, and consumers
 //! dead-letter.
 
-use crate::record::{CORRUPT, CORRUPT_HEADERS, EventRecord, Headers};
+use crate::record::{CORRUPT, CORRUPT_HEADERS, EventRecord, Headers, HeadersText};
 use rusqlite::types::ValueRef;
 use rusqlite::{Row, Statement};
 use serde_json::Value;
@@ -54,27 +54,13 @@ pub fn collect<P: rusqlite::Params>(
     stmt.query_map(params, |row| reader.record(row))?.collect()
 }
 
-/// Reads rows into records, parsing a headers text once for the rows that repeat it: the rows
-/// of a page mostly carry the same `{"x-schema-version":"1"}`, and then share one list.
+/// Reads rows into records, parsing a headers text once for the rows that repeat it.
 #[derive(Default)]
 struct Reader {
-    /// The last headers text parsed, and what it parsed to.
-    last: Option<(String, Headers)>,
+    headers: HeadersText,
 }
 
 impl Reader {
-    /// The headers a row's text holds, parsed unless it repeats the last row's.
-    fn headers(&mut self, text: &str) -> serde_json::Result<Headers> {
-        if let Some((last, headers)) = &self.last
-            && last == text
-        {
-            return Ok(headers.clone());
-        }
-        let headers: Headers = serde_json::from_str(text)?;
-        self.last = Some((text.to_owned(), headers.clone()));
-        Ok(headers)
-    }
-
     /// See [`from_row`].
     fn record(&mut self, row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         let mut damage = Damage::default();
@@ -87,7 +73,7 @@ impl Reader {
         };
         // The JSON columns are parsed straight from SQLite's buffer: one pass, no copy of the text.
         let mut headers = match json_text(row, 5) {
-            Ok(text) => match self.headers(text) {
+            Ok(text) => match self.headers.parse(text) {
                 Ok(headers) => headers,
                 Err(e) => {
                     damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
