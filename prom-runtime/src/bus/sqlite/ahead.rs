@@ -120,6 +120,17 @@ mod tests {
 
     #[tokio::test]
     async fn pages_read_ahead_are_what_one_read_returns() {
+        pages_match_plain_reads().await;
+    }
+
+    /// On a multi-threaded runtime pages are read in place on the worker (see `read_in_place`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pages_read_in_place_are_what_one_read_returns() {
+        pages_match_plain_reads().await;
+        a_short_page_is_completed().await;
+    }
+
+    async fn pages_match_plain_reads() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bus = SqliteBus::open(dir.path()).expect("open");
         publish(&bus, 0..900).await;
@@ -138,6 +149,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_page_read_ahead_before_more_events_were_stored_is_completed() {
+        a_short_page_is_completed().await;
+    }
+
+    async fn a_short_page_is_completed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bus = SqliteBus::open(dir.path()).expect("open");
         publish(&bus, 0..300).await;
