@@ -22,6 +22,7 @@ backend_suite!(
     start_at_time_and_after_id,
     operator_can_get_and_set_cursors,
     members_split_partitions_and_take_over_when_one_stops,
+    one_member_of_a_partitioned_topic_gets_each_event_once_in_key_order,
 );
 
 fn opts() -> SubscribeOptions {
@@ -302,4 +303,56 @@ fn mongo_backend_is_built_when_a_server_was_promised() {
         "PROM_REQUIRE_MONGO=1, but prom-runtime was built without the `mongo` feature; \
          run `cargo test --features prom-runtime/mongo`"
     );
+}
+
+/// A member holding every partition of a topic: pages that hit the in-flight limit, a filter,
+/// and events published while it reads.
+async fn one_member_of_a_partitioned_topic_gets_each_event_once_in_key_order(store: &Store) {
+    let bus = store.handle();
+    let parts = 4u32;
+    let keyed = |range: std::ops::Range<i64>| -> Vec<NewEvent> {
+        range
+            .map(|n| {
+                let key = n % 10;
+                NewEvent::new("t", json!({ "n": n }))
+                    .keyed(format!("k{key}"), (key % i64::from(parts)) as u32)
+            })
+            .collect()
+    };
+    bus.publish(keyed(0..600)).await.expect("publish");
+    let options = SubscribeOptions {
+        partitions: parts,
+        batch_size: 50,
+        max_in_flight: 120,
+        filter: Some(std::sync::Arc::new(|e: &prom_runtime::EventRecord| {
+            e.payload["n"].as_i64().is_some_and(|n| n % 7 != 0)
+        })),
+        ..opts()
+    };
+    let mut sub = Subscription::new(bus.clone(), "t", "g", options.clone()).expect("subscribe");
+    let want: Vec<i64> = (0..900).filter(|n| n % 7 != 0).collect();
+    let mut got = Vec::new();
+    for round in 0..400 {
+        if round == 3 {
+            bus.publish(keyed(600..900)).await.expect("publish");
+        }
+        let batch = sub.poll().await.expect("poll");
+        for d in &batch {
+            sub.ack(d);
+        }
+        got.extend(numbers(&batch));
+        if got.len() >= want.len() {
+            break;
+        }
+    }
+    let mut sorted = got.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, want, "each kept event once");
+    for key in 0..10 {
+        let of_key: Vec<i64> = got.iter().copied().filter(|n| n % 10 == key).collect();
+        assert!(of_key.windows(2).all(|w| w[0] < w[1]), "per-key order of k{key}: {of_key:?}");
+    }
+    sub.close().await.expect("close");
+    let mut again = Subscription::new(store.handle(), "t", "g", options).expect("subscribe");
+    assert!(again.poll().await.expect("poll").is_empty(), "the group's cursors passed every event");
 }
