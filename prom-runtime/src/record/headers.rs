@@ -176,10 +176,19 @@ impl IntoIterator for Headers {
 }
 
 impl<K: Into<String>, V: Into<String>> Extend<(K, V)> for Headers {
+    /// A repeated name keeps its last value. Appends, then sorts once: inserting one by one
+    /// would shift the list for every pair (quadratic in a hostile object with many names).
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
-        for (name, value) in iter {
-            self.insert(name.into(), value.into());
+        let mut iter = iter.into_iter().peekable();
+        if iter.peek().is_none() {
+            return;
         }
+        let pairs = self.pairs_mut();
+        pairs.extend(iter.map(|(name, value)| (name.into(), value.into())));
+        // The stable sort of the reversed list puts each name's last value first; dedup keeps it.
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, earlier| later.0 == earlier.0);
     }
 }
 
@@ -251,12 +260,12 @@ impl<'de> Deserialize<'de> for Headers {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
-                let mut headers = Headers::new();
-                // A repeated name keeps its last value, as a map built from the object would.
-                while let Some((name, value)) = map.next_entry::<String, String>()? {
-                    headers.insert(name, value);
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    pairs.push(pair);
                 }
-                Ok(headers)
+                // A repeated name keeps its last value, as a map built from the object would.
+                Ok(pairs.into_iter().collect())
             }
         }
 
@@ -335,5 +344,22 @@ mod tests {
         );
         assert!(serde_json::from_str::<Headers>(r#"{"a":1}"#).is_err(), "values are strings");
         assert!(serde_json::from_str::<Headers>("{}").expect("empty").is_empty());
+    }
+
+    /// An object with many names (a stored row edited behind the store's back) is sorted once,
+    /// not shifted pair by pair.
+    #[test]
+    fn many_names_in_any_order_keep_each_name_once_with_its_last_value() {
+        let n = 50_000;
+        let mut object: Vec<String> = (0..n).rev().map(|i| format!("\"h{i:05}\":\"{i}\"")).collect();
+        object.push("\"h00007\":\"last\"".into());
+        let h: Headers = serde_json::from_str(&format!("{{{}}}", object.join(","))).expect("deserialize");
+        assert_eq!(h.len(), n);
+        assert!(h.keys().zip(h.keys().skip(1)).all(|(a, b)| a < b), "sorted, names unique");
+        assert_eq!(h.get("h00007").map(String::as_str), Some("last"));
+        assert_eq!(h.get("h49999").map(String::as_str), Some("49999"));
+        let mut more = Headers::from([("b", "1")]);
+        more.extend([("a", "1"), ("b", "2"), ("a", "3")]);
+        assert_eq!(more, Headers::from([("a", "3"), ("b", "2")]));
     }
 }

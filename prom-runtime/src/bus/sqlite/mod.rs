@@ -244,11 +244,11 @@ impl SqliteBus {
         joined.map_err(|e| self.err(format!("reader task failed: {e}")))?
     }
 
-    /// Runs a consumer's page read or head lookup: on a multi-threaded runtime in place, on the worker thread
-    /// (tokio first hands the worker's other tasks to another one), which saves every page the
-    /// hand-off to a blocking thread and back (consumption 0.71-0.75x a raw scan instead of
-    /// 0.46-0.58x in the same runs); elsewhere like [`SqliteBus::read_with`]. Only page reads:
-    /// a read in place cannot be interrupted by a timeout around it, and these are bounded.
+    /// Runs a consumer's page read or head lookup: on a multi-threaded runtime in place, on the
+    /// worker thread (tokio first hands the worker's other tasks to another one), which saves
+    /// every page the hand-off to a blocking thread and back (consumption 0.63-0.75x a raw scan
+    /// against 0.46-0.65x in the same runs); elsewhere like [`SqliteBus::read_with`]. Only these
+    /// reads: one in place cannot be interrupted by a timeout around it, and these are bounded.
     /// (Tests on a current-thread runtime take the other way; `ahead` tests both.)
     async fn read_in_place<T, F>(&self, f: F) -> Result<T>
     where

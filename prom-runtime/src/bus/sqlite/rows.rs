@@ -42,94 +42,87 @@ struct Damage {
 /// corrupt record (see the module docs). Only unreadable positional columns (topic, partition,
 /// offset, time) fail the read.
 pub fn from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
-    Reader::default().record(row)
+    record(row, &mut HeadersText::default())
 }
 
-/// The events of a statement's rows selected with [`COLUMNS`] (see [`from_row`]).
+/// The events of a statement's rows selected with [`COLUMNS`] (see [`from_row`]); a headers
+/// text repeated by consecutive rows is parsed once and shared.
 pub fn collect<P: rusqlite::Params>(
     stmt: &mut Statement<'_>,
     params: P,
 ) -> rusqlite::Result<Vec<EventRecord>> {
-    let mut reader = Reader::default();
-    stmt.query_map(params, |row| reader.record(row))?.collect()
+    let mut texts = HeadersText::default();
+    stmt.query_map(params, |row| record(row, &mut texts))?.collect()
 }
 
-/// Reads rows into records, parsing a headers text once for the rows that repeat it.
-#[derive(Default)]
-struct Reader {
-    headers: HeadersText,
-}
-
-impl Reader {
-    /// See [`from_row`].
-    fn record(&mut self, row: &Row<'_>) -> rusqlite::Result<EventRecord> {
-        let mut damage = Damage::default();
-        let id = match uuid_at(row, 0) {
-            Ok(id) => id,
+/// See [`from_row`]; `texts` parses the headers.
+fn record(row: &Row<'_>, texts: &mut HeadersText) -> rusqlite::Result<EventRecord> {
+    let mut damage = Damage::default();
+    let id = match uuid_at(row, 0) {
+        Ok(id) => id,
+        Err(e) => {
+            damage.reasons.push(format!("its id is not a 16-byte UUID ({})", conversion(&e)));
+            Uuid::nil()
+        }
+    };
+    // The JSON columns are parsed straight from SQLite's buffer: one pass, no copy of the text.
+    let mut headers = match json_text(row, 5) {
+        Ok(text) => match texts.parse(text) {
+            Ok(headers) => headers,
             Err(e) => {
-                damage.reasons.push(format!("its id is not a 16-byte UUID ({})", conversion(&e)));
-                Uuid::nil()
-            }
-        };
-        // The JSON columns are parsed straight from SQLite's buffer: one pass, no copy of the text.
-        let mut headers = match json_text(row, 5) {
-            Ok(text) => match self.headers.parse(text) {
-                Ok(headers) => headers,
-                Err(e) => {
-                    damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
-                    damage.raw_headers = Some(text.to_owned());
-                    Headers::new()
-                }
-            },
-            Err(why) => {
-                damage.reasons.push(format!("its headers are unreadable: {why}"));
+                damage.reasons.push(format!("its headers are not a JSON object of strings ({e})"));
+                damage.raw_headers = Some(text.to_owned());
                 Headers::new()
             }
-        };
-        let payload = match json_text(row, 6) {
-            Ok(text) => match serde_json::from_str(text) {
-                Ok(payload) => payload,
-                Err(e) => {
-                    damage.reasons.push(format!("its payload is not JSON ({e})"));
-                    Value::String(text.to_owned())
-                }
-            },
-            Err(why) => {
-                damage.reasons.push(format!("its payload is unreadable: {why}"));
-                raw_text(row, 6).map_or(Value::Null, Value::String)
-            }
-        };
-        let caused_by = match row.get_ref(7)? {
-            ValueRef::Null => None,
-            _ => match uuid_at(row, 7) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    damage.reasons.push(format!("its caused_by is not a 16-byte UUID ({})", conversion(&e)));
-                    None
-                }
-            },
-        };
-        let key = optional_text(row, 2, "key", &mut damage);
-        let sid = optional_text(row, 8, "sid", &mut damage);
-        if !damage.reasons.is_empty() {
-            headers.insert(CORRUPT.to_string(), damage.reasons.join("; "));
-            if let Some(raw) = damage.raw_headers {
-                headers.insert(CORRUPT_HEADERS.to_string(), raw);
-            }
+        },
+        Err(why) => {
+            damage.reasons.push(format!("its headers are unreadable: {why}"));
+            Headers::new()
         }
-        Ok(EventRecord {
-            id,
-            topic: row.get(1)?,
-            key,
-            partition: row.get(3)?,
-            ts: row.get(4)?,
-            headers,
-            payload: payload.into(),
-            caused_by,
-            sid,
-            offset: row.get(9)?,
-        })
+    };
+    let payload = match json_text(row, 6) {
+        Ok(text) => match serde_json::from_str(text) {
+            Ok(payload) => payload,
+            Err(e) => {
+                damage.reasons.push(format!("its payload is not JSON ({e})"));
+                Value::String(text.to_owned())
+            }
+        },
+        Err(why) => {
+            damage.reasons.push(format!("its payload is unreadable: {why}"));
+            raw_text(row, 6).map_or(Value::Null, Value::String)
+        }
+    };
+    let caused_by = match row.get_ref(7)? {
+        ValueRef::Null => None,
+        _ => match uuid_at(row, 7) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                damage.reasons.push(format!("its caused_by is not a 16-byte UUID ({})", conversion(&e)));
+                None
+            }
+        },
+    };
+    let key = optional_text(row, 2, "key", &mut damage);
+    let sid = optional_text(row, 8, "sid", &mut damage);
+    if !damage.reasons.is_empty() {
+        headers.insert(CORRUPT.to_string(), damage.reasons.join("; "));
+        if let Some(raw) = damage.raw_headers {
+            headers.insert(CORRUPT_HEADERS.to_string(), raw);
+        }
     }
+    Ok(EventRecord {
+        id,
+        topic: row.get(1)?,
+        key,
+        partition: row.get(3)?,
+        ts: row.get(4)?,
+        headers,
+        payload: payload.into(),
+        caused_by,
+        sid,
+        offset: row.get(9)?,
+    })
 }
 
 /// A JSON column's text, borrowed from the row, or why it is not text.
