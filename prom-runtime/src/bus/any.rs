@@ -74,6 +74,16 @@ impl EventBus for AnyBus {
         delegate!(self, b => b.read(topic, partition, after, limit))
     }
 
+    async fn read_shared(
+        &self,
+        topic: &str,
+        partition: u32,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<std::sync::Arc<EventRecord>>> {
+        delegate!(self, b => b.read_shared(topic, partition, after, limit))
+    }
+
     async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
         delegate!(self, b => b.read_topic(topic, from, limit))
     }

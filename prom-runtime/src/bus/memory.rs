@@ -80,8 +80,9 @@ impl State {
 
 #[derive(Default)]
 struct Log {
-    /// In commit order; `events[i]` has offset `i + 1` unless numbered per partition.
-    events: Chunks<EventRecord>,
+    /// In commit order; `events[i]` has offset `i + 1` unless numbered per partition. Shared,
+    /// so a consumer's read hands out the stored record itself instead of a copy.
+    events: Chunks<Arc<EventRecord>>,
     dedup: HashMap<String, usize>,
     /// Per partition, the indexes of its events in `events`, ascending (numbered per
     /// partition, `partitions[p][k]` has offset `k + 1`): a partition's reads
@@ -104,7 +105,7 @@ impl Log {
         let receipt =
             Receipt { id: record.id, offset: record.offset, partition: record.partition, duplicate: false };
         self.index_partition(record.partition, index);
-        self.events.push(record);
+        self.events.push(Arc::new(record));
         (receipt, index)
     }
 
@@ -231,6 +232,24 @@ impl EventBus for MemoryBus {
             .iter()
             .filter_map(|&i| log.events.get(i))
             .take(limit)
+            .map(|e| EventRecord::clone(e))
+            .collect())
+    }
+
+    async fn read_shared(
+        &self,
+        topic: &str,
+        partition: u32,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Arc<EventRecord>>> {
+        let state = self.state();
+        let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
+        Ok(log
+            .partition_after(partition, after)
+            .iter()
+            .filter_map(|&i| log.events.get(i))
+            .take(limit)
             .cloned()
             .collect())
     }
@@ -252,7 +271,7 @@ impl EventBus for MemoryBus {
             .iter_from(start)
             .filter(|e| e.offset > from.at(e.partition))
             .take(limit)
-            .cloned()
+            .map(|e| EventRecord::clone(e))
             .collect())
     }
 
@@ -446,7 +465,7 @@ impl EventBus for MemoryBus {
             .zip(&entries[start..])
             .take(limit)
             .filter_map(|(version, entry)| {
-                let record = state.find(&entry.topic)?.events.get(entry.index)?.clone();
+                let record = EventRecord::clone(state.find(&entry.topic)?.events.get(entry.index)?);
                 Some(StreamRecord { version, record, link: entry.link })
             })
             .collect())
@@ -528,6 +547,8 @@ mod tests {
                 let read = bus.read("t", partition, after, 10).await.expect("read");
                 let offsets: Vec<i64> = read.iter().map(|e| e.offset).collect();
                 assert_eq!(offsets, expected.iter().copied().take(10).collect::<Vec<_>>());
+                let shared = bus.read_shared("t", partition, after, 10).await.expect("shared read");
+                assert!(read.iter().eq(shared.iter().map(|e| &**e)), "the same records, shared or copied");
                 let count = bus.count_after("t", partition, after).await.expect("count");
                 assert_eq!(count, expected.len() as u64);
             }
@@ -535,6 +556,16 @@ mod tests {
         assert_eq!(bus.position_of("t", ids[41]).await.expect("offset"), Some(TopicPosition::after(42)));
         assert_eq!(bus.position_of("t", Uuid::nil()).await.expect("offset"), None);
         assert!(bus.read("u", 0, 0, 10).await.expect("read").is_empty());
+    }
+
+    #[tokio::test]
+    async fn shared_reads_hand_out_the_stored_records_themselves() {
+        let bus = MemoryBus::new();
+        bus.publish(vec![NewEvent::new("t", json!({ "n": 1 })).keyed("k", 0)]).await.expect("publish");
+        let first = bus.read_shared("t", 0, 0, 10).await.expect("read");
+        let again = bus.read_shared("t", 0, 0, 10).await.expect("read");
+        assert!(Arc::ptr_eq(&first[0], &again[0]), "no copy per read");
+        assert!(bus.read_shared("u", 0, 0, 10).await.expect("read").is_empty());
     }
 
     #[tokio::test]

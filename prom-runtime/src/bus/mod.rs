@@ -25,6 +25,7 @@ use crate::record::{EventRecord, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -65,6 +66,18 @@ pub trait EventBus: Clone + Send + Sync + 'static {
         after: i64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<EventRecord>>> + Send;
+
+    /// [`EventBus::read`] as shared records: a store that keeps its records in memory hands out
+    /// its own instead of copies (a consumer shares each record with its handlers anyway).
+    fn read_shared(
+        &self,
+        topic: &str,
+        partition: u32,
+        after: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Arc<EventRecord>>>> + Send {
+        async move { Ok(self.read(topic, partition, after, limit).await?.into_iter().map(Arc::new).collect()) }
+    }
 
     /// Up to `limit` events of `topic` after `from`: each partition's in offset order, and each
     /// partition's returned events the first ones after `from`, so advancing `from` by every

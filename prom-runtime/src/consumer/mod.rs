@@ -463,7 +463,7 @@ impl<B: EventBus> Subscription<B> {
                 return Ok(if read_any { Refill::Read } else { Refill::Full });
             }
             let limit = room.min(self.opts.batch_size);
-            let events = self.bus.read(&self.group.topic, p, after, limit).await?;
+            let events = self.bus.read_shared(&self.group.topic, p, after, limit).await?;
             let filter = self.opts.filter.clone();
             let mut state = self.shared.lock();
             // The partition may have been dropped or re-acquired while reading.

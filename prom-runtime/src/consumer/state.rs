@@ -113,7 +113,12 @@ impl Part {
     }
 
     /// Adds freshly read events; `kept` says which pass the filter (the others count as done).
-    pub fn add(&mut self, events: Vec<EventRecord>, limit_hit: bool, kept: impl Fn(&EventRecord) -> bool) {
+    pub fn add(
+        &mut self,
+        events: Vec<Arc<EventRecord>>,
+        limit_hit: bool,
+        kept: impl Fn(&EventRecord) -> bool,
+    ) {
         self.more = limit_hit;
         for event in events {
             self.read_upto = self.read_upto.max(event.offset);
@@ -121,7 +126,7 @@ impl Part {
                 self.outstanding.insert(event.offset);
                 let lane = lane(&event);
                 self.lanes.entry(lane).or_default().waiting += 1;
-                self.buffer.push_back((lane, Arc::new(event)));
+                self.buffer.push_back((lane, event));
             }
         }
     }
@@ -238,8 +243,8 @@ mod tests {
     use crate::record::NewEvent;
     use serde_json::json;
 
-    fn event(offset: i64, key: &str) -> EventRecord {
-        NewEvent::new("t", json!({})).keyed(key, 0).into_record(offset)
+    fn event(offset: i64, key: &str) -> Arc<EventRecord> {
+        Arc::new(NewEvent::new("t", json!({})).keyed(key, 0).into_record(offset))
     }
 
     #[test]
