@@ -51,6 +51,22 @@ impl<T> Chunks<T> {
         head.iter().chain(self.chunks.iter().skip(first + 1).flatten())
     }
 
+    /// The last item.
+    pub(super) fn last(&self) -> Option<&T> {
+        self.chunks.last()?.last()
+    }
+
+    /// The index of the first item `before` is false for, when it holds for a prefix (a
+    /// binary search, like `slice::partition_point`).
+    pub(super) fn partition_point(&self, mut before: impl FnMut(&T) -> bool) -> usize {
+        // Every chunk but the last is full, so chunk `c` starts at `c * CHUNK`.
+        let chunk = self.chunks.partition_point(|c| c.last().is_some_and(&mut before));
+        match self.chunks.get(chunk) {
+            Some(c) => chunk * CHUNK + c.partition_point(before),
+            None => self.len,
+        }
+    }
+
     /// The index of the last item matching `f`.
     pub(super) fn rposition(&self, mut f: impl FnMut(&T) -> bool) -> Option<usize> {
         let chunks = self.chunks.iter().enumerate().rev();
@@ -82,5 +98,11 @@ mod tests {
         assert_eq!(c.rposition(|&i| i == 0), Some(0));
         assert_eq!(c.rposition(|&i| i == n), None);
         assert_eq!(Chunks::<u8>::default().iter_from(0).count(), 0);
+        for point in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, CHUNK * 3, n - 1, n] {
+            assert_eq!(c.partition_point(|&i| i < point), point, "point {point}");
+        }
+        assert_eq!(Chunks::<u8>::default().partition_point(|_| true), 0);
+        assert_eq!(c.last(), Some(&(n - 1)));
+        assert_eq!(Chunks::<u8>::default().last(), None);
     }
 }
