@@ -152,6 +152,11 @@ impl Log {
         &indexes[first..]
     }
 
+    /// A partition's first `limit` events after offset `after`.
+    fn page(&self, partition: u32, after: i64, limit: usize) -> impl Iterator<Item = &Arc<EventRecord>> {
+        self.partition_after(partition, after).iter().filter_map(|&i| self.events.get(i)).take(limit)
+    }
+
     /// Each partition (by number) with the indexes of its events.
     fn each_partition(&self) -> impl Iterator<Item = (u32, &Vec<usize>)> {
         (0u32..).zip(&self.partitions)
@@ -250,13 +255,7 @@ impl EventBus for MemoryBus {
     async fn read(&self, topic: &str, partition: u32, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
         let state = self.state();
         let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
-        Ok(log
-            .partition_after(partition, after)
-            .iter()
-            .filter_map(|&i| log.events.get(i))
-            .take(limit)
-            .map(|e| EventRecord::clone(e))
-            .collect())
+        Ok(log.page(partition, after, limit).map(|e| EventRecord::clone(e)).collect())
     }
 
     async fn read_shared(
@@ -268,12 +267,7 @@ impl EventBus for MemoryBus {
     ) -> Result<Vec<Arc<EventRecord>>> {
         let state = self.state();
         let Some(log) = state.find(topic) else { return Ok(Vec::new()) };
-        let page: Vec<&Arc<EventRecord>> = log
-            .partition_after(partition, after)
-            .iter()
-            .filter_map(|&i| log.events.get(i))
-            .take(limit)
-            .collect();
+        let page: Vec<&Arc<EventRecord>> = log.page(partition, after, limit).collect();
         load_ahead(&page);
         Ok(page.into_iter().cloned().collect())
     }
