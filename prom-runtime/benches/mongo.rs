@@ -7,17 +7,19 @@
 //! with `PROM_MONGO_RS3=1`, as it starts a three-member replica set of its own). Start a server with
 //! `PROM_MONGO_STATE=$(mktemp -d) scripts/mongo.sh start` (it prints the URL).
 //!
-//! Method (as in `runtime.rs`): the sides run in alternating rounds, the order rotated every
-//! round, after an untimed warm-up, and each side reports its fastest round. Every round of
-//! every side gets a fresh database (created, indexed and connected untimed, dropped after),
-//! the same prepared inputs, the same indexes and the same write concern (majority, journaled).
+//! Method: every side has the same inputs, the same indexes and the same write concern
+//! (majority, journaled). `publish` interleaves the sides batch by batch (the order rotated every
+//! batch), each in a database of its own, and reports each side's median batch; `project` runs
+//! them in alternating rounds, the order rotated every round, after an untimed warm-up, each
+//! round in a fresh database (created, indexed and connected untimed, dropped after), and reports
+//! each side's fastest round.
 
 use prom_runtime::NewEvent;
 use prom_runtime::bus::mongo::mongodb::bson::{self, Bson, Document, doc};
 use prom_runtime::bus::mongo::mongodb::options::{
     Acknowledgment, ClientOptions, ReadConcern, TransactionOptions, WriteConcern,
 };
-use prom_runtime::bus::mongo::mongodb::{Client, Database, IndexModel};
+use prom_runtime::bus::mongo::mongodb::{Client, ClientSession, Database, IndexModel};
 use prom_runtime::bus::mongo::{MongoBus, layout};
 use prom_runtime::project::plan::{self, Pointers};
 use prom_runtime::project::write;
@@ -32,8 +34,10 @@ mod failover;
 
 /// Events per publish batch.
 const PUBLISH_BATCH: usize = 500;
-/// Events published per round (per side).
-const PUBLISH_EVENTS: usize = 10_000;
+/// Timed batches per side (after [`PUBLISH_WARMUP`] untimed ones).
+const PUBLISH_BATCHES: usize = 200;
+/// Untimed batches per side first.
+const PUBLISH_WARMUP: usize = 5;
 /// Events per projector batch (distinct keys within a batch, so nothing collapses away).
 const PROJECT_BATCH: usize = 1000;
 /// Projector batches per round: the first `KEYS / PROJECT_BATCH` insert, the rest replace.
@@ -119,75 +123,61 @@ impl Bench {
         (client, db)
     }
 
+    /// Every side publishes one batch in turn (the order rotated every batch), each into a
+    /// database of its own, and reports the median time of its batches. Disk stalls, checkpoints
+    /// and other load hit one batch of each side alike, which whole rounds side after side did
+    /// not (their ratios moved by +-0.15 from run to run).
     async fn publish(&mut self) {
-        let batches = || publish_batches(PUBLISH_EVENTS / PUBLISH_BATCH);
-        // Warm-up (untimed): each side once.
+        let mut sides = Vec::new();
+        for kind in
+            [Sink::Raw, Sink::Transaction { counter: false }, Sink::Transaction { counter: true }, Sink::Bus]
         {
-            let (_c, db) = self.raw_database().await;
-            raw_insert(&db, batches()).await;
-            db.drop().await.expect("drop");
-            let name = self.fresh();
-            let bus = MongoBus::open_database(&self.url, Some(&name)).await.expect("open MongoBus");
-            bus_publish(&bus, batches()).await;
-            bus.database().drop().await.expect("drop");
+            sides.push(Side::open(self, kind).await);
         }
-        let (mut raw, mut raw_tx, mut bare_tx, mut ours) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for r in 0..ROUNDS {
-            for side in 0..4 {
-                let input = batches();
-                match (side + r) % 4 {
-                    0 => {
-                        let (_c, db) = self.raw_database().await;
-                        raw.push(raw_insert(&db, input).await);
-                        db.drop().await.expect("drop");
-                    }
-                    1 => {
-                        let (client, db) = self.raw_database().await;
-                        raw_tx.push(raw_insert_in_transaction(&client, &db, input, true).await);
-                        db.drop().await.expect("drop");
-                    }
-                    2 => {
-                        let (client, db) = self.raw_database().await;
-                        bare_tx.push(raw_insert_in_transaction(&client, &db, input, false).await);
-                        db.drop().await.expect("drop");
-                    }
-                    _ => {
-                        let name = self.fresh();
-                        let bus =
-                            MongoBus::open_database(&self.url, Some(&name)).await.expect("open MongoBus");
-                        ours.push(bus_publish(&bus, input).await);
-                        bus.database().drop().await.expect("drop");
-                    }
+        for b in 0..PUBLISH_WARMUP + PUBLISH_BATCHES {
+            for i in 0..sides.len() {
+                let side = &mut sides[(i + b) % 4];
+                let took = side.publish(publish_batch(b)).await;
+                if b >= PUBLISH_WARMUP {
+                    side.times.push(took);
                 }
             }
         }
-        let (raw, raw_tx, bare_tx, ours) =
-            (fastest(&raw), fastest(&raw_tx), fastest(&bare_tx), fastest(&ours));
-        let n = PUBLISH_EVENTS;
+        let medians: Vec<Duration> = sides.iter_mut().map(|side| median(&mut side.times)).collect();
+        let spreads: Vec<String> = sides.iter().map(|side| quartiles(&side.times)).collect();
+        for side in sides {
+            side.db.drop().await.expect("drop");
+        }
+        let rate = |d: Duration| rate(PUBLISH_BATCH, d);
+        let ratio = |i: usize| medians[0].as_secs_f64() / medians[i].as_secs_f64();
         println!(
-            "publish ({n} events per round in batches of {PUBLISH_BATCH}, the `events` collection's \
-             indexes, fastest of {ROUNDS} rounds)"
+            "publish ({PUBLISH_BATCHES} batches of {PUBLISH_BATCH} events per side, one batch of each side \
+             in turn, the `events` collection's indexes; median batch, quartiles in brackets)"
         );
         println!(
-            "  raw insert_many (builds the same documents, one command per batch)      : {:>9.0} ev/s (baseline)",
-            rate(n, raw)
+            "  raw insert_many (builds the same documents, one command per batch)      : {:>9.0} ev/s (baseline) {}",
+            rate(medians[0]),
+            spreads[0]
         );
         println!(
-            "  raw transaction: insert_many + commit, no counter (for reference)       : {:>9.0} ev/s   {:.2}x",
-            rate(n, bare_tx),
-            raw.as_secs_f64() / bare_tx.as_secs_f64()
+            "  raw transaction: insert_many + commit, no counter (for reference)       : {:>9.0} ev/s   {:.2}x {}",
+            rate(medians[1]),
+            ratio(1),
+            spreads[1]
         );
         println!(
-            "  raw transaction: counter $inc + insert_many + commit (for reference)    : {:>9.0} ev/s   {:.2}x",
-            rate(n, raw_tx),
-            raw.as_secs_f64() / raw_tx.as_secs_f64()
+            "  raw transaction: counter $inc + insert_many + commit (for reference)    : {:>9.0} ev/s   {:.2}x {}",
+            rate(medians[2]),
+            ratio(2),
+            spreads[2]
         );
         println!(
             "  MongoBus::publish (offsets, dedup check, one transaction per batch)     : {:>9.0} ev/s   {:.2}x \
-             the baseline's rate (target >= 0.9x); {:.2}x the raw transaction's\n",
-            rate(n, ours),
-            raw.as_secs_f64() / ours.as_secs_f64(),
-            raw_tx.as_secs_f64() / ours.as_secs_f64()
+             the baseline's rate (target >= 0.9x); {:.2}x the counter transaction's {}\n",
+            rate(medians[3]),
+            ratio(3),
+            medians[2].as_secs_f64() / medians[3].as_secs_f64(),
+            spreads[3]
         );
     }
 
@@ -260,17 +250,12 @@ fn payload(n: usize) -> Value {
     json!({ "pid": n % 5000 + 1, "name": "api", "host": "host-1", "cpu_pct": 12.5, "mem_mib": 256.0, "region": "eu-west" })
 }
 
-fn publish_batches(batches: usize) -> Vec<Vec<NewEvent>> {
-    (0..batches)
-        .map(|b| {
-            (b * PUBLISH_BATCH..(b + 1) * PUBLISH_BATCH)
-                .map(|n| {
-                    let mut e =
-                        NewEvent::new(TOPIC, payload(n)).keyed(format!("{}", n % 5000), (n % 8) as u32);
-                    e.headers.insert("x-schema-version".into(), "3".into());
-                    e
-                })
-                .collect()
+fn publish_batch(b: usize) -> Vec<NewEvent> {
+    (b * PUBLISH_BATCH..(b + 1) * PUBLISH_BATCH)
+        .map(|n| {
+            let mut e = NewEvent::new(TOPIC, payload(n)).keyed(format!("{}", n % 5000), (n % 8) as u32);
+            e.headers.insert("x-schema-version".into(), "3".into());
+            e
         })
         .collect()
 }
@@ -292,70 +277,110 @@ fn event_doc(e: &NewEvent, offset: i64) -> Document {
     d
 }
 
-async fn bus_publish(bus: &MongoBus, batches: Vec<Vec<NewEvent>>) -> Duration {
-    let start = Instant::now();
-    for batch in batches {
-        let receipts = bus.publish(batch).await.expect("MongoBus::publish");
-        assert_eq!(receipts.len(), PUBLISH_BATCH);
-    }
-    start.elapsed()
+/// What one side of the `publish` section writes with.
+#[derive(Clone, Copy)]
+enum Sink {
+    /// `insert_many`, one command per batch.
+    Raw,
+    /// A transaction like `MongoBus`'s (snapshot reads, majority commit), with or without a
+    /// counter bump before the insert.
+    Transaction { counter: bool },
+    /// `MongoBus::publish`.
+    Bus,
 }
 
-async fn raw_insert(db: &Database, batches: Vec<Vec<NewEvent>>) -> Duration {
-    let events = db.collection::<Document>(layout::EVENTS);
-    let start = Instant::now();
-    let mut offset = 0;
-    for batch in batches {
-        let docs: Vec<Document> = batch
-            .iter()
-            .map(|e| {
-                offset += 1;
-                event_doc(e, offset)
-            })
-            .collect();
-        let done = events.insert_many(docs).await.expect("insert_many");
-        assert_eq!(done.inserted_ids.len(), PUBLISH_BATCH);
-    }
-    start.elapsed()
+/// One side of the `publish` section, in a database of its own.
+struct Side {
+    kind: Sink,
+    db: Database,
+    /// Keeps the raw sides' client (and its connections) for the whole section.
+    _client: Option<Client>,
+    session: Option<ClientSession>,
+    bus: Option<MongoBus>,
+    /// The last offset the raw sides gave.
+    offset: i64,
+    times: Vec<Duration>,
 }
 
-/// `batches` each in a transaction like `MongoBus`'s (snapshot reads, majority commit), with or
-/// without a counter bump before the insert.
-async fn raw_insert_in_transaction(
-    client: &Client,
-    db: &Database,
-    batches: Vec<Vec<NewEvent>>,
-    counter: bool,
-) -> Duration {
-    let events = db.collection::<Document>(layout::EVENTS);
-    let topics = db.collection::<Document>(layout::TOPICS);
-    let options =
-        TransactionOptions::builder().read_concern(ReadConcern::snapshot()).write_concern(durable()).build();
-    let start = Instant::now();
-    let mut session = client.start_session().default_transaction_options(options).await.expect("session");
-    let mut offset = 0;
-    for batch in batches {
-        session.start_transaction().await.expect("start transaction");
-        let n = batch.len() as i64;
-        if counter {
-            topics
-                .update_one(doc! { "_id": TOPIC }, doc! { "$inc": { "head": n } })
-                .upsert(true)
-                .session(&mut session)
-                .await
-                .expect("counter");
+impl Side {
+    async fn open(bench: &mut Bench, kind: Sink) -> Side {
+        let (mut client, mut session, mut bus) = (None, None, None);
+        let db = match kind {
+            Sink::Bus => {
+                let name = bench.fresh();
+                let opened = MongoBus::open_database(&bench.url, Some(&name)).await.expect("open MongoBus");
+                let db = opened.database().clone();
+                bus = Some(opened);
+                db
+            }
+            Sink::Raw | Sink::Transaction { .. } => {
+                let (raw, db) = bench.raw_database().await;
+                if let Sink::Transaction { .. } = kind {
+                    let options = TransactionOptions::builder()
+                        .read_concern(ReadConcern::snapshot())
+                        .write_concern(durable())
+                        .build();
+                    session = Some(
+                        raw.start_session().default_transaction_options(options).await.expect("session"),
+                    );
+                }
+                client = Some(raw);
+                db
+            }
+        };
+        Side { kind, db, _client: client, session, bus, offset: 0, times: Vec::new() }
+    }
+
+    /// Publishes `batch` (building its documents on the raw sides); returns how long it took.
+    async fn publish(&mut self, batch: Vec<NewEvent>) -> Duration {
+        let start = Instant::now();
+        if let Some(bus) = &self.bus {
+            let receipts = bus.publish(batch).await.expect("MongoBus::publish");
+            assert_eq!(receipts.len(), PUBLISH_BATCH);
+            return start.elapsed();
         }
         let docs: Vec<Document> = batch
             .iter()
             .map(|e| {
-                offset += 1;
-                event_doc(e, offset)
+                self.offset += 1;
+                event_doc(e, self.offset)
             })
             .collect();
-        events.insert_many(docs).session(&mut session).await.expect("insert_many");
-        session.commit_transaction().await.expect("commit");
+        let events = self.db.collection::<Document>(layout::EVENTS);
+        match (self.kind, self.session.as_mut()) {
+            (Sink::Transaction { counter }, Some(session)) => {
+                session.start_transaction().await.expect("start transaction");
+                if counter {
+                    self.db
+                        .collection::<Document>(layout::TOPICS)
+                        .update_one(doc! { "_id": TOPIC }, doc! { "$inc": { "head": batch.len() as i64 } })
+                        .upsert(true)
+                        .session(&mut *session)
+                        .await
+                        .expect("counter");
+                }
+                events.insert_many(docs).session(&mut *session).await.expect("insert_many");
+                session.commit_transaction().await.expect("commit");
+            }
+            _ => {
+                let done = events.insert_many(docs).await.expect("insert_many");
+                assert_eq!(done.inserted_ids.len(), PUBLISH_BATCH);
+            }
+        }
+        start.elapsed()
     }
-    start.elapsed()
+}
+
+/// The median of `times` (sorts them).
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times.get(times.len() / 2).copied().unwrap_or_default()
+}
+
+/// The first and third quartiles of sorted `times`, as rates.
+fn quartiles(times: &[Duration]) -> String {
+    let at = |q: usize| times.get(times.len() * q / 4).copied().unwrap_or_default();
+    format!("[{:.0}-{:.0}]", rate(PUBLISH_BATCH, at(3)), rate(PUBLISH_BATCH, at(1)))
 }
 
 /// Batches of records over distinct keys; batch `b` carries version `b + 1`.
