@@ -135,8 +135,9 @@ impl Bench {
             sides.push(Side::open(self, kind).await);
         }
         for b in 0..PUBLISH_WARMUP + PUBLISH_BATCHES {
-            for i in 0..sides.len() {
-                let side = &mut sides[(i + b) % 4];
+            let n = sides.len();
+            for i in 0..n {
+                let side = &mut sides[(i + b) % n];
                 let took = side.publish(publish_batch(b)).await;
                 if b >= PUBLISH_WARMUP {
                     side.times.push(took);

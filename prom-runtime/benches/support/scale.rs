@@ -27,7 +27,7 @@ const LINEAR_ROUNDS: usize = 15;
 /// Flushes the CPU caches by writing to a buffer larger than the last-level cache.
 ///
 /// A 10 k-event topic fits in the caches and stays there from one round to the next, while a
-/// window of a 1 M-event topic (about a gigabyte in memory) comes from RAM: comparing them as
+/// window of a 1 M-event topic (hundreds of megabytes in memory) comes from RAM: comparing them as
 /// they are measures the cache, not how consumption scales with the stored events. Flushed
 /// before each side, both start from RAM, as a consumer working through a backlog does.
 struct Flush {
