@@ -128,12 +128,12 @@ impl Bench {
     /// and other load hit one batch of each side alike, which whole rounds side after side did
     /// not (their ratios moved by +-0.15 from run to run).
     async fn publish(&mut self) {
-        let mut sides = Vec::new();
-        for kind in
-            [Sink::Raw, Sink::Transaction { counter: false }, Sink::Transaction { counter: true }, Sink::Bus]
-        {
-            sides.push(Side::open(self, kind).await);
-        }
+        let mut sides = vec![
+            Side::raw(self).await,
+            Side::transaction(self, false).await,
+            Side::transaction(self, true).await,
+            Side::bus(self).await,
+        ];
         for b in 0..PUBLISH_WARMUP + PUBLISH_BATCHES {
             let n = sides.len();
             for i in 0..n {
@@ -149,7 +149,7 @@ impl Bench {
         for side in sides {
             side.db.drop().await.expect("drop");
         }
-        let rate = |d: Duration| rate(PUBLISH_BATCH, d);
+        let per_second = |d: Duration| rate(PUBLISH_BATCH, d);
         let ratio = |i: usize| medians[0].as_secs_f64() / medians[i].as_secs_f64();
         println!(
             "publish ({PUBLISH_BATCHES} batches of {PUBLISH_BATCH} events per side, one batch of each side \
@@ -157,25 +157,25 @@ impl Bench {
         );
         println!(
             "  raw insert_many (builds the same documents, one command per batch)      : {:>9.0} ev/s (baseline) {}",
-            rate(medians[0]),
+            per_second(medians[0]),
             spreads[0]
         );
         println!(
             "  raw transaction: insert_many + commit, no counter (for reference)       : {:>9.0} ev/s   {:.2}x {}",
-            rate(medians[1]),
+            per_second(medians[1]),
             ratio(1),
             spreads[1]
         );
         println!(
             "  raw transaction: counter $inc + insert_many + commit (for reference)    : {:>9.0} ev/s   {:.2}x {}",
-            rate(medians[2]),
+            per_second(medians[2]),
             ratio(2),
             spreads[2]
         );
         println!(
             "  MongoBus::publish (offsets, dedup check, one transaction per batch)     : {:>9.0} ev/s   {:.2}x \
              the baseline's rate (target >= 0.9x); {:.2}x the counter transaction's {}\n",
-            rate(medians[3]),
+            per_second(medians[3]),
             ratio(3),
             medians[2].as_secs_f64() / medians[3].as_secs_f64(),
             spreads[3]
@@ -279,97 +279,97 @@ fn event_doc(e: &NewEvent, offset: i64) -> Document {
 }
 
 /// What one side of the `publish` section writes with.
-#[derive(Clone, Copy)]
 enum Sink {
     /// `insert_many`, one command per batch.
     Raw,
     /// A transaction like `MongoBus`'s (snapshot reads, majority commit), with or without a
     /// counter bump before the insert.
-    Transaction { counter: bool },
+    Transaction { counter: bool, session: Box<ClientSession> },
     /// `MongoBus::publish`.
-    Bus,
+    Bus(MongoBus),
 }
 
 /// One side of the `publish` section, in a database of its own.
 struct Side {
-    kind: Sink,
+    sink: Sink,
     db: Database,
     /// Keeps the raw sides' client (and its connections) for the whole section.
     _client: Option<Client>,
-    session: Option<ClientSession>,
-    bus: Option<MongoBus>,
     /// The last offset the raw sides gave.
     offset: i64,
     times: Vec<Duration>,
 }
 
 impl Side {
-    async fn open(bench: &mut Bench, kind: Sink) -> Side {
-        let (mut client, mut session, mut bus) = (None, None, None);
-        let db = match kind {
-            Sink::Bus => {
-                let name = bench.fresh();
-                let opened = MongoBus::open_database(&bench.url, Some(&name)).await.expect("open MongoBus");
-                let db = opened.database().clone();
-                bus = Some(opened);
-                db
-            }
-            Sink::Raw | Sink::Transaction { .. } => {
-                let (raw, db) = bench.raw_database().await;
-                if let Sink::Transaction { .. } = kind {
-                    let options = TransactionOptions::builder()
-                        .read_concern(ReadConcern::snapshot())
-                        .write_concern(durable())
-                        .build();
-                    session = Some(
-                        raw.start_session().default_transaction_options(options).await.expect("session"),
-                    );
-                }
-                client = Some(raw);
-                db
-            }
-        };
-        Side { kind, db, _client: client, session, bus, offset: 0, times: Vec::new() }
+    fn new(sink: Sink, db: Database, client: Option<Client>) -> Side {
+        Side { sink, db, _client: client, offset: 0, times: Vec::new() }
+    }
+
+    async fn raw(bench: &mut Bench) -> Side {
+        let (client, db) = bench.raw_database().await;
+        Side::new(Sink::Raw, db, Some(client))
+    }
+
+    async fn transaction(bench: &mut Bench, counter: bool) -> Side {
+        let (client, db) = bench.raw_database().await;
+        let options = TransactionOptions::builder()
+            .read_concern(ReadConcern::snapshot())
+            .write_concern(durable())
+            .build();
+        let session = client.start_session().default_transaction_options(options).await.expect("session");
+        Side::new(Sink::Transaction { counter, session: Box::new(session) }, db, Some(client))
+    }
+
+    async fn bus(bench: &mut Bench) -> Side {
+        let name = bench.fresh();
+        let bus = MongoBus::open_database(&bench.url, Some(&name)).await.expect("open MongoBus");
+        let db = bus.database().clone();
+        Side::new(Sink::Bus(bus), db, None)
     }
 
     /// Publishes `batch` (building its documents on the raw sides); returns how long it took.
     async fn publish(&mut self, batch: Vec<NewEvent>) -> Duration {
         let start = Instant::now();
-        if let Some(bus) = &self.bus {
-            let receipts = bus.publish(batch).await.expect("MongoBus::publish");
-            assert_eq!(receipts.len(), PUBLISH_BATCH);
-            return start.elapsed();
-        }
-        let docs: Vec<Document> = batch
-            .iter()
-            .map(|e| {
-                self.offset += 1;
-                event_doc(e, self.offset)
-            })
-            .collect();
         let events = self.db.collection::<Document>(layout::EVENTS);
-        match (self.kind, self.session.as_mut()) {
-            (Sink::Transaction { counter }, Some(session)) => {
+        match &mut self.sink {
+            Sink::Bus(bus) => {
+                let receipts = bus.publish(batch).await.expect("MongoBus::publish");
+                assert_eq!(receipts.len(), PUBLISH_BATCH);
+            }
+            Sink::Raw => {
+                let done =
+                    events.insert_many(event_docs(&batch, &mut self.offset)).await.expect("insert_many");
+                assert_eq!(done.inserted_ids.len(), PUBLISH_BATCH);
+            }
+            Sink::Transaction { counter, session } => {
                 session.start_transaction().await.expect("start transaction");
-                if counter {
+                if *counter {
                     self.db
                         .collection::<Document>(layout::TOPICS)
                         .update_one(doc! { "_id": TOPIC }, doc! { "$inc": { "head": batch.len() as i64 } })
                         .upsert(true)
-                        .session(&mut *session)
+                        .session(&mut **session)
                         .await
                         .expect("counter");
                 }
-                events.insert_many(docs).session(&mut *session).await.expect("insert_many");
+                let docs = event_docs(&batch, &mut self.offset);
+                events.insert_many(docs).session(&mut **session).await.expect("insert_many");
                 session.commit_transaction().await.expect("commit");
-            }
-            _ => {
-                let done = events.insert_many(docs).await.expect("insert_many");
-                assert_eq!(done.inserted_ids.len(), PUBLISH_BATCH);
             }
         }
         start.elapsed()
     }
+}
+
+/// The documents `MongoBus` would store for `batch`, at the offsets after `offset` (advanced).
+fn event_docs(batch: &[NewEvent], offset: &mut i64) -> Vec<Document> {
+    batch
+        .iter()
+        .map(|e| {
+            *offset += 1;
+            event_doc(e, *offset)
+        })
+        .collect()
 }
 
 /// The median of `times` (sorts them).
