@@ -155,13 +155,12 @@ fn sqlite_versions(conn: &rusqlite::Connection, topic: &str) -> rusqlite::Result
 #[cfg(feature = "mongo")]
 pub mod mongo {
     use super::Membership;
-    use crate::bus::mongo::layout::{EVENTS, LEASES, MEMBERS, VERSION_INDEX};
+    use crate::bus::mongo::layout::{LEASES, MEMBERS};
+    use crate::bus::mongo::stored;
     use crate::bus::{GroupId, MongoBus};
     use crate::error::{Error, Result};
     use futures_util::TryStreamExt;
-    use mongodb::action::Action;
     use mongodb::bson::{Document, doc};
-    use mongodb::options::Hint;
     use std::collections::BTreeMap;
 
     fn failed(what: &str, e: &mongodb::error::Error) -> Error {
@@ -203,51 +202,21 @@ pub mod mongo {
 
     /// The newest offset of each partition (one indexed lookup per partition).
     pub async fn partition_heads(bus: &MongoBus, topic: &str, partitions: u32) -> Result<Vec<i64>> {
-        let events = bus.database().collection::<Document>(EVENTS);
         let mut heads = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            let newest = events
-                .find_one(doc! { "topic": topic, "part": i64::from(p) })
-                .sort(doc! { "topic": 1, "part": 1, "off": -1 })
-                .projection(doc! { "off": 1 })
+            let newest = stored::newest_offset(bus.database(), None, topic, i64::from(p))
                 .await
                 .map_err(|e| failed("cannot read a partition's head", &e))?;
-            heads.push(newest.and_then(|d| d.get_i64("off").ok()).unwrap_or(0));
+            heads.push(newest.unwrap_or(0));
         }
         Ok(heads)
     }
 
-    /// Counts by the `v` field the bus stores beside the headers, grouped over the
-    /// `topic_version` index (a covered scan; no document is fetched).
+    /// Counts by the `v` field the bus stores beside the headers (see [`stored::versions`]).
     pub async fn stored_versions(bus: &MongoBus, topic: &str) -> Result<super::VersionCounts> {
-        let pipeline = vec![
-            doc! { "$match": { "topic": topic } },
-            doc! { "$group": { "_id": "$v", "n": { "$sum": 1 } } },
-        ];
-        let events = bus.database().collection::<Document>(EVENTS);
-        // Every open creates the index; a deployment only ever opened by an older prom lacks
-        // it, and is then counted over `topic_off` (documents fetched, no payload parsed).
-        let names =
-            events.list_index_names().await.map_err(|e| failed("cannot list the event indexes", &e))?;
-        let hint = names.iter().any(|n| n == VERSION_INDEX).then(|| Hint::Name(VERSION_INDEX.to_owned()));
-        let groups: Vec<Document> = events
-            .aggregate(pipeline)
-            .optional(hint, |aggregate, hint| aggregate.hint(hint))
-            .await
-            .map_err(|e| failed("cannot count stored versions", &e))?
-            .try_collect()
+        let counts = stored::versions(bus.database(), topic)
             .await
             .map_err(|e| failed("cannot count stored versions", &e))?;
-        let mut counts = BTreeMap::new();
-        for group in groups {
-            let version = match group.get("_id") {
-                Some(mongodb::bson::Bson::Int64(v)) => u32::try_from(*v).ok(),
-                Some(mongodb::bson::Bson::Int32(v)) => u32::try_from(*v).ok(),
-                _ => None,
-            };
-            let n = group.get_i64("n").ok().or_else(|| group.get_i32("n").ok().map(i64::from)).unwrap_or(0);
-            *counts.entry(version).or_insert(0) += u64::try_from(n).unwrap_or(0);
-        }
         Ok(super::VersionCounts { counts, newest_only: None })
     }
 

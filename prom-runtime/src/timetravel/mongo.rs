@@ -1,12 +1,11 @@
 //! Time travel's storage on MongoDB: snapshots in the collection `snapshots`, a key's events
-//! through the events collection's `(topic, key, off)` index.
+//! read through the bus ([`crate::bus::mongo::stored`], on the `(topic, key, off)` index).
 
 use super::{KeySnapshot, SNAPSHOTS};
-use crate::bus::mongo::layout;
+use crate::bus::mongo::stored;
 use crate::error::{Error, Result};
 use crate::outage;
 use crate::record::{EventRecord, Headers};
-use futures_util::TryStreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -71,14 +70,7 @@ impl MongoStore {
 
     /// The offset of the first event of `key` after `after` published later than `at_ms`.
     pub async fn first_after(&self, topic: &str, key: &str, after: i64, at_ms: i64) -> Result<Option<i64>> {
-        let late = self
-            .db
-            .collection::<StoredEvent>(layout::EVENTS)
-            .find_one(doc! { "topic": topic, "key": key, "off": { "$gt": after }, "ts": { "$gt": at_ms } })
-            .sort(doc! { "off": 1 })
-            .await
-            .map_err(|e| err(topic, &e))?;
-        Ok(late.map(|e| e.off))
+        stored::key_first_after(&self.db, topic, key, after, at_ms).await.map_err(|e| err(topic, &e))
     }
 
     /// Up to `limit` events of `key` after `after` published at or before `at_ms`, in offset
@@ -92,20 +84,10 @@ impl MongoStore {
         at_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>> {
-        let filter = doc! { "topic": topic, "key": key, "off": { "$gt": after }, "ts": { "$lte": at_ms } };
-        let mut cursor = self
-            .db
-            .collection::<StoredEvent>(layout::EVENTS)
-            .find(filter)
-            .sort(doc! { "off": 1 })
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+        let events: Vec<StoredEvent> = stored::key_events(&self.db, topic, key, after, at_ms, limit)
             .await
             .map_err(|e| err(topic, &e))?;
-        let mut out = Vec::new();
-        while let Some(stored) = cursor.try_next().await.map_err(|e| err(topic, &e))? {
-            out.push(record(topic, key, stored));
-        }
-        Ok(out)
+        Ok(events.into_iter().map(|stored| record(topic, key, stored)).collect())
     }
 
     /// Stores snapshots; returns how many were new (an existing one is kept).

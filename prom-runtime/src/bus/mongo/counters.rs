@@ -15,7 +15,8 @@
 
 use super::MongoBus;
 use super::docs::EventDoc;
-use super::layout::{EVENTS, PARTITIONS, TOPICS};
+use super::layout::{PARTITIONS, TOPICS};
+use super::stored;
 use super::txn::{Abort, TxResult};
 use crate::bus::TopicPosition;
 use futures_util::TryStreamExt;
@@ -151,14 +152,7 @@ async fn create(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64, n
 async fn start_of(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64) -> TxResult<i64> {
     let legacy = bus.coll(TOPICS).find_one(doc! { "_id": topic }).session(&mut *s).await?;
     let legacy = legacy.and_then(|d| d.get_i64("head").ok()).unwrap_or(0);
-    let last = bus
-        .coll(EVENTS)
-        .find_one(doc! { "topic": topic, "part": part })
-        .sort(doc! { "off": -1 })
-        .projection(doc! { "off": 1 })
-        .session(&mut *s)
-        .await?;
-    let last = last.and_then(|d| d.get_i64("off").ok()).unwrap_or(0);
+    let last = stored::newest_offset(bus.database(), Some(&mut *s), topic, part).await?.unwrap_or(0);
     Ok(legacy.max(last))
 }
 
@@ -181,20 +175,11 @@ pub async fn heads(bus: &MongoBus, topic: &str) -> mongodb::error::Result<TopicP
 /// event when it has none such.
 pub async fn before_time(bus: &MongoBus, topic: &str, at_ms: i64) -> mongodb::error::Result<TopicPosition> {
     let heads = heads(bus, topic).await?;
-    let pipeline = [
-        doc! { "$match": { "topic": topic, "ts": { "$gte": at_ms } } },
-        doc! { "$group": { "_id": "$part", "first": { "$min": "$off" } } },
-    ];
-    let firsts: Vec<Document> = bus.coll(EVENTS).aggregate(pipeline).await?.try_collect().await?;
-    let firsts: BTreeMap<u32, i64> = firsts
-        .iter()
-        .filter_map(|d| Some((u32::try_from(d.get_i64("_id").ok()?).ok()?, d.get_i64("first").ok()?)))
-        .collect();
+    let firsts = stored::firsts_since(bus.database(), topic, at_ms).await?;
     // Every partition listed, as partitions of the earlier layout have no counter and stand at
     // the floor of `heads`, which may be past their events after `at_ms`.
-    let stored = bus.coll(EVENTS).distinct("part", doc! { "topic": topic }).await?;
-    let partitions =
-        stored.iter().filter_map(|p| u32::try_from(p.as_i64()?).ok()).chain(heads.parts().keys().copied());
+    let holding = stored::partitions(bus.database(), topic).await?;
+    let partitions = holding.into_iter().chain(heads.parts().keys().copied());
     let parts: Vec<(u32, i64)> =
         partitions.map(|p| (p, firsts.get(&p).map_or_else(|| heads.at(p), |first| first - 1))).collect();
     Ok(TopicPosition::with_parts(0, parts))

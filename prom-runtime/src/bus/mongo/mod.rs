@@ -3,7 +3,9 @@
 //!
 //! Layout (one database; see [`layout`]): `events` (one document per event, `_id` = event id),
 //! `partitions` (per-partition offset counters), `cursors`, `members` and `leases`. Dead
-//! letters are events on `dlq.<topic>` like any other.
+//! letters are events on `dlq.<topic>` like any other. Events are written by `publish` and
+//! `streams` and read only through `stored`, by this bus and by `prom status` and time
+//! travel alike.
 //!
 //! Every write that must be atomic runs in a multi-document transaction (which is why MongoDB
 //! must run as a replica set): a publish reads the batch's dedup keys, bumps the counter of each
@@ -23,6 +25,7 @@ mod groups;
 pub(crate) mod in_session;
 pub mod layout;
 mod publish;
+pub(crate) mod stored;
 mod streams;
 mod txn;
 
@@ -33,7 +36,6 @@ use crate::error::{Error, Result};
 use crate::record::{EventRecord, HeadersText, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
 use docs::EventDoc;
-use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::options::{ClientOptions, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{Client, ClientSession, Collection, Database};
@@ -182,16 +184,9 @@ impl MongoBus {
     }
 
     async fn find_events(&self, filter: Document, sort: Document, limit: usize) -> Result<Vec<EventRecord>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let cursor = self
-            .events()
-            .find(filter)
-            .sort(sort)
-            .limit(limit)
+        let docs = stored::page(&self.inner.db, filter, sort, limit)
             .await
             .map_err(|e| self.db("cannot read events", &e))?;
-        let docs: Vec<EventDoc> =
-            cursor.try_collect().await.map_err(|e| self.db("cannot read events", &e))?;
         let mut texts = HeadersText::default();
         docs.into_iter().map(|d| d.into_record(&mut texts).map_err(|e| self.err(e))).collect()
     }
@@ -270,9 +265,7 @@ impl EventBus for MongoBus {
     }
 
     async fn position_of(&self, topic: &str, id: Uuid) -> Result<Option<TopicPosition>> {
-        let found = self
-            .events()
-            .find_one(doc! { "_id": docs::bson_uuid(id), "topic": topic })
+        let found = stored::by_id(&self.inner.db, topic, id)
             .await
             .map_err(|e| self.db("cannot look the event up", &e))?;
         let Some(event) = found else { return Ok(None) };
@@ -287,8 +280,7 @@ impl EventBus for MongoBus {
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
-        self.events()
-            .count_documents(doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } })
+        stored::count_after(&self.inner.db, topic, partition, after)
             .await
             .map_err(|e| self.db("cannot count events", &e))
     }
@@ -297,7 +289,7 @@ impl EventBus for MongoBus {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let found = publish::stored_dedup(self, None, topic, &keys)
+        let found = stored::dedup(&self.inner.db, None, topic, &keys)
             .await
             .map_err(|e| self.db("cannot read dedup keys", &e))?;
         Ok(keys.into_iter().filter(|k| found.contains_key(k)).collect())

@@ -4,16 +4,13 @@
 use super::MongoBus;
 use super::counters::Reserved;
 use super::docs::{EventDoc, Row};
-use super::layout::EVENTS;
+use super::stored;
 use super::txn::{TxResult, transaction};
 use crate::error::Result;
 use crate::record::Receipt;
-use futures_util::TryStreamExt;
 use mongodb::ClientSession;
-use mongodb::bson::{Bson, Document, doc};
 use std::collections::HashMap;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Stores `rows` atomically; events whose dedup key is stored get the earlier event's receipt.
 pub async fn publish(bus: &MongoBus, rows: Arc<Vec<Row>>) -> Result<Vec<Receipt>> {
@@ -46,7 +43,7 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
     }
     let mut stored: HashMap<(&str, String), Receipt> = HashMap::new();
     for (topic, keys) in &wanted {
-        for (key, receipt) in stored_dedup(bus, Some(&mut *s), topic, keys).await? {
+        for (key, receipt) in stored::dedup(bus.database(), Some(&mut *s), topic, keys).await? {
             stored.insert((topic, key), receipt);
         }
     }
@@ -90,42 +87,4 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
         bus.events().insert_many(docs).session(&mut *s).await?;
     }
     Ok(receipts)
-}
-
-/// The stored events of `topic` carrying one of `keys` as dedup key, by key.
-pub async fn stored_dedup(
-    bus: &MongoBus,
-    session: Option<&mut ClientSession>,
-    topic: &str,
-    keys: &[String],
-) -> mongodb::error::Result<HashMap<String, Receipt>> {
-    let filter = doc! { "topic": topic, "dedup": { "$in": keys } };
-    let projection = doc! { "_id": 1, "off": 1, "part": 1, "dedup": 1 };
-    let coll = bus.coll(EVENTS);
-    let docs: Vec<Document> = match session {
-        Some(s) => {
-            let mut cursor = coll.find(filter).projection(projection).session(&mut *s).await?;
-            cursor.stream(s).try_collect().await?
-        }
-        None => coll.find(filter).projection(projection).await?.try_collect().await?,
-    };
-    Ok(docs
-        .iter()
-        .filter_map(|d| {
-            let receipt = Receipt {
-                id: uuid_of(d.get("_id")?)?,
-                offset: d.get_i64("off").ok()?,
-                partition: u32::try_from(d.get_i64("part").ok()?).ok()?,
-                duplicate: true,
-            };
-            Some((d.get_str("dedup").ok()?.to_string(), receipt))
-        })
-        .collect())
-}
-
-fn uuid_of(value: &Bson) -> Option<Uuid> {
-    match value {
-        Bson::Binary(b) => Uuid::from_slice(&b.bytes).ok(),
-        _ => None,
-    }
 }

@@ -8,6 +8,7 @@ use super::MongoBus;
 use super::counters::Reserved;
 use super::docs::{EventDoc, Row};
 use super::layout::{SNAPSHOTS, STREAMS};
+use super::stored::{self, Partition};
 use super::txn::{Abort, TxResult, transaction};
 use crate::error::Result;
 use crate::record::HeadersText;
@@ -159,22 +160,7 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
     if wanted.is_empty() {
         return Ok(Vec::new());
     }
-    let any: Vec<Document> = wanted
-        .iter()
-        .map(|((topic, part), offs)| {
-            let mut filter = doc! { "topic": *topic, "off": { "$in": offs } };
-            if let Some(part) = part {
-                filter.insert("part", *part);
-            }
-            filter
-        })
-        .collect();
-    let events: Vec<EventDoc> = bus
-        .events()
-        .find(doc! { "$or": any })
-        .await
-        .map_err(|e| bus.db("cannot read the stream's events", &e))?
-        .try_collect()
+    let events = stored::at_offsets(bus.database(), &wanted)
         .await
         .map_err(|e| bus.db("cannot read the stream's events", &e))?;
     let mut by_place: HashMap<(String, i64), Vec<EventDoc>> = HashMap::new();
@@ -193,9 +179,6 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
     }
     Ok(out)
 }
-
-/// A topic and partition (`None`: an entry of the per-topic layout).
-type Partition<'a> = (&'a str, Option<i64>);
 
 /// Where a stream entry's event is stored: topic, partition (`None` in entries written before
 /// per-partition offsets, whose offset alone is unique in the topic) and offset.
