@@ -179,12 +179,21 @@ async fn prom_verify_names_an_event_edited_behind_mongodbs_back() {
         .expect("find")
         .expect("version 2 is stored");
     let off = entry.get_i64("off").expect("off");
+    // The event lies in a chunk (one document per partition per transaction): edit it there.
+    let chunk: Document = bus
+        .database()
+        .collection::<Document>("chunks")
+        .find_one(doc! { "topic": "money.deposited", "off": { "$lte": off }, "last": { "$gte": off } })
+        .await
+        .expect("find")
+        .expect("the chunk holding version 2");
+    let at = off - chunk.get_i64("off").expect("off");
     let edited = bus
         .database()
-        .collection::<Document>("events")
+        .collection::<Document>("chunks")
         .update_one(
-            doc! { "topic": "money.deposited", "off": off },
-            doc! { "$set": { "payload": r#"{"accountId":"m1","cents":200}"# } },
+            doc! { "_id": chunk.get("_id").expect("id") },
+            doc! { "$set": { format!("evs.{at}.payload"): r#"{"accountId":"m1","cents":200}"# } },
         )
         .await
         .expect("update");

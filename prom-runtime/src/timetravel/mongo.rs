@@ -2,6 +2,7 @@
 //! read through the bus ([`crate::bus::mongo::stored`], on the `(topic, key, off)` index).
 
 use super::{KeySnapshot, SNAPSHOTS};
+use crate::bus::mongo::docs::EventDoc;
 use crate::bus::mongo::stored;
 use crate::error::{Error, Result};
 use crate::outage;
@@ -9,7 +10,6 @@ use crate::record::{EventRecord, Headers};
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
-use serde::Deserialize;
 use serde_json::{Number, Value};
 
 /// A document as MongoDB gives it back (relaxed extended JSON), or `None` when it cannot be
@@ -22,18 +22,6 @@ pub fn admit(doc: Value) -> Option<Value> {
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
-}
-
-/// The fields of a stored event the fold needs.
-#[derive(Debug, Deserialize)]
-struct StoredEvent {
-    #[serde(rename = "_id")]
-    id: bson::Uuid,
-    off: i64,
-    ts: i64,
-    part: i64,
-    headers: String,
-    payload: String,
 }
 
 impl MongoStore {
@@ -84,7 +72,7 @@ impl MongoStore {
         at_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>> {
-        let events: Vec<StoredEvent> = stored::key_events(&self.db, topic, key, after, at_ms, limit)
+        let events = stored::key_events(&self.db, topic, key, after, at_ms, limit)
             .await
             .map_err(|e| err(topic, &e))?;
         Ok(events.into_iter().map(|stored| record(topic, key, stored)).collect())
@@ -113,7 +101,7 @@ impl MongoStore {
 }
 
 /// A stored event as a record; unreadable JSON becomes a payload the registry refuses.
-fn record(topic: &str, key: &str, stored: StoredEvent) -> EventRecord {
+fn record(topic: &str, key: &str, stored: EventDoc) -> EventRecord {
     let headers: Option<Headers> = serde_json::from_str(&stored.headers).ok();
     let payload: Option<Value> = serde_json::from_str(&stored.payload).ok();
     let readable = headers.is_some() && payload.is_some();

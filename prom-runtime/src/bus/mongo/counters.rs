@@ -15,7 +15,7 @@
 
 use super::MongoBus;
 use super::docs::EventDoc;
-use super::layout::{PARTITIONS, TOPICS};
+use super::layout::{PARTITIONS, TOPICS, version_key};
 use super::stored;
 use super::txn::{Abort, TxResult};
 use crate::bus::TopicPosition;
@@ -30,36 +30,57 @@ pub struct Reserved {
     next: BTreeMap<(String, i64), i64>,
 }
 
+/// What one transaction takes of a partition: offsets, and its events by schema version.
+#[derive(Default)]
+struct Need {
+    n: i64,
+    versions: BTreeMap<String, i64>,
+}
+
+impl Need {
+    /// The counter's `$inc` of this need.
+    fn inc(&self) -> Document {
+        let mut inc = doc! { "head": self.n };
+        for (key, n) in &self.versions {
+            inc.insert(format!("vs.{key}"), *n);
+        }
+        inc
+    }
+}
+
 impl Reserved {
-    /// Reserves one offset per document of `docs` on its partition's counter: one round trip
-    /// for one partition, two for several (whatever their number).
+    /// Reserves one offset per document of `docs` on its partition's counter (and counts them
+    /// by schema version there, for `prom status`): one round trip for one partition, two for
+    /// several (whatever their number).
     pub async fn reserve<'a>(
         bus: &MongoBus,
         s: &mut ClientSession,
         docs: impl IntoIterator<Item = &'a EventDoc>,
     ) -> TxResult<Reserved> {
-        let mut needed: BTreeMap<(String, i64), i64> = BTreeMap::new();
+        let mut needed: BTreeMap<(String, i64), Need> = BTreeMap::new();
         for doc in docs {
-            *needed.entry((doc.topic.clone(), doc.part)).or_default() += 1;
+            let need = needed.entry((doc.topic.clone(), doc.part)).or_default();
+            need.n += 1;
+            *need.versions.entry(version_key(doc.v)).or_default() += 1;
         }
         let mut next = BTreeMap::new();
         if needed.is_empty() {
             // Every event of the transaction is already stored (dedup): nothing to number.
             return Ok(Reserved { next });
         }
-        if let [((topic, part), n)] = needed.iter().collect::<Vec<_>>()[..] {
-            let first = match bump_one(bus, s, topic, *part, *n).await? {
+        if let [((topic, part), need)] = needed.iter().collect::<Vec<_>>()[..] {
+            let first = match bump_one(bus, s, topic, *part, need).await? {
                 Some(first) => first,
-                None => create(bus, s, topic, *part, *n).await?,
+                None => create(bus, s, topic, *part, need).await?,
             };
             next.insert((topic.clone(), *part), first);
             return Ok(Reserved { next });
         }
         let mut bumped = bump_many(bus, s, &needed).await?;
-        for ((topic, part), n) in needed {
+        for ((topic, part), need) in needed {
             let first = match bumped.remove(&(topic.clone(), part)) {
-                Some(head) => head - n + 1,
-                None => create(bus, s, &topic, part, n).await?,
+                Some(head) => head - need.n + 1,
+                None => create(bus, s, &topic, part, &need).await?,
             };
             next.insert((topic, part), first);
         }
@@ -80,18 +101,19 @@ fn corrupt(bus: &MongoBus, topic: &str, part: i64, e: impl std::fmt::Display) ->
     Abort::Fail(bus.err(format!("the offset counter of `{topic}` partition {part} is corrupt: {e}")))
 }
 
-/// Bumps the counter of (`topic`, `part`) by `n`; returns the first of the `n` offsets, or
+/// Bumps the counter of (`topic`, `part`) by `need`; returns the first of its offsets, or
 /// `None` when the partition has no counter yet.
 async fn bump_one(
     bus: &MongoBus,
     s: &mut ClientSession,
     topic: &str,
     part: i64,
-    n: i64,
+    need: &Need,
 ) -> TxResult<Option<i64>> {
+    let n = need.n;
     let bumped = bus
         .coll(PARTITIONS)
-        .find_one_and_update(doc! { "topic": topic, "part": part }, doc! { "$inc": { "head": n } })
+        .find_one_and_update(doc! { "topic": topic, "part": part }, doc! { "$inc": need.inc() })
         .return_document(ReturnDocument::After)
         .session(&mut *s)
         .await?;
@@ -107,20 +129,28 @@ async fn bump_one(
 async fn bump_many(
     bus: &MongoBus,
     s: &mut ClientSession,
-    needed: &BTreeMap<(String, i64), i64>,
+    needed: &BTreeMap<(String, i64), Need>,
 ) -> TxResult<BTreeMap<(String, i64), i64>> {
     let mut per_topic: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    let mut branches = Vec::with_capacity(needed.len());
-    for ((topic, part), n) in needed {
+    // For each field to add to (`head`, `vs.<version>`): what each partition adds.
+    let mut adds: BTreeMap<String, Vec<Document>> = BTreeMap::new();
+    for ((topic, part), need) in needed {
         per_topic.entry(topic).or_default().push(*part);
         let case = doc! { "$and": [{ "$eq": ["$topic", topic] }, { "$eq": ["$part", part] }] };
-        branches.push(doc! { "case": case, "then": n });
+        adds.entry("head".to_owned()).or_default().push(doc! { "case": case.clone(), "then": need.n });
+        for (key, n) in &need.versions {
+            adds.entry(format!("vs.{key}")).or_default().push(doc! { "case": case.clone(), "then": n });
+        }
     }
     let filter = doc! {
         "$or": per_topic.iter().map(|(topic, parts)| doc! { "topic": topic, "part": { "$in": parts } }).collect::<Vec<_>>()
     };
-    let by = doc! { "$switch": { "branches": branches, "default": 0i64 } };
-    let update = vec![doc! { "$set": { "head": { "$add": ["$head", by] } } }];
+    let mut set = Document::new();
+    for (field, branches) in adds {
+        let by = doc! { "$switch": { "branches": branches, "default": 0i64 } };
+        set.insert(field.clone(), doc! { "$add": [{ "$ifNull": [format!("${field}"), 0i64] }, by] });
+    }
+    let update = vec![doc! { "$set": set }];
     let counters = bus.coll(PARTITIONS);
     counters.update_many(filter.clone(), update).session(&mut *s).await?;
     let mut cursor =
@@ -135,13 +165,14 @@ async fn bump_many(
     Ok(heads)
 }
 
-/// Creates the counter of a partition's first write in this layout with `n` offsets taken;
-/// returns the first. A concurrent first writer makes one of the two inserts conflict (write
-/// conflict or the unique `topic_part` index) and retry.
-async fn create(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64, n: i64) -> TxResult<i64> {
+/// Creates the counter of a partition's first write in this layout with `need` taken;
+/// returns the first offset. A concurrent first writer makes one of the two inserts conflict
+/// (write conflict or the unique `topic_part` index) and retry.
+async fn create(bus: &MongoBus, s: &mut ClientSession, topic: &str, part: i64, need: &Need) -> TxResult<i64> {
     let start = start_of(bus, s, topic, part).await?;
+    let versions: Document = need.versions.iter().map(|(k, n)| (k.clone(), (*n).into())).collect();
     bus.coll(PARTITIONS)
-        .insert_one(doc! { "topic": topic, "part": part, "head": start + n })
+        .insert_one(doc! { "topic": topic, "part": part, "head": start + need.n, "vs": versions })
         .session(&mut *s)
         .await?;
     Ok(start + 1)

@@ -6,13 +6,24 @@ use mongodb::bson::{Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 
-/// Events: `_id` (event id), `topic`, `off`, `key`, `part`, `ts`, `headers`, `payload`, `v`
-/// (the `x-schema-version` header as a number, for counting), ...
+/// Events, one document per partition per transaction ([`super::chunk`]): `_id` (the first
+/// event's id), `topic`, `part`, `off` and `last` (the offsets it holds), `tsmax`, `dedups`, and
+/// `evs`, the events (`_id`, `key`, `ts`, `headers`, `payload`, `v`, ...).
+pub const CHUNKS: &str = "chunks";
+/// Events of earlier releases, one document per event: `_id` (event id), `topic`, `off`,
+/// `key`, `part`, `ts`, `headers`, `payload`, `v` (the `x-schema-version` header as a number,
+/// for counting), ... Read, never written: see [`freeze_events`].
 pub const EVENTS: &str = "events";
-/// The index of each event's stored schema version (`v`), which `prom status` counts over.
+/// The index of each per-event document's stored schema version (`v`), which `prom status`
+/// counts over.
 pub const VERSION_INDEX: &str = "topic_version";
+/// The field a validator on [`EVENTS`] requires and no document has, so an earlier release
+/// still running fails to publish (naming this field) instead of writing events that readers
+/// of `chunks` would never see.
+pub const FROZEN: &str = "prom_events_are_stored_in_chunks_upgrade_this_process";
 
-/// Per-partition offset counters: `{topic, part, head}` (unique by topic and partition).
+/// Per-partition offset counters: `{topic, part, head, vs}` (unique by topic and partition);
+/// `vs` counts the partition's chunked events by schema version (see [`version_key`]).
 pub const PARTITIONS: &str = "partitions";
 /// The per-topic offset counters of the layout before per-partition offsets (`{_id: topic,
 /// head}`): never written any more, read once per partition to start its counter above them.
@@ -28,6 +39,18 @@ pub const STREAMS: &str = "prom_streams";
 /// Stream snapshots: `{_id: {aggregate, id}, version, fingerprint, state, ts}`.
 pub const SNAPSHOTS: &str = "prom_snapshots";
 
+/// The field of a counter's `vs` counting events of schema version `v` (`None`: without a
+/// readable `x-schema-version`).
+pub fn version_key(v: Option<i64>) -> String {
+    v.map_or_else(|| "none".to_owned(), |v| format!("v{v}"))
+}
+
+/// The schema version a field of a counter's `vs` counts (`None` for `none` and for anything
+/// not a version).
+pub fn version_of(key: &str) -> Option<u32> {
+    key.strip_prefix('v')?.parse().ok()
+}
+
 fn index(keys: Document, name: &str, unique: bool, partial: Option<Document>) -> IndexModel {
     let options = IndexOptions::builder()
         .name(name.to_string())
@@ -40,6 +63,26 @@ fn index(keys: Document, name: &str, unique: bool, partial: Option<Document>) ->
 /// The indexes of each collection (`_id` is always unique, which makes event ids unique).
 pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
     vec![
+        (
+            CHUNKS,
+            vec![
+                // Unique: the backstop against two writers ever handing out one offset of a
+                // partition (chunks of one partition start at different offsets) and the shard
+                // key's index.
+                index(doc! { "topic": 1, "part": 1, "off": 1 }, "topic_part_off", true, None),
+                // The read path: chunks ending after a position, and (covered) their spans.
+                index(doc! { "topic": 1, "part": 1, "last": 1, "off": 1 }, "topic_part_last", false, None),
+                // Event ids are unique across chunks (within one, the writer checks).
+                index(doc! { "evs._id": 1 }, "event_id", true, None),
+                index(doc! { "topic": 1, "evs.key": 1, "last": 1 }, "topic_key_last", false, None),
+                index(
+                    doc! { "topic": 1, "dedups": 1 },
+                    "topic_dedup",
+                    true,
+                    Some(doc! { "dedups": { "$exists": true } }),
+                ),
+            ],
+        ),
         (
             EVENTS,
             vec![
@@ -74,12 +117,54 @@ const RETIRED: [(&str, &str); 1] = [(EVENTS, "topic_off")];
 /// the indexes of earlier layouts: retired ones, and those whose name is now taken by an index
 /// with other options.
 pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
+    freeze_events(db).await?;
     for (collection, models) in indexes() {
         let coll = db.collection::<Document>(collection);
         drop_changed(&coll, &models).await?;
         coll.create_indexes(models).await?;
     }
     Ok(())
+}
+
+/// Puts a validator on [`EVENTS`] (creating it) that refuses every document: events are
+/// written to [`CHUNKS`] now, and a process of an earlier release still writing per-event
+/// documents would number them in the same partitions, where readers of this release would miss
+/// events or an earlier release's reader skip the chunked ones. Frozen, its documents all come
+/// before every chunk of their partition. An account without the `collMod` privilege leaves it
+/// as it is, with a warning.
+async fn freeze_events(db: &Database) -> mongodb::error::Result<()> {
+    const UNAUTHORIZED: i32 = 13;
+    const NAMESPACE_EXISTS: i32 = 48;
+    let validator = doc! { FROZEN: { "$exists": true } };
+    match db.create_collection(EVENTS).validator(validator.clone()).await {
+        Ok(()) => return Ok(()),
+        Err(e) if code(&e) == Some(NAMESPACE_EXISTS) => {}
+        Err(e) => return Err(e),
+    }
+    let listed = db.list_collections().filter(doc! { "name": EVENTS }).await?.try_collect::<Vec<_>>().await?;
+    if listed.iter().any(|c| c.options.validator.as_ref() == Some(&validator)) {
+        return Ok(());
+    }
+    let frozen = db
+        .run_command(doc! {
+            "collMod": EVENTS,
+            "validator": validator,
+            "validationLevel": "strict",
+            "validationAction": "error",
+        })
+        .await;
+    match frozen {
+        Err(e) if code(&e) == Some(UNAUTHORIZED) => {
+            tracing::warn!(
+                collection = EVENTS,
+                "cannot put the validator on `events` that stops processes of earlier releases from writing \
+                 there (this account lacks the collMod privilege): stop every process of an earlier release \
+                 before publishing with this one, or open the database once with an account that has it"
+            );
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// Drops each retired index of `coll`, and each named like one of `models` but differing in

@@ -17,10 +17,11 @@
 //! server's clock (`$$NOW`), so clock skew between machines cannot hand a partition to two
 //! members.
 
+mod chunk;
 pub mod clients;
 mod committer;
 mod counters;
-mod docs;
+pub(crate) mod docs;
 mod groups;
 pub(crate) mod in_session;
 pub mod layout;
@@ -35,8 +36,7 @@ use super::{EventBus, GroupId, TopicPosition};
 use crate::error::{Error, Result};
 use crate::record::{EventRecord, HeadersText, NewEvent, Receipt};
 use crate::stream::{Appended, Snapshot, StreamAppend, StreamId, StreamRecord};
-use docs::EventDoc;
-use mongodb::bson::{Document, doc};
+use mongodb::bson::Document;
 use mongodb::options::{ClientOptions, ReadConcern, TransactionOptions, WriteConcern};
 use mongodb::{Client, ClientSession, Collection, Database};
 use std::collections::BTreeMap;
@@ -70,6 +70,7 @@ struct Inner {
     display: String,
     published: Notify,
     committer: committer::Committer,
+    legacy: stored::Legacy,
 }
 
 impl std::fmt::Debug for MongoBus {
@@ -121,6 +122,7 @@ impl MongoBus {
                 display,
                 published: Notify::new(),
                 committer: Default::default(),
+                legacy: Default::default(),
             }),
         };
         bus.group_per_partition(sharded);
@@ -161,8 +163,13 @@ impl MongoBus {
         }
     }
 
-    fn events(&self) -> Collection<EventDoc> {
-        self.inner.db.collection(layout::EVENTS)
+    fn chunks(&self) -> Collection<chunk::ChunkDoc> {
+        self.inner.db.collection(layout::CHUNKS)
+    }
+
+    /// The newest per-event document (of an earlier release) of each partition of `topic`.
+    async fn legacy_heads(&self, topic: &str) -> mongodb::error::Result<Arc<BTreeMap<i64, i64>>> {
+        self.inner.legacy.heads(&self.inner.db, topic).await
     }
 
     fn coll(&self, name: &str) -> Collection<Document> {
@@ -183,35 +190,18 @@ impl MongoBus {
             .map_err(|e| self.db("cannot start a session", &e))
     }
 
-    async fn find_events(&self, filter: Document, sort: Document, limit: usize) -> Result<Vec<EventRecord>> {
-        let docs = stored::page(&self.inner.db, filter, sort, limit)
+    async fn find_events(
+        &self,
+        topic: &str,
+        from: stored::From<'_>,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let docs = stored::page(&self.inner.db, &self.inner.legacy, topic, from, limit)
             .await
             .map_err(|e| self.db("cannot read events", &e))?;
         let mut texts = HeadersText::default();
         docs.into_iter().map(|d| d.into_record(&mut texts).map_err(|e| self.err(e))).collect()
     }
-}
-
-/// The filter and sort of a read of `topic` after `from`.
-///
-/// Every listed partition past its own offset, every other one past the floor, sorted by
-/// partition then offset (on `topic_part_off`; partitions are numbered on their own): each
-/// partition's events come as a prefix of what is after `from` without a merge of
-/// per-partition cursors, and one page may hold fewer partitions than a merge would (a
-/// topic-wide reader reads on until it is empty).
-fn topic_filter(topic: &str, from: &TopicPosition) -> (Document, Document) {
-    let sort = doc! { "part": 1, "off": 1 };
-    if from.parts().is_empty() {
-        return (doc! { "topic": topic, "off": { "$gt": from.floor() } }, sort);
-    }
-    let listed: Vec<i64> = from.parts().keys().map(|&p| i64::from(p)).collect();
-    let mut branches: Vec<Document> = from
-        .parts()
-        .iter()
-        .map(|(&p, &offset)| doc! { "part": i64::from(p), "off": { "$gt": offset } })
-        .collect();
-    branches.push(doc! { "part": { "$nin": listed }, "off": { "$gt": from.floor() } });
-    (doc! { "topic": topic, "$or": branches }, sort)
 }
 
 /// Majority-acknowledged and journaled.
@@ -238,16 +228,14 @@ impl EventBus for MongoBus {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let filter = doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } };
-        self.find_events(filter, doc! { "off": 1 }, limit).await
+        self.find_events(topic, stored::From::Partition(partition, after), limit).await
     }
 
     async fn read_topic(&self, topic: &str, from: &TopicPosition, limit: usize) -> Result<Vec<EventRecord>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (filter, sort) = topic_filter(topic, from);
-        self.find_events(filter, sort, limit).await
+        self.find_events(topic, stored::From::Topic(from), limit).await
     }
 
     fn ordered(&self) -> bool {
@@ -280,7 +268,7 @@ impl EventBus for MongoBus {
     }
 
     async fn count_after(&self, topic: &str, partition: u32, after: i64) -> Result<u64> {
-        stored::count_after(&self.inner.db, topic, partition, after)
+        stored::count_after(&self.inner.db, &self.inner.legacy, topic, partition, after)
             .await
             .map_err(|e| self.db("cannot count events", &e))
     }
@@ -289,7 +277,9 @@ impl EventBus for MongoBus {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let found = stored::dedup(&self.inner.db, None, topic, &keys)
+        let legacy =
+            !self.legacy_heads(topic).await.map_err(|e| self.db("cannot read dedup keys", &e))?.is_empty();
+        let found = stored::dedup(&self.inner.db, None, legacy, topic, &keys)
             .await
             .map_err(|e| self.db("cannot read dedup keys", &e))?;
         Ok(keys.into_iter().filter(|k| found.contains_key(k)).collect())
@@ -371,26 +361,5 @@ impl EventBus for MongoBus {
 
     async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>> {
         streams::load_snapshot(self, stream).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_topic_read_filters_each_listed_partition_past_its_own_offset() {
-        let (filter, sort) = topic_filter("t", &TopicPosition::after(7));
-        assert_eq!(filter, doc! { "topic": "t", "off": { "$gt": 7_i64 } });
-        assert_eq!(sort, doc! { "part": 1, "off": 1 });
-        let from = TopicPosition::with_parts(3, [(1, 9), (4, 5)]);
-        let (filter, sort) = topic_filter("t", &from);
-        let branches = vec![
-            doc! { "part": 1_i64, "off": { "$gt": 9_i64 } },
-            doc! { "part": 4_i64, "off": { "$gt": 5_i64 } },
-            doc! { "part": { "$nin": [1_i64, 4_i64] }, "off": { "$gt": 3_i64 } },
-        ];
-        assert_eq!(filter, doc! { "topic": "t", "$or": branches });
-        assert_eq!(sort, doc! { "part": 1, "off": 1 }, "partition by partition, on topic_part_off");
     }
 }

@@ -2,15 +2,17 @@
 //! or of a group of concurrent ones: see [`super::committer`]).
 
 use super::MongoBus;
+use super::chunk::ChunkDoc;
 use super::counters::Reserved;
 use super::docs::{EventDoc, Row};
 use super::stored;
-use super::txn::{TxResult, transaction};
+use super::txn::{Abort, TxResult, transaction};
 use crate::error::Result;
 use crate::record::Receipt;
 use mongodb::ClientSession;
 use std::collections::HashMap;
 use std::sync::Arc;
+use uuid::Uuid;
 
 /// Stores `rows` atomically; events whose dedup key is stored get the earlier event's receipt.
 pub async fn publish(bus: &MongoBus, rows: Arc<Vec<Row>>) -> Result<Vec<Receipt>> {
@@ -43,7 +45,8 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
     }
     let mut stored: HashMap<(&str, String), Receipt> = HashMap::new();
     for (topic, keys) in &wanted {
-        for (key, receipt) in stored::dedup(bus.database(), Some(&mut *s), topic, keys).await? {
+        let legacy = !bus.legacy_heads(topic).await.map_err(Abort::Db)?.is_empty();
+        for (key, receipt) in stored::dedup(bus.database(), Some(&mut *s), legacy, topic, keys).await? {
             stored.insert((topic, key), receipt);
         }
     }
@@ -83,8 +86,24 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, rows: &[Row])
         };
         receipts.push(receipt);
     }
-    if !docs.is_empty() {
-        bus.events().insert_many(docs).session(&mut *s).await?;
-    }
+    write(bus, s, super::chunk::chunks(docs)).await?;
     Ok(receipts)
+}
+
+/// Inserts chunks of numbered events ([`super::chunk`]); the one writer of events, for
+/// publishes and stream appends alike. An id twice among them is refused here: the unique
+/// `event_id` index only compares different chunks.
+pub(super) async fn write(bus: &MongoBus, s: &mut ClientSession, chunks: Vec<ChunkDoc>) -> TxResult<()> {
+    if chunks.is_empty() {
+        return Ok(());
+    }
+    let mut ids = std::collections::HashSet::new();
+    if let Some(twice) = chunks.iter().flat_map(|c| &c.evs).find(|e| !ids.insert(e.id)) {
+        return Err(Abort::Fail(bus.err(format!(
+            "event id {} appears twice among the events of one publish; give each event an id of its own",
+            Uuid::from_bytes(twice.id.bytes())
+        ))));
+    }
+    bus.chunks().insert_many(chunks).session(&mut *s).await?;
+    Ok(())
 }

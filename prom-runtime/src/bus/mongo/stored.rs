@@ -1,11 +1,16 @@
-//! Every read of stored events on MongoDB: the one module that knows how events lie in the
-//! `events` collection (one document per event, see [`super::layout`]). The bus, its offset
-//! counters, `prom status` and time travel read through it, so a change of that layout (for
-//! example, a batch's events of one partition in one document, see `docs/benchmarks.md`) touches
-//! this module and the writers only.
+//! Every read of stored events on MongoDB: the one module that knows how events lie on disk.
+//! The bus, its offset counters, `prom status` and time travel read through it.
+//!
+//! Events are written to `chunks` ([`super::chunk`]: one document per partition per
+//! transaction). A database of an earlier release also holds per-event documents in `events`
+//! (see [`super::layout`]), which opening a bus freezes: nothing writes there any more, so in
+//! every partition those events come before every chunk, and a reader past a partition's last
+//! one ([`Legacy`], looked up once per topic and process) no longer queries `events` at all.
 
+use super::chunk::ChunkDoc;
 use super::docs::EventDoc;
-use super::layout::{EVENTS, VERSION_INDEX};
+use super::layout::{CHUNKS, EVENTS, PARTITIONS, VERSION_INDEX, version_of};
+use crate::bus::TopicPosition;
 use crate::record::Receipt;
 use futures_util::TryStreamExt;
 use mongodb::action::Action;
@@ -13,84 +18,306 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::error::Result;
 use mongodb::options::Hint;
 use mongodb::{ClientSession, Collection, Database};
-use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 fn events(db: &Database) -> Collection<EventDoc> {
     db.collection(EVENTS)
 }
 
-fn documents(db: &Database) -> Collection<Document> {
-    db.collection(EVENTS)
+fn chunks(db: &Database) -> Collection<ChunkDoc> {
+    db.collection(CHUNKS)
 }
 
-/// Up to `limit` events matching `filter` (on `topic`, `part`, `off` and `key`), in `sort` order.
-pub async fn page(db: &Database, filter: Document, sort: Document, limit: usize) -> Result<Vec<EventDoc>> {
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    events(db).find(filter).sort(sort).limit(limit).await?.try_collect().await
+fn documents(db: &Database, name: &str) -> Collection<Document> {
+    db.collection(name)
+}
+
+fn limit_of(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// The newest per-event document of each partition of a topic in the frozen `events`
+/// collection, looked up once per topic.
+#[derive(Default)]
+pub struct Legacy {
+    heads: Mutex<HashMap<String, Arc<BTreeMap<i64, i64>>>>,
+}
+
+impl Legacy {
+    /// The newest offset of each partition of `topic` holding per-event documents.
+    pub async fn heads(&self, db: &Database, topic: &str) -> Result<Arc<BTreeMap<i64, i64>>> {
+        if let Some(heads) = self.lock().get(topic) {
+            return Ok(heads.clone());
+        }
+        let pipeline = [
+            doc! { "$match": { "topic": topic } },
+            doc! { "$group": { "_id": "$part", "last": { "$max": "$off" } } },
+        ];
+        let groups: Vec<Document> = documents(db, EVENTS).aggregate(pipeline).await?.try_collect().await?;
+        let heads: BTreeMap<i64, i64> =
+            groups.iter().filter_map(|g| Some((g.get_i64("_id").ok()?, g.get_i64("last").ok()?))).collect();
+        let heads = Arc::new(heads);
+        self.lock().insert(topic.to_owned(), heads.clone());
+        Ok(heads)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<BTreeMap<i64, i64>>>> {
+        // Only inserts of complete values happen under the lock; a poisoned one is still sound.
+        self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Where a read starts: after an offset of one partition, or after a position of the topic.
+#[derive(Clone, Copy)]
+pub enum From<'a> {
+    /// One partition, after this offset.
+    Partition(u32, i64),
+    /// Every partition, each after its offset in the position.
+    Topic(&'a TopicPosition),
+}
+
+impl From<'_> {
+    /// The offset of `part` the read starts after (`None`: a partition this read leaves out).
+    fn after(&self, part: i64) -> Option<i64> {
+        let part = u32::try_from(part).ok()?;
+        match self {
+            From::Partition(p, after) => (*p == part).then_some(*after),
+            From::Topic(position) => Some(position.at(part)),
+        }
+    }
+
+    /// The filter and sort of the read on `field` (`off` of an event, `last` of a chunk).
+    ///
+    /// Topic-wide: every listed partition past its own offset, every other one past the floor,
+    /// sorted by partition then offset, so each partition's events come as a prefix of what is
+    /// after the position without a merge of per-partition cursors (a topic-wide reader reads on
+    /// until it is empty).
+    fn filter(&self, topic: &str, field: &str) -> (Document, Document) {
+        let sort = doc! { "part": 1, field: 1 };
+        let from = match self {
+            From::Partition(p, after) => {
+                return (doc! { "topic": topic, "part": i64::from(*p), field: { "$gt": after } }, sort);
+            }
+            From::Topic(from) => from,
+        };
+        if from.parts().is_empty() {
+            return (doc! { "topic": topic, field: { "$gt": from.floor() } }, sort);
+        }
+        let listed: Vec<i64> = from.parts().keys().map(|&p| i64::from(p)).collect();
+        let mut branches: Vec<Document> = from
+            .parts()
+            .iter()
+            .map(|(&p, &offset)| doc! { "part": i64::from(p), field: { "$gt": offset } })
+            .collect();
+        branches.push(doc! { "part": { "$nin": listed }, field: { "$gt": from.floor() } });
+        (doc! { "topic": topic, "$or": branches }, sort)
+    }
+
+    /// Whether a partition of the read still has per-event documents after its start.
+    fn reaches(&self, legacy: &BTreeMap<i64, i64>) -> bool {
+        legacy.iter().any(|(&part, &last)| self.after(part).is_some_and(|after| after < last))
+    }
+}
+
+/// Up to `limit` events of `topic` after `from`, sorted by partition then offset.
+///
+/// Chunks are read in two steps: their spans first (`topic_part_last` covers it, no document
+/// fetched), then only the chunks holding the first `limit` events, so a page never fetches
+/// a long chunk's events beyond it.
+pub async fn page(
+    db: &Database,
+    legacy: &Legacy,
+    topic: &str,
+    from: From<'_>,
+    limit: usize,
+) -> Result<Vec<EventDoc>> {
+    let mut out = Vec::new();
+    let old = legacy.heads(db, topic).await?;
+    let merge = from.reaches(&old);
+    if merge {
+        let (filter, sort) = from.filter(topic, "off");
+        out = events(db).find(filter).sort(sort).limit(limit_of(limit)).await?.try_collect().await?;
+    }
+    let (filter, sort) = from.filter(topic, "last");
+    let spans: Vec<Document> = documents(db, CHUNKS)
+        .find(filter)
+        .sort(sort.clone())
+        .projection(doc! { "_id": 0, "part": 1, "off": 1, "last": 1 })
+        .limit(limit_of(limit))
+        .await?
+        .try_collect()
+        .await?;
+    // The last chunk needed of each partition, and where that partition's read starts.
+    let mut wanted: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    let mut counted = 0i64;
+    for span in &spans {
+        let (Ok(part), Ok(off), Ok(last)) = (span.get_i64("part"), span.get_i64("off"), span.get_i64("last"))
+        else {
+            continue;
+        };
+        let Some(after) = from.after(part) else { continue };
+        wanted.entry(part).or_insert((after, last)).1 = last;
+        counted += last - (off - 1).max(after);
+        if counted >= limit_of(limit) {
+            break;
+        }
+    }
+    if !wanted.is_empty() {
+        let branches: Vec<Document> = wanted
+            .iter()
+            .map(|(part, (after, upto))| doc! { "part": part, "last": { "$gt": after, "$lte": upto } })
+            .collect();
+        let mut cursor = chunks(db).find(doc! { "topic": topic, "$or": branches }).sort(sort).await?;
+        while let Some(chunk) = cursor.try_next().await? {
+            let after = from.after(chunk.part).unwrap_or(i64::MAX);
+            out.extend(chunk.into_docs().filter(|d| d.off > after));
+        }
+    }
+    if merge {
+        // Stable: per-event documents come first within a partition, as their offsets do.
+        out.sort_by_key(|d| (d.part, d.off));
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// The event `id` of `topic`.
 pub async fn by_id(db: &Database, topic: &str, id: Uuid) -> Result<Option<EventDoc>> {
-    events(db).find_one(doc! { "_id": super::docs::bson_uuid(id), "topic": topic }).await
+    let id = super::docs::bson_uuid(id);
+    if let Some(chunk) = chunks(db).find_one(doc! { "evs._id": id, "topic": topic }).await? {
+        return Ok(chunk.into_docs().find(|d| d.id == id));
+    }
+    events(db).find_one(doc! { "_id": id, "topic": topic }).await
 }
 
 /// How many events of the partition lie after `after`.
-pub async fn count_after(db: &Database, topic: &str, partition: u32, after: i64) -> Result<u64> {
-    events(db)
-        .count_documents(doc! { "topic": topic, "part": i64::from(partition), "off": { "$gt": after } })
-        .await
+pub async fn count_after(
+    db: &Database,
+    legacy: &Legacy,
+    topic: &str,
+    partition: u32,
+    after: i64,
+) -> Result<u64> {
+    let part = i64::from(partition);
+    let mut n = 0;
+    if legacy.heads(db, topic).await?.get(&part).is_some_and(|&last| last > after) {
+        n += events(db)
+            .count_documents(doc! { "topic": topic, "part": part, "off": { "$gt": after } })
+            .await?;
+    }
+    let pipeline = [
+        doc! { "$match": { "topic": topic, "part": part, "last": { "$gt": after } } },
+        doc! { "$group": {
+            "_id": Bson::Null,
+            "n": { "$sum": { "$subtract": ["$last", { "$max": [{ "$subtract": ["$off", 1_i64] }, after] }] } },
+        } },
+    ];
+    let sums: Vec<Document> = documents(db, CHUNKS).aggregate(pipeline).await?.try_collect().await?;
+    let chunked = sums.first().and_then(|s| s.get_i64("n").ok()).unwrap_or(0);
+    Ok(n + u64::try_from(chunked).unwrap_or(0))
 }
 
 /// A topic and partition (`None`: any, for stream entries written before per-partition offsets).
 pub type Partition<'a> = (&'a str, Option<i64>);
 
-/// The events at the listed offsets of each partition; in no particular order.
-pub async fn at_offsets(db: &Database, places: &[(Partition<'_>, Vec<i64>)]) -> Result<Vec<EventDoc>> {
-    let any: Vec<Document> = places
-        .iter()
-        .map(|((topic, part), offs)| {
-            let mut filter = doc! { "topic": *topic, "off": { "$in": offs } };
-            if let Some(part) = part {
-                filter.insert("part", *part);
-            }
-            filter
-        })
-        .collect();
-    events(db).find(doc! { "$or": any }).await?.try_collect().await
+/// The events of a stream: those of the chunks named (by id), and the per-event documents at
+/// the listed offsets of each partition (entries of an earlier release); in no particular order.
+pub async fn stream_events(
+    db: &Database,
+    places: &[(Partition<'_>, Vec<i64>)],
+    chunk_ids: &[mongodb::bson::Uuid],
+) -> Result<Vec<EventDoc>> {
+    let mut out = Vec::new();
+    if !chunk_ids.is_empty() {
+        let mut cursor = chunks(db).find(doc! { "_id": { "$in": chunk_ids } }).await?;
+        while let Some(chunk) = cursor.try_next().await? {
+            out.extend(chunk.into_docs());
+        }
+    }
+    if !places.is_empty() {
+        let any: Vec<Document> = places
+            .iter()
+            .map(|((topic, part), offs)| {
+                let mut filter = doc! { "topic": *topic, "off": { "$in": offs } };
+                if let Some(part) = part {
+                    filter.insert("part", *part);
+                }
+                filter
+            })
+            .collect();
+        let old: Vec<EventDoc> = events(db).find(doc! { "$or": any }).await?.try_collect().await?;
+        out.extend(old);
+    }
+    Ok(out)
+}
+
+/// The documents `filter` finds in `name`, with `projection`, in `session`'s snapshot when one
+/// is given.
+async fn find_in(
+    db: &Database,
+    name: &str,
+    session: Option<&mut ClientSession>,
+    filter: Document,
+    projection: Document,
+) -> Result<Vec<Document>> {
+    let coll = documents(db, name);
+    match session {
+        Some(s) => {
+            let mut cursor = coll.find(filter).projection(projection).session(&mut *s).await?;
+            cursor.stream(s).try_collect().await
+        }
+        None => coll.find(filter).projection(projection).await?.try_collect().await,
+    }
 }
 
 /// The stored events of `topic` carrying one of `keys` as dedup key, by key (in `session`'s
-/// snapshot when one is given).
+/// snapshot when one is given); `legacy`: whether `events` may hold some of the topic's.
 pub async fn dedup(
     db: &Database,
-    session: Option<&mut ClientSession>,
+    mut session: Option<&mut ClientSession>,
+    legacy: bool,
     topic: &str,
     keys: &[String],
 ) -> Result<HashMap<String, Receipt>> {
-    let filter = doc! { "topic": topic, "dedup": { "$in": keys } };
-    let projection = doc! { "_id": 1, "off": 1, "part": 1, "dedup": 1 };
-    let coll = documents(db);
-    let docs: Vec<Document> = match session {
-        Some(s) => {
-            let mut cursor = coll.find(filter).projection(projection).session(&mut *s).await?;
-            cursor.stream(s).try_collect().await?
-        }
-        None => coll.find(filter).projection(projection).await?.try_collect().await?,
+    let receipt = |id: &Bson, offset: i64, part: i64| {
+        Some(Receipt { id: uuid_of(id)?, offset, partition: u32::try_from(part).ok()?, duplicate: true })
     };
-    Ok(docs
-        .iter()
-        .filter_map(|d| {
-            let receipt = Receipt {
-                id: uuid_of(d.get("_id")?)?,
-                offset: d.get_i64("off").ok()?,
-                partition: u32::try_from(d.get_i64("part").ok()?).ok()?,
-                duplicate: true,
+    let mut found = HashMap::new();
+    let filter = doc! { "topic": topic, "dedups": { "$in": keys } };
+    let projection = doc! { "part": 1, "off": 1, "evs._id": 1, "evs.dedup": 1 };
+    for chunk in find_in(db, CHUNKS, session.as_deref_mut(), filter, projection).await? {
+        let (Ok(part), Ok(off), Ok(evs)) =
+            (chunk.get_i64("part"), chunk.get_i64("off"), chunk.get_array("evs"))
+        else {
+            continue;
+        };
+        for (offset, ev) in (off..).zip(evs) {
+            let Some(ev) = ev.as_document() else { continue };
+            let Ok(key) = ev.get_str("dedup") else { continue };
+            if !keys.iter().any(|k| k == key) {
+                continue;
+            }
+            if let Some(r) = ev.get("_id").and_then(|id| receipt(id, offset, part)) {
+                found.insert(key.to_owned(), r);
+            }
+        }
+    }
+    if legacy {
+        let filter = doc! { "topic": topic, "dedup": { "$in": keys } };
+        let projection = doc! { "_id": 1, "off": 1, "part": 1, "dedup": 1 };
+        for d in find_in(db, EVENTS, session, filter, projection).await? {
+            let (Ok(key), Ok(off), Ok(part)) = (d.get_str("dedup"), d.get_i64("off"), d.get_i64("part"))
+            else {
+                continue;
             };
-            Some((d.get_str("dedup").ok()?.to_string(), receipt))
-        })
-        .collect())
+            if let Some(r) = d.get("_id").and_then(|id| receipt(id, off, part)) {
+                found.insert(key.to_owned(), r);
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn uuid_of(value: &Bson) -> Option<Uuid> {
@@ -100,21 +327,29 @@ fn uuid_of(value: &Bson) -> Option<Uuid> {
     }
 }
 
-/// The highest offset stored in the partition (in `session`'s snapshot when one is given);
-/// one indexed lookup.
+/// The highest offset stored in the partition (in `session`'s snapshot when one is given); one
+/// indexed lookup in each collection.
 pub async fn newest_offset(
     db: &Database,
-    session: Option<&mut ClientSession>,
+    mut session: Option<&mut ClientSession>,
     topic: &str,
     part: i64,
 ) -> Result<Option<i64>> {
-    let newest = documents(db)
-        .find_one(doc! { "topic": topic, "part": part })
+    let filter = doc! { "topic": topic, "part": part };
+    let chunk = documents(db, CHUNKS)
+        .find_one(filter.clone())
+        .sort(doc! { "last": -1 })
+        .projection(doc! { "last": 1 })
+        .optional(session.as_deref_mut(), |find, s| find.session(s))
+        .await?;
+    let old = documents(db, EVENTS)
+        .find_one(filter)
         .sort(doc! { "off": -1 })
         .projection(doc! { "off": 1 })
         .optional(session, |find, s| find.session(s))
         .await?;
-    Ok(newest.and_then(|d| d.get_i64("off").ok()))
+    let chunk = chunk.and_then(|d| d.get_i64("last").ok());
+    Ok(chunk.max(old.and_then(|d| d.get_i64("off").ok())))
 }
 
 /// The first offset of each partition of `topic` holding an event with `ts >= at_ms`.
@@ -123,25 +358,64 @@ pub async fn firsts_since(db: &Database, topic: &str, at_ms: i64) -> Result<BTre
         doc! { "$match": { "topic": topic, "ts": { "$gte": at_ms } } },
         doc! { "$group": { "_id": "$part", "first": { "$min": "$off" } } },
     ];
-    let firsts: Vec<Document> = documents(db).aggregate(pipeline).await?.try_collect().await?;
-    Ok(firsts
+    let old: Vec<Document> = documents(db, EVENTS).aggregate(pipeline).await?.try_collect().await?;
+    let mut firsts: BTreeMap<u32, i64> = old
         .iter()
         .filter_map(|d| Some((u32::try_from(d.get_i64("_id").ok()?).ok()?, d.get_i64("first").ok()?)))
-        .collect())
+        .collect();
+    // The first chunk of each partition with a late enough event holds its first such event.
+    let pipeline = [
+        doc! { "$match": { "topic": topic, "tsmax": { "$gte": at_ms } } },
+        doc! { "$group": { "_id": "$part", "off": { "$min": "$off" } } },
+    ];
+    let starts: Vec<Document> = documents(db, CHUNKS).aggregate(pipeline).await?.try_collect().await?;
+    for start in starts {
+        let (Ok(part), Ok(off)) = (start.get_i64("_id"), start.get_i64("off")) else { continue };
+        let Ok(partition) = u32::try_from(part) else { continue };
+        if firsts.contains_key(&partition) {
+            // Per-event documents come before every chunk of their partition.
+            continue;
+        }
+        let chunk = chunks(db).find_one(doc! { "topic": topic, "part": part, "off": off }).await?;
+        let first = chunk.and_then(|c| c.into_docs().find(|d| d.ts >= at_ms)).map(|d| d.off);
+        if let Some(first) = first {
+            firsts.insert(partition, first);
+        }
+    }
+    Ok(firsts)
 }
 
 /// Every partition of `topic` holding an event.
 pub async fn partitions(db: &Database, topic: &str) -> Result<Vec<u32>> {
-    let stored = documents(db).distinct("part", doc! { "topic": topic }).await?;
-    Ok(stored.iter().filter_map(|p| u32::try_from(p.as_i64()?).ok()).collect())
+    let mut stored = documents(db, CHUNKS).distinct("part", doc! { "topic": topic }).await?;
+    stored.extend(documents(db, EVENTS).distinct("part", doc! { "topic": topic }).await?);
+    let mut parts: Vec<u32> = stored.iter().filter_map(|p| u32::try_from(p.as_i64()?).ok()).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    Ok(parts)
 }
 
 /// How many events of `topic` are stored at each schema version (`None`: without a readable
-/// `x-schema-version`), counted over the `topic_version` index (no document fetched).
+/// `x-schema-version`): the counts each partition's counter keeps for its chunks, plus the
+/// per-event documents counted over the `topic_version` index (no document fetched).
 pub async fn versions(db: &Database, topic: &str) -> Result<BTreeMap<Option<u32>, u64>> {
+    let mut counts = BTreeMap::new();
+    let counters: Vec<Document> = documents(db, PARTITIONS)
+        .find(doc! { "topic": topic })
+        .projection(doc! { "vs": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    for counter in &counters {
+        let Ok(vs) = counter.get_document("vs") else { continue };
+        for (key, n) in vs {
+            let n = n.as_i64().or_else(|| n.as_i32().map(i64::from)).unwrap_or(0);
+            *counts.entry(version_of(key)).or_insert(0) += u64::try_from(n).unwrap_or(0);
+        }
+    }
     let pipeline =
         vec![doc! { "$match": { "topic": topic } }, doc! { "$group": { "_id": "$v", "n": { "$sum": 1 } } }];
-    let events = documents(db);
+    let events = documents(db, EVENTS);
     // Every open creates the index; a deployment only ever opened by an older prom lacks it,
     // and is then counted over another index of `topic` (documents fetched, no payload parsed).
     let names = events.list_index_names().await?;
@@ -152,7 +426,6 @@ pub async fn versions(db: &Database, topic: &str) -> Result<BTreeMap<Option<u32>
         .await?
         .try_collect()
         .await?;
-    let mut counts = BTreeMap::new();
     for group in groups {
         let version = match group.get("_id") {
             Some(Bson::Int64(v)) => u32::try_from(*v).ok(),
@@ -165,6 +438,35 @@ pub async fn versions(db: &Database, topic: &str) -> Result<BTreeMap<Option<u32>
     Ok(counts)
 }
 
+/// `key`'s events after `after`, in offset order, read until `keep` says stop (`false`).
+async fn key_scan(
+    db: &Database,
+    topic: &str,
+    key: &str,
+    after: i64,
+    old_filter: Document,
+    mut keep: impl FnMut(EventDoc) -> bool,
+) -> Result<()> {
+    let mut filter = doc! { "topic": topic, "key": key, "off": { "$gt": after } };
+    filter.extend(old_filter);
+    let mut old = events(db).find(filter).sort(doc! { "off": 1 }).await?;
+    while let Some(event) = old.try_next().await? {
+        if !keep(event) {
+            return Ok(());
+        }
+    }
+    let filter = doc! { "topic": topic, "evs.key": key, "last": { "$gt": after } };
+    let mut cursor = chunks(db).find(filter).sort(doc! { "last": 1 }).await?;
+    while let Some(chunk) = cursor.try_next().await? {
+        for event in chunk.into_docs().filter(|d| d.off > after && d.key.as_deref() == Some(key)) {
+            if !keep(event) {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The offset of the first event of `key` after `after` published later than `at_ms`.
 pub async fn key_first_after(
     db: &Database,
@@ -173,25 +475,70 @@ pub async fn key_first_after(
     after: i64,
     at_ms: i64,
 ) -> Result<Option<i64>> {
-    let late = documents(db)
-        .find_one(doc! { "topic": topic, "key": key, "off": { "$gt": after }, "ts": { "$gt": at_ms } })
-        .sort(doc! { "off": 1 })
-        .projection(doc! { "off": 1 })
-        .await?;
-    Ok(late.and_then(|d| d.get_i64("off").ok()))
+    let mut first = None;
+    key_scan(db, topic, key, after, doc! { "ts": { "$gt": at_ms } }, |event| {
+        if event.ts > at_ms {
+            first = Some(event.off);
+        }
+        first.is_none()
+    })
+    .await?;
+    Ok(first)
 }
 
 /// Up to `limit` of `key`'s events after `after` published at or before `at_ms`, in offset
-/// order, as `T` (the fields a caller needs; it decides what an unreadable event becomes).
-pub async fn key_events<T: DeserializeOwned + Send + Sync>(
+/// order.
+pub async fn key_events(
     db: &Database,
     topic: &str,
     key: &str,
     after: i64,
     at_ms: i64,
     limit: usize,
-) -> Result<Vec<T>> {
-    let filter = doc! { "topic": topic, "key": key, "off": { "$gt": after }, "ts": { "$lte": at_ms } };
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    db.collection::<T>(EVENTS).find(filter).sort(doc! { "off": 1 }).limit(limit).await?.try_collect().await
+) -> Result<Vec<EventDoc>> {
+    let mut out = Vec::new();
+    if limit == 0 {
+        return Ok(out);
+    }
+    key_scan(db, topic, key, after, doc! { "ts": { "$lte": at_ms } }, |event| {
+        if event.ts <= at_ms {
+            out.push(event);
+        }
+        out.len() < limit
+    })
+    .await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_topic_read_filters_each_listed_partition_past_its_own_offset() {
+        let after = TopicPosition::after(7);
+        let (filter, sort) = From::Topic(&after).filter("t", "off");
+        assert_eq!(filter, doc! { "topic": "t", "off": { "$gt": 7_i64 } });
+        assert_eq!(sort, doc! { "part": 1, "off": 1 });
+        let from = TopicPosition::with_parts(3, [(1, 9), (4, 5)]);
+        let (filter, sort) = From::Topic(&from).filter("t", "last");
+        let branches = vec![
+            doc! { "part": 1_i64, "last": { "$gt": 9_i64 } },
+            doc! { "part": 4_i64, "last": { "$gt": 5_i64 } },
+            doc! { "part": { "$nin": [1_i64, 4_i64] }, "last": { "$gt": 3_i64 } },
+        ];
+        assert_eq!(filter, doc! { "topic": "t", "$or": branches });
+        assert_eq!(sort, doc! { "part": 1, "last": 1 }, "partition by partition, on topic_part_last");
+    }
+
+    #[test]
+    fn a_read_reaches_per_event_documents_only_before_their_last() {
+        let legacy: BTreeMap<i64, i64> = [(0, 10), (2, 4)].into();
+        assert!(From::Partition(0, 9).reaches(&legacy));
+        assert!(!From::Partition(0, 10).reaches(&legacy));
+        assert!(!From::Partition(1, 0).reaches(&legacy), "partition 1 has none");
+        let past = TopicPosition::with_parts(10, [(2, 4)]);
+        assert!(!From::Topic(&past).reaches(&legacy));
+        assert!(From::Topic(&TopicPosition::after(5)).reaches(&legacy));
+    }
 }

@@ -124,7 +124,15 @@ pub(super) async fn attempt(bus: &MongoBus, s: &mut ClientSession, job: &Job) ->
     for row in &job.copies {
         docs.push(EventDoc { off: offsets.take(&row.doc), ..row.doc.clone() });
     }
-    bus.events().insert_many(docs).session(&mut *s).await?;
+    // Each entry names the chunk holding its event, so a stream read fetches chunks by id.
+    let chunks = super::chunk::chunks(docs);
+    let holder: HashMap<_, _> = chunks.iter().flat_map(|c| c.evs.iter().map(|e| (e.id, c.id))).collect();
+    for (entry, (row, _)) in links.iter_mut().zip(&job.events) {
+        if let Some(chunk) = holder.get(&row.doc.id) {
+            entry.insert("chunk", *chunk);
+        }
+    }
+    super::publish::write(bus, s, chunks).await?;
     bus.coll(STREAMS).insert_many(links).session(&mut *s).await?;
     let last_version = first_version + receipts.len() as u64 - 1;
     Ok(Appended { first_version, last_version, receipts })
@@ -148,19 +156,27 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
         .try_collect()
         .await
         .map_err(|e| bus.db("cannot read the stream", &e))?;
-    // Offsets to fetch per (topic, partition); entries of the earlier layout have no partition.
+    // Chunks to fetch by id; per-event documents of an earlier release by (topic, partition)
+    // and offset (entries of the per-topic layout have no partition).
+    let mut chunk_ids: Vec<mongodb::bson::Uuid> = Vec::new();
     let mut wanted: Vec<(Partition<'_>, Vec<i64>)> = Vec::new();
     for entry in &entries {
+        if let Some(id) = chunk_of(entry) {
+            if !chunk_ids.contains(&id) {
+                chunk_ids.push(id);
+            }
+            continue;
+        }
         let Some((topic, part, off)) = place(entry) else { continue };
         match wanted.iter_mut().find(|(at, _)| *at == (topic, part)) {
             Some((_, offs)) => offs.push(off),
             None => wanted.push(((topic, part), vec![off])),
         }
     }
-    if wanted.is_empty() {
+    if wanted.is_empty() && chunk_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let events = stored::at_offsets(bus.database(), &wanted)
+    let events = stored::stream_events(bus.database(), &wanted, &chunk_ids)
         .await
         .map_err(|e| bus.db("cannot read the stream's events", &e))?;
     let mut by_place: HashMap<(String, i64), Vec<EventDoc>> = HashMap::new();
@@ -178,6 +194,16 @@ pub async fn read(bus: &MongoBus, stream: &StreamId, after: u64, limit: usize) -
         out.push(StreamRecord { version: u64::try_from(version).unwrap_or(0), record, link: link(entry) });
     }
     Ok(out)
+}
+
+/// The chunk holding a stream entry's event (entries of earlier releases name none).
+fn chunk_of(entry: &Document) -> Option<mongodb::bson::Uuid> {
+    match entry.get("chunk")? {
+        Bson::Binary(b) => {
+            Some(mongodb::bson::Uuid::from_bytes(<[u8; 16]>::try_from(b.bytes.as_slice()).ok()?))
+        }
+        _ => None,
+    }
 }
 
 /// Where a stream entry's event is stored: topic, partition (`None` in entries written before
