@@ -1,4 +1,5 @@
-//! Mapping between events and documents of the `events` collection.
+//! Mapping between events and per-event documents: those of the `events` collection (earlier
+//! releases) and the form a chunk's events are read in ([`super::chunk`]).
 //!
 //! Headers and payload are stored as JSON text, like the embedded store does: the log must give
 //! back exactly what was published (integers above `i64::MAX`, keys starting with `$` or holding

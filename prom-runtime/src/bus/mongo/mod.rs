@@ -1,11 +1,12 @@
 //! The MongoDB backend: the same contract as the embedded store, shared by any number of
 //! processes and machines.
 //!
-//! Layout (one database; see [`layout`]): `events` (one document per event, `_id` = event id),
-//! `partitions` (per-partition offset counters), `cursors`, `members` and `leases`. Dead
-//! letters are events on `dlq.<topic>` like any other. Events are written by `publish` and
-//! `streams` and read only through `stored`, by this bus and by `prom status` and time
-//! travel alike.
+//! Layout (one database; see [`layout`]): `chunks` (a transaction's events of one partition in
+//! one document, [`chunk`]), `events` (per-event documents of earlier releases, read and never
+//! written), `partitions` (per-partition offset counters), `cursors`, `members` and `leases`.
+//! Dead letters are events on `dlq.<topic>` like any other. Events are written by `publish` and
+//! `streams` and read only through `stored`, by this bus and by `prom status` and time travel
+//! alike.
 //!
 //! Every write that must be atomic runs in a multi-document transaction (which is why MongoDB
 //! must run as a replica set): a publish reads the batch's dedup keys, bumps the counter of each

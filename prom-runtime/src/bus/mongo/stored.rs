@@ -51,13 +51,15 @@ impl Legacy {
         if let Some(heads) = self.lock().get(topic) {
             return Ok(heads.clone());
         }
-        let pipeline = [
-            doc! { "$match": { "topic": topic } },
-            doc! { "$group": { "_id": "$part", "last": { "$max": "$off" } } },
-        ];
-        let groups: Vec<Document> = documents(db, EVENTS).aggregate(pipeline).await?.try_collect().await?;
-        let heads: BTreeMap<i64, i64> =
-            groups.iter().filter_map(|g| Some((g.get_i64("_id").ok()?, g.get_i64("last").ok()?))).collect();
+        // One distinct scan and one lookup per partition on `topic_part_off`: no document read,
+        // however many the topic has.
+        let mut heads = BTreeMap::new();
+        for part in documents(db, EVENTS).distinct("part", doc! { "topic": topic }).await? {
+            let Some(part) = part.as_i64() else { continue };
+            if let Some(last) = newest_in(db, EVENTS, None, topic, part).await? {
+                heads.insert(part, last);
+            }
+        }
         let heads = Arc::new(heads);
         self.lock().insert(topic.to_owned(), heads.clone());
         Ok(heads)
@@ -335,21 +337,26 @@ pub async fn newest_offset(
     topic: &str,
     part: i64,
 ) -> Result<Option<i64>> {
-    let filter = doc! { "topic": topic, "part": part };
-    let chunk = documents(db, CHUNKS)
-        .find_one(filter.clone())
-        .sort(doc! { "last": -1 })
-        .projection(doc! { "last": 1 })
-        .optional(session.as_deref_mut(), |find, s| find.session(s))
-        .await?;
-    let old = documents(db, EVENTS)
-        .find_one(filter)
-        .sort(doc! { "off": -1 })
-        .projection(doc! { "off": 1 })
+    let chunked = newest_in(db, CHUNKS, session.as_deref_mut(), topic, part).await?;
+    Ok(chunked.max(newest_in(db, EVENTS, session, topic, part).await?))
+}
+
+/// The highest offset in collection `name` (`last` of a chunk, `off` of a per-event document).
+async fn newest_in(
+    db: &Database,
+    name: &str,
+    session: Option<&mut ClientSession>,
+    topic: &str,
+    part: i64,
+) -> Result<Option<i64>> {
+    let field = if name == CHUNKS { "last" } else { "off" };
+    let newest = documents(db, name)
+        .find_one(doc! { "topic": topic, "part": part })
+        .sort(doc! { field: -1 })
+        .projection(doc! { field: 1 })
         .optional(session, |find, s| find.session(s))
         .await?;
-    let chunk = chunk.and_then(|d| d.get_i64("last").ok());
-    Ok(chunk.max(old.and_then(|d| d.get_i64("off").ok())))
+    Ok(newest.and_then(|d| d.get_i64(field).ok()))
 }
 
 /// The first offset of each partition of `topic` holding an event with `ts >= at_ms`.
