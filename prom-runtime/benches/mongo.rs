@@ -3,7 +3,7 @@
 //! next to raw bulk writes with other forms of its version guard, for reference).
 //!
 //! `PROM_MONGO_URL=... cargo bench -p prom-runtime --features mongo --bench mongo [-- SECTION...]`,
-//! sections `publish`, `concurrency`, `project` and `failover` (default: all; `failover` runs only
+//! sections `publish`, `read`, `concurrency`, `project` and `failover` (default: all; `failover` runs only
 //! with `PROM_MONGO_RS3=1`, as it starts a three-member replica set of its own). Start a server with
 //! `PROM_MONGO_STATE=$(mktemp -d) scripts/mongo.sh start` (it prints the URL).
 //!
@@ -17,7 +17,7 @@
 use prom_runtime::NewEvent;
 use prom_runtime::bus::mongo::mongodb::bson::{self, Bson, Document, doc};
 use prom_runtime::bus::mongo::mongodb::options::{
-    Acknowledgment, ClientOptions, IndexOptions, ReadConcern, TransactionOptions, WriteConcern,
+    Acknowledgment, ClientOptions, ReadConcern, TransactionOptions, WriteConcern,
 };
 use prom_runtime::bus::mongo::mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use prom_runtime::bus::mongo::{MongoBus, layout};
@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 mod concurrency;
 #[path = "mongo/failover.rs"]
 mod failover;
+#[path = "mongo/read.rs"]
+mod read;
 
 /// Events per publish batch.
 const PUBLISH_BATCH: usize = 500;
@@ -71,6 +73,9 @@ fn main() {
     let mut bench = Bench { url, round: 0 };
     if run("publish") {
         runtime.block_on(bench.publish());
+    }
+    if run("read") {
+        runtime.block_on(bench.read());
     }
     if run("concurrency") {
         runtime.block_on(bench.concurrency());

@@ -5,7 +5,6 @@
 
 use super::{Bench, event_doc, fastest, rate};
 use prom_runtime::bus::mongo::MongoBus;
-use prom_runtime::bus::mongo::layout;
 use prom_runtime::bus::mongo::mongodb::Database;
 use prom_runtime::bus::mongo::mongodb::bson::Document;
 use prom_runtime::{EventBus, NewEvent};
