@@ -79,8 +79,7 @@ pub fn chunks(docs: Vec<EventDoc>) -> Vec<ChunkDoc> {
     let mut open: Vec<((String, i64), usize, usize)> = Vec::new();
     for doc in docs {
         let bytes = doc.headers.len() + doc.payload.len();
-        let place = (doc.topic.clone(), doc.part);
-        let slot = open.iter().position(|(p, _, _)| *p == place);
+        let slot = open.iter().position(|((topic, part), _, _)| *part == doc.part && *topic == doc.topic);
         let joins = slot.is_some_and(|i| {
             let (_, at, size) = &open[i];
             let chunk = &out[*at];
@@ -92,13 +91,14 @@ pub fn chunks(docs: Vec<EventDoc>) -> Vec<ChunkDoc> {
                 *size += bytes;
                 out[*at].push(doc);
             }
-            _ => {
-                let chunk = ChunkDoc::starting(doc);
-                match slot {
-                    Some(i) => open[i] = (place, out.len(), bytes),
-                    None => open.push((place, out.len(), bytes)),
-                }
-                out.push(chunk);
+            Some(i) => {
+                open[i].1 = out.len();
+                open[i].2 = bytes;
+                out.push(ChunkDoc::starting(doc));
+            }
+            None => {
+                open.push(((doc.topic.clone(), doc.part), out.len(), bytes));
+                out.push(ChunkDoc::starting(doc));
             }
         }
     }
