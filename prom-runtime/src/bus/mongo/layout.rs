@@ -60,7 +60,8 @@ fn index(keys: Document, name: &str, unique: bool, partial: Option<Document>) ->
     IndexModel::builder().keys(keys).options(options).build()
 }
 
-/// The indexes of each collection (`_id` is always unique, which makes event ids unique).
+/// The indexes of each collection (`_id` is always unique: it makes the ids of per-event
+/// documents unique, and `event_id` does for chunked events).
 pub fn indexes() -> Vec<(&'static str, Vec<IndexModel>)> {
     vec![
         (
