@@ -196,6 +196,42 @@ async fn long_histories_are_read_in_pages_and_snapshots_bound_the_next_read() {
     }
 }
 
+/// Keys published together (one batch, one partition: one chunk on MongoDB): each key's state
+/// is folded from its own events only, from any time inside the batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_published_in_one_batch_travel_apart() {
+    for store in stores() {
+        let f = fixture(store);
+        let name = f.store.name();
+        let events: Vec<NewEvent> = (1..=40)
+            .map(|n| {
+                let key = if n % 2 == 0 { "p2" } else { "p1" };
+                let mut e =
+                    NewEvent::new("process.state", json!({ "processId": key, "seq": n, "status": "s" }))
+                        .keyed(key, 0)
+                        .header(SCHEMA_VERSION, "1");
+                e.ts = T0 + n * 10;
+                e
+            })
+            .collect();
+        f.bus.publish(events).await.expect("publish");
+        for every in [0, 3] {
+            let travel = f.travel(every).await;
+            for t in [5, 10, 15, 20, 205, 400, 1000] {
+                let seq = |parity: i64| (1..=40).filter(|n| n % 2 == parity && n * 10 <= t).max();
+                let want = |key: &str, seq: Option<i64>| {
+                    seq.map(|s| json!({ "processId": key, "seq": s, "status": "s", "_id": key }))
+                };
+                let p1 = at(&travel, "p1", t).await;
+                assert_eq!(p1.state, want("p1", seq(1)), "{name}: p1 at T0+{t}, snapshots every {every}");
+                let p2 = at(&travel, "p2", t).await;
+                assert_eq!(p2.state, want("p2", seq(0)), "{name}: p2 at T0+{t}, snapshots every {every}");
+            }
+        }
+        f.store.cleanup().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prom_time_travel_prints_the_state_as_json() {
     for store in stores() {
