@@ -88,6 +88,15 @@ fn state(seq: i64, status: &str) -> Value {
     json!({ "processId": "p1", "seq": seq, "status": status, "_id": "p1" })
 }
 
+/// Status `s` of process `key` at `seq`, stamped `T0 + at`, on partition 0.
+fn status_event(key: &str, seq: i64, at: i64) -> NewEvent {
+    let mut e = NewEvent::new("process.state", json!({ "processId": key, "seq": seq, "status": "s" }))
+        .keyed(key, 0)
+        .header(SCHEMA_VERSION, "1");
+    e.ts = T0 + at;
+    e
+}
+
 async fn at(travel: &TimeTravel, key: &str, t: i64) -> Travelled {
     travel.state_at(key, T0 + t).await.expect("state at")
 }
@@ -172,16 +181,7 @@ async fn long_histories_are_read_in_pages_and_snapshots_bound_the_next_read() {
     for store in stores() {
         let f = fixture(store);
         let name = f.store.name();
-        let events: Vec<NewEvent> = (1..=2500)
-            .map(|seq| {
-                let mut e =
-                    NewEvent::new("process.state", json!({ "processId": "p1", "seq": seq, "status": "s" }))
-                        .keyed("p1", 0)
-                        .header(SCHEMA_VERSION, "1");
-                e.ts = T0 + seq;
-                e
-            })
-            .collect();
+        let events: Vec<NewEvent> = (1..=2500).map(|seq| status_event("p1", seq, seq)).collect();
         for chunk in events.chunks(500) {
             f.bus.publish(chunk.to_vec()).await.expect("publish");
         }
@@ -203,17 +203,8 @@ async fn keys_published_in_one_batch_travel_apart() {
     for store in stores() {
         let f = fixture(store);
         let name = f.store.name();
-        let events: Vec<NewEvent> = (1..=40)
-            .map(|n| {
-                let key = if n % 2 == 0 { "p2" } else { "p1" };
-                let mut e =
-                    NewEvent::new("process.state", json!({ "processId": key, "seq": n, "status": "s" }))
-                        .keyed(key, 0)
-                        .header(SCHEMA_VERSION, "1");
-                e.ts = T0 + n * 10;
-                e
-            })
-            .collect();
+        let events: Vec<NewEvent> =
+            (1..=40).map(|n| status_event(if n % 2 == 0 { "p2" } else { "p1" }, n, n * 10)).collect();
         f.bus.publish(events).await.expect("publish");
         for every in [0, 3] {
             let travel = f.travel(every).await;
