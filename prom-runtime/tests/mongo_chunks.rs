@@ -237,3 +237,29 @@ async fn a_database_of_per_event_documents_reads_as_one_log_with_the_chunks() {
     assert_eq!(counts, vec![(Some(1), 5), (Some(2), 3), (Some(3), 31)], "{:?}", topic.stored_versions);
     target.drop_database().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_edited_into_nonsense_is_an_error_not_a_panic() {
+    let Some(target) = Target::from_env() else { return };
+    let bus = target.open_async().await;
+    bus.publish(vec![event(0, 1)]).await.expect("publish");
+    let chunks = bus.database().collection::<Document>(layout::CHUNKS);
+    // Offsets at the end of the range (two events where one offset is left), and events that are
+    // not a list.
+    let ev = |n: i64| {
+        doc! { "_id": prom_runtime::bus::mongo::mongodb::bson::Uuid::new(), "ts": 0_i64, "headers": "{}", "payload": n.to_string() }
+    };
+    let near_end = doc! { "_id": prom_runtime::bus::mongo::mongodb::bson::Uuid::new(), "topic": TOPIC, "part": 1_i64, "off": i64::MAX, "last": i64::MAX, "tsmax": 0_i64, "evs": [ev(1), ev(2)] };
+    chunks.insert_one(near_end).await.expect("insert");
+    let nonsense =
+        doc! { "topic": TOPIC, "part": 2_i64, "off": 1_i64, "last": 3_i64, "tsmax": 0_i64, "evs": "x" };
+    chunks.insert_one(nonsense).await.expect("insert");
+    let end: Vec<i64> = bus.read(TOPIC, 1, 0, 10).await.expect("read").iter().map(|e| e.offset).collect();
+    assert_eq!(end, [i64::MAX], "no offset past the end: the extra event is not handed out");
+    let err = bus.read(TOPIC, 2, 0, 10).await.expect_err("a chunk that is not one");
+    assert!(err.to_string().contains("cannot read events"), "{err}");
+    let all = bus.read_topic(TOPIC, &TopicPosition::start(), usize::MAX).await;
+    assert!(all.is_err(), "the topic read meets the same chunk: {all:?}");
+    assert_eq!(bus.read(TOPIC, 0, 0, 10).await.expect("the good partition").len(), 1);
+    target.drop_database().await;
+}

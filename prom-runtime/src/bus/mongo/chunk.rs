@@ -71,6 +71,12 @@ pub struct ChunkEvent {
     pub v: Option<i64>,
 }
 
+/// The offset of the `i`-th event of a chunk starting at `first`; `None` past the last offset
+/// there is (only a document edited by hand gets there, and a reader must not overflow on it).
+pub fn offset_at(first: i64, i: usize) -> Option<i64> {
+    first.checked_add(i64::try_from(i).ok()?)
+}
+
 /// Groups numbered events into chunks: each run of consecutive offsets of one partition (in
 /// the order given) becomes one chunk, split at [`MAX_EVENTS`] events or [`MAX_BYTES`].
 pub fn chunks(docs: Vec<EventDoc>) -> Vec<ChunkDoc> {
@@ -145,19 +151,21 @@ impl ChunkDoc {
     /// Its events as per-event documents, each with its offset.
     pub fn into_docs(self) -> impl Iterator<Item = EventDoc> {
         let ChunkDoc { topic, part, off, evs, .. } = self;
-        (off..).zip(evs).map(move |(off, e)| EventDoc {
-            id: e.id,
-            topic: topic.clone(),
-            off,
-            key: e.key,
-            part,
-            ts: e.ts,
-            headers: e.headers,
-            payload: e.payload,
-            caused_by: e.caused_by,
-            sid: e.sid,
-            dedup: e.dedup,
-            v: e.v,
+        evs.into_iter().enumerate().map_while(move |(i, e)| {
+            Some(EventDoc {
+                id: e.id,
+                topic: topic.clone(),
+                off: offset_at(off, i)?,
+                key: e.key,
+                part,
+                ts: e.ts,
+                headers: e.headers,
+                payload: e.payload,
+                caused_by: e.caused_by,
+                sid: e.sid,
+                dedup: e.dedup,
+                v: e.v,
+            })
         })
     }
 }

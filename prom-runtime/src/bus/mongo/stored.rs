@@ -161,7 +161,8 @@ pub async fn page(
         };
         let Some(after) = from.after(part) else { continue };
         wanted.entry(part).or_insert((after, last)).1 = last;
-        counted += last - (off - 1).max(after);
+        // Saturating: the spans come from the store, and a hand-edited one must not overflow.
+        counted = counted.saturating_add(last.saturating_sub(off.saturating_sub(1).max(after)));
         if counted >= limit_of(limit) {
             break;
         }
@@ -295,7 +296,8 @@ pub async fn dedup(
         else {
             continue;
         };
-        for (offset, ev) in (off..).zip(evs) {
+        for (i, ev) in evs.iter().enumerate() {
+            let Some(offset) = super::chunk::offset_at(off, i) else { break };
             let Some(ev) = ev.as_document() else { continue };
             let Ok(key) = ev.get_str("dedup") else { continue };
             if !keys.iter().any(|k| k == key) {
