@@ -1,8 +1,9 @@
 //! Events stored as chunks on MongoDB (one document per partition per transaction): every read
 //! of the bus finds each event where a per-event layout would, from any position inside a chunk;
 //! a database of the per-event layout keeps its events readable, in front of the new ones, with
-//! its dedup keys, stream entries and version counts honoured; and once opened, a process of an
-//! earlier release can no longer write per-event documents readers would miss.
+//! its dedup keys, stream entries, version counts and time travel honoured; once opened, a
+//! process of an earlier release can no longer write per-event documents readers would miss; and
+//! a database that never had any is never asked for them.
 #![cfg(feature = "mongo")]
 
 mod common;
@@ -261,5 +262,128 @@ async fn a_chunk_edited_into_nonsense_is_an_error_not_a_panic() {
     let all = bus.read_topic(TOPIC, &TopicPosition::start(), usize::MAX).await;
     assert!(all.is_err(), "the topic read meets the same chunk: {all:?}");
     assert_eq!(bus.read(TOPIC, 0, 0, 10).await.expect("the good partition").len(), 1);
+    target.drop_database().await;
+}
+
+/// The time-travel topic of the tests below: a changelog of process states keyed by id.
+const TRAVEL_SPEC: &str = r#"
+topics:
+  process.state:
+    key: /processId
+    versions:
+      1:
+        schema:
+          type: object
+          required: [processId, seq]
+          properties:
+            processId: { type: string }
+            seq: { type: integer }
+projectors:
+  processes:
+    kind: changelog
+    topic: process.state
+    collection: processes
+    version: /seq
+"#;
+
+fn travel_setup() -> (std::sync::Arc<prom_runtime::Registry>, prom_runtime::timetravel::FoldSpec) {
+    let linted = prom_spec::lint_str("inline.yaml", TRAVEL_SPEC);
+    assert!(!linted.has_errors(), "{}", linted.render());
+    let registry = std::sync::Arc::new(prom_runtime::Registry::from_spec(&linted.spec).expect("registry"));
+    let system = prom_runtime::system::System::from_spec(&linted.spec);
+    let fold =
+        prom_runtime::timetravel::FoldSpec::for_topic(&system, &registry, "process.state").expect("fold");
+    (registry, fold)
+}
+
+/// Process `p1`'s state `seq`, stamped `BASE + seq`, on partition 0.
+fn process_event(seq: i64) -> NewEvent {
+    let mut event = NewEvent::new("process.state", json!({ "processId": "p1", "seq": seq }))
+        .keyed("p1", 0)
+        .header(SCHEMA_VERSION, "1");
+    event.ts = BASE + seq;
+    event
+}
+
+/// The sequence number of `p1`'s state at `BASE + at`.
+async fn seq_at(travel: &prom_runtime::timetravel::TimeTravel, at: i64) -> Option<i64> {
+    let travelled = travel.state_at("p1", BASE + at).await.expect("state at");
+    travelled.state.map(|s| s["seq"].as_i64().expect("seq"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_folds_a_key_across_the_frozen_events_and_the_chunks() {
+    let Some(target) = Target::from_env() else { return };
+    let client = Client::with_uri_str(&target.url).await.expect("client");
+    let old: Vec<Document> = (1..=3_i64)
+        .map(|seq| {
+            doc! {
+                "_id": prom_runtime::bus::mongo::mongodb::bson::Uuid::new(), "topic": "process.state",
+                "off": seq, "key": "p1", "part": 0_i64, "ts": BASE + seq,
+                "headers": json!({ SCHEMA_VERSION: "1" }).to_string(),
+                "payload": json!({ "processId": "p1", "seq": seq }).to_string(), "v": 1_i64,
+            }
+        })
+        .collect();
+    let db = client.database(&target.database);
+    db.collection::<Document>(layout::EVENTS).insert_many(old).await.expect("old events");
+    db.collection::<Document>(layout::PARTITIONS)
+        .insert_one(doc! { "topic": "process.state", "part": 0_i64, "head": 3_i64 })
+        .await
+        .expect("old counter");
+    let bus = target.open_async().await;
+    bus.publish((4..=6).map(process_event).collect()).await.expect("publish");
+
+    let (registry, fold) = travel_setup();
+    let any: AnyBus = bus.clone().into();
+    let on_bus =
+        prom_runtime::timetravel::TimeTravel::on(&any, registry.clone(), fold.clone()).await.expect("on");
+    let on_db = prom_runtime::timetravel::TimeTravel::new(db.clone(), registry, fold).await.expect("new");
+    for (name, travel) in
+        [("on the bus", on_bus.snapshot_every(2)), ("on the database", on_db.snapshot_every(0))]
+    {
+        for (at, want) in [(0, None), (2, Some(2)), (3, Some(3)), (4, Some(4)), (9, Some(6))] {
+            assert_eq!(seq_at(&travel, at).await, want, "{name}: p1 at BASE+{at}");
+        }
+    }
+    client.shutdown().await;
+    target.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_travel_on_a_database_without_per_event_documents_never_queries_them() {
+    use prom_runtime::bus::mongo::mongodb::event::EventHandler;
+    use prom_runtime::bus::mongo::mongodb::event::command::CommandEvent;
+    use prom_runtime::bus::mongo::mongodb::options::ClientOptions;
+    use std::sync::{Arc, Mutex};
+
+    let Some(target) = Target::from_env() else { return };
+    let bus = target.open_async().await;
+    bus.publish((1..=5).map(process_event).collect()).await.expect("publish");
+
+    // A client of its own that records the collection of every `find` it sends.
+    let finds: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut options = ClientOptions::parse(&target.url).await.expect("options");
+    let seen = finds.clone();
+    options.command_event_handler = Some(EventHandler::callback(move |event: CommandEvent| {
+        if let CommandEvent::Started(started) = event
+            && started.command_name == "find"
+            && let Ok(collection) = started.command.get_str("find")
+        {
+            seen.lock().expect("finds").push(collection.to_owned());
+        }
+    }));
+    let client = Client::with_options(options).expect("client");
+    let (registry, fold) = travel_setup();
+    let travel = prom_runtime::timetravel::TimeTravel::new(client.database(&target.database), registry, fold)
+        .await
+        .expect("time travel")
+        .snapshot_every(0);
+    assert_eq!(seq_at(&travel, 3).await, Some(3));
+    assert_eq!(seq_at(&travel, 9).await, Some(5));
+    let finds = finds.lock().expect("finds").clone();
+    assert!(finds.iter().any(|c| c == layout::CHUNKS), "the chunks were read: {finds:?}");
+    assert!(!finds.iter().any(|c| c == layout::EVENTS), "`events` was queried: {finds:?}");
+    client.shutdown().await;
     target.drop_database().await;
 }

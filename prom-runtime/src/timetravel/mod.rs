@@ -164,7 +164,7 @@ impl std::fmt::Debug for TimeTravel {
 
 impl TimeTravel {
     /// Time travel over `fold.topic` in `db` (the MongoDB bus's database); creates the snapshot
-    /// index.
+    /// index, and freezes the per-event documents of an earlier release as opening a bus does.
     #[cfg(feature = "mongo")]
     pub async fn new(db: mongodb::Database, registry: Arc<Registry>, fold: FoldSpec) -> Result<TimeTravel> {
         let store = mongo::MongoStore::new(db).await?;
@@ -189,7 +189,8 @@ impl TimeTravel {
         }
         #[cfg(feature = "mongo")]
         if let Some(mongo) = bus.as_mongo() {
-            return TimeTravel::new(mongo.database().clone(), registry, fold).await;
+            let store = mongo::MongoStore::of_bus(mongo).await?;
+            return Ok(TimeTravel::with_store(Store::Mongo(store), registry, fold));
         }
         Err(Error::setting(
             "time travel",

@@ -2,8 +2,10 @@
 //! read through the bus ([`crate::bus::mongo::stored`], on the `(topic, key, off)` index).
 
 use super::{KeySnapshot, SNAPSHOTS};
+use crate::bus::mongo::MongoBus;
 use crate::bus::mongo::docs::EventDoc;
-use crate::bus::mongo::stored;
+use crate::bus::mongo::layout;
+use crate::bus::mongo::stored::{self, Legacy};
 use crate::error::{Error, Result};
 use crate::outage;
 use crate::record::{EventRecord, Headers};
@@ -11,6 +13,7 @@ use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use serde_json::{Number, Value};
+use std::sync::Arc;
 
 /// A document as MongoDB gives it back (relaxed extended JSON), or `None` when it cannot be
 /// stored (the projector dead-letters it).
@@ -22,11 +25,28 @@ pub fn admit(doc: Value) -> Option<Value> {
 #[derive(Clone)]
 pub struct MongoStore {
     db: Database,
+    /// The frozen per-event documents' last offsets, so key reads past them skip `events`.
+    legacy: Arc<Legacy>,
 }
 
 impl MongoStore {
-    /// The store of `db`; creates the snapshot index.
+    /// The store of `db` on its own: freezes the per-event documents of an earlier release as
+    /// opening a bus does (so the offsets [`Legacy`] caches stay the last ones), then creates
+    /// the snapshot index.
     pub async fn new(db: Database) -> Result<MongoStore> {
+        layout::freeze_events(&db).await.map_err(|e| {
+            outage::mongo::error(layout::EVENTS, format!("cannot freeze `{}`", layout::EVENTS), &e)
+        })?;
+        MongoStore::with_legacy(db, Arc::default()).await
+    }
+
+    /// The store of `bus`'s database, sharing what the bus knows of the frozen documents.
+    pub async fn of_bus(bus: &MongoBus) -> Result<MongoStore> {
+        MongoStore::with_legacy(bus.database().clone(), bus.legacy()).await
+    }
+
+    /// Creates the snapshot index.
+    async fn with_legacy(db: Database, legacy: Arc<Legacy>) -> Result<MongoStore> {
         let index = IndexModel::builder()
             .keys(doc! { "topic": 1, "key": 1, "fp": 1, "off": -1 })
             .options(IndexOptions::builder().name("topic_key_fp_off".to_string()).unique(true).build())
@@ -34,7 +54,7 @@ impl MongoStore {
         db.collection::<Document>(SNAPSHOTS).create_index(index).await.map_err(|e| {
             outage::mongo::error(SNAPSHOTS, format!("cannot create the index of `{SNAPSHOTS}`"), &e)
         })?;
-        Ok(MongoStore { db })
+        Ok(MongoStore { db, legacy })
     }
 
     /// The nearest snapshot of `key` at or before `at_ms`.
@@ -58,7 +78,9 @@ impl MongoStore {
 
     /// The offset of the first event of `key` after `after` published later than `at_ms`.
     pub async fn first_after(&self, topic: &str, key: &str, after: i64, at_ms: i64) -> Result<Option<i64>> {
-        stored::key_first_after(&self.db, topic, key, after, at_ms).await.map_err(|e| err(topic, &e))
+        stored::key_first_after(&self.db, &self.legacy, topic, key, after, at_ms)
+            .await
+            .map_err(|e| err(topic, &e))
     }
 
     /// Up to `limit` events of `key` after `after` published at or before `at_ms`, in offset
@@ -72,7 +94,7 @@ impl MongoStore {
         at_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRecord>> {
-        let events = stored::key_events(&self.db, topic, key, after, at_ms, limit)
+        let events = stored::key_events(&self.db, &self.legacy, topic, key, after, at_ms, limit)
             .await
             .map_err(|e| err(topic, &e))?;
         Ok(events.into_iter().map(|stored| record(topic, key, stored)).collect())

@@ -133,7 +133,7 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
 /// events or an earlier release's reader skip the chunked ones. Frozen, its documents all come
 /// before every chunk of their partition. An account without the `collMod` privilege leaves it
 /// as it is, with a warning.
-async fn freeze_events(db: &Database) -> mongodb::error::Result<()> {
+pub(crate) async fn freeze_events(db: &Database) -> mongodb::error::Result<()> {
     const UNAUTHORIZED: i32 = 13;
     const NAMESPACE_EXISTS: i32 = 48;
     let validator = doc! { FROZEN: { "$exists": true } };

@@ -71,7 +71,7 @@ struct Inner {
     display: String,
     published: Notify,
     committer: committer::Committer,
-    legacy: stored::Legacy,
+    legacy: Arc<stored::Legacy>,
 }
 
 impl std::fmt::Debug for MongoBus {
@@ -141,6 +141,12 @@ impl MongoBus {
     /// The database holding the bus's collections (projections may live next to them).
     pub fn database(&self) -> &Database {
         &self.inner.db
+    }
+
+    /// What this bus knows of the frozen per-event documents, shared with time travel so it
+    /// too stops querying them past each topic's last one.
+    pub(crate) fn legacy(&self) -> Arc<stored::Legacy> {
+        self.inner.legacy.clone()
     }
 
     /// The client (for other databases on the same deployment).

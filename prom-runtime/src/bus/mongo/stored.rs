@@ -448,20 +448,25 @@ pub async fn versions(db: &Database, topic: &str) -> Result<BTreeMap<Option<u32>
 }
 
 /// `key`'s events after `after`, in offset order, read until `keep` says stop (`false`).
+/// The frozen per-event documents are queried only while some partition has one past `after`
+/// (the key's partition is not known here).
 async fn key_scan(
     db: &Database,
+    legacy: &Legacy,
     topic: &str,
     key: &str,
     after: i64,
     old_filter: Document,
     mut keep: impl FnMut(EventDoc) -> bool,
 ) -> Result<()> {
-    let mut filter = doc! { "topic": topic, "key": key, "off": { "$gt": after } };
-    filter.extend(old_filter);
-    let mut old = events(db).find(filter).sort(doc! { "off": 1 }).await?;
-    while let Some(event) = old.try_next().await? {
-        if !keep(event) {
-            return Ok(());
+    if legacy.heads(db, topic).await?.values().any(|&last| last > after) {
+        let mut filter = doc! { "topic": topic, "key": key, "off": { "$gt": after } };
+        filter.extend(old_filter);
+        let mut old = events(db).find(filter).sort(doc! { "off": 1 }).await?;
+        while let Some(event) = old.try_next().await? {
+            if !keep(event) {
+                return Ok(());
+            }
         }
     }
     let filter = doc! { "topic": topic, "evs.key": key, "last": { "$gt": after } };
@@ -479,13 +484,14 @@ async fn key_scan(
 /// The offset of the first event of `key` after `after` published later than `at_ms`.
 pub async fn key_first_after(
     db: &Database,
+    legacy: &Legacy,
     topic: &str,
     key: &str,
     after: i64,
     at_ms: i64,
 ) -> Result<Option<i64>> {
     let mut first = None;
-    key_scan(db, topic, key, after, doc! { "ts": { "$gt": at_ms } }, |event| {
+    key_scan(db, legacy, topic, key, after, doc! { "ts": { "$gt": at_ms } }, |event| {
         if event.ts > at_ms {
             first = Some(event.off);
         }
@@ -499,6 +505,7 @@ pub async fn key_first_after(
 /// order.
 pub async fn key_events(
     db: &Database,
+    legacy: &Legacy,
     topic: &str,
     key: &str,
     after: i64,
@@ -509,7 +516,7 @@ pub async fn key_events(
     if limit == 0 {
         return Ok(out);
     }
-    key_scan(db, topic, key, after, doc! { "ts": { "$lte": at_ms } }, |event| {
+    key_scan(db, legacy, topic, key, after, doc! { "ts": { "$lte": at_ms } }, |event| {
         if event.ts <= at_ms {
             out.push(event);
         }
