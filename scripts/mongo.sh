@@ -20,6 +20,14 @@
 #   scripts/mongo.sh kill3 N       SIGKILL member N (0, 1 or 2), keeping its data and port
 #   scripts/mongo.sh restart3 N    start member N again on its data and port (it rejoins as a secondary)
 #   scripts/mongo.sh stop3         stop all three (by pid) and delete their data
+#
+# A one-node replica set with access control (`--auth`, members authenticated by a key file),
+# for tests of what an application account may and may not do, under $PROM_MONGO_STATE/auth:
+#   scripts/mongo.sh start-auth    start it, create two accounts, print two URLs: the first for
+#                                  `prom-root` (role root), the second for `prom-app`, which has
+#                                  only readWriteAnyDatabase (no dbAdmin: no collMod), as an
+#                                  application account usually does
+#   scripts/mongo.sh stop-auth     stop it and delete its data
 # Elections are tuned to be fast on one machine: members heartbeat every 500 ms and call an
 # election after 2 s without a primary (MongoDB's defaults are 2 s and 10 s). All members have
 # priority 1, so a killed primary that comes back rejoins as a secondary instead of forcing a
@@ -407,8 +415,108 @@ stop3() {
   rm -rf "$rs3"
 }
 
+# --- access control ----------------------------------------------------------------------
+
+auth=$state/auth
+
+auth_pid() {
+  [[ -f "$auth/pid" ]] || return 1
+  local pid
+  pid=$(<"$auth/pid")
+  kill -0 "$pid" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+# Initiates the set through the localhost exception, then creates the two accounts.
+initiate_auth() {
+  PYTHONPATH=$home/py python - "$wait_secs" "$(<"$auth/port")" "$(<"$auth/password")" <<'EOF'
+import sys, time
+from pymongo import MongoClient
+from pymongo.errors import OperationFailure, PyMongoError
+
+deadline, port, password = time.monotonic() + float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+local = MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=1000)
+last = None
+while time.monotonic() < deadline:
+    try:
+        try:
+            local.admin.command("replSetInitiate", {"_id": "rs0", "members": [{"_id": 0, "host": f"127.0.0.1:{port}"}]})
+        except OperationFailure as e:
+            if e.code != 23:  # AlreadyInitialized
+                raise
+        while not local.admin.command("hello").get("isWritablePrimary"):
+            if time.monotonic() > deadline:
+                sys.exit("no primary")
+            time.sleep(0.1)
+        # The localhost exception allows creating the first account only.
+        local.admin.command("createUser", "prom-root", pwd=password, roles=["root"])
+        root = MongoClient(
+            f"mongodb://prom-root:{password}@127.0.0.1:{port}/?directConnection=true&authSource=admin",
+            serverSelectionTimeoutMS=1000,
+        )
+        root.admin.command("createUser", "prom-app", pwd=password, roles=["readWriteAnyDatabase"])
+        sys.exit(0)
+    except PyMongoError as e:
+        last = e
+        time.sleep(0.2)
+sys.exit(f"the access-controlled server did not come up within {sys.argv[1]} s (last error: {last})")
+EOF
+}
+
+auth_urls() {
+  local port password
+  port=$(<"$auth/port")
+  password=$(<"$auth/password")
+  echo "mongodb://prom-root:$password@127.0.0.1:$port/?replicaSet=rs0&directConnection=true&authSource=admin"
+  echo "mongodb://prom-app:$password@127.0.0.1:$port/?replicaSet=rs0&directConnection=true&authSource=admin"
+}
+
+start_auth() {
+  if auth_pid >/dev/null; then
+    echo "mongo.sh: the access-controlled server is already running" >&2
+    auth_urls
+    return
+  fi
+  install
+  rm -rf "$auth"
+  mkdir -p "$auth/data"
+  free_port >"$auth/port"
+  # Throwaway secrets of this server alone; the key file must not be readable by others.
+  python -c 'import secrets; print(secrets.token_hex(16))' >"$auth/password"
+  python -c 'import secrets; print(secrets.token_hex(48))' >"$auth/key"
+  chmod 400 "$auth/key"
+  nohup "$mongod" --replSet rs0 --auth --keyFile "$auth/key" --bind_ip 127.0.0.1 --port "$(<"$auth/port")" \
+    --dbpath "$auth/data" --logpath "$auth/mongod.log" --logappend --wiredTigerCacheSizeGB 0.25 \
+    --oplogSize 64 --setParameter diagnosticDataCollectionEnabled=false </dev/null >>"$auth/stdout.log" 2>&1 &
+  echo $! >"$auth/pid"
+  if ! initiate_auth; then
+    echo "mongo.sh: error: the access-controlled server did not come up." >&2
+    tail -n 25 "$auth/mongod.log" "$auth/stdout.log" >&2 2>/dev/null || true
+    stop_auth >/dev/null 2>&1 || true
+    exit 1
+  fi
+  echo "mongo.sh: mongod $(<"$auth/pid") with access control is primary of rs0 on 127.0.0.1:$(<"$auth/port")" >&2
+  auth_urls
+}
+
+stop_auth() {
+  local pid
+  if pid=$(auth_pid); then
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "mongo.sh: stopped the access-controlled mongod $pid" >&2
+  fi
+  rm -rf "$auth"
+}
+
 case ${1:-} in
   start) start ;;
+  start-auth) start_auth ;;
+  stop-auth) stop_auth ;;
   start3) start3 ;;
   stop3) stop3 ;;
   url3)
@@ -429,7 +537,7 @@ case ${1:-} in
   kill) kill_server ;;
   restart) restart ;;
   *)
-    echo "usage: $0 start|stop|url|pid|pause|resume|kill|restart|start3|stop3|url3|members3|kill3 N|restart3 N" >&2
+    echo "usage: $0 start|stop|url|pid|pause|resume|kill|restart|start3|stop3|url3|members3|kill3 N|restart3 N|start-auth|stop-auth" >&2
     exit 2
     ;;
 esac

@@ -45,6 +45,9 @@ export PROM_MONGO_URL PROM_REQUIRE_MONGO=1
 # The failover test starts a three-member replica set of its own (`scripts/mongo.sh start3`, in
 # its own state directory) and SIGKILLs its primary three times (~2-3 min).
 export PROM_MONGO_RS3=1
+# The access-control test starts a mongod of its own with `--auth` (`scripts/mongo.sh
+# start-auth`) and runs prom as an application account without dbAdmin (~10 s).
+export PROM_MONGO_AUTH=1
 # The AsyncAPI test validates with the official @asyncapi/cli (installed into target/asyncapi
 # once, from npm); here it fails instead of skipping when the validator cannot be installed.
 echo "== asyncapi validator (scripts/asyncapi.sh)"

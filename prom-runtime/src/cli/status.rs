@@ -157,11 +157,18 @@ pub fn render(status: &Status) -> String {
                 f.name.clone(),
                 f.topic.clone(),
                 f.resume_token_age_seconds.map_or_else(|| "-".to_owned(), age),
-                window.map_or_else(|| "-".to_owned(), age),
+                match (window, &status.oplog_unreadable) {
+                    (Some(window), _) => age(window),
+                    (None, Some(_)) => "unreadable (see note)".to_owned(),
+                    (None, None) => "-".to_owned(),
+                },
             ]
         })
         .collect();
     table(&mut out, "CHANGEFEEDS", &["changefeed", "topic", "resume token age", "oplog window"], &feeds);
+    if let Some(why) = &status.oplog_unreadable {
+        let _ = writeln!(out, "note: {why}");
+    }
     out
 }
 

@@ -33,9 +33,17 @@ pub struct Status {
     pub projectors: Vec<ProjectorStatus>,
     /// Each declared changefeed.
     pub changefeeds: Vec<ChangefeedStatus>,
-    /// Seconds the MongoDB oplog spans (`null` on the embedded store).
+    /// Seconds the MongoDB oplog spans (`null` on the embedded store, or when unreadable).
     pub oplog_window_seconds: Option<f64>,
+    /// Why the oplog window is missing although the store is MongoDB: the account may not read
+    /// `local.oplog.rs` (`null` otherwise).
+    pub oplog_unreadable: Option<String>,
 }
+
+/// What `prom status` says when the account may not read the oplog.
+pub const OPLOG_UNREADABLE: &str = "this account may not read `local.oplog.rs`, so the oplog window \
+    (how long a stopped changefeed can stay away) is not known; grant it the `clusterMonitor` role, or \
+    `read` on the `local` database";
 
 /// A topic.
 #[derive(Debug, Clone, Serialize)]
@@ -233,6 +241,7 @@ pub async fn collect(bus: &AnyBus, system: &System) -> Result<Status> {
             resume_token_age_seconds: token_age(bus, &f.name).await?,
         });
     }
+    let (window, unreadable) = oplog_window(bus).await?;
     Ok(Status {
         store: match bus {
             AnyBus::Memory(_) => "memory",
@@ -246,7 +255,8 @@ pub async fn collect(bus: &AnyBus, system: &System) -> Result<Status> {
         dlqs,
         projectors,
         changefeeds,
-        oplog_window_seconds: oplog_window(bus).await?,
+        oplog_window_seconds: window,
+        oplog_unreadable: unreadable.then(|| OPLOG_UNREADABLE.to_owned()),
     })
 }
 
@@ -358,10 +368,14 @@ async fn token_age(bus: &AnyBus, feed: &str) -> Result<Option<f64>> {
     }
 }
 
-async fn oplog_window(bus: &AnyBus) -> Result<Option<f64>> {
+/// The oplog's span in seconds, and whether the account may not read it (MongoDB only).
+async fn oplog_window(bus: &AnyBus) -> Result<(Option<f64>, bool)> {
     match bus {
         #[cfg(feature = "mongo")]
-        AnyBus::Mongo(bus) => store::mongo::oplog_window(bus).await,
-        _ => Ok(None),
+        AnyBus::Mongo(bus) => Ok(match store::mongo::oplog_window(bus).await? {
+            store::mongo::OplogWindow::Seconds(window) => (window, false),
+            store::mongo::OplogWindow::Unreadable => (None, true),
+        }),
+        _ => Ok((None, false)),
     }
 }

@@ -53,7 +53,7 @@ pub fn record(status: &Status) {
 /// the gauges at their last values; it is logged through `tracing` once when sampling starts
 /// failing and once when it works again, not on every tick.
 pub async fn run_sampler(bus: AnyBus, system: System, every: Duration, shutdown: impl Future<Output = ()>) {
-    let mut failing = false;
+    let (mut failing, mut told_oplog) = (false, false);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -63,11 +63,16 @@ pub async fn run_sampler(bus: AnyBus, system: System, every: Duration, shutdown:
             _ = tick.tick() => {}
         }
         match sample(&bus, &system).await {
-            Ok(_) if failing => {
-                failing = false;
-                tracing::info!("metrics sampling works again");
+            Ok(status) => {
+                if failing {
+                    failing = false;
+                    tracing::info!("metrics sampling works again");
+                }
+                if let Some(why) = status.oplog_unreadable.filter(|_| !told_oplog) {
+                    told_oplog = true;
+                    tracing::warn!("no {} gauge: {why}", MONGO_OPLOG_WINDOW.name);
+                }
             }
-            Ok(_) => {}
             Err(e) if !failing => {
                 failing = true;
                 tracing::warn!(error = %e, "cannot sample the store for metrics (the gauges keep their last values): {e}");

@@ -236,26 +236,43 @@ pub mod mongo {
         })
     }
 
-    /// Seconds between the oldest and the newest entry of the replica set's oplog.
-    pub async fn oplog_window(bus: &MongoBus) -> Result<Option<f64>> {
+    /// Seconds between the oldest and the newest entry of the replica set's oplog; an account
+    /// that may not read it (an application's `readWrite` usually may not) gets
+    /// [`OplogWindow::Unreadable`], so the rest of the status and every other gauge still come.
+    pub async fn oplog_window(bus: &MongoBus) -> Result<OplogWindow> {
+        const UNAUTHORIZED: i32 = 13;
         let oplog = bus.client().database("local").collection::<Document>("oplog.rs");
         let edge = |order: i32| {
             let oplog = oplog.clone();
             async move {
-                oplog
+                let found = oplog
                     .find_one(doc! {})
                     .sort(doc! { "$natural": order })
                     .projection(doc! { "ts": 1 })
-                    .await
-                    .map_err(|e| failed("cannot read the oplog (needs read access to `local.oplog.rs`)", &e))
-                    .map(|d| d.and_then(|d| d.get_timestamp("ts").ok()))
+                    .await;
+                found.map(|d| d.and_then(|d| d.get_timestamp("ts").ok()))
             }
         };
-        let (first, last) = (edge(1).await?, edge(-1).await?);
-        Ok(match (first, last) {
-            (Some(first), Some(last)) => Some(f64::from(last.time.saturating_sub(first.time))),
-            _ => None,
-        })
+        let unauthorized = |e: &mongodb::error::Error| matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED);
+        let edges = match edge(1).await {
+            Ok(first) => edge(-1).await.map(|last| (first, last)),
+            Err(e) => Err(e),
+        };
+        Ok(OplogWindow::Seconds(match edges {
+            Ok((Some(first), Some(last))) => Some(f64::from(last.time.saturating_sub(first.time))),
+            Ok(_) => None,
+            Err(e) if unauthorized(&e) => return Ok(OplogWindow::Unreadable),
+            Err(e) => return Err(failed("cannot read the oplog", &e)),
+        }))
+    }
+
+    /// What [`oplog_window`] found.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub enum OplogWindow {
+        /// The seconds it spans (`None`: it holds fewer than two entries).
+        Seconds(Option<f64>),
+        /// This account may not read `local.oplog.rs`.
+        Unreadable,
     }
 }
 

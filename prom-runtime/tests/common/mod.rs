@@ -160,9 +160,21 @@ pub mod mongo {
             }
         }
 
+        /// Drops the test's database; an account without `dropDatabase` (an application's
+        /// `readWrite`, as `scripts/mongo.sh start-auth` makes) drops its collections instead,
+        /// which removes the database as well.
         pub async fn drop_database(&self) {
             let bus = self.open_async().await;
-            bus.database().drop().await.expect("drop the test database");
+            let db = bus.database();
+            if let Err(e) = db.drop().await {
+                assert!(e.to_string().contains("Unauthorized"), "drop the test database: {e}");
+                for name in db.list_collection_names().await.expect("list the test collections") {
+                    db.collection::<prom_runtime::bus::mongo::mongodb::bson::Document>(&name)
+                        .drop()
+                        .await
+                        .expect("drop a test collection");
+                }
+            }
         }
     }
 }
