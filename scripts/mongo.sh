@@ -138,12 +138,17 @@ install() {
   ensure_libraries
 }
 
-running_pid() {
-  [[ -f "$state/pid" ]] || return 1
+# Prints the pid recorded in file $1 if that process is alive; fails otherwise.
+live_pid() {
+  [[ -f "$1" ]] || return 1
   local pid
-  pid=$(<"$state/pid")
+  pid=$(<"$1")
   kill -0 "$pid" 2>/dev/null || return 1
   echo "$pid"
+}
+
+running_pid() {
+  live_pid "$state/pid"
 }
 
 free_port() {
@@ -252,19 +257,23 @@ signal_server() {
   kill "-$1" "$pid"
 }
 
+# Stops mongod $1: SIGTERM, up to 20 s to exit, then SIGKILL.
+terminate() {
+  local pid=$1
+  # A paused server would not act on SIGTERM.
+  kill -CONT "$pid" 2>/dev/null || true
+  kill -TERM "$pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  echo "mongo.sh: mongod $pid ignored SIGTERM for 20 s; killing it" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 stop() {
   if pid=$(running_pid); then
-    # A paused server would not act on SIGTERM.
-    kill -CONT "$pid" 2>/dev/null || true
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "mongo.sh: mongod $pid ignored SIGTERM for 20 s; killing it" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
+    terminate "$pid"
     echo "mongo.sh: stopped mongod $pid" >&2
   fi
   if [[ -f "$state/data" ]]; then
@@ -278,11 +287,7 @@ stop() {
 rs3=$state/rs3
 
 member_pid() {
-  local dir=$rs3/$1 pid
-  [[ -f "$dir/pid" ]] || return 1
-  pid=$(<"$dir/pid")
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
+  live_pid "$rs3/$1/pid"
 }
 
 member_index() {
@@ -420,11 +425,7 @@ stop3() {
 auth=$state/auth
 
 auth_pid() {
-  [[ -f "$auth/pid" ]] || return 1
-  local pid
-  pid=$(<"$auth/pid")
-  kill -0 "$pid" 2>/dev/null || return 1
-  echo "$pid"
+  live_pid "$auth/pid"
 }
 
 # Initiates the set through the localhost exception, then creates the two accounts.
@@ -502,12 +503,7 @@ start_auth() {
 stop_auth() {
   local pid
   if pid=$(auth_pid); then
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL "$pid" 2>/dev/null || true
+    terminate "$pid"
     echo "mongo.sh: stopped the access-controlled mongod $pid" >&2
   fi
   rm -rf "$auth"

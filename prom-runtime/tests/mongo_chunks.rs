@@ -265,29 +265,9 @@ async fn a_chunk_edited_into_nonsense_is_an_error_not_a_panic() {
     target.drop_database().await;
 }
 
-/// The time-travel topic of the tests below: a changelog of process states keyed by id.
-const TRAVEL_SPEC: &str = r#"
-topics:
-  process.state:
-    key: /processId
-    versions:
-      1:
-        schema:
-          type: object
-          required: [processId, seq]
-          properties:
-            processId: { type: string }
-            seq: { type: integer }
-projectors:
-  processes:
-    kind: changelog
-    topic: process.state
-    collection: processes
-    version: /seq
-"#;
-
+/// The registry and fold of [`common::PROCESS_STATE_SPEC`]'s `process.state`.
 fn travel_setup() -> (std::sync::Arc<prom_runtime::Registry>, prom_runtime::timetravel::FoldSpec) {
-    let linted = prom_spec::lint_str("inline.yaml", TRAVEL_SPEC);
+    let linted = prom_spec::lint_str("inline.yaml", common::PROCESS_STATE_SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
     let registry = std::sync::Arc::new(prom_runtime::Registry::from_spec(&linted.spec).expect("registry"));
     let system = prom_runtime::system::System::from_spec(&linted.spec);

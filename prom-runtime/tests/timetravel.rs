@@ -13,27 +13,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::sync::Arc;
 
-const SPEC: &str = r#"
-topics:
-  process.state:
-    key: /processId
-    versions:
-      1:
-        schema:
-          type: object
-          required: [processId, seq]
-          properties:
-            processId: { type: string }
-            seq: { type: integer }
-            status: { type: string }
-            _deleted: { type: boolean }
-projectors:
-  processes:
-    kind: changelog
-    topic: process.state
-    collection: processes
-    version: /seq
-"#;
+use common::PROCESS_STATE_SPEC as SPEC;
 
 /// A base time, so the events sit at readable offsets from it.
 const T0: i64 = 1_800_000_000_000;

@@ -3,6 +3,29 @@
 
 pub mod orders;
 
+/// A changelog of process states keyed by id, with its projector (the time-travel tests').
+pub const PROCESS_STATE_SPEC: &str = r#"
+topics:
+  process.state:
+    key: /processId
+    versions:
+      1:
+        schema:
+          type: object
+          required: [processId, seq]
+          properties:
+            processId: { type: string }
+            seq: { type: integer }
+            status: { type: string }
+            _deleted: { type: boolean }
+projectors:
+  processes:
+    kind: changelog
+    topic: process.state
+    collection: processes
+    version: /seq
+"#;
+
 use prom_runtime::{AnyBus, MemoryBus, SqliteBus};
 
 /// A store under test; `handle` opens another handle on the same data (for SQLite, a new
