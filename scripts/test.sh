@@ -48,6 +48,9 @@ export PROM_MONGO_RS3=1
 # The access-control test starts a mongod of its own with `--auth` (`scripts/mongo.sh
 # start-auth`) and runs prom as an application account without dbAdmin (~10 s).
 export PROM_MONGO_AUTH=1
+# The disk-full test mounts a 2 MiB tmpfs in a user namespace of its own (`unshare -rm`); here
+# it fails instead of skipping when the kernel does not allow that.
+export PROM_REQUIRE_TMPFS=1
 # The AsyncAPI test validates with the official @asyncapi/cli (installed into target/asyncapi
 # once, from npm); here it fails instead of skipping when the validator cannot be installed.
 echo "== asyncapi validator (scripts/asyncapi.sh)"

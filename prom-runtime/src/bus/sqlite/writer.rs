@@ -28,7 +28,7 @@ pub(super) struct Tx<'a> {
 impl Tx<'_> {
     /// Maps a SQLite error to a store error naming the file.
     pub fn err(&self, e: rusqlite::Error) -> Error {
-        Error::store_from(self.path, e)
+        write_error(self.path, e)
     }
 
     /// The next offset of `topic` (heads are cached for the transaction; the write lock keeps
@@ -158,7 +158,7 @@ fn run(conn: Connection, rx: Receiver<Box<dyn Job>>, path: String, published: Ar
                 Err(_) => break,
             }
         }
-        let outcome = commit(&conn, &path, &mut jobs).map_err(|e| Error::store_from(&path, e));
+        let outcome = commit(&conn, &path, &mut jobs).map_err(|e| write_error(&path, e));
         let woke = outcome.is_ok() && jobs.iter().any(|j| j.publishes());
         for job in jobs {
             job.finish(outcome.as_ref().map(|_| ()));
@@ -168,6 +168,19 @@ fn run(conn: Connection, rx: Receiver<Box<dyn Job>>, path: String, published: Ar
         }
     }
 }
+
+/// A failed write as a store error naming the file; a full disk says what to do about it.
+fn write_error(path: &str, e: rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        return Error::store_caused(path, DISK_FULL, e);
+    }
+    Error::store_from(path, e)
+}
+
+/// What a write that met a full disk reports. SQLite rolled the transaction back, and the
+/// committer carries on, so freeing space is all it takes.
+const DISK_FULL: &str = "the disk holding the store is full (SQLite: database or disk is full), so nothing of \
+    this write was stored; free space on it and write again (no restart needed)";
 
 fn commit(conn: &Connection, path: &str, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
