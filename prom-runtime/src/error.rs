@@ -38,6 +38,20 @@ pub enum Error {
         #[source]
         source: Option<Cause>,
     },
+    /// The disk holding the embedded store is full: the write was rolled back whole. Freeing
+    /// space is all it takes; long-running tasks wait it out like an outage.
+    #[error(
+        "store `{path}`: the disk holding the store is full (SQLite: database or disk is full), so nothing of \
+         this write was stored\nhelp: free space on it; long-running tasks (prom run, prom serve, \
+         Pipeline::run) wait and resume by themselves (no restart needed), one-shot commands can be run again"
+    )]
+    DiskFull {
+        /// The store's file.
+        path: String,
+        /// SQLite's error; reachable through `source()`.
+        #[source]
+        source: Cause,
+    },
     /// A topic is not declared in the spec.
     #[error("topic `{topic}` is not declared in the spec{hint}")]
     UnknownTopic {

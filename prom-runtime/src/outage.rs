@@ -2,7 +2,8 @@
 //! long-running task (consumers, changelog and transactional projectors, changefeeds) runs.
 //!
 //! A transient failure — MongoDB unreachable (network, server selection), a primary stepping
-//! down or starting up, an error the driver labels retryable — is waited out with capped,
+//! down or starting up, an error the driver labels retryable, the embedded store's disk full —
+//! is waited out with capped,
 //! jittered exponential backoff for as long as it lasts, and the task carries on from its own
 //! stored position (cursor, checkpoint, resume token), so nothing is lost or repeated. A
 //! permanent failure (bad configuration, authentication, a lost resume point, a refused
@@ -32,9 +33,46 @@ pub type Attempt<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 pub type Reporter = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Whether retrying `error` later may succeed: the store was unreachable or busy changing
-/// primaries. Everything else is permanent.
+/// primaries, or its disk was full. Everything else is permanent.
 pub fn is_transient(error: &Error) -> bool {
-    matches!(error, Error::Unavailable { .. })
+    matches!(error, Error::Unavailable { .. } | Error::DiskFull { .. })
+}
+
+/// What a task waits for, as its reports say it.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Awaited {
+    /// MongoDB to be reachable again.
+    Server,
+    /// Room on the embedded store's disk.
+    Room,
+}
+
+impl Awaited {
+    fn of(error: &Error) -> Awaited {
+        if matches!(error, Error::DiskFull { .. }) { Awaited::Room } else { Awaited::Server }
+    }
+
+    /// The first report's words: what failed, and until when the task retries.
+    fn started(self) -> (&'static str, &'static str) {
+        match self {
+            Awaited::Server => ("MongoDB unreachable", "until it is back"),
+            Awaited::Room => ("the store's disk is full", "until there is room"),
+        }
+    }
+
+    fn lasting(self) -> &'static str {
+        match self {
+            Awaited::Server => "MongoDB still unreachable",
+            Awaited::Room => "the store's disk still full",
+        }
+    }
+
+    fn ended(self) -> &'static str {
+        match self {
+            Awaited::Server => "MongoDB reconnected",
+            Awaited::Room => "the store's disk has room again",
+        }
+    }
 }
 
 /// The outage state of one task: how long it has been failing and when it last said so.
@@ -44,6 +82,7 @@ pub struct Outage {
     failures: u32,
     next_report: Option<Instant>,
     last_error: String,
+    awaited: Awaited,
     report: Reporter,
 }
 
@@ -62,6 +101,7 @@ impl Outage {
             failures: 0,
             next_report: None,
             last_error: String::new(),
+            awaited: Awaited::Server,
             report,
         }
     }
@@ -81,17 +121,20 @@ impl Outage {
         let since = *self.since.get_or_insert(now);
         self.failures = self.failures.saturating_add(1);
         self.last_error = summary(&error);
+        self.awaited = Awaited::of(&error);
         if self.next_report.is_none_or(|due| now >= due) {
             let line = if self.failures == 1 {
+                let (what, until) = self.awaited.started();
                 format!(
-                    "[{}] MongoDB unreachable: {}; retrying with backoff until it is back (nothing is \
-                     lost: it resumes from its stored position)",
+                    "[{}] {what}: {}; retrying with backoff {until} (nothing is lost: it resumes from its \
+                     stored position)",
                     self.task, self.last_error
                 )
             } else {
                 format!(
-                    "[{}] MongoDB still unreachable after {:.0}s ({} failed): {}",
+                    "[{}] {} after {:.0}s ({} failed): {}",
                     self.task,
+                    self.awaited.lasting(),
                     now.duration_since(since).as_secs_f64(),
                     attempts(self.failures),
                     self.last_error
@@ -107,8 +150,9 @@ impl Outage {
     pub fn recovered(&mut self) {
         if let Some(since) = self.since.take() {
             (self.report)(&format!(
-                "[{}] MongoDB reconnected after {:.1}s ({} failed); resuming",
+                "[{}] {} after {:.1}s ({} failed); resuming",
                 self.task,
+                self.awaited.ended(),
                 since.elapsed().as_secs_f64(),
                 attempts(self.failures)
             ));
@@ -205,6 +249,7 @@ fn summary(error: &Error) -> String {
     match error {
         Error::Unavailable { path, message, .. } if path.contains("://") => format!("{message} (at {path})"),
         Error::Unavailable { message, .. } => message.clone(),
+        Error::DiskFull { path, .. } => format!("cannot write to `{path}`; free space on its disk"),
         other => other.to_string(),
     }
 }
@@ -423,6 +468,35 @@ mod tests {
         assert!(lines[0].contains("no server"), "{}", lines[0]);
         assert!(lines[1].starts_with("[projector `p`] MongoDB reconnected after "), "{}", lines[1]);
         assert!(lines[1].contains("(5 attempts failed)"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn a_full_disk_is_waited_out_and_reported_as_such() {
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        let mut outage = Outage::with_reporter(
+            "consumer group `g`",
+            Arc::new(move |line: &str| sink.lock().expect("lock").push(line.to_string())),
+        );
+        let full = Error::DiskFull {
+            path: "/srv/store/events.db".into(),
+            source: crate::error::Cause::new(std::io::Error::other("database or disk is full")),
+        };
+        assert!(is_transient(&full));
+        assert!(outage.failed(full).is_ok());
+        outage.recovered();
+        let lines = lines.lock().expect("lock").clone();
+        assert_eq!(
+            lines[0],
+            "[consumer group `g`] the store's disk is full: cannot write to `/srv/store/events.db`; free space \
+             on its disk; retrying with backoff until there is room (nothing is lost: it resumes from its \
+             stored position)"
+        );
+        assert!(
+            lines[1].starts_with("[consumer group `g`] the store's disk has room again after "),
+            "{}",
+            lines[1]
+        );
     }
 
     #[tokio::test]

@@ -1,16 +1,23 @@
 //! The embedded store on a full disk: a publish that meets it fails whole, naming the store and
 //! what to do, every event acknowledged before stays readable, and once space is freed the
 //! same store takes writes again: a new `prom` process, and the running store that met it,
-//! with no restart.
+//! with no restart. A consumer that cannot store its cursor meanwhile waits that out like a
+//! MongoDB outage, then stores it.
 //!
 //! The disk is a 2 MiB tmpfs mounted in a user and mount namespace of the test's own
 //! (`unshare -rm`, no root needed). Without user namespaces the tests are skipped, unless
 //! `PROM_REQUIRE_TMPFS=1` (scripts/test.sh sets it) makes that a failure.
 
-use prom_runtime::{EventBus, NewEvent, SqliteBus, TopicPosition};
+use prom_runtime::consumer::{SubscribeOptions, Subscription};
+use prom_runtime::retry::RetryPolicy;
+use prom_runtime::runner::{FailurePolicy, Handler, HandlerFuture, Runner};
+use prom_runtime::{EventBus, EventRecord, NewEvent, Producer, Registry, SqliteBus, TopicPosition};
 use serde_json::json;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Events per publish: one `--ndjson` batch, stored atomically or not at all.
 const BATCH: usize = 20;
@@ -136,8 +143,7 @@ async fn inside() {
         return;
     }
     let (mnt, verdict) = (std::env::var("MNT").expect("MNT"), std::env::var("VERDICT").expect("VERDICT"));
-    let outcome =
-        tokio::time::timeout(std::time::Duration::from_secs(60), fill_and_free(Path::new(&mnt))).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(60), fill_and_free(Path::new(&mnt))).await;
     let text = match outcome {
         Ok(Ok(())) => "ok".to_owned(),
         Ok(Err(why)) => why,
@@ -159,13 +165,13 @@ async fn fill_and_free(mnt: &Path) -> Result<(), String> {
     let error = loop {
         match bus.publish(batch(stored)).await {
             Ok(receipts) => stored += receipts.len(),
-            Err(e) => break e.to_string(),
+            Err(e) => break e,
         }
         if stored > 200 * BATCH {
             return Err("the disk never filled".into());
         }
     };
-    if !error.contains("the disk holding the store is full") {
+    if !matches!(error, prom_runtime::Error::DiskFull { .. }) {
         return Err(format!("unexpected error: {error}"));
     }
     let count =
@@ -174,10 +180,72 @@ async fn fill_and_free(mnt: &Path) -> Result<(), String> {
         Ok(n) if n == stored => {}
         other => return Err(format!("{stored} acknowledged, read while full: {other:?}")),
     }
+    // A consumer starting now cannot store its membership or its cursor: it waits that out
+    // instead of stopping.
+    let handled = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let opts = SubscribeOptions { poll_timeout: Duration::from_millis(50), ..SubscribeOptions::default() };
+    let sub = Subscription::new(bus.clone(), "big", "g", opts).map_err(|e| format!("subscribe: {e}"))?;
+    let producer = Producer::new(bus.clone(), Arc::new(registry()));
+    let runner = Runner::new(sub, producer, FailurePolicy { retry: RetryPolicy::default(), dlq: false });
+    let running = tokio::spawn({
+        let (handler, stop) = (Counting(handled.clone()), stop.clone());
+        async move { runner.run(handler, async move { stop.notified().await }).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    if running.is_finished() {
+        return Err(format!("the consumer stopped on the full disk: {:?}", running.await));
+    }
+
     std::fs::remove_file(&filler).map_err(|e| format!("free: {e}"))?;
     bus.publish(batch(stored)).await.map_err(|e| format!("after freeing space: {e}"))?;
     match count().await {
-        Ok(n) if n == stored + BATCH => Ok(()),
-        other => Err(format!("{} expected after freeing space, read {other:?}", stored + BATCH)),
+        Ok(n) if n == stored + BATCH => {}
+        other => return Err(format!("{} expected after freeing space, read {other:?}", stored + BATCH)),
+    }
+    // At least once: what it handled before it could store its cursor may come again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while handled.load(Ordering::SeqCst) < stored + BATCH {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "after freeing space the consumer handled {}",
+                handled.load(Ordering::SeqCst)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.notify_one();
+    match running.await {
+        Ok(Ok(())) => {}
+        other => return Err(format!("the consumer ended with {other:?}")),
+    }
+    // Its cursor was stored once there was room: a new member of the group finds nothing left.
+    let opts = SubscribeOptions { poll_timeout: Duration::from_millis(200), ..SubscribeOptions::default() };
+    let mut again =
+        Subscription::new(bus.clone(), "big", "g", opts).map_err(|e| format!("subscribe: {e}"))?;
+    match again.poll().await {
+        Ok(batch) if batch.is_empty() => Ok(()),
+        other => Err(format!("the group's cursor was not stored: {other:?}")),
+    }
+}
+
+fn registry() -> Registry {
+    let linted = prom_spec::lint_str("spec.yaml", SPEC);
+    assert!(!linted.has_errors(), "{}", linted.render());
+    Registry::from_spec(&linted.spec).expect("registry")
+}
+
+/// Counts the events it is given, decoding nothing.
+struct Counting(Arc<AtomicUsize>);
+
+impl Handler for Counting {
+    fn handle(&self, _: EventRecord) -> HandlerFuture {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn attempt(&self, _: &Registry, _: &Arc<EventRecord>, _: u32) -> prom_runtime::Result<HandlerFuture> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(Box::pin(std::future::ready(Ok(()))))
     }
 }

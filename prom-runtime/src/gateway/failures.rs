@@ -20,7 +20,7 @@ pub(super) fn problem_of(error: &Error, doing: &str, reporter: &Reporter) -> Pro
         | Error::UndeclaredHeader { .. }
         | Error::VersionMismatch { .. }
         | Error::Serialize { .. } => Problem::new(Kind::BadRequest, format!("{doing}: {error}")),
-        Error::Store { .. } | Error::Unavailable { .. } | Error::Closed => {
+        Error::Store { .. } | Error::Unavailable { .. } | Error::DiskFull { .. } | Error::Closed => {
             reporter.report(&format!("{doing}: {error}"));
             Problem::new(Kind::StoreUnavailable, format!("{doing}: the store failed; retry later"))
                 .retry_after(Duration::from_secs(1))

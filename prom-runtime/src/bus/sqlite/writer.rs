@@ -169,18 +169,14 @@ fn run(conn: Connection, rx: Receiver<Box<dyn Job>>, path: String, published: Ar
     }
 }
 
-/// A failed write as a store error naming the file; a full disk says what to do about it.
+/// A failed write as a store error naming the file. A full disk is [`Error::DiskFull`]: SQLite
+/// rolled the transaction back and the committer carries on, so freeing space is all it takes.
 fn write_error(path: &str, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-        return Error::store_caused(path, DISK_FULL, e);
+        return Error::DiskFull { path: path.to_owned(), source: crate::error::Cause::new(e) };
     }
     Error::store_from(path, e)
 }
-
-/// What a write that met a full disk reports. SQLite rolled the transaction back, and the
-/// committer carries on, so freeing space is all it takes.
-const DISK_FULL: &str = "the disk holding the store is full (SQLite: database or disk is full), so nothing of \
-    this write was stored; free space on it and write again (no restart needed)";
 
 fn commit(conn: &Connection, path: &str, jobs: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
