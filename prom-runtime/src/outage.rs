@@ -38,6 +38,12 @@ pub fn is_transient(error: &Error) -> bool {
     matches!(error, Error::Unavailable { .. } | Error::DiskFull { .. })
 }
 
+/// A group member id for a task that restarts its subscription after an outage: kept across
+/// restarts, it resumes the leases it held at once (as a consumer's default id would, but fixed).
+pub fn member_id() -> String {
+    format!("{}-{}", std::process::id(), uuid::Uuid::now_v7())
+}
+
 /// What a task waits for, as its reports say it.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Awaited {

@@ -1,16 +1,21 @@
 //! The embedded store on a full disk: a publish that meets it fails whole, naming the store and
 //! what to do, every event acknowledged before stays readable, and once space is freed the
 //! same store takes writes again: a new `prom` process, and the running store that met it,
-//! with no restart. A consumer that cannot store its cursor meanwhile waits that out like a
-//! MongoDB outage, then stores it.
+//! with no restart. A consumer and the changelog and transactional projectors that cannot
+//! store their cursors meanwhile wait that out like a MongoDB outage, then carry on.
 //!
-//! The disk is a 2 MiB tmpfs mounted in a user and mount namespace of the test's own
+//! The disk is a small tmpfs (2 or 8 MiB) mounted in a user and mount namespace of the test's own
 //! (`unshare -rm`, no root needed). Without user namespaces the tests are skipped, unless
 //! `PROM_REQUIRE_TMPFS=1` (scripts/test.sh sets it) makes that a failure.
 
 use prom_runtime::consumer::{SubscribeOptions, Subscription};
+use prom_runtime::documents::Documents;
+use prom_runtime::project::embedded::{EmbeddedProjector, EmbeddedSpec};
+use prom_runtime::project::{DocTxFuture, EmbeddedTxProjector, TransactionalSpec};
+use prom_runtime::record::SCHEMA_VERSION;
 use prom_runtime::retry::RetryPolicy;
 use prom_runtime::runner::{FailurePolicy, Handler, HandlerFuture, Runner};
+use prom_runtime::system::System;
 use prom_runtime::{EventBus, EventRecord, NewEvent, Producer, Registry, SqliteBus, TopicPosition};
 use serde_json::json;
 use std::path::Path;
@@ -25,10 +30,20 @@ const BATCH: usize = 20;
 const SPEC: &str = "
 topics:
   big:
+    key: /n
     partitions: 1
     versions:
       1:
         schema: { type: object, required: [n, pad], properties: { n: { type: integer }, pad: { type: string } } }
+projectors:
+  bigs:
+    kind: changelog
+    topic: big
+    collection: bigs
+  marks:
+    kind: transactional
+    topic: big
+    handler: crate::mark
 ";
 
 /// Fills the tmpfs with a filler file and publishes batches until one fails, reads the topic,
@@ -120,7 +135,7 @@ fn a_running_store_that_met_a_full_disk_writes_again_once_space_is_freed() {
         "-rm",
         "bash",
         "-c",
-        r#"mount -t tmpfs -o size=2M tmpfs "$MNT" || exit 99; exec "$0" "$@""#,
+        r#"mount -t tmpfs -o size=8M tmpfs "$MNT" || exit 99; exec "$0" "$@""#,
     ]);
     command
         .arg(exe)
@@ -154,12 +169,15 @@ async fn inside() {
 
 async fn fill_and_free(mnt: &Path) -> Result<(), String> {
     let filler = mnt.join("filler");
-    std::fs::write(&filler, vec![0_u8; 1_200_000]).map_err(|e| format!("filler: {e}"))?;
+    // Most of the disk: once it is freed, there is room for what the tasks below then write
+    // (the projectors' rows and the WAL's copies of their pages).
+    std::fs::write(&filler, vec![0_u8; 6_500_000]).map_err(|e| format!("filler: {e}"))?;
     let bus = SqliteBus::open(mnt.join("store")).map_err(|e| format!("open: {e}"))?;
     let batch = |from: usize| -> Vec<NewEvent> {
-        (from..from + BATCH)
-            .map(|n| NewEvent::new("big", json!({ "n": n, "pad": "x".repeat(2000) })))
-            .collect()
+        let event = |n: usize| {
+            NewEvent::new("big", json!({ "n": n, "pad": "x".repeat(2000) })).keyed(n.to_string(), 0)
+        };
+        (from..from + BATCH).map(|n| event(n).header(SCHEMA_VERSION, "1")).collect()
     };
     let mut stored = 0;
     let error = loop {
@@ -186,15 +204,42 @@ async fn fill_and_free(mnt: &Path) -> Result<(), String> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let opts = SubscribeOptions { poll_timeout: Duration::from_millis(50), ..SubscribeOptions::default() };
     let sub = Subscription::new(bus.clone(), "big", "g", opts).map_err(|e| format!("subscribe: {e}"))?;
-    let producer = Producer::new(bus.clone(), Arc::new(registry()));
-    let runner = Runner::new(sub, producer, FailurePolicy { retry: RetryPolicy::default(), dlq: false });
+    let (registry, system) = spec();
+    let producer = Producer::new(bus.clone(), Arc::new(registry));
+    let runner =
+        Runner::new(sub, producer.clone(), FailurePolicy { retry: RetryPolicy::default(), dlq: false });
     let running = tokio::spawn({
         let (handler, stop) = (Counting(handled.clone()), stop.clone());
         async move { runner.run(handler, async move { stop.notified().await }).await }
     });
+    // So does the changelog projector, whose batches cannot commit.
+    let projector = EmbeddedSpec::from_system(&system.projectors[0], &system, producer.registry())
+        .map_err(|e| format!("projector spec: {e}"))?;
+    let projector = EmbeddedProjector::new(producer.clone(), projector, SubscribeOptions::default());
+    let projected = projector.stats();
+    let projecting = tokio::spawn({
+        let stop = stop.clone();
+        async move { projector.run(async move { stop.notified().await }).await }
+    });
+    // And the transactional one, whose transactions cannot commit.
+    let marks = TransactionalSpec::from_system(&system.projectors[1], producer.registry())
+        .map_err(|e| format!("transactional spec: {e}"))?;
+    let policy = FailurePolicy { retry: RetryPolicy::default(), dlq: false };
+    let marks = EmbeddedTxProjector::new(producer.clone(), marks, SubscribeOptions::default(), policy);
+    let marked = marks.stats();
+    let marking = tokio::spawn({
+        let stop = stop.clone();
+        async move { marks.run(mark, async move { stop.notified().await }).await }
+    });
     tokio::time::sleep(Duration::from_secs(2)).await;
     if running.is_finished() {
         return Err(format!("the consumer stopped on the full disk: {:?}", running.await));
+    }
+    if projecting.is_finished() {
+        return Err(format!("the projector stopped on the full disk: {:?}", projecting.await));
+    }
+    if marking.is_finished() {
+        return Err(format!("the transactional projector stopped on the full disk: {:?}", marking.await));
     }
 
     std::fs::remove_file(&filler).map_err(|e| format!("free: {e}"))?;
@@ -214,10 +259,28 @@ async fn fill_and_free(mnt: &Path) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    stop.notify_one();
-    match running.await {
-        Ok(Ok(())) => {}
-        other => return Err(format!("the consumer ended with {other:?}")),
+    let events = || projected.events.load(Ordering::SeqCst);
+    while events() < (stored + BATCH) as u64 {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("after freeing space the projector committed {} events", events()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let handled_marks =
+        || marked.applied.load(Ordering::SeqCst) + marked.already_applied.load(Ordering::SeqCst);
+    while handled_marks() < (stored + BATCH) as u64 {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "after freeing space the transactional projector applied {}",
+                handled_marks()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.notify_waiters();
+    match (running.await, projecting.await, marking.await) {
+        (Ok(Ok(())), Ok(Ok(())), Ok(Ok(()))) => {}
+        other => return Err(format!("the consumer and the projectors ended with {other:?}")),
     }
     // Its cursor was stored once there was room: a new member of the group finds nothing left.
     let opts = SubscribeOptions { poll_timeout: Duration::from_millis(200), ..SubscribeOptions::default() };
@@ -229,10 +292,19 @@ async fn fill_and_free(mnt: &Path) -> Result<(), String> {
     }
 }
 
-fn registry() -> Registry {
+fn spec() -> (Registry, System) {
     let linted = prom_spec::lint_str("spec.yaml", SPEC);
     assert!(!linted.has_errors(), "{}", linted.render());
-    Registry::from_spec(&linted.spec).expect("registry")
+    (Registry::from_spec(&linted.spec).expect("registry"), System::from_spec(&linted.spec))
+}
+
+/// The transactional projector's handler: one document per event.
+fn mark<'a>(event: &'a EventRecord, docs: &'a mut dyn Documents) -> DocTxFuture<'a> {
+    Box::pin(async move {
+        let n = event.payload["n"].as_i64().ok_or("the event has no `n`")?;
+        docs.put("marks", &n.to_string(), json!({ "n": n })).await?;
+        Ok(())
+    })
 }
 
 /// Counts the events it is given, decoding nothing.

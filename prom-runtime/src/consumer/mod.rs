@@ -294,8 +294,7 @@ impl<B: EventBus> Subscription<B> {
                 ),
             ));
         }
-        let member =
-            opts.member.clone().unwrap_or_else(|| format!("{}-{}", std::process::id(), Uuid::now_v7()));
+        let member = opts.member.clone().unwrap_or_else(crate::outage::member_id);
         let commit_interval = opts.commit_interval;
         let wake_after = (opts.batch_size.min(opts.max_in_flight) / 4).max(1);
         Ok(Subscription {

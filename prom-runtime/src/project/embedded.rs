@@ -18,6 +18,7 @@ use crate::consumer::{AckMode, Acker, Delivery, SubscribeOptions, Subscription, 
 use crate::dlq;
 use crate::error::{Error, Result};
 use crate::metrics::ProjectorMetrics;
+use crate::outage::{self, Outage};
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{EventRecord, NewEvent};
 use crate::registry::Registry;
@@ -26,6 +27,7 @@ use crate::trace::TraceContext;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::task::JoinHandle;
@@ -211,8 +213,30 @@ impl EmbeddedProjector {
     /// batch holds are not handed out until it is acked, so per-key order stays). Its cursors
     /// count the queued batch's events in its partitions as done, so its transaction first
     /// checks that they were applied: otherwise it rolls back and nothing of it is acked.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        self.create_table().await?;
+    ///
+    /// A transient failure (the store's disk full) is waited out like an outage: the projector
+    /// starts again from its stored cursors, under the same member id, so its leases resume.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        self.opts.member.get_or_insert_with(outage::member_id);
+        let mut outage = Outage::new(format!("projector `{}`", self.spec.name));
+        tokio::pin!(shutdown);
+        loop {
+            let ran = match self.create_table().await {
+                Ok(()) => self.project(shutdown.as_mut(), &mut outage).await,
+                Err(e) => Err(e),
+            };
+            let Err(e) = ran else { return Ok(()) };
+            if !outage.wait(e, shutdown.as_mut()).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Projects until `shutdown` completes or a batch fails (see [`EmbeddedProjector::run`]).
+    async fn project<S>(&self, mut shutdown: Pin<&mut S>, outage: &mut Outage) -> Result<()>
+    where
+        S: Future<Output = ()> + ?Sized,
+    {
         let mut sub = Subscription::new(
             self.producer.bus().clone(),
             &self.spec.topic,
@@ -220,7 +244,6 @@ impl EmbeddedProjector {
             self.opts.clone(),
         )?;
         let acker = sub.acker();
-        tokio::pin!(shutdown);
         let mut committing: VecDeque<Committing> = VecDeque::new();
         let mut outcome = 'run: loop {
             let batch = tokio::select! {
@@ -240,6 +263,7 @@ impl EmbeddedProjector {
                 if let Err(e) = joined(oldest.task).await {
                     break 'run Err(e);
                 }
+                outage.recovered();
             }
             let Some((tokens, job)) = prepared else { continue };
             // Where the cursors move once this batch and those before it are done: stored by

@@ -20,6 +20,7 @@ use crate::dlq;
 use crate::documents::Declared;
 use crate::documents::store_tx::{StoreTx, TxOptions};
 use crate::error::{Error, Result};
+use crate::outage::{self, Outage};
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::Route;
@@ -28,6 +29,7 @@ use crate::system::{Projector, ProjectorKind};
 use crate::trace::TraceContext;
 use crate::trace::spans::Traced;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -90,16 +92,41 @@ impl EmbeddedTxProjector {
     }
 
     /// Creates the tables, then projects until `shutdown` completes (an event in progress is
-    /// rolled back and applied by the next start), then leaves the group.
-    pub async fn run(self, handler: impl DocHandler, shutdown: impl Future<Output = ()>) -> Result<()> {
-        self.create_tables().await?;
+    /// rolled back and applied by the next start), then leaves the group. A transient failure
+    /// (the store's disk full) is waited out like an outage: it starts again from its stored
+    /// cursors, under the same member id, so its leases resume.
+    pub async fn run(mut self, handler: impl DocHandler, shutdown: impl Future<Output = ()>) -> Result<()> {
+        self.opts.member.get_or_insert_with(outage::member_id);
+        let mut outage = Outage::new(format!("projector `{}`", self.spec.name));
+        tokio::pin!(shutdown);
+        loop {
+            let ran = match self.create_tables().await {
+                Ok(()) => self.project(&handler, shutdown.as_mut(), &mut outage).await,
+                Err(e) => Err(e),
+            };
+            let Err(e) = ran else { return Ok(()) };
+            if !outage.wait(e, shutdown.as_mut()).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Projects until `shutdown` completes or an event fails (see [`EmbeddedTxProjector::run`]).
+    async fn project<S>(
+        &self,
+        handler: &dyn DocHandler,
+        mut shutdown: Pin<&mut S>,
+        outage: &mut Outage,
+    ) -> Result<()>
+    where
+        S: Future<Output = ()> + ?Sized,
+    {
         let mut sub = Subscription::new(
             self.producer.bus().clone(),
             &self.spec.topic,
             &self.spec.group(),
             self.opts.clone(),
         )?;
-        tokio::pin!(shutdown);
         let outcome = 'run: loop {
             let batch = tokio::select! {
                 biased;
@@ -113,12 +140,13 @@ impl EmbeddedTxProjector {
                 let done = tokio::select! {
                     biased;
                     () = shutdown.as_mut() => break 'run Ok(()),
-                    done = self.process(&sub, &handler, delivery) => done,
+                    done = self.process(&sub, handler, delivery) => done,
                 };
                 match done {
                     Ok(cursors) => {
                         sub.ack(delivery);
                         sub.committed_by_caller(&cursors);
+                        outage.recovered();
                     }
                     // Another member holds the partition now and applies the event from the
                     // stored cursor; the rest of the batch is theirs too.
