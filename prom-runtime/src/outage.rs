@@ -3,11 +3,10 @@
 //!
 //! A transient failure — MongoDB unreachable (network, server selection), a primary stepping
 //! down or starting up, an error the driver labels retryable, the embedded store's disk full —
-//! is waited out with capped,
-//! jittered exponential backoff for as long as it lasts, and the task carries on from its own
-//! stored position (cursor, checkpoint, resume token), so nothing is lost or repeated. A
-//! permanent failure (bad configuration, authentication, a lost resume point, a refused
-//! document) is handed back, so the task stops with its error.
+//! is waited out with capped, jittered exponential backoff for as long as it lasts, and the
+//! task carries on from its own stored position (cursor, checkpoint, resume token), so nothing
+//! is lost or repeated. A permanent failure (bad configuration, authentication, a lost resume
+//! point, a refused document) is handed back, so the task stops with its error.
 //!
 //! While it waits, the task says so through a `tracing` warning (target `prom_runtime::outage`):
 //! once when it starts failing, again every
