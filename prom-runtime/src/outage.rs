@@ -37,12 +37,6 @@ pub fn is_transient(error: &Error) -> bool {
     matches!(error, Error::Unavailable { .. } | Error::DiskFull { .. })
 }
 
-/// A group member id for a task that restarts its subscription after an outage: kept across
-/// restarts, it resumes the leases it held at once (as a consumer's default id would, but fixed).
-pub fn member_id() -> String {
-    format!("{}-{}", std::process::id(), uuid::Uuid::now_v7())
-}
-
 /// What a task waits for, as its reports say it.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Awaited {
@@ -330,6 +324,13 @@ pub mod mongo {
                 | ErrorKind::ServerSelection { .. }
                 | ErrorKind::DnsResolve { .. }
         )
+    }
+
+    /// Whether the account may not do what was asked (server code 13, `Unauthorized`): never
+    /// transient, but some callers leave the part out and say what to grant.
+    pub fn unauthorized(e: &mongodb::error::Error) -> bool {
+        const UNAUTHORIZED: i32 = 13;
+        matches!(e.kind.as_ref(), ErrorKind::Command(c) if c.code == UNAUTHORIZED)
     }
 
     /// Whether a server error code means "not now" (see [`TRANSIENT_CODES`]).

@@ -294,7 +294,7 @@ impl<B: EventBus> Subscription<B> {
                 ),
             ));
         }
-        let member = opts.member.clone().unwrap_or_else(crate::outage::member_id);
+        let member = opts.member.clone().unwrap_or_else(member_id);
         let commit_interval = opts.commit_interval;
         let wake_after = (opts.batch_size.min(opts.max_in_flight) / 4).max(1);
         Ok(Subscription {
@@ -595,6 +595,12 @@ pub async fn lag<B: EventBus>(bus: &B, group: &GroupId, partitions: u32) -> Resu
         total += bus.count_after(&group.topic, p, cursors.get(&p).copied().unwrap_or(0)).await?;
     }
     Ok(total)
+}
+
+/// A new group member id (process id and a UUIDv7). A task that starts its subscription again
+/// after an outage keeps the one it made first, so the leases it held resume at once.
+pub(crate) fn member_id() -> String {
+    format!("{}-{}", std::process::id(), Uuid::now_v7())
 }
 
 #[cfg(test)]

@@ -240,28 +240,16 @@ pub mod mongo {
     /// that may not read it (an application's `readWrite` usually may not) gets
     /// [`OplogWindow::Unreadable`], so the rest of the status and every other gauge still come.
     pub async fn oplog_window(bus: &MongoBus) -> Result<OplogWindow> {
-        const UNAUTHORIZED: i32 = 13;
         let oplog = bus.client().database("local").collection::<Document>("oplog.rs");
         let edge = |order: i32| {
-            let oplog = oplog.clone();
-            async move {
-                let found = oplog
-                    .find_one(doc! {})
-                    .sort(doc! { "$natural": order })
-                    .projection(doc! { "ts": 1 })
-                    .await;
-                found.map(|d| d.and_then(|d| d.get_timestamp("ts").ok()))
-            }
+            let found = oplog.find_one(doc! {}).sort(doc! { "$natural": order }).projection(doc! { "ts": 1 });
+            async move { found.await.map(|d| d.and_then(|d| d.get_timestamp("ts").ok())) }
         };
-        let unauthorized = |e: &mongodb::error::Error| matches!(e.kind.as_ref(), mongodb::error::ErrorKind::Command(c) if c.code == UNAUTHORIZED);
-        let edges = match edge(1).await {
-            Ok(first) => edge(-1).await.map(|last| (first, last)),
-            Err(e) => Err(e),
-        };
+        let edges = async { Ok::<_, mongodb::error::Error>((edge(1).await?, edge(-1).await?)) }.await;
         Ok(OplogWindow::Seconds(match edges {
             Ok((Some(first), Some(last))) => Some(f64::from(last.time.saturating_sub(first.time))),
             Ok(_) => None,
-            Err(e) if unauthorized(&e) => return Ok(OplogWindow::Unreadable),
+            Err(e) if crate::outage::mongo::unauthorized(&e) => return Ok(OplogWindow::Unreadable),
             Err(e) => return Err(failed("cannot read the oplog", &e)),
         }))
     }

@@ -18,7 +18,7 @@ use crate::consumer::{AckMode, Acker, Delivery, SubscribeOptions, Subscription, 
 use crate::dlq;
 use crate::error::{Error, Result};
 use crate::metrics::ProjectorMetrics;
-use crate::outage::{self, Outage};
+use crate::outage::Outage;
 use crate::publish::{self, Producer, PublishOptions};
 use crate::record::{EventRecord, NewEvent};
 use crate::registry::Registry;
@@ -217,7 +217,7 @@ impl EmbeddedProjector {
     /// A transient failure (the store's disk full) is waited out like an outage: the projector
     /// starts again from its stored cursors, under the same member id, so its leases resume.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        self.opts.member.get_or_insert_with(outage::member_id);
+        self.opts.member.get_or_insert_with(crate::consumer::member_id);
         let mut outage = Outage::new(format!("projector `{}`", self.spec.name));
         tokio::pin!(shutdown);
         loop {

@@ -20,7 +20,7 @@ use crate::dlq;
 use crate::documents::Declared;
 use crate::documents::store_tx::{StoreTx, TxOptions};
 use crate::error::{Error, Result};
-use crate::outage::{self, Outage};
+use crate::outage::Outage;
 use crate::publish::Producer;
 use crate::record::EventRecord;
 use crate::registry::Route;
@@ -96,7 +96,7 @@ impl EmbeddedTxProjector {
     /// (the store's disk full) is waited out like an outage: it starts again from its stored
     /// cursors, under the same member id, so its leases resume.
     pub async fn run(mut self, handler: impl DocHandler, shutdown: impl Future<Output = ()>) -> Result<()> {
-        self.opts.member.get_or_insert_with(outage::member_id);
+        self.opts.member.get_or_insert_with(crate::consumer::member_id);
         let mut outage = Outage::new(format!("projector `{}`", self.spec.name));
         tokio::pin!(shutdown);
         loop {

@@ -134,7 +134,6 @@ pub async fn create_indexes(db: &Database) -> mongodb::error::Result<()> {
 /// before every chunk of their partition. An account without the `collMod` privilege leaves it
 /// as it is, with a warning.
 pub(crate) async fn freeze_events(db: &Database) -> mongodb::error::Result<()> {
-    const UNAUTHORIZED: i32 = 13;
     const NAMESPACE_EXISTS: i32 = 48;
     let validator = doc! { FROZEN: { "$exists": true } };
     match db.create_collection(EVENTS).validator(validator.clone()).await {
@@ -155,7 +154,7 @@ pub(crate) async fn freeze_events(db: &Database) -> mongodb::error::Result<()> {
         })
         .await;
     match frozen {
-        Err(e) if code(&e) == Some(UNAUTHORIZED) => {
+        Err(e) if crate::outage::mongo::unauthorized(&e) => {
             tracing::warn!(
                 collection = EVENTS,
                 "cannot put the validator on `events` that stops processes of earlier releases from writing \
